@@ -1,0 +1,135 @@
+"""Run a set of services against a NATS cluster: connect, provision, start, serve HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from nats.micro.service import Service as MicroService
+
+from foto3d import __version__
+from foto3d.app.http import build_app
+from foto3d.app.registry import ServiceEntry
+from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.bus.micro import register
+from foto3d.libs.bus.topology import provision
+from foto3d.libs.config import Settings
+from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tracing.setup import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    nats_urls: list[str]
+    entries: list[ServiceEntry]
+    http: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    services: list[Service] = field(default_factory=list)
+    buses: dict[str, Bus] = field(default_factory=dict)
+    micro: list[MicroService] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    _runner: web.AppRunner | None = None
+    _control: Bus | None = None
+    http_url: str = ""
+    extra_health: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
+        self._control = await connect(self.nats_urls, "foto3d-runtime")
+        await provision(self._control.js)
+        base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
+        for entry in self.entries:
+            svc = entry.create()
+            bus = await connect(self.nats_urls, f"foto3d-{entry.name}")
+            self.buses[entry.name] = bus
+            ctx = ServiceContext(settings=self.settings, bus=bus, nats_urls=self.nats_urls, base_url=base_url)
+            await svc.start(ctx)
+            self.services.append(svc)
+            self.micro.append(
+                await register(
+                    bus.nc,
+                    entry.name,
+                    svc.version,
+                    svc.description,
+                    svc.endpoints(),
+                    {"host": ctx.host, "instance": svc.instance_id},
+                )
+            )
+            log.info("started %s", entry.name)
+        if self.http:
+            await self._start_http()
+
+    async def _start_http(self) -> None:
+        routes: list[web.AbstractRouteDef] = []
+        nav: list[NavLink] = []
+        for svc in self.services:
+            routes += svc.routes()
+            nav += svc.nav()
+        app = build_app(routes, nav, self.health)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.http_host, self.http_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {self.http_host}:{self.http_port} ({exc.strerror}); "
+                "pick another with --port"
+            ) from exc
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else self.http_port
+        self.http_port = port
+        self.http_url = f"http://{self.http_host}:{port}"
+        for svc in self.services:
+            if svc.ctx is not None and not self.settings.public_url:
+                svc.ctx.base_url = self.http_url
+
+    def health(self) -> dict[str, Any]:
+        comps: dict[str, dict[str, Any]] = {}
+        ctrl = self._control
+        comps["nats"] = Health(
+            "ok" if ctrl and ctrl.connected else "down",
+            ", ".join(self.nats_urls),
+        ).as_dict()
+        comps.update(self.extra_health)
+        for svc in self.services:
+            try:
+                comps[svc.name] = svc.health().as_dict()
+            except Exception as exc:
+                comps[svc.name] = Health("down", f"health check failed: {exc!r}").as_dict()
+        states = [c.get("state") for c in comps.values()]
+        overall = "down" if "down" in states else ("degraded" if "degraded" in states else "ok")
+        return {
+            "status": overall,
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "components": comps,
+        }
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for m in self.micro:
+            try:
+                await m.stop()
+            except Exception:
+                pass
+        for svc in reversed(self.services):
+            try:
+                await asyncio.wait_for(svc.stop(), timeout=30)
+            except Exception:
+                log.exception("stopping %s failed", svc.name)
+        for bus in self.buses.values():
+            await bus.close()
+        if self._control:
+            await self._control.close()

@@ -1,0 +1,104 @@
+"""`foto3d up`: the whole system in one process on embedded defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from foto3d.app.registry import ServiceEntry, available_services
+from foto3d.app.runtime import Runtime
+from foto3d.libs.config import ConfigError, Settings
+from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
+from foto3d.libs.nats_server import NatsServer
+
+log = logging.getLogger(__name__)
+
+
+class DataDirLock:
+    """One `up` per data folder: a second one would corrupt the stores."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "run" / "up.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> DataDirLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise ConfigError(
+                f"another `foto3d up` is already running on {self.path.parent.parent}; "
+                "stop it first or use another --data folder"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+async def run_up(
+    settings: Settings, entries: list[ServiceEntry] | None = None, ready_file: Path | None = None
+) -> int:
+    entries = entries if entries is not None else available_services(in_up_only=True)
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    with DataDirLock(data):
+        nats = NatsServer(store_dir=data / "nats", name="foto3d-up")
+        await nats.astart()
+        runtime = Runtime(
+            settings,
+            [nats.client_url],
+            entries,
+            http=True,
+            http_host=settings.http_host,
+            http_port=settings.http_port,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await runtime.start()
+            write_endpoints(
+                data,
+                Endpoints(
+                    nats_url=nats.client_url,
+                    http_url=runtime.http_url,
+                    pid=os.getpid(),
+                    monitor_url=nats.monitor_url,
+                ),
+            )
+            out = sys.stdout
+            print(f"foto3d is up (data: {data})", file=out)
+            print(f"  dashboard  {runtime.http_url}/", file=out)
+            print(f"  health     {runtime.http_url}/healthz", file=out)
+            print(f"  NATS       {nats.client_url}", file=out)
+            if nats.monitor_url:
+                print(f"  monitor    {nats.monitor_url}", file=out)
+            print(f"  services   {', '.join(e.name for e in entries) or '(none)'}", file=out)
+            for svc in runtime.services:
+                for line in svc.banner():
+                    print(f"  {svc.name}: {line}", file=out)
+            print("Press Ctrl-C to stop.", file=out, flush=True)
+            if ready_file:
+                await asyncio.to_thread(ready_file.write_text, runtime.http_url)
+            await stop.wait()
+            print("stopping…", file=out, flush=True)
+        finally:
+            clear_endpoints(data)
+            await runtime.stop()
+            await asyncio.to_thread(nats.stop)
+    print("stopped cleanly", flush=True)
+    return 0

@@ -1,0 +1,102 @@
+"""What every command shares: the options that find the system, settings, errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.config import ConfigError, Settings
+from foto3d.libs.discovery import resolve_nats_urls
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def system_options() -> argparse.ArgumentParser:
+    """Parent parser with the options that locate a running system."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("finding the system")
+    g.add_argument(
+        "--data",
+        metavar="DIR",
+        help="data folder of the `foto3d up` to talk to (env FOTO3D_DATA; default ~/.local/share/foto3d)",
+    )
+    g.add_argument(
+        "--nats",
+        metavar="URL[,URL...]",
+        help="NATS server(s) to use instead of the embedded one (env FOTO3D_NATS_URL)",
+    )
+    g.add_argument(
+        "--config", metavar="FILE", help="config file (env FOTO3D_CONFIG; default DATA/foto3d.toml)"
+    )
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.load(
+        data_dir=getattr(args, "data", None),
+        nats=getattr(args, "nats", None),
+        http_port=getattr(args, "port", None),
+        config=getattr(args, "config", None),
+    )
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+async def connect_cli(settings: Settings, name: str = "foto3d-cli") -> Bus:
+    urls = resolve_nats_urls(settings)
+    try:
+        return await connect(urls, name, retry_initial=False)
+    except ConnectionError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(coro_fn())
+    except KeyboardInterrupt:
+        return 130
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '1h', '2d' -> seconds. Raises ValueError with a readable message."""
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise ValueError(f"cannot read duration {text!r} (examples: 30s, 15m, 1h, 2d)")
+    return float(m.group(1)) * _UNIT[(m.group(2) or "s").lower()]
+
+
+def parse_since(text: str) -> float:
+    """A relative duration ('1h') or an ISO date/time, as epoch seconds."""
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"cannot read time {text!r} (use e.g. 1h, 30m, or 2026-11-26T10:00)") from None
+    return dt.timestamp()
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"foto3d: error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,50 @@
+"""Entry point of the `foto3d` console script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from foto3d import __version__
+from foto3d.cli import commands
+from foto3d.cli.common import fail, setup_logging
+from foto3d.libs.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="foto3d",
+        description="foto3d: photographed products to web-ready 3D Gaussian splats.",
+        epilog="Run `foto3d COMMAND --help` for a command's options. Docs: docs/cli.md",
+    )
+    parser.add_argument("--version", action="version", version=f"foto3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mods = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if hasattr(mod, "register"):
+            mods.append(mod)
+    for mod in sorted(mods, key=lambda m: (getattr(m, "ORDER", 50), m.__name__)):
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(getattr(args, "verbose", 0) or 0)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared code every service builds on: bus, config, storage, tracing, the log SDK."""

@@ -1,0 +1,136 @@
+"""Connect to NATS: a list of servers, unlimited reconnect, a JetStream context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from foto3d.libs.bus.publish import Publisher
+from foto3d.libs.tracing.setup import setup_tracing
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+@dataclass
+class Bus:
+    """A connection plus its JetStream context and a typed publisher."""
+
+    nc: NATS
+    js: JetStreamContext
+    name: str
+    publisher: Publisher = field(init=False)
+    reconnects: int = 0
+    disconnected: bool = False
+
+    def __post_init__(self) -> None:
+        self.publisher = Publisher(self.js)
+
+    async def publish(
+        self,
+        subject: str,
+        event: msgspec.Struct,
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+        deadline: float | None = 30.0,
+    ) -> Any:
+        """JetStream publish of a typed event; see :meth:`Publisher.publish`."""
+        return await self.publisher.publish(
+            subject, event, msg_id=msg_id, headers=headers, timeout=timeout, deadline=deadline
+        )
+
+    async def request(
+        self, subject: str, body: msgspec.Struct, reply_type: type[R], timeout: float = 5.0
+    ) -> R:
+        """Core request/reply with typed body and reply (used for micro endpoints)."""
+        msg = await self.nc.request(subject, msgspec.json.encode(body), timeout=timeout)
+        return msgspec.json.decode(msg.data, type=reply_type)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:
+                await self.nc.close()
+
+
+async def connect(
+    urls: list[str] | str,
+    name: str,
+    *,
+    retry_initial: bool = True,
+    initial_timeout: float | None = None,
+    reconnect_wait: float = 0.5,
+    js_timeout: float = 5.0,
+    domain: str | None = None,
+) -> Bus:
+    """Connect to any of ``urls`` and never give up reconnecting afterwards.
+
+    nats-py's default gives up after about two minutes of outage; a trainer or
+    rig must outlive much longer ones, so reconnect attempts are unlimited.
+    With ``retry_initial`` the first connection is retried too (a service may
+    start before its server), until ``initial_timeout`` if given.
+    """
+    servers = [urls] if isinstance(urls, str) else list(urls)
+    # Spans (and so traceparent headers) need a real provider; first caller names it.
+    setup_tracing(name.removeprefix("foto3d-"))
+    holder: dict[str, Bus] = {}
+
+    async def on_disconnect() -> None:
+        if "bus" in holder:
+            holder["bus"].disconnected = True
+        log.warning("%s: disconnected from NATS", name)
+
+    async def on_reconnect() -> None:
+        if "bus" in holder:
+            holder["bus"].disconnected = False
+            holder["bus"].reconnects += 1
+        log.info("%s: reconnected to NATS at %s", name, nc.connected_url.netloc if nc.connected_url else "?")
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("%s: NATS error: %s", name, exc)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    delay = 0.2
+    while True:
+        nc = NATS()
+        try:
+            await nc.connect(
+                servers=servers,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=reconnect_wait,  # type: ignore[arg-type]
+                connect_timeout=2,
+                allow_reconnect=True,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+                ping_interval=5,
+                max_outstanding_pings=2,
+                pending_size=8 * 1024 * 1024,
+            )
+            break
+        except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
+            if not retry_initial or (initial_timeout is not None and loop.time() - started > initial_timeout):
+                raise ConnectionError(f"cannot reach NATS at {', '.join(servers)}: {exc}") from exc
+            log.warning("%s: NATS not reachable at %s (%s); retrying", name, ", ".join(servers), exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    js = nc.jetstream(timeout=js_timeout, domain=domain)
+    bus = Bus(nc=nc, js=js, name=name)
+    holder["bus"] = bus
+    return bus

@@ -1,0 +1,303 @@
+"""The declared topology: every stream, consumer and KV bucket, in one table.
+
+``provision`` makes the server match the table, idempotently, at every start:
+missing things are created, changed declarations update the server's config
+(and say what changed), and a change the server cannot apply in place (for
+example a stream's retention policy) stops the start with a clear error
+instead of silently diverging.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from foto3d.libs.bus import subjects
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: list[str]
+    description: str
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    discard: DiscardPolicy = DiscardPolicy.OLD
+    max_age: float = 0.0  # seconds, 0 = forever
+    max_bytes: int = -1
+    max_msgs: int = -1
+    max_msg_size: int = 1 * MiB
+    duplicate_window: float = 120.0
+    replicas: int = 1
+    allow_msg_ttl: bool = False
+
+    def config(self, replicas: int | None = None) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            discard=self.discard,
+            max_age=self.max_age or None,
+            max_bytes=self.max_bytes,
+            max_msgs=self.max_msgs,
+            max_msg_size=self.max_msg_size,
+            storage=StorageType.FILE,
+            num_replicas=replicas or self.replicas,
+            duplicate_window=self.duplicate_window,
+            allow_msg_ttl=self.allow_msg_ttl or None,
+        )
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    description: str
+    filter_subject: str | None = None
+    ack_wait: float = 30.0
+    max_deliver: int = -1
+    max_ack_pending: int = 20_000
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    backoff: list[float] = field(default_factory=list)
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            description=self.description,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            deliver_policy=self.deliver_policy,
+            filter_subject=self.filter_subject,
+            backoff=list(self.backoff) or None,
+        )
+
+
+@dataclass(frozen=True)
+class KVSpec:
+    bucket: str
+    description: str
+    ttl: float = 0.0  # seconds a value lives, 0 = forever
+    history: int = 1
+    replicas: int = 1
+    per_key_ttl: bool = False
+
+
+@dataclass(frozen=True)
+class Topology:
+    streams: list[StreamSpec]
+    consumers: list[ConsumerSpec]
+    kv: list[KVSpec]
+
+
+# ---------------------------------------------------------------------------
+# The table. Every service's streams, consumers and buckets are declared here.
+# ---------------------------------------------------------------------------
+TOPOLOGY = Topology(
+    streams=[
+        StreamSpec(
+            "LOGS",
+            [subjects.LOGS_ALL],
+            "Log batches from SDKs, `foto3d run`, trainers and rigs; the collector stores them.",
+            max_age=7 * DAY,
+            max_bytes=2 * GiB,
+            duplicate_window=600.0,
+        ),
+        StreamSpec(
+            "DEAD",
+            [subjects.DEAD_ALL],
+            "Dead letters: malformed messages and exhausted work, each with its reason.",
+            max_age=30 * DAY,
+            max_bytes=1 * GiB,
+        ),
+        StreamSpec(
+            "JOB_EVENTS",
+            [subjects.JOB_EVENTS_ALL],
+            "Job state changes and progress, the queue's public history.",
+            max_age=90 * DAY,
+        ),
+        StreamSpec(
+            "SUBMISSIONS",
+            [subjects.JOB_SUBMIT],
+            "Job submissions from rigs and the CLI, held until the queue leader takes them.",
+            retention=RetentionPolicy.WORK_QUEUE,
+            discard=DiscardPolicy.NEW,
+            max_msgs=100_000,
+        ),
+        StreamSpec(
+            "WORK",
+            [subjects.WORK_TRAIN_ALL],
+            "Training work for trainers, one message per job attempt.",
+            retention=RetentionPolicy.WORK_QUEUE,
+            discard=DiscardPolicy.NEW,
+            max_msgs=100_000,
+        ),
+        StreamSpec(
+            "OBJECT_EVENTS",
+            [subjects.OBJECT_EVENTS_ALL],
+            "Everything that happens to a catalog object, the source of its timeline.",
+        ),
+        StreamSpec(
+            "ALERTS",
+            [subjects.ALERTS_ALL],
+            "Alerts raised and resolved by the notifier.",
+            max_age=90 * DAY,
+        ),
+    ],
+    consumers=[
+        ConsumerSpec("LOGS", "log-collector", "Stores every log batch in the log store."),
+        ConsumerSpec(
+            "LOGS",
+            "notifier-logs",
+            "Watches log batches for ERROR and CRITICAL records.",
+            deliver_policy=DeliverPolicy.NEW,
+        ),
+    ],
+    kv=[
+        KVSpec("heartbeats", "Last heartbeat of every participant.", ttl=1 * DAY),
+    ],
+)
+
+
+def _stream_diff(want: StreamConfig, have: StreamConfig) -> dict[str, tuple[Any, Any]]:
+    keys = (
+        "subjects",
+        "description",
+        "retention",
+        "discard",
+        "max_age",
+        "max_bytes",
+        "max_msgs",
+        "max_msg_size",
+        "num_replicas",
+        "duplicate_window",
+        "allow_msg_ttl",
+    )
+    diff: dict[str, tuple[Any, Any]] = {}
+    for k in keys:
+        w, h = getattr(want, k), getattr(have, k)
+        if k == "max_age":
+            w, h = w or 0, h or 0
+        if k == "allow_msg_ttl":
+            w, h = bool(w), bool(h)
+        if k == "subjects":
+            w, h = sorted(w or []), sorted(h or [])
+        if w != h:
+            diff[k] = (h, w)
+    return diff
+
+
+class ProvisionError(RuntimeError):
+    pass
+
+
+async def provision_stream(js: JetStreamContext, spec: StreamSpec, replicas: int | None = None) -> str:
+    want = spec.config(replicas)
+    try:
+        info = await js.stream_info(spec.name)
+    except NotFoundError:
+        await js.add_stream(want)
+        return "created"
+    diff = _stream_diff(want, info.config)
+    if not diff:
+        return "unchanged"
+    try:
+        await js.update_stream(want)
+    except BadRequestError as exc:
+        changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise ProvisionError(
+            f"stream {spec.name}: the declaration changed ({changes}) but the server refused to "
+            f"update it in place: {exc.description}. Migrate the stream by hand."
+        ) from exc
+    log.info(
+        "updated stream %s: %s", spec.name, ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+    )
+    return "updated"
+
+
+async def provision_consumer(js: JetStreamContext, spec: ConsumerSpec) -> str:
+    # Without an explicit action the server creates the consumer or updates its
+    # editable fields; a non-editable change is refused, which we surface.
+    try:
+        await js.add_consumer(spec.stream, spec.config())
+    except BadRequestError as exc:
+        raise ProvisionError(f"consumer {spec.stream}/{spec.durable}: {exc.description}") from exc
+    return "ok"
+
+
+async def provision_kv(js: JetStreamContext, spec: KVSpec, replicas: int | None = None) -> str:
+    from nats.js.api import KeyValueConfig
+
+    cfg = KeyValueConfig(
+        bucket=spec.bucket,
+        description=spec.description,
+        ttl=spec.ttl or None,
+        history=spec.history,
+        replicas=replicas or spec.replicas,
+    )
+    stream = f"KV_{spec.bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        await js.create_key_value(cfg)
+        if spec.per_key_ttl:
+            info = await js.stream_info(stream)
+            info.config.allow_msg_ttl = True
+            await js.update_stream(info.config)
+        return "created"
+    have = info.config
+    changed = (have.max_age or 0) != (spec.ttl or 0) or have.max_msgs_per_subject != spec.history
+    changed = changed or (have.description or "") != spec.description
+    changed = changed or (spec.per_key_ttl and not have.allow_msg_ttl)
+    if not changed:
+        return "unchanged"
+    have.max_age = spec.ttl or None
+    have.max_msgs_per_subject = spec.history
+    have.description = spec.description
+    if spec.per_key_ttl:
+        have.allow_msg_ttl = True
+    await js.update_stream(have)
+    log.info("updated KV bucket %s", spec.bucket)
+    return "updated"
+
+
+async def provision(
+    js: JetStreamContext, topology: Topology = TOPOLOGY, replicas: int | None = None
+) -> dict[str, str]:
+    """Create or update everything in ``topology``; returns what happened to each item."""
+    result: dict[str, str] = {}
+    for s in topology.streams:
+        result[f"stream:{s.name}"] = await provision_stream(js, s, replicas)
+    for c in topology.consumers:
+        result[f"consumer:{c.stream}/{c.durable}"] = await provision_consumer(js, c)
+    for kv in topology.kv:
+        result[f"kv:{kv.bucket}"] = await provision_kv(js, kv, replicas)
+    return result
+
+
+def consumer_spec(stream: str, durable: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
+    for c in topology.consumers:
+        if c.stream == stream and c.durable == durable:
+            return c
+    raise KeyError(f"consumer {stream}/{durable} is not declared in the topology table")

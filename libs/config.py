@@ -1,0 +1,109 @@
+"""Settings: where the data lives, how to reach NATS, and each service's own section.
+
+Precedence, highest first: command-line flags, environment variables
+(``FOTO3D_*``), the TOML config file (``$FOTO3D_CONFIG`` or ``<data>/foto3d.toml``),
+built-in defaults. A service reads its own section with :meth:`Settings.section`,
+which validates it and names the bad key in its error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+DEFAULT_HTTP_PORT = 8080
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it and says why."""
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("FOTO3D_DATA")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "foto3d"
+
+
+def split_urls(value: str) -> list[str]:
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    for u in urls:
+        if "://" not in u:
+            raise ConfigError(f"NATS URL {u!r} needs a scheme, e.g. nats://{u}")
+    return urls
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    nats_urls: list[str] | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT
+    # Base URL that mails and pages use for links back to the dashboard.
+    public_url: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    config_path: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        data_dir: str | Path | None = None,
+        nats: str | None = None,
+        http_port: int | None = None,
+        config: str | Path | None = None,
+    ) -> Settings:
+        ddir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        cfg_path = Path(config or os.environ.get("FOTO3D_CONFIG") or ddir / "foto3d.toml")
+        raw: dict[str, Any] = {}
+        if cfg_path.exists():
+            try:
+                raw = tomllib.loads(cfg_path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{cfg_path}: {exc}") from exc
+        elif config:
+            raise ConfigError(f"config file {cfg_path} does not exist")
+        nats_value = nats or os.environ.get("FOTO3D_NATS_URL") or raw.get("nats_url")
+        port = http_port
+        if port is None:
+            env_port = os.environ.get("FOTO3D_HTTP_PORT")
+            try:
+                port = int(env_port) if env_port else int(raw.get("http_port", DEFAULT_HTTP_PORT))
+            except ValueError:
+                raise ConfigError(f"HTTP port must be a number, got {env_port!r}") from None
+        return cls(
+            data_dir=ddir,
+            nats_urls=split_urls(nats_value) if nats_value else None,
+            http_host=os.environ.get("FOTO3D_HTTP_HOST", raw.get("http_host", "127.0.0.1")),
+            http_port=port,
+            public_url=os.environ.get("FOTO3D_PUBLIC_URL", raw.get("public_url")),
+            raw=raw,
+            config_path=cfg_path if cfg_path.exists() else None,
+        )
+
+    def section(self, name: str, tp: type[T]) -> T:
+        """The ``[name]`` table of the config file, validated into ``tp``."""
+        try:
+            return msgspec.convert(self.raw.get(name, {}), tp, str_keys=True)
+        except msgspec.ValidationError as exc:
+            where = self.config_path or "config"
+            raise ConfigError(f"{where} [{name}]: {exc}") from exc
+
+    def service_dir(self, name: str) -> Path:
+        path = self.data_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -1,0 +1,36 @@
+"""Heartbeats: every long-running participant says it is alive every few seconds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from foto3d.proto.base import Event
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    stage: str = ""
+
+
+class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
+    """Last-seen state of a service, trainer, rig or running job."""
+
+    kind: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
+    host: str
+    version: str
+    ts: float
+    interval_s: float = 5.0
+    # Alert when silent for longer than this; defaults to 3 x interval.
+    grace_s: float | None = None
+    progress: Progress | None = None
+    # Work the participant holds that nobody else has yet (e.g. a rig's spooled batches).
+    pending: int = 0
+    # Set in the last heartbeat of a clean shutdown, so a planned stop is not an interruption.
+    stopping: bool = False
+    job_id: str | None = None
+    object_id: str | None = None

@@ -1,0 +1,45 @@
+"""Shared fixtures: real nats-servers on free ports, connected buses, settings in tmp folders."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.bus.topology import provision
+from foto3d.libs.config import Settings
+from foto3d.libs.nats_server import NatsServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free port, storing under tmp_path."""
+    server = NatsServer(store_dir=tmp_path / "nats", port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    """A connection to ``nats_server`` with the whole topology provisioned."""
+    b = await connect([nats_server.client_url], "test")
+    await provision(b.js)
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, nats_server: NatsServer) -> Settings:
+    data = tmp_path / "data"
+    data.mkdir()
+    s = Settings.load(data_dir=data, nats=nats_server.client_url, http_port=0)
+    return s
