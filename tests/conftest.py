@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
@@ -43,3 +45,23 @@ def settings(tmp_path: Path, nats_server: NatsServer) -> Settings:
     data.mkdir()
     s = Settings.load(data_dir=data, nats=nats_server.client_url, http_port=0)
     return s
+
+
+@asynccontextmanager
+async def running_services(settings: Settings, names: list[str], http: bool = True) -> AsyncIterator[Runtime]:
+    """Run the named services in this process, as `foto3d up` would, with HTTP on a free port.
+
+    ``rt.http_url`` is the base URL; ``rt.services`` the started instances.
+    """
+    from foto3d.app.registry import by_name
+
+    assert settings.nats_urls
+    rt = Runtime(settings, settings.nats_urls, [by_name(n) for n in names], http=http, http_port=0)
+    try:
+        await rt.start()
+        yield rt
+    finally:
+        await rt.stop()
+
+
+pytest_plugins = ["tests.browser"]

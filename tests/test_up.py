@@ -1,0 +1,100 @@
+"""`foto3d up` as a user runs it: a real process, the printed URLs, /healthz, Ctrl-C, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
+
+
+def start_up(data: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "FOTO3D_DATA": str(data)}
+    env.pop("FOTO3D_NATS_URL", None)
+    return subprocess.Popen(
+        [*FOTO3D, "up", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 60) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"{needle!r} not printed; output:\n{''.join(lines)}")
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_up_prints_urls_serves_healthz_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_up(data)
+    try:
+        lines = wait_for_line(proc, "Press Ctrl-C")
+        dash = next(line.split()[-1] for line in lines if line.strip().startswith("dashboard"))
+        health = get_json(dash.rstrip("/") + "/healthz")
+        assert health["components"]["nats"]["state"] == "ok"
+        endpoints = json.loads((data / "run" / "endpoints.json").read_text())
+        assert endpoints["http_url"] == dash.rstrip("/")
+        # a second `up` on the same folder is refused with a clear message
+        second = subprocess.run(
+            [*FOTO3D, "up", "--port", "0"],
+            env={**os.environ, "FOTO3D_DATA": str(data)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2 and "already running" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped cleanly" in out
+    assert not (data / "run" / "endpoints.json").exists()
+    # resume on the same folder
+    proc = start_up(data)
+    try:
+        wait_for_line(proc, "Press Ctrl-C")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_every_command_has_help() -> None:
+    from foto3d.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    choices: dict[str, Any] = sub.choices  # type: ignore[attr-defined]
+    assert {"up", "serve", "schema"} <= set(choices)
+    for name, p in choices.items():
+        text = p.format_help()
+        assert p.description or p.format_usage(), name
+        assert "usage:" in text
+
+
+async def test_home_page_renders_in_chromium(page: Any, settings: Any) -> None:
+    from tests.conftest import running_services
+
+    async with running_services(settings, []) as rt:
+        await page.goto(rt.http_url + "/")
+        assert await page.title() == "Overview · foto3d"
+        assert await page.locator('[data-component="nats"] .badge').inner_text() == "OK"
