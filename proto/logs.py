@@ -84,3 +84,51 @@ def truncate(text: str, limit: int) -> str:
         return text
     cut = len(text) - limit
     return text[:limit] + TRUNCATION_MARKER.format(n=cut)
+
+
+class StoredLog(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A record as the log store returns it (with its source and store id)."""
+
+    id: int
+    source_kind: str
+    source_id: str
+    ts: float
+    seq: int
+    level: int
+    message: str
+    logger: str = ""
+    host: str = ""
+    job_id: str | None = None
+    object_id: str | None = None
+    exc: str | None = None
+
+
+class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Body of the ``f3d.logs.query`` request (and the fields of ``GET /api/logs``).
+
+    Results are newest first; pass the reply's ``next_before_id`` as ``before_id``
+    for the next page. ``around_ts`` returns the ``limit`` records closest before
+    and at that time (for alert mails: the lines around an error).
+    """
+
+    source_kind: str | None = None
+    source_id: str | None = None
+    job_id: str | None = None
+    object_id: str | None = None
+    host: str | None = None
+    min_level: int | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    before_id: int | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
+
+
+class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    records: list[StoredLog]
+    next_before_id: int | None = None
+    error: str | None = None
+
+
+LOG_QUERY_SUBJECT = "f3d.logs.query"
+SCHEMAS = (LogRecord, StoredLog, LogQuery, LogQueryReply)
