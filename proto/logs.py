@@ -104,7 +104,7 @@ class StoredLog(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Body of the ``f3d.logs.query`` request (and the fields of ``GET /api/logs``).
+    """Body of the ``f3d.api.logs.query`` request (and the fields of ``GET /api/logs``).
 
     Results are newest first; pass the reply's ``next_before_id`` as ``before_id``
     for the next page. ``around_ts`` returns the ``limit`` records closest before
@@ -130,5 +130,5 @@ class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     error: str | None = None
 
 
-LOG_QUERY_SUBJECT = "f3d.logs.query"
+LOG_QUERY_SUBJECT = "f3d.api.logs.query"
 SCHEMAS = (LogRecord, StoredLog, LogQuery, LogQueryReply)
