@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 
 from foto3d.app.registry import SERVICES, by_name
@@ -26,6 +27,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", help="service to run")
     p.add_argument("--port", type=int, default=None, help="HTTP port for the service's API (0 = any)")
     p.add_argument("--no-http", action="store_true", help="do not serve HTTP")
+    p.add_argument(
+        "--max-jobs",
+        type=int,
+        metavar="N",
+        default=None,
+        help="trainer only: exit after N jobs (one trainer per dataset; config [trainer] max_jobs)",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -40,6 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.INFO)
     settings = settings_from(args)
     urls = resolve_nats_urls(settings)
+    if args.max_jobs is not None:
+        if entry.name != "trainer" or args.max_jobs < 0:
+            return fail("--max-jobs takes a number >= 0 and only applies to the trainer")
+        os.environ["FOTO3D_TRAINER_MAX_JOBS"] = str(args.max_jobs)
 
     async def main() -> int:
         rt = Runtime(

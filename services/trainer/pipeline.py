@@ -1,0 +1,246 @@
+"""One job's pipeline: preflight, ns-process-data, ns-train, ns-export, reduce, upload.
+
+Each nerfstudio step is a subprocess (see :mod:`.process`); every output line
+goes to ``on_line`` (the log server) and training rows become progress. Any
+failure raises :class:`StepError` naming the step, so the job's ``failed``
+event says where and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foto3d.libs.storage import BlobStore
+from foto3d.proto.jobs import Artifact, StepTiming, WorkItem
+from foto3d.services.trainer.config import TrainerConfig
+from foto3d.services.trainer.dataset import fetch_dataset, image_folder, needs_processing
+from foto3d.services.trainer.preflight import PreflightError, host_checks, tool_path
+from foto3d.services.trainer.process import StepError, StepProcess
+from foto3d.services.trainer.progress import ProgressParser
+from foto3d.services.trainer.reduce import load_training_cameras, reduce_export
+
+LineSink = Callable[[str, str, str], None]  # (step, line, stream)
+ProgressSink = Callable[[str, int, int, float | None], None]  # (stage, step, total, eta_s)
+
+CONTENT_TYPES = {"ply": "application/octet-stream", "spz": "application/octet-stream", "yml": "text/yaml"}
+
+
+@dataclass
+class PipelineResult:
+    artifacts: list[Artifact]
+    metrics: dict[str, float]
+    timings: list[StepTiming]
+
+
+def train_argv(data: Path, out: Path, item: WorkItem, run: str, cfg: TrainerConfig) -> list[str]:
+    """``ns-train splatfacto`` with nerfstudio 1.1.5's flags."""
+    return [
+        "ns-train",
+        "splatfacto",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(out),
+        "--experiment-name",
+        item.job_id,
+        "--timestamp",
+        run,
+        "--max-num-iterations",
+        str(item.options.steps),
+        "--pipeline.model.sh-degree",
+        str(item.options.sh_degree),
+        "--viewer.quit-on-train-completion",
+        "True",
+        "--vis",
+        "tensorboard",
+        "--machine.num-devices",
+        "1",
+        # One row per log step instead of a redrawn table: every row reaches the log server once.
+        "--logging.local-writer.max-log-size",
+        "0",
+        *cfg.train_args,
+    ]
+
+
+def export_argv(config_yml: Path, export_dir: Path) -> list[str]:
+    return ["ns-export", "gaussian-splat", "--load-config", str(config_yml), "--output-dir", str(export_dir)]
+
+
+def process_argv(raw: Path, processed: Path) -> list[str]:
+    return ["ns-process-data", "images", "--data", str(raw), "--output-dir", str(processed)]
+
+
+def artifact_key(item: WorkItem, name: str) -> str:
+    return f"artifacts/{item.object_id}/{item.job_id}/{item.attempt}/{name}"
+
+
+@dataclass
+class Pipeline:
+    item: WorkItem
+    workdir: Path
+    cfg: TrainerConfig
+    store: BlobStore
+    on_line: LineSink
+    on_progress: ProgressSink
+    run_name: str = "run"
+    timings: list[StepTiming] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    current: StepProcess | None = None
+    stage: str = ""
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = tool_path(self.cfg) or env.get("PATH", "")
+        # Python tools buffer output into a pipe; progress must arrive as it happens.
+        env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("COLUMNS", "200")
+        return env
+
+    def _enter(self, stage: str) -> float:
+        self.stage = stage
+        self.on_progress(stage, 0, 0, None)
+        return time.monotonic()
+
+    def _done(self, stage: str, started: float) -> float:
+        seconds = round(time.monotonic() - started, 3)
+        self.timings.append(StepTiming(step=stage, seconds=seconds))
+        self.metrics[f"seconds_{stage.replace('-', '_')}"] = seconds
+        return seconds
+
+    async def _step(
+        self, name: str, argv: list[str], on_line: Callable[[str, str], None] | None = None
+    ) -> None:
+        def sink(line: str, stream: str) -> None:
+            self.on_line(name, line, stream)
+            if on_line:
+                on_line(line, stream)
+
+        self.current = StepProcess(name, argv, self.workdir, self._env(), sink)
+        try:
+            await self.current.run()
+        finally:
+            self.current = None
+
+    async def run(self) -> PipelineResult:
+        item = self.item
+        t = self._enter("preflight")
+        try:
+            self.metrics.update(await host_checks(self.cfg, self.workdir))
+            data = await fetch_dataset(item.dataset, self.workdir)
+        except PreflightError as exc:
+            raise StepError("preflight", str(exc)) from exc
+        self._done("preflight", t)
+
+        if needs_processing(data, item.options.process_data):
+            raw = image_folder(data)
+            if raw is None:
+                raise StepError("preflight", f"dataset {item.dataset} has no transforms.json and no images")
+            t = self._enter("process-data")
+            processed = self.workdir / "processed"
+            await self._step("process-data", process_argv(raw, processed))
+            self._done("process-data", t)
+            data = processed
+
+        t = self._enter("train")
+        out = self.workdir / "outputs"
+        parser = ProgressParser(item.options.steps)
+
+        def on_train_line(line: str, _stream: str) -> None:
+            p = parser.feed(line)
+            if p is not None:
+                self.on_progress("train", p.step, p.total, p.eta_s)
+
+        await self._step("train", train_argv(data, out, item, self.run_name, self.cfg), on_train_line)
+        train_s = self._done("train", t)
+        self.metrics["steps"] = float(item.options.steps)
+        self.metrics["seconds_per_step"] = round(train_s / max(1, item.options.steps), 6)
+        configs = sorted(out.glob(f"*/splatfacto/{self.run_name}/config.yml")) or sorted(
+            out.glob("**/config.yml")
+        )
+        if not configs:
+            raise StepError("train", f"ns-train finished but wrote no config.yml under {out}")
+        config_yml = configs[0]
+
+        t = self._enter("export")
+        export_dir = self.workdir / "export"
+        await self._step("export", export_argv(config_yml, export_dir))
+        exported = export_dir / "splat.ply"
+        if not exported.is_file():
+            raise StepError("export", f"ns-export finished but wrote no {exported.name}")
+        self._done("export", t)
+
+        t = self._enter("reduce")
+        try:
+            cameras = await asyncio.to_thread(
+                load_training_cameras,
+                data / "transforms.json",
+                config_yml.parent / "dataparser_transforms.json",
+            )
+            reduced = await asyncio.to_thread(
+                reduce_export,
+                exported,
+                self.workdir / "final",
+                item.options,
+                lambda msg: self.on_line("reduce", msg, "stderr"),
+                cameras,
+                self.cfg.reduce_method,
+            )
+        except Exception as exc:
+            raise StepError("reduce", f"reduce failed: {exc}") from exc
+        self._done("reduce", t)
+        if item.options.reduce_iterations:
+            # Prune + fine-tune rounds are not supported yet (docs/trainer.md says why): say so.
+            self.on_line(
+                "reduce",
+                f"Warning: reduce_iterations={item.options.reduce_iterations} asked for prune + fine-tune "
+                "rounds, which this trainer does not support yet; the splat was reduced once",
+                "stderr",
+            )
+            self.metrics["reduce_iterations_done"] = 0.0
+        self.metrics["gaussians_raw"] = float(reduced.gaussians_in)
+        self.metrics["gaussians"] = float(reduced.gaussians_out)
+        self.metrics["reduced"] = 1.0 if reduced.reduced else 0.0
+        self.metrics["bytes_raw_ply"] = float(exported.stat().st_size)
+
+        t = self._enter("upload")
+        artifacts: list[Artifact] = []
+        try:
+            for fmt, path in reduced.files.items():
+                info = await self.store.put_file(
+                    artifact_key(item, path.name), path, content_type=CONTENT_TYPES.get(fmt)
+                )
+                self.metrics[f"bytes_{fmt.replace('.', '_').replace('-', '_')}"] = float(info.size)
+                artifacts.append(
+                    Artifact(
+                        kind="splat",
+                        format=fmt,
+                        uri=info.uri or self.store.uri(info.key),
+                        bytes=info.size,
+                        sha256=info.sha256 or "",
+                        gaussians=reduced.gaussians_out,
+                    )
+                )
+            info = await self.store.put_file(artifact_key(item, "config.yml"), config_yml)
+            artifacts.append(
+                Artifact(
+                    kind="config",
+                    format="yml",
+                    uri=info.uri or self.store.uri(info.key),
+                    bytes=info.size,
+                    sha256=info.sha256 or "",
+                )
+            )
+        except Exception as exc:
+            raise StepError("upload", f"storing results failed: {exc}") from exc
+        self._done("upload", t)
+        return PipelineResult(artifacts=artifacts, metrics=self.metrics, timings=self.timings)
+
+    async def stop(self) -> None:
+        """Stop the running step (cancel, hand-back)."""
+        if self.current is not None:
+            await self.current.terminate()
