@@ -68,7 +68,11 @@ class NatsServer:
         args += self.extra_args
         log = self.log_file or (self.store_dir / "nats-server.log")
         args += ["-l", str(log)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Own session: Ctrl-C in a terminal signals the whole foreground group, and the
+        # server must outlive the services until they have drained and stopped.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         ports_file: Path | None = None
         while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,17 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
 
 log = logging.getLogger(__name__)
+
+
+def stream_replicas(settings: Settings) -> int | None:
+    """Replicas of every stream and bucket: 3 on a 3-node cluster ([bus] replicas / FOTO3D_STREAM_REPLICAS)."""
+    value = os.environ.get("FOTO3D_STREAM_REPLICAS") or settings.raw.get("bus", {}).get("replicas")
+    return int(value) if value else None
 
 
 @dataclass
@@ -40,11 +48,12 @@ class Runtime:
     _control: Bus | None = None
     http_url: str = ""
     extra_health: dict[str, Any] = field(default_factory=dict)
+    heartbeats: list[HeartbeatSender] = field(default_factory=list)
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
-        await provision(self._control.js)
+        await provision(self._control.js, replicas=stream_replicas(self.settings))
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()
@@ -53,6 +62,11 @@ class Runtime:
             ctx = ServiceContext(settings=self.settings, bus=bus, nats_urls=self.nats_urls, base_url=base_url)
             await svc.start(ctx)
             self.services.append(svc)
+            hb = HeartbeatSender(
+                bus, "service", f"{entry.name}.{svc.instance_id}", host=ctx.host, version=svc.version
+            )
+            self.heartbeats.append(hb)
+            hb.start()
             self.micro.append(
                 await register(
                     bus.nc,
@@ -63,6 +77,8 @@ class Runtime:
                     {"host": ctx.host, "instance": svc.instance_id},
                 )
             )
+            # The endpoints' subscriptions must reach the server before anyone is told we run.
+            await bus.nc.flush()
             log.info("started %s", entry.name)
         if self.http:
             await self._start_http()
@@ -119,6 +135,8 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for hb in self.heartbeats:
+            await hb.stop(clean=True)  # a planned stop, not an interruption
         for m in self.micro:
             try:
                 await m.stop()

@@ -48,6 +48,7 @@ class StreamSpec:
     duplicate_window: float = 120.0
     replicas: int = 1
     allow_msg_ttl: bool = False
+    max_msgs_per_subject: int = -1  # 1 keeps only the latest message per subject (last-seen state)
 
     def config(self, replicas: int | None = None) -> StreamConfig:
         return StreamConfig(
@@ -64,6 +65,7 @@ class StreamSpec:
             num_replicas=replicas or self.replicas,
             duplicate_window=self.duplicate_window,
             allow_msg_ttl=self.allow_msg_ttl or None,
+            max_msgs_per_subject=self.max_msgs_per_subject,
         )
 
 
@@ -152,11 +154,30 @@ TOPOLOGY = Topology(
             retention=RetentionPolicy.WORK_QUEUE,
             discard=DiscardPolicy.NEW,
             max_msgs=100_000,
+            # A new queue leader re-sends the work of every queued job with the same
+            # Nats-Msg-Id (<job>:<attempt>); a long window keeps waiting work deduplicated.
+            duplicate_window=DAY,
+        ),
+        StreamSpec(
+            "QUEUE_ADVISORIES",
+            ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"],
+            "MaxDeliver advisories of the WORK consumers, kept until the queue leader marks the job dead.",
+            retention=RetentionPolicy.WORK_QUEUE,
+            max_age=7 * DAY,
         ),
         StreamSpec(
             "OBJECT_EVENTS",
             [subjects.OBJECT_EVENTS_ALL],
             "Everything that happens to a catalog object, the source of its timeline.",
+        ),
+        StreamSpec(
+            "HEARTBEATS",
+            [subjects.HEARTBEATS_ALL],
+            "Last heartbeat of every participant (one message per subject); read by the notifier "
+            "and `foto3d status`. Senders may use plain core publishes.",
+            max_age=1 * DAY,
+            max_msgs_per_subject=1,
+            max_msg_size=64 * 1024,
         ),
         StreamSpec(
             "ALERTS",
@@ -166,16 +187,72 @@ TOPOLOGY = Topology(
         ),
     ],
     consumers=[
-        ConsumerSpec("LOGS", "log-collector", "Stores every log batch in the log store."),
+        ConsumerSpec(
+            "LOGS",
+            "log-collector",
+            "Stores every log batch in the log store.",
+            # Storing is idempotent (unique source+seq), so an early redelivery costs
+            # nothing, while a short wait brings a crashed collector's batches back sooner.
+            ack_wait=10.0,
+        ),
         ConsumerSpec(
             "LOGS",
             "notifier-logs",
             "Watches log batches for ERROR and CRITICAL records.",
             deliver_policy=DeliverPolicy.NEW,
         ),
+        ConsumerSpec(
+            "JOB_EVENTS",
+            "notifier-jobs",
+            "Watches job events for failed and dead jobs.",
+            deliver_policy=DeliverPolicy.NEW,
+        ),
+        # Queue <-> trainer contract: trainers fetch trainer-vip first, then trainer-normal.
+        # A trainer calls in_progress() every ~10 s; 5 deliveries without an ack (a trainer
+        # that keeps dying on the job) raise a MaxDeliver advisory and the queue marks it dead.
+        ConsumerSpec(
+            "WORK",
+            "trainer-vip",
+            "VIP training work; trainers take it before normal work.",
+            filter_subject=subjects.work_train("vip"),
+            ack_wait=30.0,
+            max_deliver=5,
+            max_ack_pending=1_000,
+        ),
+        ConsumerSpec(
+            "WORK",
+            "trainer-normal",
+            "Normal-priority training work.",
+            filter_subject=subjects.work_train("normal"),
+            ack_wait=30.0,
+            max_deliver=5,
+            max_ack_pending=1_000,
+        ),
+        ConsumerSpec(
+            "SUBMISSIONS",
+            "queue",
+            "Durable submissions (rigs, offline clients); only the queue leader fetches.",
+            ack_wait=10.0,
+        ),
+        ConsumerSpec(
+            "QUEUE_ADVISORIES",
+            "queue",
+            "MaxDeliver advisories of WORK; only the queue leader fetches.",
+            ack_wait=10.0,
+        ),
+        ConsumerSpec(
+            "OBJECT_EVENTS", "catalog-objects", "Builds object states and timelines in the catalog."
+        ),
+        ConsumerSpec("JOB_EVENTS", "catalog-jobs", "Adds job events to object timelines in the catalog."),
     ],
     kv=[
-        KVSpec("heartbeats", "Last heartbeat of every participant.", ttl=1 * DAY),
+        # Heartbeats live in the HEARTBEATS stream above (max_msgs_per_subject=1), not a KV
+        # bucket: senders publish plain core messages on f3d.hb.<kind>.<id>.
+        KVSpec(
+            "queue-leader",
+            "Leadership lease of the queue service: one key, renewed by the leader, expires when it stops.",
+            ttl=5.0,
+        ),
     ],
 )
 
@@ -193,6 +270,7 @@ def _stream_diff(want: StreamConfig, have: StreamConfig) -> dict[str, tuple[Any,
         "num_replicas",
         "duplicate_window",
         "allow_msg_ttl",
+        "max_msgs_per_subject",
     )
     diff: dict[str, tuple[Any, Any]] = {}
     for k in keys:

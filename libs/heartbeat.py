@@ -1,0 +1,237 @@
+"""Heartbeats: sending them, and reading everyone's last one back.
+
+Every long-running participant (service, trainer, rig, running job) publishes a
+:class:`~foto3d.proto.heartbeat.Heartbeat` on ``f3d.hb.<kind>.<id>`` every few
+seconds with a plain core publish: cheap, and a lost beat is harmless because the
+next one follows. The HEARTBEATS stream keeps only the latest message per subject
+(``max_msgs_per_subject=1``), so "who was last seen when" survives any reader's
+restart, and anyone can read it back with :func:`read_heartbeats`.
+
+Liveness is judged from the *server's* receive time, not the sender's clock:
+alive within 1.5 intervals, late until the grace (default 3 intervals), lost after
+it. A final beat with ``stopping=True`` marks a planned stop (not an interruption).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from foto3d import __version__
+from foto3d.libs.bus import subjects
+from foto3d.libs.bus.connection import Bus
+from foto3d.proto.base import encode
+from foto3d.proto.heartbeat import Heartbeat, Progress
+
+log = logging.getLogger(__name__)
+
+HEARTBEATS_STREAM = "HEARTBEATS"
+DEFAULT_INTERVAL = 5.0
+LivenessState = Literal["alive", "late", "lost", "stopped"]
+StateFn = Callable[[], dict[str, Any]]
+
+_decoder = msgspec.json.Decoder(Heartbeat)
+
+
+def default_grace(interval: float) -> float:
+    return 3.0 * interval
+
+
+class HeartbeatSender:
+    """Publish a heartbeat now and every ``interval`` seconds until stopped.
+
+    ``state_fn`` is called before each beat and may return any of ``progress``
+    (a :class:`Progress` or a dict of its fields), ``pending``, ``job_id`` and
+    ``object_id``; an exception in it is logged and the beat goes out without it,
+    because a broken progress report must not look like a dead participant.
+    """
+
+    def __init__(
+        self,
+        bus_or_nc: Bus | NATS,
+        kind: str,
+        id: str,
+        *,
+        host: str | None = None,
+        version: str = __version__,
+        interval: float = DEFAULT_INTERVAL,
+        grace: float | None = None,
+        state_fn: StateFn | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"heartbeat interval must be positive, got {interval}")
+        self.nc: NATS = bus_or_nc.nc if isinstance(bus_or_nc, Bus) else bus_or_nc
+        self.kind = kind
+        self.id = id
+        self.host = host or socket.gethostname()
+        self.version = version
+        self.interval = interval
+        self.grace = grace
+        self.state_fn = state_fn
+        self.subject = subjects.heartbeat(kind, id)
+        self.sent = 0
+        self.last_beat_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        # Validate kind/id now, so a bad name fails at construction, not silently in the loop.
+        self.build()
+
+    def build(self, *, stopping: bool = False) -> Heartbeat:
+        extra: dict[str, Any] = {}
+        if self.state_fn is not None:
+            try:
+                extra = dict(self.state_fn())
+            except Exception:
+                log.exception("heartbeat %s/%s: state_fn failed; beat sent without state", self.kind, self.id)
+        progress = extra.get("progress")
+        if isinstance(progress, dict):
+            progress = msgspec.convert(progress, Progress)
+        fields: dict[str, Any] = {
+            "kind": self.kind,
+            "id": self.id,
+            "host": self.host,
+            "version": self.version,
+            "ts": time.time(),
+            "interval_s": self.interval,
+            "grace_s": self.grace,
+            "progress": progress,
+            "pending": int(extra.get("pending", 0) or 0),
+            "stopping": stopping,
+            "job_id": extra.get("job_id"),
+            "object_id": extra.get("object_id"),
+        }
+        # Decoding through the contract validates kind/id patterns with a clear message.
+        return msgspec.json.decode(encode(Heartbeat(**fields)), type=Heartbeat)
+
+    async def beat(self, *, stopping: bool = False) -> None:
+        """Publish one heartbeat now (also useful right after a progress change)."""
+        try:
+            await self.nc.publish(self.subject, encode(self.build(stopping=stopping)))
+            self.sent += 1
+            self.last_beat_at = time.time()
+        except nats.errors.Error as exc:
+            # Core publishes are buffered while reconnecting; a closed connection only loses beats.
+            log.debug("heartbeat %s not sent: %r", self.subject, exc)
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"heartbeat:{self.subject}")
+        return self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self.beat()
+            await asyncio.sleep(self.interval)
+
+    async def stop(self, clean: bool = True) -> None:
+        """Stop beating; with ``clean`` send a last beat with ``stopping=True`` (a planned stop)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Without a live connection the goodbye cannot arrive; do not hold up the shutdown for it.
+        if clean and self.nc.is_connected:
+            await self.beat(stopping=True)
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=1)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A participant's last heartbeat and when the server received it (epoch seconds)."""
+
+    beat: Heartbeat
+    seen_at: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.beat.kind, self.beat.id)
+
+    @property
+    def grace(self) -> float:
+        return self.beat.grace_s if self.beat.grace_s else default_grace(self.beat.interval_s)
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (time.time() if now is None else now) - self.seen_at)
+
+    def state(self, now: float | None = None) -> LivenessState:
+        if self.beat.stopping:
+            return "stopped"
+        age = self.age(now)
+        if age <= min(1.5 * self.beat.interval_s, self.grace):
+            return "alive"
+        return "late" if age <= self.grace else "lost"
+
+    def as_dict(self, now: float | None = None) -> dict[str, Any]:
+        b = self.beat
+        p = b.progress
+        return {
+            "kind": b.kind,
+            "id": b.id,
+            "host": b.host,
+            "version": b.version,
+            "state": self.state(now),
+            "age_s": round(self.age(now), 3),
+            "seen_at": self.seen_at,
+            "interval_s": b.interval_s,
+            "grace_s": self.grace,
+            "pending": b.pending,
+            "job_id": b.job_id,
+            "object_id": b.object_id,
+            "progress": msgspec.to_builtins(p) if p is not None else None,
+        }
+
+
+def decode_heartbeat(data: bytes) -> Heartbeat:
+    """Decode and validate one heartbeat payload; raises ``msgspec.ValidationError``/``DecodeError``."""
+    return _decoder.decode(data)
+
+
+async def read_heartbeats(js: JetStreamContext) -> tuple[list[Seen], int]:
+    """Everyone's last heartbeat from the HEARTBEATS stream, and how many were unreadable.
+
+    Works without the notifier: the stream itself is the store.
+    """
+    try:
+        info = await js.stream_info(HEARTBEATS_STREAM, subjects_filter=subjects.HEARTBEATS_ALL)
+    except NotFoundError:
+        raise LookupError(
+            f"the {HEARTBEATS_STREAM} stream does not exist yet: start the system (foto3d up) first"
+        ) from None
+    names = sorted((info.state.subjects or {}).keys()) if info.state else []
+
+    async def last(subject: str) -> Seen | None:
+        try:
+            raw = await js.get_last_msg(HEARTBEATS_STREAM, subject)
+        except NotFoundError:
+            return None  # aged out between listing and reading
+        try:
+            beat = decode_heartbeat(raw.data or b"")
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise ValueError(subject) from None
+        seen_at = raw.time.timestamp() if raw.time else beat.ts
+        return Seen(beat=beat, seen_at=seen_at)
+
+    results = await asyncio.gather(*(last(s) for s in names), return_exceptions=True)
+    seen: list[Seen] = []
+    malformed = 0
+    for r in results:
+        if isinstance(r, Seen):
+            seen.append(r)
+        elif isinstance(r, ValueError):
+            malformed += 1
+        elif isinstance(r, BaseException):
+            raise r
+    return seen, malformed
