@@ -60,6 +60,8 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     submitted_by: str = ""
     # Rigs set this so a resend after a lost reply is recognised as the same submission.
     request_id: str | None = None
+    # Train again even if an earlier job for the same dataset and options exists.
+    force: bool = False
 
 
 class SubmitReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -105,9 +107,16 @@ class JobEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class JobQueued(JobEventBase, frozen=True, kw_only=True, tag="job.queued/1"):
+    """A WorkItem for ``attempt`` is (about to be) on the WORK stream."""
+
     dataset: str
     priority: Priority
     options: TrainOptions
+    # The submission this job came from (rigs use it to learn their job id).
+    request_id: str | None = None
+    # "submitted" (first attempt), "retry" (after a backoff) or "requeue" (by an operator).
+    reason: str = "submitted"
+    max_attempts: int | None = None
 
 
 class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
@@ -136,7 +145,11 @@ class JobFailed(JobEventBase, frozen=True, kw_only=True, tag="job.failed/1"):
 
 
 class JobRetried(JobEventBase, frozen=True, kw_only=True, tag="job.retried/1"):
+    """Attempt ``attempt`` failed; attempt + 1 is queued at ``retry_at``."""
+
     reason: str = ""
+    retry_at: float | None = None
+    delay_s: float | None = None
 
 
 class JobDead(JobEventBase, frozen=True, kw_only=True, tag="job.dead/1"):
@@ -151,4 +164,89 @@ JobEvent = (
     JobQueued | JobStarted | JobProgress | JobSucceeded | JobFailed | JobRetried | JobDead | JobCancelled
 )
 
-SCHEMAS = (SubmitRequest, SubmitReply, WorkItem)
+# ---------------------------------------------------------------------------
+# Queries and commands of the queue service (request/reply on f3d.api.jobs.*).
+# ---------------------------------------------------------------------------
+
+
+class JobsQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Body of ``f3d.api.jobs.list``: newest first."""
+
+    states: list[JobState] = msgspec.field(default_factory=list)
+    object_id: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+
+
+class JobSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One job as the queue sees it now."""
+
+    job_id: str
+    object_id: str
+    dataset: str
+    priority: Priority
+    state: JobState
+    attempt: int
+    # Highest attempt number the job may reach; retries count from first_attempt
+    # (1, or the attempt an operator requeued it at).
+    max_attempts: int
+    created: float
+    updated: float
+    first_attempt: int = 1
+    options: TrainOptions = msgspec.field(default_factory=TrainOptions)
+    request_id: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    trainer: str | None = None
+    stage: str | None = None
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+
+class JobsList(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    jobs: list[JobSummary]
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    leader: str | None = None
+
+
+class JobRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Body of ``f3d.api.jobs.get``, ``.cancel`` and ``.requeue``."""
+
+    job_id: str
+    reason: str = ""
+    actor: str = ""
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    ts: float
+    type: str
+    attempt: int
+    text: str
+
+
+class JobDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    ok: bool
+    job: JobSummary | None = None
+    timeline: list[TimelineEntry] = msgspec.field(default_factory=list)
+    error: str | None = None
+
+
+class JobActionReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    ok: bool
+    job_id: str
+    state: JobState | None = None
+    error: str | None = None
+
+
+SCHEMAS = (
+    SubmitRequest,
+    SubmitReply,
+    WorkItem,
+    JobsQuery,
+    JobsList,
+    JobRef,
+    JobDetail,
+    JobActionReply,
+)

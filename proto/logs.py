@@ -121,6 +121,7 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     until: float | None = None
     text: str | None = None
     before_id: int | None = None
+    around_ts: float | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
 
 

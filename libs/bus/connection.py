@@ -64,7 +64,10 @@ class Bus:
             try:
                 await self.nc.drain()
             except Exception:
-                await self.nc.close()
+                try:
+                    await self.nc.close()
+                except Exception:  # the server is already gone; nothing left to flush
+                    pass
 
 
 async def connect(
