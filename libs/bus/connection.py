@@ -29,6 +29,7 @@ class Bus:
     publisher: Publisher = field(init=False)
     reconnects: int = 0
     disconnected: bool = False
+    closing: bool = False
 
     def __post_init__(self) -> None:
         self.publisher = Publisher(self.js)
@@ -60,6 +61,7 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def close(self) -> None:
+        self.closing = True
         if not self.nc.is_closed:
             try:
                 await self.nc.drain()
@@ -93,8 +95,11 @@ async def connect(
     holder: dict[str, Bus] = {}
 
     async def on_disconnect() -> None:
-        if "bus" in holder:
-            holder["bus"].disconnected = True
+        bus = holder.get("bus")
+        if bus is not None:
+            bus.disconnected = True
+            if bus.closing:
+                return  # our own close(), not an outage
         log.warning("%s: disconnected from NATS", name)
 
     async def on_reconnect() -> None:
