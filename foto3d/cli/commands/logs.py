@@ -1,0 +1,218 @@
+"""`foto3d logs`: search the log store, or follow it live."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+import msgspec
+import nats.errors
+
+from foto3d.cli.common import connect_cli, fail, parse_since, run_async, settings_from, system_options
+from foto3d.libs.bus import subjects
+from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply, StoredLog
+from foto3d.services.log_collector.tail import matches
+
+ORDER = 21
+# Live records remembered for de-duplication against the first page and redeliveries.
+SEEN_MAX = 100_000
+CONNECT_TIMEOUT_S = 10.0
+
+COLOURS = {"DEBUG": "2", "INFO": "36", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;41;97"}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs",
+        parents=[system_options()],
+        help="search the logs, or follow them live",
+        description=(
+            "Show log records from the log collector, oldest of the selection first. "
+            "Filters combine (AND). With --follow, print the latest records and then new "
+            "ones as they arrive, until Ctrl-C."
+        ),
+        epilog="Examples: foto3d logs --job J-42 --level warning;  foto3d logs --grep 'out of memory' --since 1d;  "
+        "foto3d logs --kind trainer -f",
+    )
+    p.add_argument("--job", metavar="ID", help="only records of this job")
+    p.add_argument("--object", metavar="ID", help="only records about this object")
+    p.add_argument("--source", metavar="ID", help="only records from this source id (a rig, trainer, script)")
+    p.add_argument(
+        "--kind", metavar="KIND", help="only records from this kind of source (trainer, rig, run, …)"
+    )
+    p.add_argument("--host", metavar="H", help="only records from this host")
+    p.add_argument(
+        "--level", metavar="LEVEL", help="this level and above: debug, info, warning, error, critical"
+    )
+    p.add_argument(
+        "--grep",
+        metavar="TEXT",
+        help="full-text search in message and exception; every word must occur (word* = prefix)",
+    )
+    p.add_argument("--since", metavar="T", help="not older than T: a look-back (30m, 2h, 1d) or an ISO time")
+    p.add_argument("--until", metavar="T", help="not newer than T: a look-back or an ISO time")
+    p.add_argument(
+        "-n", "--limit", type=int, default=100, metavar="N", help="how many records (1-5000, default 100)"
+    )
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="after the latest N, keep printing new records"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    p.set_defaults(func=cmd_logs)
+
+
+def build_query(args: argparse.Namespace) -> LogQuery:
+    """The query from the options; ValueError says which option is wrong."""
+    min_level = None
+    if args.level:
+        min_level = int(Level.parse(args.level))
+    since = parse_since(args.since) if args.since else None
+    until = parse_since(args.until) if args.until else None
+    if not 1 <= args.limit <= 5000:
+        raise ValueError(f"--limit must be between 1 and 5000, got {args.limit}")
+    return LogQuery(
+        job_id=args.job,
+        object_id=args.object,
+        source_id=args.source,
+        source_kind=args.kind,
+        host=args.host,
+        min_level=min_level,
+        since=since,
+        until=until,
+        text=args.grep,
+        limit=args.limit,
+    )
+
+
+def follow_subject(q: LogQuery) -> str:
+    """The narrowest log subject that still carries every record the query can match."""
+    if q.source_kind and q.source_id:
+        return subjects.logs(q.source_kind, q.source_id)
+    if q.source_kind:
+        return subjects.logs(q.source_kind, "x").rsplit(".", 1)[0] + ".>"
+    return subjects.LOGS_ALL
+
+
+def level_name(level: int) -> str:
+    for lv in sorted(Level, reverse=True):
+        if level >= lv:
+            return lv.name
+    return "DEBUG"
+
+
+class Printer:
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.colour = not as_json and out.isatty() and not os.environ.get("NO_COLOR")
+        self.enc = msgspec.json.Encoder()
+
+    def print(self, r: StoredLog, *, live: bool = False) -> None:
+        if self.as_json:
+            d: dict[str, Any] = msgspec.to_builtins(r)
+            if live:
+                d.pop("id", None)  # not stored yet when it was seen on the wire
+            self.out.write(self.enc.encode(d).decode() + "\n")
+        else:
+            self.out.write(self.format(r))
+        self.out.flush()
+
+    def format(self, r: StoredLog) -> str:
+        when = datetime.fromtimestamp(r.ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        name = level_name(r.level)
+        lvl = f"{name:<8}"
+        if self.colour:
+            lvl = f"\033[{COLOURS[name]}m{name}\033[0m" + " " * (8 - len(name))
+        refs = " ".join(
+            x
+            for x in (f"job={r.job_id}" if r.job_id else "", f"obj={r.object_id}" if r.object_id else "")
+            if x
+        )
+        line = (
+            f"{when} {lvl} {r.source_kind}/{r.source_id}"
+            + (f" [{refs}]" if refs else "")
+            + f"  {r.message}\n"
+        )
+        if r.exc:
+            line += "".join("    " + x + "\n" for x in r.exc.rstrip("\n").splitlines())
+        return line
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    try:
+        query = build_query(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    settings = settings_from(args)
+    printer = Printer(sys.stdout, args.json)
+
+    async def main() -> int:
+        try:
+            # With unlimited reconnects the client would wait forever for a dead URL.
+            bus = await asyncio.wait_for(connect_cli(settings), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            urls = ", ".join(settings.nats_urls or ["the embedded server"])
+            return fail(f"cannot reach NATS at {urls} within {CONNECT_TIMEOUT_S:.0f}s")
+        try:
+            live: asyncio.Queue[bytes] = asyncio.Queue()
+            sub = None
+            if args.follow:
+                # Subscribe before asking, so nothing falls between the page and the tail.
+                async def on_msg(msg: Any) -> None:
+                    live.put_nowait(msg.data)
+
+                sub = await bus.nc.subscribe(follow_subject(query), cb=on_msg)
+            try:
+                reply = await bus.request(LOG_QUERY_SUBJECT, query, LogQueryReply, timeout=15)
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                return fail(
+                    "the log collector is not answering: is `foto3d up` (or `foto3d serve log_collector`) running?"
+                )
+            if reply.error:
+                return fail(reply.error)
+            seen: dict[tuple[str, str, int], None] = {}
+            for r in reversed(reply.records):
+                printer.print(r)
+                seen[(r.source_kind, r.source_id, r.seq)] = None
+            if sub is None:
+                return 0
+            live_query = msgspec.structs.replace(query, limit=1)
+            decoder = msgspec.json.Decoder(LogBatch)
+            while True:
+                data = await live.get()
+                try:
+                    b = decoder.decode(data)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue  # the collector dead-letters it; nothing to show
+                for rec in b.records:
+                    key = (b.source_kind, b.source_id, rec.seq)
+                    if key in seen:
+                        continue
+                    r = StoredLog(
+                        id=0,
+                        source_kind=b.source_kind,
+                        source_id=b.source_id,
+                        ts=rec.ts,
+                        seq=rec.seq,
+                        level=rec.level,
+                        message=rec.message,
+                        logger=rec.logger,
+                        host=rec.host or b.host,
+                        job_id=rec.job_id if rec.job_id is not None else b.job_id,
+                        object_id=rec.object_id if rec.object_id is not None else b.object_id,
+                        exc=rec.exc,
+                    )
+                    if not matches(live_query, r):
+                        continue
+                    seen[key] = None
+                    if len(seen) > SEEN_MAX:
+                        del seen[next(iter(seen))]
+                    printer.print(r, live=True)
+        finally:
+            await bus.close()
+
+    return run_async(main)

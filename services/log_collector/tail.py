@@ -1,0 +1,94 @@
+"""Live tail: fan committed records out to every connected client.
+
+The collector publishes each committed batch here once; every client (an SSE
+stream) gets its own bounded queue and its own filter. A client that cannot
+keep up loses records (counted and reported to it as a gap) instead of making
+the collector or the other clients wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from foto3d.proto.logs import LogQuery, StoredLog
+from foto3d.services.log_collector.fts import terms
+
+
+def matches(q: LogQuery, r: StoredLog) -> bool:
+    """The in-memory twin of the store's filters (text: every word as a substring)."""
+    if q.source_kind is not None and r.source_kind != q.source_kind:
+        return False
+    if q.source_id is not None and r.source_id != q.source_id:
+        return False
+    if q.job_id is not None and r.job_id != q.job_id:
+        return False
+    if q.object_id is not None and r.object_id != q.object_id:
+        return False
+    if q.host is not None and r.host != q.host:
+        return False
+    if q.min_level is not None and r.level < q.min_level:
+        return False
+    if q.since is not None and r.ts < q.since:
+        return False
+    if q.until is not None and r.ts > q.until:
+        return False
+    if q.text:
+        hay = (r.message + "\n" + (r.exc or "")).lower()
+        return all(t in hay for t in terms(q.text))
+    return True
+
+
+@dataclass(eq=False)
+class Subscriber:
+    query: LogQuery
+    queue: asyncio.Queue[list[StoredLog] | None]
+    dropped: int = 0
+
+    def offer(self, records: list[StoredLog]) -> None:
+        chosen = [r for r in records if matches(self.query, r)]
+        if not chosen:
+            return
+        try:
+            self.queue.put_nowait(chosen)
+        except asyncio.QueueFull:
+            self.dropped += len(chosen)
+
+    def end(self) -> None:
+        while True:
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self.queue.get_nowait()
+
+
+@dataclass
+class TailHub:
+    # Committed batches a client may have waiting before it starts losing records.
+    max_pending: int = 256
+    subscribers: set[Subscriber] = field(default_factory=set)
+    closed: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.subscribers)
+
+    def subscribe(self, query: LogQuery) -> Subscriber:
+        sub = Subscriber(query, asyncio.Queue(self.max_pending))
+        if self.closed:
+            sub.end()
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def publish(self, records: list[StoredLog]) -> None:
+        for sub in list(self.subscribers):
+            sub.offer(records)
+
+    def close(self) -> None:
+        self.closed = True
+        for sub in list(self.subscribers):
+            sub.end()
