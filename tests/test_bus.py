@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 import pytest
@@ -84,3 +85,20 @@ def test_event_decoding_rejects_bad_input() -> None:
     dec = msgspec.json.Decoder(Heartbeat)
     with pytest.raises(msgspec.ValidationError):
         dec.decode(b'{"type":"heartbeat/1","kind":"ok","id":"x"}')
+
+
+async def test_services_register_with_nats_micro(settings: Any, bus: Bus) -> None:
+    """`nats micro ls` sends $SRV.INFO; every running service must answer with its name and endpoints."""
+    import json
+
+    from tests.conftest import running_services
+
+    async with running_services(settings, ["log_collector"], http=False):
+        inbox = bus.nc.new_inbox()
+        sub = await bus.nc.subscribe(inbox)
+        await bus.nc.publish("$SRV.INFO", b"", reply=inbox)
+        msg = await sub.next_msg(timeout=5)
+        info = json.loads(msg.data)
+        assert info["name"] == "foto3d-log-collector"
+        assert any(ep["subject"] == "f3d.api.logs.query" for ep in info["endpoints"])
+        await sub.unsubscribe()

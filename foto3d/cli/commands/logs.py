@@ -178,6 +178,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
             for r in reversed(reply.records):
                 printer.print(r)
                 seen[(r.source_kind, r.source_id, r.seq)] = None
+            if not reply.records and not args.json:
+                print("no log records match these filters", file=sys.stderr)
             if sub is None:
                 return 0
             live_query = msgspec.structs.replace(query, limit=1)
