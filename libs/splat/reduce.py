@@ -1,0 +1,174 @@
+"""Make a splat smaller without retraining: drop invalid rows, faint gaussians and floaters, prune
+the least important to a target count, lower the SH degree.
+
+The steps run in that order; every gaussian removed is counted under one reason (the first that
+applied). The kept gaussians stay in their original order (files compress better that way and a
+reduced splat diffs cleanly against its source).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from foto3d.libs.splat.cameras import Camera
+from foto3d.libs.splat.floaters import FloaterOptions, find_floaters
+from foto3d.libs.splat.importance import importance
+from foto3d.libs.splat.model import Splat, sigmoid
+
+#: Defaults recommended for publishing (see docs/splat.md, "Reduction and quality"): half the
+#: gaussians (by significance over the training views, else opacity x area), SH degree 1, .spz.
+RECOMMENDED_KEEP = 0.5
+RECOMMENDED_SH_DEGREE = 1
+RECOMMENDED_FORMAT = "spz"
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as the slow stages (scoring views) advance."""
+
+
+@dataclass
+class ReduceReport:
+    """What :func:`reduce_splat` did."""
+
+    count_before: int
+    count_after: int
+    sh_degree_before: int
+    sh_degree_after: int
+    importance_method: str
+    removed: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kept_fraction(self) -> float:
+        return self.count_after / self.count_before if self.count_before else 1.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "count_before": self.count_before,
+            "count_after": self.count_after,
+            "kept_fraction": round(self.kept_fraction, 6),
+            "sh_degree_before": self.sh_degree_before,
+            "sh_degree_after": self.sh_degree_after,
+            "importance_method": self.importance_method,
+            "removed": dict(self.removed),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def _resolve_cameras(cameras: Sequence[Camera] | str | Path | None) -> list[Camera] | None:
+    if cameras is None:
+        return None
+    if isinstance(cameras, str | Path):
+        from foto3d.libs.splat.cameras import load_cameras
+
+        return load_cameras(cameras)
+    return list(cameras)
+
+
+def reduce_splat(
+    splat: Splat,
+    *,
+    keep: float | None = 0.5,
+    count: int | None = None,
+    sh_degree: int | None = None,
+    min_opacity: float | None = None,
+    remove_floaters: bool = False,
+    cameras: Sequence[Camera] | str | Path | None = None,
+    progress: Progress | None = None,
+    importance_method: str = "auto",
+    floater_options: FloaterOptions | None = None,
+    up: str = "z",
+) -> tuple[Splat, ReduceReport]:
+    """Reduce ``splat``; returns the new splat and a report.
+
+    - ``keep``: fraction of the *input* count to keep (0 < keep <= 1); ignored when ``count`` is set.
+      None with no ``count`` = no importance pruning.
+    - ``count``: absolute number of gaussians to keep.
+    - ``sh_degree``: lower the SH degree to this (0..3); a higher value than the input's is a no-op.
+    - ``min_opacity``: drop gaussians whose opacity (0..1) is below this first.
+    - ``remove_floaters``: drop floaters (see :mod:`.floaters`).
+    - ``cameras``: training cameras (list or path to nerfstudio ``transforms.json``) for
+      LightGaussian's global significance.
+    - ``importance_method``: ``auto`` (``views`` over the training cameras when given, else
+      ``area``), or one of :data:`.importance.METHODS` (``views`` without cameras uses orbit views).
+    - ``up``: the scene's up axis, for placing orbit cameras (nerfstudio .ply: z).
+
+    Raises ValueError for out-of-range options.
+    """
+    if count is not None and count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if count is None and keep is not None and not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be a fraction in (0, 1], got {keep}")
+    if sh_degree is not None and sh_degree not in (0, 1, 2, 3):
+        raise ValueError(f"SH degree must be 0..3, got {sh_degree}")
+    if min_opacity is not None and not 0.0 <= min_opacity < 1.0:
+        raise ValueError(f"min opacity must be in [0, 1), got {min_opacity}")
+    cams = _resolve_cameras(cameras)
+    method = _pick_method(importance_method, cams)
+
+    n0 = splat.count
+    report = ReduceReport(n0, n0, splat.sh_degree, splat.sh_degree, method)
+    alive = np.ones(n0, bool)
+
+    def drop(reason: str, mask: np.ndarray) -> None:
+        hit = mask & alive
+        if hit.any():
+            report.removed[reason] = report.removed.get(reason, 0) + int(hit.sum())
+            alive[hit] = False
+
+    t = time.perf_counter()
+    drop("invalid", splat.nonfinite_rows() | splat.zero_quat_rows())
+    if min_opacity is not None:
+        drop("low_opacity", sigmoid(splat.opacities) < min_opacity)
+    report.timings["filter"] = time.perf_counter() - t
+    if remove_floaters:
+        t = time.perf_counter()
+        idx = np.flatnonzero(alive)
+        for reason, mask in find_floaters(splat.subset(idx), floater_options).items():
+            full = np.zeros(n0, bool)
+            full[idx[mask]] = True
+            drop(reason, full)
+        report.timings["floaters"] = time.perf_counter() - t
+
+    target = count if count is not None else (round(keep * n0) if keep is not None else None)
+    n_alive = int(alive.sum())
+    if target is not None and n_alive > target:
+        t = time.perf_counter()
+        idx = np.flatnonzero(alive)
+        sub = splat.subset(idx)
+        stage_cb = None if progress is None else (lambda done, total: progress("scoring views", done, total))
+        score = importance(sub, method, cameras=cams, up=up, progress=stage_cb)
+        # argpartition finds the top `target` in linear time; ties are broken by index, stable.
+        order = np.argpartition(-score, target - 1)[:target] if target > 0 else np.zeros(0, np.int64)
+        keep_mask = np.zeros(n0, bool)
+        keep_mask[idx[order]] = True
+        drop("low_importance", alive & ~keep_mask)
+        report.timings["importance"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    out = splat.subset(np.flatnonzero(alive))
+    if sh_degree is not None and sh_degree < out.sh_degree:
+        out = out.with_sh_degree(sh_degree)
+    report.timings["assemble"] = time.perf_counter() - t
+    report.count_after = out.count
+    # An empty splat has no SH arrays to tell its degree: report the degree asked for.
+    target_deg = splat.sh_degree if sh_degree is None else min(sh_degree, splat.sh_degree)
+    report.sh_degree_after = out.sh_degree if out.count else target_deg
+    return out, report
+
+
+def _pick_method(method: str, cams: list[Camera] | None) -> str:
+    from foto3d.libs.splat.importance import METHODS
+
+    if method == "auto":
+        # Measured (docs/benchmarks.md): with only orbit views, opacity x area keeps more of the
+        # picture than orbit-view significance on dense scenes and is ~20x faster; real training
+        # views are what make global significance worth its cost.
+        return "views" if cams is not None else "area"
+    if method not in METHODS:
+        raise ValueError(f"unknown importance method {method!r} (choose from auto, {', '.join(METHODS)})")
+    return method
