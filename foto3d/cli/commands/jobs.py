@@ -1,0 +1,214 @@
+"""`foto3d jobs`, `foto3d job ID`, `foto3d cancel ID`, `foto3d requeue ID`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+import nats.errors
+
+from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.libs.bus.connection import Bus
+from foto3d.proto.jobs import JobActionReply, JobDetail, JobRef, JobsList, JobsQuery, JobState, JobSummary
+from foto3d.services.queue import api
+
+ORDER = 21
+R = TypeVar("R")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    states = ", ".join(s.value for s in JobState)
+    p = sub.add_parser(
+        "jobs",
+        parents=[system_options()],
+        help="list training jobs",
+        description=f"List training jobs, newest first. States: {states}.",
+    )
+    p.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="STATE",
+        help="only jobs in this state (repeat or comma-separate for several)",
+    )
+    p.add_argument("--object", metavar="ID", help="only jobs of this object id")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N jobs (default 50)")
+    p.add_argument("--json", action="store_true", help="print JSON (one object with jobs and counts)")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser(
+        "job",
+        parents=[system_options()],
+        help="show one job: state, progress, timeline and logs link",
+        description="Show one job: its state, progress, the timeline of its events and a link to its logs.",
+    )
+    p.add_argument("job_id", metavar="ID", help="job id (as printed by `foto3d submit`)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_job)
+
+    p = sub.add_parser(
+        "cancel",
+        parents=[system_options()],
+        help="cancel a queued or running job",
+        description="Cancel a job: queued work is withdrawn, a running trainer stops it.",
+    )
+    p.add_argument("job_id", metavar="ID", help="job id")
+    p.add_argument("--reason", default="", help="why (shown in the job's timeline)")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser(
+        "requeue",
+        parents=[system_options()],
+        help="give a dead, failed or cancelled job a fresh attempt",
+        description="Queue a dead, failed or cancelled job again, with a fresh budget of retries.",
+    )
+    p.add_argument("job_id", metavar="ID", help="job id")
+    p.set_defaults(func=cmd_requeue)
+
+
+async def _ask(bus: Bus, subject: str, body: msgspec.Struct, tp: type[R]) -> R:
+    try:
+        return await bus.request(subject, body, tp, timeout=10.0)
+    except nats.errors.NoRespondersError:
+        raise QueueDown("no queue service is running") from None
+    except (TimeoutError, nats.errors.TimeoutError):
+        raise QueueDown("the queue did not answer within 10 s") from None
+
+
+class QueueDown(Exception):
+    pass
+
+
+def _run(args: argparse.Namespace, fn: Callable[[Bus], Awaitable[int]]) -> int:
+    settings = settings_from(args)
+
+    async def main() -> int:
+        bus = await connect_cli(settings)
+        try:
+            return await fn(bus)
+        except QueueDown as exc:
+            return fail(str(exc), 1)
+        finally:
+            await bus.close()
+
+    return run_async(main)
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    s = max(0.0, time.time() - ts)
+    if s < 60:
+        return f"{s:.0f}s ago"
+    if s < 3600:
+        return f"{s / 60:.0f}m ago"
+    if s < 86400:
+        return f"{s / 3600:.1f}h ago"
+    return f"{s / 86400:.1f}d ago"
+
+
+def _progress(j: JobSummary) -> str:
+    if j.state == JobState.RUNNING and j.total:
+        eta = f" eta {j.eta_s:.0f}s" if j.eta_s is not None else ""
+        return f"{j.stage or ''} {100 * j.step / j.total:.0f}%{eta}".strip()
+    if j.state == JobState.QUEUED and j.retry_at:
+        return f"retry in {max(0.0, j.retry_at - time.time()):.0f}s"
+    return j.stage or "" if j.state == JobState.RUNNING else ""
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    states: list[str] = [s.strip() for v in args.state for s in v.split(",") if s.strip()]
+    try:
+        query = msgspec.convert({"states": states, "object_id": args.object, "limit": args.limit}, JobsQuery)
+    except msgspec.ValidationError as exc:
+        valid = ", ".join(s.value for s in JobState)
+        return fail(f"bad filter ({exc}); states are: {valid}")
+
+    async def run(bus: Bus) -> int:
+        result = await _ask(bus, api.LIST, query, JobsList)
+        if args.json:
+            sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+            return 0
+        if not result.jobs:
+            print("no jobs match")
+            return 0
+        rows = [("JOB", "OBJECT", "STATE", "PRIO", "TRY", "CREATED", "PROGRESS / ERROR")]
+        for j in result.jobs:
+            note = _progress(j) or (j.error or "")
+            rows.append(
+                (
+                    j.job_id,
+                    j.object_id,
+                    j.state.value,
+                    j.priority.value,
+                    f"{j.attempt}/{j.max_attempts}",
+                    _ago(j.created),
+                    note[:60],
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+        print(f"\n{counts}" + (f" · leader {result.leader}" if result.leader else " · no leader"))
+        return 0
+
+    return _run(args, run)
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    base = settings_from(args).base_url()
+
+    async def run(bus: Bus) -> int:
+        d = await _ask(bus, api.GET, JobRef(job_id=args.job_id), JobDetail)
+        if not d.ok or d.job is None:
+            return fail(d.error or f"no job {args.job_id}")
+        logs = f"{base}/logs?job={d.job.job_id}"
+        if args.json:
+            out = {**msgspec.to_builtins(d), "logs_url": logs}
+            sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
+            return 0
+        j = d.job
+        print(f"job       {j.job_id}")
+        print(f"object    {j.object_id}")
+        print(f"dataset   {j.dataset}")
+        print(f"state     {j.state.value}  (attempt {j.attempt} of {j.max_attempts}, {j.priority.value})")
+        if j.trainer:
+            print(f"trainer   {j.trainer}")
+        if prog := _progress(j):
+            print(f"progress  {prog}")
+        if j.error:
+            print(f"error     {j.error}")
+        print(f"logs      {logs}")
+        print("\ntimeline")
+        for t in d.timeline:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.ts))
+            print(f"  {when}  #{t.attempt}  {t.type.removeprefix('job.'):<10} {t.text}")
+        return 0
+
+    return _run(args, run)
+
+
+def _action(args: argparse.Namespace, subject: str, done: str) -> int:
+    ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor="cli")
+
+    async def run(bus: Bus) -> int:
+        reply = await _ask(bus, subject, ref, JobActionReply)
+        if not reply.ok:
+            return fail(reply.error or "refused")
+        print(f"{reply.job_id} {done}")
+        return 0
+
+    return _run(args, run)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return _action(args, api.CANCEL, "cancelled")
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    return _action(args, api.REQUEUE, "queued again")

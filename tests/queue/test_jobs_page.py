@@ -1,0 +1,38 @@
+"""The jobs page in headless Chromium: a running job's progress appears live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.config import Settings
+from tests.conftest import running_services
+from tests.queue.test_queue import submit
+from tests.queue.trainer_stub import StubTrainer
+
+
+async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Settings, dataset: Path) -> None:
+    async with running_services(settings, ["queue"]) as rt:
+        await page.goto(rt.http_url + "/jobs")
+        assert await page.title() == "Jobs · foto3d"
+        trainer = StubTrainer(bus, "gpu-box-1", work_s=4.0)
+        trainer.start()
+        try:
+            reply = await submit(bus, "acme-chair-001", dataset)
+            row = page.locator(f'tr[data-job="{reply.job_id}"]')
+            # No reload: the page polls and the row turns running with the trainer's progress.
+            await row.locator(".badge.running").wait_for(timeout=5000)
+            assert "train 1/2" in await row.locator(".progress-cell").inner_text()
+            assert await row.locator("td.mono").nth(2).inner_text() == "gpu-box-1"
+            await row.locator(".badge.succeeded").wait_for(timeout=8000)
+            await row.locator("a").click()
+            await page.wait_for_url(f"**/jobs/{reply.job_id}")
+            timeline = page.locator("#timeline tbody tr")
+            await timeline.nth(2).wait_for(timeout=5000)
+            assert "succeeded" in await timeline.nth(2).inner_text()
+            href = await page.locator("#logs-link").get_attribute("href")
+            assert href and href.endswith(f"/logs?job={reply.job_id}")
+            await page.screenshot(path=str(Path(settings.data_dir) / "job.png"))
+        finally:
+            await trainer.stop()
