@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -33,11 +34,26 @@ def default_data_dir() -> Path:
     return Path(base) / "foto3d"
 
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
 def split_urls(value: str) -> list[str]:
+    """'nats://a:4222, nats://b:4222' -> a checked list, so a typo fails here, not inside the client."""
     urls = [u.strip() for u in value.split(",") if u.strip()]
     for u in urls:
         if "://" not in u:
             raise ConfigError(f"NATS URL {u!r} needs a scheme, e.g. nats://{u}")
+        try:
+            parts = urlsplit(u)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ConfigError(f"NATS URL {u!r} cannot be read: {exc}") from None
+        if parts.scheme not in NATS_SCHEMES:
+            raise ConfigError(
+                f"NATS URL {u!r} must start with one of: {', '.join(s + '://' for s in NATS_SCHEMES)}"
+            )
+        if not parts.hostname:
+            raise ConfigError(f"NATS URL {u!r} has no host")
     return urls
 
 
@@ -61,6 +77,8 @@ class Settings:
         config: str | Path | None = None,
     ) -> Settings:
         ddir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        if ddir.exists() and not ddir.is_dir():
+            raise ConfigError(f"data folder {ddir} is a file, not a folder")
         cfg_path = Path(config or os.environ.get("FOTO3D_CONFIG") or ddir / "foto3d.toml")
         raw: dict[str, Any] = {}
         if cfg_path.exists():
@@ -77,7 +95,10 @@ class Settings:
             try:
                 port = int(env_port) if env_port else int(raw.get("http_port", DEFAULT_HTTP_PORT))
             except ValueError:
-                raise ConfigError(f"HTTP port must be a number, got {env_port!r}") from None
+                got = env_port or raw.get("http_port")
+                raise ConfigError(f"HTTP port must be a number, got {got!r}") from None
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"HTTP port must be between 0 and 65535, got {port}")
         return cls(
             data_dir=ddir,
             nats_urls=split_urls(nats_value) if nats_value else None,

@@ -27,7 +27,7 @@ async def home(request: web.Request) -> web.Response:
         state = comp.get("state", "?")
         detail = esc(comp.get("detail", ""))
         cards.append(
-            f'<div class="card" data-component="{esc(name)}"><div class="label">{esc(name)}</div>'
+            f'<div class="card" data-component="{esc(name)}"><div class="label">{esc(name.replace("_", " "))}</div>'
             f'<div class="value"><span class="badge {esc(state)}">{esc(state)}</span></div>'
             f'<div class="muted">{detail}</div></div>'
         )

@@ -55,10 +55,25 @@ def setup_logging(verbose: int) -> None:
     )
 
 
-async def connect_cli(settings: Settings, name: str = "foto3d-cli") -> Bus:
+CLI_CONNECT_TIMEOUT_S = 5.0
+
+
+async def connect_cli(
+    settings: Settings, name: str = "foto3d-cli", timeout: float = CLI_CONNECT_TIMEOUT_S
+) -> Bus:
+    """Connect for one command, failing within ``timeout`` when nothing answers.
+
+    The bus client reconnects without limit (right for services), which would make
+    a command wait for ever on a wrong or dead URL; a person wants an answer.
+    """
     urls = resolve_nats_urls(settings)
     try:
-        return await connect(urls, name, retry_initial=False)
+        return await asyncio.wait_for(connect(urls, name, retry_initial=False), timeout)
+    except TimeoutError:
+        raise ConfigError(
+            f"cannot reach NATS at {', '.join(urls)} within {timeout:g} s "
+            "(is `foto3d up` running? check --nats / FOTO3D_NATS_URL)"
+        ) from None
     except ConnectionError as exc:
         raise ConfigError(str(exc)) from exc
 

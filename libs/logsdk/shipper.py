@@ -611,6 +611,7 @@ class LogShipper:
                 await asyncio.wait_for(bus.nc.flush(), 1.0)
             except Exception:
                 pass
+            bus.closing = True  # our own close: no "disconnected" warning on the way out
             with contextlib.suppress(Exception):
                 await bus.nc.close()
         self._stopped.set()

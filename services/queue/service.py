@@ -124,7 +124,7 @@ class QueueService(Service):
 
     def banner(self) -> list[str]:
         return [
-            f"queue: up to {self.cfg.max_attempts} attempts per job, backoff from {self.cfg.backoff_s:g} s"
+            f"up to {self.cfg.max_attempts} attempts per job, retry backoff from {self.cfg.backoff_s:g} s"
         ]
 
     # -- leadership ------------------------------------------------------------

@@ -20,9 +20,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from foto3d.cli.common import fail
     from foto3d.proto.registry import write_schemas
 
-    changed = write_schemas(Path(args.out), check=args.check)
+    try:
+        changed = write_schemas(Path(args.out), check=args.check)
+    except OSError as exc:
+        return fail(f"cannot write schemas to {args.out}: {exc.strerror or exc}")
     if args.check:
         if changed:
             print("out of date: " + ", ".join(changed))

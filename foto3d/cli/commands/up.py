@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from foto3d.cli.common import run_async, settings_from, system_options
+from foto3d.cli.common import fail, run_async, settings_from, system_options
 
 ORDER = 1
 
@@ -35,4 +35,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
     args.nats = None  # `up` always runs its own server
     settings = settings_from(args)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot create data folder {settings.data_dir}: {exc.strerror or exc}")
     return run_async(lambda: run_up(settings))

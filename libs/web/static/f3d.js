@@ -3,10 +3,18 @@ window.f3d = {
   esc(s) {
     return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   },
+  // Short enough for a table cell: "14:05:51" today, "Nov 26 14:05" this year, else with the year.
   time(ts) {
     if (!ts) return "";
-    const d = new Date(ts * 1000);
-    return d.toLocaleString(undefined, {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0");
+    const d = new Date(ts * 1000), now = new Date();
+    const hm = {hour: "2-digit", minute: "2-digit", hour12: false};
+    if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString(undefined, {...hm, second: "2-digit"});
+    const day = {month: "short", day: "numeric", ...(d.getFullYear() === now.getFullYear() ? {} : {year: "numeric"})};
+    return `${d.toLocaleDateString(undefined, day)} ${d.toLocaleTimeString(undefined, hm)}`;
+  },
+  // The full local date and time, for a tooltip.
+  fullTime(ts) {
+    return ts ? new Date(ts * 1000).toLocaleString(undefined, {hour12: false}) : "";
   },
   ago(seconds) {
     if (seconds == null) return "";

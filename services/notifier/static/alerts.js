@@ -19,16 +19,16 @@
     const sev = (s) => `<span class="badge ${s === "warning" ? "late" : "failed"}">${esc(s)}</span>`;
     document.querySelector("#open-alerts tbody").innerHTML = d.open.length ? d.open.map((a) => `<tr>
       <td>${sev(a.severity)}</td><td>${esc(a.title)}<div class="muted">${esc(a.last_message || "")}</div></td>
-      <td>${a.count}</td><td>${esc(time(a.opened_at))}</td><td>${esc(time(a.last_at))}</td><td>${a.mails}</td></tr>`).join("")
+      <td>${a.count}</td><td title="${esc(window.f3d.fullTime(a.opened_at))}">${esc(time(a.opened_at))}</td><td title="${esc(window.f3d.fullTime(a.last_at))}">${esc(time(a.last_at))}</td><td>${a.mails}</td></tr>`).join("")
       : `<tr><td colspan="6" class="empty">No open alerts.</td></tr>`;
     document.querySelector("#outbox tbody").innerHTML = d.outbox.length ? d.outbox.map((m) => `<tr data-channel="${esc(m.channel)}">
-      <td><span class="badge ${STATE[m.state] || ""}">${esc(m.state)}</span></td><td>${esc(time(m.created_at))}</td>
+      <td><span class="badge ${STATE[m.state] || ""}">${esc(m.state)}</span></td><td title="${esc(window.f3d.fullTime(m.created_at))}">${esc(time(m.created_at))}</td>
       <td>${esc(m.channel === "file" ? "local outbox" : m.channel)}</td><td class="mono">${esc(m.target)}</td>
       <td><a href="/api/alerts/messages/${m.id}" target="_blank">${esc(m.subject)}</a></td><td>${m.attempts}</td>
       <td class="muted">${esc(m.last_error || "")}</td></tr>`).join("")
       : `<tr><td colspan="7" class="empty">No messages yet.</td></tr>`;
     document.querySelector("#resolved tbody").innerHTML = d.resolved.length ? d.resolved.map((a) => `<tr>
-      <td>${esc(a.title)}</td><td>${a.count}</td><td>${esc(time(a.opened_at))}</td><td>${esc(time(a.resolved_at))}</td>
+      <td>${esc(a.title)}</td><td>${a.count}</td><td title="${esc(window.f3d.fullTime(a.opened_at))}">${esc(time(a.opened_at))}</td><td title="${esc(window.f3d.fullTime(a.resolved_at))}">${esc(time(a.resolved_at))}</td>
       <td>${esc(a.resolve_reason || "")}</td></tr>`).join("")
       : `<tr><td colspan="5" class="empty">Nothing resolved yet.</td></tr>`;
   }
