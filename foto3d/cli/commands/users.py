@@ -1,0 +1,102 @@
+"""`foto3d users …`: staff accounts for the dashboard (stored hashed in the data folder)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import secrets
+import sys
+from datetime import UTC, datetime
+
+from foto3d.cli.common import fail, settings_from, system_options
+from foto3d.libs.auth import UserError, UserStore
+
+ORDER = 60
+
+
+def _store(args: argparse.Namespace) -> UserStore:
+    return UserStore.in_data_dir(settings_from(args).data_dir)
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The new password and whether we generated it (then it is printed once)."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    if args.generate or not sys.stdin.isatty():
+        return secrets.token_urlsafe(12), True
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Again: "):
+        raise UserError("the two passwords differ")
+    return first, False
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    try:
+        password, generated = _password(args)
+        user = asyncio.run(_store(args).add(args.name.lower(), password, args.display_name or "", args.admin))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"added user {user.name}" + (f" with password {password} (shown once)" if generated else ""))
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    try:
+        password, generated = _password(args)
+        asyncio.run(_store(args).set_password(args.name.lower(), password))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"changed the password of {args.name}" + (f" to {password} (shown once)" if generated else ""))
+    return 0
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_store(args).set_disabled(args.name.lower(), not args.enable))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"{'enabled' if args.enable else 'disabled'} {args.name}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for user, disabled, created in asyncio.run(_store(args).list()):
+        flags = ", ".join(f for f, on in (("admin", user.admin), ("disabled", disabled)) if on)
+        when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d")
+        print(f"{user.name:<24} {user.display_name:<30} {when}  {flags}".rstrip())
+    return 0
+
+
+def _password_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    g.add_argument("--generate", action="store_true", help="generate a random password and print it once")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    top = sub.add_parser(
+        "users",
+        help="staff accounts for the dashboard sign-in",
+        description="Manage the people who can sign in to the dashboard. Works on the data folder "
+        "directly (run it on the host of `foto3d up`). Passwords are stored as scrypt hashes.",
+    )
+    usub = top.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    p = usub.add_parser("add", parents=[system_options()], help="add a person (asks for a password)")
+    p.add_argument("name", help="sign-in name: lowercase letters, digits, '.', '_', '@', '-'")
+    p.add_argument("--display-name", help="full name shown in the dashboard")
+    p.add_argument("--admin", action="store_true", help="mark as administrator")
+    _password_options(p)
+    p.set_defaults(func=cmd_add)
+    p = usub.add_parser("passwd", parents=[system_options()], help="set a new password")
+    p.add_argument("name")
+    _password_options(p)
+    p.set_defaults(func=cmd_passwd)
+    p = usub.add_parser("disable", parents=[system_options()], help="stop a person from signing in")
+    p.add_argument("name")
+    p.add_argument("--enable", action="store_true", help="allow signing in again")
+    p.set_defaults(func=cmd_disable)
+    p = usub.add_parser("list", parents=[system_options()], help="list people")
+    p.set_defaults(func=cmd_list)

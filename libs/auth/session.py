@@ -1,0 +1,56 @@
+"""Signed session cookies: ``name|expiry|hmac`` with a secret kept in the data folder.
+
+No server-side session table: a cookie is valid while its signature checks and it has
+not expired; disabling a user takes effect at the next request because the user is
+looked up on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+
+
+def load_secret(path: Path) -> bytes:
+    """The signing key; created (owner-only) on first use."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+class SessionSigner:
+    def __init__(self, secret: bytes, max_age_s: float) -> None:
+        self.secret = secret
+        self.max_age_s = max_age_s
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, user: str, now: float | None = None) -> str:
+        expires = int((now or time.time()) + self.max_age_s)
+        payload = f"{user}|{expires}"
+        return f"{payload}|{self._mac(payload)}"
+
+    def verify(self, cookie: str, now: float | None = None) -> str | None:
+        """The user name in a valid, unexpired cookie, else None."""
+        try:
+            user, expires, mac = cookie.rsplit("|", 2)
+            exp = int(expires)
+        except ValueError:
+            return None
+        if not hmac.compare_digest(mac, self._mac(f"{user}|{expires}")):
+            return None
+        if exp < (now or time.time()):
+            return None
+        return user

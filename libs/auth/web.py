@@ -1,0 +1,153 @@
+"""Who is asking: a signed session cookie (``/login``) or a trusted reverse-proxy header.
+
+Pages that change things call :meth:`Auth.require_page` / :meth:`Auth.require_api`; both
+return the signed-in :class:`User`, whose name goes into every event as the actor.
+
+Settings (``[auth]`` in the config file; env overrides):
+
+- ``proxy_header`` (``FOTO3D_AUTH_PROXY_HEADER``): e.g. ``X-Forwarded-User``. When set, a
+  request from one of ``trusted_proxies`` carrying it is signed in as that user.
+- ``trusted_proxies`` (``FOTO3D_AUTH_TRUSTED_PROXIES``, comma-separated): peer addresses
+  allowed to set the header; default loopback only.
+- ``session_hours``: how long a sign-in lasts (default 12).
+- ``secure_cookie``: set the cookie's Secure flag (behind HTTPS).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from foto3d.libs.auth.session import SessionSigner, load_secret
+from foto3d.libs.auth.users import User, UserStore
+from foto3d.libs.config import Settings
+from foto3d.libs.web.layout import esc, render_page
+
+COOKIE = "f3d_session"
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    proxy_header: str = ""
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    session_hours: float = 12.0
+    secure_cookie: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthSettings:
+        cfg = settings.section("auth", cls)
+        header = os.environ.get("FOTO3D_AUTH_PROXY_HEADER")
+        proxies = os.environ.get("FOTO3D_AUTH_TRUSTED_PROXIES")
+        if header is not None or proxies is not None:
+            cfg = msgspec.structs.replace(
+                cfg,
+                proxy_header=header if header is not None else cfg.proxy_header,
+                trusted_proxies=[p.strip() for p in proxies.split(",") if p.strip()]
+                if proxies is not None
+                else cfg.trusted_proxies,
+            )
+        return cfg
+
+
+class Auth:
+    def __init__(self, settings: Settings, cfg: AuthSettings | None = None) -> None:
+        self.cfg = cfg or AuthSettings.from_settings(settings)
+        self.users = UserStore.in_data_dir(settings.data_dir)
+        self.signer = SessionSigner(
+            load_secret(settings.data_dir / "auth" / "session.key"), self.cfg.session_hours * 3600
+        )
+
+    async def user(self, request: web.Request) -> User | None:
+        if self.cfg.proxy_header and request.remote in self.cfg.trusted_proxies:
+            name = request.headers.get(self.cfg.proxy_header, "").strip()
+            if name:
+                return User(name=name, display_name=name, admin=False)
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return None
+        signed = self.signer.verify(cookie)
+        return await self.users.get(signed) if signed else None
+
+    async def require_page(self, request: web.Request) -> User:
+        user = await self.user(request)
+        if user is None:
+            target = urllib.parse.quote(request.path_qs, safe="")
+            raise web.HTTPFound(f"/login?next={target}")
+        return user
+
+    async def require_api(self, request: web.Request) -> User:
+        user = await self.user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(
+                text='{"error": "sign in first (POST /login, or through the proxy)"}',
+                content_type="application/json",
+            )
+        return user
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/login", self._login_page),
+            web.post("/login", self._login),
+            web.post("/logout", self._logout),
+            web.get("/logout", self._logout),
+        ]
+
+    async def _login_page(self, request: web.Request, error: str = "", nxt: str = "") -> web.Response:
+        nxt = _safe_next(nxt or request.query.get("next", "/objects"))
+        user = await self.user(request)
+        who = f'<p class="muted">Signed in as <b>{esc(user.name)}</b>.</p>' if user else ""
+        err = f'<p class="login-error" role="alert">{esc(error)}</p>' if error else ""
+        body = f"""<div class="panel login-panel">{who}{err}
+<form method="post" action="/login" class="login-form">
+<input type="hidden" name="next" value="{esc(nxt)}">
+<label>User <input name="username" autocomplete="username" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button></form></div>
+<style>.login-panel{{max-width:360px}} .login-form label{{display:block;margin:.6em 0}}
+.login-form input{{width:100%;box-sizing:border-box}} .login-error{{color:#c0392b}}</style>"""
+        status = 401 if error else 200
+        resp = render_page(request, "Sign in", body)
+        resp.set_status(status)
+        return resp
+
+    async def _login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        name = str(form.get("username", "")).strip().lower()
+        password = str(form.get("password", ""))
+        nxt = _safe_next(str(form.get("next", "/objects")))
+        user = await self.users.authenticate(name, password) if name and password else None
+        if user is None:
+            return await self._login_page(request, "Wrong user name or password.", nxt)
+        resp = web.HTTPFound(nxt)
+        self.set_cookie(resp, user.name)
+        raise resp
+
+    def set_cookie(self, resp: web.StreamResponse, name: str) -> None:
+        resp.set_cookie(
+            COOKIE,
+            self.signer.issue(name),
+            max_age=int(self.signer.max_age_s),
+            httponly=True,
+            samesite="Strict",
+            secure=self.cfg.secure_cookie,
+            path="/",
+        )
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        resp = web.HTTPFound("/login")
+        resp.del_cookie(COOKIE, path="/")
+        raise resp
+
+
+def _safe_next(value: str) -> str:
+    """Only same-site paths, so /login cannot be used to bounce people elsewhere."""
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/objects"
+    return value
+
+
+def user_json(user: User | None) -> dict[str, Any]:
+    return {"name": user.name, "display_name": user.display_name} if user else {}

@@ -1,0 +1,264 @@
+"""Catalog objects: their events (the timeline's source) and the catalog/publisher API bodies.
+
+Object events are published on ``f3d.objects.events.<object_id>`` (stream OBJECT_EVENTS).
+Each carries ``event_id`` (also its ``Nats-Msg-Id``) so a redelivered or re-published event
+is recorded once, ``actor`` (the person or service that caused it) and ``ts``.
+
+The token gateway reacts to ``object.status/1``: ``disabled`` means stop serving the model
+at once; ``production``/``demo``/``test`` mean serve it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from foto3d.proto.base import Event
+from foto3d.proto.jobs import Artifact, ObjectId
+
+CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Stage(StrEnum):
+    """Where an object is in the pipeline (the board's columns, in order)."""
+
+    REGISTERED = "registered"
+    CAPTURED = "captured"
+    SUBMITTED = "submitted"
+    TRAINING = "training"
+    FAILED = "failed"
+    IN_REVIEW = "in_review"  # trained (and reduced), waiting for a reviewer
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PUBLISHED = "published"
+    DISABLED = "disabled"
+
+
+class LiveStatus(StrEnum):
+    """Status of a live model, read by the token gateway."""
+
+    PRODUCTION = "production"
+    DEMO = "demo"
+    TEST = "test"
+    DISABLED = "disabled"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Checklist(msgspec.Struct, frozen=True, kw_only=True):
+    """What a reviewer confirms before approving."""
+
+    training_quality: bool = False
+    alignment: bool = False  # position / alignment / orientation checked
+    manual_adjustments: bool = False  # crops, cleanup and other manual steps done
+
+    def complete(self) -> bool:
+        return self.training_quality and self.alignment and self.manual_adjustments
+
+
+class ObjectEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    object_id: ObjectId
+    ts: float
+    actor: str = ""
+
+
+class ObjectRegistered(ObjectEventBase, frozen=True, kw_only=True, tag="object.registered/1"):
+    customer: CustomerSlug
+    display_name: DisplayName
+    slug: str
+    serial: int
+    reference_image: str = ""
+
+
+class ObjectCaptured(ObjectEventBase, frozen=True, kw_only=True, tag="object.captured/1"):
+    dataset: str
+    photos: int = 0
+    rig: str = ""
+
+
+class ObjectReview(ObjectEventBase, frozen=True, kw_only=True, tag="object.review/1"):
+    decision: Decision
+    job_id: str
+    checklist: Checklist
+    comment: str = ""
+
+
+class ObjectStatusChanged(ObjectEventBase, frozen=True, kw_only=True, tag="object.status/1"):
+    status: LiveStatus
+    previous: LiveStatus | None = None
+    reason: str = ""
+
+
+class PublishedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    kind: str  # "splat", "viewer_config", "thumbnail"
+    format: str
+    key: str
+    url: str
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.published/1"):
+    version: int
+    job_id: str
+    live_url: str  # the viewer config, what an embed points at
+    files: list[PublishedFile]
+    uploaded: int = 0  # files actually sent (0 on an idempotent re-publish)
+
+
+class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="object.publish_failed/1"):
+    version: int
+    job_id: str
+    error: str
+
+
+ObjectEvent = (
+    ObjectRegistered
+    | ObjectCaptured
+    | ObjectReview
+    | ObjectStatusChanged
+    | ObjectPublished
+    | ObjectPublishFailed
+)
+
+
+def publish_progress_subject(object_id: str) -> str:
+    """Core (not stored) subject where the publisher reports upload progress."""
+    return f"f3d.progress.publish.{object_id}"
+
+
+class PublishProgress(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    file: str
+    done: int
+    total: int
+    files_done: int
+    files_total: int
+
+
+# ---------------------------------------------------------------------------
+# API bodies (NATS micro endpoints under f3d.api.catalog.* / f3d.api.publisher.*)
+# ---------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Every catalog endpoint answers with this: ``ok`` or an ``error`` a person can read."""
+
+    ok: bool
+    error: str | None = None
+    data: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
+
+
+class CustomerAdd(msgspec.Struct, frozen=True, kw_only=True):
+    slug: str
+    name: str = ""
+    actor: str = ""
+
+
+class RegisterObject(msgspec.Struct, frozen=True, kw_only=True):
+    customer: str
+    display_name: str
+    reference_image: str = ""
+    # Optional small image (base64) stored by the catalog and served on the object page.
+    reference_image_b64: str = ""
+    reference_image_name: str = ""
+    actor: str = ""
+
+
+class ObjectQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    customer: str | None = None
+    status: str | None = None
+    stage: str | None = None
+    q: str | None = None  # substring of id or display name
+    since: float | None = None  # created at or after
+    until: float | None = None
+    page: int = 1
+    limit: int = 50
+
+
+class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    actor: str = ""
+
+
+class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    dataset: str
+    photos: int = 0
+    rig: str = ""
+    actor: str = ""
+
+
+class ReviewRequest(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    decision: Decision
+    checklist: Checklist = msgspec.field(default_factory=Checklist)
+    comment: str = ""
+    actor: str = ""
+
+
+class StatusRequest(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    status: LiveStatus
+    reason: str = ""
+    actor: str = ""
+
+
+class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Catalog -> publisher: upload this approved version."""
+
+    object_id: ObjectId
+    customer: str
+    version: int
+    job_id: str
+    artifacts: list[Artifact]
+    display_name: str = ""
+    actor: str = ""
+    # The object's latest event time: the published event is stamped no earlier, so it
+    # sorts after the approval even when clocks disagree.
+    not_before: float = 0.0
+
+
+class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    ok: bool
+    error: str | None = None
+    event: ObjectPublished | None = None
+
+
+SCHEMAS = (
+    Reply,
+    CustomerAdd,
+    RegisterObject,
+    ObjectQuery,
+    ObjectRef,
+    CaptureRequest,
+    ReviewRequest,
+    StatusRequest,
+    PublishRequest,
+    PublishReply,
+    PublishProgress,
+)
+
+# Column order of the catalog's CSV export (HTTP /api/objects.csv and `foto3d objects export`).
+CSV_COLUMNS = (
+    "object_id",
+    "customer",
+    "display_name",
+    "stage",
+    "status",
+    "created",
+    "created_by",
+    "dataset",
+    "job_id",
+    "approved_job_id",
+    "published_version",
+    "live_url",
+)

@@ -1,0 +1,357 @@
+"""What people can do to objects, and the rules that keep the catalog consistent.
+
+Both the HTTP API (signed-in staff) and the NATS endpoints (the CLI) call these. Every
+change is first published as an object event (so the token gateway and any other reader
+sees it) and then recorded in the store through the same path the consumer uses; if the
+publish fails nothing is recorded, and a recorded event seen again is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats.errors
+
+from foto3d.libs.bus import subjects
+from foto3d.libs.bus.connection import Bus
+from foto3d.proto.jobs import Artifact, SubmitReply, SubmitRequest
+from foto3d.proto.naming import CUSTOMER_RE, NamingError, make_object_id, slugify
+from foto3d.proto.objects import (
+    Checklist,
+    Decision,
+    LiveStatus,
+    ObjectCaptured,
+    ObjectEvent,
+    ObjectRegistered,
+    ObjectReview,
+    ObjectStatusChanged,
+    PublishReply,
+    PublishRequest,
+    Stage,
+)
+from foto3d.services.catalog.store import CatalogStore
+
+PUBLISHER_SUBJECT = f"{subjects.API_PREFIX}.publisher.publish"
+QUEUE_SUBMIT_SUBJECT = f"{subjects.API_PREFIX}.jobs.submit"
+MAX_REFERENCE_IMAGE = 768 * 1024
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+REVIEWABLE = {Stage.IN_REVIEW.value, Stage.APPROVED.value, Stage.REJECTED.value}
+RESUBMITTABLE = {Stage.REJECTED.value, Stage.FAILED.value}
+
+
+class ActionError(ValueError):
+    """A request the catalog refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _clean_text(value: str, what: str, max_len: int) -> str:
+    text = value.strip()
+    if any(ord(c) < 32 for c in text):
+        raise ActionError(f"{what} contains control characters")
+    if len(text) > max_len:
+        raise ActionError(f"{what} is longer than {max_len} characters")
+    return text
+
+
+def _after(row: dict[str, Any]) -> float:
+    """Now, but never before the object's current stage (a trainer's clock may run ahead),
+    so a decision always lands after the event it decides on."""
+    return max(time.time(), float(row["pipeline_ts"]) + 0.001, float(row["status_ts"]) + 0.001)
+
+
+class Catalog:
+    def __init__(
+        self, store: CatalogStore, bus: Bus, refs_dir: Path, publish_timeout_s: float = 1800.0
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.refs_dir = refs_dir
+        self.publish_timeout_s = publish_timeout_s
+        self._register_lock = asyncio.Lock()
+        self._publishing: set[str] = set()
+
+    async def record(self, event: ObjectEvent) -> None:
+        """Publish an object event, then record it (the consumer's later copy is skipped)."""
+        try:
+            await self.bus.publish(subjects.object_events(event.object_id), event, msg_id=event.event_id)
+        except Exception as exc:
+            raise ActionError(
+                f"could not publish the change on the bus ({exc}); nothing changed", 503
+            ) from exc
+        await self.store.ingest([event])
+
+    async def obj(self, object_id: str) -> dict[str, Any]:
+        row = await self.store.get(object_id)
+        if row is None:
+            raise ActionError(f"no object {object_id!r} in the catalog", 404)
+        return row
+
+    # -- customers and onboarding ------------------------------------------------------------
+
+    async def add_customer(self, slug: str, name: str, actor: str) -> dict[str, Any]:
+        slug = slug.strip()
+        if not CUSTOMER_RE.match(slug) or len(slug) > 20:
+            suggestion = slugify(slug, 20).replace("-", "")
+            hint = f" (e.g. {suggestion!r})" if suggestion else ""
+            raise ActionError(
+                f"customer id {slug!r} must be 1-20 lowercase letters and digits, no dashes or spaces{hint}"
+            )
+        name = _clean_text(name or slug, "customer name", 200)
+        if not await self.store.add_customer(slug, name, actor):
+            raise ActionError(f"customer {slug!r} already exists", 409)
+        row = await self.store.customer(slug)
+        assert row is not None
+        return row
+
+    async def register(
+        self,
+        customer: str,
+        display_name: str,
+        actor: str,
+        reference_image: str = "",
+        image_b64: str = "",
+        image_name: str = "",
+    ) -> dict[str, Any]:
+        customer = customer.strip()
+        if await self.store.customer(customer) is None:
+            raise ActionError(
+                f"unknown customer {customer!r}: add it first (foto3d objects customer-add {customer or 'ID'})",
+                404,
+            )
+        display_name = _clean_text(display_name, "display name", 200)
+        if not display_name:
+            raise ActionError("display name is empty")
+        slug = slugify(display_name, 40)
+        if not slug:
+            raise ActionError(
+                f"display name {display_name!r} has no letters or digits to build an object id from"
+            )
+        image = b""
+        suffix = ""
+        if image_b64:
+            suffix = Path(image_name or "reference.png").suffix.lower()
+            if suffix not in IMAGE_TYPES:
+                raise ActionError(f"reference image must be one of {', '.join(IMAGE_TYPES)}, got {suffix!r}")
+            try:
+                image = base64.b64decode(image_b64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ActionError("reference image is not valid base64") from None
+            if len(image) > MAX_REFERENCE_IMAGE:
+                raise ActionError(f"reference image is larger than {MAX_REFERENCE_IMAGE // 1024} KiB")
+        async with self._register_lock:
+            # Serials come from the serials table, which keeps the highest ever used for the
+            # customer+slug, so an id is never handed out twice.
+            serial = await self.store.last_serial(customer, slug) + 1
+            try:
+                object_id = make_object_id(customer, display_name, serial)
+            except NamingError as exc:
+                raise ActionError(str(exc)) from exc
+            ref = reference_image.strip()
+            if image:
+                self.refs_dir.mkdir(parents=True, exist_ok=True)
+                path = self.refs_dir / f"{object_id}{suffix}"
+                await asyncio.to_thread(path.write_bytes, image)
+                ref = f"/objects/{object_id}/reference"
+            event = ObjectRegistered(
+                event_id=f"registered-{object_id}",
+                object_id=object_id,
+                ts=time.time(),
+                actor=actor,
+                customer=customer,
+                display_name=display_name,
+                slug=slug,
+                serial=serial,
+                reference_image=ref,
+            )
+            await self.record(event)
+        return await self.obj(object_id)
+
+    def reference_path(self, object_id: str) -> Path | None:
+        for suffix in IMAGE_TYPES:
+            p = self.refs_dir / f"{object_id}{suffix}"
+            if p.is_file():
+                return p
+        return None
+
+    async def captured(
+        self, object_id: str, dataset: str, photos: int, rig: str, actor: str
+    ) -> dict[str, Any]:
+        row = await self.obj(object_id)
+        dataset = _clean_text(dataset, "dataset", 2000)
+        if not dataset:
+            raise ActionError("dataset is empty")
+        await self.record(
+            ObjectCaptured(
+                event_id=f"captured-{uuid.uuid4().hex}",
+                object_id=object_id,
+                ts=_after(row),
+                actor=actor,
+                dataset=dataset,
+                photos=max(0, photos),
+                rig=_clean_text(rig, "rig", 200),
+            )
+        )
+        return await self.obj(object_id)
+
+    # -- approval ----------------------------------------------------------------------------
+
+    async def latest_trained_job(self, object_id: str) -> dict[str, Any] | None:
+        for job in await self.store.jobs(object_id):
+            if job["state"] == "succeeded" and job["artifacts"]:
+                return job
+        return None
+
+    async def review(
+        self, object_id: str, decision: Decision, checklist: Checklist, comment: str, actor: str
+    ) -> dict[str, Any]:
+        row = await self.obj(object_id)
+        comment = _clean_text(comment, "comment", 4000)
+        if row["stage"] not in REVIEWABLE:
+            raise ActionError(
+                f"{object_id} is {row['stage'].replace('_', ' ')}; only a trained object waiting for review "
+                "can be approved or rejected",
+                409,
+            )
+        job = await self.latest_trained_job(object_id)
+        if job is None:
+            raise ActionError(f"{object_id} has no trained model to review", 409)
+        if decision == Decision.APPROVED and not checklist.complete():
+            missing = [
+                label
+                for ok, label in (
+                    (checklist.training_quality, "training quality"),
+                    (checklist.alignment, "position/alignment"),
+                    (checklist.manual_adjustments, "manual adjustments done"),
+                )
+                if not ok
+            ]
+            raise ActionError(f"approval needs every checklist item; not checked: {', '.join(missing)}")
+        if decision == Decision.REJECTED and not comment:
+            raise ActionError("a rejection needs a reason in the comment (it goes back to training)")
+        await self.record(
+            ObjectReview(
+                event_id=f"review-{uuid.uuid4().hex}",
+                object_id=object_id,
+                ts=_after(row),
+                actor=actor,
+                decision=decision,
+                job_id=job["job_id"],
+                checklist=checklist,
+                comment=comment,
+            )
+        )
+        return await self.obj(object_id)
+
+    # -- live status ---------------------------------------------------------------------------
+
+    async def set_status(self, object_id: str, status: LiveStatus, reason: str, actor: str) -> dict[str, Any]:
+        row = await self.obj(object_id)
+        reason = _clean_text(reason, "reason", 1000)
+        if row["status"] == status.value:
+            return row
+        if status != LiveStatus.DISABLED and row["published_version"] is None:
+            raise ActionError(
+                f"{object_id} is not published yet; publish it before making it {status.value}", 409
+            )
+        previous = LiveStatus(row["status"]) if row["status"] else None
+        await self.record(
+            ObjectStatusChanged(
+                event_id=f"status-{uuid.uuid4().hex}",
+                object_id=object_id,
+                ts=_after(row),
+                actor=actor,
+                status=status,
+                previous=previous,
+                reason=reason,
+            )
+        )
+        return await self.obj(object_id)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(self, object_id: str, actor: str) -> dict[str, Any]:
+        row = await self.obj(object_id)
+        if row["status"] == LiveStatus.DISABLED.value:
+            raise ActionError(f"{object_id} is disabled; set its status to production/demo/test first", 409)
+        job_id = row["approved_job_id"]
+        if not job_id:
+            raise ActionError(
+                f"{object_id} is not approved (stage: {row['stage'].replace('_', ' ')}); "
+                "only approved objects can be published",
+                409,
+            )
+        job = await self.store.job(job_id)
+        if job is None or not job["artifacts"]:
+            raise ActionError(f"the approved job {job_id} of {object_id} has no recorded artifacts", 409)
+        pubs = await self.store.publications(object_id)
+        same = [p for p in pubs if p["job_id"] == job_id]
+        version = same[0]["version"] if same else (max((p["version"] for p in pubs), default=0) + 1)
+        if object_id in self._publishing:
+            raise ActionError(f"{object_id} is being published right now", 409)
+        req = PublishRequest(
+            object_id=object_id,
+            customer=row["customer"],
+            version=version,
+            job_id=job_id,
+            artifacts=msgspec.convert(job["artifacts"], list[Artifact]),
+            display_name=row["display_name"],
+            actor=actor,
+            not_before=_after(row),
+        )
+        self._publishing.add(object_id)
+        try:
+            reply = await self.bus.request(
+                PUBLISHER_SUBJECT, req, PublishReply, timeout=self.publish_timeout_s
+            )
+        except nats.errors.NoRespondersError:
+            raise ActionError("the publisher service is not running; try again when it is up", 503) from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise ActionError(
+                f"the publisher did not answer within {self.publish_timeout_s:.0f} s; "
+                "the object's timeline will show the outcome",
+                504,
+            ) from None
+        finally:
+            self._publishing.discard(object_id)
+        if not reply.ok or reply.event is None:
+            raise ActionError(
+                f"publishing {object_id} failed: {reply.error}; nothing was marked published", 502
+            )
+        await self.store.ingest([reply.event])
+        out = await self.obj(object_id)
+        out["published"] = msgspec.to_builtins(reply.event)
+        return out
+
+    # -- back to training -----------------------------------------------------------------------
+
+    async def resubmit(self, object_id: str, actor: str) -> dict[str, Any]:
+        row = await self.obj(object_id)
+        if row["stage"] not in RESUBMITTABLE:
+            raise ActionError(
+                f"{object_id} is {row['stage'].replace('_', ' ')}; only rejected or failed objects are resubmitted",
+                409,
+            )
+        if not row["dataset"]:
+            raise ActionError(f"{object_id} has no recorded dataset to train again", 409)
+        req = SubmitRequest(object_id=object_id, dataset=row["dataset"], submitted_by=actor, force=True)
+        try:
+            reply = await self.bus.request(QUEUE_SUBMIT_SUBJECT, req, SubmitReply, timeout=10.0)
+        except nats.errors.NoRespondersError:
+            raise ActionError("the queue service is not running; resubmit when it is up", 503) from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise ActionError("the queue service did not answer; try again", 504) from None
+        if not reply.ok:
+            raise ActionError(f"the queue refused the resubmission: {reply.error}", 409)
+        out = await self.obj(object_id)
+        out["job_id"] = reply.job_id
+        return out

@@ -1,0 +1,254 @@
+"""The catalog's JSON API (and CSV export) over HTTP.
+
+Reads are open like every other service's read-only views; changes need a signed-in
+person (session cookie or trusted proxy header), whose name becomes the event's actor.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from foto3d.proto.objects import CSV_COLUMNS, Checklist, Decision, LiveStatus
+
+if TYPE_CHECKING:
+    from foto3d.services.catalog.service import CatalogService
+
+from foto3d.services.catalog.actions import ActionError
+
+
+def _error(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def parse_time(value: str, what: str) -> float:
+    """Epoch seconds or an ISO date/time (UTC when no zone is given)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ActionError(
+            f"{what} {value!r} is not a date (use e.g. 2026-11-20 or 2026-11-20T10:00)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def query_filters(q: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("customer", "status", "stage", "q"):
+        v = q.get(key, "").strip()
+        if v:
+            out[key] = v
+    for key in ("since", "until"):
+        v = q.get(key, "").strip()
+        if v:
+            out[key] = parse_time(v, key)
+    for key, default in (("page", 1), ("limit", 50)):
+        v = q.get(key, "").strip()
+        try:
+            out[key] = int(v) if v else default
+        except ValueError:
+            raise ActionError(f"{key} must be a whole number, got {v!r}") from None
+    return out
+
+
+def csv_text(rows: list[dict[str, Any]], header: bool = True) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if header:
+        w.writerow(CSV_COLUMNS)
+    for r in rows:
+        out = []
+        for col in CSV_COLUMNS:
+            v = r.get(col)
+            if col == "created" and v is not None:
+                v = datetime.fromtimestamp(float(v), UTC).isoformat(timespec="seconds")
+            out.append("" if v is None else v)
+        w.writerow(out)
+    return buf.getvalue()
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise ActionError("the request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise ActionError("the request body must be a JSON object")
+    return data
+
+
+def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
+    async def guarded(request: web.Request, fn: Any) -> web.Response:
+        try:
+            return await fn()  # type: ignore[no-any-return]
+        except ActionError as exc:
+            return _error(str(exc), exc.status)
+        except msgspec.ValidationError as exc:
+            return _error(f"bad request: {exc}")
+
+    async def list_objects(request: web.Request) -> web.Response:
+        async def run() -> web.Response:
+            page = await svc.store.search(**query_filters(request.query))
+            return web.json_response(
+                {"items": page.items, "total": page.total, "page": page.page, "limit": page.limit}
+            )
+
+        return await guarded(request, run)
+
+    async def export_csv(request: web.Request) -> web.StreamResponse:
+        async def run() -> web.StreamResponse:
+            filters = query_filters(request.query)
+            filters.pop("page", None)
+            filters["limit"] = 1000
+            resp = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/csv; charset=utf-8",
+                    "Content-Disposition": 'attachment; filename="objects.csv"',
+                }
+            )
+            await resp.prepare(request)
+            page_no = 1
+            while True:
+                page = await svc.store.search(**filters, page=page_no, count=False)
+                await resp.write(csv_text(page.items, header=page_no == 1).encode())
+                if len(page.items) < page.limit:
+                    break
+                page_no += 1
+            await resp.write_eof()
+            return resp
+
+        return await guarded(request, run)
+
+    async def show(request: web.Request) -> web.Response:
+        async def run() -> web.Response:
+            return web.json_response(await svc.details(request.match_info["object_id"]))
+
+        return await guarded(request, run)
+
+    async def timeline(request: web.Request) -> web.Response:
+        async def run() -> web.Response:
+            oid = request.match_info["object_id"]
+            await svc.catalog.obj(oid)
+            return web.json_response(await svc.store.timeline(oid))
+
+        return await guarded(request, run)
+
+    async def customers(request: web.Request) -> web.Response:
+        return web.json_response(await svc.store.customers())
+
+    async def board(request: web.Request) -> web.Response:
+        return web.json_response(await svc.board())
+
+    async def add_customer(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            b = await _body(request)
+            row = await svc.catalog.add_customer(str(b.get("slug", "")), str(b.get("name", "")), user.name)
+            return web.json_response(row, status=201)
+
+        return await guarded(request, run)
+
+    async def register(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            b = await _body(request)
+            row = await svc.catalog.register(
+                str(b.get("customer", "")),
+                str(b.get("display_name", "")),
+                user.name,
+                str(b.get("reference_image", "")),
+                str(b.get("reference_image_b64", "")),
+                str(b.get("reference_image_name", "")),
+            )
+            return web.json_response(row, status=201)
+
+        return await guarded(request, run)
+
+    async def review(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            b = await _body(request)
+            checklist = msgspec.convert(b.get("checklist", {}), Checklist)
+            decision = msgspec.convert(b.get("decision", ""), Decision)
+            row = await svc.catalog.review(
+                request.match_info["object_id"], decision, checklist, str(b.get("comment", "")), user.name
+            )
+            return web.json_response(row)
+
+        return await guarded(request, run)
+
+    async def status(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            b = await _body(request)
+            st = msgspec.convert(b.get("status", ""), LiveStatus)
+            row = await svc.catalog.set_status(
+                request.match_info["object_id"], st, str(b.get("reason", "")), user.name
+            )
+            return web.json_response(row)
+
+        return await guarded(request, run)
+
+    async def publish(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            return web.json_response(await svc.catalog.publish(request.match_info["object_id"], user.name))
+
+        return await guarded(request, run)
+
+    async def resubmit(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            return web.json_response(await svc.catalog.resubmit(request.match_info["object_id"], user.name))
+
+        return await guarded(request, run)
+
+    async def capture(request: web.Request) -> web.Response:
+        user = await svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            b = await _body(request)
+            photos = b.get("photos", 0)
+            row = await svc.catalog.captured(
+                request.match_info["object_id"],
+                str(b.get("dataset", "")),
+                int(photos) if isinstance(photos, int) else 0,
+                str(b.get("rig", "")),
+                user.name,
+            )
+            return web.json_response(row)
+
+        return await guarded(request, run)
+
+    return [
+        web.get("/api/objects", list_objects),
+        web.get("/api/objects.csv", export_csv),
+        web.get("/api/objects/{object_id}", show),
+        web.get("/api/objects/{object_id}/timeline", timeline),
+        web.get("/api/customers", customers),
+        web.get("/api/board", board),
+        web.post("/api/customers", add_customer),
+        web.post("/api/objects", register),
+        web.post("/api/objects/{object_id}/review", review),
+        web.post("/api/objects/{object_id}/status", status),
+        web.post("/api/objects/{object_id}/publish", publish),
+        web.post("/api/objects/{object_id}/resubmit", resubmit),
+        web.post("/api/objects/{object_id}/capture", capture),
+    ]

@@ -1,0 +1,310 @@
+"""Staff pages: the objects table, an object's page, and the pipeline board.
+
+Rendered on the server (one round trip, no build step); the small ``catalog.js`` only
+sends the action forms to the JSON API and reloads. Every page needs a signed-in person.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from foto3d.libs.auth import User
+from foto3d.libs.web.layout import esc, render_page
+from foto3d.proto.objects import LiveStatus, Stage
+from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
+from foto3d.services.catalog.api import query_filters
+
+if TYPE_CHECKING:
+    from foto3d.services.catalog.service import CatalogService
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = ["/catalog/static/catalog.js"]
+STAGE_LABELS = {
+    "registered": "Registered",
+    "captured": "Captured",
+    "submitted": "Submitted",
+    "training": "Training",
+    "failed": "Failed",
+    "in_review": "In review",
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "published": "Published",
+    "disabled": "Disabled",
+}
+
+
+def fmt_time(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def stage_badge(stage: str) -> str:
+    return f'<span class="badge stage-{esc(stage)}">{esc(STAGE_LABELS.get(stage, stage))}</span>'
+
+
+def status_badge(status: str | None) -> str:
+    if not status:
+        return '<span class="muted">—</span>'
+    return f'<span class="badge {esc(status)}">{esc(status)}</span>'
+
+
+def _options(values: list[tuple[str, str]], selected: str) -> str:
+    return "".join(
+        f'<option value="{esc(v)}"{" selected" if v == selected else ""}>{esc(label)}</option>'
+        for v, label in values
+    )
+
+
+def _who(user: User) -> str:
+    return (
+        f'<div class="toolbar signed-in"><span class="muted">Signed in as <b class="user">{esc(user.name)}</b></span>'
+        '<form method="post" action="/logout"><button class="secondary" type="submit">Sign out</button></form></div>'
+    )
+
+
+def _page(request: web.Request, title: str, user: User, body: str) -> web.Response:
+    css = '<link rel="stylesheet" href="/catalog/static/catalog.css">'
+    return render_page(request, title, css + _who(user) + body, scripts=ASSETS)
+
+
+def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
+    async def objects_page(request: web.Request) -> web.Response:
+        user = await svc.auth.require_page(request)
+        q = request.query
+        try:
+            filters = query_filters(q)
+        except ActionError as exc:
+            filters = {"page": 1, "limit": 50}
+            error = f'<p class="msg error">{esc(exc)}</p>'
+        else:
+            error = ""
+        page = await svc.store.search(**filters)
+        customers = await svc.store.customer_names()
+        cust_opts = _options(
+            [("", "all customers")] + [(c["slug"], c["slug"]) for c in customers], q.get("customer", "")
+        )
+        stage_opts = _options(
+            [("", "any stage")] + [(s.value, STAGE_LABELS[s.value]) for s in Stage], q.get("stage", "")
+        )
+        status_opts = _options(
+            [("", "any status")] + [(s.value, s.value) for s in LiveStatus] + [("none", "not live")],
+            q.get("status", ""),
+        )
+        rows = []
+        for o in page.items:
+            live = (
+                f'<a href="{esc(o["live_url"])}" target="_blank" rel="noopener">v{esc(o["published_version"])}</a>'
+                if o["live_url"]
+                else ""
+            )
+            flag = (
+                ""
+                if o["registered"]
+                else ' <span class="badge failed" title="job events for an id the catalog never registered">unregistered</span>'
+            )
+            rows.append(
+                f'<tr><td class="mono"><a href="/objects/{esc(o["object_id"])}">{esc(o["object_id"])}</a>{flag}</td>'
+                f"<td>{esc(o['display_name'])}</td><td>{esc(o['customer'])}</td>"
+                f"<td>{stage_badge(o['stage'])}</td><td>{status_badge(o['status'])}</td>"
+                f'<td class="muted">{esc(fmt_time(o["created"]))}</td><td>{live}</td></tr>'
+            )
+        table = (
+            '<table class="data objects"><thead><tr><th>Object</th><th>Name</th><th>Customer</th><th>Stage</th>'
+            f"<th>Status</th><th>Registered</th><th>Live</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            if rows
+            else '<div class="panel empty">No objects match these filters.</div>'
+        )
+        params = {k: v for k, v in q.items() if k != "page" and v}
+        pages = max(1, -(-page.total // page.limit))
+        nav = []
+        if page.page > 1:
+            nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page - 1})}">← newer</a>')
+        if page.page < pages:
+            nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page + 1})}">older →</a>')
+        csv_link = "/api/objects.csv" + (("?" + urllib.parse.urlencode(params)) if params else "")
+        body = f"""{error}
+<form class="filters" method="get" action="/objects">
+<label>Customer<select name="customer">{cust_opts}</select></label>
+<label>Stage<select name="stage">{stage_opts}</select></label>
+<label>Status<select name="status">{status_opts}</select></label>
+<label>Search<input name="q" value="{esc(q.get("q", ""))}" placeholder="id or name"></label>
+<label>Since<input name="since" type="date" value="{esc(q.get("since", ""))}"></label>
+<label>Until<input name="until" type="date" value="{esc(q.get("until", ""))}"></label>
+<button type="submit">Filter</button><a class="export" href="{esc(csv_link)}">Export CSV</a></form>
+<p class="muted">{page.total:,} object{"" if page.total == 1 else "s"} · page {page.page} of {pages} {" · ".join(nav)}</p>
+{table}
+<div class="two-col">
+<form class="panel action" data-post="/api/objects" data-go="object">
+<h2>Register an object</h2>
+<label>Customer<select name="customer" required>{_options([(c["slug"], c["slug"] + " — " + c["name"]) for c in customers], "")}</select></label>
+<label>Display name<input name="display_name" required maxlength="200" placeholder="Desk lamp"></label>
+<label>Reference image (PNG/JPEG/WebP, up to 768 KiB)<input name="reference_file" type="file" accept="image/png,image/jpeg,image/webp"></label>
+<label>… or its URL<input name="reference_image" placeholder="optional"></label>
+<button type="submit">Register</button><p class="msg"></p></form>
+<form class="panel action" data-post="/api/customers">
+<h2>Add a customer</h2>
+<label>Customer id<input name="slug" required pattern="[a-z0-9]{{1,20}}" placeholder="acme"></label>
+<label>Name<input name="name" placeholder="ACME Furniture Ltd"></label>
+<button type="submit" class="secondary">Add customer</button><p class="msg"></p></form>
+</div>"""
+        return _page(request, "Objects", user, body)
+
+    async def object_page(request: web.Request) -> web.Response:
+        user = await svc.auth.require_page(request)
+        oid = request.match_info["object_id"]
+        try:
+            o = await svc.details(oid)
+        except ActionError as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        timeline = await svc.store.timeline(oid)
+        pubs = o["publications"]
+        latest_pub = pubs[0] if pubs else None
+        job = await svc.catalog.latest_trained_job(oid)
+        cards = f"""<div class="cards">
+<div class="card"><div class="label">Customer</div><div class="value">{esc(o["customer"])}</div></div>
+<div class="card"><div class="label">Stage</div><div class="value">{stage_badge(o["stage"])}</div>
+<div class="muted">{esc(fmt_age(time.time() - o["stage_ts"]))} in this stage</div></div>
+<div class="card"><div class="label">Status</div><div class="value">{status_badge(o["status"])}</div></div>
+<div class="card"><div class="label">Live link</div><div class="value live">{
+            f'<a class="live-link" href="{esc(o["live_url"])}" target="_blank" rel="noopener">v{esc(o["published_version"])} viewer config</a>'
+            if o["live_url"]
+            else '<span class="muted">not published</span>'
+        }</div></div></div>"""
+        # preview: the published thumbnail, else the reference image
+        preview = ""
+        if latest_pub:
+            thumb = next((f for f in latest_pub["files"] if f["kind"] == "thumbnail"), None)
+            if thumb:
+                preview = f'<img class="preview" src="{esc(thumb["url"])}" alt="thumbnail of {esc(oid)}">'
+        if not preview and o["reference_image"]:
+            preview = f'<img class="preview" src="{esc(o["reference_image"])}" alt="reference image">'
+        preview = preview or '<div class="empty">No preview yet (published models get a thumbnail).</div>'
+
+        actions = []
+        if o["stage"] in REVIEWABLE and job:
+            actions.append(f"""<form class="panel action review" data-post="/api/objects/{esc(oid)}/review" data-kind="review">
+<h2>Review job <span class="mono">{esc(job["job_id"])}</span></h2>
+<label class="check"><input type="checkbox" name="training_quality"> Training quality is good</label>
+<label class="check"><input type="checkbox" name="alignment"> Position and alignment are right</label>
+<label class="check"><input type="checkbox" name="manual_adjustments"> Manual adjustments are done</label>
+<label>Comment<textarea name="comment" rows="2" placeholder="required when rejecting"></textarea></label>
+<button type="submit" name="decision" value="approved">Approve</button>
+<button type="submit" name="decision" value="rejected" class="danger">Reject → back to training</button>
+<p class="msg"></p></form>""")
+        if o["approved_job_id"] and o["status"] != "disabled":
+            label = (
+                "Publish again"
+                if latest_pub and latest_pub["job_id"] == o["approved_job_id"]
+                else "Send to production"
+            )
+            actions.append(f"""<form class="panel action publish" data-post="/api/objects/{esc(oid)}/publish" data-busy="Publishing… uploading files">
+<h2>Publish</h2><p class="muted">Uploads the approved job's splat files, viewer config and thumbnail.</p>
+<button type="submit" class="publish-btn">{esc(label)}</button><p class="msg"></p></form>""")
+        if o["stage"] in RESUBMITTABLE:
+            actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/resubmit">
+<h2>Back to training</h2><p class="muted">Submits the dataset {esc(o["dataset"] or "(none recorded)")} again.</p>
+<button type="submit" class="secondary">Resubmit</button><p class="msg"></p></form>""")
+        status_opts = _options([(s.value, s.value) for s in LiveStatus], o["status"] or "production")
+        actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/status">
+<h2>Live status</h2><p class="muted">Disabling takes effect at the token gateway at once.</p>
+<label>Status<select name="status">{status_opts}</select></label>
+<label>Reason<input name="reason" placeholder="e.g. subscription ended"></label>
+<button type="submit" class="secondary">Set status</button><p class="msg"></p></form>""")
+
+        files = []
+        if latest_pub:
+            for f in latest_pub["files"]:
+                files.append(
+                    f'<tr><td>{esc(f["kind"])}</td><td class="mono"><a href="{esc(f["url"])}">{esc(f["key"])}</a></td>'
+                    f'<td>{f["bytes"]:,}</td><td class="mono" title="{esc(f["sha256"])}">{esc(f["sha256"][:12])}…</td></tr>'
+                )
+        elif job:
+            for a in job["artifacts"]:
+                files.append(
+                    f'<tr><td>{esc(a["kind"])} ({esc(a["format"])})</td><td class="mono">{esc(a["uri"])}</td>'
+                    f'<td>{int(a["bytes"]):,}</td><td class="mono" title="{esc(a["sha256"])}">{esc(a["sha256"][:12])}…</td></tr>'
+                )
+        files_html = (
+            '<table class="data files"><thead><tr><th>Kind</th><th>File</th><th>Bytes</th><th>SHA-256</th></tr></thead>'
+            f"<tbody>{''.join(files)}</tbody></table>"
+            if files
+            else '<div class="empty">No files yet.</div>'
+        )
+        tl = "".join(
+            f'<tr class="ev-{esc(e["kind"])}"><td class="muted">{esc(fmt_time(e["ts"]))}</td>'
+            f'<td><span class="badge kind-{esc(e["kind"])}">{esc(e["kind"].replace("_", " "))}</span></td>'
+            f"<td>{esc(e['summary'])}</td><td>{esc(e['actor'])}</td></tr>"
+            for e in reversed(timeline)
+        )
+        body = f"""<p class="muted"><span class="mono">{esc(oid)}</span> · registered {esc(fmt_time(o["created"]))}
+by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quote(oid))}">logs</a> ·
+<a href="/api/objects/{esc(oid)}">JSON</a></p>
+{cards}
+<div class="two-col"><div><div class="actions">{"".join(actions)}</div></div>
+<div><div class="panel"><h2>Preview</h2>{preview}</div>
+<div class="panel"><h2>Files</h2>{files_html}</div></div></div>
+<h2>Timeline</h2>
+<table class="data timeline"><thead><tr><th>When</th><th>What</th><th>Details</th><th>Who</th></tr></thead>
+<tbody>{tl}</tbody></table>"""
+        return _page(request, o["display_name"], user, body)
+
+    async def board_page(request: web.Request) -> web.Response:
+        user = await svc.auth.require_page(request)
+        b = await svc.board()
+        cards = "".join(
+            f'<a class="card stage-card" href="/objects?stage={esc(s.value)}"><div class="label">{esc(STAGE_LABELS[s.value])}</div>'
+            f'<div class="value" data-stage="{esc(s.value)}">{b["counts"].get(s.value, 0):,}</div></a>'
+            for s in Stage
+        )
+        rows = "".join(
+            f'<tr><td class="mono"><a href="/objects/{esc(s["object_id"])}">{esc(s["object_id"])}</a></td>'
+            f"<td>{esc(s['display_name'])}</td><td>{stage_badge(s['stage'])}</td>"
+            f'<td class="stuck-for">{esc(fmt_age(s["for_s"]))}</td><td class="muted">since {esc(fmt_time(s["stage_ts"]))}</td></tr>'
+            for s in b["stuck"]
+        )
+        limits = ", ".join(f"{STAGE_LABELS.get(k, k)} {fmt_age(v)}" for k, v in svc.cfg.stuck_after_s.items())
+        stuck = (
+            '<table class="data stuck"><thead><tr><th>Object</th><th>Name</th><th>Stage</th><th>Stuck for</th><th></th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+            if rows
+            else '<div class="panel empty">Nothing is stuck.</div>'
+        )
+        body = f"""<div class="cards board">{cards}</div>
+<h2>Stuck objects</h2><p class="muted">Longer in a stage than: {esc(limits)}.</p>{stuck}"""
+        return _page(request, "Pipeline", user, body)
+
+    async def reference(request: web.Request) -> web.FileResponse:
+        await svc.auth.require_page(request)
+        path = svc.catalog.reference_path(request.match_info["object_id"])
+        if path is None:
+            raise web.HTTPNotFound(text="no reference image")
+        return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})
+
+    async def objects_redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/objects")
+
+    return [
+        web.get("/objects", objects_page),
+        web.get("/objects/", objects_redirect),
+        web.get("/objects/{object_id}", object_page),
+        web.get("/objects/{object_id}/reference", reference),
+        web.get("/board", board_page),
+        web.static("/catalog/static", STATIC),
+    ]

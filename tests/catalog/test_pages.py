@@ -1,0 +1,97 @@
+"""The staff flow in headless Chromium: sign in, approve an object, publish it, see the live link."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from foto3d.libs.auth import UserStore
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.config import Settings
+from foto3d.libs.viewer.png import encode_png
+from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train, wait_for
+from tests.conftest import running_services
+
+pytestmark = pytest.mark.browser
+
+
+async def test_sign_in_approve_publish_and_see_the_live_link(
+    settings: Settings, bus: Bus, tmp_path: Path, page: Any
+) -> None:
+    async with running_services(settings, ["catalog", "publisher"]) as rt:
+        await UserStore.in_data_dir(settings.data_dir).add("maria", PASSWORD, "Maria")
+        s = await signed_in(rt, settings, "setup")
+        async with s:
+            await call(s, "POST", "/api/customers", {"slug": "acme", "name": "ACME"})
+            _, obj = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Floor lamp"})
+            oid = obj["object_id"]
+            await train(bus, oid, make_artifacts(tmp_path / "a", extra={"spz": 4000}))
+
+            async def in_review() -> bool:
+                _, o = await call(s, "GET", f"/api/objects/{oid}")
+                return bool(o["stage"] == "in_review")
+
+            await wait_for(in_review, "training events")
+
+        # not signed in: the object page sends us to the sign-in page
+        await page.goto(f"{rt.http_url}/objects/{oid}")
+        assert "/login" in page.url
+        await page.fill('input[name="username"]', "maria")
+        await page.fill('input[name="password"]', "wrong password")
+        await page.click('button[type="submit"]')
+        await page.wait_for_selector(".login-error")
+        await page.fill('input[name="username"]', "maria")
+        await page.fill('input[name="password"]', PASSWORD)
+        await page.click('button[type="submit"]')
+        await page.wait_for_url(f"**/objects/{oid}")
+        assert await page.text_content(".signed-in .user") == "maria"
+
+        # approving without the checklist is refused with the reason on the page
+        review = page.locator("form.review")
+        await review.locator('button[value="approved"]').click()
+        await page.wait_for_selector("form.review .msg.error")
+        assert "checklist" in (await review.locator(".msg").text_content() or "")
+        for name in ("training_quality", "alignment", "manual_adjustments"):
+            await review.locator(f'input[name="{name}"]').check()
+        await review.locator('textarea[name="comment"]').fill("sharp, centred")
+        await review.locator('button[value="approved"]').click()
+        await page.wait_for_selector("button.publish-btn")
+        assert "approved" in ((await page.text_content(".timeline")) or "")
+
+        await page.click("button.publish-btn")
+        link = page.locator("a.live-link")
+        await link.wait_for()
+        href = await link.get_attribute("href")
+        assert href and href.startswith(f"{rt.http_url}/published/models/acme/{oid}/v1/viewer.json")
+        async with aiohttp.ClientSession() as http, http.get(href) as r:
+            assert json.loads(await r.read())["object_id"] == oid
+        timeline = (await page.text_content(".timeline")) or ""
+        assert "published v1" in timeline and "maria" in timeline
+        await page.screenshot(path=str(tmp_path / "object.png"), full_page=True)
+
+        # the table and the board show it
+        await page.goto(f"{rt.http_url}/objects?customer=acme")
+        assert await page.locator("table.objects tbody tr").count() == 1
+        assert "Published" in ((await page.text_content("table.objects")) or "")
+        await page.screenshot(path=str(tmp_path / "objects.png"), full_page=True)
+        # onboarding from the page, with a reference image upload
+        ref = tmp_path / "ref.png"
+        ref.write_bytes(encode_png(np.full((16, 24, 3), 200, np.uint8)))
+        form = page.locator('form[data-post="/api/objects"]')
+        await form.locator('input[name="display_name"]').fill("Floor lamp")
+        await form.locator('input[type="file"]').set_input_files(str(ref))
+        await form.locator('button[type="submit"]').click()
+        await page.wait_for_url("**/objects/acme-floor-lamp-002")
+        await page.wait_for_function(
+            "() => { const i = document.querySelector('img.preview'); return i && i.complete && i.naturalWidth; }"
+        )
+        assert await page.locator("img.preview").evaluate("img => img.naturalWidth") == 24
+
+        await page.goto(f"{rt.http_url}/board")
+        assert await page.text_content('.board [data-stage="published"]') == "1"
+        await page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
