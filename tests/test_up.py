@@ -79,16 +79,29 @@ def test_up_prints_urls_serves_healthz_and_stops_cleanly(tmp_path: Path) -> None
 
 
 def test_every_command_has_help() -> None:
+    """Every command and subcommand explains itself in --help."""
+    import argparse
+
     from foto3d.cli.main import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    choices: dict[str, Any] = sub.choices  # type: ignore[attr-defined]
-    assert {"up", "serve", "schema"} <= set(choices)
-    for name, p in choices.items():
-        text = p.format_help()
-        assert p.description or p.format_usage(), name
-        assert "usage:" in text
+    def subcommands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    top = subcommands(build_parser())
+    assert {"up", "serve", "schema", "logs", "run", "status", "submit", "jobs", "splat", "objects"} <= set(
+        top
+    )
+    todo = [(f"foto3d {n}", p) for n, p in top.items()]
+    while todo:
+        name, p = todo.pop()
+        assert p.description, f"`{name}` has no description for --help"
+        for action in p._actions:
+            if action.option_strings and action.help is None:
+                raise AssertionError(f"`{name} {action.option_strings[0]}` has no help text")
+        todo += [(f"{name} {n}", sp) for n, sp in subcommands(p).items()]
 
 
 async def test_home_page_renders_in_chromium(page: Any, settings: Any) -> None:

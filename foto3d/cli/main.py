@@ -28,7 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
             mods.append(mod)
     for mod in sorted(mods, key=lambda m: (getattr(m, "ORDER", 50), m.__name__)):
         mod.register(sub)
+    _describe_from_help(parser)
     return parser
+
+
+def _describe_from_help(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's one-line help doubles as its description, so `CMD SUB --help` says what it does."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, child in action.choices.items():
+            if not child.description and helps.get(name):
+                child.description = helps[name]
+            _describe_from_help(child)
 
 
 def main(argv: list[str] | None = None) -> int:

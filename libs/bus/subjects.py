@@ -51,6 +51,7 @@ def dead(origin: str) -> str:
     """Dead-letter subject for messages that came from ``origin`` (a stream name, lowercased)."""
     return f"f3d.dead.{token(origin.lower())}"
 
+
 # Request/reply APIs live under f3d.api.* so they never fall inside a stream's subjects
 # (JetStream would answer a request on a stream subject with a PubAck).
 API_PREFIX = "f3d.api"
