@@ -593,16 +593,26 @@ class LogShipper:
             )
 
     async def _shutdown(self) -> None:
-        for t in self._tasks:
-            t.cancel()
+        # Python 3.11's asyncio.wait_for loses a cancellation that arrives just as the
+        # awaited event fires (the loop then runs on and awaiting it would hang the
+        # shutdown, losing the backlog): cancel again until every task has ended.
+        pending = set(self._tasks)
+        while pending:
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         for t in self._tasks:
             with contextlib.suppress(BaseException):
                 await t
         # Whatever is not acknowledged now goes to disk, in order, for the next run.
-        self._report_losses(force=True)
         self._pump_once(everything=True)
         while self._outbox:
             self._spool_batch(self._outbox.popleft())
+        # The loss report goes last, as the newest record: written ahead of a backlog larger
+        # than the spool cap it would be the first batch the cap drops, and it also counts
+        # what writing that backlog just dropped.
+        self._report_losses(force=True)
+        self._pump_once(everything=True)
         bus = self._bus
         if bus is not None:
             if self._heartbeat:

@@ -119,6 +119,11 @@ class OutboxSender:
     async def _pass(self, sem: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start delivery of every due row, in order per target; return when to look again."""
         now = time.time()
+        # A delivery that ends while the rows are being read has marked its row sent or
+        # failed *after* the read was queued, so the row below is stale: taking it as due
+        # would send it a second time. Such rows are skipped; the delivery's end wakes
+        # another pass, which reads their new state.
+        inflight_at_read = set(self._inflight)
         rows = await self.store.pending()
         self.health.waiting = len(rows)
         blocked: set[tuple[str, str, str]] = set()
@@ -126,7 +131,7 @@ class OutboxSender:
         start: list[OutboxRow] = []
         for row in rows:
             key = (row.channel, row.target, row.alert_id)
-            if row.id in self._inflight:
+            if row.id in self._inflight or row.id in inflight_at_read:
                 blocked.add(key)
                 continue
             if key in blocked:

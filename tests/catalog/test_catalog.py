@@ -175,6 +175,7 @@ async def test_approval_rules_publish_status_and_csv(settings: Settings, bus: Bu
 
             # disabling publishes object.status/1 at once
             sub = await bus.nc.subscribe(subjects.object_events(oid))
+            await bus.nc.flush()  # the server has the subscription before the event can be sent
             st, body = await call(
                 s, "POST", f"/api/objects/{oid}/status", {"status": "disabled", "reason": "ended"}
             )

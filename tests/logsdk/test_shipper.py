@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -113,8 +114,10 @@ async def test_spool_cap_drops_oldest_and_warns(tmp_path: Path) -> None:
         for i in range(2000):
             s.emit(int(Level.INFO), f"record {i:05d} " + "p" * 40)
             if i % 100 == 99:
-                await asyncio.to_thread(s.flush, 5, wait_for_reconnect=False)
-        assert not await asyncio.to_thread(s.close, 5)  # not delivered: spooled
+                # Returns (False) as soon as the records are on disk; the long timeout only
+                # matters on a slow machine, where a short one would leave them queued.
+                assert not await asyncio.to_thread(s.flush, 60, wait_for_reconnect=False)
+        assert not await asyncio.to_thread(s.close, 60)  # not delivered: spooled
     assert any(issubclass(w.category, SpoolFullWarning) for w in caught)
     assert s.stats()["spool_lost_records"] > 0
     import msgspec
@@ -131,6 +134,50 @@ async def test_spool_cap_drops_oldest_and_warns(tmp_path: Path) -> None:
     assert any(m.startswith("record 01999") for m in messages)
     assert not any(m.startswith("record 00000") for m in messages)
     assert any("dropped" in m and "spool" in m for m in messages)
+
+
+async def test_close_with_a_backlog_over_the_spool_cap_keeps_the_loss_report(tmp_path: Path) -> None:
+    # close() gets no time to flush: the whole backlog (far over the cap) is written at
+    # shutdown, and the report of what the cap dropped must be the record that survives.
+    url = f"nats://127.0.0.1:{free_port()}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpoolFullWarning)
+        s = LogShipper(
+            "rig",
+            "cam-9",
+            nats_urls=[url],
+            spool_dir=tmp_path / "sp",
+            spool_max_bytes=20_000,
+            batch_max_records=20,
+            heartbeat=False,
+        )
+        for i in range(400):  # 20 batches, 7 fit
+            s.emit(int(Level.INFO), f"record {i:05d} " + "p" * 40)
+        assert not await asyncio.to_thread(s.close, 0)
+        # close() waits a bounded time for the shutdown's disk writes; here they must be done.
+        await asyncio.to_thread(s._thread.join, 60)
+        assert not s._thread.is_alive()
+    lost = s.stats()["spool_lost_records"]
+    assert lost > 0
+    import msgspec
+
+    from foto3d.libs.logsdk.spool import Spool
+    from foto3d.proto.logs import LogBatch
+
+    sp = Spool(tmp_path / "sp", 20_000)
+    assert sp.total_bytes() <= 20_000
+    batches = [msgspec.json.decode(sp.read(e) or b"", type=LogBatch) for e in sp.entries()]
+    records = [r for b in batches for r in b.records]
+    report = records[-1]
+    assert report.level == Level.WARNING and report.logger == "foto3d.logsdk"
+    # It counts the whole backlog's loss (only writing the report itself may drop one more batch).
+    reported = re.search(r"\((\d+) in all since this shipper started\)", report.message)
+    assert reported is not None and lost - 20 <= int(reported.group(1)) <= lost
+    # Every record numbered (from 0: the 400 and the loss reports) is either kept or counted lost.
+    assert len(records) + lost == s.stats()["next_seq"]
+    assert records[-2].message.startswith("record 00399")
+    kept = [int(r.message.split()[1]) for r in records if r.logger != "foto3d.logsdk"]
+    assert kept == list(range(400 - len(kept), 400)), "the newest records are kept, in order"
 
 
 async def test_handler_ships_levels_loggers_and_tracebacks(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +17,11 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.alerts import Severity
 from foto3d.proto.logs import Level
 from foto3d.services.notifier.config import NotifierConfig
+from foto3d.services.notifier.delivery import HOUR
 from foto3d.services.notifier.model import AlertInfo, normalize_message
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.store import OutboxRow
 from tests.conftest import running_services
 from tests.notifier.conftest import SmtpServer, wait_for
 from tests.notifier.helpers import batch, notifier_settings, publish_batch
@@ -51,21 +56,71 @@ async def test_rate_limit_holds_mail_back_without_dropping_it(
         svc = rt.services[0]
         assert isinstance(svc, Notifier) and svc.store is not None
         store = svc.store
-        for word in ("alpha", "beta", "gamma"):
+        words = ("alpha", "beta", "gamma")
+        for word in words:
             await publish_batch(bus, batch([(int(Level.ERROR), f"{word} failed")], source_id=word))
         await wait_for(lambda: len(smtp.inbox.messages) == 2, what="two mails")
 
-        async def held() -> list[str]:
-            return [r.last_error or "" for r in await store.pending() if r.channel == "smtp"]
+        async def held() -> list[OutboxRow]:
+            return [r for r in await store.pending() if r.channel == "smtp"]
 
-        want = ["rate limit: waiting for the next slot"]
-        for _ in range(100):  # the two sent ones are marked sent just after SMTP accepted them
-            if await held() == want:
-                break
+        # The two sent rows are marked sent just after SMTP accepted them, and the third is
+        # postponed in the sender's next pass: the store has no event for either, so poll.
+        deadline = time.monotonic() + 10.0
+        while [r.last_error for r in await held()] != ["rate limit: waiting for the next slot"]:
+            assert time.monotonic() < deadline, f"third mail not held back: {await held()}"
             await asyncio.sleep(0.02)
-        assert await held() == want
-        await asyncio.sleep(0.3)
-        assert len(smtp.inbox.messages) == 2
+        [row] = await held()
+        # Held for the hour, not dropped: its next try is when the oldest slot frees up.
+        assert row.next_attempt_at > time.time() + HOUR - 60
+        assert row.state == "pending" and row.attempts == 0
+        # Two different alerts went out, the third is the one held back (nothing sent twice).
+        sent = {word for word in words for subject in smtp.inbox.subjects() if f"{word} failed" in subject}
+        assert len(sent) == 2 and len(smtp.inbox.messages) == 2
+        assert [w for w in words if w not in sent] == [w for w in words if f"{w} failed" in row.subject]
+
+
+async def test_a_delivery_ending_while_the_outbox_is_read_is_not_sent_again(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race behind duplicate mails: a pass of the sender reads the outbox while a mail
+    # is in flight, and that mail is accepted and marked sent before the pass looks at
+    # its (now stale) row. The SMTP server holds its "250" until the pass has read.
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    accepted = smtp.inbox.handle_DATA
+    release = threading.Event()
+
+    async def handle_data_after_release(server: Any, session: Any, envelope: Any) -> str:
+        reply = await accepted(server, session, envelope)
+        await asyncio.to_thread(release.wait, 10.0)
+        return reply
+
+    monkeypatch.setattr(smtp.inbox, "handle_DATA", handle_data_after_release)
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        svc = rt.services[0]
+        assert isinstance(svc, Notifier) and svc.store is not None and svc.sender is not None
+        store, sender = svc.store, svc.sender
+        real_pending = store.pending
+        raced = asyncio.Event()
+
+        async def pending_while_the_mail_completes(limit: int = 500) -> list[OutboxRow]:
+            rows = await real_pending(limit)
+            flying = {r.id for r in rows if r.channel == "smtp"} & sender._inflight
+            if flying and not raced.is_set():
+                release.set()
+                await wait_for(lambda: not flying & sender._inflight, what="the mail to be marked sent")
+                raced.set()
+            return rows
+
+        monkeypatch.setattr(store, "pending", pending_while_the_mail_completes)
+        await publish_batch(bus, batch([(int(Level.ERROR), "lens cap on")]))
+        await wait_for(lambda: smtp.inbox.messages, what="the mail at the server")
+        sender.wake()  # a pass while the mail is in flight
+        await raced.wait()
+        # The pass that read the stale row has started whatever it took as due by now.
+        await wait_for(lambda: not sender._inflight, what="the sender to be idle")
+        assert smtp.inbox.subjects() == ["[foto3d ERROR] ERROR in trainer gpu-1: lens cap on"]
+        assert not [r for r in await real_pending() if r.channel == "smtp"]
 
 
 async def test_restarted_service_closes_its_interruption_as_replaced(

@@ -90,6 +90,7 @@ async def test_publish_to_s3_is_complete_verified_and_idempotent(
                 progress.append(msgspec.json.decode(msg.data, type=PublishProgress))
 
             sub = await bus.nc.subscribe(publish_progress_subject(oid), cb=on_progress)
+            await bus.nc.flush()  # subscribed at the server before the first progress event
             st, body = await call(s, "POST", f"/api/objects/{oid}/publish")
             assert st == 200, body
             await bus.nc.flush()
@@ -155,6 +156,7 @@ async def test_s3_outage_half_way_leaves_catalog_consistent_and_retry_completes(
                     stopping.append(asyncio.create_task(asyncio.to_thread(moto.stop)))
 
             sub = await bus.nc.subscribe(publish_progress_subject(oid), cb=on_progress)
+            await bus.nc.flush()  # subscribed at the server before the first progress event
             st, body = await call(s, "POST", f"/api/objects/{oid}/publish")
             await sub.unsubscribe()
             assert stopped.is_set()

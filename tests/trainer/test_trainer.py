@@ -190,13 +190,14 @@ async def test_cancel_stops_the_subprocess(
     assert pid_alive(pid)
     cancel = JobCancelled(job_id=item.job_id, object_id=item.object_id, ts=now(), reason="operator")
     await bus.publish(subjects.job_events(item.job_id), cancel)
-    deadline = asyncio.get_running_loop().time() + 10
-    while pid_alive(pid) or await _ack_pending(bus):
-        assert asyncio.get_running_loop().time() < deadline, "subprocess still running after cancel"
-        await asyncio.sleep(0.05)
     svc = trainer.services[0]
     assert isinstance(svc, Trainer)
-    assert not svc.jobs and svc.counts["cancelled"] == 1
+    deadline = asyncio.get_running_loop().time() + 10
+    # the job leaves the trainer's table just after its message is settled: wait for both
+    while pid_alive(pid) or await _ack_pending(bus) or svc.jobs:
+        assert asyncio.get_running_loop().time() < deadline, "subprocess still running after cancel"
+        await asyncio.sleep(0.05)
+    assert svc.counts["cancelled"] == 1
     assert not events.of(JobSucceeded) and not events.of(JobFailed)
 
 

@@ -39,4 +39,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return fail(f"cannot create data folder {settings.data_dir}: {exc.strerror or exc}")
-    return run_async(lambda: run_up(settings))
+    try:
+        return run_async(lambda: run_up(settings))
+    except OSError as exc:  # e.g. the port is taken; everything started has been stopped again
+        return fail(str(exc))

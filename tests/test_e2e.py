@@ -1,0 +1,230 @@
+"""The whole pipeline, the way a person runs it: real services, real CLI, real trainer processes.
+
+Customer and object onboarded in the catalog -> dataset submitted -> a `foto3d serve trainer`
+process (fake nerfstudio on PATH) trains it -> the catalog timeline shows submitted, training,
+trained -> approved -> published to the local store -> the live link serves the files; the
+training logs are searchable; a second job whose training fails ends dead and raises an
+alert mail in the notifier's local outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.config import Settings
+from foto3d.proto.jobs import JobFailed, JobSucceeded
+from tests.conftest import running_services
+from tests.trainer.helpers import EventLog, fake_env, make_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = ["log_collector", "notifier", "queue", "catalog", "publisher"]
+
+
+class Cli:
+    """`foto3d` as a subprocess against one system; run off the event loop the services use."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    async def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "foto3d.cli.main", *args],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if ok:
+            assert proc.returncode == 0, f"foto3d {' '.join(args)} -> {proc.returncode}: {proc.stderr}"
+        return proc
+
+    async def json(self, *args: str) -> Any:
+        return json.loads((await self(*args, "--json")).stdout)
+
+
+def start_trainer(nats_url: str, data: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """A real trainer process that takes one job and exits (one trainer per dataset)."""
+    argv = ["serve", "trainer", "--nats", nats_url, "--data", str(data), "--no-http", "--max-jobs", "1"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "foto3d.cli.main", *argv],
+        cwd=REPO,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+async def wait_until(probe: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll ``probe`` (sync or async) until it returns something truthy; there is no event to await."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+async def test_capture_to_live_link_and_a_failure_that_alerts(
+    settings: Settings, bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("FOTO3D_SMTP_URL", "FOTO3D_ALERT_TO", "FOTO3D_ALERT_WEBHOOK", "FOTO3D_ARTIFACT_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    # One attempt per job, so an injected failure is final at once (retries are the queue's tests).
+    settings.raw["queue"] = {"max_attempts": 1, "backoff_s": 0}
+    assert settings.nats_urls
+    nats_url = settings.nats_urls[0]
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    cli_env |= {"FOTO3D_NATS_URL": nats_url, "FOTO3D_DATA": str(settings.data_dir), "FOTO3D_USER": "rita"}
+    cli = Cli(cli_env)
+    dataset = make_dataset(tmp_path / "chair-photos")
+    trainers: list[subprocess.Popen[bytes]] = []
+
+    try:
+        async with running_services(settings, SERVICES) as rt:
+            http = rt.http_url
+            # -- onboarding ------------------------------------------------------------------
+            await cli("objects", "customer-add", "acme", "--name", "Acme Furniture")
+            object_id = (
+                await cli("objects", "register", "--customer", "acme", "--name", "Oak chair")
+            ).stdout.strip()
+            assert object_id == "acme-oak-chair-001"
+
+            # -- training that succeeds -------------------------------------------------------
+            reply = await cli.json(
+                "submit", "--object", object_id, "--dataset", str(dataset), "--steps", "200"
+            )
+            job_id = reply["job_id"]
+            events = await EventLog.watch(bus, job_id)
+            trainers.append(start_trainer(nats_url, settings.data_dir, fake_env()))
+            done = await events.wait_for(JobSucceeded, timeout=30)
+            assert done.artifacts, "a succeeded job must name its files"
+            job = await cli.json("job", job_id)
+            assert job["job"]["state"] == "succeeded"
+
+            async def timeline_kinds() -> list[str]:
+                return [e["kind"] for e in await cli.json("objects", "timeline", object_id)]
+
+            kinds = await wait_until(
+                lambda: _when(timeline_kinds(), lambda k: "trained" in k), "the catalog to record 'trained'"
+            )
+            for earlier, later in [
+                ("registered", "submitted"),
+                ("submitted", "training"),
+                ("training", "trained"),
+            ]:
+                assert kinds.index(earlier) < kinds.index(later), kinds
+
+            # -- review and publish ---------------------------------------------------------
+            refused = await cli("publish", object_id, "-q", ok=False)
+            assert refused.returncode != 0 and "approved" in refused.stderr
+            await cli("objects", "approve", object_id, "--all", "--comment", "sharp and aligned")
+            await cli("publish", object_id, "-q")
+            shown = await cli.json("objects", "show", object_id)
+            live = shown.get("live_url") or shown.get("live_link")
+            assert live, f"no live link after publishing: {shown}"
+            kinds = await timeline_kinds()
+            assert kinds.index("trained") < kinds.index("approved") < kinds.index("published"), kinds
+
+            async with aiohttp.ClientSession() as session:
+                # the link names the served store; follow its path on this test's server
+                path = "/published/" + live.split("/published/", 1)[1]
+                async with session.get(http + path) as resp:
+                    assert resp.status == 200, f"{live} -> {resp.status}"
+                    viewer = json.loads(await resp.read())
+                assert viewer["object_id"] == object_id
+                # ... and the splat files next to it
+                async with session.get(http + path.rsplit("/", 1)[0] + f"/{object_id}.ply") as resp:
+                    assert resp.status == 200
+                    assert (await resp.read()).startswith(b"ply\n")
+
+                # -- the training logs are searchable -----------------------------------------
+                async def log_records() -> list[dict[str, Any]]:
+                    async with session.get(f"{http}/api/logs", params={"job": job_id, "limit": "500"}) as r:
+                        assert r.status == 200
+                        return list((await r.json())["records"])
+
+                records = await wait_until(
+                    lambda: _when(log_records(), lambda rs: any("succeeded" in x["message"] for x in rs)),
+                    "the trainer's log records",
+                )
+                assert all(r["job_id"] == job_id for r in records)
+                assert any(r["logger"].startswith("nerfstudio") for r in records), (
+                    "ns-train output not shipped"
+                )
+                async with session.get(f"{http}/api/logs", params={"job": job_id, "q": "gaussians"}) as r:
+                    assert r.status == 200
+                    found = (await r.json())["records"]
+                assert found, "full-text search found nothing"
+                assert all("gaussians" in x["message"].lower() for x in found)
+                assert len(found) < len(records), "the search did not narrow anything down"
+
+            # -- training that fails ----------------------------------------------------------
+            outbox = settings.data_dir / "notifier" / "outbox"
+            before = set(outbox.glob("*.eml")) if outbox.exists() else set()
+            reply = await cli.json(
+                "submit", "--object", object_id, "--dataset", str(dataset), "--steps", "300", "--force"
+            )
+            bad_job = reply["job_id"]
+            assert bad_job != job_id
+            events = await EventLog.watch(bus, bad_job)
+            trainers.append(start_trainer(nats_url, settings.data_dir, fake_env({"FAKE_NS_FAIL": "train"})))
+            failed = await events.wait_for(JobFailed, timeout=30)
+            assert "train" in failed.step
+            state = await wait_until(
+                lambda: _when(cli.json("job", bad_job), lambda j: j["job"]["state"] in ("dead", "failed")),
+                "the queue to give the job up",
+            )
+            assert state["job"]["state"] == "dead", "one attempt allowed, so the job is dead"
+
+            def new_mail_about_job() -> str:
+                for f in sorted(set(outbox.glob("*.eml")) - before):
+                    text = f.read_text(errors="replace")
+                    if bad_job in text:
+                        return text
+                return ""
+
+            mail = await wait_until(new_mail_about_job, "an alert mail about the failed job")
+            assert object_id in mail
+            kinds = await wait_until(
+                lambda: _when(timeline_kinds(), lambda k: "failed" in k), "the catalog to record the failure"
+            )
+    finally:
+        for proc in trainers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+    assert [p.returncode for p in trainers] == [0, 0], "each trainer should exit by itself after its job"
+
+
+async def _when(value: Any, cond: Callable[[Any], bool]) -> Any:
+    """``await value`` and return it if ``cond`` holds, else None (for :func:`wait_until`)."""
+    got = await value
+    return got if cond(got) else None
