@@ -13,6 +13,7 @@ import nats.errors
 
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.discovery import resolve_http_url
 from foto3d.proto.jobs import JobActionReply, JobDetail, JobRef, JobsList, JobsQuery, JobState, JobSummary
 from foto3d.services.queue import api
 
@@ -125,6 +126,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     try:
         query = msgspec.convert({"states": states, "object_id": args.object, "limit": args.limit}, JobsQuery)
     except msgspec.ValidationError as exc:
+        if "$.limit" in str(exc):
+            return fail(f"--limit must be a positive number, got {args.limit}")
         valid = ", ".join(s.value for s in JobState)
         return fail(f"bad filter ({exc}); states are: {valid}")
 
@@ -161,7 +164,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    base = settings_from(args).base_url()
+    base = resolve_http_url(settings_from(args))
 
     async def run(bus: Bus) -> int:
         d = await _ask(bus, api.GET, JobRef(job_id=args.job_id), JobDetail)

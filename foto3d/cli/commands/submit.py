@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "standard, that the dataset exists, and the options' ranges, and answers with the job id. "
             "The same object + dataset + options submitted again while an earlier job is queued, "
             "running or succeeded returns that job (marked duplicate) instead of a new one. "
-            "Exit status: 0 accepted, 2 rejected (the reason is printed), 1 queue not reachable."
+            "Exit status: 0 accepted; 1 the queue did not answer in time; 2 rejected (the reason is printed) or NATS not reachable."
         ),
     )
     p.add_argument("--object", required=True, metavar="ID", help="object id, e.g. acme-chair-001")
@@ -101,6 +101,8 @@ def build_request(args: argparse.Namespace) -> SubmitRequest:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        return fail(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     try:
         req = build_request(args)
     except ValueError as exc:
