@@ -32,6 +32,7 @@ from nats.js.errors import NotFoundError
 from foto3d import __version__
 from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat, Progress
 
@@ -137,10 +138,7 @@ class HeartbeatSender:
     async def stop(self, clean: bool = True) -> None:
         """Stop beating; with ``clean`` send a last beat with ``stopping=True`` (a planned stop)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         # Without a live connection the goodbye cannot arrive; do not hold up the shutdown for it.
         if clean and self.nc.is_connected:
             await self.beat(stopping=True)

@@ -23,6 +23,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from foto3d import __version__
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.logs import Level, StoredLog
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,7 @@ class OtlpSink:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), flush_timeout)
         except TimeoutError:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         headers = {"Content-Type": "application/x-protobuf", **self.headers}

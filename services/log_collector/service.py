@@ -18,6 +18,7 @@ from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint
 from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
 from foto3d.services.log_collector.config import LogCollectorConfig, load_config
@@ -108,11 +109,7 @@ class LogCollector(Service):
             await self.consumer.stop()
             self.consumer = None
         self.hub.close()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         if self.sink is not None:
             await self.sink.stop()

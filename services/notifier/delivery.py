@@ -30,6 +30,7 @@ import aiohttp
 import aiosmtplib
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.services.notifier.config import NotifierConfig, SmtpTarget
 from foto3d.services.notifier.store import OutboxRow, Store
 
@@ -91,9 +92,7 @@ class OutboxSender:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._http:
             await self._http.close()

@@ -26,6 +26,7 @@ from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.heartbeat import Seen
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.notifier import pages
@@ -141,9 +142,7 @@ class Notifier(Service):
         if self.watch:
             await self.watch.stop()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self.sender:
             await self.sender.stop()

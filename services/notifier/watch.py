@@ -24,6 +24,7 @@ from nats.aio.subscription import Subscription
 from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import Seen, decode_heartbeat, read_heartbeats
+from foto3d.libs.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -63,9 +64,7 @@ class HeartbeatWatch:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._sub is not None:
             with contextlib.suppress(Exception):

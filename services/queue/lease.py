@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import TOPOLOGY
+from foto3d.libs.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 BUCKET = "queue-leader"
@@ -67,12 +68,7 @@ class LeaderLease:
     async def stop(self) -> None:
         """Stop and give the lease up at once, so a standby need not wait for the TTL."""
         self._stop.set()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
         if self.is_leader and self._kv is not None:
             try:
                 await asyncio.wait_for(self._kv.delete(KEY, last=self._revision), 2.0)

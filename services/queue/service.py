@@ -27,6 +27,7 @@ from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint
 from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.jobs import (
     JobActionReply,
@@ -97,11 +98,7 @@ class QueueService(Service):
         if self.lease is not None:
             await self.lease.stop()
         await self._lead(False)
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         if self.tail is not None:
             await self.tail.stop()
@@ -207,11 +204,7 @@ class QueueService(Service):
         self._leader_subs.clear()
         for c in self._consumers:
             c._stop.set()
-        for t in self._leader_tasks:
-            t.cancel()
-        for t in self._leader_tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(*self._leader_tasks)
         self._leader_tasks.clear()
         for c in self._consumers:
             with contextlib.suppress(Exception):

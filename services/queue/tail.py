@@ -21,6 +21,7 @@ from nats.js.errors import FetchTimeoutError
 
 from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.jobs import JobEvent
 from foto3d.services.queue.store import JobStore
 
@@ -51,12 +52,7 @@ class EventTail:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
 
     async def wait_for(self, seq: int, timeout: float = 10.0) -> bool:
         """Wait until the event at stream sequence ``seq`` is applied (read-your-writes)."""

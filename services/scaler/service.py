@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from foto3d.libs.service import Health, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.services.scaler.backends.base import Backend
 from foto3d.services.scaler.config import ScalerConfig, load_config, spend_cap
 from foto3d.services.scaler.observe import TrainerWatch, WorkView, work_view
@@ -88,9 +89,7 @@ class Scaler(Service):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self.watch is not None:
             await self.watch.stop()
