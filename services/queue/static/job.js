@@ -16,7 +16,7 @@
       const j = d.job;
       document.getElementById("job-cards").innerHTML =
         card("State", `<span class="badge ${esc(j.state)}">${esc(j.state)}</span>`) +
-        card("Object", `<span class="mono">${esc(j.object_id)}</span>`) +
+        card("Object", `<a class="mono" href="/objects/${encodeURIComponent(j.object_id)}">${esc(j.object_id)}</a>`) +
         card("Attempt", `${j.attempt} / ${j.max_attempts}`) +
         card("Priority", esc(j.priority)) +
         card("Trainer", esc(j.trainer || "—")) +
