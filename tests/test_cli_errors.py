@@ -240,3 +240,25 @@ def test_up_on_a_taken_port_says_so_and_leaves_nothing_running(empty_data: Path)
         rc, _, err = finish(spawn(args, cli_env(empty_data)), timeout=60)
     assert_one_line_error(args, rc, err, "pick another with --port")
     assert not (empty_data / "run" / "endpoints.json").exists(), "a failed up must not advertise itself"
+
+
+def test_up_refuses_nats_flag_it_would_ignore(tmp_path: Path) -> None:
+    """`up` always runs its own server; a --nats flag would otherwise be silently ignored."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foto3d.cli.main",
+            "up",
+            "--data",
+            str(tmp_path),
+            "--nats",
+            "nats://127.0.0.1:4222",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "--nats does not apply to `foto3d up`" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foto3d.cli.common import fail
+from foto3d.cli.splat_output import FORMATS_HELP, output_format
 
 if TYPE_CHECKING:
     from foto3d.libs.splat.model import Splat
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 _AXES = ["z", "y", "-y", "x", "-x", "-z"]
 _NEG_VALUE = re.compile(r"^-(?:[xyz]|\d+|\d*\.\d+)$")
-_FORMATS = ".ply, .compressed.ply, .splat, .spz, .sog"
 
 
 def _fraction(text: str) -> float:
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "reduce",
         help="make a splat smaller: prune by importance, drop floaters, lower the SH degree",
         description="Reduce a splat without retraining and write it in any format (from OUT's name: "
-        f"{_FORMATS}). Steps, in order: drop invalid rows; drop gaussians below --min-opacity; "
+        f"{FORMATS_HELP}). Steps, in order: drop invalid rows; drop gaussians below --min-opacity; "
         "drop floaters (--remove-floaters); keep the most important --keep fraction / --count "
         "(global significance over training cameras or orbit views, see --importance); lower the "
         "SH degree. Prints sizes before/after and what was removed. See docs/splat.md.",
@@ -173,20 +173,17 @@ def _read(path: Path) -> tuple[Splat, str]:
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
-    from foto3d.libs.splat import SplatFormatError, format_from_name, write
+    from foto3d.libs.splat import SplatFormatError, write
     from foto3d.libs.splat.coords import FORMAT_UP, reorient
     from foto3d.libs.splat.quality import QualityUnavailable, require_torch
     from foto3d.libs.splat.reduce import reduce_splat
 
     src: Path = args.input
     dst: Path = args.output
-    out_fmt = format_from_name(dst)
-    if out_fmt is None:
-        return fail(f"{dst}: cannot tell the output format from the name (use {_FORMATS})")
-    if dst.exists() and not args.force:
-        return fail(f"{dst} exists; use --force to overwrite it")
-    if src.exists() and dst.exists() and src.resolve() == dst.resolve():
-        return fail("input and output are the same file")
+    try:
+        out_fmt = output_format(src, dst, args.force)
+    except ValueError as exc:
+        return fail(str(exc))
     try:
         if args.quality or args.importance == "views" or args.cameras:
             require_torch()

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from foto3d.cli.common import fail
+from foto3d.cli.splat_output import FORMATS_HELP, output_format
 
 ORDER = 40
 
-_FORMATS_HELP = ".ply (3DGS), .compressed.ply (PlayCanvas), .splat, .spz (Niantic), .sog (PlayCanvas)"
 _AXES = ["z", "y", "-y", "x", "-x", "-z"]
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "splat",
         help="inspect, convert, reduce and compare Gaussian splat files",
-        description=f"Work with Gaussian splat files. Formats: {_FORMATS_HELP}. See docs/splat.md.",
+        description=f"Work with Gaussian splat files. Formats: {FORMATS_HELP}. See docs/splat.md.",
     )
     splat_sub = p.add_subparsers(dest="splat_command", metavar="SUBCOMMAND")
 
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "convert",
         help="convert a splat file to another format (and orientation / SH degree)",
         description="Convert between splat formats; the output format follows from OUT's name "
-        f"({_FORMATS_HELP}). The scene is rotated from the input's up axis to the one the output "
+        f"({FORMATS_HELP}). The scene is rotated from the input's up axis to the one the output "
         "format's viewers expect (.ply: +z as nerfstudio; .compressed.ply, .sog, .splat, .spz: -y, "
         "the 3DGS/PlayCanvas convention; .spz is stored as RUB). Override with --up/--target-up.",
     )
@@ -117,21 +117,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from foto3d.libs.splat import format_from_name, write
+    from foto3d.libs.splat import write
     from foto3d.libs.splat.coords import FORMAT_UP, reorient
     from foto3d.libs.splat.io import read_unchecked
     from foto3d.libs.splat.validate import validate
 
     src: Path = args.input
     dst: Path = args.output
-    out_fmt = format_from_name(dst)
-    if out_fmt is None:
-        return fail(f"{dst}: cannot tell the output format from the name (use {_FORMATS_HELP})")
-    if dst.exists() and not args.force:
-        return fail(f"{dst} exists; use --force to overwrite it")
     try:
-        if src.resolve() == dst.resolve():
-            return fail("input and output are the same file")
+        out_fmt = output_format(src, dst, args.force)
         splat, in_fmt = read_unchecked(src)
         splat = validate(splat, str(src), repair_it=args.repair)
         up = args.up or FORMAT_UP[in_fmt]

@@ -33,7 +33,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger().setLevel(logging.INFO)
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
-    args.nats = None  # `up` always runs its own server
+    if args.nats:
+        return fail(
+            "--nats does not apply to `foto3d up`, which runs its own embedded NATS server; "
+            "to use an existing cluster, run each service with `foto3d serve NAME --nats URL`"
+        )
     settings = settings_from(args)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
