@@ -16,6 +16,8 @@ from foto3d.libs.bus.publish import Publisher
 from foto3d.libs.tracing.setup import setup_tracing
 
 log = logging.getLogger(__name__)
+# How long a request waits for a responder to appear (service restart, leader change).
+NO_RESPONDER_GRACE_S = 2.0
 R = TypeVar("R")
 
 
@@ -52,8 +54,24 @@ class Bus:
     async def request(
         self, subject: str, body: msgspec.Struct, reply_type: type[R], timeout: float = 5.0
     ) -> R:
-        """Core request/reply with typed body and reply (used for micro endpoints)."""
-        msg = await self.nc.request(subject, msgspec.json.encode(body), timeout=timeout)
+        """Core request/reply with typed body and reply (used for micro endpoints).
+
+        "No responders" is retried for up to ``NO_RESPONDER_GRACE_S``: while a service
+        (re)starts or a standby takes over, its endpoints are briefly absent, and a client
+        should ride that out rather than fail. Past the grace the error is raised, so a
+        service that is not running at all is still reported within seconds.
+        """
+        payload = msgspec.json.encode(body)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + min(NO_RESPONDER_GRACE_S, timeout)
+        while True:
+            try:
+                msg = await self.nc.request(subject, payload, timeout=timeout)
+                break
+            except nats.errors.NoRespondersError:
+                if loop.time() >= give_up:
+                    raise
+                await asyncio.sleep(0.1)
         return msgspec.json.decode(msg.data, type=reply_type)
 
     @property

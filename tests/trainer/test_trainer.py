@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -59,6 +60,17 @@ async def consumer_counts(bus: Bus) -> tuple[int, int]:
     return pending, ack_pending
 
 
+async def settled_counts(bus: Bus, timeout: float = 10.0) -> tuple[int, int]:
+    """The consumers' counts once the trainer's ack has landed (it acks just after publishing the
+    job's final event, so a test that saw the event can look before the ack arrives)."""
+    deadline = time.monotonic() + timeout
+    counts = await consumer_counts(bus)
+    while counts != (0, 0) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        counts = await consumer_counts(bus)
+    return counts
+
+
 async def test_job_succeeds_with_progress_and_artifacts(
     trainer: Runtime, bus: Bus, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,8 +104,12 @@ async def test_job_succeeds_with_progress_and_artifacts(
     assert done.metrics["seconds_per_step"] > 0
     assert [t.step for t in done.timings] == ["preflight", "train", "export", "reduce", "upload"]
     # acked, and the work folder is gone after a success
-    assert await consumer_counts(bus) == (0, 0)
-    assert not any((settings.data_dir / "trainer" / "work").iterdir())
+    assert await settled_counts(bus) == (0, 0)
+    work = settings.data_dir / "trainer" / "work"
+    deadline = time.monotonic() + 10
+    while any(work.iterdir()) and time.monotonic() < deadline:  # removed just after the ack
+        await asyncio.sleep(0.05)
+    assert not any(work.iterdir())
 
 
 async def test_raw_images_are_processed_first(trainer: Runtime, bus: Bus, tmp_path: Path) -> None:
@@ -126,7 +142,7 @@ async def test_failing_step_reports_step_and_error(
     assert any(r.message.startswith("Step (% Done)") for r in records)
     assert all(r.object_id in (None, item.object_id) for r in records)
     # acked (the queue decides retries) and the work folder kept for inspection
-    assert await consumer_counts(bus) == (0, 0)
+    assert await settled_counts(bus) == (0, 0)
     assert any((settings.data_dir / "trainer" / "work").iterdir())
 
 
@@ -235,7 +251,7 @@ async def test_malformed_work_goes_to_dead_letters_and_does_not_block(
     events = await EventLog.watch(bus, item.job_id)
     await submit_work(bus, item)
     await events.wait_for(JobSucceeded, timeout=30)
-    assert await consumer_counts(bus) == (0, 0)
+    assert await settled_counts(bus) == (0, 0)
 
 
 async def test_cut_off_from_nats_the_job_is_given_up(
