@@ -1,0 +1,74 @@
+"""The rig-local streams (the outbox) and the agent's read position in each.
+
+Everything the rig produces is stored here first, so it is accepted at once whatever
+the uplink does. The agent forwards each stream from its cursor: the sequence number
+of the last message a site acknowledged. The cursor is a small file written after the
+site's ack; a crash between the ack and the write resends a few messages, which the
+site drops by their ``Nats-Msg-Id`` (its duplicate window) — exactly once, in order.
+Forwarded messages are purged from the rig afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nats.js import JetStreamContext
+
+from foto3d.libs.bus.topology import DAY, MiB, StreamSpec, provision_stream
+from foto3d.libs.rig.settings import RigSettings
+from foto3d.proto.rig import RIG_DATASETS_ALL, RIG_DATASETS_STREAM, RIG_LOGS_STREAM, RIG_LOGS_SUBJECTS
+
+
+def outbox_streams(settings: RigSettings) -> list[StreamSpec]:
+    return [
+        StreamSpec(
+            RIG_LOGS_STREAM,
+            list(RIG_LOGS_SUBJECTS),
+            "Log batches of this rig, held until a site has them.",
+            max_bytes=settings.logs_max_bytes,
+            duplicate_window=600.0,
+        ),
+        StreamSpec(
+            RIG_DATASETS_STREAM,
+            [RIG_DATASETS_ALL],
+            "Dataset submissions of this rig, held until their files are uploaded and a site has them.",
+            max_msg_size=4 * MiB,
+            # The request id is the message id: a capture tool's retry is stored once.
+            duplicate_window=DAY,
+        ),
+    ]
+
+
+async def provision_outbox(js: JetStreamContext, settings: RigSettings) -> None:
+    for spec in outbox_streams(settings):
+        await provision_stream(js, spec)
+
+
+class Cursor:
+    """The last forwarded sequence of one stream, kept in a file that survives kill -9."""
+
+    def __init__(self, state_dir: Path, stream: str) -> None:
+        self.path = state_dir / f"cursor-{stream}.json"
+        self.seq = 0
+        try:
+            self.seq = int(json.loads(self.path.read_text())["seq"])
+        except (FileNotFoundError, ValueError, KeyError):
+            self.seq = 0
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.seq = 0
+
+    def save(self, seq: int) -> None:
+        if seq <= self.seq and self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            json.dump({"seq": seq}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.seq = seq

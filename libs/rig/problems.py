@@ -1,0 +1,98 @@
+"""Errors for the operator, in plain language, each with what to do about it.
+
+The operator is at the rig, maybe in a car, and can re-shoot only while the object is
+still there: an error must say at once what happened and what to do, without a log
+viewer. Problems come from the rig's own log records (ERROR and above) and from the
+agent (uplink, uploads, datasets).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from datetime import datetime
+
+from foto3d.proto.logs import LogBatch, LogRecord
+from foto3d.proto.rig import RigProblem
+
+MAX_PROBLEMS = 100
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def from_log_record(batch: LogBatch, record: LogRecord) -> RigProblem:
+    obj = record.object_id or batch.object_id
+    where = f" (object {obj})" if obj else ""
+    action = (
+        "Check the camera and the capture; if this object's photos are affected, re-shoot it now "
+        "while it is still here."
+        if obj
+        else "Check the rig (camera, turntable, lights, disk) and retry the step that failed."
+    )
+    text = f"{record.message}{where}"
+    if record.logger:
+        text = f"{record.logger}: {text}"
+    return RigProblem(ts=record.ts, text=text, action=action, source="log", object_id=obj, level=record.level)
+
+
+def offline(since: float, waiting: int) -> RigProblem:
+    return RigProblem(
+        ts=since,
+        text=f"No site reachable since {_clock(since)}. {waiting} item(s) are kept safely on this rig.",
+        action="Keep working: everything is sent by itself when the link returns. If it lasts, check "
+        "the rig's network (cable, Wi-Fi, mobile modem).",
+        level=30,
+    )
+
+
+def upload_failed(object_id: str, error: str, retry_s: float) -> RigProblem:
+    return RigProblem(
+        ts=time.time(),
+        text=f"Uploading the photos of {object_id} failed: {error}",
+        action=f"Nothing is lost; it is retried in {retry_s:.0f} s and resumes where it stopped. If it "
+        "keeps failing, check the site's storage settings (`foto3d rig status`).",
+        object_id=object_id,
+    )
+
+
+def dataset_unusable(object_id: str, error: str) -> RigProblem:
+    return RigProblem(
+        ts=time.time(),
+        text=f"The photos of {object_id} cannot be sent: {error}",
+        action="Re-shoot the object (or restore the folder) and submit it again; this submission was "
+        "set aside so the ones after it can go.",
+        object_id=object_id,
+    )
+
+
+def submit_refused(object_id: str, error: str) -> RigProblem:
+    return RigProblem(
+        ts=time.time(),
+        text=f"The site refused the submission of {object_id}: {error}",
+        action="Ask the site's operator; the photos are uploaded, the submission can be resent with "
+        "`foto3d submit` once the site accepts it.",
+        object_id=object_id,
+    )
+
+
+class ProblemLog:
+    """The newest problems, newest first, bounded."""
+
+    def __init__(self) -> None:
+        self._items: deque[RigProblem] = deque(maxlen=MAX_PROBLEMS)
+
+    def add(self, problem: RigProblem) -> None:
+        self._items.appendleft(problem)
+
+    def add_batch(self, batch: LogBatch) -> int:
+        n = 0
+        for record in batch.records:
+            if record.level >= 40:
+                self.add(from_log_record(batch, record))
+                n += 1
+        return n
+
+    def items(self) -> list[RigProblem]:
+        return list(self._items)

@@ -1,0 +1,113 @@
+"""Capture rigs: what a rig keeps in its own JetStream server and forwards to a site.
+
+A rig runs a nats-server with its own JetStream domain. The capture tool writes to it
+(log batches on the usual ``f3d.logs.rig.<id>`` subjects, dataset manifests on
+``f3d.rig.datasets.<rig>``); the rig agent forwards both, in order, to the site it
+picked. The names of the rig-local streams live here with their subjects.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from foto3d.proto.jobs import ObjectId, Priority, TrainOptions
+
+RigId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+# Streams on the rig's own server (JetStream domain ``rig-<id>``), never on a site.
+RIG_LOGS_STREAM = "RIG_LOGS"
+RIG_LOGS_SUBJECTS = ("f3d.logs.>",)
+RIG_DATASETS_STREAM = "RIG_DATASETS"
+RIG_DATASETS_ALL = "f3d.rig.datasets.>"
+
+
+def rig_datasets_subject(rig_id: str) -> str:
+    return f"f3d.rig.datasets.{rig_id}"
+
+
+def rig_domain(rig_id: str) -> str:
+    """The rig server's JetStream domain: distinct per rig, so a leaf link never merges streams."""
+    return f"rig-{rig_id}"
+
+
+class DatasetFile(msgspec.Struct, frozen=True, kw_only=True):
+    """One file of a dataset, as it was when it was submitted (the upload must match it)."""
+
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]  # relative, '/'-separated
+    size: Annotated[int, msgspec.Meta(ge=0)]
+    sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RigDataset(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A dataset submission as the rig stores it until its files are uploaded.
+
+    ``request_id`` is the idempotency key end to end: it is the rig-local ``Nats-Msg-Id``,
+    the upload folder's name, and the forwarded ``SubmitRequest.request_id``.
+    """
+
+    request_id: Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    rig_id: RigId
+    object_id: ObjectId
+    folder: str  # where the files are on the rig
+    files: list[DatasetFile]
+    priority: Priority = Priority.NORMAL
+    options: TrainOptions = msgspec.field(default_factory=TrainOptions)
+    submitted_at: float = 0.0
+    submitted_by: str = ""
+
+
+class LinkState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class RigProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An error for the operator: what happened, in plain words, and what to do about it."""
+
+    ts: float
+    text: str
+    action: str
+    source: str = "agent"  # "agent" (forwarding, uploads) or "log" (a record the rig logged)
+    object_id: str | None = None
+    level: int = 40
+
+
+class UploadProgress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    request_id: str
+    object_id: str
+    done_bytes: int
+    total_bytes: int
+    rate_bps: float = 0.0
+    eta_s: float | None = None
+
+
+class SiteState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    name: str
+    reachable: bool
+    last_ok: float | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class RigStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the agent reports about itself (``foto3d rig status``, the panel)."""
+
+    rig_id: str
+    ts: float
+    link: LinkState
+    since: float  # when ``link`` last changed
+    site: str | None = None  # the site now in use
+    sites: list[SiteState] = msgspec.field(default_factory=list)
+    logs_waiting: int = 0  # log batches not yet forwarded
+    datasets_waiting: int = 0
+    upload: UploadProgress | None = None
+    problems: list[RigProblem] = msgspec.field(default_factory=list)
+    forwarded_logs: int = 0
+    forwarded_datasets: int = 0
+    agent_pid: int | None = None
+
+
+SCHEMAS = (RigDataset, RigStatus)
