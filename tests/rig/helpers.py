@@ -1,0 +1,155 @@
+"""A hub (real nats-server with the topology) and a rig run as `foto3d rig up` in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.topology import provision
+from foto3d.libs.nats_server import NatsServer, pid_alive
+from foto3d.libs.rig import settings as rig_settings
+from foto3d.libs.rig.settings import RigSettings, SiteConfig
+from foto3d.libs.rig.status import read_status
+from foto3d.proto.jobs import SubmitRequest
+from foto3d.proto.rig import RigStatus
+from tests.conftest import free_port
+
+FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
+
+
+async def start_hub(store: Path, port: int | None = None) -> NatsServer:
+    hub = await NatsServer(store_dir=store, port=port or free_port()).astart()
+    bus = await connect([hub.client_url], "test-hub")
+    await provision(bus.js)
+    await bus.close()
+    return hub
+
+
+def write_rig(rig_dir: Path, rig_id: str, sites: list[SiteConfig], **kw: object) -> RigSettings:
+    raw = {
+        "rig_id": rig_id,
+        "sites": [msgspec.to_builtins(s) for s in sites],
+        "leaf_port": free_port(),
+        "panel_port": free_port(),
+        # Fast health checks so tests see a site go and come back within a second or two.
+        "probe_interval_s": 0.2,
+        "site_grace_s": 1.0,
+        "failback_after_s": 1.0,
+        "heartbeat_interval_s": 0.5,
+        "publish_timeout_s": 1.0,
+        **kw,
+    }
+    settings = msgspec.convert(raw, RigSettings)
+    rig_settings.save(rig_dir, settings)
+    return settings
+
+
+class RigProcess:
+    """`foto3d rig up` as its own process, so it can be killed with SIGKILL."""
+
+    def __init__(self, rig_dir: Path) -> None:
+        self.rig_dir = rig_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RigProcess:
+        log = (self.rig_dir / "rig-up.log").open("ab")
+        self.proc = subprocess.Popen([*FOTO3D, "rig", "up", "--dir", str(self.rig_dir)], stdout=log, stderr=log)
+        log.close()
+        return self
+
+    def leaf_pid(self) -> int | None:
+        try:
+            return int((self.rig_dir / "leaf" / "nats-server.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def kill_all(self) -> None:
+        """kill -9 of the agent and of the rig's nats-server."""
+        leaf = self.leaf_pid()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if leaf and pid_alive(leaf):
+            os.kill(leaf, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while pid_alive(leaf) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        leaf = self.leaf_pid()
+        if leaf and pid_alive(leaf):  # left behind by a kill -9
+            os.kill(leaf, signal.SIGKILL)
+
+    def log_tail(self) -> str:
+        path = self.rig_dir / "rig-up.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+async def wait_status(
+    rig_dir: Path, rig_id: str, check: Callable[[RigStatus], bool], timeout: float, what: str
+) -> RigStatus:
+    found: list[RigStatus] = []
+
+    async def ok() -> bool:
+        st = read_status(rig_dir, rig_id)
+        found[:] = [st]
+        return check(st)
+
+    await wait_until(ok, timeout, what)
+    return found[0]
+
+
+async def stream_count(js: JetStreamContext, stream: str) -> int:
+    try:
+        return int((await js.stream_info(stream)).state.messages)
+    except NotFoundError:
+        return 0
+
+
+async def read_submissions(js: JetStreamContext) -> list[tuple[SubmitRequest, str]]:
+    info = await js.stream_info("SUBMISSIONS")
+    out = []
+    if info.state.messages == 0:
+        return out
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await js.get_msg("SUBMISSIONS", seq)
+        except NotFoundError:
+            continue
+        req = msgspec.json.decode(msg.data or b"", type=SubmitRequest)
+        out.append((req, (msg.headers or {}).get("Nats-Msg-Id", "")))
+    return out
+
+
+def make_dataset(root: Path, name: str, sizes: list[int]) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        (folder / f"img_{i:03d}.jpg").write_bytes(os.urandom(size))
+    return folder

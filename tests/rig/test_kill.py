@@ -1,0 +1,90 @@
+"""kill -9 of the rig agent and of the rig's nats-server while forwarding: nothing lost or doubled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from foto3d.libs.bus.connection import connect
+from foto3d.libs.rig.client import RigClient
+from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.storage.base import sha256_file
+from foto3d.proto.rig import LinkState
+from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
+from tests.rig.helpers import (
+    RigProcess,
+    make_dataset,
+    read_submissions,
+    start_hub,
+    stream_count,
+    wait_status,
+    wait_until,
+    write_rig,
+)
+
+RIG = "rig-k9"
+RECORDS = 20_000
+PER_BATCH = 10  # 2,000 messages: forwarding takes long enough to be cut half-way
+
+
+async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
+    hub = await start_hub(tmp_path / "hub")
+    store = tmp_path / "site-store"
+    rig_dir = tmp_path / "rig"
+    # Small upload parts make the dataset's upload long enough to be cut too.
+    write_rig(rig_dir, RIG, [SiteConfig(name="local", nats=hub.client_url, store=str(store))])
+    rig = RigProcess(rig_dir).start()
+    bus = None
+    try:
+        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail())
+        hub.stop()
+        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.OFFLINE, 10, "offline")
+
+        client = RigClient(rig_dir)
+        shipper = client.shipper(batch_max_records=PER_BATCH)
+        for i in range(RECORDS):
+            shipper.emit(20, f"line {i}")
+        assert shipper.flush(60)
+        shipper.close()
+        folders = [make_dataset(tmp_path / "cap", f"d{n}", [24 * 1024 * 1024, 1000]) for n in range(2)]
+        rids = [await client.asubmit(f"acme-box-{n:03d}", f) for n, f in enumerate(folders)]
+
+        hub.start()
+        bus = await connect([hub.client_url], "test-check")
+        js = bus.js
+
+        async def some_logs_forwarded() -> bool:
+            n = await stream_count(js, "LOGS")
+            return n >= 100
+
+        await wait_until(some_logs_forwarded, 30, "forwarding to start", poll=0.01)
+        assert await stream_count(js, "LOGS") < RECORDS // PER_BATCH, "forwarding finished before the kill"
+        rig.kill_all()
+        rig.start()
+
+        # Second cut: while a dataset upload is under way.
+        await wait_status(rig_dir, RIG, lambda s: s.upload is not None, 60, "an upload\n" + rig.log_tail())
+        rig.kill_all()
+        rig.start()
+
+        async def done() -> bool:
+            return await stream_count(js, "SUBMISSIONS") >= 2
+
+        await wait_until(done, 90, "both submissions\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.logs_waiting == 0 and s.datasets_waiting == 0, 15, "caught up"
+        )
+        stored = await read_logs(js)
+        assert_exactly_once_in_order(stored.seqs(RIG), RECORDS)
+        assert len(stored.batches) == RECORDS // PER_BATCH
+        subs = await read_submissions(js)
+        assert [req.request_id for req, _ in subs] == rids
+        for (req, _), folder in zip(subs, folders, strict=True):
+            uploaded = Path(req.dataset.removeprefix("file://"))
+            for src in folder.iterdir():
+                assert sha256_file(uploaded / src.name) == sha256_file(src)
+            assert not list(uploaded.glob("*.part"))
+    finally:
+        if bus is not None:
+            await bus.close()
+        rig.stop()
+        hub.stop()
