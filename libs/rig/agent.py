@@ -39,7 +39,14 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.logs import LogBatch
-from foto3d.proto.rig import RIG_DATASETS_STREAM, RIG_LOGS_STREAM, RIG_LOGS_SUBJECTS, LinkState, RigStatus
+from foto3d.proto.rig import (
+    RIG_DATASETS_ALL,
+    RIG_DATASETS_STREAM,
+    RIG_LOGS_STREAM,
+    RIG_LOGS_SUBJECTS,
+    LinkState,
+    RigStatus,
+)
 
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
@@ -82,6 +89,7 @@ class RigAgent:
         )
         for subject in RIG_LOGS_SUBJECTS:
             await leaf.nc.subscribe(subject, cb=self._on_log)
+        await leaf.nc.subscribe(RIG_DATASETS_ALL, cb=self._on_dataset)
         await leaf.nc.subscribe(subjects.HEARTBEATS_ALL, cb=self._relay_heartbeat)
         await self.sites.start()
         for name, coro in (
@@ -126,7 +134,13 @@ class RigAgent:
         assert self.logs is not None
         await self.logs.caught_up.wait()
 
+    async def _on_dataset(self, msg: Msg) -> None:
+        if self.datasets is not None:
+            self.datasets.wake.set()
+
     async def _on_log(self, msg: Msg) -> None:
+        if self.logs is not None:
+            self.logs.wake.set()
         # Errors reach the operator at once, from the rig itself, whatever the uplink does.
         try:
             batch = _batch_dec.decode(msg.data)
@@ -204,5 +218,9 @@ class RigAgent:
 
     async def _status_loop(self) -> None:
         while True:
+            for fwd in (self.logs, self.datasets):
+                if fwd is not None:
+                    with contextlib.suppress(nats.errors.Error, TimeoutError):
+                        await fwd.refresh_waiting()
             await asyncio.to_thread(self._write_status)
             await asyncio.sleep(STATUS_INTERVAL_S)

@@ -93,6 +93,15 @@ class StreamForwarder:
             if self.cursor.seq - self._purged_to >= PURGE_EVERY:
                 await self._purge()
 
+    async def refresh_waiting(self) -> int:
+        """Messages on the rig not yet acknowledged by a site (also while delivery is stuck offline)."""
+        info = await self.leaf_js.stream_info(self.stream)
+        if info.state.messages == 0:
+            self.waiting = 0
+        else:
+            self.waiting = max(0, info.state.last_seq - max(self.cursor.seq, info.state.first_seq - 1))
+        return self.waiting
+
     async def _get(self, seq: int) -> RawStreamMsg | None:
         try:
             return await self.leaf_js.get_msg(self.stream, seq)

@@ -32,6 +32,10 @@ _batch_dec = msgspec.json.Decoder(LogBatch)
 _enc = msgspec.json.Encoder()
 
 
+async def _quiet(exc: Exception) -> None:
+    log.debug("rig server connection: %s", exc)
+
+
 class Panel:
     def __init__(self, rig_dir: Path, settings: RigSettings, leaf_url: str | None = None) -> None:
         self.rig_dir = rig_dir
@@ -67,6 +71,7 @@ class Panel:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,  # type: ignore[arg-type]
                     connect_timeout=2,
+                    error_cb=_quiet,
                 )
             except (TimeoutError, nats.errors.NoServersError, OSError):
                 await asyncio.sleep(delay)

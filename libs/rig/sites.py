@@ -52,6 +52,11 @@ class SiteLink:
         )
 
 
+async def _quiet(exc: Exception) -> None:
+    # An unreachable site is the normal offline case, reported in the status, not a log error.
+    log.debug("site connection: %s", exc)
+
+
 class SitePicker:
     def __init__(self, settings: RigSettings, name: str) -> None:
         self.settings = settings
@@ -88,6 +93,7 @@ class SitePicker:
                     allow_reconnect=True,
                     ping_interval=2,
                     max_outstanding_pings=2,
+                    error_cb=_quiet,
                 )
                 link.nc, link.js = nc, nc.jetstream(timeout=self.settings.publish_timeout_s)
                 return

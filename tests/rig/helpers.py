@@ -64,7 +64,9 @@ class RigProcess:
 
     def start(self) -> RigProcess:
         log = (self.rig_dir / "rig-up.log").open("ab")
-        self.proc = subprocess.Popen([*FOTO3D, "rig", "up", "--dir", str(self.rig_dir)], stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [*FOTO3D, "rig", "up", "--dir", str(self.rig_dir)], stdout=log, stderr=log
+        )
         log.close()
         return self
 
@@ -103,7 +105,9 @@ class RigProcess:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05) -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:

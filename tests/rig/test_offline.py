@@ -60,7 +60,11 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path)
             submitted.append((rid, folder))
 
         st = await wait_status(
-            rig_dir, RIG, lambda s: s.datasets_waiting == 5 and s.logs_waiting == 100, 10, "the backlog to show"
+            rig_dir,
+            RIG,
+            lambda s: s.datasets_waiting == 5 and s.logs_waiting == 100,
+            10,
+            "the backlog to show",
         )
         assert st.link == LinkState.OFFLINE
         assert not list(store.glob("**/*.jpg")), "nothing may be uploaded while offline"
@@ -70,11 +74,18 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path)
         try:
 
             async def all_there() -> bool:
-                return await stream_count(bus.js, "SUBMISSIONS") >= 5 and await stream_count(bus.js, "LOGS") >= 100
+                return (
+                    await stream_count(bus.js, "SUBMISSIONS") >= 5
+                    and await stream_count(bus.js, "LOGS") >= 100
+                )
 
             await wait_until(all_there, 60, "the backlog to reach the hub\n" + rig.log_tail())
             await wait_status(
-                rig_dir, RIG, lambda s: _online(s) and s.logs_waiting == 0 and s.datasets_waiting == 0, 10, "caught up"
+                rig_dir,
+                RIG,
+                lambda s: _online(s) and s.logs_waiting == 0 and s.datasets_waiting == 0,
+                10,
+                "caught up",
             )
             stored = await read_logs(bus.js)
             assert_exactly_once_in_order(stored.seqs(RIG), 50_000)

@@ -1,0 +1,168 @@
+"""The operator panel and `foto3d rig status`: offline, backlog, and errors at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foto3d.cli.main import main as cli
+from foto3d.libs.rig.agent import RigAgent
+from foto3d.libs.rig.client import RigClient
+from foto3d.libs.rig.leaf import start_leaf
+from foto3d.libs.rig.panel import Panel
+from foto3d.libs.rig.settings import SiteConfig
+from foto3d.proto.rig import LinkState
+from tests.conftest import free_port
+from tests.rig.helpers import wait_status, write_rig
+
+RIG = "rig-pn"
+
+
+@pytest.mark.browser
+async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path: Path, page: Any) -> None:
+    rig_dir = tmp_path / "rig"
+    # A site that is not there: the rig is offline from the start.
+    settings = write_rig(
+        rig_dir,
+        RIG,
+        [SiteConfig(name="cloud", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    panel = Panel(rig_dir, settings, leaf_url=leaf.client_url)
+    url = await panel.start(port=0)
+    shipper = RigClient(rig_dir, leaf_url=leaf.client_url).shipper()
+    try:
+        await wait_status(rig_dir, RIG, lambda s: s.agent_pid is not None, 10, "the agent's first status")
+        await page.goto(url)
+        await page.wait_for_selector("#head.offline", timeout=5000)
+        assert "Offline" in await page.inner_text("#link")
+        assert "No site reachable" in await page.inner_text("#problems")
+        shipper.emit(20, "warming up")  # the shipper's connection is up before the clock starts
+        assert shipper.flush(10)
+
+        started = time.monotonic()
+        shipper.emit(40, "camera 2 does not answer", object_id="acme-vase-001")
+        await page.wait_for_selector("text=camera 2 does not answer", timeout=1000)
+        elapsed = time.monotonic() - started
+        assert elapsed < 1.0, f"the error took {elapsed:.2f} s to show"
+        text = await page.inner_text("#problems")
+        assert "acme-vase-001" in text and "re-shoot it now" in text
+        # Both batches wait on the rig, counted on the page.
+        await page.wait_for_function("Number(document.getElementById('logs').textContent) === 2", timeout=3000)
+
+        # The terminal says the same (exit status 1: offline).
+        assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1
+    finally:
+        shipper.close()
+        await panel.stop()
+        await agent.stop()
+        leaf.stop()
+
+
+async def test_status_when_the_agent_is_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig_dir = tmp_path / "rig"
+    write_rig(
+        rig_dir, RIG, [SiteConfig(name="local", nats="nats://127.0.0.1:4222", store=str(tmp_path / "s"))]
+    )
+    assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "OFFLINE" in out and "agent is not running" in out and "systemctl restart foto3d-rig" in out
+
+
+async def test_status_reports_a_dead_agent(tmp_path: Path) -> None:
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir,
+        RIG,
+        [SiteConfig(name="local", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    try:
+        st = await wait_status(rig_dir, RIG, lambda s: s.agent_pid is not None, 10, "a status")
+        assert st.link == LinkState.OFFLINE
+    finally:
+        await agent.stop()
+        leaf.stop()
+    # The status file names this process, which lives on, but the file is no longer refreshed.
+    st = await wait_status(
+        rig_dir, RIG, lambda s: any("agent is not running" in p.text for p in s.problems), 10, "stale status"
+    )
+    assert st.link == LinkState.OFFLINE
+
+
+def test_init_writes_settings_and_refuses_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = str(tmp_path / "rig")
+    assert cli(["rig", "init", "--dir", d, "--rig-id", "rig-01", "--local-nats", "nats://x:4222"]) == 2
+    assert "needs both" in capsys.readouterr().err
+    assert (
+        cli(
+            [
+                "rig",
+                "init",
+                "--dir",
+                d,
+                "--rig-id",
+                "Rig 1",
+                "--cloud-nats",
+                "nats://h:4222",
+                "--cloud-store",
+                "s3://b/p",
+            ]
+        )
+        == 2
+    )
+    assert "rig_id" in capsys.readouterr().err
+    assert (
+        cli(
+            [
+                "rig",
+                "init",
+                "--dir",
+                d,
+                "--rig-id",
+                "rig-01",
+                "--cloud-nats",
+                "h:4222",
+                "--cloud-store",
+                "s3://b/p",
+            ]
+        )
+        == 2
+    )
+    assert "needs a scheme" in capsys.readouterr().err
+    args = [
+        "rig",
+        "init",
+        "--dir",
+        d,
+        "--rig-id",
+        "rig-01",
+        "--local-nats",
+        "nats://site.lan:4222",
+        "--local-store",
+        str(tmp_path / "store"),
+        "--cloud-nats",
+        "tls://hub.example.net:4222",
+        "--cloud-store",
+        "s3://captures/rigs",
+        "--cloud-s3-endpoint",
+        "https://s3.example.net",
+    ]
+    assert cli(args) == 0
+    assert cli(args) == 2  # exists
+    assert cli([*args, "--force"]) == 0
+    rig = RigClient(d)
+    assert [s.name for s in rig.settings.sites] == ["local", "cloud"]
+    assert rig.settings.sites[1].s3_endpoint == "https://s3.example.net"
+    assert rig.settings.leaf_port == 4290

@@ -1,0 +1,104 @@
+"""Site choice: the rig sends to the first live site, fails over by itself, and comes back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from foto3d.libs.bus import subjects
+from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.rig.agent import RigAgent
+from foto3d.libs.rig.client import RigClient
+from foto3d.libs.rig.leaf import start_leaf
+from foto3d.libs.rig.settings import SiteConfig
+from foto3d.proto.heartbeat import Heartbeat
+from tests.logsdk.streamread import read_logs
+from tests.rig.helpers import make_dataset, read_submissions, start_hub, stream_count, wait_until, write_rig
+
+RIG = "rig-fo"
+
+
+async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
+    local = await start_hub(tmp_path / "local")
+    cloud = await start_hub(tmp_path / "cloud")
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir,
+        RIG,
+        [
+            SiteConfig(name="local", nats=local.client_url, store=str(tmp_path / "store-local")),
+            SiteConfig(name="cloud", nats=cloud.client_url, store=str(tmp_path / "store-cloud")),
+        ],
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    client = RigClient(rig_dir, leaf_url=leaf.client_url)
+    shipper = client.shipper(batch_max_records=100)
+    buses: list[Bus] = []
+    try:
+
+        async def on(name: str) -> bool:
+            return agent.sites.current is not None and agent.sites.current.config.name == name
+
+        async def records_at(bus: Bus, n: int) -> bool:
+            return sum(len(b.records) for b in (await read_logs(bus.js)).batches) >= n
+
+        await wait_until(lambda: on("local"), 10, "the local site")
+        for i in range(1000):
+            shipper.emit(20, f"a {i}")
+        assert shipper.flush(10)
+        bus_local = await connect([local.client_url], "check-local")
+        buses.append(bus_local)
+        await wait_until(lambda: records_at(bus_local, 1000), 10, "records at the local site")
+
+        async def heartbeat_at_local() -> bool:
+            return await stream_count(bus_local.js, "HEARTBEATS") > 0
+
+        await wait_until(heartbeat_at_local, 5, "the rig's heartbeat at the local site")
+        await bus_local.close()
+        buses.remove(bus_local)
+
+        local.stop()  # the local site burns down
+        await wait_until(lambda: on("cloud"), 10, "failover to the cloud")
+        for i in range(1000):
+            shipper.emit(20, f"b {i}")
+        assert shipper.flush(10)
+        rid = await client.asubmit("acme-lamp-001", make_dataset(tmp_path / "cap", "lamp", [5000, 7000]))
+        bus_cloud = await connect([cloud.client_url], "check-cloud")
+        buses.append(bus_cloud)
+        await wait_until(lambda: records_at(bus_cloud, 1000), 10, "records at the cloud site")
+
+        async def one_submission() -> bool:
+            return await stream_count(bus_cloud.js, "SUBMISSIONS") == 1
+
+        await wait_until(one_submission, 10, "the submission at the cloud site")
+        subs = await read_submissions(bus_cloud.js)
+        assert subs[0][0].request_id == rid
+        assert (tmp_path / "store-cloud" / "datasets" / RIG / rid / "img_001.jpg").stat().st_size == 7000
+        hb = await bus_cloud.js.get_last_msg("HEARTBEATS", subjects.heartbeat("rig", RIG))
+        beat = msgspec.json.decode(hb.data or b"", type=Heartbeat)
+        assert beat.kind == "rig" and beat.id == RIG
+
+        local.start()  # back: the rig returns to its preferred site once it is steady
+        await wait_until(lambda: on("local"), 15, "failback to the local site")
+        for i in range(1000):
+            shipper.emit(20, f"c {i}")
+        assert shipper.flush(10)
+        bus_local = await connect([local.client_url], "check-local")
+        buses.append(bus_local)
+        await wait_until(lambda: records_at(bus_local, 2000), 10, "records at the local site again")
+
+        at_local = [r.message for _, r in (await read_logs(bus_local.js)).records(RIG)]
+        at_cloud = [r.message for _, r in (await read_logs(bus_cloud.js)).records(RIG)]
+        assert at_local == [f"a {i}" for i in range(1000)] + [f"c {i}" for i in range(1000)]
+        assert at_cloud == [f"b {i}" for i in range(1000)]
+    finally:
+        shipper.close()
+        for b in buses:
+            await b.close()
+        await agent.stop()
+        leaf.stop()
+        local.stop()
+        cloud.stop()
