@@ -77,6 +77,11 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         subs = await read_submissions(bus_cloud.js)
         assert subs[0][0].request_id == rid
         assert (tmp_path / "store-cloud" / "datasets" / RIG / rid / "img_001.jpg").stat().st_size == 7000
+
+        async def heartbeat_at_cloud() -> bool:
+            return await stream_count(bus_cloud.js, "HEARTBEATS") > 0
+
+        await wait_until(heartbeat_at_cloud, 5, "the rig's heartbeat at the cloud site")
         hb = await bus_cloud.js.get_last_msg("HEARTBEATS", subjects.heartbeat("rig", RIG))
         beat = msgspec.json.decode(hb.data or b"", type=Heartbeat)
         assert beat.kind == "rig" and beat.id == RIG
