@@ -98,7 +98,7 @@ class Panel:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, self.settings.panel_port if port is None else port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None) or []
         bound = sockets[0].getsockname()[1] if sockets else port
         self.url = f"http://{host}:{bound}/"
         return self.url

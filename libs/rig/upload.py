@@ -178,14 +178,13 @@ class Uploader:
                 await gate()
                 try:
                     resp_part = await asyncio.to_thread(
-                        lambda b=block, n=number, m=md5: client.upload_part(
-                            Bucket=store.bucket,
-                            Key=full,
-                            UploadId=upload_id,
-                            PartNumber=n,
-                            Body=b,
-                            ContentMD5=base64.b64encode(m.digest()).decode(),
-                        )
+                        client.upload_part,
+                        Bucket=store.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=block,
+                        ContentMD5=base64.b64encode(md5.digest()).decode(),
                     )
                 except (ClientError, BotoCoreError) as exc:
                     raise StorageError(f"uploading part {number} of {store.uri(key)} failed: {exc}") from exc

@@ -138,7 +138,7 @@ async def stream_count(js: JetStreamContext, stream: str) -> int:
 
 async def read_submissions(js: JetStreamContext) -> list[tuple[SubmitRequest, str]]:
     info = await js.stream_info("SUBMISSIONS")
-    out = []
+    out: list[tuple[SubmitRequest, str]] = []
     if info.state.messages == 0:
         return out
     for seq in range(info.state.first_seq, info.state.last_seq + 1):

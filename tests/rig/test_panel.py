@@ -53,7 +53,9 @@ async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path:
         text = await page.inner_text("#problems")
         assert "acme-vase-001" in text and "re-shoot it now" in text
         # Both batches wait on the rig, counted on the page.
-        await page.wait_for_function("Number(document.getElementById('logs').textContent) === 2", timeout=3000)
+        await page.wait_for_function(
+            "Number(document.getElementById('logs').textContent) === 2", timeout=3000
+        )
 
         # The terminal says the same (exit status 1: offline).
         assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1

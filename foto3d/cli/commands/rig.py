@@ -37,7 +37,12 @@ def _dir_option() -> argparse.ArgumentParser:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("rig", help="capture rigs: offline store-and-forward, status and operator panel")
     rs = p.add_subparsers(dest="rig_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
     i = rs.add_parser("init", parents=[_dir_option()], help="write the rig's settings (rig.toml)")
     i.add_argument("--rig-id", required=True, metavar="ID", help="this rig's id, e.g. rig-03 ([a-z0-9_-])")
