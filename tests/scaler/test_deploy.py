@@ -90,6 +90,8 @@ def test_systemd_units_restart_always_and_run_known_services() -> None:
             assert target == "%i"
         elif unit.name == "foto3d-trainer.service":
             assert target == "trainer" and svc["KillMode"] == "mixed"
+        elif unit.name.startswith("foto3d-rig"):
+            assert argv[1:3] in (["rig", "up"], ["rig", "panel"]), unit.name
         else:
             assert argv[0].endswith("nats-server")
 
