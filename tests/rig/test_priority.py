@@ -1,0 +1,64 @@
+"""Logs go first: no dataset byte is sent while log batches wait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from foto3d.libs.bus.connection import connect
+from foto3d.libs.rig.agent import RigAgent
+from foto3d.libs.rig.client import RigClient
+from foto3d.libs.rig.leaf import start_leaf
+from foto3d.libs.rig.settings import SiteConfig
+from tests.conftest import free_port
+from tests.rig.helpers import make_dataset, start_hub, stream_count, wait_until, write_rig
+
+RIG = "rig-pr"
+
+
+async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
+    port = free_port()
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir, RIG, [SiteConfig(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))]
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    client = RigClient(rig_dir, leaf_url=leaf.client_url)
+    hub = None
+    bus = None
+    try:
+        # Offline: a dataset first, then a log backlog behind it.
+        rid = await client.asubmit("acme-desk-001", make_dataset(tmp_path / "cap", "desk", [9 * 1024 * 1024]))
+        with client.shipper(batch_max_records=10) as shipper:
+            for i in range(10_000):
+                shipper.emit(20, f"r {i}")
+            assert shipper.flush(30)
+
+        hub = await start_hub(tmp_path / "hub", port=port)
+        bus = await connect([hub.client_url], "check")
+        js = bus.js
+        assert agent.delivery is not None
+        gate = agent.delivery.logs_first
+        logs_at_first_chunk: list[int] = []
+
+        async def observed_gate() -> None:
+            await gate()
+            logs_at_first_chunk.append(await stream_count(js, "LOGS"))
+
+        agent.delivery.logs_first = observed_gate
+
+        async def submitted() -> bool:
+            return await stream_count(js, "SUBMISSIONS") == 1
+
+        await wait_until(submitted, 60, "the submission")
+        assert logs_at_first_chunk, "the upload never asked to go"
+        assert logs_at_first_chunk[0] == 1000, "an upload chunk went while log batches were waiting"
+        assert (tmp_path / "store" / "datasets" / RIG / rid / "img_000.jpg").stat().st_size == 9 * 1024 * 1024
+    finally:
+        if bus is not None:
+            await bus.close()
+        await agent.stop()
+        leaf.stop()
+        if hub is not None:
+            hub.stop()
