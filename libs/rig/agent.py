@@ -51,6 +51,16 @@ from foto3d.proto.rig import (
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
 STATUS_INTERVAL_S = 0.25
+DIRECT_GET_HEADERS = frozenset(
+    {
+        "Nats-Stream",
+        "Nats-Subject",
+        "Nats-Sequence",
+        "Nats-Time-Stamp",
+        "Nats-Num-Pending",
+        "Nats-Last-Sequence",
+    }
+)
 
 
 class RigAgent:
@@ -120,7 +130,8 @@ class RigAgent:
 
     async def _forward_log(self, site: SiteLink, msg: RawStreamMsg) -> None:
         assert site.js is not None and msg.subject is not None
-        headers = dict(msg.headers or {})
+        # A direct get adds the rig stream's own headers (Nats-Stream, Nats-Sequence, ...): not for the site.
+        headers = {k: v for k, v in (msg.headers or {}).items() if k not in DIRECT_GET_HEADERS}
         # The SDK's batch id; a message from another publisher gets a stable id from its place.
         headers.setdefault("Nats-Msg-Id", f"rig:{self.settings.rig_id}:{RIG_LOGS_STREAM}:{msg.seq}")
         try:

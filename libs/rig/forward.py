@@ -104,7 +104,7 @@ class StreamForwarder:
 
     async def _get(self, seq: int) -> RawStreamMsg | None:
         try:
-            return await self.leaf_js.get_msg(self.stream, seq)
+            return await self.leaf_js.get_msg(self.stream, seq, direct=True)
         except NotFoundError:
             return None  # removed by the stream's size cap; reported by the caller's stats
 

@@ -23,7 +23,8 @@ from foto3d.proto.rig import rig_domain
 def leaf_config(settings: RigSettings) -> str:
     # The domain keeps the rig's JetStream API apart ($JS.rig-<id>.API) should the server
     # ever be linked into a hub as a leaf node; forwarding itself goes through the agent.
-    return f'jetstream {{\n  domain: "{rig_domain(settings.rig_id)}"\n}}\n'
+    sync = "  sync_interval: always\n" if settings.sync_always else ""
+    return f'jetstream {{\n  domain: "{rig_domain(settings.rig_id)}"\n{sync}}}\n'
 
 
 def _stop_leftover(pid_file: Path) -> None:

@@ -58,6 +58,9 @@ class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Rig-local stream caps: past them the oldest data is dropped (and reported).
     logs_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 * 1024 * MiB
     publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # fsync every JetStream write on the rig (nats-server syncs every 2 minutes by default):
+    # for rigs that lose power, at some cost in write rate.
+    sync_always: bool = False
 
     @property
     def leaf_url(self) -> str:

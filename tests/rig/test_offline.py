@@ -89,6 +89,8 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path)
             )
             stored = await read_logs(bus.js)
             assert_exactly_once_in_order(stored.seqs(RIG), 50_000)
+            # Forwarded with the SDK's own batch ids, so a resend is recognised by the hub.
+            assert stored.msg_ids == [b.batch_id for b in stored.batches]
             messages = [r.message for _, r in stored.records(RIG)]
             assert messages == [f"record {i}" for i in range(50_000)]
 
