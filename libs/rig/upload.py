@@ -107,9 +107,8 @@ class Uploader:
                 self.parts_sent += 1
                 if progress:
                     progress(len(block))
-            # One fsync at the end: a resume point lost to a power cut only costs a re-send,
-            # because the whole file's checksum is compared before it counts.
-            await asyncio.to_thread(_sync, out)
+            # No fsync, as the store's own put_file: a copy cut by a power loss is caught by
+            # the whole file's checksum below, and sent again.
         if not await asyncio.to_thread(_matches, part, size, sha256):
             part.unlink(missing_ok=True)
             raise StorageError(
@@ -219,11 +218,6 @@ class Uploader:
 
 def _matches(path: Path, size: int, sha256: str) -> bool:
     return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
-
-
-def _sync(out: Any) -> None:
-    out.flush()
-    os.fsync(out.fileno())
 
 
 def _read_at(src: Any, offset: int, length: int) -> bytes:
