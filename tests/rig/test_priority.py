@@ -19,7 +19,9 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
     port = free_port()
     rig_dir = tmp_path / "rig"
     settings = write_rig(
-        rig_dir, RIG, [SiteConfig(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))]
+        rig_dir,
+        RIG,
+        [SiteConfig(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
