@@ -181,7 +181,7 @@ async def run(args: argparse.Namespace) -> None:
                 t_logs = time.perf_counter()
             if t_logs is not None and await count(js, "SUBMISSIONS") >= args.datasets:
                 t_ds = time.perf_counter()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
         assert t_logs is not None and t_first is not None
         rig_logs_s, rig_ds_s = t_logs - t0, t_ds - t_logs
         steady_s = max(t_logs - t_first, 1e-6)

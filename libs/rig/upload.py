@@ -137,9 +137,31 @@ class Uploader:
             if progress:
                 progress(size)
             return
-        state_path = self._state_path(store, key)
         client = store.client
         full = store.full_key(key)
+        if size <= self.part_bytes:
+            # One part: a multipart upload would cost three requests for nothing to resume.
+            await gate()
+            data = await asyncio.to_thread(path.read_bytes)
+            if len(data) != size:
+                raise StorageError(f"{path} is no longer {size} bytes long")
+            try:
+                await asyncio.to_thread(
+                    client.put_object,
+                    Bucket=store.bucket,
+                    Key=full,
+                    Body=data,
+                    ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode(),
+                    Metadata={"sha256": sha256},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(f"uploading {store.uri(key)} failed: {exc}") from exc
+            self.parts_sent += 1
+            if progress:
+                progress(size)
+            await self._verify(store, key, size, sha256)
+            return
+        state_path = self._state_path(store, key)
         state = _read_state(state_path)
         done: dict[int, str] = {}
         upload_id: str | None = None
@@ -208,6 +230,9 @@ class Uploader:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"finishing the upload of {store.uri(key)} failed: {exc}") from exc
         state_path.unlink(missing_ok=True)
+        await self._verify(store, key, size, sha256)
+
+    async def _verify(self, store: S3Store, key: str, size: int, sha256: str) -> None:
         head = await store.head(key)
         if head is None or head.size != size or head.sha256 != sha256:
             raise StorageError(

@@ -127,3 +127,17 @@ async def test_local_upload_with_damaged_partial_copy_is_caught(tmp_path: Path) 
     assert not dest.exists()
     await Uploader(store, tmp_path / "state").upload("img.jpg", path, size=size, sha256=digest)
     assert sha256_file(dest) == digest
+
+
+async def test_s3_small_file_goes_in_one_request_and_is_verified(tmp_path: Path, moto: MotoServer) -> None:
+    moto.client().create_bucket(Bucket="site")
+    path, size, digest = _file(tmp_path / "small.jpg", 300_000)
+    store = S3Store("site", endpoint_url=moto.url)
+    up = Uploader(store, tmp_path / "state", part_bytes=5 * MiB)
+    await up.upload("d/small.jpg", path, size=size, sha256=digest)
+    assert up.parts_sent == 1
+    info = await store.head("d/small.jpg")
+    assert info is not None and info.sha256 == digest and info.size == size
+    # A manifest that no longer matches the file is refused, not stored as if it were right.
+    with pytest.raises(StorageError, match="no longer"):
+        await up.upload("d/other.jpg", path, size=size + 1, sha256=digest)
