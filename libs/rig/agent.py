@@ -85,7 +85,12 @@ class RigAgent:
         await provision_outbox(leaf.js, self.settings)
         state = self.rig_dir / "state"
         self.logs = StreamForwarder(
-            leaf.js, RIG_LOGS_STREAM, Cursor(state, RIG_LOGS_STREAM), self.sites, self._forward_log
+            leaf.js,
+            RIG_LOGS_STREAM,
+            Cursor(state, RIG_LOGS_STREAM),
+            self.sites,
+            self._forward_log,
+            on_stuck=lambda site, err: self.problems.add(problems.delivery_failing("logs", site, err)),
         )
         self.delivery = DatasetDelivery(
             self.rig_dir,
@@ -95,7 +100,14 @@ class RigAgent:
             self.settings.publish_timeout_s,
         )
         self.datasets = StreamForwarder(
-            leaf.js, RIG_DATASETS_STREAM, Cursor(state, RIG_DATASETS_STREAM), self.sites, self.delivery
+            leaf.js,
+            RIG_DATASETS_STREAM,
+            Cursor(state, RIG_DATASETS_STREAM),
+            self.sites,
+            self.delivery,
+            on_stuck=lambda site, err: self.problems.add(
+                problems.delivery_failing("a submission", site, err)
+            ),
         )
         for subject in RIG_LOGS_SUBJECTS:
             await leaf.nc.subscribe(subject, cb=self._on_log)

@@ -39,17 +39,26 @@ class RetryLater(Exception):
 
 
 Handler = Callable[[SiteLink, RawStreamMsg], Awaitable[None]]
+# After this many failed tries of one message the operator is told (once per message).
+REPORT_AFTER_TRIES = 3
 
 
 class StreamForwarder:
     def __init__(
-        self, leaf_js: JetStreamContext, stream: str, cursor: Cursor, sites: SitePicker, handle: Handler
+        self,
+        leaf_js: JetStreamContext,
+        stream: str,
+        cursor: Cursor,
+        sites: SitePicker,
+        handle: Handler,
+        on_stuck: Callable[[str, str], None] | None = None,
     ) -> None:
         self.leaf_js = leaf_js
         self.stream = stream
         self.cursor = cursor
         self.sites = sites
         self.handle = handle
+        self.on_stuck = on_stuck  # (site name, error): a message keeps failing at a reachable site
         self.wake = asyncio.Event()
         self.caught_up = asyncio.Event()
         self.waiting = 0
@@ -110,6 +119,7 @@ class StreamForwarder:
 
     async def _deliver(self, msg: RawStreamMsg) -> None:
         delay = 0.2
+        tries = 0
         while True:
             site = await self.sites.wait_for_site()
             try:
@@ -117,6 +127,9 @@ class StreamForwarder:
                 return
             except SiteUnavailable as exc:
                 log.info("%s seq %s: site %s unavailable: %s", self.stream, msg.seq, site.config.name, exc)
+                tries += 1
+                if tries == REPORT_AFTER_TRIES and self.on_stuck is not None:
+                    self.on_stuck(site.config.name, str(exc))
                 self.sites.report_failure(site, str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

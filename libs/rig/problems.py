@@ -47,6 +47,16 @@ def offline(since: float, waiting: int) -> RigProblem:
     )
 
 
+def delivery_failing(what: str, site: str, error: str) -> RigProblem:
+    return RigProblem(
+        ts=time.time(),
+        text=f"Sending {what} to site {site} keeps failing: {error}",
+        action="Nothing is lost: it stays on the rig and is retried (or sent to the next site). If it "
+        "lasts, ask the site's operator to check its NATS streams (`foto3d status` there).",
+        level=30,
+    )
+
+
 def upload_failed(object_id: str, error: str, retry_s: float) -> RigProblem:
     return RigProblem(
         ts=time.time(),

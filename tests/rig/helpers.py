@@ -76,6 +76,12 @@ class RigProcess:
         except (FileNotFoundError, ValueError):
             return None
 
+    def kill_agent(self) -> None:
+        """kill -9 of `rig up` alone: its nats-server (own session) lives on."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def kill_all(self) -> None:
         """kill -9 of the agent and of the rig's nats-server."""
         leaf = self.leaf_pid()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
+from foto3d.libs.nats_server import pid_alive
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.settings import SiteConfig
 from foto3d.libs.storage.base import sha256_file
@@ -61,10 +62,15 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
         rig.kill_all()
         rig.start()
 
-        # Second cut: while a dataset upload is under way.
+        # Second cut: while a dataset upload is under way, the agent alone. Its nats-server
+        # lives on; the next `rig up` must stop it rather than start a second one on the store.
         await wait_status(rig_dir, RIG, lambda s: s.upload is not None, 60, "an upload\n" + rig.log_tail())
-        rig.kill_all()
+        left_behind = rig.leaf_pid()
+        rig.kill_agent()
+        assert left_behind is not None and pid_alive(left_behind)
         rig.start()
+        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "back\n" + rig.log_tail())
+        assert not pid_alive(left_behind) and rig.leaf_pid() != left_behind
 
         async def done() -> bool:
             return await stream_count(js, "SUBMISSIONS") >= 2
