@@ -168,3 +168,31 @@ def test_init_writes_settings_and_refuses_bad_input(
     assert [s.name for s in rig.settings.sites] == ["local", "cloud"]
     assert rig.settings.sites[1].s3_endpoint == "https://s3.example.net"
     assert rig.settings.leaf_port == 4290
+
+
+async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
+    """A reachable site without the LOGS stream: the operator is told, nothing is dropped."""
+    from foto3d.libs.nats_server import NatsServer
+
+    bare = NatsServer(store_dir=tmp_path / "bare", port=free_port()).start()  # JetStream, no streams
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir, RIG, [SiteConfig(name="local", nats=bare.client_url, store=str(tmp_path / "s"))]
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    try:
+        with RigClient(rig_dir, leaf_url=leaf.client_url).shipper() as shipper:
+            shipper.emit(20, "hello")
+            assert shipper.flush(10)
+        st = await wait_status(
+            rig_dir, RIG, lambda s: any("keeps failing" in p.text for p in s.problems), 20, "the problem"
+        )
+        problem = next(p for p in st.problems if "keeps failing" in p.text)
+        assert "site local" in problem.text and "Nothing is lost" in problem.action
+        assert st.logs_waiting == 1
+    finally:
+        await agent.stop()
+        leaf.stop()
+        bare.stop()
