@@ -45,7 +45,7 @@ class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     sites: list[SiteConfig]
     # The rig's own nats-server (the capture tool connects here; it never goes away offline).
     leaf_host: str = "127.0.0.1"
-    leaf_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 4290
+    leaf_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 4290
     panel_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8290
     # Site health: each site's JetStream is asked for its account info every probe_interval_s;
     # a site that has not answered for site_grace_s is dead and the next one is used.

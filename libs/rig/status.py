@@ -63,5 +63,6 @@ def read_status(rig_dir: Path, rig_id: str) -> RigStatus:
         status,
         link=LinkState.OFFLINE,
         site=None,
+        upload=None,  # nobody is uploading
         problems=[agent_down(rig_id, why), *status.problems],
     )

@@ -85,6 +85,7 @@ class Uploader:
                 progress(size)
             return
         part = dest.with_name(dest.name + ".part")
+        await gate()
         await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
         have = part.stat().st_size if part.exists() else 0
         if have > size:

@@ -64,10 +64,14 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
 
         # Second cut: while a dataset upload is under way, the agent alone. Its nats-server
         # lives on; the next `rig up` must stop it rather than start a second one on the store.
-        await wait_status(rig_dir, RIG, lambda s: s.upload is not None, 60, "an upload\n" + rig.log_tail())
+        async def upload_half_way() -> bool:
+            return any(p.stat().st_size > 0 for p in store.glob("datasets/*/*/*.part"))
+
+        await wait_until(upload_half_way, 60, "an upload under way\n" + rig.log_tail(), poll=0.005)
         left_behind = rig.leaf_pid()
         rig.kill_agent()
-        assert left_behind is not None and pid_alive(left_behind)
+        assert left_behind is not None
+        assert pid_alive(left_behind), (rig_dir / "leaf" / "nats-server.log").read_text()[-3000:]
         rig.start()
         await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "back\n" + rig.log_tail())
         assert not pid_alive(left_behind) and rig.leaf_pid() != left_behind
