@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.client import Reduction, RigClient
 from foto3d.libs.rig.settings import SiteConfig
@@ -21,6 +23,7 @@ from tests.rig.helpers import (
     wait_until,
     write_rig,
 )
+from tests.rig.link import CuttableLink
 
 RIG = "rig-07"
 
@@ -29,16 +32,24 @@ def _online(st: object) -> bool:
     return getattr(st, "link", None) == LinkState.ONLINE
 
 
-async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("outage", ["hub-stopped", "link-cut"])
+async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path, outage: str) -> None:
     hub = await start_hub(tmp_path / "hub")
+    # The rig reaches the hub through a TCP link the test can cut (the hub keeps running then).
+    link = await CuttableLink(hub.port).start()
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
-    write_rig(rig_dir, RIG, [SiteConfig(name="local", nats=hub.client_url, store=str(store))])
+    write_rig(
+        rig_dir, RIG, [SiteConfig(name="local", nats=f"nats://127.0.0.1:{link.port}", store=str(store))]
+    )
     rig = RigProcess(rig_dir).start()
     try:
         await wait_status(rig_dir, RIG, _online, 30, "the rig to come online\n" + rig.log_tail())
 
-        hub.stop()  # the uplink is gone
+        if outage == "hub-stopped":
+            hub.stop()
+        else:
+            link.cut()
         await wait_status(rig_dir, RIG, lambda st: st.link == LinkState.OFFLINE, 10, "the rig to go offline")
 
         client = RigClient(rig_dir)
@@ -69,7 +80,10 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path)
         assert st.link == LinkState.OFFLINE
         assert not list(store.glob("**/*.jpg")), "nothing may be uploaded while offline"
 
-        hub.start()  # same port, same store: the link is back
+        if outage == "hub-stopped":
+            hub.start()  # same port, same store
+        else:
+            link.restore()
         bus = await connect([hub.client_url], "test-check")
         try:
 
@@ -110,4 +124,5 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path)
             await bus.close()
     finally:
         rig.stop()
+        await link.stop()
         hub.stop()
