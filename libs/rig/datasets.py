@@ -32,6 +32,8 @@ from foto3d.proto.rig import RigDataset, UploadProgress
 _dec = msgspec.json.Decoder(RigDataset)
 _enc = msgspec.json.Encoder()
 UPLOAD_RETRY_S = 10.0
+# Beside the dataset's files in the site's store (a name no capture file has: files are listed without dot-files).
+MANIFEST_NAME = ".foto3d-manifest.json"
 
 
 def site_store(site: SiteConfig) -> BlobStore:
@@ -121,6 +123,7 @@ class DatasetDelivery:
                     gate=self.logs_first,
                     progress=meter.add,
                 )
+            await self._upload_manifest(uploader, prefix, ds)
         except StorageError as exc:
             self.problems.add(problems.upload_failed(ds.object_id, str(exc), UPLOAD_RETRY_S))
             raise RetryLater(str(exc), UPLOAD_RETRY_S) from exc
@@ -144,6 +147,22 @@ class DatasetDelivery:
             )
         except (nats.errors.Error, TimeoutError) as exc:
             raise SiteUnavailable(f"submitting {ds.object_id}: {exc or type(exc).__name__}") from exc
+
+    async def _upload_manifest(self, uploader: Uploader, prefix: str, ds: RigDataset) -> None:
+        """The manifest goes last, beside the files: the site can check every file against it,
+        and its presence says the upload is complete."""
+        path = self.rig_dir / "state" / "manifests" / f"{ds.request_id}.json"
+        await asyncio.to_thread(_write_manifest, path, _enc.encode(ds))
+        digest = await asyncio.to_thread(sha256_file, path)
+        await uploader.upload(
+            f"{prefix}/{MANIFEST_NAME}", path, size=path.stat().st_size, sha256=digest, gate=self.logs_first
+        )
+        path.unlink(missing_ok=True)
+
+
+def _write_manifest(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _check_files(ds: RigDataset) -> str | None:

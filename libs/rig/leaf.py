@@ -29,6 +29,14 @@ def leaf_config(settings: RigSettings) -> str:
     return f'jetstream {{\n  domain: "{rig_domain(settings.rig_id)}"\n{sync}}}\n'
 
 
+def write_leaf_config(rig_dir: Path, settings: RigSettings) -> Path:
+    """``leaf/nats.conf`` (rewritten from ``rig.toml`` at every start; flags add ports and store)."""
+    conf = rig_dir / "leaf" / "nats.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(leaf_config(settings))
+    return conf
+
+
 def _stop_leftover(pid_file: Path) -> None:
     try:
         pid = int(pid_file.read_text().strip())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.client import Reduction, RigClient
+from foto3d.libs.rig.datasets import MANIFEST_NAME
 from foto3d.libs.rig.settings import SiteConfig
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority
-from foto3d.proto.rig import LinkState
+from foto3d.proto.rig import LinkState, RigDataset
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import (
     RigProcess,
@@ -118,6 +120,11 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
                 assert uploaded == store.resolve() / "datasets" / RIG / rid
                 for src in folder.iterdir():
                     assert sha256_file(uploaded / src.name) == sha256_file(src)
+                manifest = msgspec.json.decode((uploaded / MANIFEST_NAME).read_bytes(), type=RigDataset)
+                assert manifest.request_id == rid
+                assert {f.path: f.sha256 for f in manifest.files} == {
+                    p.name: sha256_file(p) for p in folder.iterdir()
+                }
             assert subs[2][0].priority == Priority.VIP
             assert [req.options.reduce_iterations for req, _ in subs] == [0, 1, 0, 1, 0]
         finally:

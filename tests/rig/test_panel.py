@@ -168,6 +168,7 @@ def test_init_writes_settings_and_refuses_bad_input(
     assert [s.name for s in rig.settings.sites] == ["local", "cloud"]
     assert rig.settings.sites[1].s3_endpoint == "https://s3.example.net"
     assert rig.settings.leaf_port == 4290
+    assert 'domain: "rig-rig-01"' in (tmp_path / "rig" / "leaf" / "nats.conf").read_text()
 
 
 async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import msgspec
 from foto3d.cli.common import fail, run_async
 from foto3d.libs.config import ConfigError
 from foto3d.libs.rig import settings as rig_settings
+from foto3d.libs.rig.leaf import write_leaf_config
 from foto3d.libs.rig.settings import RigSettings, default_rig_dir
 from foto3d.libs.rig.status import read_status
 from foto3d.proto.rig import LinkState, RigStatus
@@ -115,7 +116,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     except msgspec.ValidationError as exc:
         return fail(str(exc))
     path = rig_settings.save(rig_dir, settings)
-    print(f"wrote {path}; start the rig with `foto3d rig up --dir {rig_dir}`")
+    conf = write_leaf_config(rig_dir, settings)
+    print(f"wrote {path} and {conf}; start the rig with `foto3d rig up --dir {rig_dir}`")
     return 0
 
 
