@@ -122,12 +122,12 @@ class RigAgent:
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"rig-{name}"))
 
-    async def run_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            await self.stop()
+    async def wait_broken(self) -> str:
+        """Return (with the reason) when a part of the agent has stopped by itself."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = done.pop()
+        exc = None if task.cancelled() else task.exception()
+        return f"{task.get_name()} ended: {exc!r}" if exc else f"{task.get_name()} ended"
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
@@ -173,18 +173,18 @@ class RigAgent:
 
     # -- heartbeats ---------------------------------------------------------------------
 
-    def _current_js_nc(self) -> SiteLink | None:
+    def _live_site(self) -> SiteLink | None:
         site = self.sites.current
         return site if site is not None and site.nc is not None and site.nc.is_connected else None
 
     async def _relay_heartbeat(self, msg: Msg) -> None:
-        site = self._current_js_nc()
+        site = self._live_site()
         if site is not None and site.nc is not None:
             with contextlib.suppress(nats.errors.Error):
                 await site.nc.publish(msg.subject, msg.data, headers=msg.headers)
 
     async def _send_heartbeat(self, stopping: bool = False) -> None:
-        site = self._current_js_nc()
+        site = self._live_site()
         if site is None or site.nc is None:
             return
         hb = Heartbeat(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -67,40 +68,51 @@ class StreamForwarder:
 
     async def run(self) -> None:
         while True:
-            info = await self.leaf_js.stream_info(self.stream)
-            first, last = info.state.first_seq, info.state.last_seq
-            if self.cursor.seq > last:
-                # The rig's store was replaced (a new disk): its sequence numbers start again.
-                log.warning(
-                    "%s: cursor %d is past the stream's end %d; starting over",
-                    self.stream,
-                    self.cursor.seq,
-                    last,
-                )
-                self.cursor.reset()
-                self._purged_to = 0
-            start = max(self.cursor.seq + 1, first)
-            self.waiting = max(0, last - start + 1) if info.state.messages else 0
-            if start > last:
-                self.caught_up.set()
-                await self._purge()
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
-                except TimeoutError:
-                    pass
-                continue
-            self.caught_up.clear()
-            end = min(last, start + READ_AHEAD - 1)
-            msgs = await asyncio.gather(*(self._get(seq) for seq in range(start, end + 1)))
-            for seq, msg in zip(range(start, end + 1), msgs, strict=True):
-                if msg is not None:
-                    await self._deliver(msg)
-                    self.forwarded += 1
-                self.waiting = max(0, last - seq)
-            self.cursor.save(end)
-            if self.cursor.seq - self._purged_to >= PURGE_EVERY:
-                await self._purge()
+            try:
+                await self._step()
+            except (nats.errors.Error, TimeoutError) as exc:
+                # The rig's own server is restarting or overloaded: nothing moved past the
+                # cursor, so the same messages are read again once it answers.
+                log.warning("%s: the rig's server did not answer (%s); retrying", self.stream, exc)
+                self.caught_up.clear()
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        """Forward one window of messages, or wait a little when there is nothing to send."""
+        info = await self.leaf_js.stream_info(self.stream)
+        first, last = info.state.first_seq, info.state.last_seq
+        if self.cursor.seq > last:
+            # The rig's store was replaced (a new disk): its sequence numbers start again.
+            log.warning(
+                "%s: cursor %d is past the stream's end %d; starting over",
+                self.stream,
+                self.cursor.seq,
+                last,
+            )
+            self.cursor.reset()
+            self._purged_to = 0
+        start = max(self.cursor.seq + 1, first)
+        self.waiting = max(0, last - start + 1) if info.state.messages else 0
+        if start > last:
+            self.caught_up.set()
+            await self._purge()
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), 1.0)
+            except TimeoutError:
+                pass
+            return
+        self.caught_up.clear()
+        end = min(last, start + READ_AHEAD - 1)
+        msgs = await asyncio.gather(*(self._get(seq) for seq in range(start, end + 1)))
+        for seq, msg in zip(range(start, end + 1), msgs, strict=True):
+            if msg is not None:
+                await self._deliver(msg)
+                self.forwarded += 1
+            self.waiting = max(0, last - seq)
+        self.cursor.save(end)
+        if self.cursor.seq - self._purged_to >= PURGE_EVERY:
+            await self._purge()
 
     async def refresh_waiting(self) -> int:
         """Messages on the rig not yet acknowledged by a site (also while delivery is stuck offline)."""

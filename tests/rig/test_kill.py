@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
@@ -93,6 +96,48 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
             for src in folder.iterdir():
                 assert sha256_file(uploaded / src.name) == sha256_file(src)
             assert not list(uploaded.glob("*.part"))
+    finally:
+        if bus is not None:
+            await bus.close()
+        rig.stop()
+        hub.stop()
+
+
+async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everything(tmp_path: Path) -> None:
+    """kill -9 of the rig's server alone: `rig up` exits non-zero (systemd restarts it), nothing lost."""
+    hub = await start_hub(tmp_path / "hub")
+    rig_dir = tmp_path / "rig"
+    write_rig(rig_dir, "rig-k8", [SiteConfig(name="local", nats=hub.client_url, store=str(tmp_path / "s"))])
+    rig = RigProcess(rig_dir).start()
+    bus = None
+    try:
+        await wait_status(
+            rig_dir, "rig-k8", lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail()
+        )
+        hub.stop()
+        await wait_status(rig_dir, "rig-k8", lambda s: s.link == LinkState.OFFLINE, 10, "offline")
+        with RigClient(rig_dir).shipper(batch_max_records=100) as shipper:
+            for i in range(5000):
+                shipper.emit(20, f"k {i}")
+            assert shipper.flush(30)
+        leaf = rig.leaf_pid()
+        assert leaf is not None
+        os.kill(leaf, signal.SIGKILL)
+        assert rig.proc is not None
+        code = await asyncio.to_thread(rig.proc.wait, 15)
+        assert code == 1
+        assert "nats-server exited" in rig.log_tail()
+
+        rig.start()
+        hub.start()
+        bus = await connect([hub.client_url], "check")
+        js = bus.js
+
+        async def all_there() -> bool:
+            return await stream_count(js, "LOGS") >= 50
+
+        await wait_until(all_there, 30, "the records\n" + rig.log_tail())
+        assert_exactly_once_in_order((await read_logs(js)).seqs("rig-k8"), 5000)
     finally:
         if bus is not None:
             await bus.close()

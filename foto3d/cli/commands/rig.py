@@ -18,6 +18,7 @@ from foto3d.libs.rig import settings as rig_settings
 from foto3d.libs.rig.leaf import write_leaf_config
 from foto3d.libs.rig.settings import RigSettings, default_rig_dir
 from foto3d.libs.rig.status import read_status
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import LinkState, RigStatus
 
 ORDER = 35
@@ -149,9 +150,24 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"rig {settings.rig_id}: agent running (sites: {', '.join(s.name for s in settings.sites)})",
             flush=True,
         )
-        await stop.wait()
+        # Run until asked to stop, or until the rig's server or a part of the agent dies: then
+        # exit non-zero, and systemd (Restart=always) starts both again from their files.
+        proc = leaf.proc
+        assert proc is not None
+        watched = {
+            asyncio.create_task(stop.wait(), name="stop"): None,
+            asyncio.create_task(asyncio.to_thread(proc.wait), name="server"): "the rig's nats-server exited",
+            asyncio.create_task(agent.wait_broken(), name="agent"): "",
+        }
+        done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        ended = done.pop()
         await agent.stop()
-        return 0
+        leaf.stop()  # also ends the thread waiting for the server
+        await cancel_and_wait(*pending)
+        why = watched[ended]
+        if why is None:
+            return 0
+        return fail(why or f"the agent stopped: {ended.result()}", 1)
 
     try:
         return run_async(main)
