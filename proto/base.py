@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+
+# Bounds of every number on the wire, so that what decodes can also be stored: JSON readers
+# hold integers exactly up to 2**53 (IEEE doubles) and sqlite's INTEGER is signed 64-bit; a
+# larger value would pass decoding and then fail deep in a consumer, again on every redelivery.
+MAX_SAFE_INT = 2**53 - 1
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)]
+"""A non-negative integer (counts, sizes, sequence numbers, versions)."""
+Int = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+"""Any integer that JSON and sqlite both carry exactly."""
+Real = Annotated[float, msgspec.Meta(ge=-float(MAX_SAFE_INT), le=float(MAX_SAFE_INT))]
+"""A finite number (timestamps, durations); infinities and NaN do not fit JSON."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False):

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.base import Count, Event, Real
 
 ObjectId = Annotated[
     str, msgspec.Meta(min_length=5, max_length=80, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*-\d{3,}$")
@@ -78,7 +78,7 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     job_id: JobId
     object_id: ObjectId
     dataset: str
-    attempt: int
+    attempt: Count
     options: TrainOptions
     priority: Priority = Priority.NORMAL
     traceparent: str | None = None
@@ -88,21 +88,21 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kind: str  # "splat", "config", "thumbnail", "log"
     format: str  # "ply", "spz", "splat", "compressed.ply", "sog", "yml", "png"
     uri: str
-    bytes: int
+    bytes: Count
     sha256: str
-    gaussians: int | None = None
+    gaussians: Count | None = None
 
 
 class StepTiming(msgspec.Struct, frozen=True, kw_only=True):
     step: str
-    seconds: float
+    seconds: Real
 
 
 class JobEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
     job_id: JobId
     object_id: ObjectId
-    ts: float
-    attempt: int = 1
+    ts: Real
+    attempt: Count = 1
     actor: str = ""
 
 
@@ -116,7 +116,7 @@ class JobQueued(JobEventBase, frozen=True, kw_only=True, tag="job.queued/1"):
     request_id: str | None = None
     # "submitted" (first attempt), "retry" (after a backoff) or "requeue" (by an operator).
     reason: str = "submitted"
-    max_attempts: int | None = None
+    max_attempts: Count | None = None
 
 
 class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
@@ -126,9 +126,9 @@ class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
 
 class JobProgress(JobEventBase, frozen=True, kw_only=True, tag="job.progress/1"):
     stage: str
-    step: int = 0
-    total: int = 0
-    eta_s: float | None = None
+    step: Count = 0
+    total: Count = 0
+    eta_s: Real | None = None
 
 
 class JobSucceeded(JobEventBase, frozen=True, kw_only=True, tag="job.succeeded/1"):
@@ -141,15 +141,15 @@ class JobFailed(JobEventBase, frozen=True, kw_only=True, tag="job.failed/1"):
     error: str
     step: str = ""
     will_retry: bool = False
-    retry_in_s: float | None = None
+    retry_in_s: Real | None = None
 
 
 class JobRetried(JobEventBase, frozen=True, kw_only=True, tag="job.retried/1"):
     """Attempt ``attempt`` failed; attempt + 1 is queued at ``retry_at``."""
 
     reason: str = ""
-    retry_at: float | None = None
-    delay_s: float | None = None
+    retry_at: Real | None = None
+    delay_s: Real | None = None
 
 
 class JobDead(JobEventBase, frozen=True, kw_only=True, tag="job.dead/1"):
@@ -185,24 +185,24 @@ class JobSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     dataset: str
     priority: Priority
     state: JobState
-    attempt: int
+    attempt: Count
     # Highest attempt number the job may reach; retries count from first_attempt
     # (1, or the attempt an operator requeued it at).
-    max_attempts: int
-    created: float
-    updated: float
-    first_attempt: int = 1
+    max_attempts: Count
+    created: Real
+    updated: Real
+    first_attempt: Count = 1
     options: TrainOptions = msgspec.field(default_factory=TrainOptions)
     request_id: str | None = None
-    started: float | None = None
-    finished: float | None = None
+    started: Real | None = None
+    finished: Real | None = None
     trainer: str | None = None
     stage: str | None = None
-    step: int = 0
-    total: int = 0
-    eta_s: float | None = None
+    step: Count = 0
+    total: Count = 0
+    eta_s: Real | None = None
     error: str | None = None
-    retry_at: float | None = None
+    retry_at: Real | None = None
 
 
 class JobsList(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -220,9 +220,9 @@ class JobRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ts: float
+    ts: Real
     type: str
-    attempt: int
+    attempt: Count
     text: str
 
 

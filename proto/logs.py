@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.base import Count, Event, Int, Real
 
 # A record's message is truncated to this many characters, with a visible marker.
 MAX_MESSAGE_CHARS = 16_000
@@ -54,9 +54,9 @@ SourceKind = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"
 class LogRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One log line. ``(source_kind, source_id, seq)`` identifies it exactly once."""
 
-    ts: float
-    seq: Annotated[int, msgspec.Meta(ge=0)]
-    level: int
+    ts: Real
+    seq: Count
+    level: Int
     message: str
     logger: str = ""
     host: str = ""
@@ -89,12 +89,12 @@ def truncate(text: str, limit: int) -> str:
 class StoredLog(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A record as the log store returns it (with its source and store id)."""
 
-    id: int
+    id: Count
     source_kind: str
     source_id: str
-    ts: float
-    seq: int
-    level: int
+    ts: Real
+    seq: Count
+    level: Int
     message: str
     logger: str = ""
     host: str = ""
@@ -116,18 +116,18 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     job_id: str | None = None
     object_id: str | None = None
     host: str | None = None
-    min_level: int | None = None
-    since: float | None = None
-    until: float | None = None
+    min_level: Int | None = None
+    since: Real | None = None
+    until: Real | None = None
     text: str | None = None
-    before_id: int | None = None
-    around_ts: float | None = None
+    before_id: Count | None = None
+    around_ts: Real | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
 
 
 class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     records: list[StoredLog]
-    next_before_id: int | None = None
+    next_before_id: Count | None = None
     error: str | None = None
 
 

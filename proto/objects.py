@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.base import Count, Event, Int, Real
 from foto3d.proto.jobs import Artifact, ObjectId
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
@@ -65,7 +65,7 @@ class Checklist(msgspec.Struct, frozen=True, kw_only=True):
 class ObjectEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     object_id: ObjectId
-    ts: float
+    ts: Real
     actor: str = ""
 
 
@@ -73,13 +73,13 @@ class ObjectRegistered(ObjectEventBase, frozen=True, kw_only=True, tag="object.r
     customer: CustomerSlug
     display_name: DisplayName
     slug: str
-    serial: int
+    serial: Count
     reference_image: str = ""
 
 
 class ObjectCaptured(ObjectEventBase, frozen=True, kw_only=True, tag="object.captured/1"):
     dataset: str
-    photos: int = 0
+    photos: Count = 0
     rig: str = ""
 
 
@@ -101,21 +101,21 @@ class PublishedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     format: str
     key: str
     url: str
-    bytes: int
+    bytes: Count
     sha256: str
     content_type: str
 
 
 class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.published/1"):
-    version: int
+    version: Count
     job_id: str
     live_url: str  # the viewer config, what an embed points at
     files: list[PublishedFile]
-    uploaded: int = 0  # files actually sent (0 on an idempotent re-publish)
+    uploaded: Count = 0  # files actually sent (0 on an idempotent re-publish)
 
 
 class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="object.publish_failed/1"):
-    version: int
+    version: Count
     job_id: str
     error: str
 
@@ -138,10 +138,10 @@ def publish_progress_subject(object_id: str) -> str:
 class PublishProgress(msgspec.Struct, frozen=True, kw_only=True):
     object_id: str
     file: str
-    done: int
-    total: int
-    files_done: int
-    files_total: int
+    done: Count
+    total: Count
+    files_done: Count
+    files_total: Count
 
 
 # ---------------------------------------------------------------------------
@@ -178,10 +178,10 @@ class ObjectQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     status: str | None = None
     stage: str | None = None
     q: str | None = None  # substring of id or display name
-    since: float | None = None  # created at or after
-    until: float | None = None
-    page: int = 1
-    limit: int = 50
+    since: Real | None = None  # created at or after
+    until: Real | None = None
+    page: Int = 1
+    limit: Int = 50
 
 
 class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +192,7 @@ class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
 class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
     object_id: str
     dataset: str
-    photos: int = 0
+    photos: Count = 0
     rig: str = ""
     actor: str = ""
 
@@ -217,14 +217,14 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     object_id: ObjectId
     customer: str
-    version: int
+    version: Count
     job_id: str
     artifacts: list[Artifact]
     display_name: str = ""
     actor: str = ""
     # The object's latest event time: the published event is stamped no earlier, so it
     # sorts after the approval even when clocks disagree.
-    not_before: float = 0.0
+    not_before: Real = 0.0
 
 
 class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
