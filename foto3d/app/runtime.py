@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ class Runtime:
     _control: Bus | None = None
     http_url: str = ""
     extra_health: dict[str, Any] = field(default_factory=dict)
+    # Components that only the composition root knows (the embedded server, the disk).
+    extra_health_fns: dict[str, Callable[[], Health]] = field(default_factory=dict)
     heartbeats: list[HeartbeatSender] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -117,6 +120,11 @@ class Runtime:
             ", ".join(self.nats_urls),
         ).as_dict()
         comps.update(self.extra_health)
+        for name, fn in self.extra_health_fns.items():
+            try:
+                comps[name] = fn().as_dict()
+            except Exception as exc:
+                comps[name] = Health("down", f"health check failed: {exc!r}").as_dict()
         for svc in self.services:
             try:
                 comps[svc.name] = svc.health().as_dict()

@@ -25,10 +25,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIX = ".batch"
+# A temporary file older than this was left by a crash; a younger one may be a live
+# shipper's write in progress (several processes share the folder).
+STALE_TMP_S = 60.0
+
+
+def spool_dir_for(data_dir: Path) -> Path:
+    """Where the shippers of a host keep their spool: ``FOTO3D_LOG_SPOOL`` or ``<data>/log-spool``."""
+    return Path(os.environ.get("FOTO3D_LOG_SPOOL") or data_dir / "log-spool").expanduser()
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,13 @@ class Spool:
         self.dir = root / "batches"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        now = time.time()
         for stale in self.dir.glob("*.tmp"):
             # Left by a crash between write and rename: never acknowledged as spooled,
             # and the batch was still in that process's memory, so nothing to recover.
-            stale.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if now - stale.stat().st_mtime > STALE_TMP_S:
+                    stale.unlink()
         # Running total, so a write does not rescan the folder; refreshed by every
         # full scan (other processes' writes are seen then).
         self._total = self.total_bytes()
