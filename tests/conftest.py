@@ -66,6 +66,23 @@ async def running_services(settings: Settings, names: list[str], http: bool = Tr
         await rt.stop()
 
 
+async def staff_cookie(settings: Settings, name: str = "staff") -> dict[str, str]:
+    """A valid session cookie for a (created) staff user: every dashboard route needs one."""
+    from foto3d.libs.auth import Auth
+    from foto3d.libs.auth.web import COOKIE
+
+    auth = Auth(settings)
+    if await auth.users.get(name) is None:
+        await auth.users.add(name, "correct horse battery", name.title())
+    return {COOKIE: auth.signer.issue(name)}
+
+
+async def sign_in_browser(page: Any, settings: Settings, base_url: str) -> None:
+    """Give a Playwright page's context a staff session for ``base_url``."""
+    cookie = await staff_cookie(settings)
+    await page.context.add_cookies([{"name": k, "value": v, "url": base_url} for k, v in cookie.items()])
+
+
 pytest_plugins = ["tests.browser"]
 
 

@@ -16,6 +16,7 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.libs.auth import Auth
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
 from foto3d.libs.bus.topology import provision
@@ -92,7 +93,9 @@ class Runtime:
         for svc in self.services:
             routes += svc.routes()
             nav += svc.nav()
-        app = build_app(routes, nav, self.health)
+        auth = Auth(self.settings)
+        routes += auth.routes()
+        app = build_app(routes, nav, self.health, auth.user)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.http_host, self.http_port)

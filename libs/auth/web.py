@@ -1,7 +1,9 @@
 """Who is asking: a signed session cookie (``/login``) or a trusted reverse-proxy header.
 
-Pages that change things call :meth:`Auth.require_page` / :meth:`Auth.require_api`; both
-return the signed-in :class:`User`, whose name goes into every event as the actor.
+Every dashboard route needs a signed-in user (:mod:`foto3d.libs.auth.gate` denies by
+default); pages that change things also call :meth:`Auth.require_page` /
+:meth:`Auth.require_api`, which return the signed-in :class:`User`, whose name goes into
+every event as the actor.
 
 Settings (``[auth]`` in the config file; env overrides):
 
@@ -22,6 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.auth.gate import public
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.users import User, UserStore
 from foto3d.libs.config import Settings
@@ -95,6 +98,7 @@ class Auth:
             web.get("/logout", self._logout),
         ]
 
+    @public
     async def _login_page(self, request: web.Request, error: str = "", nxt: str = "") -> web.Response:
         nxt = _safe_next(nxt or request.query.get("next", "/objects"))
         user = await self.user(request)
@@ -113,6 +117,7 @@ class Auth:
         resp.set_status(status)
         return resp
 
+    @public
     async def _login(self, request: web.Request) -> web.Response:
         form = await request.post()
         name = str(form.get("username", "")).strip().lower()
@@ -136,6 +141,7 @@ class Auth:
             path="/",
         )
 
+    @public
     async def _logout(self, request: web.Request) -> web.Response:
         resp = web.HTTPFound("/login")
         resp.del_cookie(COOKIE, path="/")

@@ -186,7 +186,7 @@ class CatalogService(Service):
         return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self.auth.routes(), *api.routes(self), *pages.routes(self)]
+        return [*api.routes(self), *pages.routes(self)]  # /login is the runtime's (every page needs it)
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import msgspec
 from aiohttp import web
 from nats.micro.request import Request
 
+from foto3d.libs.auth.gate import public_static
 from foto3d.libs.bus import subjects
 from foto3d.libs.bus.micro import Endpoint
 from foto3d.libs.service import Health, Service, ServiceContext
@@ -120,7 +121,8 @@ class PublisherService(Service):
     def routes(self) -> list[web.AbstractRouteDef]:
         if self.local_root is None:
             return []
-        return [web.static("/published", self.local_root, show_index=False, follow_symlinks=False)]
+        # The local stand-in for the public bucket: customers' visitors fetch it without signing in.
+        return [public_static("/published", self.local_root, show_index=False, follow_symlinks=False)]
 
     # -- publishing ---------------------------------------------------------------------------
 
