@@ -26,7 +26,7 @@ import pytest
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.jobs import JobFailed, JobSucceeded
-from tests.conftest import running_services
+from tests.conftest import running_services, staff_cookie
 from tests.trainer.helpers import EventLog, fake_env, make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             kinds = await timeline_kinds()
             assert kinds.index("trained") < kinds.index("approved") < kinds.index("published"), kinds
 
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as session:
                 # the link names the served store; follow its path on this test's server
                 path = "/published/" + live.split("/published/", 1)[1]
                 async with session.get(http + path) as resp:

@@ -7,8 +7,8 @@ is decorated with :func:`public`, or is a folder of files registered with
 new page, API or static folder is private unless someone decides otherwise in plain
 sight.
 
-Refusals: a browser asking for a page (GET, ``Accept: text/html``) is sent to
-``/login?next=…``; anything else gets ``401`` with a JSON error.
+Refusals: a GET of a page (any path outside ``/api/``, unless the client asks for
+JSON) is sent to ``/login?next=…``; anything else gets ``401`` with a JSON error.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def signed_in_user(request: web.Request) -> User | None:
 
 
 def wants_page(request: web.Request) -> bool:
-    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+    if request.method not in ("GET", "HEAD") or request.path.startswith("/api/"):
+        return False
+    return "application/json" not in request.headers.get("Accept", "")
 
 
 def sign_in_required(user_of: UserLookup) -> Any:

@@ -67,16 +67,19 @@ async def test_every_route_refuses_a_request_without_a_session(settings: Setting
                 if (method, path) in PUBLIC or is_public_route(route):
                     continue
                 url = concrete(path)
-                # An API client (no HTML wanted) gets 401 ...
-                async with http.request(method, url, allow_redirects=False, json={}) as r:
+                # An API client (asking for JSON) gets 401 ...
+                headers = {"Accept": "application/json"}
+                async with http.request(method, url, allow_redirects=False, json={}, headers=headers) as r:
                     assert r.status == 401, f"{method} {path} answered {r.status} without a session"
                     body = await r.json()
                     assert "sign in" in body["error"]
-                # ... a browser is sent to the sign-in page, coming back afterwards.
+                # ... a browser opening a page is sent to the sign-in page, coming back afterwards.
                 if method == "GET":
-                    async with http.get(url, allow_redirects=False, headers={"Accept": "text/html"}) as r:
-                        assert r.status == 302, f"GET {path} answered {r.status} to a browser"
-                        assert r.headers["Location"].startswith("/login?next=")
+                    async with http.get(url, allow_redirects=False) as r:
+                        expected = 401 if path.startswith("/api/") else 302
+                        assert r.status == expected, f"GET {path} answered {r.status} to a browser"
+                        if expected == 302:
+                            assert r.headers["Location"].startswith("/login?next=")
                 refused += 1
             assert refused >= 20
             async with http.get("/healthz") as r:

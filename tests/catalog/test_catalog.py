@@ -41,11 +41,13 @@ async def test_onboarding_assigns_ids_by_the_naming_standard(settings: Settings)
             st, body = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "a\x07b"})
             assert st == 400 and "control characters" in body["error"]
 
-            # not signed in: changes refused, reads allowed
+            # not signed in: changes and reads refused
             async with __import__("aiohttp").ClientSession(base_url=rt.http_url) as anon:
                 st, body = await call(anon, "POST", "/api/objects", {"customer": "acme", "display_name": "X"})
                 assert st == 401
-                st, listing = await call(anon, "GET", "/api/objects?customer=acme")
+                st, _ = await call(anon, "GET", "/api/objects?customer=acme")
+                assert st == 401
+                st, listing = await call(s, "GET", "/api/objects?customer=acme")
                 assert st == 200 and listing["total"] == 2
     # serials survive a restart (and are never reused)
     async with running_services(settings, ["catalog"]) as rt:

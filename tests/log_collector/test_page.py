@@ -10,7 +10,7 @@ from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
+from tests.conftest import running_services, sign_in_browser
 from tests.log_collector.helpers import batch, wait_for
 
 
@@ -36,6 +36,7 @@ async def test_logs_page_filters_links_paging_and_live_tail(
 
         await wait_for(seeded, what="seed records")
 
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/logs")
         rows = page.locator("#log-table tbody tr")
         await page.wait_for_function("document.querySelectorAll('#log-table tbody tr').length === 200")

@@ -14,7 +14,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, MAX_MESSAGE_CHARS, LogQuery, LogQueryReply
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
+from tests.conftest import running_services, staff_cookie
 from tests.log_collector.helpers import batch, wait_for
 
 
@@ -50,7 +50,7 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
         raw = await bus.nc.request(LOG_QUERY_SUBJECT, b'{"limit": 0}', timeout=5)
         assert "bad query" in (msgspec.json.decode(raw.data, type=LogQueryReply).error or "")
 
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
             async with http.get(rt.http_url + "/api/logs", params={"level": "error", "kind": "rig"}) as r:
                 body = await r.json()
                 assert r.status == 200 and len(body["records"]) == 3
@@ -124,13 +124,16 @@ async def test_malformed_and_oversized_messages_are_dead_lettered_and_counted(
         assert sum("malformed" in r and "oversized" not in r for r in reasons) == 2
         assert dead[0][0] == b"this is not json"  # the original bytes are kept
         assert all(h["F3D-Original-Subject"] == subj for _, h in dead)
-        async with aiohttp.ClientSession() as http, http.get(rt.http_url + "/api/logs/stats") as r:
+        async with (
+            aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http,
+            http.get(rt.http_url + "/api/logs/stats") as r,
+        ):
             assert (await r.json())["malformed"] == 2
 
 
 async def test_live_tail_streams_committed_records_matching_the_filter(settings: Settings, bus: Bus) -> None:
     async with running_services(settings, ["log_collector"]) as rt:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
             url = rt.http_url + "/api/logs/stream"
             async with http.get(url, params={"level": "error", "job": "job-9"}) as resp:
                 assert resp.headers["Content-Type"].startswith("text/event-stream")
@@ -153,7 +156,7 @@ async def test_live_tail_streams_committed_records_matching_the_filter(settings:
                     (6, "boom 1", "Traceback…"),
                 ]
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http,
             http.get(rt.http_url + "/api/logs/stream", params={"level": "x"}) as resp,
         ):
             assert resp.status == 400

@@ -18,7 +18,7 @@ from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
 from foto3d.services.notifier.config import parse_smtp_url
 from foto3d.services.notifier.service import Notifier
-from tests.conftest import running_services
+from tests.conftest import running_services, sign_in_browser
 from tests.notifier.conftest import SmtpServer, wait_for
 from tests.notifier.helpers import notifier_settings
 
@@ -160,6 +160,7 @@ async def test_status_cli_and_page_list_participants(
             assert any(k == "service" and i.startswith("notifier.") for k, i in rows)
             _, table, _ = await cli(env, "status", "--data", str(tmp_path / "x"))
             assert "STATE" in table and "j99" in table and "75%" in table
+            await sign_in_browser(page, settings, rt.http_url)
             await page.goto(rt.http_url + "/status")
             await page.wait_for_selector("tr[data-kind=job][data-id=j99]")
             await page.wait_for_selector("tr[data-kind=job][data-id=j99] .badge.alive")

@@ -18,7 +18,7 @@ from foto3d.proto.alerts import AlertRaised
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogQuery, LogQueryReply
 from foto3d.services.notifier.service import Notifier
-from tests.conftest import free_port, running_services
+from tests.conftest import free_port, running_services, sign_in_browser
 from tests.notifier.conftest import SmtpServer, wait_for
 from tests.notifier.helpers import batch, info_lines, notifier_settings, publish_batch
 
@@ -184,6 +184,7 @@ async def test_job_events_without_smtp_go_to_local_outbox_and_alerts_page(
         texts = sorted(f.read_text() for f in files)
         assert any("job j7 (acme-chair-002) failed" in t and "COLMAP found no poses" in t for t in texts)
         assert any("[foto3d CRITICAL] job j8 (acme-chair-003) is dead after 3 attempt(s)" in t for t in texts)
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/alerts")
         await page.wait_for_selector("#outbox tbody tr[data-channel=file]")
         assert await page.locator("#outbox tbody tr").count() == 2
