@@ -19,7 +19,7 @@ from foto3d.app.registry import ServiceEntry
 from foto3d.libs.auth import Auth
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
-from foto3d.libs.bus.topology import provision
+from foto3d.libs.bus.topology import TOPOLOGY, Topology, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
@@ -53,11 +53,13 @@ class Runtime:
     # Components that only the composition root knows (the embedded server, the disk).
     extra_health_fns: dict[str, Callable[[], Health]] = field(default_factory=dict)
     heartbeats: list[HeartbeatSender] = field(default_factory=list)
+    # What to provision; `up` passes the table with stream limits sized to its disk.
+    topology: Topology = TOPOLOGY
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
-        await provision(self._control.js, replicas=stream_replicas(self.settings))
+        await provision(self._control.js, self.topology, replicas=stream_replicas(self.settings))
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()

@@ -10,12 +10,15 @@ import signal
 import sys
 from pathlib import Path
 
+from foto3d.app.disk_watch import DiskWatch, jetstream_max_storage
 from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.registry import ServiceEntry, available_services
 from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.topology import TOPOLOGY
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
+from foto3d.libs.diskspace import DiskSettings, sized_topology
 from foto3d.libs.logsdk.drain import SpoolDrainer
 from foto3d.libs.logsdk.spool import spool_dir_for
 from foto3d.libs.nats_server import NatsServer
@@ -78,6 +81,13 @@ async def run_up(
 
         nats = EmbeddedNats(store_dir=data / "nats", on_restart=restarted)
         await nats.start()
+        disk_cfg = DiskSettings.from_settings(settings)
+        try:
+            max_storage = await asyncio.to_thread(jetstream_max_storage, nats.monitor_url)
+            topology, sizing = sized_topology(TOPOLOGY, max_storage, disk_cfg.stream_share_pct)
+        except BaseException:
+            await nats.stop()
+            raise
         runtime = Runtime(
             settings,
             [nats.client_url],
@@ -85,6 +95,7 @@ async def run_up(
             http=True,
             http_host=settings.http_host,
             http_port=settings.http_port,
+            topology=topology,
         )
         runtime.extra_health_fns["embedded_nats"] = lambda: _nats_health(nats)
         stop = asyncio.Event()
@@ -93,13 +104,18 @@ async def run_up(
             loop.add_signal_handler(sig, stop.set)
         background: list[asyncio.Task[None]] = []
         drain_bus = None
+        watch: DiskWatch | None = None
         try:
             await runtime.start()
             write_endpoints(data, endpoints())
             # Batches that ended processes left in this host's spool arrive without a person.
-            drain_bus = await connect([nats.client_url], "foto3d-spool-drain")
+            drain_bus = await connect([nats.client_url], "foto3d-up")
             drainer = SpoolDrainer(spool_dir_for(data), drain_bus)
             background.append(asyncio.create_task(drainer.run(), name="spool-drain"))
+            watch = DiskWatch(disk_cfg, data, drain_bus, topology, [nats.client_url])
+            await watch.check()
+            runtime.extra_health_fns["disk"] = watch.health
+            background.append(asyncio.create_task(watch.run(), name="disk-watch"))
             out = sys.stdout
             print(f"foto3d is up (data: {data})", file=out)
             print(f"  dashboard  {runtime.http_url}/", file=out)
@@ -108,6 +124,8 @@ async def run_up(
             if nats.monitor_url:
                 print(f"  monitor    {nats.monitor_url}", file=out)
             print(f"  services   {', '.join(e.name for e in entries) or '(none)'}", file=out)
+            for line in sizing:
+                print(f"  small disk: {line}", file=out)
             for svc in runtime.services:
                 for line in svc.banner():
                     print(f"  {svc.name}: {line}", file=out)
@@ -119,6 +137,8 @@ async def run_up(
         finally:
             clear_endpoints(data)
             await cancel_and_wait(*background)
+            if watch is not None:
+                await watch.close()
             if drain_bus is not None:
                 await drain_bus.close()
             await runtime.stop()
