@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import MiB, Topology
 from foto3d.libs.diskspace import (
@@ -34,6 +35,8 @@ from foto3d.proto.logs import Level
 
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 5.0
+# Free space that counts as "room again" even while below the alert threshold.
+ROOM_TO_RESUME = 64 * MiB
 
 
 def jetstream_max_storage(monitor_url: str) -> int:
@@ -56,6 +59,10 @@ class DiskWatch:
     fills: list[StreamFill] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     alerts_sent: int = 0
+    # The embedded server, when `up` runs one: restarted once space is back if its streams
+    # failed to write meanwhile (they stay failed until then).
+    nats: EmbeddedNats | None = None
+    nats_restarts: int = 0
 
     async def run(self) -> None:
         while True:
@@ -83,6 +90,19 @@ class DiskWatch:
                 log.info("%s", text)
                 self._record(Level.INFO, text)
         self.findings = found
+        await self._resume_streams(found)
+
+    async def _resume_streams(self, found: list[Finding]) -> None:
+        nats = self.nats
+        if nats is None or not nats.running or self.disk is None:
+            return
+        room = self.disk.free >= ROOM_TO_RESUME or not any(f.key == "disk" for f in found)
+        if room and await asyncio.to_thread(nats.write_failed):
+            await nats.restart("its streams failed to write while the disk was full; there is room again")
+            self.nats_restarts += 1
+            self._record(
+                Level.WARNING, "the disk has room again: restarted the embedded nats-server to resume"
+            )
 
     def _record(self, level: int, text: str) -> None:
         if self.shipper is None:

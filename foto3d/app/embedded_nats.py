@@ -25,6 +25,9 @@ PREFERRED_PORT = 4222
 PORT_FILE = "client.port"
 # Restart delays after an unexpected exit: first at once, then backing off.
 RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0)
+# What nats-server logs when a stream could not write (full disk). A stream stays failed
+# after that, also once space is back, until the server is started again.
+WRITE_FAILURES = ("critical write error", "no space left on device", "JetStream out of resources")
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -70,6 +73,8 @@ class EmbeddedNats:
     on_restart: Callable[[NatsServer], Awaitable[None]] | None = None
     server: NatsServer | None = None
     restarts: int = 0
+    _log_offset: int = 0
+    _planned: bool = False
     _watch: asyncio.Task[None] | None = None
     _stopping: bool = False
 
@@ -98,7 +103,33 @@ class EmbeddedNats:
         remember_port(self.store_dir, self.server.port)
         self._watch = asyncio.create_task(self._supervise(), name="embedded-nats")
 
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    def write_failed(self) -> bool:
+        """Has the running server logged a failed write to its store since it started?"""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                tail = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return False
+        return any(w in tail for w in WRITE_FAILURES)
+
+    async def restart(self, why: str) -> None:
+        """Stop the server and let the supervisor start it again (same port, same store)."""
+        if self.server is None:
+            return
+        log.warning("restarting the embedded nats-server: %s", why)
+        self._planned = True
+        await asyncio.to_thread(self.server.stop)
+
     async def _spawn(self, port: int) -> NatsServer:
+        try:
+            self._log_offset = self.log_path.stat().st_size
+        except FileNotFoundError:
+            self._log_offset = 0
         server = NatsServer(
             store_dir=self.store_dir, port=port, name=self.name, host=self.host, die_with_parent=True
         )
@@ -111,11 +142,13 @@ class EmbeddedNats:
             await _wait_exit(server.proc.pid, server)
             if self._stopping:
                 return
-            log.warning(
-                "embedded nats-server exited unexpectedly (status %s); restarting it on port %d",
-                server.proc.returncode,
-                server.port,
-            )
+            if not self._planned:
+                log.warning(
+                    "embedded nats-server exited unexpectedly (status %s); restarting it on port %d",
+                    server.proc.returncode,
+                    server.port,
+                )
+            self._planned = False
             self.server = await self._restart(server.port)
             self.restarts += 1
             log.warning("embedded nats-server is back on %s", self.server.client_url)

@@ -112,7 +112,7 @@ async def run_up(
             drain_bus = await connect([nats.client_url], "foto3d-up")
             drainer = SpoolDrainer(spool_dir_for(data), drain_bus)
             background.append(asyncio.create_task(drainer.run(), name="spool-drain"))
-            watch = DiskWatch(disk_cfg, data, drain_bus, topology, [nats.client_url])
+            watch = DiskWatch(disk_cfg, data, drain_bus, topology, [nats.client_url], nats=nats)
             await watch.check()
             runtime.extra_health_fns["disk"] = watch.health
             background.append(asyncio.create_task(watch.run(), name="disk-watch"))

@@ -215,7 +215,7 @@ class PullConsumer(Generic[T]):
             # Kept in DEAD with its reason: the consumer is healthy again.
             self.stats.last_error = ""
             return
-        if n == 1:
+        if n == 1 and not is_environment_error(exc):
             log.exception("%s: message %s failed in the handler", self.spec.durable, d.stream_seq)
         else:
             log.warning("%s: message %s failed again (%d): %r", self.spec.durable, d.stream_seq, n, exc)
