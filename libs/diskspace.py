@@ -129,8 +129,9 @@ def judge(cfg: DiskSettings, disk: DiskUsage | None, fills: list[StreamFill]) ->
                 Finding(
                     "disk",
                     f"data volume {disk.path} has {disk.free / MiB:.0f} MiB free ({disk.free_pct:.1f}% of "
-                    f"{disk.total / MiB:.0f} MiB), below the alert threshold "
-                    f"({cfg.warn_free_pct:g}% or {cfg.warn_free_mb:g} MiB); free space there",
+                    f"{disk.total / MiB:.0f} MiB), below the alert threshold of {cfg.warn_free_pct:g}%"
+                    + (f" or {cfg.warn_free_mb:g} MiB" if cfg.warn_free_mb else "")
+                    + "; free space there",
                 )
             )
     for f in fills:

@@ -541,6 +541,8 @@ class LogShipper:
     async def _send_all(self) -> None:
         if self._held:
             self._write_held()  # the disk may have room again
+            if not self._held:
+                self._spool.ensure_reserve()
         if not self._online():
             if self._outbox and self._offline():
                 self._fail()
@@ -728,6 +730,8 @@ class LogShipper:
         self._disk_lost += lost
         self._report_losses(force=True)
         self._pump_once(everything=True)
+        if self._held and self._spool.release_reserve():
+            self._write_held()  # the loss record fits in the space kept for it
         if self._held:  # not even the loss record fits: the terminal is the last place to say it
             self.lost_at_exit = lost + sum(b.count for b in self._held)
             self._held.clear()

@@ -139,6 +139,7 @@ class LogCollector(Service):
             self.last_store_error = f"{type(exc).__name__}: {exc}"
             self.last_store_error_at = time.time()
             raise
+        self.last_store_error = ""  # stored again: the cause (a full disk, a lock) is gone
         c = self.counts
         c.batches += len(deliveries)
         c.stored += result.stored

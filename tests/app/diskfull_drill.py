@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,21 @@ def fill(path: Path, leave_bytes: int) -> None:
             f.write(b"\0" * min(MiB, free - leave_bytes))
             f.flush()
             os.fsync(f.fileno())
+
+
+def records_of(data: Path, source_id: str) -> list[str]:
+    """Every stored message of one source (the command's lines and `run`'s own records)."""
+    path = data / "log_collector" / "logs.db"
+    if not path.exists():
+        return []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = con.execute("SELECT message FROM logs WHERE source_id = ?", (source_id,)).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+    return [r[0] for r in rows]
 
 
 def disk_state(base: str) -> str:
@@ -108,13 +124,14 @@ def run_drill(size_mb: int, lines: int, hold_s: float, free_during_hold: bool) -
             filler.unlink()  # space returns only after `run` has ended
 
         def settled() -> bool:
-            got = stored_messages(data, "drill-%")
-            losses = [
-                int(m) for text in stored_messages(data, "%record(s) dropped%") for m in LOSS_RE.findall(text)
-            ]
-            out["stored"], out["distinct"] = len(got), len(set(got))
-            out["loss_reported"] = sum(losses)
-            return out["stored"] + out["loss_reported"] >= lines
+            records = records_of(data, "drill")
+            lines_got = [m for m in records if m.startswith("drill-")]
+            losses = [m for m in records if LOSS_RE.search(m)]
+            out["stored"], out["distinct"] = len(lines_got), len(set(lines_got))
+            out["loss_reported"] = sum(int(n) for m in losses for n in LOSS_RE.findall(m))
+            # `run` ships two records of its own around the command's lines.
+            out["stored_all"] = len(records) - len(losses)
+            return out["stored_all"] + out["loss_reported"] >= lines + 2
 
         try:
             wait_until(settled, 120, "every line stored or reported lost")
@@ -139,7 +156,9 @@ def run_drill(size_mb: int, lines: int, hold_s: float, free_during_hold: bool) -
             pass
         report = healthz(base)[1]
         out["health_after"] = report["status"]
-        out["not_ok_after"] = {k: v.get("detail") for k, v in report["components"].items() if v.get("state") != "ok"}
+        out["not_ok_after"] = {
+            k: v.get("detail") for k, v in report["components"].items() if v.get("state") != "ok"
+        }
         out["disk_after"] = disk_state(base)
     finally:
         if up.poll() is None:
