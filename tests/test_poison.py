@@ -73,7 +73,7 @@ async def test_a_message_failing_its_handler_n_times_goes_to_dead_and_the_rest_f
     dead = await bus.js.get_last_msg("DEAD", subjects.dead("PZ"))
     assert dead.headers is not None
     assert "handler failed 3 times: OverflowError" in dead.headers["F3D-Reason"]
-    assert msgspec.json.decode(dead.data, type=Heartbeat).id == "poison"
+    assert dead.data is not None and msgspec.json.decode(dead.data, type=Heartbeat).id == "poison"
     info = await bus.js.consumer_info("PZ", spec.durable)
     assert info.num_ack_pending == 0 and info.num_pending == 0
     assert consumer.stats.last_error == ""  # healthy again

@@ -87,6 +87,10 @@ class EmbeddedNats:
         return self.server.monitor_url if self.server else ""
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def running(self) -> bool:
         return self.server is not None and self.server.running
 
@@ -140,7 +144,7 @@ class EmbeddedNats:
             server = self.server
             assert server is not None and server.proc is not None
             await _wait_exit(server.proc.pid, server)
-            if self._stopping:
+            if self.stopping:  # a property: the flag changed while we waited
                 return
             if not self._planned:
                 log.warning(
@@ -188,8 +192,13 @@ async def _wait_exit(pid: int, server: NatsServer) -> None:
         while server.running:
             await asyncio.sleep(0.2)
         return
-    done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    done: asyncio.Future[None] = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, exited)
     try:
         if server.running:
             await done

@@ -131,7 +131,7 @@ def run_drill(size_mb: int, lines: int, hold_s: float, free_during_hold: bool) -
             out["loss_reported"] = sum(int(n) for m in losses for n in LOSS_RE.findall(m))
             # `run` ships two records of its own around the command's lines.
             out["stored_all"] = len(records) - len(losses)
-            return out["stored_all"] + out["loss_reported"] >= lines + 2
+            return bool(out["stored_all"] + out["loss_reported"] >= lines + 2)
 
         try:
             wait_until(settled, 120, "every line stored or reported lost")

@@ -33,6 +33,7 @@ def concrete(path: str) -> str:
 
 
 async def _runtime(settings: Settings) -> Runtime:
+    assert settings.nats_urls
     rt = Runtime(settings, settings.nats_urls, available_services(in_up_only=True), http=True, http_port=0)
     await rt.start()
     return rt
@@ -57,8 +58,8 @@ async def test_every_route_refuses_a_request_without_a_session(settings: Setting
         routes = _routes(rt)
         # The services' pages and APIs are all there (the walk is not vacuous).
         paths = {p for _, p, _ in routes}
-        for expected in ("/jobs", "/logs", "/api/logs", "/api/logs/stream", "/api/jobs", "/objects", "/"):
-            assert expected in paths, sorted(paths)
+        for page in ("/jobs", "/logs", "/api/logs", "/api/logs/stream", "/api/jobs", "/objects", "/"):
+            assert page in paths, sorted(paths)
         public = {(m, p) for m, p, r in routes if is_public_route(r)}
         assert public == PUBLIC, "a route was made public: add it to PUBLIC only if it must be"
         async with aiohttp.ClientSession(base_url=rt.http_url) as http:
