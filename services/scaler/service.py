@@ -17,6 +17,7 @@ import os
 import time
 from typing import Any
 
+import nats.errors
 from aiohttp import web
 
 from foto3d.libs.service import Health, Service, ServiceContext
@@ -102,6 +103,10 @@ class Scaler(Service):
                 self.last_error = ""
             except asyncio.CancelledError:
                 raise
+            except (TimeoutError, nats.errors.Error) as exc:
+                # NATS briefly away (a server restart): one line, the next round retries.
+                self.last_error = f"NATS unavailable: {exc!r}"
+                log.warning("scaler round skipped: %s", self.last_error)
             except Exception as exc:
                 self.last_error = str(exc)
                 log.exception("scaler round failed")
