@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from foto3d.libs.nats_server import NatsServer, NatsServerError
+from foto3d.libs.nats_server import NatsServer, NatsServerError, take_store_lock_released
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class EmbeddedNats:
 
     async def start(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        # A server left running on this store goes first: it may hold the remembered port.
+        await asyncio.to_thread(take_store_lock_released, self.store_dir)
         port = choose_port(self.store_dir, self.host)
         try:
             self.server = await self._spawn(port)

@@ -113,13 +113,16 @@ def test_kill_9_of_ups_group_leaves_no_server_and_the_next_up_runs_alone(tmp_pat
 def test_a_server_left_on_the_store_is_stopped_before_up_starts_its_own(tmp_path: Path) -> None:
     data = tmp_path / "data"
     # What an older `up` killed with SIGKILL left behind: a server on the store, no parent.
-    stray = NatsServer(store_dir=data / "nats", port=free_port()).start()
+    port = free_port()
+    stray = NatsServer(store_dir=data / "nats", port=port).start()
+    remember_port(data / "nats", port)  # it even holds the port this folder's `up` uses
     assert stray.pid is not None
     try:
         with running_up(data):
             assert stray.proc is not None and stray.proc.wait(20) is not None
             assert servers_on_store(data) == [server_pid(data)]
             assert server_pid(data) != stray.pid
+            assert endpoints(data)["nats_url"].endswith(f":{port}")
     finally:
         stray.stop()
 
