@@ -138,6 +138,11 @@ def run_drill(size_mb: int, lines: int, hold_s: float, free_during_hold: bool) -
             out["settled"] = True
         except AssertionError:
             out["settled"] = False
+        if out.get("loss_reported"):
+            try:  # the notifier mails the loss record shortly after it is stored
+                wait_until(lambda: any("dropped" in m for m in mails(data)), 60, "the loss mail")
+            except AssertionError:
+                pass
         out["loss_mailed"] = any("dropped" in m for m in mails(data))
         # Everything resumes: a new run after the space returned is stored in full.
         after = subprocess.run(
