@@ -38,11 +38,11 @@ from foto3d.proto.objects import (
 )
 from foto3d.services.catalog import api, pages
 from foto3d.services.catalog.actions import ActionError, Catalog
+from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
 API = f"{subjects.API_PREFIX}.catalog"
-DAY = 86_400.0
 OPTIMIZE_EVERY_S = 1800.0
 
 
@@ -66,24 +66,6 @@ def tolerant_decoder(tp: Any) -> Callable[[bytes, Mapping[str, str]], Any]:
             raise
 
     return decode
-
-
-class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    publish_timeout_s: float = 1800.0
-    # How long an object may sit in a stage before the board calls it stuck.
-    stuck_after_s: dict[str, float] = msgspec.field(
-        default_factory=lambda: {
-            "registered": 7 * DAY,
-            "captured": 1 * DAY,
-            "submitted": 2 * 3600.0,
-            "training": 12 * 3600.0,
-            "failed": 3600.0,
-            "in_review": 2 * DAY,
-            "rejected": 2 * DAY,
-            "approved": 1 * DAY,
-        }
-    )
-    create_admin: bool = True
 
 
 class CatalogService(Service):
@@ -117,7 +99,7 @@ class CatalogService(Service):
         return self._auth
 
     async def start(self, ctx: ServiceContext) -> None:
-        self.cfg = ctx.settings.section("catalog", CatalogSettings)
+        self.cfg = SETTINGS.load(ctx.settings)
         folder = ctx.settings.service_dir("catalog")
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)

@@ -21,10 +21,10 @@ from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
-from foto3d.services.log_collector.config import LogCollectorConfig, load_config
 from foto3d.services.log_collector.otlp import OtlpSink
 from foto3d.services.log_collector.page import LogsPage
 from foto3d.services.log_collector.retention import Pruner
+from foto3d.services.log_collector.settings import SETTINGS, LogCollectorSettings
 from foto3d.services.log_collector.store import LogStore, rows_from_batches
 from foto3d.services.log_collector.tail import TailHub
 
@@ -56,7 +56,7 @@ class LogCollector(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config = LogCollectorConfig()
+        self.config = LogCollectorSettings()
         self.store: LogStore | None = None
         self.hub = TailHub()
         self.sink: OtlpSink | None = None
@@ -74,7 +74,7 @@ class LogCollector(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        cfg = self.config = load_config(ctx.settings)
+        cfg = self.config = SETTINGS.load(ctx.settings)
         self.store = await LogStore(ctx.data_dir(self.name) / DB_NAME, synchronous=cfg.synchronous).open()
         self._api = LogHttpApi(self.store, self.hub, self.stats)
         if cfg.otlp_endpoint:

@@ -31,7 +31,7 @@ import aiosmtplib
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.services.notifier.config import NotifierConfig, SmtpTarget
+from foto3d.services.notifier.settings import NotifierConfig, SmtpTarget
 from foto3d.services.notifier.store import OutboxRow, Store
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,6 @@ from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
-from foto3d.services.notifier.config import NotifierConfig
 from foto3d.services.notifier.delivery import OutboxSender
 from foto3d.services.notifier.model import (
     AlertInfo,
@@ -42,6 +41,7 @@ from foto3d.services.notifier.model import (
     log_fingerprint,
 )
 from foto3d.services.notifier.routing import route
+from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
 from foto3d.services.notifier.watch import HeartbeatWatch
 
@@ -97,7 +97,7 @@ class Notifier(Service):
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self, ctx: ServiceContext) -> None:
-        cfg = NotifierConfig.load(ctx.settings)
+        cfg = NotifierConfig.resolve(SETTINGS.load(ctx.settings))
         self.cfg = cfg
         data = ctx.data_dir(self.name)
         self.outbox_dir = data / "outbox"

@@ -35,7 +35,7 @@ from foto3d.proto.objects import (
     PublishRequest,
     publish_progress_subject,
 )
-from foto3d.services.publisher import settings as publisher_settings
+from foto3d.services.publisher.settings import SETTINGS, PublisherSettings
 from foto3d.services.publisher.upload import PublishError, prepare, upload, work_dir
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class PublisherService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = publisher_settings.PublisherSettings()
+        self.cfg = PublisherSettings()
         self.store: BlobStore | None = None
         self.local_root: Path | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -62,7 +62,7 @@ class PublisherService(Service):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, ctx: ServiceContext) -> None:
-        self.cfg = publisher_settings.load(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         if self.cfg.s3:
             self.store = self._s3(self.cfg.bucket, self.cfg.prefix)
         else:

@@ -35,7 +35,7 @@ from foto3d.proto.jobs import (
     SubmitRequest,
     WorkItem,
 )
-from foto3d.services.queue.config import QueueConfig, backoff
+from foto3d.services.queue.settings import QueueSettings, backoff
 from foto3d.services.queue.store import TERMINAL, JobStore
 from foto3d.services.queue.tail import EventTail
 from foto3d.services.queue.validation import SubmissionError, dedupe_key, validate_submission
@@ -51,7 +51,7 @@ def job_id_for(request_id: str) -> str:
 
 
 class LeaderDuties:
-    def __init__(self, bus: Bus, store: JobStore, tail: EventTail, cfg: QueueConfig, actor: str) -> None:
+    def __init__(self, bus: Bus, store: JobStore, tail: EventTail, cfg: QueueSettings, actor: str) -> None:
         self.bus = bus
         self.store = store
         self.tail = tail

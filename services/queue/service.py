@@ -40,9 +40,9 @@ from foto3d.proto.jobs import (
     SubmitRequest,
 )
 from foto3d.services.queue import api
-from foto3d.services.queue.config import QueueConfig, load_queue_config
 from foto3d.services.queue.leader import LeaderDuties
 from foto3d.services.queue.lease import LeaderLease, LeaseHolder
+from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
 from foto3d.services.queue.tail import EventTail
 from foto3d.services.queue.validation import SubmissionError, decode_submission
@@ -58,7 +58,7 @@ class QueueService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = QueueConfig()
+        self.cfg = QueueSettings()
         self.store: JobStore | None = None
         self.tail: EventTail | None = None
         self.lease: LeaderLease | None = None
@@ -76,7 +76,7 @@ class QueueService(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.cfg = load_queue_config(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         self.store = JobStore(ctx.data_dir("queue") / "jobs.sqlite")
         await self.store.open()
         self.tail = EventTail(ctx.bus, self.store, self._on_change, self.instance_id)

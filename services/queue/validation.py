@@ -18,7 +18,7 @@ import msgspec
 
 from foto3d.proto.jobs import SubmitRequest, TrainOptions
 from foto3d.proto.naming import NamingError, validate_object_id
-from foto3d.services.queue.config import QueueConfig
+from foto3d.services.queue.settings import QueueSettings
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".dng", ".exr"})
 
@@ -75,7 +75,7 @@ def normalise_dataset(uri: str) -> str:
     return uri.rstrip("/")
 
 
-async def validate_submission(req: SubmitRequest, cfg: QueueConfig) -> None:
+async def validate_submission(req: SubmitRequest, cfg: QueueSettings) -> None:
     """Raise :class:`SubmissionError` if ``req`` cannot be trained."""
     try:
         validate_object_id(req.object_id)
@@ -116,7 +116,7 @@ def check_local_dataset(path: Path) -> None:
     )
 
 
-def check_s3_dataset(uri: str, cfg: QueueConfig) -> None:
+def check_s3_dataset(uri: str, cfg: QueueSettings) -> None:
     """HEAD the dataset's prefix when S3 credentials are configured; else apply the policy."""
     import boto3
     import botocore.exceptions

@@ -52,11 +52,11 @@ from foto3d.proto.jobs import (
     JobSucceeded,
     WorkItem,
 )
-from foto3d.services.trainer.config import TrainerConfig
 from foto3d.services.trainer.joblog import JobLog
 from foto3d.services.trainer.pipeline import Pipeline, PipelineResult
 from foto3d.services.trainer.process import StepError
 from foto3d.services.trainer.progress import Throttle
+from foto3d.services.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class JobRun:
     bus: Bus
     msg: Msg
     item: WorkItem
-    cfg: TrainerConfig
+    cfg: TrainerSettings
     store: BlobStore
     joblog: JobLog
     work_root: Path

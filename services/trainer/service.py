@@ -27,10 +27,10 @@ from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage import BlobStore, open_store
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import WorkItem
-from foto3d.services.trainer.config import TrainerConfig, load_config, store_uri
 from foto3d.services.trainer.job import JobRun, Outcome
 from foto3d.services.trainer.joblog import JobLog
 from foto3d.services.trainer.preflight import missing_tools
+from foto3d.services.trainer.settings import SETTINGS, TrainerSettings, store_uri
 from foto3d.services.trainer.work import WorkSource
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Trainer(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = TrainerConfig()
+        self.cfg = TrainerSettings()
         self.trainer_id = ""
         self.jobs: dict[str, JobRun] = {}
         self.counts: dict[str, int] = {o.value: 0 for o in Outcome}
@@ -63,7 +63,7 @@ class Trainer(Service):
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.cfg = load_config(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         self.trainer_id = self.cfg.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
         self._store = open_store(store_uri(self.cfg, ctx.settings))
         self._work_root = ctx.data_dir("trainer") / "work"

@@ -16,8 +16,8 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
-from foto3d.services.notifier.config import parse_smtp_url
 from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.settings import parse_smtp_url
 from tests.conftest import running_services
 from tests.notifier.conftest import SmtpServer, wait_for
 from tests.notifier.helpers import notifier_settings

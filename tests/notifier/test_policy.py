@@ -16,11 +16,11 @@ from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.alerts import Severity
 from foto3d.proto.logs import Level
-from foto3d.services.notifier.config import NotifierConfig
 from foto3d.services.notifier.delivery import HOUR
 from foto3d.services.notifier.model import AlertInfo, normalize_message
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.store import OutboxRow
 from tests.conftest import running_services
 from tests.notifier.conftest import SmtpServer, wait_for
@@ -172,7 +172,7 @@ stop = true
 to = ["never@example.com"]
 """
     )
-    cfg = NotifierConfig.load(Settings.load(data_dir=tmp_path))
+    cfg = NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))
 
     def info(sev: Severity, kind: str, obj: str | None) -> AlertInfo:
         return AlertInfo(
@@ -194,7 +194,7 @@ to = ["never@example.com"]
 
     (tmp_path / "foto3d.toml").write_text('[notifier]\nto = ["not-an-address"]\n')
     with pytest.raises(ConfigError, match="not an email address"):
-        NotifierConfig.load(Settings.load(data_dir=tmp_path))
+        NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))
     (tmp_path / "foto3d.toml").write_text("[notifier]\ngroup_wiat = 1\n")
     with pytest.raises(ConfigError, match="group_wiat"):
-        NotifierConfig.load(Settings.load(data_dir=tmp_path))
+        NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))

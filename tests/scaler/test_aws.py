@@ -21,9 +21,9 @@ from foto3d.libs.config import Settings
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.services.scaler.backends.aws_ec2 import AwsEc2Backend
-from foto3d.services.scaler.config import AwsConfig
 from foto3d.services.scaler.policy import LaunchRequest
 from foto3d.services.scaler.service import Scaler
+from foto3d.services.scaler.settings import AwsSettings
 from tests.conftest import free_port, running_services
 from tests.trainer.helpers import make_dataset, submit_work, work_item
 
@@ -63,8 +63,8 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     return ec2
 
 
-def aws_cfg(moto_url: str) -> AwsConfig:
-    return AwsConfig(
+def aws_cfg(moto_url: str) -> AwsSettings:
+    return AwsSettings(
         region=REGION,
         endpoint_url=moto_url,
         image="registry.example/foto3d-trainer:1",
