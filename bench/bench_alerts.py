@@ -40,12 +40,12 @@ from aiosmtpd.controller import Controller
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.logsdk import LogShipper, NatsLogHandler
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.logs import LogBatch
 
 _headers = email.parser.BytesHeaderParser(policy=email.policy.default)

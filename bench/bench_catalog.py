@@ -33,12 +33,12 @@ import aiohttp
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
 from foto3d.libs.auth import UserStore
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.topology import ConsumerSpec, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.jobs import (
     Artifact,

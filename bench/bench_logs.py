@@ -31,11 +31,11 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.logs import LogBatch, LogRecord
 from foto3d.services.log_collector.store import LogStore, Row
 

@@ -27,13 +27,12 @@ import nats.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
-from foto3d.proto.jobs import JobsList, JobsQuery, SubmitReply, SubmitRequest, TrainOptions, WorkItem
-from foto3d.services.queue import api
-from foto3d.services.queue.leader import job_id_for
+from foto3d.proto import subjects
+from foto3d.proto.api import ServiceError
+from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, TrainOptions, WorkItem, job_id_for
 from foto3d.services.queue.lease import BUCKET, KEY, LeaseHolder
 from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
 from tests.queue.trainer_stub import StubTrainer
@@ -63,10 +62,9 @@ async def submit_with_retry(bus: Bus, req: SubmitRequest) -> float:
     first = time.time()
     while True:
         try:
-            reply = await bus.request(api.SUBMIT, req, SubmitReply, timeout=3)
-            if reply.ok:
-                return first
-        except (TimeoutError, nats.errors.Error):
+            await bus.call(SUBMIT, req, timeout=3)
+            return first
+        except (TimeoutError, nats.errors.Error, ServiceError):
             pass
         await asyncio.sleep(0.2)
 
@@ -75,7 +73,7 @@ async def wait_done(bus: Bus, n: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            listed = await bus.request(api.LIST, JobsQuery(limit=1), JobsList, timeout=5)
+            listed = await bus.call(LIST, JobsQuery(limit=1), timeout=5)
             if listed.counts.get("succeeded", 0) >= n:
                 return
         except (TimeoutError, nats.errors.Error):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
+from foto3d.proto import subjects
 from foto3d.proto.jobs import (
     JobEvent,
     JobFailed,

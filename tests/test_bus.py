@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.topology import TOPOLOGY, ConsumerSpec, StreamSpec, Topology, provision
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 
 

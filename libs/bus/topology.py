@@ -25,7 +25,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from foto3d.libs.bus import subjects
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Topology:
 TOPOLOGY = Topology(
     streams=[
         StreamSpec(
-            "LOGS",
+            subjects.LOGS_STREAM,
             [subjects.LOGS_ALL],
             "Log batches from SDKs, `foto3d run`, trainers and rigs; the collector stores them.",
             max_age=7 * DAY,
@@ -127,20 +127,20 @@ TOPOLOGY = Topology(
             duplicate_window=600.0,
         ),
         StreamSpec(
-            "DEAD",
+            subjects.DEAD_STREAM,
             [subjects.DEAD_ALL],
             "Dead letters: malformed messages and exhausted work, each with its reason.",
             max_age=30 * DAY,
             max_bytes=1 * GiB,
         ),
         StreamSpec(
-            "JOB_EVENTS",
+            subjects.JOB_EVENTS_STREAM,
             [subjects.JOB_EVENTS_ALL],
             "Job state changes and progress, the queue's public history.",
             max_age=90 * DAY,
         ),
         StreamSpec(
-            "SUBMISSIONS",
+            subjects.SUBMISSIONS_STREAM,
             [subjects.JOB_SUBMIT],
             "Job submissions from rigs and the CLI, held until the queue leader takes them.",
             retention=RetentionPolicy.WORK_QUEUE,
@@ -148,7 +148,7 @@ TOPOLOGY = Topology(
             max_msgs=100_000,
         ),
         StreamSpec(
-            "WORK",
+            subjects.WORK_STREAM,
             [subjects.WORK_TRAIN_ALL],
             "Training work for trainers, one message per job attempt.",
             retention=RetentionPolicy.WORK_QUEUE,
@@ -159,19 +159,19 @@ TOPOLOGY = Topology(
             duplicate_window=DAY,
         ),
         StreamSpec(
-            "QUEUE_ADVISORIES",
-            ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"],
+            subjects.QUEUE_ADVISORIES_STREAM,
+            [subjects.WORK_MAX_DELIVERIES],
             "MaxDeliver advisories of the WORK consumers, kept until the queue leader marks the job dead.",
             retention=RetentionPolicy.WORK_QUEUE,
             max_age=7 * DAY,
         ),
         StreamSpec(
-            "OBJECT_EVENTS",
+            subjects.OBJECT_EVENTS_STREAM,
             [subjects.OBJECT_EVENTS_ALL],
             "Everything that happens to a catalog object, the source of its timeline.",
         ),
         StreamSpec(
-            "HEARTBEATS",
+            subjects.HEARTBEATS_STREAM,
             [subjects.HEARTBEATS_ALL],
             "Last heartbeat of every participant (one message per subject); read by the notifier "
             "and `foto3d status`. Senders may use plain core publishes.",
@@ -180,7 +180,7 @@ TOPOLOGY = Topology(
             max_msg_size=64 * 1024,
         ),
         StreamSpec(
-            "ALERTS",
+            subjects.ALERTS_STREAM,
             [subjects.ALERTS_ALL],
             "Alerts raised and resolved by the notifier.",
             max_age=90 * DAY,
@@ -188,7 +188,7 @@ TOPOLOGY = Topology(
     ],
     consumers=[
         ConsumerSpec(
-            "LOGS",
+            subjects.LOGS_STREAM,
             "log-collector",
             "Stores every log batch in the log store.",
             # Storing is idempotent (unique source+seq), so an early redelivery costs
@@ -196,13 +196,13 @@ TOPOLOGY = Topology(
             ack_wait=10.0,
         ),
         ConsumerSpec(
-            "LOGS",
+            subjects.LOGS_STREAM,
             "notifier-logs",
             "Watches log batches for ERROR and CRITICAL records.",
             deliver_policy=DeliverPolicy.NEW,
         ),
         ConsumerSpec(
-            "JOB_EVENTS",
+            subjects.JOB_EVENTS_STREAM,
             "notifier-jobs",
             "Watches job events for failed and dead jobs.",
             deliver_policy=DeliverPolicy.NEW,
@@ -211,7 +211,7 @@ TOPOLOGY = Topology(
         # A trainer calls in_progress() every ~10 s; 5 deliveries without an ack (a trainer
         # that keeps dying on the job) raise a MaxDeliver advisory and the queue marks it dead.
         ConsumerSpec(
-            "WORK",
+            subjects.WORK_STREAM,
             "trainer-vip",
             "VIP training work; trainers take it before normal work.",
             filter_subject=subjects.work_train("vip"),
@@ -220,7 +220,7 @@ TOPOLOGY = Topology(
             max_ack_pending=1_000,
         ),
         ConsumerSpec(
-            "WORK",
+            subjects.WORK_STREAM,
             "trainer-normal",
             "Normal-priority training work.",
             filter_subject=subjects.work_train("normal"),
@@ -229,19 +229,21 @@ TOPOLOGY = Topology(
             max_ack_pending=1_000,
         ),
         ConsumerSpec(
-            "SUBMISSIONS",
+            subjects.SUBMISSIONS_STREAM,
             "queue",
             "Durable submissions (rigs, offline clients); only the queue leader fetches.",
             ack_wait=10.0,
         ),
         ConsumerSpec(
-            "QUEUE_ADVISORIES",
+            subjects.QUEUE_ADVISORIES_STREAM,
             "queue",
             "MaxDeliver advisories of WORK; only the queue leader fetches.",
             ack_wait=10.0,
         ),
         ConsumerSpec(
-            "OBJECT_EVENTS", "catalog-objects", "Builds object states and timelines in the catalog."
+            subjects.OBJECT_EVENTS_STREAM,
+            "catalog-objects",
+            "Builds object states and timelines in the catalog.",
         ),
         ConsumerSpec("JOB_EVENTS", "catalog-jobs", "Adds job events to object timelines in the catalog."),
     ],

@@ -39,11 +39,11 @@ import msgspec
 import nats.errors
 
 from foto3d import __version__
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import ConfigError, Settings, default_data_dir, split_urls
 from foto3d.libs.logsdk.seq import SeqCounter
 from foto3d.libs.logsdk.spool import Dropped, Spool
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.logs import (
     MAX_BATCH_BYTES,

@@ -19,7 +19,7 @@ from email.utils import formatdate
 from typing import Literal
 from urllib.parse import urlencode
 
-from foto3d.libs.bus import subjects
+from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised, AlertResolved
 from foto3d.proto.base import encode
 from foto3d.proto.logs import Level

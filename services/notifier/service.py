@@ -27,8 +27,10 @@ from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.heartbeat import Seen
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto.api import ServiceError
+from foto3d.proto.base import tolerant_decoder
 from foto3d.proto.jobs import JobDead, JobFailed
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply
+from foto3d.proto.logs import LOG_QUERY, Level, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
 from foto3d.services.notifier.delivery import OutboxSender
@@ -49,14 +51,8 @@ log = logging.getLogger(__name__)
 
 _batch_json = msgspec.json.Decoder(LogBatch)
 _batch_msgpack = msgspec.msgpack.Decoder(LogBatch)
-_job_json = msgspec.json.Decoder(JobFailed | JobDead)
-
-
-class _Tag(msgspec.Struct):
-    type: str = ""
-
-
-_tag_dec = msgspec.json.Decoder(_Tag)
+# Only failed and dead jobs matter here; other (and future) event types pass untouched.
+decode_job_event = tolerant_decoder(JobFailed | JobDead)
 
 
 def decode_batch(data: bytes, _headers: Mapping[str, str]) -> LogBatch:
@@ -64,14 +60,6 @@ def decode_batch(data: bytes, _headers: Mapping[str, str]) -> LogBatch:
     if data[:1] == b"{":
         return _batch_json.decode(data)
     return _batch_msgpack.decode(data)
-
-
-def decode_job_event(data: bytes, _headers: Mapping[str, str]) -> JobFailed | JobDead | None:
-    """Only failed and dead jobs matter here; other (and future) event types pass untouched."""
-    if _tag_dec.decode(data).type not in ("job.failed/1", "job.dead/1"):
-        return None
-    ev: JobFailed | JobDead = _job_json.decode(data)
-    return ev
 
 
 ERROR_KINDS = ("log_error", "job_failed", "job_dead")
@@ -295,10 +283,14 @@ class Notifier(Service):
             return list(info.context)
         lines = {(c.source, c.seq if c.seq is not None else c.ts, c.message): c for c in info.context}
         try:
-            reply = await self.context.bus.request(
-                LOG_QUERY_SUBJECT, q, LogQueryReply, timeout=cfg.section.context_timeout
-            )
-        except (TimeoutError, nats.errors.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            reply = await self.context.bus.call(LOG_QUERY, q, timeout=cfg.section.context_timeout)
+        except (
+            TimeoutError,
+            nats.errors.Error,
+            ServiceError,
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+        ) as exc:
             self._context_misses += 1
             log.debug("log store did not answer (%r); using the lines at hand", exc)
             reply = LogQueryReply(records=[])

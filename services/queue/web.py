@@ -9,7 +9,8 @@ import msgspec
 from aiohttp import web
 
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.jobs import JobRef, JobsQuery, JobState
+from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery, JobState
 
 if TYPE_CHECKING:
     from foto3d.services.queue.service import QueueService
@@ -96,22 +97,24 @@ class JobsPages:
         return _json(await self.svc.list_jobs(query))
 
     async def api_get(self, request: web.Request) -> web.Response:
-        detail = await self.svc.job_detail(request.match_info["job_id"])
-        if not detail.ok:
-            return _json({"error": detail.error}, 404)
+        try:
+            detail = await self.svc.job_detail(JobRef(job_id=request.match_info["job_id"]))
+        except ServiceError as exc:
+            return _json({"error": exc.description}, 404)
         logs = f"{self.svc.context.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
         return _json({**msgspec.to_builtins(detail), "logs_url": logs})
 
-    async def _action(self, request: web.Request, op: str) -> web.Response:
-        ref = JobRef(
-            job_id=request.match_info["job_id"], actor="dashboard", reason=f"{op} from the jobs page"
-        )
-        raw = await self.svc.command(op, _enc.encode(ref))
-        reply = msgspec.json.decode(raw)
-        return _json(reply, 200 if reply.get("ok") else 409)
+    async def _action(self, request: web.Request, command: Api[JobRef, JobActionReply]) -> web.Response:
+        job_id = request.match_info["job_id"]
+        ref = JobRef(job_id=job_id, actor="dashboard", reason=f"{command.name} from the jobs page")
+        try:
+            reply = await self.svc.command(command, ref)
+        except ServiceError as exc:
+            return _json({"ok": False, "job_id": job_id, "error": exc.description}, 409)
+        return _json({"ok": True, **msgspec.to_builtins(reply)})
 
     async def api_cancel(self, request: web.Request) -> web.Response:
-        return await self._action(request, "cancel")
+        return await self._action(request, CANCEL)
 
     async def api_requeue(self, request: web.Request) -> web.Response:
-        return await self._action(request, "requeue")
+        return await self._action(request, REQUEUE)

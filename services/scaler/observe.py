@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import decode_heartbeat, read_heartbeats
+from foto3d.proto import subjects
 from foto3d.proto.jobs import WorkItem
 from foto3d.services.scaler.policy import TrainerSeen
 
@@ -78,7 +79,7 @@ class TrainerWatch:
             for s in beats:
                 if s.beat.kind == "trainer":
                     self._note(s.beat.id, s.seen_at, s.beat.job_id is not None, s.beat.stopping)
-        self._sub = await self.bus.nc.subscribe("f3d.hb.trainer.*", cb=self._on_beat)
+        self._sub = await self.bus.nc.subscribe(subjects.heartbeats_of("trainer"), cb=self._on_beat)
 
     async def _on_beat(self, msg: Msg) -> None:
         try:

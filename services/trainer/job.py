@@ -36,11 +36,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.storage import BlobStore
 from foto3d.libs.tracing.consume import consume_span
+from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import (

@@ -21,10 +21,10 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage import BlobStore, open_store
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import WorkItem
 from foto3d.services.trainer.job import JobRun, Outcome

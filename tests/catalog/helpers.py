@@ -14,11 +14,11 @@ import aiohttp
 
 from foto3d.app.runtime import Runtime
 from foto3d.libs.auth import UserStore
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.splat import write as write_splat
 from foto3d.libs.splat.synthetic import synthetic_object
+from foto3d.proto import subjects
 from foto3d.proto.jobs import Artifact, JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
 
 T = TypeVar("T")

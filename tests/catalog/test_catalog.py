@@ -9,9 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.jobs import JobQueued, JobSucceeded
 from foto3d.proto.objects import ObjectStatusChanged
 from foto3d.services.catalog.service import CatalogService

@@ -14,9 +14,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import LogCollector
 from tests.conftest import running_services
 from tests.log_collector.helpers import batch, wait_for

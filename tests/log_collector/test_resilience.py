@@ -12,11 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import DB_NAME, LogCollector
 from tests.conftest import running_services
 from tests.log_collector.helpers import batch, wait_for

@@ -11,12 +11,12 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised
 from foto3d.proto.jobs import JobDead, JobFailed
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogQuery, LogQueryReply
+from foto3d.proto.logs import LOG_QUERY, Level, LogQuery
 from foto3d.services.notifier.service import Notifier
 from tests.conftest import free_port, running_services
 from tests.notifier.conftest import SmtpServer, wait_for
@@ -53,7 +53,7 @@ async def test_error_record_gives_one_mail_with_content_and_webhook(
             q = LogQuery(job_id="job42", limit=50)
 
             async def stored() -> int:
-                return len((await bus.request(LOG_QUERY_SUBJECT, q, LogQueryReply)).records)
+                return len((await bus.call(LOG_QUERY, q)).records)
 
             for _ in range(250):
                 if await stored() == 30:

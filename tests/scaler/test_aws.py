@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.services.scaler.backends.aws_ec2 import AwsEc2Backend
