@@ -27,6 +27,7 @@ import nats.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
@@ -86,7 +87,7 @@ async def throughput(root: Path, jobs: int, concurrency: int, rate: float, direc
     """``direct``: the baseline, WorkItems published straight to WORK with no queue in between."""
     server = NatsServer(store_dir=root / "nats").start()
     bus = await connect([server.client_url], "bench")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     queue = None if direct else start_queue([server.client_url], root / "q", root / "q.log", replicas=1)
     trainers = [StubTrainer(bus, f"t{i}") for i in range(4)]
     try:

@@ -38,7 +38,7 @@ from foto3d.proto.heartbeat import Heartbeat, Progress
 
 log = logging.getLogger(__name__)
 
-HEARTBEATS_STREAM = "HEARTBEATS"
+HEARTBEATS_STREAM = subjects.HEARTBEATS_STREAM
 DEFAULT_INTERVAL = 5.0
 LivenessState = Literal["alive", "late", "lost", "stopped"]
 StateFn = Callable[[], dict[str, Any]]

@@ -252,11 +252,11 @@ SCHEMAS = (
 # ---------------------------------------------------------------------------
 # The queue's API (any instance answers; commands run on the leader)
 # ---------------------------------------------------------------------------
-SUBMIT = Api("jobs", "submit", SubmitRequest, SubmitReply)
-LIST = Api("jobs", "list", JobsQuery, JobsList)
-GET = Api("jobs", "get", JobRef, JobDetail)
-CANCEL = Api("jobs", "cancel", JobRef, JobActionReply)
-REQUEUE = Api("jobs", "requeue", JobRef, JobActionReply)
+SUBMIT: Api[SubmitRequest, SubmitReply] = Api("jobs", "submit", SubmitRequest, SubmitReply)
+LIST: Api[JobsQuery, JobsList] = Api("jobs", "list", JobsQuery, JobsList)
+GET: Api[JobRef, JobDetail] = Api("jobs", "get", JobRef, JobDetail)
+CANCEL: Api[JobRef, JobActionReply] = Api("jobs", "cancel", JobRef, JobActionReply)
+REQUEUE: Api[JobRef, JobActionReply] = Api("jobs", "requeue", JobRef, JobActionReply)
 # Only the current queue leader listens here; the other instances forward commands to it
 # (same bodies and replies as the public command).
 LEADER_PREFIX = f"{API_PREFIX}.queue.leader"

@@ -132,7 +132,7 @@ class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 # Any collector instance answers from its store.
-LOG_QUERY = Api("logs", "query", LogQuery, LogQueryReply)
+LOG_QUERY: Api[LogQuery, LogQueryReply] = Api("logs", "query", LogQuery, LogQueryReply)
 
 
 def search_words(text: str) -> list[tuple[str, bool]]:

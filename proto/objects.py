@@ -227,20 +227,22 @@ class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 # The catalog's API. Its replies are the catalog's row views (the same JSON its HTTP
 # API serves), so they are plain objects and lists rather than Structs.
 Row = dict[str, Any]
-CUSTOMER_ADD = Api("catalog", "customer-add", CustomerAdd, Row)
-CUSTOMERS = Api("catalog", "customers", NoBody, list[Row])
-REGISTER = Api("catalog", "register", RegisterObject, Row)
-LIST = Api("catalog", "list", ObjectQuery, Row)  # {"items", "total", "page", "limit"}
-SHOW = Api("catalog", "show", ObjectRef, Row)
-TIMELINE = Api("catalog", "timeline", ObjectRef, list[Row])
-CAPTURE = Api("catalog", "capture", CaptureRequest, Row)
-REVIEW = Api("catalog", "review", ReviewRequest, Row)
-STATUS = Api("catalog", "status", StatusRequest, Row)
-PUBLISH = Api("catalog", "publish", ObjectRef, Row)
-RESUBMIT = Api("catalog", "resubmit", ObjectRef, Row)
-BOARD = Api("catalog", "board", NoBody, Row)
+CUSTOMER_ADD: Api[CustomerAdd, Row] = Api("catalog", "customer-add", CustomerAdd, Row)
+CUSTOMERS: Api[NoBody, list[Row]] = Api("catalog", "customers", NoBody, list[Row])
+REGISTER: Api[RegisterObject, Row] = Api("catalog", "register", RegisterObject, Row)
+LIST: Api[ObjectQuery, Row] = Api("catalog", "list", ObjectQuery, Row)  # {"items", "total", "page", "limit"}
+SHOW: Api[ObjectRef, Row] = Api("catalog", "show", ObjectRef, Row)
+TIMELINE: Api[ObjectRef, list[Row]] = Api("catalog", "timeline", ObjectRef, list[Row])
+CAPTURE: Api[CaptureRequest, Row] = Api("catalog", "capture", CaptureRequest, Row)
+REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
+STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
+PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
+RESUBMIT: Api[ObjectRef, Row] = Api("catalog", "resubmit", ObjectRef, Row)
+BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
 # The publisher's: upload an approved job's files and answer with the published event.
-PUBLISHER_PUBLISH = Api("publisher", "publish", PublishRequest, PublishReply)
+PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
+    "publisher", "publish", PublishRequest, PublishReply
+)
 
 SCHEMAS = (
     CustomerAdd,

@@ -28,6 +28,9 @@ QUEUE_ADVISORIES_STREAM = "QUEUE_ADVISORIES"
 OBJECT_EVENTS_STREAM = "OBJECT_EVENTS"
 HEARTBEATS_STREAM = "HEARTBEATS"
 ALERTS_STREAM = "ALERTS"
+# The trainers' work consumers, watched by name by the scaler and KEDA too.
+TRAINER_VIP_CONSUMER = "trainer-vip"
+TRAINER_NORMAL_CONSUMER = "trainer-normal"
 # MaxDeliver advisories of the WORK stream's consumers.
 WORK_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"
 

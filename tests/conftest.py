@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from foto3d.app.runtime import Runtime
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
@@ -36,7 +37,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     """A connection to ``nats_server`` with the whole topology provisioned."""
     b = await connect([nats_server.client_url], "test")
-    await provision(b.js)
+    await provision(b.js, assemble())
     yield b
     await b.close()
 

@@ -14,6 +14,7 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
 from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
@@ -47,7 +48,7 @@ class Runtime:
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
-        await provision(self._control.js, replicas=BUS_SETTINGS.load(self.settings).replicas)
+        await provision(self._control.js, assemble(), replicas=BUS_SETTINGS.load(self.settings).replicas)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()

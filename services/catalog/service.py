@@ -17,9 +17,7 @@ from aiohttp import web
 from foto3d.libs.auth import Auth
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, serve
-from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
-from foto3d.proto import subjects
 from foto3d.proto.api import NoBody
 from foto3d.proto.base import tolerant_decoder
 from foto3d.proto.jobs import JobEvent
@@ -45,7 +43,7 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages
+from foto3d.services.catalog import api, pages, topology
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
@@ -56,6 +54,7 @@ OPTIMIZE_EVERY_S = 1800.0
 
 class CatalogService(Service):
     name = "catalog"
+    consumer_specs = (topology.OBJECT_EVENTS, topology.JOB_EVENTS)
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -101,14 +100,11 @@ class CatalogService(Service):
         self.consumers = [
             PullConsumer(
                 bus=ctx.bus,
-                spec=consumer_spec(stream, durable),
+                spec=spec,
                 decode=tolerant_decoder(tp),
                 handler=self._ingest,
             )
-            for stream, durable, tp in (
-                (subjects.OBJECT_EVENTS_STREAM, "catalog-objects", ObjectEvent),
-                (subjects.JOB_EVENTS_STREAM, "catalog-jobs", JobEvent),
-            )
+            for spec, tp in ((topology.OBJECT_EVENTS, ObjectEvent), (topology.JOB_EVENTS, JobEvent))
         ]
         for c in self.consumers:
             c.start()

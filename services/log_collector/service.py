@@ -15,10 +15,8 @@ from aiohttp import web
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, serve
-from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto import subjects
 from foto3d.proto.api import UNAVAILABLE, ServiceError
 from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
@@ -28,6 +26,7 @@ from foto3d.services.log_collector.retention import Pruner
 from foto3d.services.log_collector.settings import SETTINGS, LogCollectorSettings
 from foto3d.services.log_collector.store import LogStore, rows_from_batches
 from foto3d.services.log_collector.tail import TailHub
+from foto3d.services.log_collector.topology import STORE_LOGS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,7 @@ class OversizedMessage(ValueError):
 
 class LogCollector(Service):
     name = "log_collector"
+    consumer_specs = (STORE_LOGS,)
     description = "Stores log batches in sqlite with full-text search; search API and live tail."
 
     def __init__(self) -> None:
@@ -98,7 +98,7 @@ class LogCollector(Service):
         self._tasks.append(asyncio.create_task(self._watch_lag(), name="log-lag"))
         self.consumer = PullConsumer(
             bus=ctx.bus,
-            spec=consumer_spec(subjects.LOGS_STREAM, "log-collector"),
+            spec=STORE_LOGS,
             decode=self._decode,
             handler=self._store_batches,
             batch=cfg.fetch_batch,
@@ -154,7 +154,7 @@ class LogCollector(Service):
         """Messages not yet stored (pending + unacknowledged), refreshed every few seconds."""
         while True:
             with contextlib.suppress(Exception):
-                info = await self.context.bus.js.consumer_info(subjects.LOGS_STREAM, "log-collector")
+                info = await self.context.bus.js.consumer_info(STORE_LOGS.stream, STORE_LOGS.durable)
                 self.lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
             await asyncio.sleep(LAG_POLL_S)
 

@@ -23,7 +23,6 @@ import msgspec
 import nats.errors
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.heartbeat import Seen
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
@@ -45,6 +44,7 @@ from foto3d.services.notifier.model import (
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS
 from foto3d.services.notifier.watch import HeartbeatWatch
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ ERROR_KINDS = ("log_error", "job_failed", "job_dead")
 
 class Notifier(Service):
     name = "notifier"
+    consumer_specs = (WATCH_LOGS, WATCH_JOBS)
     description = "Alerts by email and webhook on errors, failed jobs and interruptions"
 
     def __init__(self) -> None:
@@ -105,14 +106,14 @@ class Notifier(Service):
         await self.watch.start()
         logs = PullConsumer[LogBatch](
             bus=ctx.bus,
-            spec=consumer_spec("LOGS", "notifier-logs"),
+            spec=WATCH_LOGS,
             decode=decode_batch,
             handler=self._on_logs,
             fetch_timeout=0.5,
         )
         jobs = PullConsumer[JobFailed | JobDead | None](
             bus=ctx.bus,
-            spec=consumer_spec("JOB_EVENTS", "notifier-jobs"),
+            spec=WATCH_JOBS,
             decode=decode_job_event,
             handler=self._on_jobs,
             fetch_timeout=0.5,

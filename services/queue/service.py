@@ -23,7 +23,6 @@ from nats.aio.subscription import Subscription
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, decode_request, serve
-from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
@@ -61,6 +60,7 @@ from foto3d.services.queue.lease import LeaderLease, LeaseHolder
 from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
 from foto3d.services.queue.tail import EventTail
+from foto3d.services.queue.topology import ADVISORIES, LEADER_LEASE, SUBMISSIONS
 from foto3d.services.queue.web import JobsPages
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ _enc = msgspec.json.Encoder()
 
 class QueueService(Service):
     name = "queue"
+    consumer_specs = (SUBMISSIONS, ADVISORIES)
+    bucket_specs = (LEADER_LEASE,)
     description = "Training jobs: submissions, state machine, retries, dead letters, failover."
 
     def __init__(self) -> None:
@@ -183,14 +185,14 @@ class QueueService(Service):
         self._consumers = [
             PullConsumer(
                 bus=ctx.bus,
-                spec=consumer_spec(subjects.SUBMISSIONS_STREAM, "queue"),
+                spec=SUBMISSIONS,
                 decode=lambda data, headers: _stream_submission(data, headers),
                 handler=self._stream_submissions,
                 batch=64,
             ),
             PullConsumer.for_type(
                 ctx.bus,
-                consumer_spec(subjects.QUEUE_ADVISORIES_STREAM, "queue"),
+                ADVISORIES,
                 dict[str, Any],
                 self._advisories,
                 batch=16,

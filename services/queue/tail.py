@@ -26,7 +26,7 @@ from foto3d.proto.jobs import JobEvent
 from foto3d.services.queue.store import JobStore
 
 log = logging.getLogger(__name__)
-STREAM = "JOB_EVENTS"
+STREAM = subjects.JOB_EVENTS_STREAM
 _dec = msgspec.json.Decoder(JobEvent)
 
 # Called after each applied batch with the job ids whose state changed; must not wait

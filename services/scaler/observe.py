@@ -21,8 +21,8 @@ from foto3d.services.scaler.policy import TrainerSeen
 
 log = logging.getLogger(__name__)
 
-WORK_STREAM = "WORK"
-WORK_CONSUMERS = ("trainer-vip", "trainer-normal")  # VIP first: its jobs get machines first
+# VIP first: its jobs get machines first.
+WORK_CONSUMERS = (subjects.TRAINER_VIP_CONSUMER, subjects.TRAINER_NORMAL_CONSUMER)
 PEEK_LIMIT = 50
 
 _work = msgspec.json.Decoder(WorkItem)
@@ -44,7 +44,7 @@ async def work_view(bus: Bus, peek: int = PEEK_LIMIT) -> WorkView:
     view = WorkView()
     for durable in WORK_CONSUMERS:
         try:
-            info = await bus.js.consumer_info(WORK_STREAM, durable)
+            info = await bus.js.consumer_info(subjects.WORK_STREAM, durable)
         except NotFoundError:
             continue
         pending = int(info.num_pending or 0)
@@ -54,7 +54,7 @@ async def work_view(bus: Bus, peek: int = PEEK_LIMIT) -> WorkView:
         subject = info.config.filter_subject
         for _ in range(min(pending, max(0, peek - len(view.waiting)))):
             try:
-                raw = await bus.js.get_msg(WORK_STREAM, seq=seq, subject=subject, next=True)
+                raw = await bus.js.get_msg(subjects.WORK_STREAM, seq=seq, subject=subject, next=True)
             except (NotFoundError, nats.errors.Error):
                 break
             seq = int(raw.seq or seq) + 1

@@ -129,7 +129,9 @@ class JobRun:
 
     async def _already_cancelled(self) -> bool:
         try:
-            raw = await self.bus.js.get_last_msg("JOB_EVENTS", subjects.job_events(self.item.job_id))
+            raw = await self.bus.js.get_last_msg(
+                subjects.JOB_EVENTS_STREAM, subjects.job_events(self.item.job_id)
+            )
         except (NotFoundError, nats.errors.Error):
             return False
         try:

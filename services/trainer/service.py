@@ -31,6 +31,7 @@ from foto3d.services.trainer.job import JobRun, Outcome
 from foto3d.services.trainer.joblog import JobLog
 from foto3d.services.trainer.preflight import missing_tools
 from foto3d.services.trainer.settings import SETTINGS, TrainerSettings, store_uri
+from foto3d.services.trainer.topology import NORMAL_WORK, VIP_WORK
 from foto3d.services.trainer.work import WorkSource
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ _work_decoder = msgspec.json.Decoder(WorkItem)
 
 class Trainer(Service):
     name = "trainer"
+    consumer_specs = (VIP_WORK, NORMAL_WORK)
     description = "Runs nerfstudio on one dataset at a time and reports progress and results."
 
     def __init__(self) -> None:
@@ -222,7 +224,7 @@ class Trainer(Service):
         }
         with contextlib.suppress(Exception):
             await self.context.bus.publisher.publish_bytes(
-                subjects.dead(meta.stream or "WORK"), msg.data, headers=headers
+                subjects.dead(meta.stream or subjects.WORK_STREAM), msg.data, headers=headers
             )
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
