@@ -34,7 +34,8 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, TrainOptions, WorkItem, job_id_for
-from foto3d.services.queue.lease import BUCKET, KEY, LeaseHolder
+from foto3d.services.queue.lease import KEY, LeaseHolder
+from foto3d.services.queue.topology import LEADER_LEASE
 from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
 from tests.queue.trainer_stub import StubTrainer
 
@@ -47,7 +48,7 @@ def make_dataset(root: Path) -> Path:
 
 
 async def wait_leader(bus: Bus, timeout: float = 30.0) -> str:
-    kv = await bus.js.key_value(BUCKET)
+    kv = await bus.js.key_value(LEADER_LEASE.bucket)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -170,7 +171,7 @@ async def failover(root: Path, jobs: int) -> None:
             t.start()
         ids = [f"f{i}" for i in range(jobs)]
         killed_at = blocked = 0.0
-        kv = await bus.js.key_value(BUCKET)
+        kv = await bus.js.key_value(LEADER_LEASE.bucket)
         took_over: list[float] = []
 
         async def watch() -> None:

@@ -18,6 +18,7 @@ from foto3d.libs.auth import Auth
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import NoBody
 from foto3d.proto.base import tolerant_decoder
 from foto3d.proto.jobs import JobEvent
@@ -122,11 +123,9 @@ class CatalogService(Service):
         await self.store.ingest(d.event for d in batch if d.event is not None)
 
     async def stop(self) -> None:
-        if self._optimizer is not None:
-            self._optimizer.cancel()
-            self._optimizer = None
-        for t in list(self._tasks):
-            t.cancel()
+        # Everything that uses the store has ended before the store closes.
+        await cancel_and_wait(self._optimizer, *self._tasks)
+        self._optimizer = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []

@@ -94,9 +94,7 @@ class OutboxSender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout if timeout is not None else 5.0)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks)
 
     async def _pass(self, sem: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start delivery of every due row, in order per target; return when to look again."""

@@ -50,16 +50,13 @@ from foto3d.services.notifier.watch import HeartbeatWatch
 log = logging.getLogger(__name__)
 
 _batch_json = msgspec.json.Decoder(LogBatch)
-_batch_msgpack = msgspec.msgpack.Decoder(LogBatch)
 # Only failed and dead jobs matter here; other (and future) event types pass untouched.
 decode_job_event = tolerant_decoder(JobFailed | JobDead)
 
 
 def decode_batch(data: bytes, _headers: Mapping[str, str]) -> LogBatch:
-    """Log batches may travel as JSON or msgpack; both decode to the same validated Struct."""
-    if data[:1] == b"{":
-        return _batch_json.decode(data)
-    return _batch_msgpack.decode(data)
+    """Log batches travel as msgspec JSON, the one encoding of the log path (docs/benchmarks.md)."""
+    return _batch_json.decode(data)
 
 
 ERROR_KINDS = ("log_error", "job_failed", "job_dead")

@@ -24,6 +24,7 @@ from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage.base import BlobStore, StorageError
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import MiB, S3Store
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, FAILED, ServiceError
 from foto3d.proto.base import DecodeError, decode, decoder
@@ -80,11 +81,10 @@ class PublisherService(Service):
         self.ctx = ctx
 
     async def stop(self) -> None:
-        for t in list(self._tasks):
-            try:
-                await asyncio.wait_for(t, timeout=30)
-            except Exception:
-                t.cancel()
+        # Uploads in flight get a while to finish (their replies are awaited); then they stop.
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=30)
+        await cancel_and_wait(*self._tasks)
 
     def _s3(self, bucket: str, prefix: str = "") -> S3Store:
         c = self.cfg

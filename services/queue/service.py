@@ -23,9 +23,9 @@ from nats.aio.subscription import Subscription
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, decode_request, serve
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto import subjects
 from foto3d.proto.api import (
     BAD_REQUEST,
     ERROR_CODE_HEADER,
@@ -36,7 +36,6 @@ from foto3d.proto.api import (
     Api,
     ServiceError,
 )
-from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.jobs import (
     CANCEL,
     GET,
@@ -267,23 +266,25 @@ class QueueService(Service):
             await self.duties.max_deliveries(d.event)
 
     async def _heartbeats(self) -> None:
+        """A ``queue`` heartbeat per instance, carrying how many jobs wait (read fresh each beat)."""
         ctx = self.context
+        queued = 0
+        sender = HeartbeatSender(
+            ctx.bus,
+            "queue",
+            self.instance_id,
+            host=ctx.host,
+            version=self.version,
+            interval=self.cfg.heartbeat_s,
+            state_fn=lambda: {"pending": queued},
+        )
         while True:
             try:
                 assert self.store is not None
-                counts = await self.store.counts()
-                hb = Heartbeat(
-                    kind="queue",
-                    id=self.instance_id,
-                    host=ctx.host,
-                    version=self.version,
-                    ts=time.time(),
-                    interval_s=self.cfg.heartbeat_s,
-                    pending=counts.get(JobState.QUEUED.value, 0),
-                )
-                await ctx.bus.nc.publish(subjects.heartbeat("queue", self.instance_id), _enc.encode(hb))
-            except (nats.errors.Error, OSError) as exc:
-                log.debug("queue heartbeat not sent: %r", exc)
+                queued = (await self.store.counts()).get(JobState.QUEUED.value, 0)
+            except OSError as exc:
+                log.debug("queue heartbeat without a count: %r", exc)
+            await sender.beat()
             await asyncio.sleep(self.cfg.heartbeat_s)
 
     # -- commands (leader) and forwarding (standby) ------------------------------

@@ -39,6 +39,7 @@ from nats.js.errors import NotFoundError
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.storage import BlobStore
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.libs.tracing.consume import consume_span
 from foto3d.proto import subjects
 from foto3d.proto.base import now
@@ -243,11 +244,7 @@ class JobRun:
             )
             outcome = await self._supervise(self._pipeline)
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
-            for t in list(self._progress_tasks):
-                t.cancel()
+            await cancel_and_wait(keepalive, *self._progress_tasks)
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
@@ -264,13 +261,10 @@ class JobRun:
         try:
             await asyncio.wait({work, *waits}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for w in waits:
-                w.cancel()
+            await cancel_and_wait(*waits)
         if not work.done():
             await pipeline.stop()
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
+            await cancel_and_wait(work)
             if self.lost.is_set():
                 self.joblog.emit(
                     "ERROR",

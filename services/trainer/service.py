@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage import BlobStore, open_store
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import WorkItem
@@ -157,9 +158,7 @@ class Trainer(Service):
         try:
             await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.cancel()
-            if not slot.done():
-                slot.cancel()
+            await cancel_and_wait(stop, slot)  # an acquired slot is done, so kept
         if slot.done() and not slot.cancelled():
             if self._stopping.is_set():
                 self._slots.release()

@@ -20,7 +20,8 @@ import pytest
 from foto3d.libs.bus.connection import connect
 from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, job_id_for
-from foto3d.services.queue.lease import BUCKET, KEY, LeaseHolder
+from foto3d.services.queue.lease import KEY, LeaseHolder
+from foto3d.services.queue.topology import LEADER_LEASE
 from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue_ready
 from tests.queue.trainer_stub import StubTrainer
 
@@ -36,7 +37,7 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
     trainers = [StubTrainer(bus, f"t{i}", work_s=0.05) for i in range(2)]
     try:
         await provision_r3(bus)
-        kv = await bus.js.key_value(BUCKET)
+        kv = await bus.js.key_value(LEADER_LEASE.bucket)
 
         async def holder() -> str | None:
             try:
