@@ -21,7 +21,7 @@ from foto3d.proto.api import UNAVAILABLE, ServiceError
 from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
 from foto3d.services.log_collector.otlp import OtlpSink
-from foto3d.services.log_collector.page import LogsPage
+from foto3d.services.log_collector.pages import LogsPage
 from foto3d.services.log_collector.retention import Pruner
 from foto3d.services.log_collector.settings import SETTINGS, LogCollectorSettings
 from foto3d.services.log_collector.store import LogStore, rows_from_batches

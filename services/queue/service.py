@@ -54,13 +54,14 @@ from foto3d.proto.jobs import (
     decode_submission,
     leader_subject,
 )
+from foto3d.services.queue.api import JobsApi
 from foto3d.services.queue.leader import LeaderDuties
 from foto3d.services.queue.lease import LeaderLease, LeaseHolder
+from foto3d.services.queue.pages import JobsPages
 from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
 from foto3d.services.queue.tail import EventTail
 from foto3d.services.queue.topology import ADVISORIES, LEADER_LEASE, SUBMISSIONS
-from foto3d.services.queue.web import JobsPages
 
 log = logging.getLogger(__name__)
 _enc = msgspec.json.Encoder()
@@ -368,7 +369,7 @@ class QueueService(Service):
     # -- dashboard ---------------------------------------------------------------
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return JobsPages(self).routes()
+        return [*JobsPages(self).routes(), *JobsApi(self).routes()]
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Jobs", "/jobs", order=20)]

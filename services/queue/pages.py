@@ -1,26 +1,19 @@
-"""The jobs page, the job detail page and their JSON API (served by every instance)."""
+"""The jobs page and the job detail page (served by every instance; their data: ``api.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
 from aiohttp import web
 
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.api import Api, ServiceError
-from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery, JobState
+from foto3d.proto.jobs import JobState
 
 if TYPE_CHECKING:
     from foto3d.services.queue.service import QueueService
 
 STATIC = Path(__file__).parent / "static"
-_enc = msgspec.json.Encoder()
-
-
-def _json(obj: object, status: int = 200) -> web.Response:
-    return web.Response(body=_enc.encode(obj), status=status, content_type="application/json")
 
 
 class JobsPages:
@@ -31,10 +24,6 @@ class JobsPages:
         return [
             web.get("/jobs", self.page),
             web.get("/jobs/{job_id}", self.detail_page),
-            web.get("/api/jobs", self.api_list),
-            web.get("/api/jobs/{job_id}", self.api_get),
-            web.post("/api/jobs/{job_id}/cancel", self.api_cancel),
-            web.post("/api/jobs/{job_id}/requeue", self.api_requeue),
             web.get("/queue/static/{name}", self.static),
         ]
 
@@ -80,41 +69,3 @@ class JobsPages:
   </tr></thead><tbody></tbody></table>
 </div>"""
         return render_page(request, f"Job {job_id}", body, scripts=["/queue/static/job.js"], active="/jobs")
-
-    async def api_list(self, request: web.Request) -> web.Response:
-        states = [s for s in request.query.get("state", "").split(",") if s]
-        try:
-            query = msgspec.convert(
-                {
-                    "states": states,
-                    "object_id": request.query.get("object") or None,
-                    "limit": int(request.query.get("limit", "200")),
-                },
-                JobsQuery,
-            )
-        except (msgspec.ValidationError, ValueError) as exc:
-            return _json({"error": f"bad query: {exc}"}, 400)
-        return _json(await self.svc.list_jobs(query))
-
-    async def api_get(self, request: web.Request) -> web.Response:
-        try:
-            detail = await self.svc.job_detail(JobRef(job_id=request.match_info["job_id"]))
-        except ServiceError as exc:
-            return _json({"error": exc.description}, 404)
-        logs = f"{self.svc.context.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
-        return _json({**msgspec.to_builtins(detail), "logs_url": logs})
-
-    async def _action(self, request: web.Request, command: Api[JobRef, JobActionReply]) -> web.Response:
-        job_id = request.match_info["job_id"]
-        ref = JobRef(job_id=job_id, actor="dashboard", reason=f"{command.name} from the jobs page")
-        try:
-            reply = await self.svc.command(command, ref)
-        except ServiceError as exc:
-            return _json({"ok": False, "job_id": job_id, "error": exc.description}, 409)
-        return _json({"ok": True, **msgspec.to_builtins(reply)})
-
-    async def api_cancel(self, request: web.Request) -> web.Response:
-        return await self._action(request, CANCEL)
-
-    async def api_requeue(self, request: web.Request) -> web.Response:
-        return await self._action(request, REQUEUE)
