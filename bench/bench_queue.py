@@ -36,8 +36,8 @@ from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, TrainOptions, WorkItem, job_id_for
 from foto3d.services.queue.lease import KEY, LeaseHolder
 from foto3d.services.queue.topology import LEADER_LEASE
-from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
-from tests.queue.trainer_stub import StubTrainer
+from testkit.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
+from testkit.trainer_stub import StubTrainer
 
 
 def make_dataset(root: Path) -> Path:

@@ -122,7 +122,7 @@ async def test_services_register_with_nats_micro(settings: Any, bus: Bus) -> Non
     """`nats micro ls` sends $SRV.INFO; every running service must answer with its name and endpoints."""
     import json
 
-    from tests.conftest import running_services
+    from testkit.running import running_services
 
     async with running_services(settings, ["log_collector"], http=False):
         inbox = bus.nc.new_inbox()

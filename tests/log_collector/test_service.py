@@ -16,8 +16,9 @@ from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, ServiceError
 from foto3d.proto.logs import LOG_QUERY, MAX_MESSAGE_CHARS, LogQuery
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 def collector_of(rt: Any) -> LogCollector:
@@ -39,7 +40,7 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
             subjects.logs("rig", "rig-2"),
             batch(3, source_kind="rig", source_id="rig-2", level=40, job_id=None, message="lamp {i} failed"),
         )
-        await wait_for(lambda: _eq(stored(svc), 43), what="43 records stored")
+        await eventually(lambda: _eq(stored(svc), 43), what="43 records stored")
 
         reply = await bus.call(LOG_QUERY, LogQuery(job_id="job-7", limit=5))
         assert [r.seq for r in reply.records] == [39, 38, 37, 36, 35]
@@ -109,10 +110,10 @@ async def test_malformed_and_oversized_messages_are_dead_lettered_and_counted(
         await bus.publisher.publish_bytes(subj, good[:-1] + b',"pad":"' + b"p" * 700_000 + b'"}')
         # decodes fine, but one record is 100 kB: stored, cut with a visible marker
         await bus.publish(subj, batch(1, source_id="long-1", message="y" * 100_000))
-        await wait_for(lambda: _eq(stored(svc), 1), what="the long record")
+        await eventually(lambda: _eq(stored(svc), 1), what="the long record")
         # the collector keeps working after all of that
         await bus.publish(subj, batch(5, start_seq=100))
-        await wait_for(lambda: _eq(stored(svc), 6), what="records after bad input")
+        await eventually(lambda: _eq(stored(svc), 6), what="records after bad input")
 
         stats = svc.stats()
         assert (stats["malformed"], stats["oversized"], stats["truncated"]) == (2, 1, 1)

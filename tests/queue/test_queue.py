@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -30,18 +28,9 @@ from foto3d.proto.jobs import (
     TrainOptions,
     job_id_for,
 )
-from tests.conftest import running_services
-from tests.queue.trainer_stub import StubTrainer
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``check`` (the state lives in another component) until true or the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from testkit.running import running_services
+from testkit.trainer_stub import StubTrainer
+from testkit.waiting import eventually
 
 
 async def submit(bus: Bus, object_id: str, dataset: Path | str, **kw: object) -> SubmitReply:
@@ -76,7 +65,7 @@ async def test_submit_runs_to_success_with_timeline(bus: Bus, settings: Settings
         try:
             reply = await submit(bus, "acme-chair-001", dataset, options={"steps": 500})
             assert reply.job_id and not reply.duplicate
-            await until(lambda: state_is(bus, reply.job_id or "", JobState.SUCCEEDED), what="success")
+            await eventually(lambda: state_is(bus, reply.job_id or "", JobState.SUCCEEDED), what="success")
             d = await job(bus, reply.job_id)
             assert d.job is not None and d.job.options == TrainOptions(steps=500)
             assert [t.type for t in d.timeline] == ["job.queued", "job.started", "job.succeeded"]
@@ -136,7 +125,7 @@ async def test_vip_is_taken_before_normal(bus: Bus, settings: Settings, tmp_path
         trainer = StubTrainer(bus, "t1")
         trainer.start()
         try:
-            await until(lambda: _async(len(trainer.ran) == 5), what="5 jobs run")
+            await eventually(lambda: _async(len(trainer.ran) == 5), what="5 jobs run")
         finally:
             await trainer.stop()
         order = [ids[j] for j, _ in trainer.ran]
@@ -155,7 +144,7 @@ async def test_retries_with_backoff_then_dead_letter(bus: Bus, settings: Setting
         try:
             reply = await submit(bus, "acme-chair-001", dataset)
             jid = reply.job_id or ""
-            await until(lambda: state_is(bus, jid, JobState.DEAD), what="dead")
+            await eventually(lambda: state_is(bus, jid, JobState.DEAD), what="dead")
         finally:
             await trainer.stop()
         d = await job(bus, jid)
@@ -192,7 +181,7 @@ async def test_max_deliver_advisory_makes_the_job_dead(bus: Bus, settings: Setti
         try:
             reply = await submit(bus, "acme-chair-001", dataset)
             jid = reply.job_id or ""
-            await until(lambda: state_is(bus, jid, JobState.DEAD), what="dead after MaxDeliver")
+            await eventually(lambda: state_is(bus, jid, JobState.DEAD), what="dead after MaxDeliver")
         finally:
             await dying.stop()
         d = await job(bus, jid)
@@ -219,7 +208,7 @@ async def test_cancel_and_requeue(bus: Bus, settings: Settings, dataset: Path) -
         try:
             res = await bus.call(REQUEUE, JobRef(job_id=jid))
             assert res.state == JobState.QUEUED
-            await until(lambda: state_is(bus, jid, JobState.SUCCEEDED), what="requeued job succeeds")
+            await eventually(lambda: state_is(bus, jid, JobState.SUCCEEDED), what="requeued job succeeds")
         finally:
             await trainer.stop()
         assert trainer.ran == [(jid, 2)]
@@ -261,7 +250,7 @@ async def test_durable_submissions_from_the_stream(bus: Bus, settings: Settings,
         await bus.publish("f3d.jobs.submit", req, msg_id=req.request_id)
     jid = job_id_for("rig7-0001")
     async with running_services(settings, ["queue"], http=False):
-        await until(lambda: state_is(bus, jid, JobState.QUEUED), what="job from the stream")
+        await eventually(lambda: state_is(bus, jid, JobState.QUEUED), what="job from the stream")
         dead = await bus.js.get_last_msg("DEAD", "f3d.dead.submissions")
         assert dead.headers and "does not exist" in dead.headers["F3D-Reason"]
         listed = await _list(bus)

@@ -24,7 +24,8 @@ from foto3d.services.scaler.backends.aws_ec2 import AwsEc2Backend
 from foto3d.services.scaler.policy import LaunchRequest
 from foto3d.services.scaler.service import Scaler
 from foto3d.services.scaler.settings import AwsSettings
-from tests.conftest import free_port, running_services
+from testkit.running import running_services
+from testkit.servers import MotoServer, free_port
 from tests.trainer.helpers import make_dataset, submit_work, work_item
 
 REGION = "eu-central-1"
@@ -32,21 +33,9 @@ REGION = "eu-central-1"
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < end, "moto_server did not start"
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = MotoServer(free_port()).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.jobs import JobCancelled, JobFailed, JobProgress, JobStarted, JobSucceeded
 from foto3d.services.trainer.service import Trainer
-from tests.conftest import running_services
+from testkit.running import running_services
 from tests.trainer.helpers import (
     EventLog,
     fake_env,

@@ -17,7 +17,7 @@ from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import ProvisionError, provision
 from foto3d.libs.nats_server import NatsServer
-from tests.conftest import free_port
+from testkit.servers import free_port
 
 
 def start_cluster(root: Path, size: int = 3) -> list[NatsServer]:
