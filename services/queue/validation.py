@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 
+from foto3d.libs.storage.s3 import default_endpoint
 from foto3d.proto.jobs import SubmissionError, SubmitRequest, TrainOptions
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.services.queue.settings import QueueSettings
@@ -96,7 +97,7 @@ def check_s3_dataset(uri: str, cfg: QueueSettings) -> None:
                 '(no AWS credentials); set [queue] s3_unchecked = "accept" to accept it unchecked'
             )
         return
-    client = session.client("s3", endpoint_url=os.environ.get("FOTO3D_S3_ENDPOINT") or None)
+    client = session.client("s3", endpoint_url=default_endpoint())
     try:
         if prefix and not prefix.endswith("/"):
             try:
