@@ -149,7 +149,7 @@ class CatalogService(Service):
         return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self.auth.routes(), *api.routes(self), *pages.routes(self)]
+        return [*self.auth.routes(), *api.CatalogApi(self).routes(), *pages.CatalogPages(self).routes()]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 
