@@ -29,6 +29,7 @@ import logging
 import os
 import statistics
 import string
+import sys
 import tempfile
 import time
 from email.message import EmailMessage
@@ -47,6 +48,9 @@ from foto3d.libs.logsdk import LogShipper, NatsLogHandler
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.logs import LogBatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from testkit.servers import free_port
 
 _headers = email.parser.BytesHeaderParser(policy=email.policy.default)
 
@@ -71,14 +75,6 @@ def word(i: int) -> str:
         i, r = divmod(i, 26)
         s = string.ascii_lowercase[r] + s
     return s
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], p: float) -> float:
