@@ -4,61 +4,71 @@ A full disk loses data quietly unless someone watches it, so the composition roo
 reports both figures in ``/healthz`` (and ``foto3d status``), and raises an alert
 when either crosses its threshold, before writes start failing.
 
-Settings (``[disk]`` in the config file; environment overrides):
-
-- ``warn_free_pct`` (``FOTO3D_DISK_WARN_FREE_PCT``, default 10): the data volume is
-  reported ``degraded`` and an alert is raised below this share of free space;
-- ``warn_free_mb`` (``FOTO3D_DISK_WARN_FREE_MB``, default 0: off): ... or below this much;
-- ``warn_stream_pct`` (``FOTO3D_DISK_WARN_STREAM_PCT``, default 80): a stream filled to
-  this share of its byte limit is reported, and alerted;
-- ``stream_share_pct`` (``FOTO3D_DISK_STREAM_SHARE_PCT``, default 50): the share of
-  JetStream's storage that the size-limited streams (LOGS, DEAD) may reserve
-  together; `foto3d up` lowers their limits to fit it on a small disk.
+Settings: the ``[disk]`` table (:data:`SETTINGS`), overridden by ``FOTO3D_DISK_*``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import nats.errors
+from msgspec import Meta
 from nats.js import JetStreamContext
 
 from foto3d.libs.bus.topology import MiB, Topology
-from foto3d.libs.config import ConfigError, Settings
+from foto3d.libs.config import ConfigError
+from foto3d.libs.settings import Env, Table
 
 # Below this a stream would hold too little to ride out even a short collector outage.
 MIN_STREAM_BYTES = 2 * MiB
 
-Pct = Annotated[float, msgspec.Meta(ge=0, le=100)]
-
 
 class DiskSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    warn_free_pct: Pct = 10.0
-    warn_free_mb: Annotated[float, msgspec.Meta(ge=0)] = 0.0
-    warn_stream_pct: Pct = 80.0
-    stream_share_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
+    warn_free_pct: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=100,
+            description="`/healthz` `disk` is degraded and an ERROR record (mailed) is shipped when the "
+            "data volume has less free space than this percentage",
+        ),
+        Env("FOTO3D_DISK_WARN_FREE_PCT"),
+    ] = 10.0
+    warn_free_mb: Annotated[
+        float,
+        Meta(ge=0, description="the same when it has less free space than this many MiB (0: off)"),
+        Env("FOTO3D_DISK_WARN_FREE_MB"),
+    ] = 0.0
+    warn_stream_pct: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=100,
+            description="the same when a size-limited stream (LOGS, DEAD) is filled to this percentage "
+            "of its byte limit",
+        ),
+        Env("FOTO3D_DISK_WARN_STREAM_PCT"),
+    ] = 80.0
+    stream_share_pct: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=100,
+            description="`foto3d up` lowers the byte limits of LOGS and DEAD so that together they "
+            "reserve at most this share of JetStream's storage (nats-server allows 75% of the free disk)",
+        ),
+        Env("FOTO3D_DISK_STREAM_SHARE_PCT"),
+    ] = 50.0
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DiskSettings:
-        cfg = settings.section("disk", cls)
-        env: dict[str, Any] = {}
-        for field in msgspec.structs.fields(cls):
-            value = os.environ.get(f"FOTO3D_DISK_{field.name.upper()}")
-            if value is not None:
-                env[field.name] = value
-        if not env:
-            return cfg
-        merged = {**msgspec.structs.asdict(cfg), **env}
-        try:
-            return msgspec.convert(merged, cls, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(f"disk settings: {exc}") from None
+
+SETTINGS = Table(
+    "disk", DiskSettings, "free space and stream fill alerts of `foto3d up`", docs="runbooks/full-disk.md"
+)
 
 
 @dataclass(frozen=True)

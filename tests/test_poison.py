@@ -8,15 +8,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.topology import ConsumerSpec
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.logs import LogBatch
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 def test_numbers_beyond_what_json_and_sqlite_hold_are_refused_at_decoding() -> None:
@@ -32,8 +33,8 @@ def test_numbers_beyond_what_json_and_sqlite_hold_are_refused_at_decoding() -> N
         dec.decode(infinite)
 
 
-async def _stream(bus: Bus, name: str) -> ConsumerSpec:
-    spec = ConsumerSpec(name, f"{name.lower()}-c", "test consumer", ack_wait=5.0)
+async def _stream(bus: Bus, name: str, max_deliver: int = -1) -> ConsumerSpec:
+    spec = ConsumerSpec(name, f"{name.lower()}-c", "test consumer", ack_wait=5.0, max_deliver=max_deliver)
     await bus.js.add_stream(name=name, subjects=[f"{name.lower()}.>"])
     await bus.js.add_consumer(name, spec.config())
     return spec
@@ -64,7 +65,7 @@ async def test_a_message_failing_its_handler_n_times_goes_to_dead_and_the_rest_f
         async def dead_lettered() -> bool:
             return consumer.stats.dead_lettered == 1
 
-        await wait_for(dead_lettered, timeout=20, what="the poison message in DEAD")
+        await eventually(dead_lettered, timeout=20, what="the poison message in DEAD")
     finally:
         await consumer.stop()
     assert sorted(handled) == ["a", "b", "c"]  # nothing good held back, nothing doubled
@@ -78,6 +79,35 @@ async def test_a_message_failing_its_handler_n_times_goes_to_dead_and_the_rest_f
     assert info.num_ack_pending == 0 and info.num_pending == 0
     assert consumer.stats.last_error == ""  # healthy again
     assert consumer.stats.malformed == 0
+
+
+async def test_a_consumer_declared_with_a_smaller_max_deliver_dead_letters_at_its_last_delivery(
+    bus: Bus,
+) -> None:
+    # The server would not deliver a third time: waiting for max_failures (5) would lose it.
+    spec = await _stream(bus, "PM", max_deliver=2)
+    attempts = 0
+
+    async def handler(deliveries: list[Delivery[Heartbeat]]) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("never fits")
+
+    await bus.publish("pm.x", _hb("x"))
+    consumer = PullConsumer.for_type(bus, spec, Heartbeat, handler, retry_delay=0.05)
+    consumer.start()
+    try:
+
+        async def dead_lettered() -> bool:
+            return consumer.stats.dead_lettered == 1
+
+        await eventually(dead_lettered, timeout=20, what="the message in DEAD after 2 deliveries")
+    finally:
+        await consumer.stop()
+    assert attempts == 2
+    dead = await bus.js.get_last_msg("DEAD", subjects.dead("PM"))
+    assert dead.headers is not None
+    assert "handler failed 2 times: ValueError" in dead.headers["F3D-Reason"]
 
 
 async def test_errors_of_the_surroundings_are_retried_not_dead_lettered(bus: Bus) -> None:
@@ -100,7 +130,7 @@ async def test_errors_of_the_surroundings_are_retried_not_dead_lettered(bus: Bus
         async def stored() -> bool:
             return handled == ["x"]
 
-        await wait_for(stored, timeout=20, what="the message handled once the disk has room")
+        await eventually(stored, timeout=20, what="the message handled once the disk has room")
     finally:
         await consumer.stop()
     assert consumer.stats.dead_lettered == 0
@@ -119,7 +149,7 @@ async def test_log_collector_dead_letters_the_drill_batch_and_stays_healthy(
         async def good_stored() -> bool:
             return bool(svc.counts.stored == 5)
 
-        await wait_for(good_stored, timeout=20, what="the good batch stored")
+        await eventually(good_stored, timeout=20, what="the good batch stored")
         dead = await bus.js.get_last_msg("DEAD", subjects.dead("LOGS"))
         assert dead.headers is not None and "seq" in dead.headers["F3D-Reason"]
         health = rt.health()

@@ -105,7 +105,8 @@ def test_every_command_has_help() -> None:
 
 
 async def test_home_page_renders_in_chromium(page: Any, settings: Any) -> None:
-    from tests.conftest import running_services, sign_in_browser
+    from testkit.running import running_services
+    from testkit.signin import sign_in_browser
 
     async with running_services(settings, []) as rt:
         await sign_in_browser(page, settings, rt.http_url)

@@ -14,11 +14,12 @@ from foto3d.app.disk_watch import DiskWatch, jetstream_max_storage
 from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.registry import ServiceEntry, available_services
 from foto3d.app.runtime import Runtime
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
-from foto3d.libs.bus.topology import TOPOLOGY
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
-from foto3d.libs.diskspace import DiskSettings, sized_topology
+from foto3d.libs.diskspace import SETTINGS as DISK_SETTINGS
+from foto3d.libs.diskspace import sized_topology
 from foto3d.libs.logsdk.drain import SpoolDrainer
 from foto3d.libs.logsdk.spool import spool_dir_for
 from foto3d.libs.nats_server import NatsServer
@@ -81,10 +82,10 @@ async def run_up(
 
         nats = EmbeddedNats(store_dir=data / "nats", on_restart=restarted)
         await nats.start()
-        disk_cfg = DiskSettings.from_settings(settings)
+        disk_cfg = DISK_SETTINGS.load(settings)
         try:
             max_storage = await asyncio.to_thread(jetstream_max_storage, nats.monitor_url)
-            topology, sizing = sized_topology(TOPOLOGY, max_storage, disk_cfg.stream_share_pct)
+            topology, sizing = sized_topology(assemble(), max_storage, disk_cfg.stream_share_pct)
         except BaseException:
             await nats.stop()
             raise

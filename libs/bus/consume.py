@@ -31,9 +31,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import FetchTimeoutError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import ConsumerSpec
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -209,7 +209,12 @@ class PullConsumer(Generic[T]):
     async def _failed(self, d: Delivery[T], exc: BaseException) -> None:
         """One message failed in the handler: retry later, or dead-letter it after enough tries."""
         n = d.num_delivered
-        if n >= self.max_failures and not is_environment_error(exc):
+        # A consumer declared with a smaller MaxDeliver would never be redelivered the
+        # max_failures-th time: its last delivery is then the last chance to keep it.
+        limit = self.max_failures
+        if self.spec.max_deliver > 0:
+            limit = min(limit, self.spec.max_deliver)
+        if n >= limit and not is_environment_error(exc):
             self.stats.dead_lettered += 1
             await self.dead_letter(d.msg, f"handler failed {n} times: {type(exc).__name__}: {exc}")
             # Kept in DEAD with its reason: the consumer is healthy again.

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import nats.errors
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.logsdk.spool import Spool
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from foto3d.libs.bus.topology import TOPOLOGY, GiB, MiB
+from foto3d.app.topology import assemble
+from foto3d.libs.bus.topology import GiB, MiB
 from foto3d.libs.config import ConfigError
-from foto3d.libs.diskspace import DiskSettings, DiskUsage, StreamFill, judge, sized_topology
+from foto3d.libs.diskspace import SETTINGS, DiskSettings, DiskUsage, StreamFill, judge, sized_topology
 
 LINES = 10_000
 
@@ -79,14 +80,31 @@ def test_full_disk_past_the_hold_reports_exactly_what_was_lost() -> None:
 
 
 def test_stream_limits_shrink_to_a_small_disk_or_say_what_to_change() -> None:
-    big, notes = sized_topology(TOPOLOGY, 500 * GiB, 50)
-    assert big is TOPOLOGY and notes == []
-    small, notes = sized_topology(TOPOLOGY, 15 * MiB, 50)
+    declared = assemble()
+    big, notes = sized_topology(declared, 500 * GiB, 50)
+    assert big is declared and notes == []
+    small, notes = sized_topology(declared, 15 * MiB, 50)
     limited = {s.name: s.max_bytes for s in small.streams if s.max_bytes > 0}
     assert sum(limited.values()) <= 15 * MiB // 2 + 2 * MiB
     assert limited["LOGS"] > limited["DEAD"] and len(notes) == len(limited)
     with pytest.raises(ConfigError, match="--data"):
-        sized_topology(TOPOLOGY, 3 * MiB, 50)
+        sized_topology(declared, 3 * MiB, 50)
+
+
+def test_disk_settings_come_from_the_file_and_the_environment_and_refuse_bad_values() -> None:
+    cfg = SETTINGS.read({"disk": {"warn_stream_pct": 70}}, "f.toml", {"FOTO3D_DISK_WARN_FREE_MB": "512"})
+    assert (cfg.warn_free_pct, cfg.warn_free_mb, cfg.warn_stream_pct, cfg.stream_share_pct) == (
+        10,
+        512,
+        70,
+        50,
+    )
+    with pytest.raises(ConfigError, match=r"f.toml \[disk\]: unknown key 'warn_free'"):
+        SETTINGS.read({"disk": {"warn_free": 5}}, "f.toml", {})
+    with pytest.raises(ConfigError, match="FOTO3D_DISK_STREAM_SHARE_PCT='0'"):
+        SETTINGS.read({}, "f.toml", {"FOTO3D_DISK_STREAM_SHARE_PCT": "0"})
+    with pytest.raises(ConfigError, match="warn_free_pct"):
+        SETTINGS.read({"disk": {"warn_free_pct": 150}}, "f.toml", {})
 
 
 def test_thresholds_name_what_is_over_them() -> None:

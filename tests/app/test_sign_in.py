@@ -13,7 +13,7 @@ from foto3d.app.registry import available_services
 from foto3d.app.runtime import Runtime
 from foto3d.libs.auth.gate import is_public_route
 from foto3d.libs.config import Settings
-from tests.conftest import staff_cookie
+from testkit.signin import staff_cookie
 
 # The whole list of what anyone may open. Adding to it is a decision: make it here too.
 PUBLIC = {

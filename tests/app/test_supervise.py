@@ -13,6 +13,7 @@ from pathlib import Path
 from foto3d.app.embedded_nats import PREFERRED_PORT, choose_port, remember_port
 from foto3d.libs.logsdk.shipper import LogShipper
 from foto3d.libs.nats_server import NatsServer
+from testkit.servers import free_port
 from tests.app.uphelpers import (
     FOTO3D,
     alive,
@@ -25,7 +26,6 @@ from tests.app.uphelpers import (
     up_env,
     wait_until,
 )
-from tests.conftest import free_port
 
 BURST = 3000
 

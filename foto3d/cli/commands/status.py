@@ -92,12 +92,13 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 async def storage_report(js: Any, settings: Any) -> dict[str, Any]:
     """Free space of the local data volume and fill of the size-limited streams, judged."""
-    from foto3d.libs.bus.topology import TOPOLOGY
-    from foto3d.libs.diskspace import DiskSettings, disk_usage, judge, stream_fills
+    from foto3d.libs.bus.topology import STREAMS
+    from foto3d.libs.diskspace import SETTINGS as DISK_SETTINGS
+    from foto3d.libs.diskspace import disk_usage, judge, stream_fills
 
-    cfg = DiskSettings.from_settings(settings)
+    cfg = DISK_SETTINGS.load(settings)
     disk = disk_usage(settings.data_dir) if settings.data_dir.exists() else None
-    fills = await stream_fills(js, [s.name for s in TOPOLOGY.streams if s.max_bytes > 0])
+    fills = await stream_fills(js, [s.name for s in STREAMS if s.max_bytes > 0])
     return {
         "disk": {"path": str(disk.path), "free_bytes": disk.free, "total_bytes": disk.total}
         if disk

@@ -1,4 +1,7 @@
-"""Every subject the system uses. All start with ``f3d.``."""
+"""Every stream and event subject the system uses. All start with ``f3d.``.
+
+Request/reply subjects are declared beside their types (:mod:`foto3d.proto.api`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,22 @@ OBJECT_EVENTS_ALL = "f3d.objects.events.>"
 HEARTBEATS_ALL = "f3d.hb.>"
 ALERTS_ALL = "f3d.alerts.>"
 DEAD_ALL = "f3d.dead.>"
+
+# Stream names (their declarations: libs/bus/topology.py).
+LOGS_STREAM = "LOGS"
+DEAD_STREAM = "DEAD"
+JOB_EVENTS_STREAM = "JOB_EVENTS"
+SUBMISSIONS_STREAM = "SUBMISSIONS"
+WORK_STREAM = "WORK"
+QUEUE_ADVISORIES_STREAM = "QUEUE_ADVISORIES"
+OBJECT_EVENTS_STREAM = "OBJECT_EVENTS"
+HEARTBEATS_STREAM = "HEARTBEATS"
+ALERTS_STREAM = "ALERTS"
+# The trainers' work consumers, watched by name by the scaler and KEDA too.
+TRAINER_VIP_CONSUMER = "trainer-vip"
+TRAINER_NORMAL_CONSUMER = "trainer-normal"
+# MaxDeliver advisories of the WORK stream's consumers.
+WORK_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"
 
 _TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -43,6 +62,11 @@ def heartbeat(kind: str, pid: str) -> str:
     return f"f3d.hb.{token(kind)}.{token(pid)}"
 
 
+def heartbeats_of(kind: str) -> str:
+    """Every participant of one kind, e.g. all trainers."""
+    return f"f3d.hb.{token(kind)}.*"
+
+
 def alerts(severity: str) -> str:
     return f"f3d.alerts.{token(severity)}"
 
@@ -50,8 +74,3 @@ def alerts(severity: str) -> str:
 def dead(origin: str) -> str:
     """Dead-letter subject for messages that came from ``origin`` (a stream name, lowercased)."""
     return f"f3d.dead.{token(origin.lower())}"
-
-
-# Request/reply APIs live under f3d.api.* so they never fall inside a stream's subjects
-# (JetStream would answer a request on a stream subject with a PubAck).
-API_PREFIX = "f3d.api"
