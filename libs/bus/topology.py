@@ -26,6 +26,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from foto3d.libs.bus import subjects
+from foto3d.proto import gateway as gateway_proto
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,17 @@ TOPOLOGY = Topology(
             [subjects.ALERTS_ALL],
             "Alerts raised and resolved by the notifier.",
             max_age=90 * DAY,
+        ),
+        StreamSpec(
+            gateway_proto.CREDENTIALS_STREAM,
+            [gateway_proto.CREDENTIAL_EVENTS_ALL],
+            "Customer credentials issued and revoked (hashes only); every token gateway folds them in.",
+        ),
+        StreamSpec(
+            gateway_proto.USAGE_STREAM,
+            [gateway_proto.USAGE_EVENTS_ALL],
+            "Usage counts per customer, object and day, as deltas from each token gateway instance.",
+            max_age=400 * DAY,
         ),
     ],
     consumers=[

@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import msgspec
-from aiohttp import web
 from nats.micro.request import Request
 
 from foto3d.libs.bus import subjects
@@ -112,15 +111,10 @@ class PublisherService(Service):
     def banner(self) -> list[str]:
         if self.cfg.s3:
             return [f"publishes to s3://{self.cfg.bucket}/{self.cfg.prefix}"]
-        return [f"publishes to the local folder {self.local_root} (served under /published/)"]
+        return [f"publishes to the local folder {self.local_root} (customers get it through the token gateway)"]
 
     def endpoints(self) -> list[Endpoint]:
         return [Endpoint("publish", PUBLISH_SUBJECT, self._on_publish)]
-
-    def routes(self) -> list[web.AbstractRouteDef]:
-        if self.local_root is None:
-            return []
-        return [web.static("/published", self.local_root, show_index=False, follow_symlinks=False)]
 
     # -- publishing ---------------------------------------------------------------------------
 
