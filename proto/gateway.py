@@ -9,7 +9,7 @@ instance answers with are the totals of all of them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -208,7 +208,7 @@ class ModelReply(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     status: ModelStatus
     model_version: int
-    config: dict[str, object]
+    config: dict[str, Any]  # the published viewer.json, passed through
     files: list[ModelFile]  # smallest first
     poster_url: str | None
     expires_at: str  # RFC 3339 UTC; every link in this reply works until then

@@ -72,6 +72,14 @@ def _link(parts: GatewayParts, state: ObjectState, f: PublishedFile, cred_id: st
     return parts.base_url + parts.signer.sign(path, exp, cred_id)
 
 
+def _id_problem(object_id: str) -> str | None:
+    try:
+        validate_object_id(object_id)
+    except NamingError as exc:
+        return str(exc)[:300]
+    return None
+
+
 def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -79,19 +87,19 @@ def _rfc3339(ts: float) -> str:
 async def get_model(request: web.Request) -> web.StreamResponse:
     parts = request.app[PARTS_KEY]
     n = note(request)
+    object_id = request.match_info["object_id"]
+    id_problem = _id_problem(object_id)
+    if id_problem is None:
+        n.object_id = object_id  # logged even when the request is refused below
     caller = authenticate(parts, request)
     if isinstance(caller, Denied):
         return _deny(parts, request, caller)
     cred = caller.credential
     n.customer, n.credential_id = cred.customer, cred.credential_id
     n.cors_origin = caller.origin if caller.origin in cred.origins else ""
-    object_id = request.match_info["object_id"]
-    try:
-        validate_object_id(object_id)
-    except NamingError as exc:
+    if id_problem is not None:
         n.reason = "bad id"
-        return error_response(400, "bad_request", str(exc))
-    n.object_id = object_id
+        return error_response(400, "bad_request", id_problem)
     wanted = [w.strip() for w in request.query.get("formats", "").split(",") if w.strip()]
     unknown = [w for w in wanted if w not in FORMATS]
     if unknown:
