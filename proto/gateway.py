@@ -145,7 +145,7 @@ class ListRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     include_revoked: bool = False
 
 
-class ListReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ListReply(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     error: str | None = None
     credentials: list[CredentialInfo] = msgspec.field(default_factory=list)
@@ -179,7 +179,7 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     bytes: int
 
 
-class UsageReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class UsageReply(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     error: str | None = None
     rows: list[UsageRow] = msgspec.field(default_factory=list)

@@ -96,10 +96,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = error_response(
             403, "banned", "too many bad credentials from this address", retry_after=until - time.time()
         )
-    elif request.body_exists and (request.content_length or parts.cfg.max_body_bytes + 1) > parts.cfg.max_body_bytes:
+    elif (
+        request.body_exists
+        and (request.content_length or parts.cfg.max_body_bytes + 1) > parts.cfg.max_body_bytes
+    ):
         # Every customer route is a GET: a large (or unsized, chunked) body is refused unread.
         n.reason = "body too large"
-        resp = error_response(413, "bad_request", f"request bodies are limited to {parts.cfg.max_body_bytes} bytes")
+        resp = error_response(
+            413, "bad_request", f"request bodies are limited to {parts.cfg.max_body_bytes} bytes"
+        )
     elif wait := parts.ip_buckets.take(ip):
         n.reason = "ip rate"
         resp = error_response(429, "rate_limited", "too many requests from this address", retry_after=wait)

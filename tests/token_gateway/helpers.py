@@ -16,7 +16,7 @@ import msgspec
 from foto3d.app.runtime import Runtime
 from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.gateway import CredentialKind, IssueReply, IssueRequest, TOKENS_ISSUE_SUBJECT
+from foto3d.proto.gateway import TOKENS_ISSUE_SUBJECT, CredentialKind, IssueReply, IssueRequest
 from foto3d.proto.objects import (
     LiveStatus,
     ObjectPublished,
@@ -64,7 +64,11 @@ class Gateway:
         )
 
     async def publish_model(
-        self, object_id: str, name: str = "Desk lamp", version: int = 1, status: LiveStatus | None = LiveStatus.PRODUCTION
+        self,
+        object_id: str,
+        name: str = "Desk lamp",
+        version: int = 1,
+        status: LiveStatus | None = LiveStatus.PRODUCTION,
     ) -> dict[str, bytes]:
         """Write a version's files into the local store and announce them as the publisher does."""
         customer = object_id.split("-", 1)[0]
@@ -76,7 +80,10 @@ class Gateway:
             "thumbnail.png": b"\x89PNG" + b"t" * 100,
             "viewer.json": msgspec.json.encode({"object_id": object_id, "camera": {"fov": 50}, "version": 1}),
         }
-        kinds = {"thumbnail.png": ("thumbnail", "png", "image/png"), "viewer.json": ("viewer_config", "json", "application/json")}
+        kinds = {
+            "thumbnail.png": ("thumbnail", "png", "image/png"),
+            "viewer.json": ("viewer_config", "json", "application/json"),
+        }
         files: list[PublishedFile] = []
         for fname, data in contents.items():
             path = self.published / prefix / fname
@@ -97,14 +104,24 @@ class Gateway:
         now = time.time()
         await self.event(
             ObjectRegistered(
-                event_id=f"reg-{object_id}", object_id=object_id, ts=now, customer=customer,
-                display_name=name, slug=object_id, serial=1,
+                event_id=f"reg-{object_id}",
+                object_id=object_id,
+                ts=now,
+                customer=customer,
+                display_name=name,
+                slug=object_id,
+                serial=1,
             )
         )
         await self.event(
             ObjectPublished(
-                event_id=f"pub-{object_id}-{version}", object_id=object_id, ts=now, version=version,
-                job_id="job-1", live_url="", files=files,
+                event_id=f"pub-{object_id}-{version}",
+                object_id=object_id,
+                ts=now,
+                version=version,
+                job_id="job-1",
+                live_url="",
+                files=files,
             )
         )
         if status is not None:

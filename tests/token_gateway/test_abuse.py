@@ -81,7 +81,9 @@ async def test_rate_limits_lists_access_log_and_usage(strict_gateway: Gateway) -
 
     await wait_for(logged, "the access log to reach the log server", timeout=10)
     reply = await gw.bus.request(
-        LOG_QUERY_SUBJECT, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, object_id=OID, text="429"), LogQueryReply
+        LOG_QUERY_SUBJECT,
+        LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, object_id=OID, text="429"),
+        LogQueryReply,
     )
     assert reply.records and all("customer=acme" in r.message for r in reply.records)
     assert all("Bearer" not in r.message and token not in r.message for r in reply.records)
@@ -125,7 +127,12 @@ async def test_openapi_matches_real_replies(gateway: Gateway) -> None:
 
         cases = [
             ("/v1/models/{object_id}", f"/v1/models/{OID}", {"headers": bearer(token)}, 200),
-            ("/v1/models/{object_id}", f"/v1/models/{OID}", {"params": {"key": pk}, "headers": {"Origin": ORIGIN}}, 200),
+            (
+                "/v1/models/{object_id}",
+                f"/v1/models/{OID}",
+                {"params": {"key": pk}, "headers": {"Origin": ORIGIN}},
+                200,
+            ),
             ("/v1/models/{object_id}", "/v1/models/acme-nothing-001", {"headers": bearer(token)}, 404),
             ("/v1/models/{object_id}", "/v1/models/bad..id", {"headers": bearer(token)}, 400),
             ("/v1/models/{object_id}", f"/v1/models/{OID}", {}, 401),

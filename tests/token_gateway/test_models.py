@@ -36,7 +36,7 @@ async def test_model_reply_and_signed_links(gateway: Gateway) -> None:
         assert [f["format"] for f in body["files"]] == ["spz", "sog", "ply"]  # smallest first
         assert body["expires_at"].endswith("Z")
         for f in body["files"]:
-            st, data, headers = await get(s, f["url"])
+            st, data, _ = await get(s, f["url"])
             assert st == 200 and data == contents[f"{OID}.{f['format']}"]
             assert len(data) == f["bytes"]
         st, poster, _ = await get(s, body["poster_url"])
@@ -90,7 +90,9 @@ async def test_publishable_key_origins_and_cors(gateway: Gateway) -> None:
         assert st == 200 and headers["Access-Control-Allow-Origin"] == ORIGIN
         st, _, _ = await get(s, file_url, headers={"Origin": "https://evil.example.net"})
         assert st == 403
-        st, body, headers = await get(s, url, params={"key": pk}, headers={"Origin": "https://evil.example.net"})
+        st, body, headers = await get(
+            s, url, params={"key": pk}, headers={"Origin": "https://evil.example.net"}
+        )
         assert st == 403 and body["error"] == "forbidden" and "Access-Control-Allow-Origin" not in headers
         st, _, _ = await get(s, url, params={"key": pk}, headers={"Referer": ORIGIN + "/products/lamp"})
         assert st == 200
@@ -120,7 +122,9 @@ async def test_expired_revoked_tampered_credentials(gateway: Gateway) -> None:
             return (await get(s, url, headers=bearer(short)))[0] == 401
 
         await wait_for(expired, "the short credential to expire")
-        reply = await gateway.bus.request(TOKENS_REVOKE_SUBJECT, RevokeRequest(credential_id=cid), RevokeReply)
+        reply = await gateway.bus.request(
+            TOKENS_REVOKE_SUBJECT, RevokeRequest(credential_id=cid), RevokeReply
+        )
         assert reply.ok and reply.credential and reply.credential.revoked_at
         st, body, _ = await get(s, url, headers=bearer(token))
         assert st == 401 and "revoked" in body["message"]
@@ -215,9 +219,7 @@ async def test_oversized_headers_and_body(gateway: Gateway) -> None:
         many = {f"X-H{i}": "v" for i in range(100)}
         st, _, _ = await get(s, f"{gateway.url}/healthz", headers=many)
         assert st == 400
-        async with s.get(
-            f"{gateway.url}/v1/usage", headers=bearer(token), data=b"x" * 100_000
-        ) as r:
+        async with s.get(f"{gateway.url}/v1/usage", headers=bearer(token), data=b"x" * 100_000) as r:
             assert r.status in (400, 413)
         st, body, _ = await get(s, f"{gateway.url}/healthz")
         assert st == 200 and body["status"] == "ok"
