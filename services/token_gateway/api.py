@@ -54,7 +54,7 @@ def _endpoint(
 
 def endpoints(manager: CredentialManager) -> list[Endpoint]:
     async def list_(body: ListRequest) -> ListReply:
-        return manager.list(body)
+        return manager.listing(body)
 
     return [
         _endpoint("tokens-issue", TOKENS_ISSUE_SUBJECT, IssueRequest, IssueReply, manager.issue),

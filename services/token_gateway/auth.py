@@ -75,15 +75,24 @@ def authenticate(parts: GatewayParts, request: web.Request) -> Caller | Denied:
     cred = parts.store.credentials.get(presented.credential_id)
     if cred is None or not matches(cred, presented):
         return Denied(401, "unauthorized", "the credential is not valid", bad_credential=True)
-    ids = {"credential_id": cred.credential_id, "customer": cred.customer}
+    cid, customer = cred.credential_id, cred.customer
     if cred.revoked_at is not None:
-        return Denied(401, "unauthorized", "the credential was revoked", **ids)
+        return Denied(401, "unauthorized", "the credential was revoked", credential_id=cid, customer=customer)
     if cred.expires_at is not None and cred.expires_at <= time.time():
-        return Denied(401, "unauthorized", "the credential has expired", **ids)
+        return Denied(401, "unauthorized", "the credential has expired", credential_id=cid, customer=customer)
     wait = parts.credential_buckets.take(cred.credential_id)
     if wait:
-        return Denied(429, "rate_limited", "too many requests for this credential", retry_after=wait, **ids)
+        return Denied(
+            429,
+            "rate_limited",
+            "too many requests for this credential",
+            retry_after=wait,
+            credential_id=cid,
+            customer=customer,
+        )
     origin = request_origin(request)
     if cred.kind == CredentialKind.PUBLISHABLE and origin not in cred.origins:
-        return Denied(403, "forbidden", "this key is not allowed on this site", **ids)
+        return Denied(
+            403, "forbidden", "this key is not allowed on this site", credential_id=cid, customer=customer
+        )
     return Caller(cred, origin)

@@ -109,7 +109,7 @@ class CredentialManager:
             ok=True, credential=self.store.credentials[ev.credential_id].info(), token=made.token
         )
 
-    def list(self, req: ListRequest) -> ListReply:
+    def listing(self, req: ListRequest) -> ListReply:
         creds = self.store.list_credentials(req.customer, req.include_revoked)
         return ListReply(ok=True, credentials=[c.info() for c in creds])
 

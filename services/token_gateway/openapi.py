@@ -37,8 +37,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _json(ErrorReply, text[c]) for c in codes}
 
 
-SECRET = {"bearer": []}
-PUBLISHABLE = {"publishableKey": []}
+SECRET: dict[str, list[str]] = {"bearer": []}
+PUBLISHABLE: dict[str, list[str]] = {"publishableKey": []}
 
 
 @cache

@@ -143,7 +143,7 @@ async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: flo
 
 async def get(
     session: aiohttp.ClientSession, url: str, **kw: Any
-) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, Any, dict[str, str]]:
     async with session.get(url, **kw) as r:
         body = await r.read()
         ctype = r.headers.get("Content-Type", "")
