@@ -111,7 +111,9 @@ class PublisherService(Service):
     def banner(self) -> list[str]:
         if self.cfg.s3:
             return [f"publishes to s3://{self.cfg.bucket}/{self.cfg.prefix}"]
-        return [f"publishes to the local folder {self.local_root} (customers get it through the token gateway)"]
+        return [
+            f"publishes to the local folder {self.local_root} (customers get it through the token gateway)"
+        ]
 
     def endpoints(self) -> list[Endpoint]:
         return [Endpoint("publish", PUBLISH_SUBJECT, self._on_publish)]

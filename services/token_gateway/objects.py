@@ -3,7 +3,8 @@
 Built from OBJECT_EVENTS alone (never by asking the catalog), read from the start at every
 start and followed live, so a status change is in force here as soon as it is stored.
 A model is served only when it has been published and its status is production, demo or
-test; an object published but never given a status is not live (the catalog says the same).
+test. A first publication without any status event counts as production, as in the catalog
+(which records that default without an event of its own).
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ class ObjectState:
     files: list[PublishedFile] = field(default_factory=list)
 
     @property
+    def effective_status(self) -> LiveStatus:
+        return self.status or LiveStatus.PRODUCTION
+
+    @property
     def live(self) -> bool:
-        return self.version > 0 and self.status in (LiveStatus.PRODUCTION, LiveStatus.DEMO, LiveStatus.TEST)
+        return self.version > 0 and self.effective_status != LiveStatus.DISABLED
 
     def splats(self) -> list[PublishedFile]:
         return sorted(

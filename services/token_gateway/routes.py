@@ -1,6 +1,6 @@
 """The customer routes: models, file links, usage, the OpenAPI document, health.
 
-Unknown objects, other customers' objects, models not live (disabled, never given a status)
+Unknown objects, other customers' objects, models not live (disabled or never published)
 and ``test`` models outside the test origins all answer the very same 404, so a caller
 learns nothing about what exists.
 
@@ -61,7 +61,7 @@ def visible(parts: GatewayParts, state: ObjectState | None, cred: Credential, or
     """May this credential, from this origin, see this model now?"""
     if state is None or not state.live or state.customer != cred.customer or not cred.covers(state.object_id):
         return False
-    return state.status != LiveStatus.TEST or origin in parts.cfg.test_origins
+    return state.effective_status != LiveStatus.TEST or origin in parts.cfg.test_origins
 
 
 def _link(parts: GatewayParts, state: ObjectState, f: PublishedFile, cred_id: str, exp: int) -> str:
@@ -128,7 +128,7 @@ async def get_model(request: web.Request) -> web.StreamResponse:
     reply = ModelReply(
         object_id=object_id,
         name=state.name or str(config.get("name", object_id)),
-        status=state.status.value,  # type: ignore[arg-type,union-attr]  # live: never None or disabled
+        status=state.effective_status.value,  # type: ignore[arg-type]  # live: never disabled
         model_version=state.version,
         config=config,
         files=files,

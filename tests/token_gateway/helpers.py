@@ -141,9 +141,7 @@ async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: flo
     return time.monotonic() - start
 
 
-async def get(
-    session: aiohttp.ClientSession, url: str, **kw: Any
-) -> tuple[int, Any, dict[str, str]]:
+async def get(session: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
     async with session.get(url, **kw) as r:
         body = await r.read()
         ctype = r.headers.get("Content-Type", "")

@@ -14,7 +14,7 @@ from foto3d.proto.gateway import (
     RevokeReply,
     RevokeRequest,
 )
-from foto3d.proto.objects import LiveStatus
+from foto3d.proto.objects import LiveStatus, ObjectRegistered
 from tests.token_gateway.helpers import ORIGIN, Gateway, get, wait_for
 
 OID = "acme-desk-lamp-001"
@@ -50,7 +50,18 @@ async def test_model_reply_and_signed_links(gateway: Gateway) -> None:
 async def test_not_found_alike(gateway: Gateway) -> None:
     await gateway.publish_model(OID)
     await gateway.publish_model("other-chair-001")
-    await gateway.publish_model("acme-unlisted-002", status=None)  # published, never given a status
+    await gateway.publish_model("acme-unlisted-002", status=LiveStatus.DISABLED)
+    await gateway.event(
+        ObjectRegistered(
+            event_id="r9",
+            object_id="acme-fresh-004",
+            ts=1.0,
+            customer="acme",
+            display_name="Not published yet",
+            slug="fresh",
+            serial=4,
+        )
+    )
     await gateway.publish_model("acme-staging-003", status=LiveStatus.TEST)
     token = await gateway.issue("acme")
     scoped = await gateway.issue("acme", models=[OID])
@@ -60,6 +71,7 @@ async def test_not_found_alike(gateway: Gateway) -> None:
             ("acme-missing-009", token),
             ("other-chair-001", token),
             ("acme-unlisted-002", token),
+            ("acme-fresh-004", token),
             ("acme-staging-003", token),
             ("acme-staging-003", scoped),
         ]:
