@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from foto3d.services.token_gateway.settings import GatewaySettings
 from foto3d.services.token_gateway.store import GatewayStore
 
 MAX_CONFIG_BYTES = 1024 * 1024
+REPLY_CACHE_SIZE = 10_000
 
 
 @dataclass
@@ -44,6 +46,13 @@ class GatewayParts:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _config_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Encoded /v1/models replies by (object, version, status, name, credential, expiry, formats).
+    replies: OrderedDict[tuple[object, ...], bytes] = field(default_factory=OrderedDict)
+
+    def remember_reply(self, key: tuple[object, ...], body: bytes) -> None:
+        self.replies[key] = body
+        if len(self.replies) > REPLY_CACHE_SIZE:
+            self.replies.popitem(last=False)
 
     def bad_credential(self, ip: str, reason: str) -> None:
         """Count a bad credential from ``ip``; when it earns a ban, keep the ban across restarts."""

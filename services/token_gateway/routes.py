@@ -110,13 +110,35 @@ async def get_model(request: web.Request) -> web.StreamResponse:
     if state is None or not visible(parts, state, cred, caller.origin):
         n.reason = "not visible"
         return _not_found()
+    exp = expiry(parts.cfg.link_ttl_s)
+    # Within one expiry granule the reply for a credential is the same bytes: reuse them.
+    key = (
+        object_id,
+        state.version,
+        state.effective_status,
+        state.name,
+        cred.credential_id,
+        exp,
+        tuple(wanted),
+    )
+    body = parts.replies.get(key)
+    if body is None:
+        body = _encoder.encode(await _model_reply(parts, state, cred.credential_id, exp, wanted))
+        parts.remember_reply(key, body)
+    resp = web.Response(body=body, content_type="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def _model_reply(
+    parts: GatewayParts, state: ObjectState, cred_id: str, exp: int, wanted: list[str]
+) -> ModelReply:
     config_file = state.by_kind("viewer_config")
     config: dict[str, Any] = await parts.viewer_config(config_file) if config_file else {}
-    exp = expiry(parts.cfg.link_ttl_s)
     files = [
         ModelFile(
             format=f.format,  # type: ignore[arg-type]  # splats() keeps only FileFormat values
-            url=_link(parts, state, f, cred.credential_id, exp),
+            url=_link(parts, state, f, cred_id, exp),
             bytes=f.bytes,
             content_type=f.content_type,
             sha256=f.sha256,
@@ -125,17 +147,16 @@ async def get_model(request: web.Request) -> web.StreamResponse:
         if not wanted or f.format in wanted
     ]
     thumb = state.by_kind("thumbnail")
-    reply = ModelReply(
-        object_id=object_id,
-        name=state.name or str(config.get("name", object_id)),
+    return ModelReply(
+        object_id=state.object_id,
+        name=state.name or str(config.get("name", state.object_id)),
         status=state.effective_status.value,  # type: ignore[arg-type]  # live: never disabled
         model_version=state.version,
         config=config,
         files=files,
-        poster_url=_link(parts, state, thumb, cred.credential_id, exp) if thumb else None,
+        poster_url=_link(parts, state, thumb, cred_id, exp) if thumb else None,
         expires_at=_rfc3339(exp),
     )
-    return _json(reply)
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:
