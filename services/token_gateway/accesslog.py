@@ -1,7 +1,7 @@
 """The access log and usage counts, both sent over the bus in batches.
 
 Every request becomes one log record (source kind ``access``) in the log server, so
-``foto3d logs --source-kind access --grep "cred=<id>"`` finds a credential's requests; the
+``foto3d logs --kind access --grep "cred=<id>"`` finds a credential's requests; the
 object is the record's ``object_id``, and customer, credential, IP and status are
 ``key=value`` words of the message (the log server's full-text search finds them). Query
 strings are never logged: they carry keys and signatures.
