@@ -232,10 +232,10 @@ async def main(args: argparse.Namespace) -> int:
     print(f"{'case':<28} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'ratio':>6}")
     for name, gw, base in rows:
         ratio = gw["rps"] / base["rps"] if base["rps"] else 0.0
-        for label, r, rat in (("gateway", gw, f"{ratio:.2f}x"), ("bare", base, "")):
+        for label, res, rat in (("gateway", gw, f"{ratio:.2f}x"), ("bare", base, "")):
             print(
-                f"{name:<28} {label:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                f"{r['errors']:>6} {rat:>6}"
+                f"{name:<28} {label:<8} {res['rps']:>9.0f} {res['p50_ms']:>8.1f} {res['p99_ms']:>8.1f} "
+                f"{res['errors']:>6} {rat:>6}"
             )
     per_minute = rows[0][1]["rps"] * 60
     print(f"model lookups one instance answers per minute: {per_minute:,.0f} (goal: 100,000)")
