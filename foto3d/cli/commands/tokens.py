@@ -201,9 +201,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = tsub.add_parser(
         "usage", parents=[system_options()], help="requests and bytes per customer, object, day"
     )
-    p.add_argument("--customer")
-    p.add_argument("--object", metavar="OBJECT_ID")
-    p.add_argument("--since", metavar="YYYY-MM-DD")
-    p.add_argument("--until", metavar="YYYY-MM-DD")
+    p.add_argument("--customer", help="only this customer's usage")
+    p.add_argument("--object", metavar="OBJECT_ID", help="only this object's usage")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="up to and including this UTC day")
     common(p)
     p.set_defaults(func=cmd_usage)
