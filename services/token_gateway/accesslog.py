@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 MAX_BUFFERED = 50_000
+MAX_PATH_CHARS = 300  # paths are the client's text: keep records small
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Access:
     reason: str = ""
 
     def message(self) -> str:
-        words = [self.method, self.path, str(self.status), f"{self.ms:.1f}ms", f"ip={self.ip}"]
+        path = self.path if len(self.path) <= MAX_PATH_CHARS else self.path[:MAX_PATH_CHARS] + "…"
+        words = [self.method[:16], path, str(self.status), f"{self.ms:.1f}ms", f"ip={self.ip}"]
         if self.customer:
             words.append(f"customer={self.customer}")
         if self.credential_id:

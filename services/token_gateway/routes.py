@@ -34,6 +34,7 @@ from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 FORMATS: tuple[str, ...] = get_args(FileFormat)
 FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CREDENTIAL_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 NOT_FOUND_MESSAGE = "no such model for this credential"
 _encoder = msgspec.json.Encoder()
 
@@ -178,7 +179,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     n.object_id = object_id
     q = request.query
     cid = q.get("cid", "")
-    n.credential_id = cid[:16]
+    n.credential_id = cid if CREDENTIAL_ID_RE.match(cid) else ""
     why = parts.signer.check(file_path(object_id, version, name), q.get("exp", ""), cid, q.get("sig", ""))
     if why is not None:
         n.reason = why

@@ -97,6 +97,10 @@ def load(settings: Settings) -> GatewaySettings:
             changes[field] = tp(value)
         except ValueError:
             raise ConfigError(f"{env} must be a number, got {value!r}") from None
+    port_chosen = "port" in settings.raw.get("token_gateway", {}) or "port" in changes
+    if not port_chosen and settings.http_port == 0:
+        # `--port 0` asks for free ports (tests, several `up`s on one host): the customer listener too.
+        changes["port"] = 0
     cfg = msgspec.structs.replace(cfg, **changes) if changes else cfg
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"[token_gateway] port must be between 0 and 65535, got {cfg.port}")
