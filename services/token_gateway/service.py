@@ -53,6 +53,11 @@ class TokenGateway(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         cfg = gateway_settings.load(ctx.settings)
+        # everything that can refuse the settings, before anything is opened
+        ip_filter = IpFilter(
+            parse_networks(cfg.allow_ips, "allow_ips"), parse_networks(cfg.deny_ips, "deny_ips")
+        )
+        trusted = parse_networks(cfg.trusted_proxies, "trusted_proxies")
         ddir = ctx.data_dir(self.name)
         store = self._store = await GatewayStore.open(ddir / "gateway.sqlite")
         s3 = local_root = presigner = None
@@ -82,16 +87,19 @@ class TokenGateway(Service):
             ip_buckets=TokenBuckets(cfg.ip_rate, cfg.ip_burst),
             credential_buckets=TokenBuckets(cfg.credential_rate, cfg.credential_burst),
             bans=bans,
-            ip_filter=IpFilter(
-                parse_networks(cfg.allow_ips, "allow_ips"), parse_networks(cfg.deny_ips, "deny_ips")
-            ),
-            trusted_proxies=parse_networks(cfg.trusted_proxies, "trusted_proxies"),
+            ip_filter=ip_filter,
+            trusted_proxies=trusted,
         )
         self.manager = CredentialManager(ctx.bus, store)
-        await self._follow(ctx, parts)
-        access.start()
-        self.listener = Listener(build_app(parts, routes.routes()), cfg.host, cfg.port, cfg.max_header_bytes)
-        await self.listener.start()
+        try:
+            await self._follow(ctx, parts)
+            access.start()
+            listener = Listener(build_app(parts, routes.routes()), cfg.host, cfg.port, cfg.max_header_bytes)
+            await listener.start()
+        except BaseException:
+            await self.stop()  # a start that fails (port taken, stream unreadable) leaves nothing open
+            raise
+        self.listener = listener
         parts.base_url = cfg.public_url.rstrip("/") or self.listener.url
         parts.ready = True
         self.ctx = ctx

@@ -148,3 +148,38 @@ async def test_openapi_matches_real_replies(gateway: Gateway) -> None:
         served = {r.resource.canonical for r in gateway.svc.listener.app.router.routes()}  # type: ignore[union-attr]
         documented = {p.replace("{version}", "{version}") for p in doc["paths"]} | {"/v1/openapi.json"}
         assert {p.replace(r"{version:\d+}", "{version}") for p in served} <= documented
+
+
+async def test_allow_list_admits_only_its_networks(settings: Settings, bus: Bus) -> None:
+    settings.raw["token_gateway"] = {"port": 0, "allow_ips": ["192.0.2.0/24"]}
+    async with running_services(settings, ["token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        async with aiohttp.ClientSession() as s:
+            st, body, _ = await get(s, f"{gw.url}/healthz")
+            assert st == 403 and body["error"] == "forbidden"
+
+
+async def test_bad_settings_stop_the_start_with_a_clear_error(settings: Settings, bus: Bus) -> None:
+    for bad, words in [
+        ({"link_ttl_s": 5000}, "link_ttl_s must be between"),
+        ({"max_link_ttl_s": 7200}, "max_link_ttl_s must be above 0 and at most 3600"),
+        ({"deny_ips": ["10.0.0.300/8"]}, "not an IP address or CIDR"),
+        ({"link_secret": "short"}, "at least 32 characters"),
+        ({"prot": 1}, "prot"),
+    ]:
+        settings.raw["token_gateway"] = bad
+        with pytest.raises(ValueError, match=words):
+            async with running_services(settings, ["token_gateway"], http=False):
+                pass
+
+
+async def test_a_taken_port_is_reported(settings: Settings, bus: Bus) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings.raw["token_gateway"] = {"port": taken.getsockname()[1]}
+        with pytest.raises(OSError, match="token gateway cannot listen"):
+            async with running_services(settings, ["token_gateway"], http=False):
+                pass
