@@ -6,6 +6,7 @@ customer listener opens, so the first request is answered with what is true now.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import msgspec
@@ -66,6 +67,8 @@ class TokenGateway(Service):
                 cfg.bucket, cfg.prefix, endpoint_url=cfg.endpoint_url or None, region=cfg.region or None
             )
             presigner = Presigner(s3)
+            # building a boto3 client takes a while: do it now, off the loop, not in a request
+            await asyncio.to_thread(lambda: s3.client)
         else:
             local_root = gateway_settings.local_root(cfg, ctx.settings)
         key = cfg.link_secret.encode() if cfg.link_secret else load_or_create_key(ddir / "link.key")
