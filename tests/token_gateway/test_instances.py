@@ -26,14 +26,14 @@ async def test_three_instances_share_credentials_statuses_and_usage(
     gws: list[Gateway] = []
     async with AsyncExitStack() as stack:
         for i in range(3):
-            s = Settings.load(data_dir=tmp_path / f"instance{i}", nats=settings.nats_urls[0], http_port=0)
-            s.raw["token_gateway"] = {
+            own = Settings.load(data_dir=tmp_path / f"instance{i}", nats=settings.nats_urls[0], http_port=0)
+            own.raw["token_gateway"] = {
                 "port": 0,
                 "local_root": str(published),
                 "link_secret": secret,
                 "usage_flush_s": 0.2,
             }
-            rt = await stack.enter_async_context(running_services(s, ["token_gateway"], http=False))
+            rt = await stack.enter_async_context(running_services(own, ["token_gateway"], http=False))
             gws.append(Gateway(rt=rt, bus=bus, published=published))
         await gws[0].publish_model(OID)
         token = await gws[0].issue("acme")  # answered by whichever instance the queue group picks
