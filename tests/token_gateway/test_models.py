@@ -79,7 +79,13 @@ async def test_not_found_alike(gateway: Gateway) -> None:
             answers.append((st, body))
         assert all(a == (404, answers[0][1]) for a in answers), answers
         assert answers[0][1]["error"] == "not_found"
-        # a test model shows from the staging origin, with a publishable key bound to it
+        # a test model is not found from a customer's ordinary site ...
+        shop = await gateway.issue("acme", CredentialKind.PUBLISHABLE)
+        st, body, _ = await get(
+            s, f"{gateway.url}/v1/models/acme-staging-003", params={"key": shop}, headers={"Origin": ORIGIN}
+        )
+        assert (st, body) == (404, answers[0][1])
+        # ... but shows from the staging origin, with a publishable key bound to it
         pk = await gateway.issue("acme", CredentialKind.PUBLISHABLE, origins=["https://staging.example.com"])
         st, _, _ = await get(
             s,
