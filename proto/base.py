@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -45,3 +47,32 @@ def decode(dec: msgspec.json.Decoder[Any], payload: bytes) -> Any:
         return dec.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeError(str(exc)) from exc
+
+
+class _Tagged(msgspec.Struct):
+    type: str = ""
+
+
+_tag_decoder = msgspec.json.Decoder(_Tagged)
+
+
+def tolerant_decoder(tp: Any) -> Callable[[bytes, Mapping[str, str] | None], Any]:
+    """Decode ``tp`` (a tagged union of events); an event type outside it is skipped as None.
+
+    A reader that wants a few event types of a stream, or that runs beside a newer writer
+    whose new event types it does not know yet, skips those instead of dead-lettering them.
+    A message of a listed type that does not validate is still malformed and raises.
+    """
+    dec = msgspec.json.Decoder(tp)
+    members = typing.get_args(tp) or (tp,)
+    known = {m.__struct_config__.tag for m in members}
+
+    def decode(data: bytes, _headers: Mapping[str, str] | None = None) -> Any:
+        try:
+            return dec.decode(data)
+        except msgspec.ValidationError:
+            if _tag_decoder.decode(data).type not in known:
+                return None
+            raise
+
+    return decode

@@ -7,11 +7,14 @@ Events are published on ``f3d.jobs.events.<job_id>`` (stream JOB_EVENTS).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from enum import StrEnum
 from typing import Annotated
 
 import msgspec
 
+from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.base import Event
 
 ObjectId = Annotated[
@@ -65,11 +68,9 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 class SubmitReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    job_id: str | None = None
+    job_id: str
     duplicate: bool = False
     state: JobState | None = None
-    error: str | None = None
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -227,17 +228,13 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 class JobDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    job: JobSummary | None = None
+    job: JobSummary
     timeline: list[TimelineEntry] = msgspec.field(default_factory=list)
-    error: str | None = None
 
 
 class JobActionReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
     job_id: str
     state: JobState | None = None
-    error: str | None = None
 
 
 SCHEMAS = (
@@ -250,3 +247,66 @@ SCHEMAS = (
     JobDetail,
     JobActionReply,
 )
+
+
+# ---------------------------------------------------------------------------
+# The queue's API (any instance answers; commands run on the leader)
+# ---------------------------------------------------------------------------
+SUBMIT: Api[SubmitRequest, SubmitReply] = Api("jobs", "submit", SubmitRequest, SubmitReply)
+LIST: Api[JobsQuery, JobsList] = Api("jobs", "list", JobsQuery, JobsList)
+GET: Api[JobRef, JobDetail] = Api("jobs", "get", JobRef, JobDetail)
+CANCEL: Api[JobRef, JobActionReply] = Api("jobs", "cancel", JobRef, JobActionReply)
+REQUEUE: Api[JobRef, JobActionReply] = Api("jobs", "requeue", JobRef, JobActionReply)
+# Only the current queue leader listens here; the other instances forward commands to it
+# (same bodies and replies as the public command).
+LEADER_PREFIX = f"{API_PREFIX}.queue.leader"
+
+
+def leader_subject(command: Api[SubmitRequest, SubmitReply] | Api[JobRef, JobActionReply]) -> str:
+    return f"{LEADER_PREFIX}.{command.name}"
+
+
+def job_id_for(request_id: str) -> str:
+    """The same submission always gets the same job id, whichever leader (or client) derives it."""
+    return "j-" + hashlib.sha256(request_id.encode()).hexdigest()[:16]
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot become a job; the message says what to fix."""
+
+
+_OPTION_NAMES = {
+    "steps": "--steps",
+    "reduce_keep": "--reduce-keep",
+    "reduce_iterations": "--reduce-iterations",
+    "sh_degree": "--sh-degree",
+}
+
+
+def readable_decode_error(exc: Exception) -> str:
+    """'Expected `int` >= 100 - at `$.options.steps`' -> 'option --steps: must be >= 100'.
+
+    The CLI checks a submission with it before sending, and the queue answers with it,
+    so a person at a capture rig reads the same sentence either way.
+    """
+    text = str(exc)
+    m = re.match(r"^(?P<what>.*?)(?: - at `\$\.(?P<path>[^`]+)`)?$", text)
+    if not m or not m.group("path"):
+        return f"invalid submission: {text}"
+    path = m.group("path")
+    what = m.group("what")
+    what = re.sub(r"^Expected `(\w+)`", r"expected a \1", what)
+    what = what.replace("`", "")
+    leaf = path.rsplit(".", 1)[-1]
+    if path.startswith("options.") and leaf in _OPTION_NAMES:
+        return f"option {_OPTION_NAMES[leaf]}: {what}"
+    if leaf == "object_id":
+        return f"object id: {what} (naming standard <customer>-<object>-<NNN>, e.g. acme-chair-001)"
+    return f"{path.replace('.', ' ')}: {what}"
+
+
+def decode_submission(data: bytes) -> SubmitRequest:
+    try:
+        return msgspec.json.decode(data, type=SubmitRequest)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SubmissionError(readable_decode_error(exc)) from exc

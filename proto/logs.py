@@ -11,6 +11,7 @@ from typing import Annotated
 
 import msgspec
 
+from foto3d.proto.api import Api
 from foto3d.proto.base import Event
 
 # A record's message is truncated to this many characters, with a visible marker.
@@ -128,8 +129,51 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     records: list[StoredLog]
     next_before_id: int | None = None
-    error: str | None = None
 
 
-LOG_QUERY_SUBJECT = "f3d.api.logs.query"
+# Any collector instance answers from its store.
+LOG_QUERY: Api[LogQuery, LogQueryReply] = Api("logs", "query", LogQuery, LogQueryReply)
+
+
+def search_words(text: str) -> list[tuple[str, bool]]:
+    """The words of a text search, each with whether it ends in ``*`` (a prefix).
+
+    A word without a letter or digit matches nothing (the store's tokenizer indexes only
+    those), so it is dropped here for the store and the live tail alike.
+    """
+    out = []
+    for word in text.split():
+        core = word.rstrip("*")
+        if any(ch.isalnum() for ch in core):
+            out.append((core, word.endswith("*")))
+    return out
+
+
+def matches(q: LogQuery, r: StoredLog) -> bool:
+    """Whether ``r`` answers ``q``, in memory: the live tail's twin of the store's filters.
+
+    Text: every word occurs as a substring of the message or the exception.
+    """
+    if q.source_kind is not None and r.source_kind != q.source_kind:
+        return False
+    if q.source_id is not None and r.source_id != q.source_id:
+        return False
+    if q.job_id is not None and r.job_id != q.job_id:
+        return False
+    if q.object_id is not None and r.object_id != q.object_id:
+        return False
+    if q.host is not None and r.host != q.host:
+        return False
+    if q.min_level is not None and r.level < q.min_level:
+        return False
+    if q.since is not None and r.ts < q.since:
+        return False
+    if q.until is not None and r.ts > q.until:
+        return False
+    if q.text:
+        hay = (r.message + "\n" + (r.exc or "")).lower()
+        return all(word.lower() in hay for word, _ in search_words(q.text))
+    return True
+
+
 SCHEMAS = (LogRecord, StoredLog, LogQuery, LogQueryReply)

@@ -11,10 +11,11 @@ at once; ``production``/``demo``/``test`` mean serve it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
+from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Event
 from foto3d.proto.jobs import Artifact, ObjectId
 
@@ -149,14 +150,6 @@ class PublishProgress(msgspec.Struct, frozen=True, kw_only=True):
 # ---------------------------------------------------------------------------
 
 
-class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Every catalog endpoint answers with this: ``ok`` or an ``error`` a person can read."""
-
-    ok: bool
-    error: str | None = None
-    data: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
-
-
 class CustomerAdd(msgspec.Struct, frozen=True, kw_only=True):
     slug: str
     name: str = ""
@@ -228,13 +221,30 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    error: str | None = None
-    event: ObjectPublished | None = None
+    event: ObjectPublished
 
+
+# The catalog's API. Its replies are the catalog's row views (the same JSON its HTTP
+# API serves), so they are plain objects and lists rather than Structs.
+Row = dict[str, Any]
+CUSTOMER_ADD: Api[CustomerAdd, Row] = Api("catalog", "customer-add", CustomerAdd, Row)
+CUSTOMERS: Api[NoBody, list[Row]] = Api("catalog", "customers", NoBody, list[Row])
+REGISTER: Api[RegisterObject, Row] = Api("catalog", "register", RegisterObject, Row)
+LIST: Api[ObjectQuery, Row] = Api("catalog", "list", ObjectQuery, Row)  # {"items", "total", "page", "limit"}
+SHOW: Api[ObjectRef, Row] = Api("catalog", "show", ObjectRef, Row)
+TIMELINE: Api[ObjectRef, list[Row]] = Api("catalog", "timeline", ObjectRef, list[Row])
+CAPTURE: Api[CaptureRequest, Row] = Api("catalog", "capture", CaptureRequest, Row)
+REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
+STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
+PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
+RESUBMIT: Api[ObjectRef, Row] = Api("catalog", "resubmit", ObjectRef, Row)
+BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
+# The publisher's: upload an approved job's files and answer with the published event.
+PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
+    "publisher", "publish", PublishRequest, PublishReply
+)
 
 SCHEMAS = (
-    Reply,
     CustomerAdd,
     RegisterObject,
     ObjectQuery,

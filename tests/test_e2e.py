@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ import pytest
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.jobs import JobFailed, JobSucceeded
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
 from tests.trainer.helpers import EventLog, fake_env, make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,20 +73,6 @@ def start_trainer(nats_url: str, data: Path, env: Mapping[str, str]) -> subproce
     )
 
 
-async def wait_until(probe: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll ``probe`` (sync or async) until it returns something truthy; there is no event to await."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 async def test_capture_to_live_link_and_a_failure_that_alerts(
     settings: Settings, bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,7 +114,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             async def timeline_kinds() -> list[str]:
                 return [e["kind"] for e in await cli.json("objects", "timeline", object_id)]
 
-            kinds = await wait_until(
+            kinds = await eventually(
                 lambda: _when(timeline_kinds(), lambda k: "trained" in k), "the catalog to record 'trained'"
             )
             for earlier, later in [
@@ -176,7 +162,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
                         assert r.status == 200
                         return list((await r.json())["records"])
 
-                records = await wait_until(
+                records = await eventually(
                     lambda: _when(log_records(), lambda rs: any("succeeded" in x["message"] for x in rs)),
                     "the trainer's log records",
                 )
@@ -203,7 +189,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             trainers.append(start_trainer(nats_url, settings.data_dir, fake_env({"FAKE_NS_FAIL": "train"})))
             failed = await events.wait_for(JobFailed, timeout=30)
             assert "train" in failed.step
-            state = await wait_until(
+            state = await eventually(
                 lambda: _when(cli.json("job", bad_job), lambda j: j["job"]["state"] in ("dead", "failed")),
                 "the queue to give the job up",
             )
@@ -216,9 +202,9 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
                         return text
                 return ""
 
-            mail = await wait_until(new_mail_about_job, "an alert mail about the failed job")
+            mail = await eventually(new_mail_about_job, "an alert mail about the failed job")
             assert object_id in mail
-            kinds = await wait_until(
+            kinds = await eventually(
                 lambda: _when(timeline_kinds(), lambda k: "failed" in k), "the catalog to record the failure"
             )
     finally:

@@ -105,7 +105,7 @@ def test_every_command_has_help() -> None:
 
 
 async def test_home_page_renders_in_chromium(page: Any, settings: Any) -> None:
-    from tests.conftest import running_services
+    from testkit.running import running_services
 
     async with running_services(settings, []) as rt:
         await page.goto(rt.http_url + "/")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,10 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
+from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
@@ -24,12 +25,6 @@ from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
 
 log = logging.getLogger(__name__)
-
-
-def stream_replicas(settings: Settings) -> int | None:
-    """Replicas of every stream and bucket: 3 on a 3-node cluster ([bus] replicas / FOTO3D_STREAM_REPLICAS)."""
-    value = os.environ.get("FOTO3D_STREAM_REPLICAS") or settings.raw.get("bus", {}).get("replicas")
-    return int(value) if value else None
 
 
 @dataclass
@@ -53,7 +48,7 @@ class Runtime:
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
-        await provision(self._control.js, replicas=stream_replicas(self.settings))
+        await provision(self._control.js, assemble(), replicas=BUS_SETTINGS.load(self.settings).replicas)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()

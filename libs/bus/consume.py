@@ -21,9 +21,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import FetchTimeoutError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import ConsumerSpec
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -34,17 +34,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import msgspec
 import nats.errors
 
 from foto3d import __version__
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import ConfigError, Settings, default_data_dir, split_urls
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.logsdk.seq import SeqCounter
 from foto3d.libs.logsdk.spool import Dropped, Spool
-from foto3d.proto.heartbeat import Heartbeat
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.logs import (
     MAX_BATCH_BYTES,
     MAX_EXC_CHARS,
@@ -166,6 +168,7 @@ class LogShipper:
         self._outbox: collections.deque[_Batch] = collections.deque()
         self._spooling = False
         self._bus: Bus | None = None
+        self._hb: HeartbeatSender | None = None
         self._started = time.monotonic()
         self._closed = False
         self._close_lock = threading.RLock()  # a SIGTERM handler may close while close() runs
@@ -565,45 +568,37 @@ class LogShipper:
             if e.source_kind == self.source_kind and e.source_id == self.source_id
         )
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await self._send_heartbeat(stopping=False)
-            await asyncio.sleep(self._heartbeat_interval)
+    def _heartbeat_state(self) -> dict[str, Any]:
+        pending = len(self._queue) + sum(b.count for b in self._outbox) + self._own_spooled()
+        return {"pending": pending, "job_id": self.job_id, "object_id": self.object_id}
 
-    async def _send_heartbeat(self, *, stopping: bool) -> None:
+    def _heartbeat_sender(self) -> HeartbeatSender | None:
+        """The sender once connected; beats are skipped while the link is down (never buffered)."""
         bus = self._bus
         if bus is None or not bus.nc.is_connected:
-            return
-        pending = len(self._queue) + sum(b.count for b in self._outbox) + self._own_spooled()
-        hb = Heartbeat(
-            kind=self.source_kind,
-            id=self.source_id,
-            host=self.host,
-            version=self.version,
-            ts=time.time(),
-            interval_s=self._heartbeat_interval,
-            pending=pending,
-            stopping=stopping,
-            job_id=self.job_id,
-            object_id=self.object_id,
-        )
-        with contextlib.suppress(Exception):
-            await bus.nc.publish(
-                subjects.heartbeat(self.source_kind, self.source_id), self._encoder.encode(hb)
+            return None
+        if self._hb is None:
+            self._hb = HeartbeatSender(
+                bus,
+                self.source_kind,
+                self.source_id,
+                host=self.host,
+                version=self.version,
+                interval=self._heartbeat_interval,
+                state_fn=self._heartbeat_state,
             )
+        return self._hb
+
+    async def _heartbeats(self) -> None:
+        while True:
+            if (sender := self._heartbeat_sender()) is not None:
+                await sender.beat()
+            await asyncio.sleep(self._heartbeat_interval)
 
     async def _shutdown(self) -> None:
-        # Python 3.11's asyncio.wait_for loses a cancellation that arrives just as the
-        # awaited event fires (the loop then runs on and awaiting it would hang the
-        # shutdown, losing the backlog): cancel again until every task has ended.
-        pending = set(self._tasks)
-        while pending:
-            for t in pending:
-                t.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
-        for t in self._tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        # Every task must have ended before the backlog is written out (cancel_and_wait
+        # re-cancels, as Python 3.11 can lose a cancellation).
+        await cancel_and_wait(*self._tasks)
         # Whatever is not acknowledged now goes to disk, in order, for the next run.
         self._pump_once(everything=True)
         while self._outbox:
@@ -615,8 +610,8 @@ class LogShipper:
         self._pump_once(everything=True)
         bus = self._bus
         if bus is not None:
-            if self._heartbeat:
-                await self._send_heartbeat(stopping=True)
+            if self._heartbeat and (sender := self._heartbeat_sender()) is not None:
+                await sender.beat(stopping=True)
             try:
                 await asyncio.wait_for(bus.nc.flush(), 1.0)
             except Exception:

@@ -40,6 +40,11 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def default_endpoint() -> str | None:
+    """The S3-compatible endpoint (MinIO, R2) every S3 client here uses unless told otherwise."""
+    return os.environ.get("FOTO3D_S3_ENDPOINT_URL") or None
+
+
 class S3Store(BlobStore):
     def __init__(
         self,
@@ -59,7 +64,7 @@ class S3Store(BlobStore):
             raise StorageError("S3 store needs a bucket name")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.endpoint_url = endpoint_url or os.environ.get("FOTO3D_S3_ENDPOINT_URL") or None
+        self.endpoint_url = endpoint_url or default_endpoint()
         self.region = region or os.environ.get("FOTO3D_S3_REGION") or None
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold,

@@ -13,8 +13,9 @@ from foto3d.libs.auth import UserStore
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
-from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train, wait_for
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +36,7 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
                 _, o = await call(s, "GET", f"/api/objects/{oid}")
                 return bool(o["stage"] == "in_review")
 
-            await wait_for(in_review, "training events")
+            await eventually(in_review, "training events")
 
         # not signed in: the object page sends us to the sign-in page
         await page.goto(f"{rt.http_url}/objects/{oid}")

@@ -12,7 +12,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.logsdk import LogShipper, NatsLogHandler, SpoolFullWarning, attach
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.logs import MAX_BATCH_BYTES, MAX_MESSAGE_CHARS, Level
-from tests.conftest import free_port
+from testkit.servers import free_port
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.trainer_stub import StubTrainer
 from tests.queue.test_queue import submit
-from tests.queue.trainer_stub import StubTrainer
 
 
 async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Settings, dataset: Path) -> None:

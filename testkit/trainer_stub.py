@@ -20,8 +20,8 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import FetchTimeoutError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
 from foto3d.proto.jobs import JobFailed, JobProgress, JobStarted, JobSucceeded, WorkItem
 
 Mode = Literal["ok", "fail", "nak"]

@@ -1,25 +1,19 @@
-"""The jobs page, the job detail page and their JSON API (served by every instance)."""
+"""The jobs page and the job detail page (served by every instance; their data: ``api.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
 from aiohttp import web
 
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.jobs import JobRef, JobsQuery, JobState
+from foto3d.proto.jobs import JobState
 
 if TYPE_CHECKING:
     from foto3d.services.queue.service import QueueService
 
 STATIC = Path(__file__).parent / "static"
-_enc = msgspec.json.Encoder()
-
-
-def _json(obj: object, status: int = 200) -> web.Response:
-    return web.Response(body=_enc.encode(obj), status=status, content_type="application/json")
 
 
 class JobsPages:
@@ -30,10 +24,6 @@ class JobsPages:
         return [
             web.get("/jobs", self.page),
             web.get("/jobs/{job_id}", self.detail_page),
-            web.get("/api/jobs", self.api_list),
-            web.get("/api/jobs/{job_id}", self.api_get),
-            web.post("/api/jobs/{job_id}/cancel", self.api_cancel),
-            web.post("/api/jobs/{job_id}/requeue", self.api_requeue),
             web.get("/queue/static/{name}", self.static),
         ]
 
@@ -79,39 +69,3 @@ class JobsPages:
   </tr></thead><tbody></tbody></table>
 </div>"""
         return render_page(request, f"Job {job_id}", body, scripts=["/queue/static/job.js"], active="/jobs")
-
-    async def api_list(self, request: web.Request) -> web.Response:
-        states = [s for s in request.query.get("state", "").split(",") if s]
-        try:
-            query = msgspec.convert(
-                {
-                    "states": states,
-                    "object_id": request.query.get("object") or None,
-                    "limit": int(request.query.get("limit", "200")),
-                },
-                JobsQuery,
-            )
-        except (msgspec.ValidationError, ValueError) as exc:
-            return _json({"error": f"bad query: {exc}"}, 400)
-        return _json(await self.svc.list_jobs(query))
-
-    async def api_get(self, request: web.Request) -> web.Response:
-        detail = await self.svc.job_detail(request.match_info["job_id"])
-        if not detail.ok:
-            return _json({"error": detail.error}, 404)
-        logs = f"{self.svc.context.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
-        return _json({**msgspec.to_builtins(detail), "logs_url": logs})
-
-    async def _action(self, request: web.Request, op: str) -> web.Response:
-        ref = JobRef(
-            job_id=request.match_info["job_id"], actor="dashboard", reason=f"{op} from the jobs page"
-        )
-        raw = await self.svc.command(op, _enc.encode(ref))
-        reply = msgspec.json.decode(raw)
-        return _json(reply, 200 if reply.get("ok") else 409)
-
-    async def api_cancel(self, request: web.Request) -> web.Response:
-        return await self._action(request, "cancel")
-
-    async def api_requeue(self, request: web.Request) -> web.Response:
-        return await self._action(request, "requeue")

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import nats.errors
 
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import ProvisionError, provision
 from foto3d.libs.nats_server import NatsServer
-from tests.conftest import free_port
+from testkit.servers import free_port
 
 
 def start_cluster(root: Path, size: int = 3) -> list[NatsServer]:
@@ -45,7 +46,7 @@ async def provision_r3(bus: Bus, timeout: float = 20.0) -> None:
     deadline = loop.time() + timeout
     while True:
         try:
-            await provision(bus.js, replicas=3)
+            await provision(bus.js, assemble(), replicas=3)
             return
         except (TimeoutError, nats.errors.Error, ProvisionError):
             if loop.time() > deadline:

@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from foto3d.app.registry import SERVICES
-from foto3d.libs.bus.topology import TOPOLOGY
+from foto3d.app.topology import assemble
 from foto3d.services.scaler.backends.aws_ec2 import USER_DATA
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SERVICE_NAMES = {e.name for e in SERVICES}
-CONSUMERS = {(c.stream, c.durable) for c in TOPOLOGY.consumers}
+CONSUMERS = {(c.stream, c.durable) for c in assemble().consumers}
 
 
 def yaml_docs(path: Path) -> list[Any]:

@@ -1,19 +1,17 @@
-"""The notifier's settings: the ``[notifier]`` config section, ``FOTO3D_*`` env vars, the SMTP URL."""
+"""The notifier's settings: the ``[notifier]`` table, its ``FOTO3D_*`` env vars, the SMTP URL."""
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 import msgspec
+from msgspec import Meta
 
-from foto3d.libs.config import ConfigError, Settings
+from foto3d.libs.settings import ConfigError, Env, Table
 from foto3d.proto.alerts import SEVERITIES, Severity
-
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -34,24 +32,61 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     stop: bool = False
 
 
-class NotifierSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The ``[notifier]`` table of the config file (every key optional)."""
 
-    smtp_url: str | None = None
-    mail_from: str | None = None
-    to: list[str] = msgspec.field(default_factory=list)
-    webhook_url: str | None = None
-    routes: list[Route] = msgspec.field(default_factory=list)
-    min_severity: Severity = "warning"
-    group_wait: Seconds = 0.25
-    repeat_interval: Seconds = 3600.0
-    resolve_after: Seconds | None = None
-    rate_limit_per_hour: Annotated[int, msgspec.Meta(ge=0)] = 60
-    retry_max: Annotated[float, msgspec.Meta(gt=0)] = 300.0
-    context_timeout: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.5
-    context_lines: Annotated[int, msgspec.Meta(ge=0, le=200)] = 20
-    quiet_kinds: list[str] = msgspec.field(default_factory=lambda: ["rig"])
-    send_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    smtp_url: Annotated[
+        str | None,
+        Meta(
+            description="smtp://user:pass@host:587 (STARTTLS when offered), smtps://… (TLS) or "
+            "smtp+insecure://host:25; unset = mail goes to the local outbox"
+        ),
+        Env("FOTO3D_SMTP_URL"),
+    ] = None
+    mail_from: Annotated[
+        str | None, Meta(description="sender address; default foto3d@<smtp host>"), Env("FOTO3D_SMTP_FROM")
+    ] = None
+    to: Annotated[
+        list[str],
+        Meta(description="default recipients (comma-separated in the environment)"),
+        Env("FOTO3D_ALERT_TO"),
+    ] = msgspec.field(default_factory=list)
+    webhook_url: Annotated[
+        str | None, Meta(description="default webhook (http:// or https://)"), Env("FOTO3D_ALERT_WEBHOOK")
+    ] = None
+    routes: Annotated[list[Route], Meta(description="routing rules, see notifier.md")] = msgspec.field(
+        default_factory=list
+    )
+    min_severity: Annotated[Severity, Meta(description="alerts below this severity are not sent")] = "warning"
+    group_wait: Annotated[float, Meta(ge=0, description="seconds to gather related alerts into one mail")] = (
+        0.25
+    )
+    repeat_interval: Annotated[
+        float, Meta(ge=0, description="seconds before a still-open alert is sent again")
+    ] = 3600.0
+    resolve_after: Annotated[
+        Annotated[float, Meta(ge=0)] | None,
+        Meta(
+            description="quiet seconds after which an error alert closes (default max(repeat_interval, 60))"
+        ),
+    ] = None
+    rate_limit_per_hour: Annotated[int, Meta(ge=0, description="mails per recipient per hour")] = 60
+    retry_max: Annotated[float, Meta(gt=0, description="longest delay between delivery retries, seconds")] = (
+        300.0
+    )
+    context_timeout: Annotated[
+        float, Meta(gt=0, le=5, description="seconds to wait for the log lines around an error")
+    ] = 0.5
+    context_lines: Annotated[
+        int, Meta(ge=0, le=200, description="log lines around an error quoted in its mail")
+    ] = 20
+    quiet_kinds: Annotated[
+        list[str], Meta(description="source kinds whose interruptions are not alerted")
+    ] = msgspec.field(default_factory=lambda: ["rig"])
+    send_concurrency: Annotated[int, Meta(ge=1, le=64, description="deliveries at the same time")] = 8
+
+
+SETTINGS = Table("notifier", NotifierSettings, "the notifier", docs="notifier.md")
 
 
 @dataclass(frozen=True)
@@ -99,10 +134,6 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def _split_addresses(value: str) -> list[str]:
-    return [a.strip() for a in value.replace(";", ",").split(",") if a.strip()]
-
-
 def _check_address(addr: str, where: str) -> str:
     if "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
         raise ConfigError(f"{where}: {addr!r} is not an email address")
@@ -111,9 +142,9 @@ def _check_address(addr: str, where: str) -> str:
 
 @dataclass(frozen=True)
 class NotifierConfig:
-    """Everything the notifier needs, resolved from env and the config file."""
+    """Everything the notifier needs, resolved from its settings."""
 
-    section: NotifierSection
+    section: NotifierSettings
     smtp: SmtpTarget | None
     mail_from: str
     default_to: list[str]
@@ -126,30 +157,25 @@ class NotifierConfig:
         return s.resolve_after if s.resolve_after is not None else max(s.repeat_interval, 60.0)
 
     @classmethod
-    def load(cls, settings: Settings) -> NotifierConfig:
-        section = settings.section("notifier", NotifierSection)
-        smtp_url = os.environ.get("FOTO3D_SMTP_URL") or section.smtp_url
-        smtp = parse_smtp_url(smtp_url) if smtp_url else None
-        to_env = os.environ.get("FOTO3D_ALERT_TO")
-        default_to = _split_addresses(to_env) if to_env else list(section.to)
-        for a in default_to:
-            _check_address(a, "FOTO3D_ALERT_TO" if to_env else "[notifier] to")
+    def resolve(cls, section: NotifierSettings) -> NotifierConfig:
+        smtp = parse_smtp_url(section.smtp_url) if section.smtp_url else None
+        for a in section.to:
+            _check_address(a, "[notifier] to (FOTO3D_ALERT_TO)")
         for i, r in enumerate(section.routes):
             for a in r.to:
                 _check_address(a, f"[notifier] routes[{i}].to")
             if r.min_severity and r.min_severity not in SEVERITIES:
                 raise ConfigError(f"[notifier] routes[{i}].min_severity {r.min_severity!r} is unknown")
-        hook = os.environ.get("FOTO3D_ALERT_WEBHOOK") or section.webhook_url
-        hooks = [hook] if hook else []
+        hooks = [section.webhook_url] if section.webhook_url else []
         for h in [*hooks, *(w for r in section.routes for w in r.webhooks)]:
             if not h.startswith(("http://", "https://")):
                 raise ConfigError(f"webhook URL {h!r} must start with http:// or https://")
-        mail_from = (
-            os.environ.get("FOTO3D_SMTP_FROM")
-            or section.mail_from
-            or (f"foto3d@{smtp.host}" if smtp else f"foto3d@{socket.gethostname()}")
-        )
-        _check_address(mail_from, "FOTO3D_SMTP_FROM")
+        mail_from = section.mail_from or (f"foto3d@{smtp.host}" if smtp else f"foto3d@{socket.gethostname()}")
+        _check_address(mail_from, "[notifier] mail_from (FOTO3D_SMTP_FROM)")
         return cls(
-            section=section, smtp=smtp, mail_from=mail_from, default_to=default_to, default_webhooks=hooks
+            section=section,
+            smtp=smtp,
+            mail_from=mail_from,
+            default_to=list(section.to),
+            default_webhooks=hooks,
         )

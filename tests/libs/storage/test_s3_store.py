@@ -10,7 +10,7 @@ import pytest
 
 from foto3d.libs.storage import StorageError, open_store
 from foto3d.libs.storage.s3 import S3Store
-from tests.publisher.conftest import MotoServer
+from testkit.servers import MotoServer
 
 
 async def test_put_head_get_delete_and_errors(
