@@ -37,11 +37,11 @@ from aiohttp import web
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
-from foto3d.proto.gateway import TOKENS_ISSUE_SUBJECT, CredentialKind, IssueReply, IssueRequest
+from foto3d.proto import subjects
+from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
 from foto3d.proto.objects import (
     LiveStatus,
     ObjectPublished,
@@ -198,9 +198,7 @@ async def main(args: argparse.Namespace) -> int:
             assert isinstance(svc, TokenGateway) and svc.listener is not None and svc.parts is not None
             await publish(nats.client_url, settings.data_dir / "published", payload)
             bus = rt.buses["token_gateway"]
-            issued = await bus.request(
-                TOKENS_ISSUE_SUBJECT, IssueRequest(customer="bench", kind=CredentialKind.SECRET), IssueReply
-            )
+            issued = await bus.call(TOKENS_ISSUE, IssueRequest(customer="bench", kind=CredentialKind.SECRET))
             assert issued.token
             auth = {"Authorization": f"Bearer {issued.token}"}
             model_url = f"{svc.listener.url}/v1/models/{OID}"

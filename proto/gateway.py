@@ -13,33 +13,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from foto3d.proto.api import Api
 from foto3d.proto.base import Event
 
 # ---------------------------------------------------------------------------
 # Wire names
 # ---------------------------------------------------------------------------
 
-CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
-CREDENTIAL_EVENTS_ALL = "f3d.gateway.credentials.>"
-USAGE_STREAM = "GATEWAY_USAGE"
-USAGE_EVENTS_ALL = "f3d.gateway.usage.>"
-
-TOKENS_ISSUE_SUBJECT = "f3d.api.gateway.tokens.issue"
-TOKENS_LIST_SUBJECT = "f3d.api.gateway.tokens.list"
-TOKENS_REVOKE_SUBJECT = "f3d.api.gateway.tokens.revoke"
-USAGE_QUERY_SUBJECT = "f3d.api.gateway.usage"
-
+# Streams and event subjects: foto3d.proto.subjects (GATEWAY_CREDENTIALS, GATEWAY_USAGE).
 # Log records of the access log carry this source kind (``foto3d logs --source-kind access``).
 ACCESS_LOG_SOURCE_KIND = "access"
-
-
-def credential_events(credential_id: str) -> str:
-    return f"f3d.gateway.credentials.{credential_id}"
-
-
-def usage_events(instance: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in instance) or "_"
-    return f"f3d.gateway.usage.{safe}"
 
 
 # ---------------------------------------------------------------------------
@@ -133,11 +116,9 @@ class IssueRequest(msgspec.Struct, frozen=True, kw_only=True):
     actor: str = ""
 
 
-class IssueReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    error: str | None = None
-    credential: CredentialInfo | None = None
-    token: str | None = None  # shown once
+class IssueReply(msgspec.Struct, frozen=True, kw_only=True):
+    credential: CredentialInfo
+    token: str  # shown once
 
 
 class ListRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -146,8 +127,6 @@ class ListRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 class ListReply(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    error: str | None = None
     credentials: list[CredentialInfo] = msgspec.field(default_factory=list)
 
 
@@ -157,10 +136,8 @@ class RevokeRequest(msgspec.Struct, frozen=True, kw_only=True):
     actor: str = ""
 
 
-class RevokeReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    error: str | None = None
-    credential: CredentialInfo | None = None
+class RevokeReply(msgspec.Struct, frozen=True, kw_only=True):
+    credential: CredentialInfo
 
 
 class UsageQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -180,9 +157,14 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UsageReply(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    error: str | None = None
     rows: list[UsageRow] = msgspec.field(default_factory=list)
+
+
+# The endpoints `foto3d tokens` calls (f3d.api.gateway.*); refusals are ServiceErrors.
+TOKENS_ISSUE: Api[IssueRequest, IssueReply] = Api("gateway", "tokens-issue", IssueRequest, IssueReply)
+TOKENS_LIST: Api[ListRequest, ListReply] = Api("gateway", "tokens-list", ListRequest, ListReply)
+TOKENS_REVOKE: Api[RevokeRequest, RevokeReply] = Api("gateway", "tokens-revoke", RevokeRequest, RevokeReply)
+USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageReply)
 
 
 # ---------------------------------------------------------------------------

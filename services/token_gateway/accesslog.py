@@ -20,10 +20,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, UsageCount, UsageDelta, usage_events
+from foto3d.proto import subjects
+from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, UsageCount, UsageDelta
 from foto3d.proto.logs import Level, LogBatch, LogRecord
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,9 @@ class AccessLog:
             ],
         )
         try:
-            await self.bus.publish(usage_events(self.instance), delta, msg_id=delta.delta_id, deadline=10.0)
+            await self.bus.publish(
+                subjects.gateway_usage(self.instance), delta, msg_id=delta.delta_id, deadline=10.0
+            )
         except Exception as exc:  # put the counts back; they go out with the next delta
             log.warning("usage delta not sent (%d rows kept): %r", len(taken), exc)
             for k, v in taken.items():

@@ -13,6 +13,8 @@ import time
 import msgspec
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
+from foto3d.proto.api import BAD_REQUEST, FAILED, NOT_FOUND, ServiceError
 from foto3d.proto.gateway import (
     CredentialInfo,
     CredentialIssued,
@@ -27,7 +29,6 @@ from foto3d.proto.gateway import (
     RevokeRequest,
     UsageQuery,
     UsageReply,
-    credential_events,
 )
 from foto3d.proto.naming import CUSTOMER_RE, NamingError, customer_of, validate_object_id
 from foto3d.services.token_gateway.credentials import new_token
@@ -84,10 +85,17 @@ class CredentialManager:
         self.bus = bus
         self.store = store
 
+    async def _publish(self, ev: CredentialIssued | CredentialRevoked, msg_id: str) -> None:
+        # Until the stream holds the event nothing is kept anywhere, so the caller may simply retry.
+        try:
+            await self.bus.publish(subjects.gateway_credentials(ev.credential_id), ev, msg_id=msg_id)
+        except Exception as exc:
+            raise ServiceError(FAILED, f"the credentials stream did not take the event: {exc!r}") from exc
+
     async def issue(self, req: IssueRequest) -> IssueReply:
         problems = _check(req)
         if problems:
-            return IssueReply(ok=False, error="; ".join(problems))
+            raise ServiceError(BAD_REQUEST, "; ".join(problems))
         made = new_token(req.kind)
         now = time.time()
         ev = CredentialIssued(
@@ -103,15 +111,13 @@ class CredentialManager:
             created_at=now,
             actor=req.actor,
         )
-        await self.bus.publish(credential_events(ev.credential_id), ev, msg_id=f"issued-{ev.credential_id}")
+        await self._publish(ev, f"issued-{ev.credential_id}")
         await self.store.apply_credential(ev, None)
-        return IssueReply(
-            ok=True, credential=self.store.credentials[ev.credential_id].info(), token=made.token
-        )
+        return IssueReply(credential=self.store.credentials[ev.credential_id].info(), token=made.token)
 
-    def listing(self, req: ListRequest) -> ListReply:
+    async def listing(self, req: ListRequest) -> ListReply:
         creds = self.store.list_credentials(req.customer, req.include_revoked)
-        return ListReply(ok=True, credentials=[c.info() for c in creds])
+        return ListReply(credentials=[c.info() for c in creds])
 
     def list_credentials(self, customer: str | None) -> list[CredentialInfo]:
         return [c.info() for c in self.store.list_credentials(customer, include_revoked=True)]
@@ -119,7 +125,7 @@ class CredentialManager:
     async def revoke(self, req: RevokeRequest) -> RevokeReply:
         cred = self.store.credentials.get(req.credential_id)
         if cred is None:
-            return RevokeReply(ok=False, error=f"no credential {req.credential_id!r}")
+            raise ServiceError(NOT_FOUND, f"no credential {req.credential_id!r}")
         if cred.revoked_at is None:
             ev = CredentialRevoked(
                 credential_id=cred.credential_id,
@@ -127,11 +133,9 @@ class CredentialManager:
                 actor=req.actor,
                 reason=req.reason[:500],
             )
-            await self.bus.publish(
-                credential_events(ev.credential_id), ev, msg_id=f"revoked-{ev.credential_id}"
-            )
+            await self._publish(ev, f"revoked-{ev.credential_id}")
             await self.store.apply_credential(ev, None)
-        return RevokeReply(ok=True, credential=self.store.credentials[req.credential_id].info())
+        return RevokeReply(credential=self.store.credentials[req.credential_id].info())
 
     async def usage(self, q: UsageQuery) -> UsageReply:
-        return UsageReply(ok=True, rows=await self.store.usage(q))
+        return UsageReply(rows=await self.store.usage(q))

@@ -14,6 +14,7 @@ from aiohttp import web
 from foto3d.libs.auth.web import Auth
 from foto3d.libs.config import Settings
 from foto3d.libs.web.layout import esc, render_page
+from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import CredentialKind, IssueRequest, RevokeRequest, UsageQuery
 from foto3d.services.token_gateway.manage import CredentialManager
 from foto3d.services.token_gateway.parts import GatewayParts
@@ -101,18 +102,22 @@ def routes(settings: Settings, parts: GatewayParts, manager: CredentialManager) 
         kind_text = str(form.get("kind", ""))
         if kind_text not in {k.value for k in CredentialKind}:
             return render_page(request, "Customers' access", credentials_body(customer, error="unknown kind"))
-        reply = await manager.issue(
-            IssueRequest(
-                customer=customer,
-                kind=CredentialKind(kind_text),
-                label=str(form.get("label", "")).strip(),
-                origins=str(form.get("origins", "")).split(),
-                models=str(form.get("models", "")).split(),
-                expires_in_days=days,
-                actor=user.name,
+        try:
+            reply = await manager.issue(
+                IssueRequest(
+                    customer=customer,
+                    kind=CredentialKind(kind_text),
+                    label=str(form.get("label", "")).strip(),
+                    origins=str(form.get("origins", "")).split(),
+                    models=str(form.get("models", "")).split(),
+                    expires_in_days=days,
+                    actor=user.name,
+                )
             )
-        )
-        body = credentials_body(customer, shown=reply.token or "", error=reply.error or "")
+        except ServiceError as exc:
+            body = credentials_body(customer, error=exc.description)
+        else:
+            body = credentials_body(customer, shown=reply.token)
         resp = render_page(request, "Customers' access", body)
         resp.headers["Cache-Control"] = "no-store"  # the page holds a token
         return resp
@@ -120,13 +125,14 @@ def routes(settings: Settings, parts: GatewayParts, manager: CredentialManager) 
     async def revoke(request: web.Request) -> web.Response:
         user = await auth.require_page(request)
         form = await request.post()
-        reply = await manager.revoke(
-            RevokeRequest(
-                credential_id=str(form.get("credential_id", "")), actor=user.name, reason="dashboard"
+        try:
+            await manager.revoke(
+                RevokeRequest(
+                    credential_id=str(form.get("credential_id", "")), actor=user.name, reason="dashboard"
+                )
             )
-        )
-        if not reply.ok:
-            return render_page(request, "Customers' access", credentials_body("", error=reply.error or ""))
+        except ServiceError as exc:
+            return render_page(request, "Customers' access", credentials_body("", error=exc.description))
         raise web.HTTPSeeOther(CREDENTIALS_PATH)
 
     async def usage_page(request: web.Request) -> web.Response:

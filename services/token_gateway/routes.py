@@ -233,7 +233,7 @@ async def get_usage(request: web.Request) -> web.StreamResponse:
     rows = await parts.store.usage(
         UsageQuery(customer=cred.customer, object_id=oid, since=since, until=until)
     )
-    return _json(UsageReply(ok=True, rows=rows))
+    return _json(UsageReply(rows=rows))
 
 
 async def get_openapi(request: web.Request) -> web.StreamResponse:

@@ -13,17 +13,10 @@ import msgspec
 from aiohttp import web
 
 from foto3d.libs.bus.micro import Endpoint
-from foto3d.libs.bus.subjects import OBJECT_EVENTS_ALL
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
-from foto3d.proto.gateway import (
-    CREDENTIAL_EVENTS_ALL,
-    CREDENTIALS_STREAM,
-    USAGE_EVENTS_ALL,
-    USAGE_STREAM,
-    CredentialEvent,
-    UsageDelta,
-)
+from foto3d.proto import subjects
+from foto3d.proto.gateway import CredentialEvent, UsageDelta
 from foto3d.services.token_gateway import api, pages, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
@@ -120,8 +113,13 @@ class TokenGateway(Service):
             await store.apply_usage(usage_decoder.decode(data), seq)
 
         for stream, subject, handler, table in (
-            (CREDENTIALS_STREAM, CREDENTIAL_EVENTS_ALL, on_credential, "credentials"),
-            (USAGE_STREAM, USAGE_EVENTS_ALL, on_usage, "usage"),
+            (
+                subjects.GATEWAY_CREDENTIALS_STREAM,
+                subjects.GATEWAY_CREDENTIALS_ALL,
+                on_credential,
+                "credentials",
+            ),
+            (subjects.GATEWAY_USAGE_STREAM, subjects.GATEWAY_USAGE_ALL, on_usage, "usage"),
         ):
             follower = StreamFollower(js, stream, subject, handler)
             done = await store.applied_seq(stream)
@@ -133,7 +131,9 @@ class TokenGateway(Service):
                 done = 0
             await follower.start(done + 1)
             self._followers.append(follower)
-        objects = StreamFollower(js, "OBJECT_EVENTS", OBJECT_EVENTS_ALL, parts.index.apply)
+        objects = StreamFollower(
+            js, subjects.OBJECT_EVENTS_STREAM, subjects.OBJECT_EVENTS_ALL, parts.index.apply
+        )
         await objects.start(1)
         self._followers.append(objects)
 

@@ -2,108 +2,126 @@
 
 Where the published files live is the publisher's business: unless set here, the bucket,
 prefix, endpoint and region come from ``[publisher]`` and the same ``FOTO3D_S3_*``
-variables, so one setting moves both. Without a bucket the files are read from
-``<data>/published`` (the publisher's local store) and served through signed links.
+variables (read through :data:`PUBLISHER_STORE`, a view of those keys), so one setting
+moves both. Without a bucket the files are read from ``<data>/published`` (the
+publisher's local store) and served through signed links.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
-from foto3d.libs.config import ConfigError, Settings
+from foto3d.libs.config import Settings
+from foto3d.libs.settings import ConfigError, Env, Table
 
 # A link can never be asked to live longer than this, whatever the config says.
 HARD_MAX_LINK_TTL_S = 3600.0
 
+Positive = Meta(gt=0)
+
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # The customer listener (public-facing in production), separate from the staff dashboard.
-    host: str = "127.0.0.1"
-    port: int = 8090
-    # The URL customers reach the listener at (a load balancer); links are built on it.
-    public_url: str = ""
-    # Lifetime of file links in replies; at most max_link_ttl_s, itself at most one hour.
-    link_ttl_s: float = 300.0
-    max_link_ttl_s: float = 900.0
-    # Shared HMAC key for self-signed links (every instance behind one balancer needs the same);
-    # empty: a key generated once in <data>/token_gateway/link.key.
-    link_secret: str = ""
-    # Published files: S3 (bucket set) or a local folder (default <data>/published).
-    bucket: str = ""
-    prefix: str = ""
-    endpoint_url: str = ""
-    region: str = ""
-    local_root: str = ""
-    # Origins where models in status `test` may be shown (staging sites); elsewhere they are not found.
-    test_origins: list[str] = msgspec.field(default_factory=list)
-    # Token buckets: sustained requests per second and burst, per credential and per client IP.
-    credential_rate: float = 50.0
-    credential_burst: int = 200
-    ip_rate: float = 20.0
-    ip_burst: int = 100
-    # Bad credentials from one IP within ban_window_s that ban it for ban_s.
-    ban_after_failures: int = 10
-    ban_window_s: float = 60.0
-    ban_s: float = 900.0
-    # CIDR lists: a non-empty allow list admits only those networks; deny always wins.
-    allow_ips: list[str] = msgspec.field(default_factory=list)
-    deny_ips: list[str] = msgspec.field(default_factory=list)
-    # Client address from X-Forwarded-For only when the peer is one of these (the load balancer).
-    trusted_proxies: list[str] = msgspec.field(default_factory=list)
-    max_header_bytes: int = 8192
-    max_body_bytes: int = 16384
-    # How often usage counts are shared over the bus.
-    usage_flush_s: float = 5.0
+    host: Annotated[
+        str,
+        Meta(description="address of the customer listener (public-facing), apart from the staff dashboard"),
+        Env("FOTO3D_GATEWAY_HOST"),
+    ] = "127.0.0.1"
+    port: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=65535,
+            description="port of the customer listener; 0 picks a free one, as does `--port 0` when this is unset",
+        ),
+        Env("FOTO3D_GATEWAY_PORT"),
+    ] = 8090
+    public_url: Annotated[
+        str,
+        Meta(description="the URL customers reach the listener at (a load balancer); links are built on it"),
+        Env("FOTO3D_GATEWAY_PUBLIC_URL"),
+    ] = ""
+    link_ttl_s: Annotated[
+        float,
+        Meta(description="lifetime of file links in replies (10 … max_link_ttl_s)"),
+        Env("FOTO3D_GATEWAY_LINK_TTL_S"),
+    ] = 300.0
+    max_link_ttl_s: Annotated[
+        float,
+        Meta(
+            description="cap on any link's lifetime (above 0, at most 3600); links claiming more are refused"
+        ),
+    ] = 900.0
+    link_secret: Annotated[
+        str,
+        Meta(
+            description="HMAC key for self-signed links (at least 32 characters, the same on every instance); "
+            "empty: a key generated once in <data>/token_gateway/link.key"
+        ),
+        Env("FOTO3D_GATEWAY_LINK_SECRET"),
+    ] = ""
+    bucket: Annotated[str, Meta(description="bucket of the published files; empty: `[publisher] bucket`")] = (
+        ""
+    )
+    prefix: Annotated[str, Meta(description="key prefix in the bucket; empty: `[publisher] prefix`")] = ""
+    endpoint_url: Annotated[
+        str, Meta(description="S3-compatible endpoint; empty: `[publisher] endpoint_url`")
+    ] = ""
+    region: Annotated[str, Meta(description="S3 region; empty: `[publisher] region`")] = ""
+    local_root: Annotated[
+        str, Meta(description="the publisher's local store when there is no bucket; empty: <data>/published")
+    ] = ""
+    test_origins: Annotated[
+        list[str], Meta(description="origins where models in status `test` are shown (staging sites)")
+    ] = msgspec.field(default_factory=list)
+    credential_rate: Annotated[
+        float, Positive, Meta(description="sustained requests per second per credential")
+    ] = 50.0
+    credential_burst: Annotated[int, Meta(ge=1, description="burst per credential")] = 200
+    ip_rate: Annotated[float, Positive, Meta(description="sustained requests per second per client IP")] = (
+        20.0
+    )
+    ip_burst: Annotated[int, Meta(ge=1, description="burst per client IP")] = 100
+    ban_after_failures: Annotated[
+        int, Meta(ge=1, description="bad credentials from one IP within ban_window_s that ban it")
+    ] = 10
+    ban_window_s: Annotated[float, Positive, Meta(description="window counting bad credentials")] = 60.0
+    ban_s: Annotated[float, Positive, Meta(description="length of an automatic ban")] = 900.0
+    allow_ips: Annotated[
+        list[str], Meta(description="CIDR list; when not empty only these networks are admitted")
+    ] = msgspec.field(default_factory=list)
+    deny_ips: Annotated[list[str], Meta(description="CIDR list, always refused (wins over allow_ips)")] = (
+        msgspec.field(default_factory=list)
+    )
+    trusted_proxies: Annotated[
+        list[str], Meta(description="peers (the load balancer) whose X-Forwarded-For is believed")
+    ] = msgspec.field(default_factory=list)
+    max_header_bytes: Annotated[int, Meta(ge=1024, description="largest request header accepted")] = 8192
+    max_body_bytes: Annotated[int, Meta(ge=0, description="largest request body accepted")] = 16384
+    usage_flush_s: Annotated[
+        float, Positive, Meta(description="how often usage counts are shared over the bus")
+    ] = 5.0
 
     @property
     def s3(self) -> bool:
         return bool(self.bucket)
 
 
-_ENV: dict[str, tuple[str, type]] = {
-    "host": ("FOTO3D_GATEWAY_HOST", str),
-    "port": ("FOTO3D_GATEWAY_PORT", int),
-    "public_url": ("FOTO3D_GATEWAY_PUBLIC_URL", str),
-    "link_ttl_s": ("FOTO3D_GATEWAY_LINK_TTL_S", float),
-    "link_secret": ("FOTO3D_GATEWAY_LINK_SECRET", str),
-}
-# Shared with the publisher: the same bucket, unless [token_gateway] names its own.
-_STORE_ENV: dict[str, str] = {
-    "bucket": "FOTO3D_S3_BUCKET",
-    "prefix": "FOTO3D_S3_PREFIX",
-    "endpoint_url": "FOTO3D_S3_ENDPOINT_URL",
-    "region": "FOTO3D_S3_REGION",
-}
+class PublisherStoreView(msgspec.Struct, frozen=True, kw_only=True):
+    """The publisher's keys that say where published files are."""
+
+    bucket: Annotated[str, Env("FOTO3D_S3_BUCKET")] = ""
+    prefix: Annotated[str, Env("FOTO3D_S3_PREFIX")] = ""
+    endpoint_url: Annotated[str, Env("FOTO3D_S3_ENDPOINT_URL")] = ""
+    region: Annotated[str, Env("FOTO3D_S3_REGION")] = ""
 
 
-def load(settings: Settings) -> GatewaySettings:
-    cfg = settings.section("token_gateway", GatewaySettings)
-    changes: dict[str, object] = {}
-    publisher = settings.raw.get("publisher", {})
-    for field, env in _STORE_ENV.items():
-        if getattr(cfg, field):
-            continue
-        value = os.environ.get(env) or publisher.get(field)
-        if value:
-            changes[field] = str(value)
-    for field, (env, tp) in _ENV.items():
-        value = os.environ.get(env)
-        if value is None:
-            continue
-        try:
-            changes[field] = tp(value)
-        except ValueError:
-            raise ConfigError(f"{env} must be a number, got {value!r}") from None
-    port_chosen = "port" in settings.raw.get("token_gateway", {}) or "port" in changes
-    if not port_chosen and settings.http_port == 0:
-        # `--port 0` asks for free ports (tests, several `up`s on one host): the customer listener too.
-        changes["port"] = 0
-    cfg = msgspec.structs.replace(cfg, **changes) if changes else cfg
-    if not 0 <= cfg.port <= 65535:
-        raise ConfigError(f"[token_gateway] port must be between 0 and 65535, got {cfg.port}")
+def _check(cfg: GatewaySettings) -> None:
     if not 0 < cfg.max_link_ttl_s <= HARD_MAX_LINK_TTL_S:
         raise ConfigError(
             f"[token_gateway] max_link_ttl_s must be above 0 and at most {HARD_MAX_LINK_TTL_S:.0f} s"
@@ -114,10 +132,35 @@ def load(settings: Settings) -> GatewaySettings:
         )
     if cfg.link_secret and len(cfg.link_secret) < 32:
         raise ConfigError("[token_gateway] link_secret must be at least 32 characters")
-    for name in ("credential_rate", "ip_rate", "ban_window_s", "ban_s", "usage_flush_s"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"[token_gateway] {name} must be above 0")
-    return cfg
+
+
+SETTINGS = Table(
+    "token_gateway",
+    GatewaySettings,
+    "the token gateway (customer API)",
+    check=_check,
+    docs="token-gateway.md",
+)
+PUBLISHER_STORE = Table(
+    "publisher", PublisherStoreView, "the publisher's keys the gateway reads files from", partial=True
+)
+
+_STORE_FIELDS = ("bucket", "prefix", "endpoint_url", "region")
+
+
+def load(settings: Settings, env: Mapping[str, str] | None = None) -> GatewaySettings:
+    """``[token_gateway]``, with the publisher's store filled in where it names none of its own."""
+    env = os.environ if env is None else env
+    cfg = SETTINGS.load(settings, env)
+    store = PUBLISHER_STORE.load(settings, env)
+    changes: dict[str, object] = {f: getattr(store, f) for f in _STORE_FIELDS if not getattr(cfg, f)}
+    port_chosen = "port" in settings.raw.get("token_gateway", {}) or bool(
+        env.get("FOTO3D_GATEWAY_PORT", "").strip()
+    )
+    if not port_chosen and settings.http_port == 0:
+        # `--port 0` asks for free ports (tests, several `up`s on one host): the customer listener too.
+        changes["port"] = 0
+    return msgspec.structs.replace(cfg, **changes) if changes else cfg
 
 
 def local_root(cfg: GatewaySettings, settings: Settings) -> Path:

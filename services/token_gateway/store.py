@@ -15,9 +15,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from foto3d.proto import subjects
 from foto3d.proto.gateway import (
-    CREDENTIALS_STREAM,
-    USAGE_STREAM,
     CredentialIssued,
     CredentialKind,
     CredentialRevoked,
@@ -178,7 +177,7 @@ class GatewayStore:
                     (ev.revoked_at, ev.actor, ev.credential_id),
                 )
         if seq is not None:
-            await self._mark(CREDENTIALS_STREAM, seq)
+            await self._mark(subjects.GATEWAY_CREDENTIALS_STREAM, seq)
         await self.db.commit()
         if cred is not None:
             self.credentials[cred.credential_id] = cred
@@ -220,7 +219,7 @@ class GatewayStore:
                 for c in delta.counts
             ],
         )
-        await self._mark(USAGE_STREAM, seq)
+        await self._mark(subjects.GATEWAY_USAGE_STREAM, seq)
         await self.db.commit()
 
     async def usage(self, q: UsageQuery) -> list[UsageRow]:

@@ -6,7 +6,7 @@ import pytest
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from tests.conftest import running_services
+from testkit.running import running_services
 from tests.token_gateway.helpers import Gateway
 
 

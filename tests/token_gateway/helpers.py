@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ import aiohttp
 import msgspec
 
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.gateway import TOKENS_ISSUE_SUBJECT, CredentialKind, IssueReply, IssueRequest
+from foto3d.proto import subjects
+from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
 from foto3d.proto.objects import (
     LiveStatus,
     ObjectPublished,
@@ -49,10 +48,7 @@ class Gateway:
     async def issue(self, customer: str, kind: CredentialKind = CredentialKind.SECRET, **kw: Any) -> str:
         if kind == CredentialKind.PUBLISHABLE:
             kw.setdefault("origins", [ORIGIN])
-        reply = await self.bus.request(
-            TOKENS_ISSUE_SUBJECT, IssueRequest(customer=customer, kind=kind, **kw), IssueReply
-        )
-        assert reply.ok and reply.token, reply.error
+        reply = await self.bus.call(TOKENS_ISSUE, IssueRequest(customer=customer, kind=kind, **kw))
         return reply.token
 
     async def event(self, ev: msgspec.Struct) -> None:
@@ -127,18 +123,6 @@ class Gateway:
         if status is not None:
             await self.status(object_id, status)
         return contents
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 5.0) -> float:
-    """Poll ``check`` until true; returns the seconds it took."""
-    import asyncio
-
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def get(session: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:

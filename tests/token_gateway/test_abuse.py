@@ -12,14 +12,14 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.gateway import (
     ACCESS_LOG_SOURCE_KIND,
-    USAGE_QUERY_SUBJECT,
+    USAGE,
     CredentialKind,
     UsageQuery,
-    UsageReply,
 )
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, LogQuery, LogQueryReply
-from tests.conftest import running_services
-from tests.token_gateway.helpers import ORIGIN, Gateway, get, wait_for
+from foto3d.proto.logs import LOG_QUERY, LogQuery
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.token_gateway.helpers import ORIGIN, Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
 
@@ -72,35 +72,33 @@ async def test_rate_limits_lists_access_log_and_usage(strict_gateway: Gateway) -
         assert st == 403
 
     async def logged() -> bool:
-        reply = await gw.bus.request(
-            LOG_QUERY_SUBJECT,
+        reply = await gw.bus.call(
+            LOG_QUERY,
             LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, text=f"cred={cid}", limit=50),
-            LogQueryReply,
         )
         return len(reply.records) >= 6
 
-    await wait_for(logged, "the access log to reach the log server", timeout=10)
-    reply = await gw.bus.request(
-        LOG_QUERY_SUBJECT,
+    await eventually(logged, "the access log to reach the log server", timeout=10)
+    reply = await gw.bus.call(
+        LOG_QUERY,
         LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, object_id=OID, text="429"),
-        LogQueryReply,
     )
     assert reply.records and all("customer=acme" in r.message for r in reply.records)
     assert all("Bearer" not in r.message and token not in r.message for r in reply.records)
-    denied = await gw.bus.request(
-        LOG_QUERY_SUBJECT, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, text="ip=10.1.2.3 403"), LogQueryReply
+    denied = await gw.bus.call(
+        LOG_QUERY, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, text="ip=10.1.2.3 403")
     )
     assert len(denied.records) == 1
 
     async def counted() -> bool:
-        r = await gw.bus.request(USAGE_QUERY_SUBJECT, UsageQuery(customer="acme"), UsageReply)
+        r = await gw.bus.call(USAGE, UsageQuery(customer="acme"))
         return bool(r.rows) and r.rows[0].requests == 6
 
-    await wait_for(counted, "usage to be counted", timeout=10)
-    r = await gw.bus.request(USAGE_QUERY_SUBJECT, UsageQuery(customer="acme"), UsageReply)
+    await eventually(counted, "usage to be counted", timeout=10)
+    r = await gw.bus.call(USAGE, UsageQuery(customer="acme"))
     assert r.rows[0].object_id == OID and r.rows[0].denied == 3
     async with aiohttp.ClientSession() as s:
-        await wait_for(lambda: _refilled(s, url, token), "the bucket to refill")
+        await eventually(lambda: _refilled(s, url, token), "the bucket to refill", timeout=5.0)
         other = await gw.issue("acme")  # its own bucket
         st, body, _ = await get(s, f"{gw.url}/v1/usage", headers=bearer(other))
         assert st == 200 and body["rows"][0]["customer"] == "acme"

@@ -9,11 +9,12 @@ import aiohttp
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from foto3d.proto.gateway import USAGE_QUERY_SUBJECT, UsageQuery, UsageReply
+from foto3d.proto.gateway import USAGE, UsageQuery
 from foto3d.proto.objects import LiveStatus
 from foto3d.services.token_gateway.service import TokenGateway
-from tests.conftest import running_services
-from tests.token_gateway.helpers import Gateway, get, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.token_gateway.helpers import Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
 
@@ -43,13 +44,15 @@ async def test_three_instances_share_credentials_statuses_and_usage(
                 got = [(await get(s, f"{g.url}/v1/models/{OID}", headers=bearer(token)))[0] for g in gws]
                 return got == [status] * 3
 
-            await wait_for(lambda: everywhere(200), "every instance to accept the token", timeout=2)
+            await eventually(lambda: everywhere(200), "every instance to accept the token", timeout=2)
             # a link made by one instance works on another (same link secret)
             _, body, _ = await get(s, f"{gws[0].url}/v1/models/{OID}", headers=bearer(token))
             link = body["files"][0]["url"].replace(gws[0].url, gws[2].url)
             assert (await get(s, link))[0] == 200
             await gws[1].status(OID, LiveStatus.DISABLED)
-            await wait_for(lambda: everywhere(404), "every instance to refuse the disabled model", timeout=1)
+            await eventually(
+                lambda: everywhere(404), "every instance to refuse the disabled model", timeout=1
+            )
 
         async def totals_agree() -> bool:
             rows = []
@@ -61,6 +64,6 @@ async def test_three_instances_share_credentials_statuses_and_usage(
             return bool(rows[0]) and rows[0][0].requests >= 8 and all(r == rows[0] for r in rows)
 
         # each instance's totals count the requests all of them answered
-        await wait_for(totals_agree, "usage totals to agree on every instance", timeout=10)
-        reply = await bus.request(USAGE_QUERY_SUBJECT, UsageQuery(customer="acme"), UsageReply)
+        await eventually(totals_agree, "usage totals to agree on every instance", timeout=10)
+        reply = await bus.call(USAGE, UsageQuery(customer="acme"))
         assert reply.rows[0].requests >= 8 and reply.rows[0].denied >= 3

@@ -10,9 +10,10 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, LogQuery, LogQueryReply
-from tests.conftest import running_services
-from tests.token_gateway.helpers import Gateway, get, wait_for
+from foto3d.proto.logs import LOG_QUERY, LogQuery
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.token_gateway.helpers import Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
 
@@ -37,14 +38,13 @@ async def test_serves_through_a_nats_outage_and_ships_the_log_after(
 
         async def all_logged() -> bool:
             try:
-                reply = await gw.bus.request(
-                    LOG_QUERY_SUBJECT,
+                reply = await gw.bus.call(
+                    LOG_QUERY,
                     LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, text=f"cred={cid}", limit=100),
-                    LogQueryReply,
                     timeout=2,
                 )
             except Exception:  # the collector is still reconnecting
                 return False
             return len(reply.records) >= 8
 
-        await wait_for(all_logged, "the outage's access log to reach the log server", timeout=30)
+        await eventually(all_logged, "the outage's access log to reach the log server", timeout=30)

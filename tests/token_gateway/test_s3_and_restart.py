@@ -10,16 +10,18 @@ import aiohttp
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from foto3d.proto.gateway import CredentialIssued, CredentialKind, credential_events
+from foto3d.proto import subjects
+from foto3d.proto.gateway import CredentialIssued, CredentialKind
 from foto3d.proto.objects import LiveStatus, ObjectPublished, ObjectRegistered, PublishedFile
 from foto3d.services.token_gateway.credentials import new_token
-from tests.conftest import running_services
-from tests.publisher.conftest import MotoServer, aws_env, moto  # noqa: F401  (fixtures)
-from tests.token_gateway.helpers import Gateway, get, wait_for
+from testkit.running import running_services
+from testkit.servers import MotoServer
+from testkit.waiting import eventually
+from tests.token_gateway.helpers import Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
 
-async def test_presigned_links_are_scoped_and_short(settings: Settings, bus: Bus, moto: MotoServer) -> None:  # noqa: F811
+async def test_presigned_links_are_scoped_and_short(settings: Settings, bus: Bus, moto: MotoServer) -> None:
     s3 = moto.client()
     s3.create_bucket(Bucket="models")
     prefix = f"models/acme/{OID}/v1"
@@ -67,7 +69,7 @@ async def test_presigned_links_are_scoped_and_short(settings: Settings, bus: Bus
             async def served() -> bool:
                 return (await get(s, f"{gw.url}/v1/models/{OID}", headers=bearer(token)))[0] == 200
 
-            await wait_for(served, "the model to be served")
+            await eventually(served, "the model to be served", timeout=5.0)
             st, body, _ = await get(s, f"{gw.url}/v1/models/{OID}", headers=bearer(token))
             assert body["config"] == {"camera": {"fov": 40}}
             link = body["files"][0]["url"]
@@ -85,7 +87,7 @@ async def test_presigned_links_are_scoped_and_short(settings: Settings, bus: Bus
             async def refused() -> bool:
                 return (await get(s, f"{gw.url}/v1/models/{OID}", headers=bearer(token)))[0] == 404
 
-            await wait_for(refused, "new requests to be refused", timeout=1.0)
+            await eventually(refused, "new requests to be refused", timeout=1.0)
 
 
 async def test_restart_keeps_credentials_and_catches_up(settings: Settings, bus: Bus) -> None:
@@ -104,7 +106,7 @@ async def test_restart_keeps_credentials_and_catches_up(settings: Settings, bus:
         prefix=made.prefix,
         created_at=time.time(),
     )
-    await bus.publish(credential_events(ev.credential_id), ev, msg_id="issued-" + ev.credential_id)
+    await bus.publish(subjects.gateway_credentials(ev.credential_id), ev, msg_id="issued-" + ev.credential_id)
     async with running_services(settings, ["token_gateway"], http=False) as rt:
         gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
         async with aiohttp.ClientSession() as s:

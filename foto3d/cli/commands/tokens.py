@@ -14,21 +14,18 @@ import nats.errors
 from foto3d.cli.commands.objects import default_actor
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
+from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import (
-    TOKENS_ISSUE_SUBJECT,
-    TOKENS_LIST_SUBJECT,
-    TOKENS_REVOKE_SUBJECT,
-    USAGE_QUERY_SUBJECT,
+    TOKENS_ISSUE,
+    TOKENS_LIST,
+    TOKENS_REVOKE,
+    USAGE,
     CredentialInfo,
     CredentialKind,
-    IssueReply,
     IssueRequest,
-    ListReply,
     ListRequest,
-    RevokeReply,
     RevokeRequest,
     UsageQuery,
-    UsageReply,
 )
 
 ORDER = 24
@@ -46,6 +43,8 @@ def _run(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]
         bus = await connect_cli(settings)
         try:
             return await fn(bus)
+        except ServiceError as exc:  # the gateway refused; nothing was recorded
+            return fail(exc.description)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
             return fail(
                 "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
@@ -87,9 +86,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     )
 
     async def go(bus: Bus) -> int:
-        reply = await bus.request(TOKENS_ISSUE_SUBJECT, req, IssueReply, timeout=args.timeout)
-        if not reply.ok or reply.credential is None:
-            return fail(reply.error or "the gateway refused")
+        reply = await bus.call(TOKENS_ISSUE, req, timeout=args.timeout)
         if args.json:
             _print_json(reply)
             return 0
@@ -104,9 +101,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         req = ListRequest(customer=args.customer, include_revoked=args.all)
-        reply = await bus.request(TOKENS_LIST_SUBJECT, req, ListReply, timeout=args.timeout)
-        if not reply.ok:
-            return fail(reply.error or "the gateway refused")
+        reply = await bus.call(TOKENS_LIST, req, timeout=args.timeout)
         if args.json:
             _print_json(reply)
             return 0
@@ -122,9 +117,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         req = RevokeRequest(credential_id=args.credential_id, reason=args.reason, actor=args.actor)
-        reply = await bus.request(TOKENS_REVOKE_SUBJECT, req, RevokeReply, timeout=args.timeout)
-        if not reply.ok or reply.credential is None:
-            return fail(reply.error or "the gateway refused")
+        reply = await bus.call(TOKENS_REVOKE, req, timeout=args.timeout)
         print(
             f"revoked {reply.credential.credential_id} ({reply.credential.customer}); "
             "its links stop working at once"
@@ -137,9 +130,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_usage(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         q = UsageQuery(customer=args.customer, object_id=args.object, since=args.since, until=args.until)
-        reply = await bus.request(USAGE_QUERY_SUBJECT, q, UsageReply, timeout=args.timeout)
-        if not reply.ok:
-            return fail(reply.error or "the gateway refused")
+        reply = await bus.call(USAGE, q, timeout=args.timeout)
         if args.json:
             _print_json(reply)
             return 0
