@@ -12,12 +12,12 @@ import logging
 import msgspec
 from aiohttp import web
 
-from foto3d.libs.bus.micro import Endpoint
+from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
-from foto3d.proto.gateway import CredentialEvent, UsageDelta
-from foto3d.services.token_gateway import api, pages, routes
+from foto3d.proto.gateway import TOKENS_ISSUE, TOKENS_LIST, TOKENS_REVOKE, USAGE, CredentialEvent, UsageDelta
+from foto3d.services.token_gateway import pages, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
 from foto3d.services.token_gateway.accesslog import AccessLog
@@ -177,8 +177,15 @@ class TokenGateway(Service):
         return [f"customer API at {self.parts.base_url}/v1/ ({where})"]
 
     def endpoints(self) -> list[Endpoint]:
-        assert self.manager is not None
-        return api.endpoints(self.manager)
+        # `foto3d tokens …`; a refusal is a ServiceError raised by the manager.
+        m = self.manager
+        assert m is not None
+        return [
+            serve(TOKENS_ISSUE, m.issue),
+            serve(TOKENS_LIST, m.listing),
+            serve(TOKENS_REVOKE, m.revoke),
+            serve(USAGE, m.usage),
+        ]
 
     def routes(self) -> list[web.AbstractRouteDef]:
         if self.ctx is None or self.parts is None or self.manager is None:

@@ -65,14 +65,27 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         ),
         Env("FOTO3D_GATEWAY_LINK_SECRET"),
     ] = ""
-    bucket: Annotated[str, Meta(description="bucket of the published files; empty: `[publisher] bucket`")] = (
-        ""
-    )
-    prefix: Annotated[str, Meta(description="key prefix in the bucket; empty: `[publisher] prefix`")] = ""
-    endpoint_url: Annotated[
-        str, Meta(description="S3-compatible endpoint; empty: `[publisher] endpoint_url`")
+    bucket: Annotated[
+        str,
+        Meta(
+            description="bucket of the published files; empty: the publisher's (`FOTO3D_S3_BUCKET`, `[publisher] bucket`)"
+        ),
     ] = ""
-    region: Annotated[str, Meta(description="S3 region; empty: `[publisher] region`")] = ""
+    prefix: Annotated[
+        str,
+        Meta(
+            description="key prefix in the bucket; empty: the publisher's (`FOTO3D_S3_PREFIX`, `[publisher] prefix`)"
+        ),
+    ] = ""
+    endpoint_url: Annotated[
+        str,
+        Meta(
+            description="S3-compatible endpoint; empty: the publisher's (`FOTO3D_S3_ENDPOINT_URL`, `[publisher] endpoint_url`)"
+        ),
+    ] = ""
+    region: Annotated[
+        str, Meta(description="S3 region; empty: the publisher's (`FOTO3D_S3_REGION`, `[publisher] region`)")
+    ] = ""
     local_root: Annotated[
         str, Meta(description="the publisher's local store when there is no bucket; empty: <data>/published")
     ] = ""
