@@ -6,10 +6,16 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 
+from foto3d.proto.api import BAD_REQUEST, NOT_FOUND, ServiceError
 from foto3d.proto.gateway import (
+    TOKENS_ISSUE,
+    TOKENS_LIST,
     TOKENS_REVOKE,
     CredentialKind,
+    IssueRequest,
+    ListRequest,
     ModelReply,
     RevokeRequest,
 )
@@ -240,3 +246,14 @@ async def test_oversized_headers_and_body(gateway: Gateway) -> None:
             assert r.status in (400, 413)
         st, body, _ = await get(s, f"{gateway.url}/healthz")
         assert st == 200 and body["status"] == "ok"
+
+
+async def test_api_refusals_are_micro_errors_and_record_nothing(gateway: Gateway) -> None:
+    with pytest.raises(ServiceError) as refused:
+        await gateway.bus.call(TOKENS_ISSUE, IssueRequest(customer="acme", kind=CredentialKind.PUBLISHABLE))
+    assert refused.value.code == BAD_REQUEST and "at least one allowed origin" in refused.value.description
+    with pytest.raises(ServiceError) as unknown:
+        await gateway.bus.call(TOKENS_REVOKE, RevokeRequest(credential_id="0123456789abcdef"))
+    assert unknown.value.code == NOT_FOUND
+    listed = await gateway.bus.call(TOKENS_LIST, ListRequest(customer="acme", include_revoked=True))
+    assert listed.credentials == []
