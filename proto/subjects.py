@@ -17,6 +17,8 @@ OBJECT_EVENTS_ALL = "f3d.objects.events.>"
 HEARTBEATS_ALL = "f3d.hb.>"
 ALERTS_ALL = "f3d.alerts.>"
 DEAD_ALL = "f3d.dead.>"
+GATEWAY_CREDENTIALS_ALL = "f3d.gateway.credentials.>"
+GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
 
 # Stream names (their declarations: libs/bus/topology.py).
 LOGS_STREAM = "LOGS"
@@ -28,6 +30,8 @@ QUEUE_ADVISORIES_STREAM = "QUEUE_ADVISORIES"
 OBJECT_EVENTS_STREAM = "OBJECT_EVENTS"
 HEARTBEATS_STREAM = "HEARTBEATS"
 ALERTS_STREAM = "ALERTS"
+GATEWAY_CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
+GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
 TRAINER_VIP_CONSUMER = "trainer-vip"
 TRAINER_NORMAL_CONSUMER = "trainer-normal"
@@ -74,3 +78,13 @@ def alerts(severity: str) -> str:
 def dead(origin: str) -> str:
     """Dead-letter subject for messages that came from ``origin`` (a stream name, lowercased)."""
     return f"f3d.dead.{token(origin.lower())}"
+
+
+def gateway_credentials(credential_id: str) -> str:
+    """Events of one customer credential (issued, revoked)."""
+    return f"f3d.gateway.credentials.{token(credential_id)}"
+
+
+def gateway_usage(instance: str) -> str:
+    """Usage deltas of one token gateway instance."""
+    return f"f3d.gateway.usage.{token(instance)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from testkit.waiting import eventually
 from tests.trainer.helpers import EventLog, fake_env, make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ["log_collector", "notifier", "queue", "catalog", "publisher"]
+SERVICES = ["log_collector", "notifier", "queue", "catalog", "publisher", "token_gateway"]
 
 
 class Cli:
@@ -80,6 +81,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
         monkeypatch.delenv(var, raising=False)
     # One attempt per job, so an injected failure is final at once (retries are the queue's tests).
     settings.raw["queue"] = {"max_attempts": 1, "backoff_s": 0}
+    settings.raw["token_gateway"] = {"port": 0}
     assert settings.nats_urls
     nats_url = settings.nats_urls[0]
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
@@ -134,17 +136,27 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             kinds = await timeline_kinds()
             assert kinds.index("trained") < kinds.index("approved") < kinds.index("published"), kinds
 
+            # -- customers see it through the token gateway (published = production) -----------
+            issued = await cli("tokens", "issue", "acme", "--label", "e2e")
+            found = re.search(r"sk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", issued.stdout)
+            assert found, issued.stdout
+            token = found.group(0)
+            gateway = next(s for s in rt.services if s.name == "token_gateway")
+            customers = gateway.health().extra["listener"]
+            # A staff session for the dashboard's log search below; the gateway ignores it.
             async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as session:
-                # the link names the served store; follow its path on this test's server
-                path = "/published/" + live.split("/published/", 1)[1]
-                async with session.get(http + path) as resp:
-                    assert resp.status == 200, f"{live} -> {resp.status}"
-                    viewer = json.loads(await resp.read())
-                assert viewer["object_id"] == object_id
-                # ... and the splat files next to it
-                async with session.get(http + path.rsplit("/", 1)[0] + f"/{object_id}.ply") as resp:
+                auth = {"Authorization": f"Bearer {token}"}
+                async with session.get(f"{customers}/v1/models/{object_id}", headers=auth) as resp:
+                    assert resp.status == 200, await resp.text()
+                    model = await resp.json()
+                assert model["object_id"] == object_id and model["config"]["object_id"] == object_id
+                ply = next(f for f in model["files"] if f["format"] == "ply")
+                async with session.get(ply["url"]) as resp:
                     assert resp.status == 200
                     assert (await resp.read()).startswith(b"ply\n")
+                # the unauthenticated store route is gone
+                async with session.get(http + "/published/" + live.split("/published/", 1)[1]) as resp:
+                    assert resp.status == 404
 
                 # -- the training logs are searchable -----------------------------------------
                 async def log_records() -> list[dict[str, Any]]:

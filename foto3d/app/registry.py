@@ -65,6 +65,11 @@ SERVICES: list[ServiceEntry] = [
         summary="uploads approved models to S3 or a local store",
     ),
     ServiceEntry(
+        "token_gateway",
+        "foto3d.services.token_gateway.service:TokenGateway",
+        summary="time-limited customer links, rate limits, bans",
+    ),
+    ServiceEntry(
         "scaler", "foto3d.services.scaler.service:Scaler", summary="starts and stops trainers on demand"
     ),
     ServiceEntry(

@@ -42,7 +42,7 @@ def public(handler: F) -> F:
 
 
 def public_static(prefix: str, path: Path, **kwargs: Any) -> web.StaticDef:
-    """A folder of files anyone may fetch (the page shell's stylesheet, published viewer files)."""
+    """A folder of files anyone may fetch (the page shell's stylesheet)."""
     ident = re.sub(r"\W", "_", prefix.strip("/")) or "root"
     return web.static(prefix, path, name=f"{PUBLIC_STATIC_NAME}.{ident}", **kwargs)
 

@@ -190,6 +190,17 @@ STREAMS: list[StreamSpec] = [
         "Alerts raised and resolved by the notifier.",
         max_age=90 * DAY,
     ),
+    StreamSpec(
+        subjects.GATEWAY_CREDENTIALS_STREAM,
+        [subjects.GATEWAY_CREDENTIALS_ALL],
+        "Customer credentials issued and revoked (hashes only); every token gateway folds them in.",
+    ),
+    StreamSpec(
+        subjects.GATEWAY_USAGE_STREAM,
+        [subjects.GATEWAY_USAGE_ALL],
+        "Usage counts per customer, object and day, as deltas from each token gateway instance.",
+        max_age=400 * DAY,
+    ),
 ]
 
 

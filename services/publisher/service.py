@@ -17,9 +17,7 @@ import uuid
 from pathlib import Path
 
 import msgspec
-from aiohttp import web
 
-from foto3d.libs.auth.gate import public_static
 from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage.base import BlobStore, StorageError
@@ -121,17 +119,13 @@ class PublisherService(Service):
     def banner(self) -> list[str]:
         if self.cfg.s3:
             return [f"publishes to s3://{self.cfg.bucket}/{self.cfg.prefix}"]
-        return [f"publishes to the local folder {self.local_root} (served under /published/)"]
+        return [
+            f"publishes to the local folder {self.local_root} (customers get it through the token gateway)"
+        ]
 
     def endpoints(self) -> list[Endpoint]:
         # Uploads take a while: each request is answered from its own task.
         return [serve(PUBLISHER_PUBLISH, self.publish, tasks=self._tasks, decode=_decode_request)]
-
-    def routes(self) -> list[web.AbstractRouteDef]:
-        if self.local_root is None:
-            return []
-        # The local stand-in for the public bucket: customers' visitors fetch it without signing in.
-        return [public_static("/published", self.local_root, show_index=False, follow_symlinks=False)]
 
     # -- publishing ---------------------------------------------------------------------------
 

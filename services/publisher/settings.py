@@ -1,7 +1,7 @@
 """The publisher's settings: ``[publisher]`` in the config file, ``FOTO3D_S3_*`` env overrides.
 
-Without a bucket the publisher writes to ``<data>/published`` and the dashboard serves
-it under ``/published/``, so `foto3d up` works with nothing configured.
+Without a bucket the publisher writes to ``<data>/published`` and the token gateway serves
+it through signed links, so `foto3d up` works with nothing configured.
 """
 
 from __future__ import annotations
