@@ -35,6 +35,7 @@ from pathlib import Path
 import msgspec
 from nats.js.errors import NotFoundError
 
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
@@ -131,7 +132,7 @@ async def run(args: argparse.Namespace) -> None:
 
     hub = NatsServer(store_dir=tmp / "hub", port=free_port()).start()
     bus = await connect([hub.client_url], "bench")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     await bus.close()
     rig_dir = tmp / "rig"
     settings = msgspec.convert(

@@ -13,13 +13,15 @@ from typing import Annotated
 
 import msgspec
 
+from foto3d.proto.base import Count, Int, Real
 from foto3d.proto.jobs import ObjectId, Priority, TrainOptions
+from foto3d.proto.subjects import LOGS_ALL
 
 RigId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 # Streams on the rig's own server (JetStream domain ``rig-<id>``), never on a site.
 RIG_LOGS_STREAM = "RIG_LOGS"
-RIG_LOGS_SUBJECTS = ("f3d.logs.>",)
+RIG_LOGS_SUBJECTS = (LOGS_ALL,)
 RIG_DATASETS_STREAM = "RIG_DATASETS"
 RIG_DATASETS_ALL = "f3d.rig.datasets.>"
 
@@ -37,7 +39,7 @@ class DatasetFile(msgspec.Struct, frozen=True, kw_only=True):
     """One file of a dataset, as it was when it was submitted (the upload must match it)."""
 
     path: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]  # relative, '/'-separated
-    size: Annotated[int, msgspec.Meta(ge=0)]
+    size: Count
     sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -55,7 +57,7 @@ class RigDataset(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     files: list[DatasetFile]
     priority: Priority = Priority.NORMAL
     options: TrainOptions = msgspec.field(default_factory=TrainOptions)
-    submitted_at: float = 0.0
+    submitted_at: Real = 0.0
     submitted_by: str = ""
 
 
@@ -67,28 +69,28 @@ class LinkState(StrEnum):
 class RigProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """An error for the operator: what happened, in plain words, and what to do about it."""
 
-    ts: float
+    ts: Real
     text: str
     action: str
     source: str = "agent"  # "agent" (forwarding, uploads) or "log" (a record the rig logged)
     object_id: str | None = None
-    level: int = 40
+    level: Int = 40
 
 
 class UploadProgress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     request_id: str
     object_id: str
-    done_bytes: int
-    total_bytes: int
-    rate_bps: float = 0.0
-    eta_s: float | None = None
+    done_bytes: Count
+    total_bytes: Count
+    rate_bps: Real = 0.0
+    eta_s: Real | None = None
 
 
 class SiteState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: str
     reachable: bool
-    last_ok: float | None = None
-    latency_ms: float | None = None
+    last_ok: Real | None = None
+    latency_ms: Real | None = None
     error: str | None = None
 
 
@@ -96,18 +98,18 @@ class RigStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the agent reports about itself (``foto3d rig status``, the panel)."""
 
     rig_id: str
-    ts: float
+    ts: Real
     link: LinkState
-    since: float  # when ``link`` last changed
+    since: Real  # when ``link`` last changed
     site: str | None = None  # the site now in use
     sites: list[SiteState] = msgspec.field(default_factory=list)
-    logs_waiting: int = 0  # log batches not yet forwarded
-    datasets_waiting: int = 0
+    logs_waiting: Count = 0  # log batches not yet forwarded
+    datasets_waiting: Count = 0
     upload: UploadProgress | None = None
     problems: list[RigProblem] = msgspec.field(default_factory=list)
-    forwarded_logs: int = 0
-    forwarded_datasets: int = 0
-    agent_pid: int | None = None
+    forwarded_logs: Count = 0
+    forwarded_datasets: Count = 0
+    agent_pid: Count | None = None
 
 
 SCHEMAS = (RigDataset, RigStatus)

@@ -25,7 +25,6 @@ from nats.aio.msg import Msg
 from nats.js.api import RawStreamMsg
 
 from foto3d import __version__
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig import problems
 from foto3d.libs.rig.datasets import DatasetDelivery
@@ -36,6 +35,7 @@ from foto3d.libs.rig.settings import RigSettings
 from foto3d.libs.rig.sites import SiteLink, SitePicker
 from foto3d.libs.rig.status import write_status
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.logs import LogBatch

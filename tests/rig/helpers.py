@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer, pid_alive
@@ -23,7 +23,8 @@ from foto3d.libs.rig.settings import RigSettings, SiteConfig
 from foto3d.libs.rig.status import read_status
 from foto3d.proto.jobs import SubmitRequest
 from foto3d.proto.rig import RigStatus
-from tests.conftest import free_port
+from testkit.servers import free_port
+from testkit.waiting import eventually
 
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
 
@@ -31,7 +32,7 @@ FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
 async def start_hub(store: Path, port: int | None = None) -> NatsServer:
     hub = await NatsServer(store_dir=store, port=port or free_port()).astart()
     bus = await connect([hub.client_url], "test-hub")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     await bus.close()
     return hub
 
@@ -111,16 +112,6 @@ class RigProcess:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(poll)
-
-
 async def wait_status(
     rig_dir: Path, rig_id: str, check: Callable[[RigStatus], bool], timeout: float, what: str
 ) -> RigStatus:
@@ -131,7 +122,7 @@ async def wait_status(
         found[:] = [st]
         return check(st)
 
-    await wait_until(ok, timeout, what)
+    await eventually(ok, what, timeout)
     return found[0]
 
 

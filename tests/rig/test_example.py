@@ -14,6 +14,7 @@ from foto3d.libs.rig.settings import SiteConfig
 from foto3d.libs.splat.reduce import RECOMMENDED_SH_DEGREE
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState
+from testkit.waiting import eventually
 from tests.logsdk.streamread import read_logs
 from tests.rig.helpers import (
     RigProcess,
@@ -22,7 +23,6 @@ from tests.rig.helpers import (
     start_hub,
     stream_count,
     wait_status,
-    wait_until,
     write_rig,
 )
 
@@ -66,7 +66,7 @@ async def test_docs_example_submits_and_logs(tmp_path: Path) -> None:
         async def arrived() -> bool:
             return await stream_count(js, "SUBMISSIONS") == 1 and await stream_count(js, "LOGS") >= 1
 
-        await wait_until(arrived, 30, "the example's submission and logs")
+        await eventually(arrived, "the example's submission and logs", 30)
         (req, _), *_ = await read_submissions(js)
         assert req.request_id == request_id and req.object_id == "acme-chair-001"
         assert req.priority == Priority.VIP
@@ -76,7 +76,7 @@ async def test_docs_example_submits_and_logs(tmp_path: Path) -> None:
         async def both_logged() -> bool:
             return len((await read_logs(js)).records(RIG)) >= 2
 
-        await wait_until(both_logged, 15, "both log records")
+        await eventually(both_logged, "both log records", 15)
         messages = [r.message for _, r in (await read_logs(js)).records(RIG)]
         assert messages[:2] == ["captured 2 photos", f"submitted {request_id}"]
     finally:

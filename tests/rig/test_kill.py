@@ -13,6 +13,7 @@ from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.settings import SiteConfig
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.rig import LinkState
+from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import (
     RigProcess,
@@ -21,7 +22,6 @@ from tests.rig.helpers import (
     start_hub,
     stream_count,
     wait_status,
-    wait_until,
     write_rig,
 )
 
@@ -60,7 +60,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
             n = await stream_count(js, "LOGS")
             return n >= 100
 
-        await wait_until(some_logs_forwarded, 30, "forwarding to start", poll=0.01)
+        await eventually(some_logs_forwarded, "forwarding to start", 30, interval=0.01)
         assert await stream_count(js, "LOGS") < RECORDS // PER_BATCH, "forwarding finished before the kill"
         rig.kill_all()
         rig.start()
@@ -70,7 +70,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
         async def upload_half_way() -> bool:
             return any(p.stat().st_size > 0 for p in store.glob("datasets/*/*/*.part"))
 
-        await wait_until(upload_half_way, 60, "an upload under way\n" + rig.log_tail(), poll=0.005)
+        await eventually(upload_half_way, "an upload under way\n" + rig.log_tail(), 60, interval=0.005)
         left_behind = rig.leaf_pid()
         rig.kill_agent()
         assert left_behind is not None
@@ -82,7 +82,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
         async def done() -> bool:
             return await stream_count(js, "SUBMISSIONS") >= 2
 
-        await wait_until(done, 90, "both submissions\n" + rig.log_tail())
+        await eventually(done, "both submissions\n" + rig.log_tail(), 90)
         await wait_status(
             rig_dir, RIG, lambda s: s.logs_waiting == 0 and s.datasets_waiting == 0, 15, "caught up"
         )
@@ -136,7 +136,7 @@ async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everythi
         async def all_there() -> bool:
             return await stream_count(js, "LOGS") >= 50
 
-        await wait_until(all_there, 30, "the records\n" + rig.log_tail())
+        await eventually(all_there, "the records\n" + rig.log_tail(), 30)
         assert_exactly_once_in_order((await read_logs(js)).seqs("rig-k8"), 5000)
     finally:
         if bus is not None:

@@ -14,6 +14,7 @@ from foto3d.libs.rig.settings import SiteConfig
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState, RigDataset
+from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import (
     RigProcess,
@@ -22,7 +23,6 @@ from tests.rig.helpers import (
     start_hub,
     stream_count,
     wait_status,
-    wait_until,
     write_rig,
 )
 from tests.rig.link import CuttableLink
@@ -95,7 +95,7 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
                     and await stream_count(bus.js, "LOGS") >= 100
                 )
 
-            await wait_until(all_there, 60, "the backlog to reach the hub\n" + rig.log_tail())
+            await eventually(all_there, "the backlog to reach the hub\n" + rig.log_tail(), 60)
             await wait_status(
                 rig_dir,
                 RIG,

@@ -15,7 +15,7 @@ from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.panel import Panel
 from foto3d.libs.rig.settings import SiteConfig
 from foto3d.proto.rig import LinkState
-from tests.conftest import free_port
+from testkit.servers import free_port
 from tests.rig.helpers import wait_status, write_rig
 
 RIG = "rig-pn"

@@ -9,8 +9,9 @@ from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.settings import SiteConfig
-from tests.conftest import free_port
-from tests.rig.helpers import make_dataset, start_hub, stream_count, wait_until, write_rig
+from testkit.servers import free_port
+from testkit.waiting import eventually
+from tests.rig.helpers import make_dataset, start_hub, stream_count, write_rig
 
 RIG = "rig-pr"
 
@@ -53,7 +54,7 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
         async def submitted() -> bool:
             return await stream_count(js, "SUBMISSIONS") == 1
 
-        await wait_until(submitted, 60, "the submission")
+        await eventually(submitted, "the submission", 60)
         assert logs_at_first_chunk, "the upload never asked to go"
         assert logs_at_first_chunk[0] == 1000, "an upload chunk went while log batches were waiting"
         assert (tmp_path / "store" / "datasets" / RIG / rid / "img_000.jpg").stat().st_size == 9 * 1024 * 1024

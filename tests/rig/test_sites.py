@@ -6,15 +6,16 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.settings import SiteConfig
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
+from testkit.waiting import eventually
 from tests.logsdk.streamread import read_logs
-from tests.rig.helpers import make_dataset, read_submissions, start_hub, stream_count, wait_until, write_rig
+from tests.rig.helpers import make_dataset, read_submissions, start_hub, stream_count, write_rig
 
 RIG = "rig-fo"
 
@@ -45,35 +46,35 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         async def records_at(bus: Bus, n: int) -> bool:
             return sum(len(b.records) for b in (await read_logs(bus.js)).batches) >= n
 
-        await wait_until(lambda: on("local"), 10, "the local site")
+        await eventually(lambda: on("local"), "the local site", 10)
         for i in range(1000):
             shipper.emit(20, f"a {i}")
         assert shipper.flush(10)
         bus_local = await connect([local.client_url], "check-local")
         buses.append(bus_local)
-        await wait_until(lambda: records_at(bus_local, 1000), 10, "records at the local site")
+        await eventually(lambda: records_at(bus_local, 1000), "records at the local site", 10)
 
         async def heartbeat_at_local() -> bool:
             return await stream_count(bus_local.js, "HEARTBEATS") > 0
 
-        await wait_until(heartbeat_at_local, 5, "the rig's heartbeat at the local site")
+        await eventually(heartbeat_at_local, "the rig's heartbeat at the local site", 5)
         await bus_local.close()
         buses.remove(bus_local)
 
         local.stop()  # the local site burns down
-        await wait_until(lambda: on("cloud"), 10, "failover to the cloud")
+        await eventually(lambda: on("cloud"), "failover to the cloud", 10)
         for i in range(1000):
             shipper.emit(20, f"b {i}")
         assert shipper.flush(10)
         rid = await client.asubmit("acme-lamp-001", make_dataset(tmp_path / "cap", "lamp", [5000, 7000]))
         bus_cloud = await connect([cloud.client_url], "check-cloud")
         buses.append(bus_cloud)
-        await wait_until(lambda: records_at(bus_cloud, 1000), 10, "records at the cloud site")
+        await eventually(lambda: records_at(bus_cloud, 1000), "records at the cloud site", 10)
 
         async def one_submission() -> bool:
             return await stream_count(bus_cloud.js, "SUBMISSIONS") == 1
 
-        await wait_until(one_submission, 10, "the submission at the cloud site")
+        await eventually(one_submission, "the submission at the cloud site", 10)
         subs = await read_submissions(bus_cloud.js)
         assert subs[0][0].request_id == rid
         assert (tmp_path / "store-cloud" / "datasets" / RIG / rid / "img_001.jpg").stat().st_size == 7000
@@ -81,19 +82,19 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         async def heartbeat_at_cloud() -> bool:
             return await stream_count(bus_cloud.js, "HEARTBEATS") > 0
 
-        await wait_until(heartbeat_at_cloud, 5, "the rig's heartbeat at the cloud site")
+        await eventually(heartbeat_at_cloud, "the rig's heartbeat at the cloud site", 5)
         hb = await bus_cloud.js.get_last_msg("HEARTBEATS", subjects.heartbeat("rig", RIG))
         beat = msgspec.json.decode(hb.data or b"", type=Heartbeat)
         assert beat.kind == "rig" and beat.id == RIG
 
         local.start()  # back: the rig returns to its preferred site once it is steady
-        await wait_until(lambda: on("local"), 15, "failback to the local site")
+        await eventually(lambda: on("local"), "failback to the local site", 15)
         for i in range(1000):
             shipper.emit(20, f"c {i}")
         assert shipper.flush(10)
         bus_local = await connect([local.client_url], "check-local")
         buses.append(bus_local)
-        await wait_until(lambda: records_at(bus_local, 2000), 10, "records at the local site again")
+        await eventually(lambda: records_at(bus_local, 2000), "records at the local site again", 10)
 
         at_local = [r.message for _, r in (await read_logs(bus_local.js)).records(RIG)]
         at_cloud = [r.message for _, r in (await read_logs(bus_cloud.js)).records(RIG)]

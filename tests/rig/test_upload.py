@@ -12,7 +12,7 @@ from foto3d.libs.rig.upload import LOCAL_CHUNK, Uploader
 from foto3d.libs.storage.base import StorageError, sha256_file
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import S3Store
-from tests.publisher.conftest import MotoServer
+from testkit.servers import MotoServer
 from tests.rig.link import CuttableLink
 
 MiB = 1024 * 1024
