@@ -67,6 +67,9 @@ class NatsServer:
     extra_args: list[str] = field(default_factory=list)
     log_file: Path | None = None
     die_with_parent: bool = False
+    # stderr appended to this file instead of a pipe: for a server that must outlive the
+    # process that started it (a dead reader's pipe would end it with SIGPIPE).
+    stderr_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     client_url: str = ""
     monitor_url: str = ""
@@ -97,14 +100,18 @@ class NatsServer:
             args += ["-l", str(self._log_path)]
             # Own session: Ctrl-C in a terminal signals the whole foreground group, and the
             # server must outlive the services until they have drained and stopped.
-            self.proc = subprocess.Popen(
-                args,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                pass_fds=(lock_fd,),
-                preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
-            )
+            with contextlib.ExitStack() as files:
+                err = (
+                    files.enter_context(self.stderr_file.open("ab")) if self.stderr_file else subprocess.PIPE
+                )
+                self.proc = subprocess.Popen(
+                    args,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                    pass_fds=(lock_fd,),
+                    preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
+                )
         finally:
             os.close(lock_fd)  # the child holds its own copy of the lock now
 

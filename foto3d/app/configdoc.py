@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from foto3d.libs.auth.web import SETTINGS as AUTH
 from foto3d.libs.bus.settings import SETTINGS as BUS
 from foto3d.libs.config import CORE
 from foto3d.libs.diskspace import SETTINGS as DISK
+from foto3d.libs.rig.settings import SETTINGS as RIG
 from foto3d.libs.settings import Table, TableKind, params_of
 
 HEADER = """# Configuration
@@ -79,6 +81,12 @@ def library_tables() -> list[Table[Any]]:
     return [CORE, BUS, AUTH, DISK]
 
 
+def file_tables() -> list[tuple[str, str, Table[Any]]]:
+    """Files other than ``foto3d.toml``, read the same way: (file, where it lives, table)."""
+    rig_dir = "the rig's folder (`--dir`, else `FOTO3D_RIG_DIR`, else `~/.local/share/foto3d-rig`)"
+    return [("rig.toml", rig_dir, RIG)]
+
+
 def service_tables() -> list[Table[Any]]:
     """Each registered service's ``SETTINGS``, from ``foto3d.services.<name>.settings``."""
     tables: list[Table[Any]] = []
@@ -95,11 +103,33 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _required(struct: type[msgspec.Struct]) -> set[str]:
+    return {
+        f.name
+        for f in msgspec.structs.fields(struct)
+        if f.default is msgspec.NODEFAULT and f.default_factory is msgspec.NODEFAULT
+    }
+
+
+def _arrays_of_tables(struct: type[msgspec.Struct]) -> dict[str, type[msgspec.Struct]]:
+    """Fields that are a list of Structs: ``[[key]]`` entries in the file."""
+    out: dict[str, type[msgspec.Struct]] = {}
+    for name, tp in typing.get_type_hints(struct).items():
+        args = typing.get_args(tp)
+        item = args[0] if typing.get_origin(tp) is list and args else None
+        if isinstance(item, type) and issubclass(item, msgspec.Struct):
+            out[name] = item
+    return out
+
+
 def _rows(struct: type[msgspec.Struct], section: str, out: list[str], nested: list[str]) -> None:
     out.append("| key | env | default | meaning |")
     out.append("|---|---|---|---|")
+    required = _required(struct)
     for p in params_of(struct):
-        default = "unset" if p.default is None else p.kind.show(p.default)
+        default = (
+            "required" if p.key in required else "unset" if p.default is None else p.kind.show(p.default)
+        )
         meaning = p.description + (f" ({p.limits})" if p.limits else "")
         if isinstance(p.kind, TableKind) and isinstance(p.default, msgspec.Struct):
             nested.append(p.key)
@@ -108,9 +138,14 @@ def _rows(struct: type[msgspec.Struct], section: str, out: list[str], nested: li
     out.append("")
 
 
-def _table(table: Table[Any], out: list[str]) -> None:
-    title = f"`[{table.section}]`" if table.section else "Top level"
+def _table(
+    table: Table[Any], out: list[str], title: str | None = None, intro: str = "", arrays: bool = False
+) -> None:
+    """One table's reference; ``arrays`` adds its ``[[key]]`` entries (lists of Structs)."""
+    title = title or (f"`[{table.section}]`" if table.section else "Top level")
     out.append(f"## {title} — {table.summary}\n")
+    if intro:
+        out.append(f"{intro}\n")
     if table.docs:
         out.append(f"More in [{table.docs}]({table.docs}).\n")
     nested: list[str] = []
@@ -120,12 +155,23 @@ def _table(table: Table[Any], out: list[str]) -> None:
         default = sub.default_factory() if sub.default_factory is not msgspec.NODEFAULT else sub.default
         out.append(f"### `[{table.section}.{key}]`\n")
         _rows(type(default), f"{table.section}.{key}", out, [])
+    for key, item in (_arrays_of_tables(table.struct) if arrays else {}).items():
+        out.append(f"### `[[{f'{table.section}.' if table.section else ''}{key}]]`\n")
+        _rows(item, key, out, [])
 
 
 def render() -> str:
     out = [HEADER]
     for table in library_tables() + service_tables():
         _table(table, out)
+    for name, where, table in file_tables():
+        _table(
+            table,
+            out,
+            title=f"`{name}`",
+            intro=f"A file of its own in {where}, not part of `foto3d.toml`.",
+            arrays=True,
+        )
     return "\n".join(out) + EXAMPLE
 
 

@@ -20,7 +20,7 @@ from nats.js.api import RawStreamMsg
 from foto3d.libs.rig import problems
 from foto3d.libs.rig.forward import RetryLater, SiteUnavailable
 from foto3d.libs.rig.problems import ProblemLog
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.rig.sites import SiteLink
 from foto3d.libs.rig.upload import Uploader
 from foto3d.libs.storage.base import BlobStore, StorageError, open_store, sha256_file
@@ -36,7 +36,7 @@ UPLOAD_RETRY_S = 10.0
 MANIFEST_NAME = ".foto3d-manifest.json"
 
 
-def site_store(site: SiteConfig) -> BlobStore:
+def site_store(site: SiteSettings) -> BlobStore:
     if site.store.startswith("s3://"):
         bucket, _, prefix = site.store[5:].partition("/")
         return S3Store(bucket=bucket, prefix=prefix, endpoint_url=site.s3_endpoint)
@@ -94,7 +94,7 @@ class DatasetDelivery:
         self.meter: UploadMeter | None = None
         self._stores: dict[str, BlobStore] = {}
 
-    def _store(self, site: SiteConfig) -> BlobStore:
+    def _store(self, site: SiteSettings) -> BlobStore:
         if site.name not in self._stores:
             self._stores[site.name] = site_store(site)
         return self._stores[site.name]

@@ -4,20 +4,15 @@ It runs beside the agent (``foto3d rig up``) and holds everything the rig produc
 until a site has it. Its streams are declared in ``outbox.py``.
 
 A server left behind by a killed ``rig up`` (its own session outlives the parent) is
-stopped before a new one starts, so two servers never share one store.
+stopped before a new one starts (the store lock of ``NatsServer``), so two servers never
+share one store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-from foto3d.libs.nats_server import NatsServer, NatsServerError, nats_server_binary, pid_alive
+from foto3d.libs.nats_server import NatsServer
 from foto3d.libs.rig.settings import RigSettings
 from foto3d.proto.rig import rig_domain
 
@@ -37,77 +32,25 @@ def write_leaf_config(rig_dir: Path, settings: RigSettings) -> Path:
     return conf
 
 
-def _stop_leftover(pid_file: Path) -> None:
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return
-    if pid == os.getpid() or not pid_alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-class LeafServer(NatsServer):
-    """A NatsServer whose stderr goes to a file instead of a pipe to ``rig up``.
-
-    The server must outlive a ``kill -9`` of ``rig up`` (the next one stops it); a pipe
-    whose reader has died would end it with SIGPIPE at its next write to stderr.
-    """
-
-    def start(self, timeout: float = 15.0) -> NatsServer:
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        ports_dir = self.store_dir / "ports"
-        ports_dir.mkdir(exist_ok=True)
-        for old in ports_dir.glob("*.ports"):
-            old.unlink()
-        conf = self.store_dir / "nats.conf"
-        conf.write_text(self.config_text or "")
-        log = self.log_file or (self.store_dir / "nats-server.log")
-        args = [nats_server_binary(), "-js", "-sd", str(self.store_dir / "jetstream"), "-c", str(conf)]
-        args += ["-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
-        args += ["--ports_file_dir", str(ports_dir), "-n", self.name, "-l", str(log), *self.extra_args]
-        with (self.store_dir / "nats-server.stderr").open("ab") as err:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise NatsServerError(f"nats-server exited with {self.proc.returncode}: {tail}")
-            for ports_file in ports_dir.glob("*.ports"):
-                try:
-                    info = json.loads(ports_file.read_text())
-                    self.client_url = info["nats"][0]
-                    self.monitor_url = (info.get("monitoring") or [""])[0]
-                except (ValueError, KeyError, IndexError):
-                    continue  # written but not complete yet
-                self.port = int(self.client_url.rsplit(":", 1)[1])
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise NatsServerError(f"nats-server did not start within {timeout:.0f}s")
-
-
 def leaf_server(rig_dir: Path, settings: RigSettings) -> NatsServer:
     """A (not yet started) server for this rig on its configured port."""
-    return LeafServer(
-        store_dir=rig_dir / "leaf",
+    store = rig_dir / "leaf"
+    return NatsServer(
+        store_dir=store,
         port=settings.leaf_port,
         host=settings.leaf_host,
         name=f"rig-{settings.rig_id}",
         config_text=leaf_config(settings),
+        # The server must outlive a `kill -9` of `rig up` (the next one stops it), so its
+        # stderr goes to a file, not to a pipe whose reader may be gone.
+        stderr_file=store / "nats-server.stderr",
     )
 
 
 def start_leaf(rig_dir: Path, settings: RigSettings) -> NatsServer:
-    pid_file = rig_dir / "leaf" / "nats-server.pid"
-    _stop_leftover(pid_file)
-    server = leaf_server(rig_dir, settings).start()
-    pid_file.write_text(f"{server.pid}\n")
-    return server
+    """Start the rig's server; one left behind on the same store is stopped first.
+
+    The server holds the store's lock for as long as it lives and records its pid in
+    ``leaf/nats-server.pid`` (see ``NatsServer``), so two never share the store.
+    """
+    return leaf_server(rig_dir, settings).start()

@@ -1,20 +1,24 @@
 """A rig's settings: one Struct, stored as ``rig.toml`` in the rig's folder.
 
-``foto3d rig init`` writes the file; everything else reads it. Environment overrides:
-``FOTO3D_RIG_DIR`` (the folder). Sites are tried in the order listed (the first
-reachable one is used; see ``sites.py``).
+``foto3d rig init`` writes the file; everything else reads it through ``SETTINGS``, the
+same mechanism as a server's ``foto3d.toml`` (unknown keys and bad values are errors
+naming the file and key). ``FOTO3D_RIG_DIR`` names the folder. Sites are tried in the
+order listed (the first reachable one is used; see ``sites.py``).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
-from foto3d.libs.config import ConfigError, split_urls
+from foto3d.libs.config import split_urls
+from foto3d.libs.settings import ConfigError, Table
 
 CONFIG_NAME = "rig.toml"
 MiB = 1024 * 1024
@@ -28,50 +32,94 @@ def default_rig_dir() -> Path:
     return Path(base) / "foto3d-rig"
 
 
-class SiteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class SiteSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One place the rig can deliver to: its NATS servers and the store for dataset files."""
 
-    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
-    nats: str  # comma-separated URLs
-    store: str  # file:///path, a path, or s3://bucket/prefix
-    s3_endpoint: str | None = None  # for S3-compatible stores (MinIO, moto); None = AWS
+    name: Annotated[
+        str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="the site's name (status, panel, logs)")
+    ]
+    nats: Annotated[str, Meta(description="the site's NATS URLs, comma-separated")]
+    store: Annotated[
+        str, Meta(description="where dataset files go: a folder, `file:///…` or `s3://bucket/prefix`")
+    ]
+    s3_endpoint: Annotated[
+        str | None, Meta(description="endpoint of an S3-compatible store (MinIO, moto); unset = AWS")
+    ] = None
 
     def nats_urls(self) -> list[str]:
         return split_urls(self.nats)
 
 
 class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    rig_id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-    sites: list[SiteConfig]
+    rig_id: Annotated[
+        str,
+        Meta(
+            pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+            description="the rig's name; also its log source id and its JetStream domain `rig-<id>`",
+        ),
+    ]
+    sites: Annotated[
+        list[SiteSettings],
+        Meta(description="where the rig delivers, tried in the order listed (at least one)"),
+    ]
     # The rig's own nats-server (the capture tool connects here; it never goes away offline).
-    leaf_host: str = "127.0.0.1"
-    leaf_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 4290
-    panel_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8290
-    # Site health: each site's JetStream is asked for its account info every probe_interval_s;
-    # a site that has not answered for site_grace_s is dead and the next one is used.
-    probe_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
-    site_grace_s: Annotated[float, msgspec.Meta(gt=0)] = 6.0
-    # Return to an earlier (preferred) site once it has answered for this long.
-    failback_after_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
-    heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    upload_part_bytes: Annotated[int, msgspec.Meta(ge=5 * MiB)] = 8 * MiB
+    leaf_host: Annotated[str, Meta(description="address of the rig's own nats-server")] = "127.0.0.1"
+    leaf_port: Annotated[int, Meta(ge=1, le=65535, description="port of the rig's own nats-server")] = 4290
+    panel_port: Annotated[int, Meta(ge=0, le=65535, description="port of `foto3d rig panel`")] = 8290
+    # Site health: a site that has not answered for site_grace_s is dead and the next one is used.
+    probe_interval_s: Annotated[
+        float, Meta(gt=0, description="seconds between asking each site's JetStream for its account info")
+    ] = 2.0
+    site_grace_s: Annotated[
+        float, Meta(gt=0, description="a site that has not answered for this many seconds is dead")
+    ] = 6.0
+    failback_after_s: Annotated[
+        float,
+        Meta(ge=0, description="return to an earlier site once it has answered this long without a break"),
+    ] = 30.0
+    heartbeat_interval_s: Annotated[
+        float, Meta(gt=0, description="seconds between the rig's heartbeats to the site in use")
+    ] = 5.0
+    upload_part_bytes: Annotated[int, Meta(ge=5 * MiB, description="S3 multipart part size in bytes")] = (
+        8 * MiB
+    )
     # Rig-local stream caps: past them the oldest data is dropped (and reported).
-    logs_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 * 1024 * MiB
-    publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    # fsync every JetStream write on the rig (nats-server syncs every 2 minutes by default):
-    # for rigs that lose power, at some cost in write rate.
-    sync_always: bool = False
+    logs_max_bytes: Annotated[
+        int, Meta(gt=0, description="cap of the rig's log stream in bytes (past it the oldest batches go)")
+    ] = 8 * 1024 * MiB
+    publish_timeout_s: Annotated[
+        float, Meta(gt=0, description="seconds to wait for a site's ack before the message is retried")
+    ] = 5.0
+    # nats-server syncs every 2 minutes by default; this trades write rate for power-loss safety.
+    sync_always: Annotated[
+        bool, Meta(description="fsync every write of the rig's JetStream (for rigs that lose power)")
+    ] = False
 
     @property
     def leaf_url(self) -> str:
         return f"nats://{self.leaf_host}:{self.leaf_port}"
 
 
+def _check(settings: RigSettings) -> None:
+    if not settings.sites:
+        raise ConfigError(f"{CONFIG_NAME}: at least one [[sites]] entry is needed")
+    for site in settings.sites:
+        try:
+            site.nats_urls()
+        except ConfigError as exc:
+            raise ConfigError(f"{CONFIG_NAME} [[sites]] {site.name!r}: {exc}") from None
+
+
+# The whole of rig.toml is this one table (its top level); the file is the rig's own,
+# separate from a server's foto3d.toml.
+SETTINGS = Table("", RigSettings, "a capture rig's settings", check=_check, docs="rig.md")
+
+
 def config_path(rig_dir: Path) -> Path:
     return rig_dir / CONFIG_NAME
 
 
-def load(rig_dir: Path) -> RigSettings:
+def load(rig_dir: Path, env: Mapping[str, str] | None = None) -> RigSettings:
     path = config_path(rig_dir)
     try:
         raw = tomllib.loads(path.read_text())
@@ -79,15 +127,7 @@ def load(rig_dir: Path) -> RigSettings:
         raise ConfigError(f"{path} does not exist: run `foto3d rig init` first") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    try:
-        settings = msgspec.convert(raw, RigSettings)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if not settings.sites:
-        raise ConfigError(f"{path}: at least one [[sites]] entry is needed")
-    for site in settings.sites:
-        site.nats_urls()  # a bad URL fails here, naming itself
-    return settings
+    return SETTINGS.read(raw, str(path), os.environ if env is None else env)
 
 
 def _toml_value(value: object) -> str:

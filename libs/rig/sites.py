@@ -20,7 +20,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from foto3d.libs.rig.settings import RigSettings, SiteConfig
+from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import SiteState
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SiteLink:
-    config: SiteConfig
+    config: SiteSettings
     nc: NATS | None = None
     js: JetStreamContext | None = None
     last_ok: float | None = None  # monotonic

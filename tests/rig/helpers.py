@@ -19,7 +19,7 @@ from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer, pid_alive
 from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.settings import RigSettings, SiteConfig
+from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.rig.status import read_status
 from foto3d.proto.jobs import SubmitRequest
 from foto3d.proto.rig import RigStatus
@@ -37,7 +37,7 @@ async def start_hub(store: Path, port: int | None = None) -> NatsServer:
     return hub
 
 
-def write_rig(rig_dir: Path, rig_id: str, sites: list[SiteConfig], **kw: object) -> RigSettings:
+def write_rig(rig_dir: Path, rig_id: str, sites: list[SiteSettings], **kw: object) -> RigSettings:
     raw = {
         "rig_id": rig_id,
         "sites": [msgspec.to_builtins(s) for s in sites],
@@ -54,6 +54,16 @@ def write_rig(rig_dir: Path, rig_id: str, sites: list[SiteConfig], **kw: object)
     settings = msgspec.convert(raw, RigSettings)
     rig_settings.save(rig_dir, settings)
     return settings
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie: an orphaned server that exited stays in the process table
+    until init reaps it, which can take a second or two, though it holds nothing any more."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 class RigProcess:

@@ -10,7 +10,7 @@ from pathlib import Path
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.nats_server import pid_alive
 from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.rig import LinkState
 from testkit.waiting import eventually
@@ -19,6 +19,7 @@ from tests.rig.helpers import (
     RigProcess,
     make_dataset,
     read_submissions,
+    running,
     start_hub,
     stream_count,
     wait_status,
@@ -35,7 +36,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
     # Small upload parts make the dataset's upload long enough to be cut too.
-    write_rig(rig_dir, RIG, [SiteConfig(name="local", nats=hub.client_url, store=str(store))])
+    write_rig(rig_dir, RIG, [SiteSettings(name="local", nats=hub.client_url, store=str(store))])
     rig = RigProcess(rig_dir).start()
     bus = None
     try:
@@ -77,7 +78,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
         assert pid_alive(left_behind), (rig_dir / "leaf" / "nats-server.log").read_text()[-3000:]
         rig.start()
         await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "back\n" + rig.log_tail())
-        assert not pid_alive(left_behind) and rig.leaf_pid() != left_behind
+        assert not running(left_behind) and rig.leaf_pid() != left_behind
 
         async def done() -> bool:
             return await stream_count(js, "SUBMISSIONS") >= 2
@@ -107,7 +108,7 @@ async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everythi
     """kill -9 of the rig's server alone: `rig up` exits non-zero (systemd restarts it), nothing lost."""
     hub = await start_hub(tmp_path / "hub")
     rig_dir = tmp_path / "rig"
-    write_rig(rig_dir, "rig-k8", [SiteConfig(name="local", nats=hub.client_url, store=str(tmp_path / "s"))])
+    write_rig(rig_dir, "rig-k8", [SiteSettings(name="local", nats=hub.client_url, store=str(tmp_path / "s"))])
     rig = RigProcess(rig_dir).start()
     bus = None
     try:

@@ -10,7 +10,7 @@ import pytest
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.client import Reduction, RigClient
 from foto3d.libs.rig.datasets import MANIFEST_NAME
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState, RigDataset
@@ -42,7 +42,7 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
     write_rig(
-        rig_dir, RIG, [SiteConfig(name="local", nats=f"nats://127.0.0.1:{link.port}", store=str(store))]
+        rig_dir, RIG, [SiteSettings(name="local", nats=f"nats://127.0.0.1:{link.port}", store=str(store))]
     )
     rig = RigProcess(rig_dir).start()
     try:

@@ -13,7 +13,7 @@ from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.panel import Panel
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto.rig import LinkState
 from testkit.servers import free_port
 from tests.rig.helpers import wait_status, write_rig
@@ -28,7 +28,7 @@ async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path:
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteConfig(name="cloud", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+        [SiteSettings(name="cloud", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -71,7 +71,7 @@ async def test_status_when_the_agent_is_not_running(
 ) -> None:
     rig_dir = tmp_path / "rig"
     write_rig(
-        rig_dir, RIG, [SiteConfig(name="local", nats="nats://127.0.0.1:4222", store=str(tmp_path / "s"))]
+        rig_dir, RIG, [SiteSettings(name="local", nats="nats://127.0.0.1:4222", store=str(tmp_path / "s"))]
     )
     assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1
     out = capsys.readouterr().out
@@ -83,7 +83,7 @@ async def test_status_reports_a_dead_agent(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteConfig(name="local", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+        [SiteSettings(name="local", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -178,7 +178,7 @@ async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
     bare = NatsServer(store_dir=tmp_path / "bare", port=free_port()).start()  # JetStream, no streams
     rig_dir = tmp_path / "rig"
     settings = write_rig(
-        rig_dir, RIG, [SiteConfig(name="local", nats=bare.client_url, store=str(tmp_path / "s"))]
+        rig_dir, RIG, [SiteSettings(name="local", nats=bare.client_url, store=str(tmp_path / "s"))]
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)

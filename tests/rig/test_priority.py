@@ -8,7 +8,7 @@ from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from testkit.servers import free_port
 from testkit.waiting import eventually
 from tests.rig.helpers import make_dataset, start_hub, stream_count, write_rig
@@ -22,7 +22,7 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteConfig(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))],
+        [SiteSettings(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)

@@ -10,7 +10,7 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.settings import SiteConfig
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 from testkit.waiting import eventually
@@ -28,8 +28,8 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         rig_dir,
         RIG,
         [
-            SiteConfig(name="local", nats=local.client_url, store=str(tmp_path / "store-local")),
-            SiteConfig(name="cloud", nats=cloud.client_url, store=str(tmp_path / "store-cloud")),
+            SiteSettings(name="local", nats=local.client_url, store=str(tmp_path / "store-local")),
+            SiteSettings(name="cloud", nats=cloud.client_url, store=str(tmp_path / "store-cloud")),
         ],
     )
     leaf = start_leaf(rig_dir, settings)
