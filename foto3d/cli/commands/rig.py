@@ -110,11 +110,9 @@ def cmd_init(args: argparse.Namespace) -> int:
             "give at least one site: --local-nats and --local-store, or --cloud-nats and --cloud-store"
         )
     raw = {"rig_id": args.rig_id, "sites": sites, "leaf_port": args.leaf_port, "panel_port": args.panel_port}
-    try:
-        settings = msgspec.convert(raw, RigSettings)
-        for site in settings.sites:
-            site.nats_urls()
-    except msgspec.ValidationError as exc:
+    try:  # the same rules as reading rig.toml back
+        settings = rig_settings.SETTINGS.read(raw, "rig init", env={})
+    except ConfigError as exc:
         return fail(str(exc))
     path = rig_settings.save(rig_dir, settings)
     conf = write_leaf_config(rig_dir, settings)
