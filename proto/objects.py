@@ -17,6 +17,7 @@ import msgspec
 
 from foto3d.proto.base import Event
 from foto3d.proto.jobs import Artifact, ObjectId
+from foto3d.proto.viewer import ViewerSettings
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -225,6 +226,8 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
     # The object's latest event time: the published event is stamped no earlier, so it
     # sorts after the approval even when clocks disagree.
     not_before: float = 0.0
+    # The reviewer's saved viewer settings (level, default view, limits), applied over the defaults.
+    viewer: ViewerSettings | None = None
 
 
 class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -137,7 +137,9 @@ def script_tag(bundle_url: str, sri: str) -> str:
 
 def embed_snippet(*, object_id: str, api_base: str, key: str, bundle_url: str, sri: str) -> str:
     """What a customer pastes into a page: the pinned module and the element."""
-    tag = viewer_tag(object_id=object_id, api_base=api_base, key=key, options={"formats": EMBED_DEFAULT_FORMATS})
+    tag = viewer_tag(
+        object_id=object_id, api_base=api_base, key=key, options={"formats": EMBED_DEFAULT_FORMATS}
+    )
     sized = tag.replace("><", ' style="display:block;width:100%;height:480px"><', 1)
     return f"{script_tag(bundle_url, sri)}\n{sized}"
 

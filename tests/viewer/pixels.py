@@ -28,7 +28,9 @@ async def canvas_rgb(page: Any) -> npt.NDArray[np.uint8]:
     return rgba[:, :, :3].copy()
 
 
-def object_mask(img: npt.NDArray[np.uint8], background: tuple[int, int, int], tol: int = 40) -> npt.NDArray[np.bool_]:
+def object_mask(
+    img: npt.NDArray[np.uint8], background: tuple[int, int, int], tol: int = 40
+) -> npt.NDArray[np.bool_]:
     """Pixels that differ clearly from the background colour."""
     diff = np.abs(img.astype(np.int16) - np.array(background, np.int16)).sum(axis=2)
     return np.asarray(diff > tol)

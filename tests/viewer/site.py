@@ -18,7 +18,11 @@ from aiohttp import web
 
 from foto3d.libs.viewer import assets
 
-CONTENT_TYPES = {".ply": "application/octet-stream", ".spz": "application/octet-stream", ".sog": "application/zip"}
+CONTENT_TYPES = {
+    ".ply": "application/octet-stream",
+    ".spz": "application/octet-stream",
+    ".sog": "application/zip",
+}
 
 
 @dataclass
@@ -83,7 +87,11 @@ async def serve_site(files_dir: Path) -> AsyncIterator[Site]:
 
 
 def tag(**attrs: str) -> str:
-    return "<foto3d-viewer" + "".join(f' {k}="{html.escape(v, quote=True)}"' for k, v in attrs.items()) + "></foto3d-viewer>"
+    return (
+        "<foto3d-viewer"
+        + "".join(f' {k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+        + "></foto3d-viewer>"
+    )
 
 
 def inline(config: object) -> str:

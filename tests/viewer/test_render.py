@@ -20,7 +20,9 @@ VIEWER = "document.querySelector('foto3d-viewer')"
 
 async def settle(page: Any, timeout_ms: int = 90_000) -> str:
     """Wait until the viewer has drawn the model (or given up); returns its final state."""
-    await page.wait_for_function(f"() => ['ready', 'unavailable'].includes({VIEWER}?.state)", timeout=timeout_ms)
+    await page.wait_for_function(
+        f"() => ['ready', 'unavailable'].includes({VIEWER}?.state)", timeout=timeout_ms
+    )
     state = str(await page.evaluate(f"{VIEWER}.state"))
     if state == "ready":
         # Spark sorts in a worker: let frames through so the sorted splats are on screen.
@@ -55,7 +57,8 @@ async def test_generated_splat_renders_framed_from_every_orbit_angle(page: Any, 
     for azimuth in (0, 120, 240):
         for elevation in (5, 45, 80):
             await page.evaluate(
-                f"([az, el]) => {VIEWER}.applyConfig({{camera: {{azimuth: az, elevation: el}}}})", [azimuth, elevation]
+                f"([az, el]) => {VIEWER}.applyConfig({{camera: {{azimuth: az, elevation: el}}}})",
+                [azimuth, elevation],
             )
             await frames_later(page)
             mask = object_mask(await canvas_rgb(page), BACKGROUND)
@@ -63,7 +66,9 @@ async def test_generated_splat_renders_framed_from_every_orbit_angle(page: Any, 
             where = f"azimuth {azimuth}, elevation {elevation}"
             assert 0.05 < share < 0.6, f"{where}: the object covers {share:.1%} of the frame"
             x0, x1, y0, y1 = box(mask)
-            assert x0 > 0.01 and x1 < 0.99 and y0 > 0.01 and y1 < 0.99, f"{where}: touches the edge {x0, x1, y0, y1}"
+            assert x0 > 0.01 and x1 < 0.99 and y0 > 0.01 and y1 < 0.99, (
+                f"{where}: touches the edge {x0, x1, y0, y1}"
+            )
             assert max(x1 - x0, y1 - y0) > 0.35, f"{where}: too small {x0, x1, y0, y1}"
             # the orbit centre is the robust box centre; perspective from steep angles shifts the picture a little
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -140,7 +145,7 @@ async def test_a_broken_config_still_shows_the_object(page: Any, site: Site, con
     assert mask.mean() > 0.05, "blank canvas"
     ours = [e for e in errors if e.startswith("foto3d-viewer:")]
     assert ours, f"no readable console error: {errors}"
-    if config.startswith("{\"background"):
+    if config.startswith('{"background'):
         text = "\n".join(ours)
         for field in ('"background"', '"camera.fov"', '"limits"', 'unknown field "nonsense"'):
             assert field in text, f"{field} not reported in {ours}"
@@ -163,8 +168,13 @@ async def test_model_from_the_api_renders_and_asks_for_formats(page: Any, site: 
     site.models["acme-vase-001"] = {
         **MODEL_ANSWER,
         "files": [
-            {"format": "spz", "url": f"{site.base}/files/clean.spz", "bytes": size,
-             "content_type": "application/octet-stream", "sha256": "0" * 64},
+            {
+                "format": "spz",
+                "url": f"{site.base}/files/clean.spz",
+                "bytes": size,
+                "content_type": "application/octet-stream",
+                "sha256": "0" * 64,
+            },
         ],
     }
     await page.goto(site.page_url(tag(model="acme-vase-001", api=site.base, key="pk_test")))
@@ -185,7 +195,9 @@ async def test_poster_appears_before_the_model(page: Any, site: Site) -> None:
     from foto3d.libs.viewer.png import encode_png
 
     (site.files_dir / "poster.png").write_bytes(encode_png(np.full((64, 64, 3), 200, np.uint8)))
-    await page.goto(site.page_url(tag(src=f"{site.base}/files/object.ply", poster=f"{site.base}/files/poster.png")))
+    await page.goto(
+        site.page_url(tag(src=f"{site.base}/files/object.ply", poster=f"{site.base}/files/poster.png"))
+    )
     await page.wait_for_function(f"() => {VIEWER}.timings.poster !== undefined")
     poster_ms = float(await page.evaluate(f"{VIEWER}.timings.poster"))
     assert poster_ms < 500, f"poster after {poster_ms:.0f} ms"

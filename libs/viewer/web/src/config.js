@@ -18,7 +18,7 @@ const CAMERA = {
   fov: [(v) => isNum(v) && v > 1 && v < 170, "a vertical field of view in degrees (1-170)"],
   near: [(v) => isNum(v) && v > 0, "a positive number"],
   far: [(v) => isNum(v) && v > 0, "a positive number"],
-  azimuth: [isNum, "degrees"],
+  azimuth: [(v) => isNum(v) && Math.abs(v) <= 360, "degrees (-360 to 360)"],
   elevation: [(v) => isNum(v) && v >= -89 && v <= 89, "degrees between -89 and 89"],
   distance: [(v) => isNum(v) && v > 0, "a positive multiple of the framing distance"],
 };
@@ -52,6 +52,7 @@ const FILE = {
   bytes: [isNum, "a number"],
   sha256: [isStr, "a hex digest"],
   content_type: [isStr, "a media type"],
+  up: [(v) => UP_AXES.includes(v), `one of ${UP_AXES.join(", ")}`],
 };
 
 const TOP = {
@@ -62,7 +63,7 @@ const TOP = {
   gaussians: [isNum, "a number"],
   thumbnail: [isStr, "a URL"],
   up: [(v) => UP_AXES.includes(v), `one of ${UP_AXES.join(", ")}`],
-  rotation: [isVec3, "three angles in degrees (x, y, z)"],
+  rotation: [(v) => isVec3(v) && v.every((d) => Math.abs(d) <= 360), "three angles in degrees (x, y, z)"],
   background: [(v) => isStr(v) && CSS.supports("color", v), "a CSS colour"],
   auto_rotate: [(v) => isBool(v) || (isNum(v) && Math.abs(v) <= 60), "true, false or degrees per second (at most 60)"],
   camera: [nested(CAMERA), "an object"],

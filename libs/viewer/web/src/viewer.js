@@ -195,17 +195,22 @@ class Foto3dViewer extends HTMLElement {
   }
 
   _frame() {
-    const up = this.config.up || upForFormat(this.file.format);
-    const turn = this.config.rotation || [0, 0, 0];
-    const adjust = new THREE.Quaternion().setFromEuler(
-      new THREE.Euler(...turn.map((d) => THREE.MathUtils.degToRad(d)), "XYZ"),
-    );
-    this.model.quaternion.copy(adjust.multiply(uprightQuaternion(up)));
+    // Frames (proto/viewer.py): the file's data is turned upright (its up axis onto +Y), then by
+    // the reviewer's rotation. Bounds and hotspots are upright-frame; camera position/target world.
+    const up = this.config.up || this.file.up || upForFormat(this.file.format);
+    const upright = uprightQuaternion(up);
+    const turn = (this.config.rotation || [0, 0, 0]).map((d) => THREE.MathUtils.degToRad(d));
+    this.adjust = new THREE.Quaternion().setFromEuler(new THREE.Euler(...turn, "XYZ"));
+    this.model.quaternion.copy(this.adjust.clone().multiply(upright));
     this.model.updateMatrixWorld(true);
-    const b = this.config.bounds && this.config.bounds.center && this.config.bounds.radius
-      ? this.config.bounds : robustBounds(this.mesh);
+    let b = this.config.bounds && this.config.bounds.center && this.config.bounds.radius ? this.config.bounds : null;
+    if (!b) {
+      this._dataBounds = this._dataBounds || robustBounds(this.mesh);
+      const c = new THREE.Vector3(...this._dataBounds.center).applyQuaternion(upright);
+      b = { ...this._dataBounds, center: c.toArray() };
+    }
     this.bounds = b;
-    this.center = new THREE.Vector3(...b.center).applyMatrix4(this.model.matrixWorld);
+    this.center = new THREE.Vector3(...b.center).applyQuaternion(this.adjust);
     this.radius = b.radius;
     this._placeCamera();
     this._applyControls();
@@ -220,8 +225,8 @@ class Foto3dViewer extends HTMLElement {
     const cam = this.config.camera || {};
     const fit = this._fit();
     if (cam.position && cam.target) {
-      this.camera.position.copy(new THREE.Vector3(...cam.position).applyMatrix4(this.model.matrixWorld));
-      this.center = new THREE.Vector3(...cam.target).applyMatrix4(this.model.matrixWorld);
+      this.camera.position.set(...cam.position);
+      this.center = new THREE.Vector3(...cam.target);
     } else {
       const az = THREE.MathUtils.degToRad(cam.azimuth ?? DEFAULTS.azimuth);
       const el = THREE.MathUtils.degToRad(cam.elevation ?? DEFAULTS.elevation);
@@ -370,7 +375,7 @@ class Foto3dViewer extends HTMLElement {
     const w = this.clientWidth;
     const h = this.clientHeight;
     for (const { el, at } of this._hotspots) {
-      const p = at.clone().applyMatrix4(this.model.matrixWorld).project(this.camera);
+      const p = at.clone().applyQuaternion(this.adjust).project(this.camera);
       el.hidden = p.z > 1 || Math.abs(p.x) > 1 || Math.abs(p.y) > 1;
       el.style.transform = `translate(${((p.x + 1) / 2) * w}px, ${((1 - p.y) / 2) * h}px)`;
     }
