@@ -121,6 +121,15 @@ class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="objec
     error: str
 
 
+class ObjectViewerSaved(ObjectEventBase, frozen=True, kw_only=True, tag="object.viewer/1"):
+    """A reviewer saved viewer settings (level, default view, limits): the next publish uses them."""
+
+    version: int  # 1, 2, … per object
+    settings: ViewerSettings
+    job_id: str = ""  # the trained job the reviewer was looking at
+    comment: str = ""
+
+
 ObjectEvent = (
     ObjectRegistered
     | ObjectCaptured
@@ -128,6 +137,7 @@ ObjectEvent = (
     | ObjectStatusChanged
     | ObjectPublished
     | ObjectPublishFailed
+    | ObjectViewerSaved
 )
 
 

@@ -57,9 +57,9 @@ def render_rgb(
     fwd /= np.linalg.norm(fwd) or 1.0
     right = np.cross(fwd, np.asarray(cam_up))
     right /= np.linalg.norm(right) or 1.0
-    up = np.cross(right, fwd)
+    cam_y = np.cross(right, fwd)
     rel = pts - pos
-    x, y, z = rel @ right, rel @ up, rel @ fwd
+    x, y, z = rel @ right, rel @ cam_y, rel @ fwd
     focal = (res / 2) / math.tan(math.radians(fov) / 2)
     keep = (z > near * 0.5) & np.isfinite(x) & np.isfinite(y) & (alpha > 0.02)
     px = np.round(focal * x[keep] / z[keep] + res / 2).astype(np.int64)

@@ -39,7 +39,7 @@ class Site:
         return f"{self.base}/page?w={width}&h={height}&tag={quote(tag)}"
 
 
-def _page(request: web.Request) -> web.Response:
+async def _page(request: web.Request) -> web.Response:
     b = assets.bundle()
     w, h = int(request.query.get("w", "800")), int(request.query.get("h", "600"))
     body = f"""<!doctype html><html><head><meta charset="utf-8">
