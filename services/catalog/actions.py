@@ -37,6 +37,7 @@ from foto3d.proto.objects import (
     Stage,
 )
 from foto3d.services.catalog.store import CatalogStore
+from foto3d.services.catalog.viewer_settings import latest_settings
 
 PUBLISHER_SUBJECT = f"{subjects.API_PREFIX}.publisher.publish"
 QUEUE_SUBMIT_SUBJECT = f"{subjects.API_PREFIX}.jobs.submit"
@@ -307,6 +308,7 @@ class Catalog:
             display_name=row["display_name"],
             actor=actor,
             not_before=_after(row),
+            viewer=await latest_settings(self.store, object_id),
         )
         self._publishing.add(object_id)
         try:

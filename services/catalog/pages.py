@@ -17,8 +17,10 @@ from aiohttp import web
 from foto3d.libs.auth import User
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.objects import LiveStatus, Stage
+from foto3d.services.catalog import review
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
+from foto3d.services.catalog.viewer_settings import saved_versions
 
 if TYPE_CHECKING:
     from foto3d.services.catalog.service import CatalogService
@@ -260,6 +262,7 @@ by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quot
 <div class="two-col"><div><div class="actions">{"".join(actions)}</div></div>
 <div><div class="panel"><h2>Preview</h2>{preview}</div>
 <div class="panel"><h2>Files</h2>{files_html}</div></div></div>
+{review.section_html(oid, job, await saved_versions(svc.store, oid))}
 <h2>Timeline</h2>
 <table class="data timeline"><thead><tr><th>When</th><th>What</th><th>Details</th><th>Who</th></tr></thead>
 <tbody>{tl}</tbody></table>"""

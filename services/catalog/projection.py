@@ -193,7 +193,9 @@ def project(ev: AnyEvent) -> Projected:
     elif isinstance(ev, ObjectViewerSaved):
         summary = f"viewer settings v{ev.version} saved" + (f": {ev.comment}" if ev.comment else "")
         key = f"ev:{ev.event_id}"
-        out.entries.append(Entry(key, oid, ev.ts, "viewer", ev.actor, summary, _detail(ev), ev.job_id or None))
+        out.entries.append(
+            Entry(key, oid, ev.ts, "viewer", ev.actor, summary, _detail(ev), ev.job_id or None)
+        )
     else:
         _project_job(ev, out)
     return out

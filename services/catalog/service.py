@@ -36,7 +36,7 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages
+from foto3d.services.catalog import api, pages, review
 from foto3d.services.catalog.actions import ActionError, Catalog
 from foto3d.services.catalog.store import CatalogStore
 
@@ -186,7 +186,7 @@ class CatalogService(Service):
         return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self.auth.routes(), *api.routes(self), *pages.routes(self)]
+        return [*self.auth.routes(), *api.routes(self), *review.routes(self), *pages.routes(self)]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 
