@@ -11,6 +11,7 @@ import numpy.typing as npt
 _READBACK = """() => {
   const el = document.querySelector('foto3d-viewer');
   const src = el.shadowRoot.querySelector('canvas');
+  el.renderNow();  // the drawing buffer is only valid in the task that drew it
   const c = document.createElement('canvas');
   c.width = src.width; c.height = src.height;
   const ctx = c.getContext('2d');

@@ -85,6 +85,7 @@ class Foto3dViewer extends HTMLElement {
 
   attributeChangedCallback(name) {
     if (!this.scene) return;
+    this._wake();
     if (name === "background") this._applyBackground();
     if (name === "auto-rotate") this._applyAutoRotate();
   }
@@ -159,10 +160,16 @@ class Foto3dViewer extends HTMLElement {
 
   async _show(file) {
     const canvas = this.$.canvas;
-    this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false, preserveDrawingBuffer: true });
+    this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.scene = new THREE.Scene();
-    this.scene.add(new SparkRenderer({ renderer: this.renderer }));
+    this.scene.add(
+      new SparkRenderer({
+        renderer: this.renderer,
+        enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
+        onDirty: () => this._wake(300), // a sort finished: draw it
+      }),
+    );
     const cam = this.config.camera || {};
     this.camera = new THREE.PerspectiveCamera(cam.fov || DEFAULTS.fov, 1, 0.01, 1000);
     this.model = new THREE.Group();
@@ -177,21 +184,49 @@ class Foto3dViewer extends HTMLElement {
       url: file.url,
       fileType: SPARK_TYPES[file.format],
       fileName: `model.${file.format === "sog" ? "sog" : file.format}`,
+      lod: false,
       onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
     });
     this.model.add(this.mesh);
-    let frames = 0;
-    this.renderer.setAnimationLoop(() => {
-      if (this.controls) this.controls.update();
-      this._placeHotspots();
-      this.renderer.render(this.scene, this.camera);
-      if (this.state === "framing" && ++frames >= 2) this._ready();
-      if (this.state === "ready") this.framesRendered++;
-    });
+    this._wake();
     await this.mesh.initialized;
     this.timings.loaded = performance.now();
     this._frame();
     this._setState("framing");
+  }
+
+  // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
+  // drawing (no CPU or battery spent on a still picture) and wakes on input, resize, config or
+  // auto-rotate. It keeps drawing a little after each change so damping and Spark's sort (in a
+  // worker, one frame behind) settle on screen.
+  _wake(ms = 500) {
+    this._awakeUntil = Math.max(this._awakeUntil || 0, performance.now() + ms);
+    this._framesSinceWake = 0;
+    if (this._looping || !this.renderer) return;
+    this._looping = true;
+    this.renderer.setAnimationLoop(() => this._tick());
+  }
+
+  _tick() {
+    if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
+    this._placeHotspots();
+    this.renderer.render(this.scene, this.camera);
+    this._framesSinceWake++;
+    if (this.state === "framing" && this._framesSinceWake >= 2) this._ready();
+    if (this.state === "ready") this.framesRendered++;
+    const busy = this.state !== "ready" || (this.controls && this.controls.autoRotate);
+    if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 3) {
+      this._looping = false;
+      this.renderer.setAnimationLoop(null);
+    }
+  }
+
+  /** Draw one frame now (for reading the canvas back in the same task, e.g. in tests). */
+  renderNow() {
+    if (!this.renderer) return;
+    if (this.controls) this.controls.update();
+    this.renderer.render(this.scene, this.camera);
+    this._wake();
   }
 
   _frame() {
@@ -254,6 +289,7 @@ class Foto3dViewer extends HTMLElement {
       this.controls.addEventListener("start", () => {
         this.controls.autoRotate = false;
       });
+      this.controls.addEventListener("change", () => this._wake());
     }
     const lim = this._limits();
     const fit = this._fit();
@@ -294,6 +330,7 @@ class Foto3dViewer extends HTMLElement {
   }
 
   _resize() {
+    this._wake();
     const w = Math.max(1, this.clientWidth || 300);
     const h = Math.max(1, this.clientHeight || 150);
     this.renderer.setSize(w, h, false);
@@ -394,6 +431,7 @@ class Foto3dViewer extends HTMLElement {
     for (const e of errors) log(`config: ${e}`);
     this.config = config;
     if (!this.mesh || this.state !== "ready") return errors;
+    this._wake();
     this._applyBackground();
     this._frame();
     this._buildHotspots();
