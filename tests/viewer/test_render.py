@@ -25,14 +25,14 @@ async def settle(page: Any, timeout_ms: int = 90_000) -> str:
     )
     state = str(await page.evaluate(f"{VIEWER}.state"))
     if state == "ready":
-        # Spark sorts in a worker: let frames through so the sorted splats are on screen.
-        await page.wait_for_function(f"() => {VIEWER}.framesRendered > 8", timeout=timeout_ms)
+        # Spark sorts in a worker: wait until the sorted splats are drawn and the viewer rests.
+        await page.wait_for_function(f"() => {VIEWER}.idle", timeout=timeout_ms)
     return state
 
 
-async def frames_later(page: Any, n: int = 4) -> None:
-    start = int(await page.evaluate(f"{VIEWER}.framesRendered"))
-    await page.wait_for_function(f"n => {VIEWER}.framesRendered > n", arg=start + n)
+async def frames_later(page: Any) -> None:
+    """After a change: wait until the viewer has drawn it and rests again."""
+    await page.wait_for_function(f"() => {VIEWER}.idle", timeout=90_000)
 
 
 def box(mask: npt.NDArray[np.bool_]) -> tuple[float, float, float, float]:
@@ -89,7 +89,7 @@ async def test_orbit_drags_and_zoom_out_keep_the_object_in_view(page: Any, site:
         await page.mouse.move(cx, cy)
         for _ in range(6):
             await page.mouse.wheel(0, 600)  # zoom out as far as the limits allow
-        await frames_later(page, 20)  # damping settles
+        await frames_later(page)  # damping settles
         mask = object_mask(await canvas_rgb(page), BACKGROUND)
         x0, x1, y0, y1 = box(mask)
         assert mask.mean() > 0.02, f"after drag {dx, dy}: the object has (nearly) left the frame"

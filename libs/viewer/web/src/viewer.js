@@ -221,6 +221,11 @@ class Foto3dViewer extends HTMLElement {
     }
   }
 
+  /** True when the viewer has stopped drawing (nothing moves, the last sort is on screen). */
+  get idle() {
+    return !this._looping;
+  }
+
   /** Draw one frame now (for reading the canvas back in the same task, e.g. in tests). */
   renderNow() {
     if (!this.renderer) return;
