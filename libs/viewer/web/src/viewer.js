@@ -288,8 +288,9 @@ class Foto3dViewer extends HTMLElement {
   _applyControls() {
     if (!this.controls) {
       this.controls = new OrbitControls(this.camera, this.$.canvas);
-      this.controls.enableDamping = true;
-      this.controls.dampingFactor = 0.12;
+      // No damping: it is counted in frames, and each idle-to-rest glide would cost dozens of
+      // full splat draws (seconds each on a software rasteriser) for a cosmetic effect.
+      this.controls.enableDamping = false;
       this.controls.enablePan = false; // the orbit centre stays the object's centre: it cannot leave the frame
       this.controls.addEventListener("start", () => {
         this.controls.autoRotate = false;
