@@ -116,7 +116,8 @@ class Result:
     object_share: float = 0.0
     poster_ms: float | None = None
     errors: list[str] = field(default_factory=list)
-    shots: list[tuple[float, float]] = field(default_factory=list)  # (s since navigation, likeness to settled)
+    # (seconds since navigation, likeness to the settled picture) per screenshot
+    shots: list[tuple[float, float]] = field(default_factory=list)
 
 
 def make_app(scenes: Path) -> web.Application:
@@ -177,7 +178,9 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
     verdict = await judge.evaluate(_COMPARE, [b64, mx, my, WIDTH - 2 * mx, HEIGHT - 2 * my])
     await judge_ctx.close()
     res.object_share = round(float(verdict["objectShare"]), 3)
-    res.shots = [(round(t, 2), round(float(x), 2)) for (t, _), x in zip(shots, verdict["similarity"], strict=True)]
+    res.shots = [
+        (round(t, 2), round(float(x), 2)) for (t, _), x in zip(shots, verdict["similarity"], strict=True)
+    ]
     if res.object_share < 0.005:
         return  # nothing but background: no frame to speak of
     for (t, _), sim in zip(shots, verdict["similarity"], strict=True):
@@ -219,14 +222,26 @@ async def run(scenes: Path, formats: list[str], names: list[str]) -> list[Result
                     q = quote(f.name)
                     runs = [
                         ("foto3d", f"/ours?file={q}", False),
-                        ("supersplat", f"/supersplat/index.html?content=/scenes/{q}"
-                         "&settings=/settings-nocam.json&webgl&noui&noanim", False),
+                        (
+                            "supersplat",
+                            f"/supersplat/index.html?content=/scenes/{q}"
+                            "&settings=/settings-nocam.json&webgl&noui&noanim",
+                            False,
+                        ),
                     ]
                     if fmt == formats[0]:
-                        runs.append(("supersplat, no settings", f"/supersplat/index.html?content=/scenes/{q}"
-                                     "&settings=/scenes/missing-settings.json&webgl&noui&noanim", False))
+                        runs.append(
+                            (
+                                "supersplat, no settings",
+                                f"/supersplat/index.html?content=/scenes/{q}"
+                                "&settings=/scenes/missing-settings.json&webgl&noui&noanim",
+                                False,
+                            )
+                        )
                         if poster.is_file():
-                            runs.append(("foto3d + poster", f"/ours?file={q}&poster={quote(poster.name)}", True))
+                            runs.append(
+                                ("foto3d + poster", f"/ours?file={q}&poster={quote(poster.name)}", True)
+                            )
                     for viewer, url, with_poster in runs:
                         res = Result(name, fmt, viewer, size)
                         await measure(browser, app, base, url, res, with_poster)
@@ -262,13 +277,19 @@ def write_posters(scenes: Path, names: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("scenes", type=Path, help="folder with <scene>.<format> files")
-    ap.add_argument("--scenes", dest="names", default="guitar,biker", help="scene names (default guitar,biker)")
-    ap.add_argument("--formats", default="compressed.ply,spz,sog,ply", help="formats to load, comma-separated")
+    ap.add_argument(
+        "--scenes", dest="names", default="guitar,biker", help="scene names (default guitar,biker)"
+    )
+    ap.add_argument(
+        "--formats", default="compressed.ply,spz,sog,ply", help="formats to load, comma-separated"
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     names = [n for n in args.names.split(",") if n]
     write_posters(args.scenes, names)
-    print(f"bundle {assets.bundle().file}: {assets.bundle().bytes:,} bytes; viewport {WIDTH}x{HEIGHT}, SwiftShader")
+    print(
+        f"bundle {assets.bundle().file}: {assets.bundle().bytes:,} bytes; viewport {WIDTH}x{HEIGHT}, SwiftShader"
+    )
     print("| scene | format | viewer | file bytes | bytes fetched | first frame | object share | poster |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     results = asyncio.run(run(args.scenes, [f for f in args.formats.split(",") if f], names))

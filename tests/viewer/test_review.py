@@ -79,18 +79,29 @@ async def test_saved_settings_are_versioned_in_the_timeline_and_published(
             assert st == 400
 
             first = {"rotation": [4.5, 0, -2], "limits": {"min_elevation": 0, "max_elevation": 60}}
-            st, body = await call(s, "POST", f"/api/objects/{oid}/viewer", {"settings": first, "comment": "level"})
+            st, body = await call(
+                s, "POST", f"/api/objects/{oid}/viewer", {"settings": first, "comment": "level"}
+            )
             assert st == 201 and body["version"] == 1
-            second = {**first, "camera": {"azimuth": 90, "elevation": 10, "distance": 1.2}, "background": "#ffffff"}
+            second = {
+                **first,
+                "camera": {"azimuth": 90, "elevation": 10, "distance": 1.2},
+                "background": "#ffffff",
+            }
             st, body = await call(s, "POST", f"/api/objects/{oid}/viewer", {"settings": second})
             assert st == 201 and body["version"] == 2
 
             st, body = await call(s, "GET", f"/api/objects/{oid}/viewer")
             assert [v["version"] for v in body["versions"]] == [1, 2]
-            assert body["latest"]["settings"]["camera"]["azimuth"] == 90 and body["latest"]["actor"] == "maria"
+            assert (
+                body["latest"]["settings"]["camera"]["azimuth"] == 90 and body["latest"]["actor"] == "maria"
+            )
             _, tl = await call(s, "GET", f"/api/objects/{oid}/timeline")
             saved = [e for e in tl if e["kind"] == "viewer"]
-            assert [e["summary"] for e in saved] == ["viewer settings v1 saved: level", "viewer settings v2 saved"]
+            assert [e["summary"] for e in saved] == [
+                "viewer settings v1 saved: level",
+                "viewer settings v2 saved",
+            ]
             assert all(e["actor"] == "maria" for e in saved)
 
             st, body = await call(s, "POST", f"/api/objects/{oid}/review", APPROVE)
