@@ -188,11 +188,13 @@ class Foto3dViewer extends HTMLElement {
       onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
     });
     this.model.add(this.mesh);
-    this._wake();
+    // Nothing is drawn while the file streams (the poster and progress bar are plain DOM): an
+    // empty frame still costs the renderer's passes, which delay the first real one.
     await this.mesh.initialized;
     this.timings.loaded = performance.now();
-    this._frame();
     this._setState("framing");
+    this._frame();
+    this._wake();
   }
 
   // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
@@ -200,6 +202,7 @@ class Foto3dViewer extends HTMLElement {
   // auto-rotate. It keeps drawing a little after each change so damping and Spark's sort (in a
   // worker, one frame behind) settle on screen.
   _wake(ms = 500) {
+    if (this.state === "loading") return;
     this._awakeUntil = Math.max(this._awakeUntil || 0, performance.now() + ms);
     this._framesSinceWake = 0;
     if (this._looping || !this.renderer) return;
