@@ -156,7 +156,11 @@ MODEL_ANSWER: dict[str, Any] = {
     "name": "Vase",
     "status": "live",
     "model_version": 3,
-    "config": {"background": "#ffffff", "auto_rotate": False},
+    "config": {
+        "background": "#ffffff",
+        "auto_rotate": False,
+        "hotspots": [{"position": [0.0, 0.5, 0.0], "label": "Glaze", "description": "hand-painted"}],
+    },
     "files": [],  # filled per test with the site's URLs
     "poster_url": None,
     "expires_at": "2099-01-01T00:00:00Z",
@@ -181,6 +185,9 @@ async def test_model_from_the_api_renders_and_asks_for_formats(page: Any, site: 
     assert await settle(page) == "ready"
     assert object_mask(await canvas_rgb(page), (255, 255, 255)).mean() > 0.05
     assert any("key=pk_test" in r and "formats=spz" in r for r in site.requests), site.requests
+    hotspot = page.locator("foto3d-viewer .hotspot")
+    assert await hotspot.count() == 1 and await hotspot.inner_text() == "Glaze"
+    assert await hotspot.is_visible()  # the point is on the object, in front of the camera
 
 
 async def test_unknown_or_disabled_model_shows_the_not_available_card(page: Any, site: Site) -> None:
