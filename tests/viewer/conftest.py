@@ -32,6 +32,7 @@ def splat_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, s in (("object", splat), ("clean", clean)):
         splat_io.write(s, out / f"{name}.ply")
         splat_io.write(reorient(s, "z", "-y"), out / f"{name}.spz")
+    (out / "broken.spz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)  # gzip magic, then garbage
     return out
 
 

@@ -198,6 +198,14 @@ async def test_unknown_or_disabled_model_shows_the_not_available_card(page: Any,
     assert "Not available" in await card.inner_text()
 
 
+async def test_a_corrupt_file_shows_the_card_with_a_readable_error(page: Any, site: Site) -> None:
+    errors = collect_console(page)
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/broken.spz")))
+    assert await settle(page) == "unavailable"
+    assert await page.locator("foto3d-viewer .card").is_visible()
+    assert any(e.startswith("foto3d-viewer:") for e in errors), errors
+
+
 async def test_poster_appears_before_the_model(page: Any, site: Site) -> None:
     from foto3d.libs.viewer.png import encode_png
 
