@@ -69,7 +69,20 @@ async def serve_site(files_dir: Path) -> AsyncIterator[Site]:
             raise web.HTTPNotFound()
         return web.FileResponse(path)
 
+    async def embed(request: web.Request) -> web.Response:
+        b = assets.bundle()
+        page = assets.embed_page_html(
+            object_id=request.match_info["object_id"],
+            api_base=site.base,
+            key=request.query.get("key", ""),
+            bundle_url="/viewer/" + b.file,
+            sri=b.sri,
+            options={"formats": assets.EMBED_DEFAULT_FORMATS},
+        )
+        return web.Response(text=page, content_type="text/html")
+
     app = web.Application()
+    app.router.add_get("/embed/{object_id}", embed)
     app.router.add_get("/viewer/{file}", assets.handle_bundle)
     app.router.add_get("/page", _page)
     app.router.add_get("/v1/models/{object_id}", model)
