@@ -34,6 +34,7 @@ async def test_bundle_is_served_immutable_under_its_hashed_name(site: Site) -> N
             body = await r.read()
             assert r.status == 200 and r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
             assert r.headers["Content-Type"].startswith("text/javascript")
+            assert r.headers.get("Content-Encoding") in ("gzip", "br")  # precompressed by the build
         assert assets.sri_of(body) == b.sri
         async with http.get(f"{site.base}/viewer/foto3d-viewer-0.0.0.000000000000.js") as r:
             assert r.status == 404

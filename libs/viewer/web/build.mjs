@@ -2,6 +2,7 @@
 // and dist/manifest.json (file name, bytes, SRI hash) that libs/viewer/assets.py reads.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const pkg = JSON.parse(readFileSync("package.json", "utf8"));
@@ -22,6 +23,10 @@ const file = `foto3d-viewer-${pkg.version}.${hash}.js`;
 mkdirSync("dist", { recursive: true });
 for (const old of readdirSync("dist")) rmSync(`dist/${old}`);
 writeFileSync(`dist/${file}`, code);
+// Precompressed copies: aiohttp's FileResponse sends one of these when the browser accepts it
+// (brotli only reaches browsers over HTTPS). The SRI hash is over the decoded file, so it holds.
+writeFileSync(`dist/${file}.gz`, gzipSync(code, { level: 9 }));
+writeFileSync(`dist/${file}.br`, brotliCompressSync(code, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
 const sri = `sha384-${createHash("sha384").update(code).digest("base64")}`;
 const manifest = { file, version: pkg.version, bytes: code.length, sri };
 writeFileSync("dist/manifest.json", JSON.stringify(manifest, null, 2) + "\n");
