@@ -76,21 +76,37 @@ def _local_artifact(job: dict[str, Any], fmt: str) -> Path | None:
     return None
 
 
-def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
-    async def get_settings(request: web.Request) -> web.Response:
-        await svc.auth.require_api(request)
+class CatalogReview:
+    """The review's routes: saved viewer settings (JSON API) and the trained job's splat files.
+
+    The dashboard's gate requires staff sign-in for all of them; ``/viewer/{file}`` (the bundle)
+    is private there too, since only the signed-in review page loads it."""
+
+    def __init__(self, svc: CatalogService) -> None:
+        self.svc = svc
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/viewer/{file}", assets.handle_bundle),
+            web.get("/api/objects/{object_id}/viewer", self.get_settings),
+            web.post("/api/objects/{object_id}/viewer", self.post_settings),
+            web.get("/review/{object_id}/{job_id}/files/{format}", self.artifact),
+        ]
+
+    async def get_settings(self, request: web.Request) -> web.Response:
+        await self.svc.auth.require_api(request)
         oid = request.match_info["object_id"]
         try:
-            await svc.catalog.obj(oid)
+            await self.svc.catalog.obj(oid)
         except ActionError as exc:
             return web.json_response({"error": str(exc)}, status=exc.status)
-        versions = await saved_versions(svc.store, oid)
+        versions = await saved_versions(self.svc.store, oid)
         return web.json_response(
             {"object_id": oid, "latest": versions[-1] if versions else None, "versions": versions}
         )
 
-    async def post_settings(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def post_settings(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
         try:
             body = await request.json()
         except ValueError:
@@ -99,7 +115,7 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             return web.json_response({"error": 'send {"settings": {…}, "comment": "…"}'}, status=400)
         try:
             out = await save_settings(
-                svc,
+                self.svc,
                 request.match_info["object_id"],
                 body["settings"],
                 str(body.get("comment", "")),
@@ -109,10 +125,10 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             return web.json_response({"error": str(exc)}, status=exc.status)
         return web.json_response(out, status=201)
 
-    async def artifact(request: web.Request) -> web.StreamResponse:
+    async def artifact(self, request: web.Request) -> web.StreamResponse:
         """A trained job's splat file, for the reviewer's viewer (staff only, before publishing)."""
-        await svc.auth.require_page(request)
-        job = await svc.store.job(request.match_info["job_id"])
+        await self.svc.auth.require_page(request)
+        job = await self.svc.store.job(request.match_info["job_id"])
         if job is None or job.get("object_id") != request.match_info["object_id"]:
             raise web.HTTPNotFound(text="no such job for this object")
         path = _local_artifact(job, request.match_info["format"])
@@ -121,13 +137,6 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
         return web.FileResponse(
             path, headers={"Content-Type": "application/octet-stream", "Cache-Control": "private"}
         )
-
-    return [
-        web.get("/viewer/{file}", assets.handle_bundle),
-        web.get("/api/objects/{object_id}/viewer", get_settings),
-        web.post("/api/objects/{object_id}/viewer", post_settings),
-        web.get("/review/{object_id}/{job_id}/files/{format}", artifact),
-    ]
 
 
 def _fmt_bytes(n: float) -> str:
