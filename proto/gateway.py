@@ -15,6 +15,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
+from foto3d.proto.viewer import UpAxis
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -181,6 +182,8 @@ class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
     bytes: Count
     content_type: str
     sha256: str
+    # The file's up axis as the renderer reads it (the viewer turns that axis to screen-up).
+    up: UpAxis | None = None
 
 
 class ModelReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,13 +20,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from foto3d.proto.base import MAX_SAFE_INT, Count, Real
+
 CONFIG_VERSION = 2
 
 UpAxis = Literal["x", "-x", "y", "-y", "z", "-z"]
-Vec3 = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
+Vec3 = Annotated[list[Real], msgspec.Meta(min_length=3, max_length=3)]
 Degrees = Annotated[float, msgspec.Meta(ge=-360, le=360)]
 Elevation = Annotated[float, msgspec.Meta(ge=-89, le=89)]
-Positive = Annotated[float, msgspec.Meta(gt=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0, le=float(MAX_SAFE_INT))]
 Fov = Annotated[float, msgspec.Meta(gt=1, lt=170)]
 CssColour = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[#a-zA-Z0-9(),.% ]+$")]
 
@@ -86,7 +88,7 @@ class Hotspot(_Part, frozen=True, kw_only=True):
 class ViewerFile(_Part, frozen=True, kw_only=True):
     format: str
     url: str
-    bytes: int
+    bytes: Count
     sha256: str
     up: UpAxis | None = None
     content_type: str | None = None
@@ -111,11 +113,11 @@ class ViewerSettings(_Part, frozen=True, kw_only=True):
 class ViewerConfig(ViewerSettings, frozen=True, kw_only=True):
     """``viewer.json`` as the publisher writes it."""
 
-    version: int = CONFIG_VERSION
+    version: Count = CONFIG_VERSION
     object_id: str = ""
     name: str = ""
-    model_version: int = 0
-    gaussians: int = 0
+    model_version: Count = 0
+    gaussians: Count = 0
     bounds: Bounds | None = None
     files: list[ViewerFile] = msgspec.field(default_factory=list)
     thumbnail: str = ""

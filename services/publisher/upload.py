@@ -185,6 +185,7 @@ async def upload(
                 bytes=size,
                 sha256=digest,
                 content_type=f.content_type,
+                up=file_up(f.format) if f.kind == "splat" else None,
             )
         )
     return out, sent

@@ -16,8 +16,9 @@ from foto3d.libs.config import Settings
 from foto3d.libs.splat import write as write_splat
 from foto3d.libs.splat.synthetic import synthetic_object
 from foto3d.proto.jobs import Artifact
-from tests.catalog.helpers import APPROVE, PASSWORD, call, signed_in, train, wait_for
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import APPROVE, PASSWORD, call, signed_in, train
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -53,7 +54,7 @@ async def in_review(s: aiohttp.ClientSession, bus: Bus, tmp_path: Path) -> str:
         _, o = await call(s, "GET", f"/api/objects/{oid}")
         return bool(o["stage"] == "in_review")
 
-    await wait_for(ready, "training events")
+    await eventually(ready, "training events")
     return oid
 
 
@@ -108,8 +109,9 @@ async def test_saved_settings_are_versioned_in_the_timeline_and_published(
             assert st == 200, body
             st, body = await call(s, "POST", f"/api/objects/{oid}/publish")
             assert st == 200, body
-            async with s.get(body["live_url"]) as r:
-                config = json.loads(await r.read())
+            # customers get files only through the token gateway; read what was published
+            key = body["live_url"].split("/published/", 1)[1]
+            config = json.loads((settings.data_dir / "published" / key).read_bytes())
             assert config["rotation"] == [4.5, 0, -2]
             assert config["limits"] == {"min_elevation": 0, "max_elevation": 60}
             assert config["camera"] == {"azimuth": 90, "elevation": 10, "distance": 1.2}
