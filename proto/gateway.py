@@ -172,6 +172,10 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # Customer HTTP bodies (the customer listener, /v1/...)
 # ---------------------------------------------------------------------------
 
+# The dashboard page (staff only) where the gateway shows a live model as customers get it;
+# the catalog's "live link" points here.
+STAFF_MODEL_PAGE = "/customers/models/{object_id}"
+
 FileFormat = Literal["spz", "sog", "ply", "compressed.ply", "splat"]
 ModelStatus = Literal["production", "demo", "test"]
 
