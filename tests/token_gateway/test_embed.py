@@ -16,12 +16,14 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from foto3d.libs.config import Settings
 from foto3d.libs.splat import write as write_splat
 from foto3d.libs.splat.synthetic import synthetic_object
 from foto3d.libs.viewer import assets
 from foto3d.libs.viewer.config import ViewerFile, build_viewer_config, file_up
-from foto3d.proto.gateway import CredentialKind
+from foto3d.proto.gateway import STAFF_MODEL_PAGE, CredentialKind
 from foto3d.proto.objects import LiveStatus, ObjectPublished, ObjectRegistered, PublishedFile
+from testkit.signin import sign_in_browser, staff_cookie
 from testkit.waiting import eventually
 from tests.token_gateway.helpers import Gateway, get
 from tests.viewer.pixels import canvas_rgb, object_mask
@@ -200,3 +202,47 @@ async def test_embed_checks_the_embedding_page_and_its_pass_is_bound(
         assert st == 200 and data == bundle.path.read_bytes() and "immutable" in h["Cache-Control"]
         st, _, _ = await get(s, f"{gateway.url}/viewer/other.js")
         assert st == 404
+
+
+async def test_staff_page_of_a_live_model_draws_it_behind_sign_in(
+    gateway: Gateway, settings: Settings, page: Any, bundle: assets.ViewerBundle
+) -> None:
+    await publish_real(gateway, OID)
+    dashboard = gateway.rt.http_url
+    path = STAFF_MODEL_PAGE.format(object_id=OID)
+    async with aiohttp.ClientSession() as s:
+        st, _, h = await get(s, f"{dashboard}{path}", allow_redirects=False)
+        assert st == 302 and h["Location"].startswith("/login")  # staff only
+        st, _, _ = await get(s, f"{dashboard}{path}/files/{OID}.spz", allow_redirects=False)
+        assert st == 302
+    cookies = await staff_cookie(settings)
+    async with aiohttp.ClientSession(cookies=cookies) as s:
+
+        async def shown() -> bool:
+            st, _, _ = await get(s, f"{dashboard}{path}")
+            return st == 200
+
+        await eventually(shown, "the published model to reach the gateway")
+        st, body, _ = await get(s, f"{dashboard}{path}")
+        text = body.decode()
+        assert f'src="{path}/files/{OID}.spz"' in text and f"{gateway.url}/embed/{OID}?key=pk_" in text
+        st, data, _ = await get(s, f"{dashboard}{path}/files/{OID}.spz")
+        assert st == 200 and data == (gateway.published / f"models/acme/{OID}/v1/{OID}.spz").read_bytes()
+        st, _, _ = await get(s, f"{dashboard}{path}/files/other.spz")
+        assert st == 404
+        st, _, _ = await get(s, f"{dashboard}{STAFF_MODEL_PAGE.format(object_id='acme-never-009')}")
+        assert st == 404
+
+    await sign_in_browser(page, settings, dashboard)
+    await page.goto(f"{dashboard}{path}")
+    await page.wait_for_function(f"() => {VIEWER}?.state === 'ready'", timeout=120_000)
+    await page.wait_for_function(f"() => {VIEWER}.idle", timeout=120_000)
+    assert await page.evaluate(f"{VIEWER}.config.up") == "-z"
+    assert object_mask(await canvas_rgb(page), BACKGROUND).mean() > 0.02
+    await gateway.status(OID, LiveStatus.DISABLED)
+
+    async def marked_disabled() -> bool:
+        await page.goto(f"{dashboard}{path}")
+        return (await page.text_content(".model-status")) == "disabled"
+
+    await eventually(marked_disabled, "the page to show the model disabled")
