@@ -243,6 +243,6 @@ async def test_staff_page_of_a_live_model_draws_it_behind_sign_in(
 
     async def marked_disabled() -> bool:
         await page.goto(f"{dashboard}{path}")
-        return (await page.text_content(".model-status")) == "disabled"
+        return bool((await page.text_content(".model-status")) == "disabled")
 
     await eventually(marked_disabled, "the page to show the model disabled")
