@@ -21,7 +21,15 @@ from aiohttp import web
 
 from foto3d import __version__
 from foto3d.libs.viewer import assets
-from foto3d.proto.gateway import FileFormat, HealthReply, ModelFile, ModelReply, UsageQuery, UsageReply
+from foto3d.proto.gateway import (
+    CredentialKind,
+    FileFormat,
+    HealthReply,
+    ModelFile,
+    ModelReply,
+    UsageQuery,
+    UsageReply,
+)
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.proto.objects import LiveStatus, PublishedFile
 from foto3d.proto.viewer import UpAxis
@@ -201,6 +209,10 @@ async def get_embed(request: web.Request) -> web.StreamResponse:
         return _deny(parts, request, caller)
     cred = caller.credential
     n.customer, n.credential_id = cred.customer, cred.credential_id
+    if cred.kind != CredentialKind.PUBLISHABLE:
+        # a secret token must not mint browser passes; it stays on servers
+        n.reason = "embed with a secret token"
+        return error_response(403, "forbidden", "the embed page takes a publishable key (?key=pk_…)")
     try:
         b = assets.bundle()
     except assets.ViewerBundleMissing:

@@ -174,6 +174,12 @@ async def test_embed_checks_the_embedding_page_and_its_pass_is_bound(
         for headers in ({"Referer": "https://evil.example.net/page"}, {}):
             st, body, _ = await get(s, url, headers=headers)
             assert st == 403 and body["error"] == "forbidden", body
+        # a secret token does not open the embed page (it would hand a browser a pass)
+        secret = await gateway.issue("acme")
+        st, body, _ = await get(
+            s, f"{gateway.url}/embed/acme-desk-lamp-001", headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert st == 403 and "publishable" in body["message"], body
         st, page, h = await get(s, url, headers={"Referer": f"{shop}/products/lamp"})
         assert st == 200 and h["Content-Security-Policy"] == f"frame-ancestors {shop}"
         assert h["Cache-Control"] == "no-store"
