@@ -15,6 +15,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
+from foto3d.proto.viewer import UpAxis
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -171,6 +172,10 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # Customer HTTP bodies (the customer listener, /v1/...)
 # ---------------------------------------------------------------------------
 
+# The dashboard page (staff only) where the gateway shows a live model as customers get it;
+# the catalog's "live link" points here.
+STAFF_MODEL_PAGE = "/customers/models/{object_id}"
+
 FileFormat = Literal["spz", "sog", "ply", "compressed.ply", "splat"]
 ModelStatus = Literal["production", "demo", "test"]
 
@@ -181,6 +186,8 @@ class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
     bytes: Count
     content_type: str
     sha256: str
+    # The file's up axis as the renderer reads it (the viewer turns that axis to screen-up).
+    up: UpAxis | None = None
 
 
 class ModelReply(msgspec.Struct, frozen=True, kw_only=True):

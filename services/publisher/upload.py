@@ -25,7 +25,7 @@ import msgspec
 from foto3d.libs.splat import read as read_splat
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.storage.base import BlobStore, StorageError, sha256_file
-from foto3d.libs.viewer.config import ViewerFile, build_viewer_config
+from foto3d.libs.viewer.config import ViewerFile, build_viewer_config, file_up
 from foto3d.libs.viewer.thumbnail import render_thumbnail
 from foto3d.proto.jobs import Artifact
 from foto3d.proto.objects import PublishedFile, PublishRequest
@@ -111,11 +111,17 @@ async def prepare(
     viewer_files: list[ViewerFile] = []
     for art, path in local:
         key = f"{prefix}/{req.object_id}.{art.format}"
-        planned.append(
-            PlannedFile("splat", art.format, key, path, CONTENT_TYPES.get(art.format, SPLAT_CONTENT_TYPE))
-        )
+        content_type = CONTENT_TYPES.get(art.format, SPLAT_CONTENT_TYPE)
+        planned.append(PlannedFile("splat", art.format, key, path, content_type))
         viewer_files.append(
-            ViewerFile(format=art.format, url=url_of(key), bytes=path.stat().st_size, sha256=art.sha256)
+            ViewerFile(
+                format=art.format,
+                url=url_of(key),
+                bytes=path.stat().st_size,
+                sha256=art.sha256,
+                up=file_up(art.format),
+                content_type=content_type,
+            )
         )
     splat = await asyncio.to_thread(_read_for_preview, local)
     thumb_key = f"{prefix}/thumbnail.png"
@@ -131,6 +137,7 @@ async def prepare(
         model_version=req.version,
         files=viewer_files,
         thumbnail=url_of(thumb_key) if splat is not None else "",
+        settings=req.viewer,  # the reviewer's saved adjustments, if any
     )
     config_path = work / "viewer.json"
     config_path.write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))
@@ -178,6 +185,7 @@ async def upload(
                 bytes=size,
                 sha256=digest,
                 content_type=f.content_type,
+                up=file_up(f.format) if f.kind == "splat" else None,
             )
         )
     return out, sent
