@@ -37,16 +37,6 @@ UP_AXES: dict[str, tuple[float, float, float]] = {
     "-z": (0.0, 0.0, -1.0),
 }
 
-#: The up axis each format's usual producers/viewers assume (see module docstring).
-FORMAT_UP: dict[str, str] = {
-    "ply": "z",
-    "compressed-ply": "-y",
-    "sog": "-y",
-    "splat": "-y",
-    "spz": "-y",
-}
-
-
 def rotation_between(src_up: str, dst_up: str) -> F64:
     """The 3×3 rotation taking axis ``src_up`` onto ``dst_up`` (the shortest one; 180° about a
     perpendicular axis when they are opposite). Keys are those of :data:`UP_AXES`."""

@@ -3,7 +3,7 @@ thumbnail, upload whatever is not already there, and say where it all lives.
 
 Key layout (all under the store's prefix)::
 
-    models/<customer>/<object_id>/v<N>/<object_id>.<format>   every splat format the job made
+    models/<customer>/<object_id>/v<N>/<object_id><suffix>    every splat format the job made
     models/<customer>/<object_id>/v<N>/viewer.json            default camera, bounds, file links
     models/<customer>/<object_id>/v<N>/thumbnail.png          small preview
 
@@ -22,7 +22,9 @@ from pathlib import Path
 
 import msgspec
 
+from foto3d.libs.splat import SplatFormatError
 from foto3d.libs.splat import read as read_splat
+from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.storage.base import BlobStore, StorageError, sha256_file
 from foto3d.libs.viewer.config import ViewerFile, build_viewer_config
@@ -31,12 +33,6 @@ from foto3d.proto.jobs import Artifact
 from foto3d.proto.objects import PublishedFile, PublishRequest
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-CONTENT_TYPES = {
-    "json": "application/json",
-    "png": "image/png",
-    "sog": "application/zip",
-}
-SPLAT_CONTENT_TYPE = "application/octet-stream"
 
 
 class PublishError(RuntimeError):
@@ -110,10 +106,12 @@ async def prepare(
     planned: list[PlannedFile] = []
     viewer_files: list[ViewerFile] = []
     for art, path in local:
-        key = f"{prefix}/{req.object_id}.{art.format}"
-        planned.append(
-            PlannedFile("splat", art.format, key, path, CONTENT_TYPES.get(art.format, SPLAT_CONTENT_TYPE))
-        )
+        try:
+            spec = get_format(art.format)
+        except SplatFormatError as exc:
+            raise PublishError(f"artifact {art.uri}: {exc}") from exc
+        key = f"{prefix}/{req.object_id}{spec.suffixes[0]}"
+        planned.append(PlannedFile("splat", art.format, key, path, spec.content_type))
         viewer_files.append(
             ViewerFile(format=art.format, url=url_of(key), bytes=path.stat().st_size, sha256=art.sha256)
         )
