@@ -37,6 +37,7 @@ UP_AXES: dict[str, tuple[float, float, float]] = {
     "-z": (0.0, 0.0, -1.0),
 }
 
+
 def rotation_between(src_up: str, dst_up: str) -> F64:
     """The 3×3 rotation taking axis ``src_up`` onto ``dst_up`` (the shortest one; 180° about a
     perpendicular axis when they are opposite). Keys are those of :data:`UP_AXES`."""

@@ -85,9 +85,7 @@ def write(splat: Splat, path: str | Path, *, fmt: str | None = None, **opts: Any
     p = Path(path)
     spec = registry.get(fmt) if fmt else registry.from_name(p)
     if spec is None:
-        raise SplatFormatError(
-            f"{p}: cannot tell the format from the name (use {registry.SUFFIXES_TEXT})"
-        )
+        raise SplatFormatError(f"{p}: cannot tell the format from the name (use {registry.SUFFIXES_TEXT})")
     if splat.nonfinite_rows().any():
         raise SplatFormatError(f"{p}: refusing to write a splat with NaN/Inf values (repair it first)")
     if not p.parent.is_dir():

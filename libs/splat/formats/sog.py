@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from foto3d.libs.splat import splat_transform
-from foto3d.libs.splat.formats.base import SplatFormat
 from foto3d.libs.splat.formats import ply
+from foto3d.libs.splat.formats.base import SplatFormat
 from foto3d.libs.splat.formats.plyfile import PlyHeader
 from foto3d.libs.splat.model import Splat
 
