@@ -66,9 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="make a splat smaller: prune by importance, drop floaters, lower the SH degree",
         description="Reduce a splat without retraining and write it in any format (from OUT's name: "
         f"{FORMATS_HELP}). Steps, in order: drop invalid rows; drop gaussians below --min-opacity; "
-        "drop floaters (--remove-floaters); keep the most important --keep fraction / --count "
-        "(global significance over training cameras or orbit views, see --importance); lower the "
-        "SH degree. Prints sizes before/after and what was removed. See docs/splat.md.",
+        "drop floaters (--remove-floaters); reach --keep fraction / --count by merging neighbours "
+        "(default) or pruning the least important (--strategy prune, see --importance); lower the "
+        "SH degree; optionally re-fit to the input's renders (--refit-steps). Prints sizes "
+        "before/after and what was removed. See docs/splat.md.",
     )
     red.add_argument("input", type=Path, help="splat file to reduce")
     red.add_argument("-o", "--output", type=Path, required=True, help="file to write (format from its name)")
@@ -105,6 +106,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="importance score: views = summed blending weight over the training views (orbit "
         "views without --cameras; needs torch); area = opacity x projected area; volume = opacity x "
         "volume; opacity. auto = views with --cameras, else area (default auto)",
+    )
+    red.add_argument(
+        "--strategy",
+        choices=["merge", "prune"],
+        default="merge",
+        help="how to reach --keep/--count: merge neighbours into moment-matched gaussians "
+        "(keeps coverage) or prune the least important (see --importance) (default merge)",
+    )
+    red.add_argument(
+        "--refit-steps",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="after reducing, N gradient steps re-fitting opacity, colour, scale and position to "
+        "the input's renders from views around it (CPU, needs torch; default 0 = off)",
     )
     red.add_argument(
         "--quality",
@@ -187,7 +203,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     try:
-        if args.quality or args.importance == "views" or args.cameras:
+        if args.quality or args.importance == "views" or args.cameras or args.refit_steps:
             require_torch()
         splat, in_fmt = _read(src)
         up = input_up(src, in_fmt, args.up)
@@ -205,6 +221,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             importance_method=args.importance,
             up=up,
             progress=progress,
+            strategy=args.strategy,
+            refit_steps=args.refit_steps,
         )
         written = reorient(reduced, up, target_up) if up != target_up else reduced
         write(written, dst, up=target_up)
@@ -241,9 +259,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         f"{dst} ({out_fmt}): {out_size:,} bytes, {report.count_after:,} gaussians, SH degree {report.sh_degree_after}"
     )
     ratio = in_size / out_size if out_size else math.inf
-    print(
-        f"size: {ratio:.1f}x smaller; kept {report.kept_fraction:.1%} (importance: {report.importance_method})"
-    )
+    print(f"size: {ratio:.1f}x smaller; kept {report.kept_fraction:.1%} ({report.importance_method})")
     if report.removed:
         print(
             "removed: "
