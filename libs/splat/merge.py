@@ -4,8 +4,9 @@ Pruning removes a gaussian and whatever it covered; on real captures that thins 
 loses several dB against the original (docs/benchmarks.md). Merging two neighbours into one
 gaussian that keeps their combined moments keeps the coverage:
 
-- weight ``w = opacity x area`` (area = the geometric mean of the variances, what a typical view
-  sees of the gaussian), so colour and shape follow what each part contributed to the picture;
+- weight ``w = opacity x area`` (area = the product of the two largest standard deviations,
+  what a typical view sees of the gaussian; trained scenes are mostly flat surfels), so colour
+  and shape follow what each part contributed to the picture;
 - mean and covariance: the weighted mixture's first and second moments (moment matching);
 - colour (every SH coefficient): the weighted mean;
 - opacity: what the two reach stacked on each other, ``1 - (1 - a)(1 - b)`` (at most 0.99).
@@ -64,8 +65,10 @@ class _State:
         return int(self.means.shape[0])
 
     def area(self) -> F64:
-        det = np.clip(np.linalg.det(self.cov), 1e-60, None)
-        out: F64 = np.cbrt(det)
+        """Product of the two largest standard deviations: what a view sees of the gaussian.
+        (The geometric mean of all three would call a flat surfel tiny.)"""
+        ev = np.clip(np.linalg.eigvalsh(self.cov), 1e-30, None)
+        out: F64 = np.sqrt(ev[:, 1] * ev[:, 2])
         return out
 
     def to_splat(self) -> Splat:
