@@ -92,8 +92,8 @@ def _costs(st: _State, k: int) -> tuple[npt.NDArray[np.int64], F64]:
     """Each gaussian's cheapest neighbour among its ``k`` nearest and that merge's cost."""
     tree = cKDTree(st.means)
     kk = min(k + 1, st.count)
-    _, nb = tree.query(st.means, k=kk, workers=-1)
-    nb = nb[:, 1:]
+    _, found = tree.query(st.means, k=kk, workers=-1)
+    nb: npt.NDArray[np.int64] = np.asarray(found, np.int64)[:, 1:]
     i = np.repeat(np.arange(st.count), kk - 1).reshape(st.count, kk - 1)
     area = st.area()
     w = st.alpha * area * st.score

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from foto3d.libs.splat import read, up_axis, write
 from foto3d.libs.splat.cameras import Camera, load_cameras
@@ -19,7 +20,7 @@ from foto3d.libs.splat.errors import SplatFormatError
 from foto3d.libs.splat.formats.plyfile import read_header
 from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.reduce import reduce_splat
-from foto3d.proto.jobs import TrainOptions
+from foto3d.proto.jobs import TrainOptions, UpAxis
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class ReducedOutput:
     gaussians_in: int
     gaussians_out: int
     reduced: bool
-    up: dict[str, str] = field(default_factory=dict)  # format name -> up axis of its data
+    up: dict[str, UpAxis] = field(default_factory=dict)  # format name -> up axis of its data
     failed_formats: dict[str, str] = field(default_factory=dict)
 
 
@@ -96,7 +97,7 @@ def reduce_export(
     master = out_dir / file_name("ply")
     write(splat, master, up=src_up)
     files = {"ply": master}
-    ups = {"ply": src_up}
+    ups: dict[str, UpAxis] = {"ply": cast(UpAxis, src_up)}
     failed: dict[str, str] = {}
     for fmt in options.formats:
         if fmt == "ply":
@@ -109,9 +110,9 @@ def reduce_export(
             failed[fmt] = str(exc)[:300]
             continue
         files[fmt] = out_dir / file_name(fmt)
-        ups[fmt] = target_up
-    for fmt, why in failed.items():
-        msg = f"format {fmt} not written: {why}"
+        ups[fmt] = cast(UpAxis, target_up)
+    for name, why in failed.items():
+        msg = f"format {name} not written: {why}"
         log.warning(msg)
         if warn:
             warn(msg)

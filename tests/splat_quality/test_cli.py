@@ -71,7 +71,10 @@ def test_compare_a_file_with_itself_under_one_named_axis_is_identical(
     # --up names the frame of both files unless --b-up says otherwise
     assert main(["splat", "compare", str(ply), str(ply), "--up", "-y", "--size", "48", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["psnr"] == "inf"
-    assert main(["splat", "compare", str(ply), str(ply), "--up", "-y", "--b-up", "z", "--size", "48", "--json"]) == 0
+    assert (
+        main(["splat", "compare", str(ply), str(ply), "--up", "-y", "--b-up", "z", "--size", "48", "--json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["psnr"] < 30
 
 

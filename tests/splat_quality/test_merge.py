@@ -15,7 +15,8 @@ from foto3d.libs.splat.synthetic import synthetic_object
 def _cov(s: Splat) -> np.ndarray:
     r = quat_to_matrix(s.quats)
     v = np.exp(2.0 * s.scales.astype(np.float64))
-    return np.einsum("nij,nj,nkj->nik", r, v, r)
+    out: np.ndarray = np.einsum("nij,nj,nkj->nik", r, v, r)
+    return out
 
 
 def test_two_gaussians_merge_into_their_moments() -> None:
