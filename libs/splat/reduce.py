@@ -123,7 +123,8 @@ def reduce_splat(
     if refit_steps < 0:
         raise ValueError(f"refit steps must be >= 0, got {refit_steps}")
     cams = _resolve_cameras(cameras)
-    method = "merge" if strategy == "merge" else _pick_method(importance_method, cams)
+    picked = _pick_method(importance_method, cams)  # checked even when merging: a typo is an error
+    method = "merge" if strategy == "merge" else picked
 
     n0 = splat.count
     report = ReduceReport(n0, n0, splat.sh_degree, splat.sh_degree, method)

@@ -132,6 +132,8 @@ def test_bad_options_are_refused(scene: Splat) -> None:
         ({"sh_degree": 4}, "SH degree"),
         ({"min_opacity": 1.0}, "opacity"),
         ({"importance_method": "magic"}, "importance"),
+        ({"strategy": "magic"}, "strategy"),
+        ({"refit_steps": -1}, "refit"),
     ):
         with pytest.raises(ValueError, match=msg):
             reduce_splat(scene, **kw)
