@@ -29,6 +29,7 @@ import logging
 import os
 import statistics
 import string
+import sys
 import tempfile
 import time
 from email.message import EmailMessage
@@ -40,13 +41,16 @@ from aiosmtpd.controller import Controller
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.logsdk import LogShipper, NatsLogHandler
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.logs import LogBatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from testkit.servers import free_port
 
 _headers = email.parser.BytesHeaderParser(policy=email.policy.default)
 
@@ -71,14 +75,6 @@ def word(i: int) -> str:
         i, r = divmod(i, 26)
         s = string.ascii_lowercase[r] + s
     return s
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -32,13 +32,14 @@ import aiohttp
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
+from foto3d.app.topology import assemble
 from foto3d.libs.auth import UserStore
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.topology import ConsumerSpec, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.jobs import (
     Artifact,
@@ -234,7 +235,7 @@ def bench_baseline(tmp: Path, args: argparse.Namespace) -> float:
 async def bench_bus(tmp: Path, nats_url: str, args: argparse.Namespace) -> dict[str, float]:
     """Job events through JetStream and the catalog's consumer into a fresh store."""
     bus = await connect([nats_url], "bench")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     store = await CatalogStore(tmp / "bus.db").open()
     evs: list[JobEvent] = []
     i = 0

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.logs import LogBatch, LogRecord
 from foto3d.services.log_collector.store import LogStore, Row
 
@@ -228,7 +229,7 @@ def main() -> None:
 
             async def setup_and_baselines() -> tuple[float, float, float, float]:
                 bus = await connect([server.client_url], "bench-setup")
-                await provision(bus.js)
+                await provision(bus.js, assemble())
                 await bus.close()
                 a, a_cpu = await store_insert_rate(folder, args.insert_rows)
                 b1, b2 = await js_baselines(server.client_url, args.baseline)

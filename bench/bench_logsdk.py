@@ -25,6 +25,7 @@ from pathlib import Path
 
 import msgspec
 
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.logsdk import LogShipper, NatsLogHandler
@@ -86,7 +87,7 @@ def sdk_throughput(url: str, spool: Path, n: int) -> tuple[float, dict[str, int]
 
 async def provision_logs(url: str) -> None:
     bus = await connect([url], "bench-provision")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     await bus.close()
 
 

@@ -27,16 +27,17 @@ import nats.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from foto3d.libs.bus import subjects
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
-from foto3d.proto.jobs import JobsList, JobsQuery, SubmitReply, SubmitRequest, TrainOptions, WorkItem
-from foto3d.services.queue import api
-from foto3d.services.queue.leader import job_id_for
-from foto3d.services.queue.lease import BUCKET, KEY, LeaseHolder
-from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
-from tests.queue.trainer_stub import StubTrainer
+from foto3d.proto import subjects
+from foto3d.proto.api import ServiceError
+from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, TrainOptions, WorkItem, job_id_for
+from foto3d.services.queue.lease import KEY, LeaseHolder
+from foto3d.services.queue.topology import LEADER_LEASE
+from testkit.cluster import connections, provision_r3, start_cluster, start_queue, start_queue_ready
+from testkit.trainer_stub import StubTrainer
 
 
 def make_dataset(root: Path) -> Path:
@@ -47,7 +48,7 @@ def make_dataset(root: Path) -> Path:
 
 
 async def wait_leader(bus: Bus, timeout: float = 30.0) -> str:
-    kv = await bus.js.key_value(BUCKET)
+    kv = await bus.js.key_value(LEADER_LEASE.bucket)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -63,10 +64,9 @@ async def submit_with_retry(bus: Bus, req: SubmitRequest) -> float:
     first = time.time()
     while True:
         try:
-            reply = await bus.request(api.SUBMIT, req, SubmitReply, timeout=3)
-            if reply.ok:
-                return first
-        except (TimeoutError, nats.errors.Error):
+            await bus.call(SUBMIT, req, timeout=3)
+            return first
+        except (TimeoutError, nats.errors.Error, ServiceError):
             pass
         await asyncio.sleep(0.2)
 
@@ -75,7 +75,7 @@ async def wait_done(bus: Bus, n: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            listed = await bus.request(api.LIST, JobsQuery(limit=1), JobsList, timeout=5)
+            listed = await bus.call(LIST, JobsQuery(limit=1), timeout=5)
             if listed.counts.get("succeeded", 0) >= n:
                 return
         except (TimeoutError, nats.errors.Error):
@@ -88,7 +88,7 @@ async def throughput(root: Path, jobs: int, concurrency: int, rate: float, direc
     """``direct``: the baseline, WorkItems published straight to WORK with no queue in between."""
     server = NatsServer(store_dir=root / "nats").start()
     bus = await connect([server.client_url], "bench")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     queue = None if direct else start_queue([server.client_url], root / "q", root / "q.log", replicas=1)
     trainers = [StubTrainer(bus, f"t{i}") for i in range(4)]
     try:
@@ -171,7 +171,7 @@ async def failover(root: Path, jobs: int) -> None:
             t.start()
         ids = [f"f{i}" for i in range(jobs)]
         killed_at = blocked = 0.0
-        kv = await bus.js.key_value(BUCKET)
+        kv = await bus.js.key_value(LEADER_LEASE.bucket)
         took_over: list[float] = []
 
         async def watch() -> None:

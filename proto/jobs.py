@@ -7,12 +7,15 @@ Events are published on ``f3d.jobs.events.<job_id>`` (stream JOB_EVENTS).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.api import API_PREFIX, Api
+from foto3d.proto.base import Count, Event, Real
 
 ObjectId = Annotated[
     str, msgspec.Meta(min_length=5, max_length=80, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*-\d{3,}$")
@@ -72,11 +75,9 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 class SubmitReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    job_id: str | None = None
+    job_id: str
     duplicate: bool = False
     state: JobState | None = None
-    error: str | None = None
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -85,7 +86,7 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     job_id: JobId
     object_id: ObjectId
     dataset: str
-    attempt: int
+    attempt: Count
     options: TrainOptions
     priority: Priority = Priority.NORMAL
     traceparent: str | None = None
@@ -96,21 +97,21 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     format: str  # a SplatFormatName for kind "splat"; "yml", "png" for the others
     up: UpAxis | None = None  # for splats: the up axis of the file's data
     uri: str
-    bytes: int
+    bytes: Count
     sha256: str
-    gaussians: int | None = None
+    gaussians: Count | None = None
 
 
 class StepTiming(msgspec.Struct, frozen=True, kw_only=True):
     step: str
-    seconds: float
+    seconds: Real
 
 
 class JobEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
     job_id: JobId
     object_id: ObjectId
-    ts: float
-    attempt: int = 1
+    ts: Real
+    attempt: Count = 1
     actor: str = ""
 
 
@@ -124,7 +125,7 @@ class JobQueued(JobEventBase, frozen=True, kw_only=True, tag="job.queued/1"):
     request_id: str | None = None
     # "submitted" (first attempt), "retry" (after a backoff) or "requeue" (by an operator).
     reason: str = "submitted"
-    max_attempts: int | None = None
+    max_attempts: Count | None = None
 
 
 class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
@@ -134,14 +135,14 @@ class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
 
 class JobProgress(JobEventBase, frozen=True, kw_only=True, tag="job.progress/1"):
     stage: str
-    step: int = 0
-    total: int = 0
-    eta_s: float | None = None
+    step: Count = 0
+    total: Count = 0
+    eta_s: Real | None = None
 
 
 class JobSucceeded(JobEventBase, frozen=True, kw_only=True, tag="job.succeeded/1"):
     artifacts: list[Artifact]
-    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    metrics: dict[str, Real] = msgspec.field(default_factory=dict)
     timings: list[StepTiming] = msgspec.field(default_factory=list)
 
 
@@ -149,15 +150,15 @@ class JobFailed(JobEventBase, frozen=True, kw_only=True, tag="job.failed/1"):
     error: str
     step: str = ""
     will_retry: bool = False
-    retry_in_s: float | None = None
+    retry_in_s: Real | None = None
 
 
 class JobRetried(JobEventBase, frozen=True, kw_only=True, tag="job.retried/1"):
     """Attempt ``attempt`` failed; attempt + 1 is queued at ``retry_at``."""
 
     reason: str = ""
-    retry_at: float | None = None
-    delay_s: float | None = None
+    retry_at: Real | None = None
+    delay_s: Real | None = None
 
 
 class JobDead(JobEventBase, frozen=True, kw_only=True, tag="job.dead/1"):
@@ -193,29 +194,29 @@ class JobSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     dataset: str
     priority: Priority
     state: JobState
-    attempt: int
+    attempt: Count
     # Highest attempt number the job may reach; retries count from first_attempt
     # (1, or the attempt an operator requeued it at).
-    max_attempts: int
-    created: float
-    updated: float
-    first_attempt: int = 1
+    max_attempts: Count
+    created: Real
+    updated: Real
+    first_attempt: Count = 1
     options: TrainOptions = msgspec.field(default_factory=TrainOptions)
     request_id: str | None = None
-    started: float | None = None
-    finished: float | None = None
+    started: Real | None = None
+    finished: Real | None = None
     trainer: str | None = None
     stage: str | None = None
-    step: int = 0
-    total: int = 0
-    eta_s: float | None = None
+    step: Count = 0
+    total: Count = 0
+    eta_s: Real | None = None
     error: str | None = None
-    retry_at: float | None = None
+    retry_at: Real | None = None
 
 
 class JobsList(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     jobs: list[JobSummary]
-    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    counts: dict[str, Count] = msgspec.field(default_factory=dict)
     leader: str | None = None
 
 
@@ -228,24 +229,20 @@ class JobRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ts: float
+    ts: Real
     type: str
-    attempt: int
+    attempt: Count
     text: str
 
 
 class JobDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    job: JobSummary | None = None
+    job: JobSummary
     timeline: list[TimelineEntry] = msgspec.field(default_factory=list)
-    error: str | None = None
 
 
 class JobActionReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
     job_id: str
     state: JobState | None = None
-    error: str | None = None
 
 
 SCHEMAS = (
@@ -258,3 +255,66 @@ SCHEMAS = (
     JobDetail,
     JobActionReply,
 )
+
+
+# ---------------------------------------------------------------------------
+# The queue's API (any instance answers; commands run on the leader)
+# ---------------------------------------------------------------------------
+SUBMIT: Api[SubmitRequest, SubmitReply] = Api("jobs", "submit", SubmitRequest, SubmitReply)
+LIST: Api[JobsQuery, JobsList] = Api("jobs", "list", JobsQuery, JobsList)
+GET: Api[JobRef, JobDetail] = Api("jobs", "get", JobRef, JobDetail)
+CANCEL: Api[JobRef, JobActionReply] = Api("jobs", "cancel", JobRef, JobActionReply)
+REQUEUE: Api[JobRef, JobActionReply] = Api("jobs", "requeue", JobRef, JobActionReply)
+# Only the current queue leader listens here; the other instances forward commands to it
+# (same bodies and replies as the public command).
+LEADER_PREFIX = f"{API_PREFIX}.queue.leader"
+
+
+def leader_subject(command: Api[SubmitRequest, SubmitReply] | Api[JobRef, JobActionReply]) -> str:
+    return f"{LEADER_PREFIX}.{command.name}"
+
+
+def job_id_for(request_id: str) -> str:
+    """The same submission always gets the same job id, whichever leader (or client) derives it."""
+    return "j-" + hashlib.sha256(request_id.encode()).hexdigest()[:16]
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot become a job; the message says what to fix."""
+
+
+_OPTION_NAMES = {
+    "steps": "--steps",
+    "reduce_keep": "--reduce-keep",
+    "reduce_iterations": "--reduce-iterations",
+    "sh_degree": "--sh-degree",
+}
+
+
+def readable_decode_error(exc: Exception) -> str:
+    """'Expected `int` >= 100 - at `$.options.steps`' -> 'option --steps: must be >= 100'.
+
+    The CLI checks a submission with it before sending, and the queue answers with it,
+    so a person at a capture rig reads the same sentence either way.
+    """
+    text = str(exc)
+    m = re.match(r"^(?P<what>.*?)(?: - at `\$\.(?P<path>[^`]+)`)?$", text)
+    if not m or not m.group("path"):
+        return f"invalid submission: {text}"
+    path = m.group("path")
+    what = m.group("what")
+    what = re.sub(r"^Expected `(\w+)`", r"expected a \1", what)
+    what = what.replace("`", "")
+    leaf = path.rsplit(".", 1)[-1]
+    if path.startswith("options.") and leaf in _OPTION_NAMES:
+        return f"option {_OPTION_NAMES[leaf]}: {what}"
+    if leaf == "object_id":
+        return f"object id: {what} (naming standard <customer>-<object>-<NNN>, e.g. acme-chair-001)"
+    return f"{path.replace('.', ' ')}: {what}"
+
+
+def decode_submission(data: bytes) -> SubmitRequest:
+    try:
+        return msgspec.json.decode(data, type=SubmitRequest)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SubmissionError(readable_decode_error(exc)) from exc

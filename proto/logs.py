@@ -11,7 +11,8 @@ from typing import Annotated
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.api import Api
+from foto3d.proto.base import Count, Event, Int, Real
 
 # A record's message is truncated to this many characters, with a visible marker.
 MAX_MESSAGE_CHARS = 16_000
@@ -54,9 +55,9 @@ SourceKind = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"
 class LogRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One log line. ``(source_kind, source_id, seq)`` identifies it exactly once."""
 
-    ts: float
-    seq: Annotated[int, msgspec.Meta(ge=0)]
-    level: int
+    ts: Real
+    seq: Count
+    level: Int
     message: str
     logger: str = ""
     host: str = ""
@@ -89,12 +90,12 @@ def truncate(text: str, limit: int) -> str:
 class StoredLog(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A record as the log store returns it (with its source and store id)."""
 
-    id: int
+    id: Count
     source_kind: str
     source_id: str
-    ts: float
-    seq: int
-    level: int
+    ts: Real
+    seq: Count
+    level: Int
     message: str
     logger: str = ""
     host: str = ""
@@ -116,20 +117,63 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     job_id: str | None = None
     object_id: str | None = None
     host: str | None = None
-    min_level: int | None = None
-    since: float | None = None
-    until: float | None = None
+    min_level: Int | None = None
+    since: Real | None = None
+    until: Real | None = None
     text: str | None = None
-    before_id: int | None = None
-    around_ts: float | None = None
+    before_id: Count | None = None
+    around_ts: Real | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
 
 
 class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     records: list[StoredLog]
-    next_before_id: int | None = None
-    error: str | None = None
+    next_before_id: Count | None = None
 
 
-LOG_QUERY_SUBJECT = "f3d.api.logs.query"
+# Any collector instance answers from its store.
+LOG_QUERY: Api[LogQuery, LogQueryReply] = Api("logs", "query", LogQuery, LogQueryReply)
+
+
+def search_words(text: str) -> list[tuple[str, bool]]:
+    """The words of a text search, each with whether it ends in ``*`` (a prefix).
+
+    A word without a letter or digit matches nothing (the store's tokenizer indexes only
+    those), so it is dropped here for the store and the live tail alike.
+    """
+    out = []
+    for word in text.split():
+        core = word.rstrip("*")
+        if any(ch.isalnum() for ch in core):
+            out.append((core, word.endswith("*")))
+    return out
+
+
+def matches(q: LogQuery, r: StoredLog) -> bool:
+    """Whether ``r`` answers ``q``, in memory: the live tail's twin of the store's filters.
+
+    Text: every word occurs as a substring of the message or the exception.
+    """
+    if q.source_kind is not None and r.source_kind != q.source_kind:
+        return False
+    if q.source_id is not None and r.source_id != q.source_id:
+        return False
+    if q.job_id is not None and r.job_id != q.job_id:
+        return False
+    if q.object_id is not None and r.object_id != q.object_id:
+        return False
+    if q.host is not None and r.host != q.host:
+        return False
+    if q.min_level is not None and r.level < q.min_level:
+        return False
+    if q.since is not None and r.ts < q.since:
+        return False
+    if q.until is not None and r.ts > q.until:
+        return False
+    if q.text:
+        hay = (r.message + "\n" + (r.exc or "")).lower()
+        return all(word.lower() in hay for word, _ in search_words(q.text))
+    return True
+
+
 SCHEMAS = (LogRecord, StoredLog, LogQuery, LogQueryReply)

@@ -11,11 +11,12 @@ at once; ``production``/``demo``/``test`` mean serve it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
-from foto3d.proto.base import Event
+from foto3d.proto.api import Api, NoBody
+from foto3d.proto.base import Count, Event, Int, Real
 from foto3d.proto.jobs import Artifact, ObjectId
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
@@ -65,7 +66,7 @@ class Checklist(msgspec.Struct, frozen=True, kw_only=True):
 class ObjectEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     object_id: ObjectId
-    ts: float
+    ts: Real
     actor: str = ""
 
 
@@ -73,13 +74,13 @@ class ObjectRegistered(ObjectEventBase, frozen=True, kw_only=True, tag="object.r
     customer: CustomerSlug
     display_name: DisplayName
     slug: str
-    serial: int
+    serial: Count
     reference_image: str = ""
 
 
 class ObjectCaptured(ObjectEventBase, frozen=True, kw_only=True, tag="object.captured/1"):
     dataset: str
-    photos: int = 0
+    photos: Count = 0
     rig: str = ""
 
 
@@ -101,21 +102,21 @@ class PublishedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     format: str
     key: str
     url: str
-    bytes: int
+    bytes: Count
     sha256: str
     content_type: str
 
 
 class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.published/1"):
-    version: int
+    version: Count
     job_id: str
     live_url: str  # the viewer config, what an embed points at
     files: list[PublishedFile]
-    uploaded: int = 0  # files actually sent (0 on an idempotent re-publish)
+    uploaded: Count = 0  # files actually sent (0 on an idempotent re-publish)
 
 
 class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="object.publish_failed/1"):
-    version: int
+    version: Count
     job_id: str
     error: str
 
@@ -138,23 +139,15 @@ def publish_progress_subject(object_id: str) -> str:
 class PublishProgress(msgspec.Struct, frozen=True, kw_only=True):
     object_id: str
     file: str
-    done: int
-    total: int
-    files_done: int
-    files_total: int
+    done: Count
+    total: Count
+    files_done: Count
+    files_total: Count
 
 
 # ---------------------------------------------------------------------------
 # API bodies (NATS micro endpoints under f3d.api.catalog.* / f3d.api.publisher.*)
 # ---------------------------------------------------------------------------
-
-
-class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Every catalog endpoint answers with this: ``ok`` or an ``error`` a person can read."""
-
-    ok: bool
-    error: str | None = None
-    data: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
 
 
 class CustomerAdd(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,10 +171,10 @@ class ObjectQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     status: str | None = None
     stage: str | None = None
     q: str | None = None  # substring of id or display name
-    since: float | None = None  # created at or after
-    until: float | None = None
-    page: int = 1
-    limit: int = 50
+    since: Real | None = None  # created at or after
+    until: Real | None = None
+    page: Int = 1
+    limit: Int = 50
 
 
 class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +185,7 @@ class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
 class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
     object_id: str
     dataset: str
-    photos: int = 0
+    photos: Count = 0
     rig: str = ""
     actor: str = ""
 
@@ -217,24 +210,41 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     object_id: ObjectId
     customer: str
-    version: int
+    version: Count
     job_id: str
     artifacts: list[Artifact]
     display_name: str = ""
     actor: str = ""
     # The object's latest event time: the published event is stamped no earlier, so it
     # sorts after the approval even when clocks disagree.
-    not_before: float = 0.0
+    not_before: Real = 0.0
 
 
 class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    ok: bool
-    error: str | None = None
-    event: ObjectPublished | None = None
+    event: ObjectPublished
 
+
+# The catalog's API. Its replies are the catalog's row views (the same JSON its HTTP
+# API serves), so they are plain objects and lists rather than Structs.
+Row = dict[str, Any]
+CUSTOMER_ADD: Api[CustomerAdd, Row] = Api("catalog", "customer-add", CustomerAdd, Row)
+CUSTOMERS: Api[NoBody, list[Row]] = Api("catalog", "customers", NoBody, list[Row])
+REGISTER: Api[RegisterObject, Row] = Api("catalog", "register", RegisterObject, Row)
+LIST: Api[ObjectQuery, Row] = Api("catalog", "list", ObjectQuery, Row)  # {"items", "total", "page", "limit"}
+SHOW: Api[ObjectRef, Row] = Api("catalog", "show", ObjectRef, Row)
+TIMELINE: Api[ObjectRef, list[Row]] = Api("catalog", "timeline", ObjectRef, list[Row])
+CAPTURE: Api[CaptureRequest, Row] = Api("catalog", "capture", CaptureRequest, Row)
+REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
+STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
+PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
+RESUBMIT: Api[ObjectRef, Row] = Api("catalog", "resubmit", ObjectRef, Row)
+BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
+# The publisher's: upload an approved job's files and answer with the published event.
+PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
+    "publisher", "publish", PublishRequest, PublishReply
+)
 
 SCHEMAS = (
-    Reply,
     CustomerAdd,
     RegisterObject,
     ObjectQuery,

@@ -1,27 +1,25 @@
-"""Shared fixtures: real nats-servers on free ports, connected buses, settings in tmp folders."""
+"""Shared fixtures: real nats-servers on free ports, connected buses, settings in tmp folders,
+a real SMTP server and moto's AWS server. The launchers live in ``testkit`` (shared with bench/);
+``free_port`` and ``running_services`` stay importable from here."""
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from foto3d.app.runtime import Runtime
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from testkit.running import running_services
+from testkit.servers import MOTO, MotoServer, SmtpServer, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "running_services"]
 
 
 @pytest.fixture
@@ -36,7 +34,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     """A connection to ``nats_server`` with the whole topology provisioned."""
     b = await connect([nats_server.client_url], "test")
-    await provision(b.js)
+    await provision(b.js, assemble())
     yield b
     await b.close()
 
@@ -49,21 +47,34 @@ def settings(tmp_path: Path, nats_server: NatsServer) -> Settings:
     return s
 
 
-@asynccontextmanager
-async def running_services(settings: Settings, names: list[str], http: bool = True) -> AsyncIterator[Runtime]:
-    """Run the named services in this process, as `foto3d up` would, with HTTP on a free port.
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) that can go down and come back on the same port."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
-    ``rt.http_url`` is the base URL; ``rt.services`` the started instances.
-    """
-    from foto3d.app.registry import by_name
 
-    assert settings.nats_urls
-    rt = Runtime(settings, settings.nats_urls, [by_name(n) for n in names], http=http, http_port=0)
-    try:
-        await rt.start()
-        yield rt
-    finally:
-        await rt.stop()
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials through the standard AWS chain (never real ones)."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def moto(aws_env: None) -> Iterator[MotoServer]:
+    """moto's server on a free port, for S3 and EC2."""
+    if not MOTO.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    server = MotoServer(free_port()).start()
+    yield server
+    server.stop()
 
 
 pytest_plugins = ["tests.browser"]

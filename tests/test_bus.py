@@ -8,15 +8,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from foto3d.libs.bus import subjects
+from foto3d.app.registry import ServiceEntry
+from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.topology import TOPOLOGY, ConsumerSpec, StreamSpec, Topology, provision
+from foto3d.libs.bus.topology import ConsumerSpec, StreamSpec, Topology, provision
+from foto3d.libs.service import Service, ServiceContext
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 
 
 async def test_provision_is_idempotent_and_applies_changes(bus: Bus) -> None:
-    again = await provision(bus.js)
+    again = await provision(bus.js, assemble())
     assert set(again.values()) <= {"unchanged", "ok"}
     changed = Topology(
         streams=[StreamSpec("LOGS", [subjects.LOGS_ALL], "changed description", max_age=3600.0)],
@@ -75,10 +78,38 @@ async def test_pull_consumer_acks_after_handler_and_dead_letters_malformed(bus: 
 
 
 def test_topology_table_names_are_unique() -> None:
-    names = [s.name for s in TOPOLOGY.streams]
+    topology = assemble()
+    names = [s.name for s in topology.streams]
     assert len(names) == len(set(names))
-    pairs = [(c.stream, c.durable) for c in TOPOLOGY.consumers]
+    pairs = [(c.stream, c.durable) for c in topology.consumers]
     assert len(pairs) == len(set(pairs))
+    # Every service's declared consumers are in: the trainer's too, though `up` runs none.
+    assert {("WORK", "trainer-vip"), ("LOGS", "log-collector"), ("JOB_EVENTS", "catalog-jobs")} <= set(pairs)
+
+
+def test_a_consumer_on_an_undeclared_stream_is_refused() -> None:
+    class Stray(Service):
+        name = "stray"
+        description = ""
+        consumer_specs = (ConsumerSpec("NOPE", "stray", ""),)
+
+        async def start(self, ctx: ServiceContext) -> None:
+            del ctx
+
+        async def stop(self) -> None:
+            return None
+
+    import sys
+    import types
+
+    module = types.ModuleType("stray_service_for_test")
+    module.Stray = Stray  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        with pytest.raises(ValueError, match="NOPE/stray"):
+            assemble([ServiceEntry("stray", f"{module.__name__}:Stray")])
+    finally:
+        del sys.modules[module.__name__]
 
 
 def test_event_decoding_rejects_bad_input() -> None:
@@ -91,7 +122,7 @@ async def test_services_register_with_nats_micro(settings: Any, bus: Bus) -> Non
     """`nats micro ls` sends $SRV.INFO; every running service must answer with its name and endpoints."""
     import json
 
-    from tests.conftest import running_services
+    from testkit.running import running_services
 
     async with running_services(settings, ["log_collector"], http=False):
         inbox = bus.nc.new_inbox()

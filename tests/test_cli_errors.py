@@ -22,7 +22,8 @@ import pytest
 
 from foto3d.cli.common import CLI_CONNECT_TIMEOUT_S
 from foto3d.libs.config import Settings
-from tests.conftest import free_port, running_services
+from testkit.running import running_services
+from testkit.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # argparse says "foto3d logs: error: ...", our own code "foto3d: error: ...".

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from foto3d.app import configdoc
 from foto3d.cli.docs import render
 from foto3d.proto.registry import write_schemas
 
@@ -18,3 +19,15 @@ def test_cli_reference_is_up_to_date() -> None:
 def test_json_schemas_are_up_to_date() -> None:
     stale = write_schemas(ROOT / "docs" / "schemas", check=True)
     assert not stale, f"docs/schemas is stale ({stale}): run `foto3d schema`"
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    current = (ROOT / "docs" / "configuration.md").read_text()
+    assert current == configdoc.render(), (
+        "docs/configuration.md is stale: run `python -m foto3d.app.configdoc`"
+    )
+
+
+def test_configuration_reference_lists_every_service_table() -> None:
+    sections = {t.section for t in configdoc.service_tables()}
+    assert {"queue", "log_collector", "notifier", "trainer", "scaler", "publisher", "catalog"} <= sections

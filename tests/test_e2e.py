@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,13 @@ import pytest
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.jobs import JobFailed, JobSucceeded
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.signin import staff_cookie
+from testkit.waiting import eventually
 from tests.trainer.helpers import EventLog, fake_env, make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ["log_collector", "notifier", "queue", "catalog", "publisher"]
+SERVICES = ["log_collector", "notifier", "queue", "catalog", "publisher", "token_gateway"]
 
 
 class Cli:
@@ -72,20 +74,6 @@ def start_trainer(nats_url: str, data: Path, env: Mapping[str, str]) -> subproce
     )
 
 
-async def wait_until(probe: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll ``probe`` (sync or async) until it returns something truthy; there is no event to await."""
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 async def test_capture_to_live_link_and_a_failure_that_alerts(
     settings: Settings, bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,6 +81,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
         monkeypatch.delenv(var, raising=False)
     # One attempt per job, so an injected failure is final at once (retries are the queue's tests).
     settings.raw["queue"] = {"max_attempts": 1, "backoff_s": 0}
+    settings.raw["token_gateway"] = {"port": 0}
     assert settings.nats_urls
     nats_url = settings.nats_urls[0]
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
@@ -126,7 +115,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             async def timeline_kinds() -> list[str]:
                 return [e["kind"] for e in await cli.json("objects", "timeline", object_id)]
 
-            kinds = await wait_until(
+            kinds = await eventually(
                 lambda: _when(timeline_kinds(), lambda k: "trained" in k), "the catalog to record 'trained'"
             )
             for earlier, later in [
@@ -147,17 +136,27 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             kinds = await timeline_kinds()
             assert kinds.index("trained") < kinds.index("approved") < kinds.index("published"), kinds
 
-            async with aiohttp.ClientSession() as session:
-                # the link names the served store; follow its path on this test's server
-                path = "/published/" + live.split("/published/", 1)[1]
-                async with session.get(http + path) as resp:
-                    assert resp.status == 200, f"{live} -> {resp.status}"
-                    viewer = json.loads(await resp.read())
-                assert viewer["object_id"] == object_id
-                # ... and the splat files next to it
-                async with session.get(http + path.rsplit("/", 1)[0] + f"/{object_id}.ply") as resp:
+            # -- customers see it through the token gateway (published = production) -----------
+            issued = await cli("tokens", "issue", "acme", "--label", "e2e")
+            found = re.search(r"sk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", issued.stdout)
+            assert found, issued.stdout
+            token = found.group(0)
+            gateway = next(s for s in rt.services if s.name == "token_gateway")
+            customers = gateway.health().extra["listener"]
+            # A staff session for the dashboard's log search below; the gateway ignores it.
+            async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as session:
+                auth = {"Authorization": f"Bearer {token}"}
+                async with session.get(f"{customers}/v1/models/{object_id}", headers=auth) as resp:
+                    assert resp.status == 200, await resp.text()
+                    model = await resp.json()
+                assert model["object_id"] == object_id and model["config"]["object_id"] == object_id
+                ply = next(f for f in model["files"] if f["format"] == "ply")
+                async with session.get(ply["url"]) as resp:
                     assert resp.status == 200
                     assert (await resp.read()).startswith(b"ply\n")
+                # the unauthenticated store route is gone
+                async with session.get(http + "/published/" + live.split("/published/", 1)[1]) as resp:
+                    assert resp.status == 404
 
                 # -- the training logs are searchable -----------------------------------------
                 async def log_records() -> list[dict[str, Any]]:
@@ -165,7 +164,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
                         assert r.status == 200
                         return list((await r.json())["records"])
 
-                records = await wait_until(
+                records = await eventually(
                     lambda: _when(log_records(), lambda rs: any("succeeded" in x["message"] for x in rs)),
                     "the trainer's log records",
                 )
@@ -192,7 +191,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
             trainers.append(start_trainer(nats_url, settings.data_dir, fake_env({"FAKE_NS_FAIL": "train"})))
             failed = await events.wait_for(JobFailed, timeout=30)
             assert "train" in failed.step
-            state = await wait_until(
+            state = await eventually(
                 lambda: _when(cli.json("job", bad_job), lambda j: j["job"]["state"] in ("dead", "failed")),
                 "the queue to give the job up",
             )
@@ -205,9 +204,9 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
                         return text
                 return ""
 
-            mail = await wait_until(new_mail_about_job, "an alert mail about the failed job")
+            mail = await eventually(new_mail_about_job, "an alert mail about the failed job")
             assert object_id in mail
-            kinds = await wait_until(
+            kinds = await eventually(
                 lambda: _when(timeline_kinds(), lambda k: "failed" in k), "the catalog to record the failure"
             )
     finally:

@@ -105,9 +105,11 @@ def test_every_command_has_help() -> None:
 
 
 async def test_home_page_renders_in_chromium(page: Any, settings: Any) -> None:
-    from tests.conftest import running_services
+    from testkit.running import running_services
+    from testkit.signin import sign_in_browser
 
     async with running_services(settings, []) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/")
         assert await page.title() == "Overview · foto3d"
         assert await page.locator('[data-component="nats"] .badge').inner_text() == "OK"

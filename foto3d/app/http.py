@@ -1,4 +1,4 @@
-"""The HTTP front of `up` and `serve`: /healthz, the dashboard home, static files."""
+"""The HTTP front of `up` and `serve`: /healthz, the dashboard home, static files, the sign-in gate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from foto3d.libs.auth.gate import UserLookup, public, public_static, sign_in_required
 from foto3d.libs.service import NavLink
 from foto3d.libs.web.layout import NAV_KEY, STATIC_DIR, esc, render_page
 
@@ -14,6 +15,7 @@ HealthFn = Callable[[], dict[str, Any]]
 HEALTH_KEY: web.AppKey[HealthFn] = web.AppKey("f3d_health")
 
 
+@public  # for load balancers and probes; it names components, not customers' data
 async def healthz(request: web.Request) -> web.Response:
     report = request.app[HEALTH_KEY]()
     status = 200 if report["status"] != "down" else 503
@@ -45,12 +47,14 @@ async def home(request: web.Request) -> web.Response:
     return render_page(request, "Overview", body)
 
 
-def build_app(routes: list[web.AbstractRouteDef], nav: list[NavLink], health: HealthFn) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+def build_app(
+    routes: list[web.AbstractRouteDef], nav: list[NavLink], health: HealthFn, user_of: UserLookup
+) -> web.Application:
+    """The dashboard: every route behind staff sign-in unless its handler is ``@public``."""
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[sign_in_required(user_of)])
     app[HEALTH_KEY] = health
     app[NAV_KEY] = [NavLink("Overview", "/", 0), *nav]
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", home)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
-    app.router.add_routes(routes)
+    app.router.add_routes([public_static("/static", STATIC_DIR), *routes])
     return app

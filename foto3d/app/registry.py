@@ -26,13 +26,15 @@ class ServiceEntry:
         except ModuleNotFoundError:
             return False
 
-    def create(self) -> Service:
+    def service_class(self) -> type[Service]:
         mod_name, cls_name = self.target.split(":", 1)
         cls = getattr(importlib.import_module(mod_name), cls_name)
-        svc = cls()
-        if not isinstance(svc, Service):
+        if not (isinstance(cls, type) and issubclass(cls, Service)):
             raise TypeError(f"{self.target} is not a Service")
-        return svc
+        return cls
+
+    def create(self) -> Service:
+        return self.service_class()()
 
 
 # Start order matters for `up`: stores first, then those that feed them.

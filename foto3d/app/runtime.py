@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,21 +15,18 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.app.topology import assemble
+from foto3d.libs.auth import Auth
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.micro import register
-from foto3d.libs.bus.topology import provision
+from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
+from foto3d.libs.bus.topology import Topology, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
 
 log = logging.getLogger(__name__)
-
-
-def stream_replicas(settings: Settings) -> int | None:
-    """Replicas of every stream and bucket: 3 on a 3-node cluster ([bus] replicas / FOTO3D_STREAM_REPLICAS)."""
-    value = os.environ.get("FOTO3D_STREAM_REPLICAS") or settings.raw.get("bus", {}).get("replicas")
-    return int(value) if value else None
 
 
 @dataclass
@@ -48,12 +45,18 @@ class Runtime:
     _control: Bus | None = None
     http_url: str = ""
     extra_health: dict[str, Any] = field(default_factory=dict)
+    # Components that only the composition root knows (the embedded server, the disk).
+    extra_health_fns: dict[str, Callable[[], Health]] = field(default_factory=dict)
     heartbeats: list[HeartbeatSender] = field(default_factory=list)
+    # What to provision (None: every registered service's, as assembled); `up` passes the
+    # assembled table with stream limits sized to its disk.
+    topology: Topology | None = None
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
-        await provision(self._control.js, replicas=stream_replicas(self.settings))
+        topology = self.topology if self.topology is not None else assemble()
+        await provision(self._control.js, topology, replicas=BUS_SETTINGS.load(self.settings).replicas)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()
@@ -89,7 +92,9 @@ class Runtime:
         for svc in self.services:
             routes += svc.routes()
             nav += svc.nav()
-        app = build_app(routes, nav, self.health)
+        auth = Auth(self.settings)
+        routes += auth.routes()
+        app = build_app(routes, nav, self.health, auth.user)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.http_host, self.http_port)
@@ -117,6 +122,11 @@ class Runtime:
             ", ".join(self.nats_urls),
         ).as_dict()
         comps.update(self.extra_health)
+        for name, fn in self.extra_health_fns.items():
+            try:
+                comps[name] = fn().as_dict()
+            except Exception as exc:
+                comps[name] = Health("down", f"health check failed: {exc!r}").as_dict()
         for svc in self.services:
             try:
                 comps[svc.name] = svc.health().as_dict()

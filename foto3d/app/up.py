@@ -10,11 +10,21 @@ import signal
 import sys
 from pathlib import Path
 
+from foto3d.app.disk_watch import DiskWatch, jetstream_max_storage
+from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.registry import ServiceEntry, available_services
 from foto3d.app.runtime import Runtime
+from foto3d.app.topology import assemble
+from foto3d.libs.bus.connection import connect
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
+from foto3d.libs.diskspace import SETTINGS as DISK_SETTINGS
+from foto3d.libs.diskspace import sized_topology
+from foto3d.libs.logsdk.drain import SpoolDrainer
+from foto3d.libs.logsdk.spool import spool_dir_for
 from foto3d.libs.nats_server import NatsServer
+from foto3d.libs.service import Health
+from foto3d.libs.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +65,30 @@ async def run_up(
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     with DataDirLock(data):
-        nats = NatsServer(store_dir=data / "nats", name="foto3d-up")
-        await nats.astart()
+        runtime: Runtime | None = None
+
+        def endpoints() -> Endpoints:
+            assert runtime is not None
+            return Endpoints(
+                nats_url=nats.client_url,
+                http_url=runtime.http_url,
+                pid=os.getpid(),
+                monitor_url=nats.monitor_url,
+            )
+
+        async def restarted(_server: NatsServer) -> None:
+            if runtime is not None and runtime.http_url:
+                await asyncio.to_thread(write_endpoints, data, endpoints())
+
+        nats = EmbeddedNats(store_dir=data / "nats", on_restart=restarted)
+        await nats.start()
+        disk_cfg = DISK_SETTINGS.load(settings)
+        try:
+            max_storage = await asyncio.to_thread(jetstream_max_storage, nats.monitor_url)
+            topology, sizing = sized_topology(assemble(), max_storage, disk_cfg.stream_share_pct)
+        except BaseException:
+            await nats.stop()
+            raise
         runtime = Runtime(
             settings,
             [nats.client_url],
@@ -64,22 +96,27 @@ async def run_up(
             http=True,
             http_host=settings.http_host,
             http_port=settings.http_port,
+            topology=topology,
         )
+        runtime.extra_health_fns["embedded_nats"] = lambda: _nats_health(nats)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        background: list[asyncio.Task[None]] = []
+        drain_bus = None
+        watch: DiskWatch | None = None
         try:
             await runtime.start()
-            write_endpoints(
-                data,
-                Endpoints(
-                    nats_url=nats.client_url,
-                    http_url=runtime.http_url,
-                    pid=os.getpid(),
-                    monitor_url=nats.monitor_url,
-                ),
-            )
+            write_endpoints(data, endpoints())
+            # Batches that ended processes left in this host's spool arrive without a person.
+            drain_bus = await connect([nats.client_url], "foto3d-up")
+            drainer = SpoolDrainer(spool_dir_for(data), drain_bus)
+            background.append(asyncio.create_task(drainer.run(), name="spool-drain"))
+            watch = DiskWatch(disk_cfg, data, drain_bus, topology, [nats.client_url], nats=nats)
+            await watch.check()
+            runtime.extra_health_fns["disk"] = watch.health
+            background.append(asyncio.create_task(watch.run(), name="disk-watch"))
             out = sys.stdout
             print(f"foto3d is up (data: {data})", file=out)
             print(f"  dashboard  {runtime.http_url}/", file=out)
@@ -88,6 +125,8 @@ async def run_up(
             if nats.monitor_url:
                 print(f"  monitor    {nats.monitor_url}", file=out)
             print(f"  services   {', '.join(e.name for e in entries) or '(none)'}", file=out)
+            for line in sizing:
+                print(f"  small disk: {line}", file=out)
             for svc in runtime.services:
                 for line in svc.banner():
                     print(f"  {svc.name}: {line}", file=out)
@@ -98,7 +137,17 @@ async def run_up(
             print("stopping…", file=out, flush=True)
         finally:
             clear_endpoints(data)
+            await cancel_and_wait(*background)
+            if watch is not None:
+                await watch.close()
+            if drain_bus is not None:
+                await drain_bus.close()
             await runtime.stop()
-            await asyncio.to_thread(nats.stop)
+            await nats.stop()
     print("stopped cleanly", flush=True)
     return 0
+
+
+def _nats_health(nats: EmbeddedNats) -> Health:
+    detail = f"{nats.client_url} (store {nats.store_dir}); restarted {nats.restarts} time(s)"
+    return Health("ok" if nats.running else "down", detail)

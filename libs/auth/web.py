@@ -1,60 +1,55 @@
 """Who is asking: a signed session cookie (``/login``) or a trusted reverse-proxy header.
 
-Pages that change things call :meth:`Auth.require_page` / :meth:`Auth.require_api`; both
-return the signed-in :class:`User`, whose name goes into every event as the actor.
+Every dashboard route needs a signed-in user (:mod:`foto3d.libs.auth.gate` denies by
+default); pages that change things also call :meth:`Auth.require_page` /
+:meth:`Auth.require_api`, which return the signed-in :class:`User`, whose name goes into
+every event as the actor.
 
-Settings (``[auth]`` in the config file; env overrides):
-
-- ``proxy_header`` (``FOTO3D_AUTH_PROXY_HEADER``): e.g. ``X-Forwarded-User``. When set, a
-  request from one of ``trusted_proxies`` carrying it is signed in as that user.
-- ``trusted_proxies`` (``FOTO3D_AUTH_TRUSTED_PROXIES``, comma-separated): peer addresses
-  allowed to set the header; default loopback only.
-- ``session_hours``: how long a sign-in lasts (default 12).
-- ``secure_cookie``: set the cookie's Secure flag (behind HTTPS).
+Settings: the ``[auth]`` table below (listed in docs/configuration.md).
 """
 
 from __future__ import annotations
 
-import os
 import urllib.parse
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from msgspec import Meta
 
+from foto3d.libs.auth.gate import public
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.users import User, UserStore
 from foto3d.libs.config import Settings
+from foto3d.libs.settings import Env, Table
 from foto3d.libs.web.layout import esc, render_page
 
 COOKIE = "f3d_session"
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    proxy_header: str = ""
-    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
-    session_hours: float = 12.0
-    secure_cookie: bool = False
+    proxy_header: Annotated[
+        str,
+        Meta(
+            description="e.g. X-Forwarded-User: a request from a trusted proxy carrying it is signed in as that user"
+        ),
+        Env("FOTO3D_AUTH_PROXY_HEADER"),
+    ] = ""
+    trusted_proxies: Annotated[
+        list[str],
+        Meta(description="peer addresses allowed to set the proxy header"),
+        Env("FOTO3D_AUTH_TRUSTED_PROXIES"),
+    ] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    session_hours: Annotated[float, Meta(description="how long a sign-in lasts")] = 12.0
+    secure_cookie: Annotated[bool, Meta(description="set the cookie's Secure flag (behind HTTPS)")] = False
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AuthSettings:
-        cfg = settings.section("auth", cls)
-        header = os.environ.get("FOTO3D_AUTH_PROXY_HEADER")
-        proxies = os.environ.get("FOTO3D_AUTH_TRUSTED_PROXIES")
-        if header is not None or proxies is not None:
-            cfg = msgspec.structs.replace(
-                cfg,
-                proxy_header=header if header is not None else cfg.proxy_header,
-                trusted_proxies=[p.strip() for p in proxies.split(",") if p.strip()]
-                if proxies is not None
-                else cfg.trusted_proxies,
-            )
-        return cfg
+
+SETTINGS = Table("auth", AuthSettings, "staff sign-in for the dashboard", docs="catalog.md")
 
 
 class Auth:
     def __init__(self, settings: Settings, cfg: AuthSettings | None = None) -> None:
-        self.cfg = cfg or AuthSettings.from_settings(settings)
+        self.cfg = cfg or SETTINGS.load(settings)
         self.users = UserStore.in_data_dir(settings.data_dir)
         self.signer = SessionSigner(
             load_secret(settings.data_dir / "auth" / "session.key"), self.cfg.session_hours * 3600
@@ -95,6 +90,7 @@ class Auth:
             web.get("/logout", self._logout),
         ]
 
+    @public
     async def _login_page(self, request: web.Request, error: str = "", nxt: str = "") -> web.Response:
         nxt = _safe_next(nxt or request.query.get("next", "/objects"))
         user = await self.user(request)
@@ -113,6 +109,7 @@ class Auth:
         resp.set_status(status)
         return resp
 
+    @public
     async def _login(self, request: web.Request) -> web.Response:
         form = await request.post()
         name = str(form.get("username", "")).strip().lower()
@@ -136,6 +133,7 @@ class Auth:
             path="/",
         )
 
+    @public
     async def _logout(self, request: web.Request) -> web.Response:
         resp = web.HTTPFound("/login")
         resp.del_cookie(COOKIE, path="/")

@@ -14,10 +14,12 @@ from nats.js import JetStreamContext
 
 from foto3d.libs.bus.publish import Publisher
 from foto3d.libs.tracing.setup import setup_tracing
+from foto3d.proto.api import ERROR_CODE_HEADER, ERROR_HEADER, Api, ServiceError
 
 log = logging.getLogger(__name__)
 # How long a request waits for a responder to appear (service restart, leader change).
 NO_RESPONDER_GRACE_S = 2.0
+Q = TypeVar("Q", bound=msgspec.Struct)
 R = TypeVar("R")
 
 
@@ -51,11 +53,15 @@ class Bus:
             subject, event, msg_id=msg_id, headers=headers, timeout=timeout, deadline=deadline
         )
 
-    async def request(
-        self, subject: str, body: msgspec.Struct, reply_type: type[R], timeout: float = 5.0
-    ) -> R:
+    async def call(self, api: Api[Q, R], body: Q, timeout: float = 5.0) -> R:
+        """Call an endpoint declared in ``proto``; its refusal is raised as :class:`ServiceError`."""
+        reply: R = await self.request(api.subject, body, api.reply, timeout=timeout)
+        return reply
+
+    async def request(self, subject: str, body: msgspec.Struct, reply_type: Any, timeout: float = 5.0) -> Any:
         """Core request/reply with typed body and reply (used for micro endpoints).
 
+        An error reply (``Nats-Service-Error-Code`` header) is raised as :class:`ServiceError`.
         "No responders" is retried for up to ``NO_RESPONDER_GRACE_S``: while a service
         (re)starts or a standby takes over, its endpoints are briefly absent, and a client
         should ride that out rather than fail. Past the grace the error is raised, so a
@@ -72,6 +78,9 @@ class Bus:
                 if loop.time() >= give_up:
                     raise
                 await asyncio.sleep(0.1)
+        headers = msg.headers or {}
+        if ERROR_CODE_HEADER in headers:
+            raise ServiceError(headers[ERROR_CODE_HEADER], headers.get(ERROR_HEADER, "") or "refused")
         return msgspec.json.decode(msg.data, type=reply_type)
 
     @property

@@ -1,4 +1,10 @@
-"""The declared topology: every stream, consumer and KV bucket, in one table.
+"""The declared topology: the shared streams here, each service's consumers and buckets with it.
+
+The streams are the system's shared infrastructure (many write, many read), so they
+are declared in one table below. A durable consumer or a KV bucket belongs to the
+service that reads it: the service declares it (``Service.consumers`` /
+``Service.buckets``, in its own ``topology.py``) and the composition root assembles
+every registered service's into one :class:`Topology` (``foto3d.app.topology``).
 
 ``provision`` makes the server match the table, idempotently, at every start:
 missing things are created, changed declarations update the server's config
@@ -25,7 +31,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from foto3d.libs.bus import subjects
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 
@@ -114,147 +120,88 @@ class Topology:
 
 
 # ---------------------------------------------------------------------------
-# The table. Every service's streams, consumers and buckets are declared here.
+# The shared streams.
 # ---------------------------------------------------------------------------
-TOPOLOGY = Topology(
-    streams=[
-        StreamSpec(
-            "LOGS",
-            [subjects.LOGS_ALL],
-            "Log batches from SDKs, `foto3d run`, trainers and rigs; the collector stores them.",
-            max_age=7 * DAY,
-            max_bytes=2 * GiB,
-            duplicate_window=600.0,
-        ),
-        StreamSpec(
-            "DEAD",
-            [subjects.DEAD_ALL],
-            "Dead letters: malformed messages and exhausted work, each with its reason.",
-            max_age=30 * DAY,
-            max_bytes=1 * GiB,
-        ),
-        StreamSpec(
-            "JOB_EVENTS",
-            [subjects.JOB_EVENTS_ALL],
-            "Job state changes and progress, the queue's public history.",
-            max_age=90 * DAY,
-        ),
-        StreamSpec(
-            "SUBMISSIONS",
-            [subjects.JOB_SUBMIT],
-            "Job submissions from rigs and the CLI, held until the queue leader takes them.",
-            retention=RetentionPolicy.WORK_QUEUE,
-            discard=DiscardPolicy.NEW,
-            max_msgs=100_000,
-        ),
-        StreamSpec(
-            "WORK",
-            [subjects.WORK_TRAIN_ALL],
-            "Training work for trainers, one message per job attempt.",
-            retention=RetentionPolicy.WORK_QUEUE,
-            discard=DiscardPolicy.NEW,
-            max_msgs=100_000,
-            # A new queue leader re-sends the work of every queued job with the same
-            # Nats-Msg-Id (<job>:<attempt>); a long window keeps waiting work deduplicated.
-            duplicate_window=DAY,
-        ),
-        StreamSpec(
-            "QUEUE_ADVISORIES",
-            ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"],
-            "MaxDeliver advisories of the WORK consumers, kept until the queue leader marks the job dead.",
-            retention=RetentionPolicy.WORK_QUEUE,
-            max_age=7 * DAY,
-        ),
-        StreamSpec(
-            "OBJECT_EVENTS",
-            [subjects.OBJECT_EVENTS_ALL],
-            "Everything that happens to a catalog object, the source of its timeline.",
-        ),
-        StreamSpec(
-            "HEARTBEATS",
-            [subjects.HEARTBEATS_ALL],
-            "Last heartbeat of every participant (one message per subject); read by the notifier "
-            "and `foto3d status`. Senders may use plain core publishes.",
-            max_age=1 * DAY,
-            max_msgs_per_subject=1,
-            max_msg_size=64 * 1024,
-        ),
-        StreamSpec(
-            "ALERTS",
-            [subjects.ALERTS_ALL],
-            "Alerts raised and resolved by the notifier.",
-            max_age=90 * DAY,
-        ),
-    ],
-    consumers=[
-        ConsumerSpec(
-            "LOGS",
-            "log-collector",
-            "Stores every log batch in the log store.",
-            # Storing is idempotent (unique source+seq), so an early redelivery costs
-            # nothing, while a short wait brings a crashed collector's batches back sooner.
-            ack_wait=10.0,
-        ),
-        ConsumerSpec(
-            "LOGS",
-            "notifier-logs",
-            "Watches log batches for ERROR and CRITICAL records.",
-            deliver_policy=DeliverPolicy.NEW,
-        ),
-        ConsumerSpec(
-            "JOB_EVENTS",
-            "notifier-jobs",
-            "Watches job events for failed and dead jobs.",
-            deliver_policy=DeliverPolicy.NEW,
-        ),
-        # Queue <-> trainer contract: trainers fetch trainer-vip first, then trainer-normal.
-        # A trainer calls in_progress() every ~10 s; 5 deliveries without an ack (a trainer
-        # that keeps dying on the job) raise a MaxDeliver advisory and the queue marks it dead.
-        ConsumerSpec(
-            "WORK",
-            "trainer-vip",
-            "VIP training work; trainers take it before normal work.",
-            filter_subject=subjects.work_train("vip"),
-            ack_wait=30.0,
-            max_deliver=5,
-            max_ack_pending=1_000,
-        ),
-        ConsumerSpec(
-            "WORK",
-            "trainer-normal",
-            "Normal-priority training work.",
-            filter_subject=subjects.work_train("normal"),
-            ack_wait=30.0,
-            max_deliver=5,
-            max_ack_pending=1_000,
-        ),
-        ConsumerSpec(
-            "SUBMISSIONS",
-            "queue",
-            "Durable submissions (rigs, offline clients); only the queue leader fetches.",
-            ack_wait=10.0,
-        ),
-        ConsumerSpec(
-            "QUEUE_ADVISORIES",
-            "queue",
-            "MaxDeliver advisories of WORK; only the queue leader fetches.",
-            ack_wait=10.0,
-        ),
-        ConsumerSpec(
-            "OBJECT_EVENTS", "catalog-objects", "Builds object states and timelines in the catalog."
-        ),
-        ConsumerSpec("JOB_EVENTS", "catalog-jobs", "Adds job events to object timelines in the catalog."),
-    ],
-    kv=[
-        # Heartbeats live in the HEARTBEATS stream above (max_msgs_per_subject=1), not a KV
-        # bucket: senders publish plain core messages on f3d.hb.<kind>.<id>.
-        KVSpec(
-            "queue-leader",
-            "Leadership lease of the queue service: one key, renewed by the leader, expires when it stops.",
-            ttl=5.0,
-        ),
-    ],
-)
+STREAMS: list[StreamSpec] = [
+    StreamSpec(
+        subjects.LOGS_STREAM,
+        [subjects.LOGS_ALL],
+        "Log batches from SDKs, `foto3d run`, trainers and rigs; the collector stores them.",
+        max_age=7 * DAY,
+        max_bytes=2 * GiB,
+        duplicate_window=600.0,
+    ),
+    StreamSpec(
+        subjects.DEAD_STREAM,
+        [subjects.DEAD_ALL],
+        "Dead letters: malformed messages and exhausted work, each with its reason.",
+        max_age=30 * DAY,
+        max_bytes=1 * GiB,
+    ),
+    StreamSpec(
+        subjects.JOB_EVENTS_STREAM,
+        [subjects.JOB_EVENTS_ALL],
+        "Job state changes and progress, the queue's public history.",
+        max_age=90 * DAY,
+    ),
+    StreamSpec(
+        subjects.SUBMISSIONS_STREAM,
+        [subjects.JOB_SUBMIT],
+        "Job submissions from rigs and the CLI, held until the queue leader takes them.",
+        retention=RetentionPolicy.WORK_QUEUE,
+        discard=DiscardPolicy.NEW,
+        max_msgs=100_000,
+    ),
+    StreamSpec(
+        subjects.WORK_STREAM,
+        [subjects.WORK_TRAIN_ALL],
+        "Training work for trainers, one message per job attempt.",
+        retention=RetentionPolicy.WORK_QUEUE,
+        discard=DiscardPolicy.NEW,
+        max_msgs=100_000,
+        # A new queue leader re-sends the work of every queued job with the same
+        # Nats-Msg-Id (<job>:<attempt>); a long window keeps waiting work deduplicated.
+        duplicate_window=DAY,
+    ),
+    StreamSpec(
+        subjects.QUEUE_ADVISORIES_STREAM,
+        [subjects.WORK_MAX_DELIVERIES],
+        "MaxDeliver advisories of the WORK consumers, kept until the queue leader marks the job dead.",
+        retention=RetentionPolicy.WORK_QUEUE,
+        max_age=7 * DAY,
+    ),
+    StreamSpec(
+        subjects.OBJECT_EVENTS_STREAM,
+        [subjects.OBJECT_EVENTS_ALL],
+        "Everything that happens to a catalog object, the source of its timeline.",
+    ),
+    StreamSpec(
+        subjects.HEARTBEATS_STREAM,
+        [subjects.HEARTBEATS_ALL],
+        "Last heartbeat of every participant (one message per subject); read by the notifier "
+        "and `foto3d status`. Senders may use plain core publishes.",
+        max_age=1 * DAY,
+        max_msgs_per_subject=1,
+        max_msg_size=64 * 1024,
+    ),
+    StreamSpec(
+        subjects.ALERTS_STREAM,
+        [subjects.ALERTS_ALL],
+        "Alerts raised and resolved by the notifier.",
+        max_age=90 * DAY,
+    ),
+    StreamSpec(
+        subjects.GATEWAY_CREDENTIALS_STREAM,
+        [subjects.GATEWAY_CREDENTIALS_ALL],
+        "Customer credentials issued and revoked (hashes only); every token gateway folds them in.",
+    ),
+    StreamSpec(
+        subjects.GATEWAY_USAGE_STREAM,
+        [subjects.GATEWAY_USAGE_ALL],
+        "Usage counts per customer, object and day, as deltas from each token gateway instance.",
+        max_age=400 * DAY,
+    ),
+]
 
 
 def _stream_diff(want: StreamConfig, have: StreamConfig) -> dict[str, tuple[Any, Any]]:
@@ -360,9 +307,7 @@ async def provision_kv(js: JetStreamContext, spec: KVSpec, replicas: int | None 
     return "updated"
 
 
-async def provision(
-    js: JetStreamContext, topology: Topology = TOPOLOGY, replicas: int | None = None
-) -> dict[str, str]:
+async def provision(js: JetStreamContext, topology: Topology, replicas: int | None = None) -> dict[str, str]:
     """Create or update everything in ``topology``; returns what happened to each item."""
     result: dict[str, str] = {}
     for s in topology.streams:
@@ -372,10 +317,3 @@ async def provision(
     for kv in topology.kv:
         result[f"kv:{kv.bucket}"] = await provision_kv(js, kv, replicas)
     return result
-
-
-def consumer_spec(stream: str, durable: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
-    for c in topology.consumers:
-        if c.stream == stream and c.durable == durable:
-            return c
-    raise KeyError(f"consumer {stream}/{durable} is not declared in the topology table")

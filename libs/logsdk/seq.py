@@ -50,6 +50,15 @@ class SeqCounter:
         return self._next
 
     def _reserve(self) -> None:
+        try:
+            self._reserve_in_file()
+        except OSError:
+            # The disk is full (or read-only): numbers from the clock are still increasing
+            # and unique, and the file takes over again above them once it can be written.
+            self._next = max(self._next, time.time_ns() // 1000)
+            self._limit = self._next + self.block
+
+    def _reserve_in_file(self) -> None:
         assert self.path is not None
         lock_path = self.path.with_name(self.path.name + ".lock")
         with open(lock_path, "a+b") as lock:

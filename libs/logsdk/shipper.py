@@ -11,7 +11,11 @@ background thread with its own asyncio loop does everything else:
   source exact: a batch that failed is never overtaken by a newer one;
 * while NATS is unreachable, or a publish is not acknowledged, batches go to the
   on-disk :class:`~foto3d.libs.logsdk.spool.Spool` and are replayed, oldest
-  first and with their original ids, before anything newer is sent.
+  first and with their original ids, before anything newer is sent;
+* when the spool cannot be written either (a full disk), batches are held in
+  memory, up to ``held_max_bytes``, and written or sent as soon as either works
+  again; beyond that the oldest are dropped and counted, and an ERROR record says
+  exactly how many records were lost (the notifier mails it).
 
 A JetStream publish that timed out may still have been stored; its replay uses
 the same ``Nats-Msg-Id``, so the stream's duplicate window drops the copy (and
@@ -34,17 +38,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import msgspec
 import nats.errors
 
 from foto3d import __version__
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import ConfigError, Settings, default_data_dir, split_urls
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.logsdk.seq import SeqCounter
 from foto3d.libs.logsdk.spool import Dropped, Spool
-from foto3d.proto.heartbeat import Heartbeat
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.logs import (
     MAX_BATCH_BYTES,
     MAX_EXC_CHARS,
@@ -61,6 +67,8 @@ DEFAULT_FLUSH_INTERVAL = 0.2
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_PUBLISH_TIMEOUT = 2.0
+# Batches kept in memory while the spool cannot be written (disk full).
+DEFAULT_HELD_MAX_BYTES = 64 * 1024 * 1024
 # Batches waiting in memory for the sender; beyond this the pump leaves records in the
 # queue (while online) so a slow server slows the pump, not the caller.
 OUTBOX_MAX_BATCHES = 8
@@ -128,6 +136,7 @@ class LogShipper:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         persist_seq: bool = True,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        held_max_bytes: int = DEFAULT_HELD_MAX_BYTES,
         version: str = __version__,
     ) -> None:
         if not _KIND_RE.match(source_kind):
@@ -164,8 +173,17 @@ class LogShipper:
         self._heartbeat = (source_kind == "rig") if heartbeat is None else heartbeat
         self._heartbeat_interval = heartbeat_interval
         self._outbox: collections.deque[_Batch] = collections.deque()
+        # Spooled in order after the spool's files; only in memory while the disk refuses them.
+        self._held: collections.deque[_Batch] = collections.deque()
+        self._held_bytes = 0
+        self._held_max = held_max_bytes
+        self._disk_lost = 0
+        self._disk_lost_reported = 0
+        self._disk_error = ""
+        self.lost_at_exit = 0
         self._spooling = False
         self._bus: Bus | None = None
+        self._hb: HeartbeatSender | None = None
         self._started = time.monotonic()
         self._closed = False
         self._close_lock = threading.RLock()  # a SIGTERM handler may close while close() runs
@@ -230,6 +248,28 @@ class LogShipper:
             fut.cancel()
             return False
 
+    def wait_held(self, timeout: float) -> bool:
+        """Wait until nothing is held in memory only (the disk or NATS took it); for a process
+        about to exit while the disk is full. True when nothing is held any more."""
+        if self._closed or not self._thread.is_alive():
+            return not self._held
+        fut = asyncio.run_coroutine_threadsafe(self._wait_held(), self._loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            return False
+
+    async def _wait_held(self) -> bool:
+        while True:
+            self._pump_once()
+            self._send_wake.set()
+            if not self._held and not self._queue and not self._outbox:
+                return True
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), 0.2)
+
     def close(self, timeout: float = 10.0) -> bool:
         """Flush, then spool whatever is still unacknowledged, and stop the thread.
 
@@ -267,6 +307,8 @@ class LogShipper:
             "outbox_batches": len(self._outbox),
             "dropped": self.dropped,
             "spool_lost_records": self._spool_lost,
+            "held_batches": len(self._held),
+            "disk_lost_records": self._disk_lost,
             "published_records": self.published_records,
             "published_batches": self.published_batches,
             "spooled_batches": self.spooled_batches,
@@ -410,12 +452,35 @@ class LogShipper:
         return [_Batch(batch_id, records[0].seq, records[-1].seq, len(records), payload)]
 
     def _spool_batch(self, b: _Batch) -> None:
-        dropped = self._spool.write(
-            self.source_kind, self.source_id, b.first_seq, b.last_seq, b.count, b.batch_id, b.payload
-        )
-        self.spooled_batches += 1
-        if dropped is not None:
-            self._on_spool_full(dropped)
+        """To disk, behind whatever is held in memory already (the order per source stays)."""
+        self._held.append(b)
+        self._held_bytes += len(b.payload)
+        self._write_held()
+
+    def _write_held(self) -> None:
+        while self._held:
+            b = self._held[0]
+            try:
+                dropped = self._spool.write(
+                    self.source_kind, self.source_id, b.first_seq, b.last_seq, b.count, b.batch_id, b.payload
+                )
+            except OSError as exc:
+                # A full (or read-only) disk: keep it in memory and try again later.
+                self._disk_error = f"{exc.strerror or exc}"
+                self._trim_held()
+                return
+            self._held.popleft()
+            self._held_bytes -= len(b.payload)
+            self.spooled_batches += 1
+            self._progress.set()
+            if dropped is not None:
+                self._on_spool_full(dropped)
+
+    def _trim_held(self) -> None:
+        while self._held_bytes > self._held_max and len(self._held) > 1:
+            b = self._held.popleft()
+            self._held_bytes -= len(b.payload)
+            self._disk_lost += b.count
 
     def _on_spool_full(self, d: Dropped) -> None:
         self._spool_lost += d.records
@@ -435,7 +500,8 @@ class LogShipper:
         """
         lost_q = self.dropped - self._dropped_reported
         lost_s = self._spool_lost - self._spool_lost_reported
-        if lost_q <= 0 and lost_s <= 0:
+        lost_d = self._disk_lost - self._disk_lost_reported
+        if lost_q <= 0 and lost_s <= 0 and lost_d <= 0:
             return
         now = time.monotonic()
         if not force and self._last_loss_report and now - self._last_loss_report < LOSS_REPORT_INTERVAL_S:
@@ -454,20 +520,32 @@ class LogShipper:
                 f"{lost_s} oldest record(s) dropped to keep the newest "
                 f"({self._spool_lost} in all since this shipper started)"
             )
-        # Straight into the queue, past the full check: a loss report must not be lost.
+        if lost_d > 0:
+            self._disk_lost_reported += lost_d
+            parts.append(
+                f"log spool {self._spool.dir} could not be written ({self._disk_error}) and NATS did not take "
+                f"them: {lost_d} record(s) dropped after holding {self._held_max} bytes in memory "
+                f"({self._disk_lost} in all since this shipper started)"
+            )
+        # Straight into the queue, past the full check: a loss report must not be lost. ERROR,
+        # so that it is mailed: records are gone.
         self._queue.appendleft(
-            (time.time(), int(Level.WARNING), "; ".join(parts), SDK_LOGGER, None, None, None)
+            (time.time(), int(Level.ERROR), "; ".join(parts), SDK_LOGGER, None, None, None)
         )
 
     async def _sender(self) -> None:
         while True:
-            retry = 1.0 if (self._spooling or self._outbox) else None
+            retry = 1.0 if (self._spooling or self._outbox or self._held) else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._send_wake.wait(), retry)
             self._send_wake.clear()
             await self._send_all()
 
     async def _send_all(self) -> None:
+        if self._held:
+            self._write_held()  # the disk may have room again
+            if not self._held:
+                self._spool.ensure_reserve()
         if not self._online():
             if self._outbox and self._offline():
                 self._fail()
@@ -491,6 +569,18 @@ class LogShipper:
         while True:
             entries = self._spool.entries()
             if not entries:
+                # Batches the disk refused come after the spooled ones, before the outbox.
+                while self._held:
+                    b = self._held[0]
+                    if not await self._publish(self.subject, b.payload, b.batch_id):
+                        return False
+                    self._held.popleft()
+                    self._held_bytes -= len(b.payload)
+                    self.published_records += b.count
+                    self.published_batches += 1
+                    self._progress.set()
+                if self._spool.entries():
+                    continue  # the pump spooled more meanwhile
                 # No await between the listing and this line, so the pump cannot spool
                 # a batch in between that newer outbox batches would then overtake.
                 self._spooling = False
@@ -550,7 +640,7 @@ class LogShipper:
         while True:
             self._pump_once()
             self._send_wake.set()
-            if not self._queue and not self._outbox and not self._own_spooled():
+            if not self._queue and not self._outbox and not self._held and not self._own_spooled():
                 return True
             if not wait_for_reconnect and self._offline() and not self._queue and not self._outbox:
                 return False  # everything is on disk; it will be replayed later
@@ -565,45 +655,42 @@ class LogShipper:
             if e.source_kind == self.source_kind and e.source_id == self.source_id
         )
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await self._send_heartbeat(stopping=False)
-            await asyncio.sleep(self._heartbeat_interval)
+    def _heartbeat_state(self) -> dict[str, Any]:
+        pending = (
+            len(self._queue)
+            + sum(b.count for b in self._outbox)
+            + sum(b.count for b in self._held)
+            + self._own_spooled()
+        )
+        return {"pending": pending, "job_id": self.job_id, "object_id": self.object_id}
 
-    async def _send_heartbeat(self, *, stopping: bool) -> None:
+    def _heartbeat_sender(self) -> HeartbeatSender | None:
+        """The sender once connected; beats are skipped while the link is down (never buffered)."""
         bus = self._bus
         if bus is None or not bus.nc.is_connected:
-            return
-        pending = len(self._queue) + sum(b.count for b in self._outbox) + self._own_spooled()
-        hb = Heartbeat(
-            kind=self.source_kind,
-            id=self.source_id,
-            host=self.host,
-            version=self.version,
-            ts=time.time(),
-            interval_s=self._heartbeat_interval,
-            pending=pending,
-            stopping=stopping,
-            job_id=self.job_id,
-            object_id=self.object_id,
-        )
-        with contextlib.suppress(Exception):
-            await bus.nc.publish(
-                subjects.heartbeat(self.source_kind, self.source_id), self._encoder.encode(hb)
+            return None
+        if self._hb is None:
+            self._hb = HeartbeatSender(
+                bus,
+                self.source_kind,
+                self.source_id,
+                host=self.host,
+                version=self.version,
+                interval=self._heartbeat_interval,
+                state_fn=self._heartbeat_state,
             )
+        return self._hb
+
+    async def _heartbeats(self) -> None:
+        while True:
+            if (sender := self._heartbeat_sender()) is not None:
+                await sender.beat()
+            await asyncio.sleep(self._heartbeat_interval)
 
     async def _shutdown(self) -> None:
-        # Python 3.11's asyncio.wait_for loses a cancellation that arrives just as the
-        # awaited event fires (the loop then runs on and awaiting it would hang the
-        # shutdown, losing the backlog): cancel again until every task has ended.
-        pending = set(self._tasks)
-        while pending:
-            for t in pending:
-                t.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
-        for t in self._tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        # Every task must have ended before the backlog is written out (cancel_and_wait
+        # re-cancels, as Python 3.11 can lose a cancellation).
+        await cancel_and_wait(*self._tasks)
         # Whatever is not acknowledged now goes to disk, in order, for the next run.
         self._pump_once(everything=True)
         while self._outbox:
@@ -613,10 +700,12 @@ class LogShipper:
         # what writing that backlog just dropped.
         self._report_losses(force=True)
         self._pump_once(everything=True)
+        if self._held:
+            self._give_up_held()
         bus = self._bus
         if bus is not None:
-            if self._heartbeat:
-                await self._send_heartbeat(stopping=True)
+            if self._heartbeat and (sender := self._heartbeat_sender()) is not None:
+                await sender.beat(stopping=True)
             try:
                 await asyncio.wait_for(bus.nc.flush(), 1.0)
             except Exception:
@@ -625,6 +714,31 @@ class LogShipper:
             with contextlib.suppress(Exception):
                 await bus.nc.close()
         self._stopped.set()
+
+    def _give_up_held(self) -> None:
+        """The process ends with batches that neither the disk nor NATS took: count them,
+        and leave one small record saying so (smaller than any backlog, so it may still fit)."""
+        held = [b for b in self._held if b.count]
+        lost = sum(b.count for b in held)
+        self._held.clear()
+        self._held_bytes = 0
+        self._disk_lost += lost
+        self._report_losses(force=True)
+        self._pump_once(everything=True)
+        if self._held and self._spool.release_reserve():
+            self._write_held()  # the loss record fits in the space kept for it
+        if self._held:  # not even the loss record fits: the terminal is the last place to say it
+            self.lost_at_exit = lost + sum(b.count for b in self._held)
+            self._held.clear()
+            self._held_bytes = 0
+        else:
+            self.lost_at_exit = lost
+        if self.lost_at_exit:
+            print(
+                f"foto3d logsdk: {self.lost_at_exit} log record(s) of {self.source_kind}/{self.source_id} could "
+                f"not be sent, nor written to {self._spool.dir} ({self._disk_error}), and are lost",
+                file=sys.stderr,
+            )
 
 
 def _ranges(ranges: list[tuple[str, str, int, int]]) -> str:

@@ -25,10 +25,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIX = ".batch"
+# Space kept free in the spool folder (a ballast file) so that a process ending on a full
+# disk can still write the one record saying how many records it lost.
+RESERVE_NAME = "reserve"
+RESERVE_BYTES = 64 * 1024
+# A temporary file older than this was left by a crash; a younger one may be a live
+# shipper's write in progress (several processes share the folder).
+STALE_TMP_S = 60.0
+
+
+def spool_dir_for(data_dir: Path) -> Path:
+    """Where the shippers of a host keep their spool: ``FOTO3D_LOG_SPOOL`` or ``<data>/log-spool``."""
+    return Path(os.environ.get("FOTO3D_LOG_SPOOL") or data_dir / "log-spool").expanduser()
 
 
 @dataclass(frozen=True)
@@ -73,13 +86,47 @@ class Spool:
         self.dir = root / "batches"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        now = time.time()
         for stale in self.dir.glob("*.tmp"):
             # Left by a crash between write and rename: never acknowledged as spooled,
             # and the batch was still in that process's memory, so nothing to recover.
-            stale.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if now - stale.stat().st_mtime > STALE_TMP_S:
+                    stale.unlink()
         # Running total, so a write does not rescan the folder; refreshed by every
         # full scan (other processes' writes are seen then).
         self._total = self.total_bytes()
+        self.ensure_reserve()
+
+    @property
+    def reserve_path(self) -> Path:
+        return self.dir.parent / RESERVE_NAME
+
+    def ensure_reserve(self) -> None:
+        """Create the ballast file if it is missing and the disk has room for it."""
+        path = self.reserve_path
+        if path.exists():
+            return
+        tmp = path.with_name(f"{RESERVE_NAME}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, b"\0" * RESERVE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def release_reserve(self) -> bool:
+        """Free the ballast for a last small write; True if there was one."""
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def entries(self) -> list[SpoolEntry]:
         """Every complete batch in replay order (per source by first seq)."""

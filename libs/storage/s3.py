@@ -40,6 +40,11 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def default_endpoint() -> str | None:
+    """The S3-compatible endpoint (MinIO, R2) every S3 client here uses unless told otherwise."""
+    return os.environ.get("FOTO3D_S3_ENDPOINT_URL") or None
+
+
 class S3Store(BlobStore):
     def __init__(
         self,
@@ -59,7 +64,7 @@ class S3Store(BlobStore):
             raise StorageError("S3 store needs a bucket name")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.endpoint_url = endpoint_url or os.environ.get("FOTO3D_S3_ENDPOINT_URL") or None
+        self.endpoint_url = endpoint_url or default_endpoint()
         self.region = region or os.environ.get("FOTO3D_S3_REGION") or None
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
@@ -225,3 +230,27 @@ class S3Store(BlobStore):
                 raise StorageError(f"cannot reach S3 for bucket {self.bucket!r}: {_describe(exc)}") from exc
 
         await asyncio.to_thread(check)
+
+    def presigned_get(self, key: str, expires_s: int) -> str:
+        """A GET link to ``key`` valid for ``expires_s`` seconds (signed locally; no request to S3)."""
+        try:
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.full_key(key)}, ExpiresIn=expires_s
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot sign a link to {self.uri(key)}: {_describe(exc)}") from exc
+
+    async def get_bytes(self, key: str, limit: int) -> bytes:
+        """The whole of a small object (at most ``limit`` bytes), e.g. a viewer config."""
+
+        def read() -> bytes:
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))["Body"]
+                data = body.read(limit + 1)
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(f"reading {self.uri(key)} failed: {_describe(exc)}") from exc
+            if len(data) > limit:
+                raise StorageError(f"{self.uri(key)} is larger than {limit} bytes")
+            return data
+
+        return await asyncio.to_thread(read)

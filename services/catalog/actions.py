@@ -19,11 +19,13 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.jobs import Artifact, SubmitReply, SubmitRequest
+from foto3d.proto import subjects
+from foto3d.proto.api import ServiceError
+from foto3d.proto.jobs import SUBMIT, Artifact, SubmitRequest
 from foto3d.proto.naming import CUSTOMER_RE, NamingError, make_object_id, slugify
 from foto3d.proto.objects import (
+    PUBLISHER_PUBLISH,
     Checklist,
     Decision,
     LiveStatus,
@@ -32,25 +34,24 @@ from foto3d.proto.objects import (
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
-    PublishReply,
     PublishRequest,
     Stage,
 )
 from foto3d.services.catalog.store import CatalogStore
 
-PUBLISHER_SUBJECT = f"{subjects.API_PREFIX}.publisher.publish"
-QUEUE_SUBMIT_SUBJECT = f"{subjects.API_PREFIX}.jobs.submit"
 MAX_REFERENCE_IMAGE = 768 * 1024
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 REVIEWABLE = {Stage.IN_REVIEW.value, Stage.APPROVED.value, Stage.REJECTED.value}
 RESUBMITTABLE = {Stage.REJECTED.value, Stage.FAILED.value}
 
 
-class ActionError(ValueError):
-    """A request the catalog refuses; ``status`` is the HTTP status to answer with."""
+class ActionError(ServiceError):
+    """A request the catalog refuses; ``status`` is the HTTP status to answer with.
+
+    Over NATS it is the error code of the reply (the micro convention)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
+        super().__init__(str(status), message)
         self.status = status
 
 
@@ -310,9 +311,11 @@ class Catalog:
         )
         self._publishing.add(object_id)
         try:
-            reply = await self.bus.request(
-                PUBLISHER_SUBJECT, req, PublishReply, timeout=self.publish_timeout_s
-            )
+            reply = await self.bus.call(PUBLISHER_PUBLISH, req, timeout=self.publish_timeout_s)
+        except ServiceError as exc:
+            raise ActionError(
+                f"publishing {object_id} failed: {exc.description}; nothing was marked published", 502
+            ) from None
         except nats.errors.NoRespondersError:
             raise ActionError("the publisher service is not running; try again when it is up", 503) from None
         except (TimeoutError, nats.errors.TimeoutError):
@@ -323,10 +326,6 @@ class Catalog:
             ) from None
         finally:
             self._publishing.discard(object_id)
-        if not reply.ok or reply.event is None:
-            raise ActionError(
-                f"publishing {object_id} failed: {reply.error}; nothing was marked published", 502
-            )
         await self.store.ingest([reply.event])
         out = await self.obj(object_id)
         out["published"] = msgspec.to_builtins(reply.event)
@@ -345,13 +344,13 @@ class Catalog:
             raise ActionError(f"{object_id} has no recorded dataset to train again", 409)
         req = SubmitRequest(object_id=object_id, dataset=row["dataset"], submitted_by=actor, force=True)
         try:
-            reply = await self.bus.request(QUEUE_SUBMIT_SUBJECT, req, SubmitReply, timeout=10.0)
+            reply = await self.bus.call(SUBMIT, req, timeout=10.0)
+        except ServiceError as exc:
+            raise ActionError(f"the queue refused the resubmission: {exc.description}", 409) from None
         except nats.errors.NoRespondersError:
             raise ActionError("the queue service is not running; resubmit when it is up", 503) from None
         except (TimeoutError, nats.errors.TimeoutError):
             raise ActionError("the queue service did not answer; try again", 504) from None
-        if not reply.ok:
-            raise ActionError(f"the queue refused the resubmission: {reply.error}", 409)
         out = await self.obj(object_id)
         out["job_id"] = reply.job_id
         return out

@@ -88,8 +88,30 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
-    async def guarded(request: web.Request, fn: Any) -> web.Response:
+class CatalogApi:
+    """The catalog's JSON API for the dashboard and scripts (staff sign-in required)."""
+
+    def __init__(self, svc: CatalogService) -> None:
+        self.svc = svc
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/api/objects", self.list_objects),
+            web.get("/api/objects.csv", self.export_csv),
+            web.get("/api/objects/{object_id}", self.show),
+            web.get("/api/objects/{object_id}/timeline", self.timeline),
+            web.get("/api/customers", self.customers),
+            web.get("/api/board", self.board),
+            web.post("/api/customers", self.add_customer),
+            web.post("/api/objects", self.register),
+            web.post("/api/objects/{object_id}/review", self.review),
+            web.post("/api/objects/{object_id}/status", self.status),
+            web.post("/api/objects/{object_id}/publish", self.publish),
+            web.post("/api/objects/{object_id}/resubmit", self.resubmit),
+            web.post("/api/objects/{object_id}/capture", self.capture),
+        ]
+
+    async def guarded(self, request: web.Request, fn: Any) -> web.Response:
         try:
             return await fn()  # type: ignore[no-any-return]
         except ActionError as exc:
@@ -97,16 +119,16 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
         except msgspec.ValidationError as exc:
             return _error(f"bad request: {exc}")
 
-    async def list_objects(request: web.Request) -> web.Response:
+    async def list_objects(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            page = await svc.store.search(**query_filters(request.query))
+            page = await self.svc.store.search(**query_filters(request.query))
             return web.json_response(
                 {"items": page.items, "total": page.total, "page": page.page, "limit": page.limit}
             )
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def export_csv(request: web.Request) -> web.StreamResponse:
+    async def export_csv(self, request: web.Request) -> web.StreamResponse:
         async def run() -> web.StreamResponse:
             filters = query_filters(request.query)
             filters.pop("page", None)
@@ -120,7 +142,7 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             await resp.prepare(request)
             page_no = 1
             while True:
-                page = await svc.store.search(**filters, page=page_no, count=False)
+                page = await self.svc.store.search(**filters, page=page_no, count=False)
                 await resp.write(csv_text(page.items, header=page_no == 1).encode())
                 if len(page.items) < page.limit:
                     break
@@ -128,44 +150,46 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             await resp.write_eof()
             return resp
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def show(request: web.Request) -> web.Response:
+    async def show(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            return web.json_response(await svc.details(request.match_info["object_id"]))
+            return web.json_response(await self.svc.details(request.match_info["object_id"]))
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def timeline(request: web.Request) -> web.Response:
+    async def timeline(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
             oid = request.match_info["object_id"]
-            await svc.catalog.obj(oid)
-            return web.json_response(await svc.store.timeline(oid))
+            await self.svc.catalog.obj(oid)
+            return web.json_response(await self.svc.store.timeline(oid))
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def customers(request: web.Request) -> web.Response:
-        return web.json_response(await svc.store.customers())
+    async def customers(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.svc.store.customers())
 
-    async def board(request: web.Request) -> web.Response:
-        return web.json_response(await svc.board())
+    async def board(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.svc.board())
 
-    async def add_customer(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def add_customer(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await svc.catalog.add_customer(str(b.get("slug", "")), str(b.get("name", "")), user.name)
+            row = await self.svc.catalog.add_customer(
+                str(b.get("slug", "")), str(b.get("name", "")), user.name
+            )
             return web.json_response(row, status=201)
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def register(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def register(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await svc.catalog.register(
+            row = await self.svc.catalog.register(
                 str(b.get("customer", "")),
                 str(b.get("display_name", "")),
                 user.name,
@@ -175,58 +199,62 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             )
             return web.json_response(row, status=201)
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def review(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def review(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             checklist = msgspec.convert(b.get("checklist", {}), Checklist)
             decision = msgspec.convert(b.get("decision", ""), Decision)
-            row = await svc.catalog.review(
+            row = await self.svc.catalog.review(
                 request.match_info["object_id"], decision, checklist, str(b.get("comment", "")), user.name
             )
             return web.json_response(row)
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def status(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def status(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             st = msgspec.convert(b.get("status", ""), LiveStatus)
-            row = await svc.catalog.set_status(
+            row = await self.svc.catalog.set_status(
                 request.match_info["object_id"], st, str(b.get("reason", "")), user.name
             )
             return web.json_response(row)
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def publish(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
-
-        async def run() -> web.Response:
-            return web.json_response(await svc.catalog.publish(request.match_info["object_id"], user.name))
-
-        return await guarded(request, run)
-
-    async def resubmit(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def publish(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
-            return web.json_response(await svc.catalog.resubmit(request.match_info["object_id"], user.name))
+            return web.json_response(
+                await self.svc.catalog.publish(request.match_info["object_id"], user.name)
+            )
 
-        return await guarded(request, run)
+        return await self.guarded(request, run)
 
-    async def capture(request: web.Request) -> web.Response:
-        user = await svc.auth.require_api(request)
+    async def resubmit(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            return web.json_response(
+                await self.svc.catalog.resubmit(request.match_info["object_id"], user.name)
+            )
+
+        return await self.guarded(request, run)
+
+    async def capture(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             photos = b.get("photos", 0)
-            row = await svc.catalog.captured(
+            row = await self.svc.catalog.captured(
                 request.match_info["object_id"],
                 str(b.get("dataset", "")),
                 int(photos) if isinstance(photos, int) else 0,
@@ -235,20 +263,4 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             )
             return web.json_response(row)
 
-        return await guarded(request, run)
-
-    return [
-        web.get("/api/objects", list_objects),
-        web.get("/api/objects.csv", export_csv),
-        web.get("/api/objects/{object_id}", show),
-        web.get("/api/objects/{object_id}/timeline", timeline),
-        web.get("/api/customers", customers),
-        web.get("/api/board", board),
-        web.post("/api/customers", add_customer),
-        web.post("/api/objects", register),
-        web.post("/api/objects/{object_id}/review", review),
-        web.post("/api/objects/{object_id}/status", status),
-        web.post("/api/objects/{object_id}/publish", publish),
-        web.post("/api/objects/{object_id}/resubmit", resubmit),
-        web.post("/api/objects/{object_id}/capture", capture),
-    ]
+        return await self.guarded(request, run)

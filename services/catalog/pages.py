@@ -84,9 +84,24 @@ def _page(request: web.Request, title: str, user: User, body: str) -> web.Respon
     return render_page(request, title, css + _who(user) + body, scripts=ASSETS)
 
 
-def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
-    async def objects_page(request: web.Request) -> web.Response:
-        user = await svc.auth.require_page(request)
+class CatalogPages:
+    """The staff pages: the objects table, an object's page, the pipeline board."""
+
+    def __init__(self, svc: CatalogService) -> None:
+        self.svc = svc
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/objects", self.objects_page),
+            web.get("/objects/", self.objects_redirect),
+            web.get("/objects/{object_id}", self.object_page),
+            web.get("/objects/{object_id}/reference", self.reference),
+            web.get("/board", self.board_page),
+            web.static("/catalog/static", STATIC),
+        ]
+
+    async def objects_page(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_page(request)
         q = request.query
         try:
             filters = query_filters(q)
@@ -95,8 +110,8 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
             error = f'<p class="msg error">{esc(exc)}</p>'
         else:
             error = ""
-        page = await svc.store.search(**filters)
-        customers = await svc.store.customer_names()
+        page = await self.svc.store.search(**filters)
+        customers = await self.svc.store.customer_names()
         cust_opts = _options(
             [("", "all customers")] + [(c["slug"], c["slug"]) for c in customers], q.get("customer", "")
         )
@@ -166,17 +181,17 @@ def routes(svc: CatalogService) -> list[web.AbstractRouteDef]:
 </div>"""
         return _page(request, "Objects", user, body)
 
-    async def object_page(request: web.Request) -> web.Response:
-        user = await svc.auth.require_page(request)
+    async def object_page(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_page(request)
         oid = request.match_info["object_id"]
         try:
-            o = await svc.details(oid)
+            o = await self.svc.details(oid)
         except ActionError as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        timeline = await svc.store.timeline(oid)
+        timeline = await self.svc.store.timeline(oid)
         pubs = o["publications"]
         latest_pub = pubs[0] if pubs else None
-        job = await svc.catalog.latest_trained_job(oid)
+        job = await self.svc.catalog.latest_trained_job(oid)
         cards = f"""<div class="cards">
 <div class="card"><div class="label">Customer</div><div class="value">{esc(o["customer"])}</div></div>
 <div class="card"><div class="label">Stage</div><div class="value">{stage_badge(o["stage"])}</div>
@@ -265,9 +280,9 @@ by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quot
 <tbody>{tl}</tbody></table>"""
         return _page(request, o["display_name"], user, body)
 
-    async def board_page(request: web.Request) -> web.Response:
-        user = await svc.auth.require_page(request)
-        b = await svc.board()
+    async def board_page(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_page(request)
+        b = await self.svc.board()
         cards = "".join(
             f'<a class="card stage-card" href="/objects?stage={esc(s.value)}"><div class="label">{esc(STAGE_LABELS[s.value])}</div>'
             f'<div class="value" data-stage="{esc(s.value)}">{b["counts"].get(s.value, 0):,}</div></a>'
@@ -279,7 +294,9 @@ by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quot
             f'<td class="stuck-for">{esc(fmt_age(s["for_s"]))}</td><td class="muted">since {esc(fmt_time(s["stage_ts"]))}</td></tr>'
             for s in b["stuck"]
         )
-        limits = ", ".join(f"{STAGE_LABELS.get(k, k)} {fmt_age(v)}" for k, v in svc.cfg.stuck_after_s.items())
+        limits = ", ".join(
+            f"{STAGE_LABELS.get(k, k)} {fmt_age(v)}" for k, v in self.svc.cfg.stuck_after_s.items()
+        )
         stuck = (
             '<table class="data stuck"><thead><tr><th>Object</th><th>Name</th><th>Stage</th><th>Stuck for</th><th></th></tr></thead>'
             f"<tbody>{rows}</tbody></table>"
@@ -290,21 +307,12 @@ by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quot
 <h2>Stuck objects</h2><p class="muted">Longer in a stage than: {esc(limits)}.</p>{stuck}"""
         return _page(request, "Pipeline", user, body)
 
-    async def reference(request: web.Request) -> web.FileResponse:
-        await svc.auth.require_page(request)
-        path = svc.catalog.reference_path(request.match_info["object_id"])
+    async def reference(self, request: web.Request) -> web.FileResponse:
+        await self.svc.auth.require_page(request)
+        path = self.svc.catalog.reference_path(request.match_info["object_id"])
         if path is None:
             raise web.HTTPNotFound(text="no reference image")
         return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})
 
-    async def objects_redirect(request: web.Request) -> web.Response:
+    async def objects_redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/objects")
-
-    return [
-        web.get("/objects", objects_page),
-        web.get("/objects/", objects_redirect),
-        web.get("/objects/{object_id}", object_page),
-        web.get("/objects/{object_id}/reference", reference),
-        web.get("/board", board_page),
-        web.static("/catalog/static", STATIC),
-    ]

@@ -10,84 +10,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import typing
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import msgspec
 from aiohttp import web
-from nats.micro.request import Request
 
 from foto3d.libs.auth import Auth
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.micro import Endpoint
-from foto3d.libs.bus.topology import consumer_spec
+from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto.api import NoBody
+from foto3d.proto.base import tolerant_decoder
 from foto3d.proto.jobs import JobEvent
 from foto3d.proto.objects import (
+    BOARD,
+    CAPTURE,
+    CUSTOMER_ADD,
+    CUSTOMERS,
+    LIST,
+    PUBLISH,
+    REGISTER,
+    RESUBMIT,
+    REVIEW,
+    SHOW,
+    STATUS,
+    TIMELINE,
     CaptureRequest,
     CustomerAdd,
     ObjectEvent,
     ObjectQuery,
     ObjectRef,
     RegisterObject,
-    Reply,
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages
-from foto3d.services.catalog.actions import ActionError, Catalog
+from foto3d.services.catalog import api, pages, topology
+from foto3d.services.catalog.actions import Catalog
+from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
-API = f"{subjects.API_PREFIX}.catalog"
-DAY = 86_400.0
 OPTIMIZE_EVERY_S = 1800.0
-
-
-class _Tagged(msgspec.Struct):
-    type: str = ""
-
-
-def tolerant_decoder(tp: Any) -> Callable[[bytes, Mapping[str, str]], Any]:
-    """Decode ``tp`` (a tagged union); an event type this version does not know yet (a newer
-    queue or publisher) is skipped as None instead of being dead-lettered. A known type that
-    does not validate is still malformed."""
-    dec = msgspec.json.Decoder(tp)
-    known = {m.__struct_config__.tag for m in typing.get_args(tp)}
-
-    def decode(data: bytes, _headers: Mapping[str, str]) -> Any:
-        try:
-            return dec.decode(data)
-        except msgspec.ValidationError:
-            if msgspec.json.decode(data, type=_Tagged).type not in known:
-                return None
-            raise
-
-    return decode
-
-
-class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    publish_timeout_s: float = 1800.0
-    # How long an object may sit in a stage before the board calls it stuck.
-    stuck_after_s: dict[str, float] = msgspec.field(
-        default_factory=lambda: {
-            "registered": 7 * DAY,
-            "captured": 1 * DAY,
-            "submitted": 2 * 3600.0,
-            "training": 12 * 3600.0,
-            "failed": 3600.0,
-            "in_review": 2 * DAY,
-            "rejected": 2 * DAY,
-            "approved": 1 * DAY,
-        }
-    )
-    create_admin: bool = True
 
 
 class CatalogService(Service):
     name = "catalog"
+    consumer_specs = (topology.OBJECT_EVENTS, topology.JOB_EVENTS)
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -117,7 +85,7 @@ class CatalogService(Service):
         return self._auth
 
     async def start(self, ctx: ServiceContext) -> None:
-        self.cfg = ctx.settings.section("catalog", CatalogSettings)
+        self.cfg = SETTINGS.load(ctx.settings)
         folder = ctx.settings.service_dir("catalog")
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
@@ -133,14 +101,11 @@ class CatalogService(Service):
         self.consumers = [
             PullConsumer(
                 bus=ctx.bus,
-                spec=consumer_spec(stream, durable),
+                spec=spec,
                 decode=tolerant_decoder(tp),
                 handler=self._ingest,
             )
-            for stream, durable, tp in (
-                ("OBJECT_EVENTS", "catalog-objects", ObjectEvent),
-                ("JOB_EVENTS", "catalog-jobs", JobEvent),
-            )
+            for spec, tp in ((topology.OBJECT_EVENTS, ObjectEvent), (topology.JOB_EVENTS, JobEvent))
         ]
         for c in self.consumers:
             c.start()
@@ -158,11 +123,9 @@ class CatalogService(Service):
         await self.store.ingest(d.event for d in batch if d.event is not None)
 
     async def stop(self) -> None:
-        if self._optimizer is not None:
-            self._optimizer.cancel()
-            self._optimizer = None
-        for t in list(self._tasks):
-            t.cancel()
+        # Everything that uses the store has ended before the store closes.
+        await cancel_and_wait(self._optimizer, *self._tasks)
+        self._optimizer = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []
@@ -186,106 +149,73 @@ class CatalogService(Service):
         return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self.auth.routes(), *api.routes(self), *pages.routes(self)]
+        # /login is the runtime's (every page needs it).
+        return [*api.CatalogApi(self).routes(), *pages.CatalogPages(self).routes()]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 
     def endpoints(self) -> list[Endpoint]:
-        def ep(name: str, fn: Callable[[bytes], Awaitable[Any]], background: bool = False) -> Endpoint:
-            async def answer(req: Request) -> None:
-                try:
-                    data = await fn(req.data)
-                    reply = Reply(ok=True, data=msgspec.Raw(msgspec.json.encode(data)))
-                except ActionError as exc:
-                    reply = Reply(ok=False, error=str(exc))
-                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    reply = Reply(ok=False, error=f"bad request: {exc}")
-                except Exception as exc:
-                    log.exception("catalog endpoint %s failed", name)
-                    reply = Reply(ok=False, error=f"internal error: {exc!r}")
-                await req.respond(msgspec.json.encode(reply))
-
-            async def handler(req: Request) -> None:
-                if not background:
-                    await answer(req)
-                    return
-                # A publish waits minutes for the upload; answer from a task so the next
-                # request on this endpoint (another object) is not held up behind it.
-                task = asyncio.create_task(answer(req), name=f"catalog:{name}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-            return Endpoint(name, f"{API}.{name}", handler)
-
         c = self.catalog
 
-        async def customer_add(data: bytes) -> Any:
-            b = msgspec.json.decode(data, type=CustomerAdd)
+        async def customer_add(b: CustomerAdd) -> Any:
             return await c.add_customer(b.slug, b.name, b.actor)
 
-        async def customers(_data: bytes) -> Any:
+        async def customers(_: NoBody) -> Any:
             return await self.store.customers()
 
-        async def register(data: bytes) -> Any:
-            b = msgspec.json.decode(data, type=RegisterObject)
+        async def register(b: RegisterObject) -> Any:
             return await c.register(
                 b.customer, b.display_name, b.actor, b.reference_image, b.reference_image_b64,
                 b.reference_image_name,
             )  # fmt: skip
 
-        async def list_(data: bytes) -> Any:
-            q = msgspec.json.decode(data or b"{}", type=ObjectQuery)
+        async def list_(q: ObjectQuery) -> Any:
             page = await self.store.search(
                 customer=q.customer, status=q.status, stage=q.stage, q=q.q, since=q.since,
                 until=q.until, page=q.page, limit=q.limit,
             )  # fmt: skip
             return {"items": page.items, "total": page.total, "page": page.page, "limit": page.limit}
 
-        async def show(data: bytes) -> Any:
-            ref = msgspec.json.decode(data, type=ObjectRef)
+        async def show(ref: ObjectRef) -> Any:
             return await self.details(ref.object_id)
 
-        async def timeline(data: bytes) -> Any:
-            ref = msgspec.json.decode(data, type=ObjectRef)
+        async def timeline(ref: ObjectRef) -> Any:
             await c.obj(ref.object_id)
             return await self.store.timeline(ref.object_id)
 
-        async def capture(data: bytes) -> Any:
-            b = msgspec.json.decode(data, type=CaptureRequest)
+        async def capture(b: CaptureRequest) -> Any:
             return await c.captured(b.object_id, b.dataset, b.photos, b.rig, b.actor)
 
-        async def review(data: bytes) -> Any:
-            b = msgspec.json.decode(data, type=ReviewRequest)
+        async def review(b: ReviewRequest) -> Any:
             return await c.review(b.object_id, b.decision, b.checklist, b.comment, b.actor)
 
-        async def status(data: bytes) -> Any:
-            b = msgspec.json.decode(data, type=StatusRequest)
+        async def status(b: StatusRequest) -> Any:
             return await c.set_status(b.object_id, b.status, b.reason, b.actor)
 
-        async def publish(data: bytes) -> Any:
-            ref = msgspec.json.decode(data, type=ObjectRef)
+        async def publish(ref: ObjectRef) -> Any:
             return await c.publish(ref.object_id, ref.actor)
 
-        async def resubmit(data: bytes) -> Any:
-            ref = msgspec.json.decode(data, type=ObjectRef)
+        async def resubmit(ref: ObjectRef) -> Any:
             return await c.resubmit(ref.object_id, ref.actor)
 
-        async def board(_data: bytes) -> Any:
+        async def board(_: NoBody) -> Any:
             return await self.board()
 
         return [
-            ep("customer-add", customer_add),
-            ep("customers", customers),
-            ep("register", register),
-            ep("list", list_),
-            ep("show", show),
-            ep("timeline", timeline),
-            ep("capture", capture),
-            ep("review", review),
-            ep("status", status),
-            ep("publish", publish, background=True),
-            ep("resubmit", resubmit),
-            ep("board", board),
+            serve(CUSTOMER_ADD, customer_add),
+            serve(CUSTOMERS, customers),
+            serve(REGISTER, register),
+            serve(LIST, list_),
+            serve(SHOW, show),
+            serve(TIMELINE, timeline),
+            serve(CAPTURE, capture),
+            serve(REVIEW, review),
+            serve(STATUS, status),
+            # A publish waits minutes for the upload; each is answered from its own task so
+            # the next request on this endpoint (another object) is not held up behind it.
+            serve(PUBLISH, publish, tasks=self._tasks),
+            serve(RESUBMIT, resubmit),
+            serve(BOARD, board),
         ]
 
     # -- shared reads -----------------------------------------------------------------------------

@@ -9,25 +9,12 @@ A trailing ``*`` keeps its prefix meaning (``timeo*``).
 
 from __future__ import annotations
 
-
-def _has_token(word: str) -> bool:
-    """FTS5's default tokenizer indexes letters and digits; a word without any matches nothing."""
-    return any(ch.isalnum() for ch in word)
+from foto3d.proto.logs import search_words
 
 
 def match_expression(text: str) -> str | None:
     """The MATCH expression for ``text``, or None when it has nothing searchable."""
-    parts: list[str] = []
-    for word in text.split():
-        prefix = word.endswith("*")
-        core = word.rstrip("*")
-        if not _has_token(core):
-            continue
-        phrase = '"' + core.replace('"', '""') + '"'
-        parts.append(phrase + ("*" if prefix else ""))
+    parts = [
+        '"' + core.replace('"', '""') + '"' + ("*" if prefix else "") for core, prefix in search_words(text)
+    ]
     return " ".join(parts) if parts else None
-
-
-def terms(text: str) -> list[str]:
-    """Lower-cased searchable words, for matching records in memory (live tail)."""
-    return [w.rstrip("*").lower() for w in text.split() if _has_token(w.rstrip("*"))]

@@ -12,21 +12,21 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from nats.micro.request import Request
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.micro import Endpoint
-from foto3d.libs.bus.topology import consumer_spec
+from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, LogBatch, LogQuery, LogQueryReply
+from foto3d.proto.api import UNAVAILABLE, ServiceError
+from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
-from foto3d.services.log_collector.config import LogCollectorConfig, load_config
 from foto3d.services.log_collector.otlp import OtlpSink
-from foto3d.services.log_collector.page import LogsPage
+from foto3d.services.log_collector.pages import LogsPage
 from foto3d.services.log_collector.retention import Pruner
+from foto3d.services.log_collector.settings import SETTINGS, LogCollectorSettings
 from foto3d.services.log_collector.store import LogStore, rows_from_batches
 from foto3d.services.log_collector.tail import TailHub
+from foto3d.services.log_collector.topology import STORE_LOGS
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,12 @@ class OversizedMessage(ValueError):
 
 class LogCollector(Service):
     name = "log_collector"
+    consumer_specs = (STORE_LOGS,)
     description = "Stores log batches in sqlite with full-text search; search API and live tail."
 
     def __init__(self) -> None:
         super().__init__()
-        self.config = LogCollectorConfig()
+        self.config = LogCollectorSettings()
         self.store: LogStore | None = None
         self.hub = TailHub()
         self.sink: OtlpSink | None = None
@@ -74,7 +75,7 @@ class LogCollector(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        cfg = self.config = load_config(ctx.settings)
+        cfg = self.config = SETTINGS.load(ctx.settings)
         self.store = await LogStore(ctx.data_dir(self.name) / DB_NAME, synchronous=cfg.synchronous).open()
         self._api = LogHttpApi(self.store, self.hub, self.stats)
         if cfg.otlp_endpoint:
@@ -97,7 +98,7 @@ class LogCollector(Service):
         self._tasks.append(asyncio.create_task(self._watch_lag(), name="log-lag"))
         self.consumer = PullConsumer(
             bus=ctx.bus,
-            spec=consumer_spec("LOGS", "log-collector"),
+            spec=STORE_LOGS,
             decode=self._decode,
             handler=self._store_batches,
             batch=cfg.fetch_batch,
@@ -139,6 +140,7 @@ class LogCollector(Service):
             self.last_store_error = f"{type(exc).__name__}: {exc}"
             self.last_store_error_at = time.time()
             raise
+        self.last_store_error = ""  # stored again: the cause (a full disk, a lock) is gone
         c = self.counts
         c.batches += len(deliveries)
         c.stored += result.stored
@@ -153,7 +155,7 @@ class LogCollector(Service):
         """Messages not yet stored (pending + unacknowledged), refreshed every few seconds."""
         while True:
             with contextlib.suppress(Exception):
-                info = await self.context.bus.js.consumer_info("LOGS", "log-collector")
+                info = await self.context.bus.js.consumer_info(STORE_LOGS.stream, STORE_LOGS.durable)
                 self.lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
             await asyncio.sleep(LAG_POLL_S)
 
@@ -161,21 +163,8 @@ class LogCollector(Service):
 
     async def query(self, q: LogQuery) -> LogQueryReply:
         if self.store is None:
-            return LogQueryReply(records=[], error="log store is not open")
+            raise ServiceError(UNAVAILABLE, "log store is not open")
         return await self.store.query(q)
-
-    async def _micro_query(self, req: Request) -> None:
-        try:
-            q = msgspec.json.decode(req.data or b"{}", type=LogQuery)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            await req.respond(msgspec.json.encode(LogQueryReply(records=[], error=f"bad query: {exc}")))
-            return
-        try:
-            reply = await self.query(q)
-        except Exception as exc:
-            log.exception("log query failed")
-            reply = LogQueryReply(records=[], error=f"query failed: {exc}")
-        await req.respond(msgspec.json.encode(reply))
 
     # -- what the runtime asks ---------------------------------------------------
 
@@ -216,7 +205,7 @@ class LogCollector(Service):
         return Health("degraded" if problems else "ok", detail, self.stats())
 
     def endpoints(self) -> list[Endpoint]:
-        return [Endpoint("query", LOG_QUERY_SUBJECT, self._micro_query)]
+        return [serve(LOG_QUERY, self.query)]
 
     def routes(self) -> list[web.AbstractRouteDef]:
         api = self._api.routes() if self._api else []

@@ -11,32 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from foto3d.proto.logs import LogQuery, StoredLog
-from foto3d.services.log_collector.fts import terms
-
-
-def matches(q: LogQuery, r: StoredLog) -> bool:
-    """The in-memory twin of the store's filters (text: every word as a substring)."""
-    if q.source_kind is not None and r.source_kind != q.source_kind:
-        return False
-    if q.source_id is not None and r.source_id != q.source_id:
-        return False
-    if q.job_id is not None and r.job_id != q.job_id:
-        return False
-    if q.object_id is not None and r.object_id != q.object_id:
-        return False
-    if q.host is not None and r.host != q.host:
-        return False
-    if q.min_level is not None and r.level < q.min_level:
-        return False
-    if q.since is not None and r.ts < q.since:
-        return False
-    if q.until is not None and r.ts > q.until:
-        return False
-    if q.text:
-        hay = (r.message + "\n" + (r.exc or "")).lower()
-        return all(t in hay for t in terms(q.text))
-    return True
+from foto3d.proto.logs import LogQuery, StoredLog, matches
 
 
 @dataclass(eq=False)

@@ -19,10 +19,11 @@ from email.utils import formatdate
 from typing import Literal
 from urllib.parse import urlencode
 
-from foto3d.libs.bus import subjects
+from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised, AlertResolved
 from foto3d.proto.base import encode
 from foto3d.proto.logs import Level
+from foto3d.services.notifier.channels import BusChannel, OutboxChannel, SmtpChannel, WebhookChannel
 from foto3d.services.notifier.model import AlertInfo
 from foto3d.services.notifier.routing import Recipients
 from foto3d.services.notifier.store import AlertRow, NewMail
@@ -240,7 +241,7 @@ def messages_for(
     """
     out: list[NewMail] = []
     emails = recipients.emails
-    channel = "smtp" if smtp and emails else "file"
+    channel = SmtpChannel.name if smtp and emails else OutboxChannel.name
     for to in emails or ["alerts@localhost"]:
         mid, payload = render_mail(
             alert, kind, count=count, sender=sender, to=to, base_url=base_url, reason=reason, latest=latest
@@ -249,7 +250,7 @@ def messages_for(
     for hook in recipients.webhooks:
         out.append(
             NewMail(
-                "webhook",
+                WebhookChannel.name,
                 hook,
                 new_message_id(),
                 subject_line(alert, kind, count),
@@ -290,7 +291,7 @@ def event_for(alert: AlertRow, kind: MailKind, count: int, reason: str = "") -> 
     else:
         return None
     return NewMail(
-        "bus",
+        BusChannel.name,
         subjects.alerts(alert.severity),
         f"{alert.id}:{kind}",
         str(ev.__struct_config__.tag),

@@ -1,4 +1,4 @@
-"""The outbox sender: hands every pending message to its channel until it is accepted.
+"""The outbox sender: hands every pending message to its channel (``channels.py``) until accepted.
 
 Guarantee: a message is marked sent only after the receiver accepted it (SMTP
 250 to DATA, HTTP 2xx, JetStream PubAck, file renamed into place). If the
@@ -18,28 +18,20 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import random
-import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-import aiosmtplib
-
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.services.notifier.config import NotifierConfig, SmtpTarget
+from foto3d.services.notifier.channels import Channel, Permanent, channels_for
+from foto3d.services.notifier.settings import NotifierConfig
 from foto3d.services.notifier.store import OutboxRow, Store
 
 log = logging.getLogger(__name__)
 HOUR = 3600.0
-
-
-class Permanent(Exception):
-    """The receiver refused the message for good; retrying will not help."""
 
 
 @dataclass
@@ -59,12 +51,6 @@ class DeliveryHealth:
     waiting: int = 0
 
 
-def eml_path(outbox_dir: Path, row: OutboxRow) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "", row.message_id)[:80]
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(row.created_at))
-    return outbox_dir / f"{stamp}-{row.id:06d}-{safe}.eml"
-
-
 @dataclass
 class OutboxSender:
     store: Store
@@ -74,17 +60,17 @@ class OutboxSender:
     health: DeliveryHealth = field(default_factory=DeliveryHealth)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
-    _http: aiohttp.ClientSession | None = None
     _sent_log: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _inflight: set[int] = field(default_factory=set)
-    _smtp: SmtpPool | None = None
+    channels: dict[str, Channel] = field(default_factory=dict)
 
     async def start(self) -> None:
-        if self.cfg.smtp is not None:
-            self._smtp = SmtpPool(self.cfg.smtp)
+        self.channels = channels_for(self.cfg, self.bus, self.outbox_dir)
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        for target, at in await self.store.sent_since("smtp", time.time() - HOUR):
-            self._sent_log[target].append(at)
+        for name, channel in self.channels.items():
+            if channel.rate_limited:
+                for target, at in await self.store.sent_since(name, time.time() - HOUR):
+                    self._sent_log[target].append(at)
         self._task = asyncio.create_task(self._run(), name="notifier:outbox")
 
     def wake(self) -> None:
@@ -94,11 +80,8 @@ class OutboxSender:
         if self._task:
             await cancel_and_wait(self._task)
             self._task = None
-        if self._http:
-            await self._http.close()
-            self._http = None
-        if self._smtp:
-            await self._smtp.close()
+        for channel in self.channels.values():
+            await channel.close()
 
     async def _run(self) -> None:
         sem = asyncio.Semaphore(self.cfg.section.send_concurrency)
@@ -111,9 +94,7 @@ class OutboxSender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout if timeout is not None else 5.0)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks)
 
     async def _pass(self, sem: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start delivery of every due row, in order per target; return when to look again."""
@@ -139,14 +120,14 @@ class OutboxSender:
                 blocked.add(key)
                 next_at = min(next_at or row.next_attempt_at, row.next_attempt_at)
                 continue
-            if row.channel == "smtp" and (until := self._rate_limited(row.target, now)) is not None:
+            if self._is_rate_limited(row) and (until := self._rate_limited(row.target, now)) is not None:
                 await self.store.postpone(row.id, until, "rate limit: waiting for the next slot")
                 blocked.add(key)
                 next_at = min(next_at or until, until)
                 continue
             blocked.add(key)  # one in flight per alert and target keeps its messages in order
             self._inflight.add(row.id)
-            if row.channel == "smtp":
+            if self._is_rate_limited(row):
                 self._sent_log[row.target].append(now)
             start.append(row)
         payloads = await self.store.payloads([r.id for r in start])
@@ -156,6 +137,10 @@ class OutboxSender:
             tasks.add(t)
             t.add_done_callback(tasks.discard)
         return next_at
+
+    def _is_rate_limited(self, row: OutboxRow) -> bool:
+        channel = self.channels.get(row.channel)
+        return channel is not None and channel.rate_limited
 
     def _rate_limited(self, target: str, now: float) -> float | None:
         limit = self.cfg.section.rate_limit_per_hour
@@ -170,8 +155,8 @@ class OutboxSender:
 
     async def _deliver(self, sem: asyncio.Semaphore, row: OutboxRow) -> None:
         try:
-            # Bus events are cheap and local; only mail and webhooks share the connection slots.
-            async with sem if row.channel != "bus" else contextlib.nullcontext():
+            channel = self.channels.get(row.channel)
+            async with sem if channel is None or channel.uses_slot else contextlib.nullcontext():
                 try:
                     await self._send(row)
                 except Permanent as exc:
@@ -209,122 +194,11 @@ class OutboxSender:
             self.wake()
 
     def _forget_slot(self, row: OutboxRow) -> None:
-        if row.channel == "smtp" and self._sent_log[row.target]:
+        if self._is_rate_limited(row) and self._sent_log[row.target]:
             self._sent_log[row.target].pop()
 
     async def _send(self, row: OutboxRow) -> None:
-        if row.channel == "smtp":
-            if self._smtp is None:
-                # Mail queued while SMTP was configured; it waits until it is configured again.
-                raise RuntimeError("no SMTP server configured (FOTO3D_SMTP_URL) for a queued mail")
-            await self._smtp.send(self.cfg.mail_from, row.target, row.payload)
-        elif row.channel == "file":
-            await asyncio.to_thread(write_eml, eml_path(self.outbox_dir, row), row.payload)
-        elif row.channel == "webhook":
-            await self._post_webhook(row.target, row.payload)
-        elif row.channel == "bus":
-            await self.bus.publisher.publish_bytes(
-                row.target, row.payload, msg_id=row.message_id, timeout=2.0, deadline=5.0
-            )
-        else:
+        channel = self.channels.get(row.channel)
+        if channel is None:
             raise Permanent(f"unknown channel {row.channel!r}")
-
-    async def _post_webhook(self, url: str, payload: bytes) -> None:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        async with self._http.post(url, data=payload, headers={"Content-Type": "application/json"}) as r:
-            if 200 <= r.status < 300:
-                return
-            text = (await r.text())[:200]
-            if 400 <= r.status < 500 and r.status not in (408, 429):
-                raise Permanent(f"HTTP {r.status}: {text}")
-            raise RuntimeError(f"HTTP {r.status}: {text}")
-
-
-class SmtpPool:
-    """Keeps a few SMTP connections open, so a burst of mail skips the connect/EHLO/STARTTLS/AUTH.
-
-    A reused connection that the server has dropped meanwhile is replaced once,
-    transparently; any other failure closes the connection and reaches the caller.
-    """
-
-    IDLE_MAX = 20.0  # seconds; servers drop idle clients, so do not keep them long
-
-    def __init__(self, target: SmtpTarget) -> None:
-        self.target = target
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        t = self.target
-        client = aiosmtplib.SMTP(
-            hostname=t.host,
-            port=t.port,
-            username=t.username,
-            password=t.password,
-            use_tls=t.use_tls,
-            start_tls=t.start_tls,
-            timeout=15,
-        )
-        await client.connect()
-        return client
-
-    def _take(self) -> aiosmtplib.SMTP | None:
-        now = time.monotonic()
-        while self._idle:
-            client, since = self._idle.pop()
-            if client.is_connected and now - since < self.IDLE_MAX:
-                return client
-            client.close()
-        return None
-
-    async def send(self, sender: str, to: str, payload: bytes) -> None:
-        client = self._take()
-        reused = client is not None
-        try:
-            if client is None:
-                client = await self._connect()
-            try:
-                await client.sendmail(sender, [to], payload)
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
-                if not reused:
-                    raise
-                client.close()
-                client = await self._connect()
-                await client.sendmail(sender, [to], payload)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            _close(client)
-            codes = [r.code for r in exc.recipients]
-            if codes and all(500 <= c < 600 for c in codes):
-                raise Permanent(f"recipient refused: {exc}") from exc
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            _close(client)
-            if 500 <= exc.code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-                raise Permanent(f"SMTP {exc.code} {exc.message}") from exc
-            raise
-        except BaseException:
-            _close(client)
-            raise
-        self._idle.append((client, time.monotonic()))
-
-    async def close(self) -> None:
-        while self._idle:
-            client, _ = self._idle.pop()
-            with contextlib.suppress(Exception):
-                await client.quit()
-            client.close()
-
-
-def _close(client: aiosmtplib.SMTP | None) -> None:
-    if client is not None:
-        client.close()
-
-
-def write_eml(path: Path, payload: bytes) -> None:
-    """Write atomically (temp file + rename), so a crash never leaves half a mail."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        await channel.send(row)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from foto3d.proto.alerts import severity_rank
 from foto3d.proto.naming import OBJECT_ID_RE
-from foto3d.services.notifier.config import NotifierConfig, Route
 from foto3d.services.notifier.model import AlertInfo
+from foto3d.services.notifier.settings import NotifierConfig, Route
 
 
 @dataclass(frozen=True)

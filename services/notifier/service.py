@@ -16,69 +16,44 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
-import nats.errors
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.topology import consumer_spec
 from foto3d.libs.heartbeat import Seen
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.jobs import JobDead, JobFailed
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply
+from foto3d.proto.logs import LogBatch
 from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
-from foto3d.services.notifier.config import NotifierConfig
 from foto3d.services.notifier.delivery import OutboxSender
+from foto3d.services.notifier.log_context import LogContext
 from foto3d.services.notifier.model import (
-    AlertInfo,
-    ContextLine,
-    Occurrence,
     interruption_fingerprint,
-    job_fingerprint,
-    log_fingerprint,
+)
+from foto3d.services.notifier.occurrences import (
+    decode_batch,
+    decode_job_event,
+    interruption_occurrence,
+    job_occurrence,
+    log_occurrences,
 )
 from foto3d.services.notifier.routing import route
+from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS
 from foto3d.services.notifier.watch import HeartbeatWatch
 
 log = logging.getLogger(__name__)
-
-_batch_json = msgspec.json.Decoder(LogBatch)
-_batch_msgpack = msgspec.msgpack.Decoder(LogBatch)
-_job_json = msgspec.json.Decoder(JobFailed | JobDead)
-
-
-class _Tag(msgspec.Struct):
-    type: str = ""
-
-
-_tag_dec = msgspec.json.Decoder(_Tag)
-
-
-def decode_batch(data: bytes, _headers: Mapping[str, str]) -> LogBatch:
-    """Log batches may travel as JSON or msgpack; both decode to the same validated Struct."""
-    if data[:1] == b"{":
-        return _batch_json.decode(data)
-    return _batch_msgpack.decode(data)
-
-
-def decode_job_event(data: bytes, _headers: Mapping[str, str]) -> JobFailed | JobDead | None:
-    """Only failed and dead jobs matter here; other (and future) event types pass untouched."""
-    if _tag_dec.decode(data).type not in ("job.failed/1", "job.dead/1"):
-        return None
-    ev: JobFailed | JobDead = _job_json.decode(data)
-    return ev
-
 
 ERROR_KINDS = ("log_error", "job_failed", "job_dead")
 
 
 class Notifier(Service):
     name = "notifier"
+    consumer_specs = (WATCH_LOGS, WATCH_JOBS)
     description = "Alerts by email and webhook on errors, failed jobs and interruptions"
 
     def __init__(self) -> None:
@@ -92,12 +67,12 @@ class Notifier(Service):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._open_count = 0
-        self._context_misses = 0
+        self._log_context: LogContext | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self, ctx: ServiceContext) -> None:
-        cfg = NotifierConfig.load(ctx.settings)
+        cfg = NotifierConfig.resolve(SETTINGS.load(ctx.settings))
         self.cfg = cfg
         data = ctx.data_dir(self.name)
         self.outbox_dir = data / "outbox"
@@ -105,6 +80,7 @@ class Notifier(Service):
         store.repeat_interval = cfg.section.repeat_interval
         self.store = store
         self.sender = OutboxSender(store, cfg, ctx.bus, self.outbox_dir)
+        self._log_context = LogContext(ctx.bus, cfg.section.context_lines, cfg.section.context_timeout)
         await self.sender.start()
         alerted = set()
         for a in await store.open_alerts("interruption"):
@@ -117,14 +93,14 @@ class Notifier(Service):
         await self.watch.start()
         logs = PullConsumer[LogBatch](
             bus=ctx.bus,
-            spec=consumer_spec("LOGS", "notifier-logs"),
+            spec=WATCH_LOGS,
             decode=decode_batch,
             handler=self._on_logs,
             fetch_timeout=0.5,
         )
         jobs = PullConsumer[JobFailed | JobDead | None](
             bus=ctx.bus,
-            spec=consumer_spec("JOB_EVENTS", "notifier-jobs"),
+            spec=WATCH_JOBS,
             decode=decode_job_event,
             handler=self._on_jobs,
             fetch_timeout=0.5,
@@ -177,30 +153,7 @@ class Notifier(Service):
 
     async def _on_lost(self, seen: Seen) -> None:
         _, store, _ = self._parts()
-        b = seen.beat
-        what = (
-            f"No heartbeat from {b.kind} {b.id} on {b.host} for {seen.age():.1f} s "
-            f"(grace {seen.grace:g} s, last seen {time.strftime('%H:%M:%S', time.gmtime(seen.seen_at))} UTC)."
-        )
-        if b.pending:
-            what += f" It holds {b.pending} item(s) of unsent work."
-        info = AlertInfo(
-            kind="interruption",
-            severity="error",
-            title=f"{b.kind} {b.id} is silent",
-            what=what,
-            ts=time.time(),
-            source_kind=b.kind,
-            source_id=b.id,
-            host=b.host,
-            job_id=b.job_id,
-            object_id=b.object_id,
-            pending=b.pending or None,
-            progress=progress_text(seen),
-        )
-        await store.record(
-            [Occurrence(fingerprint=interruption_fingerprint(b.kind, b.id), info=info)], None, 0.0
-        )
+        await store.record([interruption_occurrence(seen)], None, 0.0)
         self._wake.set()
 
     async def _on_back(self, seen: Seen, reason: str) -> None:
@@ -258,10 +211,9 @@ class Notifier(Service):
         """Write an alert's due messages (recorded by the caller, together with the others due)."""
         cfg, _, _ = self._parts()
         kind: MailKind = "raised" if alert.mails == 0 else "repeat"
-        if kind == "raised":
-            alert = dataclasses.replace(
-                alert, info=msgspec.structs.replace(alert.info, context=await self._context(alert.info))
-            )
+        if kind == "raised" and self._log_context is not None:
+            context = await self._log_context.around(alert.info)
+            alert = dataclasses.replace(alert, info=msgspec.structs.replace(alert.info, context=context))
         mails = messages_for(
             alert,
             kind,
@@ -274,41 +226,6 @@ class Notifier(Service):
         )
         ev = event_for(alert, kind, alert.count)
         return alert, alert.count, [*mails, *([ev] if ev else [])]
-
-    async def _context(self, info: AlertInfo) -> list[ContextLine]:
-        """The log lines up to the event: from the log store, merged with what we already hold."""
-        cfg, _, _ = self._parts()
-        n = cfg.section.context_lines
-        if n == 0:
-            return []
-        if info.job_id:
-            q = LogQuery(job_id=info.job_id, until=info.ts, around_ts=info.ts, limit=n)
-        elif info.source_kind and info.source_id:
-            q = LogQuery(
-                source_kind=info.source_kind,
-                source_id=info.source_id,
-                until=info.ts,
-                around_ts=info.ts,
-                limit=n,
-            )
-        else:
-            return list(info.context)
-        lines = {(c.source, c.seq if c.seq is not None else c.ts, c.message): c for c in info.context}
-        try:
-            reply = await self.context.bus.request(
-                LOG_QUERY_SUBJECT, q, LogQueryReply, timeout=cfg.section.context_timeout
-            )
-        except (TimeoutError, nats.errors.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._context_misses += 1
-            log.debug("log store did not answer (%r); using the lines at hand", exc)
-            reply = LogQueryReply(records=[])
-        for r in reply.records:
-            src = f"{r.source_kind}/{r.source_id}"
-            lines.setdefault(
-                (src, r.seq, r.message),
-                ContextLine(ts=r.ts, level=r.level, message=r.message, source=src, seq=r.seq),
-            )
-        return sorted(lines.values(), key=lambda c: (c.ts, c.seq or 0))[-n:]
 
     async def _cleanup(self) -> None:
         cfg, store, sender = self._parts()
@@ -364,88 +281,3 @@ class Notifier(Service):
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Status", "/status", 60), NavLink("Alerts", "/alerts", 61)]
-
-
-def progress_text(seen: Seen) -> str | None:
-    p = seen.beat.progress
-    if p is None:
-        return None
-    parts = [p.stage] if p.stage else []
-    if p.total:
-        parts.append(f"step {p.step}/{p.total} ({100 * p.step / p.total:.0f} %)")
-    if p.eta_s is not None:
-        parts.append(f"ETA {p.eta_s:.0f} s")
-    return ", ".join(parts) or None
-
-
-def log_occurrences(batch: LogBatch, context_lines: int) -> list[Occurrence]:
-    """One occurrence per distinct error fingerprint in the batch, with its count and context."""
-    found: dict[str, Occurrence] = {}
-    records = batch.records
-    src = f"{batch.source_kind}/{batch.source_id}"
-    for i, r in enumerate(records):
-        if r.level < Level.ERROR:
-            continue
-        fp = log_fingerprint(batch.source_kind, batch.source_id, r.logger, r.level, r.message, r.exc)
-        if fp in found:
-            found[fp] = msgspec.structs.replace(found[fp], count=found[fp].count + 1)
-            continue
-        lo = max(0, i + 1 - context_lines) if context_lines else i + 1
-        ctx = [
-            ContextLine(ts=c.ts, level=c.level, message=c.message, source=src, seq=c.seq)
-            for c in records[lo : i + 1]
-        ]
-        first_line = (r.message.strip().splitlines() or [""])[0]
-        level = "CRITICAL" if r.level >= Level.CRITICAL else "ERROR"
-        title = f"{level} in {batch.source_kind} {batch.source_id}: {first_line[:120]}"
-        found[fp] = Occurrence(
-            fingerprint=fp,
-            info=AlertInfo(
-                kind="log_error",
-                severity="critical" if r.level >= Level.CRITICAL else "error",
-                title=title,
-                what=r.message[:4000],
-                ts=r.ts,
-                source_kind=batch.source_kind,
-                source_id=batch.source_id,
-                host=r.host or batch.host,
-                job_id=r.job_id or batch.job_id,
-                object_id=r.object_id or batch.object_id,
-                logger=r.logger or None,
-                exc=r.exc,
-                context=ctx,
-            ),
-        )
-    return list(found.values())
-
-
-def job_occurrence(ev: JobFailed | JobDead) -> Occurrence:
-    if isinstance(ev, JobDead):
-        info = AlertInfo(
-            kind="job_dead",
-            severity="critical",
-            title=f"job {ev.job_id} ({ev.object_id}) is dead after {ev.attempt} attempt(s)",
-            what=f"Job {ev.job_id} for {ev.object_id} gave up after {ev.attempt} attempt(s): {ev.error}",
-            ts=ev.ts,
-            source_kind="job",
-            source_id=ev.job_id,
-            job_id=ev.job_id,
-            object_id=ev.object_id,
-        )
-        return Occurrence(fingerprint=job_fingerprint(ev.job_id, "dead"), info=info)
-    retry = f"; retry in {ev.retry_in_s:.0f} s" if ev.will_retry and ev.retry_in_s is not None else ""
-    step = f" in step {ev.step}" if ev.step else ""
-    info = AlertInfo(
-        kind="job_failed",
-        severity="warning" if ev.will_retry else "error",
-        title=f"job {ev.job_id} ({ev.object_id}) failed{step}",
-        what=f"Attempt {ev.attempt} of job {ev.job_id} failed{step}: {ev.error}"
-        + (f" (will retry{retry})" if ev.will_retry else " (no retry)"),
-        ts=ev.ts,
-        source_kind="job",
-        source_id=ev.job_id,
-        host=ev.actor or None,
-        job_id=ev.job_id,
-        object_id=ev.object_id,
-    )
-    return Occurrence(fingerprint=job_fingerprint(ev.job_id, "failed"), info=info)

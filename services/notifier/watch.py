@@ -21,10 +21,10 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import Seen, decode_heartbeat, read_heartbeats
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]

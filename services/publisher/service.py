@@ -17,17 +17,18 @@ import uuid
 from pathlib import Path
 
 import msgspec
-from aiohttp import web
-from nats.micro.request import Request
 
-from foto3d.libs.bus import subjects
-from foto3d.libs.bus.micro import Endpoint
+from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage.base import BlobStore, StorageError
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import MiB, S3Store
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
+from foto3d.proto.api import BAD_REQUEST, FAILED, ServiceError
 from foto3d.proto.base import DecodeError, decode, decoder
 from foto3d.proto.objects import (
+    PUBLISHER_PUBLISH,
     ObjectPublished,
     ObjectPublishFailed,
     PublishProgress,
@@ -35,13 +36,20 @@ from foto3d.proto.objects import (
     PublishRequest,
     publish_progress_subject,
 )
-from foto3d.services.publisher import settings as publisher_settings
+from foto3d.services.publisher.settings import SETTINGS, PublisherSettings
 from foto3d.services.publisher.upload import PublishError, prepare, upload, work_dir
 
 log = logging.getLogger(__name__)
 
-PUBLISH_SUBJECT = f"{subjects.API_PREFIX}.publisher.publish"
 _request_decoder = decoder(PublishRequest)
+
+
+def _decode_request(data: bytes) -> PublishRequest:
+    try:
+        req: PublishRequest = decode(_request_decoder, data)
+    except DecodeError as exc:
+        raise ServiceError(BAD_REQUEST, f"bad publish request: {exc}") from None
+    return req
 
 
 class PublisherService(Service):
@@ -50,7 +58,7 @@ class PublisherService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = publisher_settings.PublisherSettings()
+        self.cfg = PublisherSettings()
         self.store: BlobStore | None = None
         self.local_root: Path | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -62,7 +70,7 @@ class PublisherService(Service):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, ctx: ServiceContext) -> None:
-        self.cfg = publisher_settings.load(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         if self.cfg.s3:
             self.store = self._s3(self.cfg.bucket, self.cfg.prefix)
         else:
@@ -72,11 +80,10 @@ class PublisherService(Service):
         self.ctx = ctx
 
     async def stop(self) -> None:
-        for t in list(self._tasks):
-            try:
-                await asyncio.wait_for(t, timeout=30)
-            except Exception:
-                t.cancel()
+        # Uploads in flight get a while to finish (their replies are awaited); then they stop.
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=30)
+        await cancel_and_wait(*self._tasks)
 
     def _s3(self, bucket: str, prefix: str = "") -> S3Store:
         c = self.cfg
@@ -112,15 +119,13 @@ class PublisherService(Service):
     def banner(self) -> list[str]:
         if self.cfg.s3:
             return [f"publishes to s3://{self.cfg.bucket}/{self.cfg.prefix}"]
-        return [f"publishes to the local folder {self.local_root} (served under /published/)"]
+        return [
+            f"publishes to the local folder {self.local_root} (customers get it through the token gateway)"
+        ]
 
     def endpoints(self) -> list[Endpoint]:
-        return [Endpoint("publish", PUBLISH_SUBJECT, self._on_publish)]
-
-    def routes(self) -> list[web.AbstractRouteDef]:
-        if self.local_root is None:
-            return []
-        return [web.static("/published", self.local_root, show_index=False, follow_symlinks=False)]
+        # Uploads take a while: each request is answered from its own task.
+        return [serve(PUBLISHER_PUBLISH, self.publish, tasks=self._tasks, decode=_decode_request)]
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -136,27 +141,6 @@ class PublisherService(Service):
             return f"{c.endpoint_url.rstrip('/')}/{c.bucket}/{full}"
         region = c.region or "us-east-1"
         return f"https://{c.bucket}.s3.{region}.amazonaws.com/{full}"
-
-    async def _on_publish(self, req: Request) -> None:
-        try:
-            body: PublishRequest = decode(_request_decoder, req.data)
-        except DecodeError as exc:
-            await req.respond(
-                msgspec.json.encode(PublishReply(ok=False, error=f"bad publish request: {exc}"))
-            )
-            return
-
-        # Uploads take a while; answer from a task so other requests are not held up.
-        async def run() -> None:
-            reply = await self.publish(body)
-            try:
-                await req.respond(msgspec.json.encode(reply))
-            except Exception as exc:  # the requester may have gone; the event is on the bus anyway
-                log.info("could not answer publish request for %s: %r", body.object_id, exc)
-
-        task = asyncio.create_task(run(), name=f"publish:{body.object_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def publish(self, req: PublishRequest) -> PublishReply:
         lock = self._locks.setdefault(req.object_id, asyncio.Lock())
@@ -183,10 +167,10 @@ class PublisherService(Service):
                     )
                 except Exception as bus_exc:
                     log.warning("could not record the failure of %s: %r", req.object_id, bus_exc)
-                return PublishReply(ok=False, error=error)
+                raise ServiceError(FAILED, error) from None
             self.published += 1
             self.last_error = ""
-            return PublishReply(ok=True, event=event)
+            return PublishReply(event=event)
 
     async def _publish(self, req: PublishRequest) -> ObjectPublished:
         store = self.store

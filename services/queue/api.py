@@ -1,16 +1,71 @@
-"""Request/reply subjects of the queue (under ``f3d.api.*``, outside every stream)."""
+"""The jobs' JSON API for the dashboard: list, detail, cancel, requeue (served by every instance)."""
 
 from __future__ import annotations
 
-SUBMIT = "f3d.api.jobs.submit"
-LIST = "f3d.api.jobs.list"
-GET = "f3d.api.jobs.get"
-CANCEL = "f3d.api.jobs.cancel"
-REQUEUE = "f3d.api.jobs.requeue"
+from typing import TYPE_CHECKING
 
-# Only the current leader listens here; the other instances forward commands to it.
-LEADER_PREFIX = "f3d.api.queue.leader"
+import msgspec
+from aiohttp import web
+
+from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery
+
+if TYPE_CHECKING:
+    from foto3d.services.queue.service import QueueService
+
+_enc = msgspec.json.Encoder()
 
 
-def leader(op: str) -> str:
-    return f"{LEADER_PREFIX}.{op}"
+def _json(obj: object, status: int = 200) -> web.Response:
+    return web.Response(body=_enc.encode(obj), status=status, content_type="application/json")
+
+
+class JobsApi:
+    def __init__(self, svc: QueueService) -> None:
+        self.svc = svc
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/api/jobs", self.api_list),
+            web.get("/api/jobs/{job_id}", self.api_get),
+            web.post("/api/jobs/{job_id}/cancel", self.api_cancel),
+            web.post("/api/jobs/{job_id}/requeue", self.api_requeue),
+        ]
+
+    async def api_list(self, request: web.Request) -> web.Response:
+        states = [s for s in request.query.get("state", "").split(",") if s]
+        try:
+            query = msgspec.convert(
+                {
+                    "states": states,
+                    "object_id": request.query.get("object") or None,
+                    "limit": int(request.query.get("limit", "200")),
+                },
+                JobsQuery,
+            )
+        except (msgspec.ValidationError, ValueError) as exc:
+            return _json({"error": f"bad query: {exc}"}, 400)
+        return _json(await self.svc.list_jobs(query))
+
+    async def api_get(self, request: web.Request) -> web.Response:
+        try:
+            detail = await self.svc.job_detail(JobRef(job_id=request.match_info["job_id"]))
+        except ServiceError as exc:
+            return _json({"error": exc.description}, 404)
+        logs = f"{self.svc.context.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
+        return _json({**msgspec.to_builtins(detail), "logs_url": logs})
+
+    async def _action(self, request: web.Request, command: Api[JobRef, JobActionReply]) -> web.Response:
+        job_id = request.match_info["job_id"]
+        ref = JobRef(job_id=job_id, actor="dashboard", reason=f"{command.name} from the jobs page")
+        try:
+            reply = await self.svc.command(command, ref)
+        except ServiceError as exc:
+            return _json({"ok": False, "job_id": job_id, "error": exc.description}, 409)
+        return _json({"ok": True, **msgspec.to_builtins(reply)})
+
+    async def api_cancel(self, request: web.Request) -> web.Response:
+        return await self._action(request, CANCEL)
+
+    async def api_requeue(self, request: web.Request) -> web.Response:
+        return await self._action(request, REQUEUE)

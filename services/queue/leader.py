@@ -10,7 +10,6 @@ Job ids derive from the submission's request id for the same reason.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -20,8 +19,9 @@ import msgspec
 import nats.errors
 from nats.js.errors import NotFoundError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
+from foto3d.proto.api import BAD_REQUEST, CONFLICT, NOT_FOUND, ServiceError
 from foto3d.proto.jobs import (
     JobActionReply,
     JobCancelled,
@@ -31,27 +31,23 @@ from foto3d.proto.jobs import (
     JobRetried,
     JobState,
     JobSummary,
+    SubmissionError,
     SubmitReply,
     SubmitRequest,
     WorkItem,
+    job_id_for,
 )
-from foto3d.services.queue.config import QueueConfig, backoff
+from foto3d.services.queue.settings import QueueSettings, backoff
 from foto3d.services.queue.store import TERMINAL, JobStore
 from foto3d.services.queue.tail import EventTail
-from foto3d.services.queue.validation import SubmissionError, dedupe_key, validate_submission
+from foto3d.services.queue.validation import dedupe_key, validate_submission
 
 log = logging.getLogger(__name__)
-WORK_STREAM = "WORK"
 REQUEUEABLE = (JobState.DEAD, JobState.FAILED, JobState.CANCELLED)
 
 
-def job_id_for(request_id: str) -> str:
-    """The same submission always gets the same job id, whichever leader takes it."""
-    return "j-" + hashlib.sha256(request_id.encode()).hexdigest()[:16]
-
-
 class LeaderDuties:
-    def __init__(self, bus: Bus, store: JobStore, tail: EventTail, cfg: QueueConfig, actor: str) -> None:
+    def __init__(self, bus: Bus, store: JobStore, tail: EventTail, cfg: QueueSettings, actor: str) -> None:
         self.bus = bus
         self.store = store
         self.tail = tail
@@ -116,10 +112,11 @@ class LeaderDuties:
     # -- submissions -----------------------------------------------------------
 
     async def submit(self, req: SubmitRequest, actor: str = "") -> SubmitReply:
+        """Queue ``req`` (or find the job it repeats); a submission that cannot train is refused."""
         try:
             await validate_submission(req, self.cfg)
         except SubmissionError as exc:
-            return SubmitReply(ok=False, error=str(exc))
+            raise ServiceError(BAD_REQUEST, str(exc)) from None
         request_id = req.request_id or uuid.uuid4().hex
         job_id = job_id_for(request_id)
         key = dedupe_key(req.object_id, req.dataset, req.options)
@@ -130,17 +127,17 @@ class LeaderDuties:
                 if existing.state == JobState.QUEUED and existing.retry_at is None:
                     # The submission came again: maybe the old leader died before dispatching.
                     await self.dispatch(existing)
-                return SubmitReply(ok=True, job_id=existing.job_id, duplicate=True, state=existing.state)
+                return SubmitReply(job_id=existing.job_id, duplicate=True, state=existing.state)
             if request_id in self._recent_requests:
                 jid = self._recent_requests[request_id][0]
-                return SubmitReply(ok=True, job_id=jid, duplicate=True, state=JobState.QUEUED)
+                return SubmitReply(job_id=jid, duplicate=True, state=JobState.QUEUED)
             if not req.force:
                 dup = await self.store.active_duplicate(key)
                 if dup is not None:
-                    return SubmitReply(ok=True, job_id=dup.job_id, duplicate=True, state=dup.state)
+                    return SubmitReply(job_id=dup.job_id, duplicate=True, state=dup.state)
                 if key in self._recent_keys:
                     jid = self._recent_keys[key][0]
-                    return SubmitReply(ok=True, job_id=jid, duplicate=True, state=JobState.QUEUED)
+                    return SubmitReply(job_id=jid, duplicate=True, state=JobState.QUEUED)
             queued = JobQueued(
                 job_id=job_id,
                 object_id=req.object_id,
@@ -163,7 +160,7 @@ class LeaderDuties:
         self.submitted += 1
         # Read-your-writes: once the reply is out, the leader (and so every command) sees the job.
         await self.tail.wait_for(seq, 5.0)
-        return SubmitReply(ok=True, job_id=job_id, state=JobState.QUEUED)
+        return SubmitReply(job_id=job_id, state=JobState.QUEUED)
 
     # -- decisions -------------------------------------------------------------
 
@@ -242,14 +239,9 @@ class LeaderDuties:
         async with self._lock:
             job = await self.store.get(job_id)
             if job is None:
-                return JobActionReply(ok=False, job_id=job_id, error=f"no job {job_id}")
+                raise ServiceError(NOT_FOUND, f"no job {job_id}")
             if job.state.value in TERMINAL:
-                return JobActionReply(
-                    ok=False,
-                    job_id=job_id,
-                    state=job.state,
-                    error=f"job {job_id} is already {job.state.value}",
-                )
+                raise ServiceError(CONFLICT, f"job {job_id} is already {job.state.value}")
             ev = JobCancelled(
                 job_id=job.job_id,
                 object_id=job.object_id,
@@ -262,26 +254,24 @@ class LeaderDuties:
             await self.tail.wait_for(seq, 5.0)
         if job.state == JobState.QUEUED:
             await self._withdraw_work(job)
-        return JobActionReply(ok=True, job_id=job_id, state=JobState.CANCELLED)
+        return JobActionReply(job_id=job_id, state=JobState.CANCELLED)
 
     async def requeue(self, job_id: str, actor: str) -> JobActionReply:
         async with self._lock:
             job = await self.store.get(job_id)
             if job is None:
-                return JobActionReply(ok=False, job_id=job_id, error=f"no job {job_id}")
+                raise ServiceError(NOT_FOUND, f"no job {job_id}")
             if job.state not in REQUEUEABLE:
-                return JobActionReply(
-                    ok=False,
-                    job_id=job_id,
-                    state=job.state,
-                    error=f"job {job_id} is {job.state.value}; only dead, failed or cancelled jobs can be requeued",
+                raise ServiceError(
+                    CONFLICT,
+                    f"job {job_id} is {job.state.value}; only dead, failed or cancelled jobs can be requeued",
                 )
             n = job.attempt + 1
             ev = _queued_again(job, n, "requeue", actor or self.actor, self.cfg.max_attempts)
             seq = await self._event(ev, f"{job.job_id}:queued:{n}")
             await self.tail.wait_for(seq, 5.0)
         await self.dispatch(job, n)
-        return JobActionReply(ok=True, job_id=job_id, state=JobState.QUEUED)
+        return JobActionReply(job_id=job_id, state=JobState.QUEUED)
 
     async def _withdraw_work(self, job: JobSummary) -> None:
         """Remove a cancelled job's waiting WorkItem so no trainer starts it."""
@@ -290,7 +280,7 @@ class LeaderDuties:
             if seq is None:
                 seq = await self._find_work(job)
             if seq is not None:
-                await self.bus.js.delete_msg(WORK_STREAM, seq)
+                await self.bus.js.delete_msg(subjects.WORK_STREAM, seq)
         except (NotFoundError, TimeoutError, nats.errors.Error) as exc:
             log.info(
                 "cancel %s: work message not removed (%r); trainers skip it on JobCancelled", job.job_id, exc
@@ -298,11 +288,11 @@ class LeaderDuties:
 
     async def _find_work(self, job: JobSummary, limit: int = 20_000) -> int | None:
         subject = subjects.work_train(job.priority.value)
-        info = await self.bus.js.stream_info(WORK_STREAM)
+        info = await self.bus.js.stream_info(subjects.WORK_STREAM)
         seq = int(info.state.first_seq)
         for _ in range(limit):
             try:
-                raw = await self.bus.js.get_msg(WORK_STREAM, seq=seq, subject=subject, next=True)
+                raw = await self.bus.js.get_msg(subjects.WORK_STREAM, seq=seq, subject=subject, next=True)
             except NotFoundError:
                 return None
             item = msgspec.json.decode(raw.data or b"{}", type=dict[str, Any])
@@ -318,7 +308,7 @@ class LeaderDuties:
         seq = int(advisory.get("stream_seq", 0))
         deliveries = advisory.get("deliveries", "?")
         try:
-            raw = await self.bus.js.get_msg(WORK_STREAM, seq)
+            raw = await self.bus.js.get_msg(subjects.WORK_STREAM, seq)
         except NotFoundError:
             log.info("max-deliveries advisory for WORK seq %s: message already gone", seq)
             return
@@ -338,7 +328,7 @@ class LeaderDuties:
                         data,
                     )
         try:
-            await self.bus.js.delete_msg(WORK_STREAM, seq)
+            await self.bus.js.delete_msg(subjects.WORK_STREAM, seq)
         except (NotFoundError, nats.errors.Error):
             pass
 

@@ -20,11 +20,10 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.bus.topology import TOPOLOGY
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.services.queue.topology import LEADER_LEASE
 
 log = logging.getLogger(__name__)
-BUCKET = "queue-leader"
 KEY = "leader"
 
 
@@ -35,10 +34,7 @@ class LeaseHolder(msgspec.Struct, frozen=True):
 
 
 def lease_ttl() -> float:
-    for kv in TOPOLOGY.kv:
-        if kv.bucket == BUCKET:
-            return kv.ttl
-    raise KeyError(f"KV bucket {BUCKET} is not declared in the topology table")
+    return LEADER_LEASE.ttl
 
 
 Transition = Callable[[bool], Awaitable[None]]
@@ -78,7 +74,7 @@ class LeaderLease:
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self.bus.js.key_value(BUCKET)
+            self._kv = await self.bus.js.key_value(LEADER_LEASE.bucket)
         return self._kv
 
     async def _set(self, leading: bool) -> None:

@@ -20,33 +20,48 @@ import nats.errors
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.micro.request import Request
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.micro import Endpoint
-from foto3d.libs.bus.topology import consumer_spec
+from foto3d.libs.bus.micro import Endpoint, decode_request, serve
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto.heartbeat import Heartbeat
+from foto3d.proto.api import (
+    BAD_REQUEST,
+    ERROR_CODE_HEADER,
+    ERROR_HEADER,
+    INTERNAL,
+    NOT_FOUND,
+    UNAVAILABLE,
+    Api,
+    ServiceError,
+)
 from foto3d.proto.jobs import (
+    CANCEL,
+    GET,
+    LIST,
+    REQUEUE,
+    SUBMIT,
     JobActionReply,
     JobDetail,
     JobRef,
     JobsList,
     JobsQuery,
     JobState,
+    SubmissionError,
     SubmitReply,
     SubmitRequest,
+    decode_submission,
+    leader_subject,
 )
-from foto3d.services.queue import api
-from foto3d.services.queue.config import QueueConfig, load_queue_config
+from foto3d.services.queue.api import JobsApi
 from foto3d.services.queue.leader import LeaderDuties
 from foto3d.services.queue.lease import LeaderLease, LeaseHolder
+from foto3d.services.queue.pages import JobsPages
+from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
 from foto3d.services.queue.tail import EventTail
-from foto3d.services.queue.validation import SubmissionError, decode_submission
-from foto3d.services.queue.web import JobsPages
+from foto3d.services.queue.topology import ADVISORIES, LEADER_LEASE, SUBMISSIONS
 
 log = logging.getLogger(__name__)
 _enc = msgspec.json.Encoder()
@@ -54,11 +69,13 @@ _enc = msgspec.json.Encoder()
 
 class QueueService(Service):
     name = "queue"
+    consumer_specs = (SUBMISSIONS, ADVISORIES)
+    bucket_specs = (LEADER_LEASE,)
     description = "Training jobs: submissions, state machine, retries, dead letters, failover."
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = QueueConfig()
+        self.cfg = QueueSettings()
         self.store: JobStore | None = None
         self.tail: EventTail | None = None
         self.lease: LeaderLease | None = None
@@ -76,7 +93,7 @@ class QueueService(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.cfg = load_queue_config(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         self.store = JobStore(ctx.data_dir("queue") / "jobs.sqlite")
         await self.store.open()
         self.tail = EventTail(ctx.bus, self.store, self._on_change, self.instance_id)
@@ -160,24 +177,22 @@ class QueueService(Service):
             asyncio.create_task(self._react_loop(), name="queue:react"),
             asyncio.create_task(self._retry_loop(), name="queue:retries"),
         ]
-        for op, handler in (
-            ("submit", self._submit_bytes),
-            ("cancel", self._cancel_bytes),
-            ("requeue", self._requeue_bytes),
-        ):
-            self._leader_subs.append(await ctx.bus.nc.subscribe(api.leader(op), cb=_replying(handler)))
+        for command in (SUBMIT, CANCEL, REQUEUE):
+            self._leader_subs.append(
+                await ctx.bus.nc.subscribe(leader_subject(command), cb=self._forwarded(command))
+            )
         duties = self.duties
         self._consumers = [
             PullConsumer(
                 bus=ctx.bus,
-                spec=consumer_spec("SUBMISSIONS", "queue"),
+                spec=SUBMISSIONS,
                 decode=lambda data, headers: _stream_submission(data, headers),
                 handler=self._stream_submissions,
                 batch=64,
             ),
             PullConsumer.for_type(
                 ctx.bus,
-                consumer_spec("QUEUE_ADVISORIES", "queue"),
+                ADVISORIES,
                 dict[str, Any],
                 self._advisories,
                 batch=16,
@@ -240,10 +255,11 @@ class QueueService(Service):
             if req.request_id is None:
                 # No id from the sender: the stream position identifies it across redeliveries.
                 req = msgspec.structs.replace(req, request_id=f"submissions:{d.stream_seq}")
-            reply = await self.duties.submit(req, actor=req.submitted_by or "rig")
-            if not reply.ok:
+            try:
+                await self.duties.submit(req, actor=req.submitted_by or "rig")
+            except ServiceError as exc:
                 # Nobody waits for a reply on the stream path: keep it with the reason.
-                await self._consumers[0].dead_letter(d.msg, f"rejected: {reply.error}")
+                await self._consumers[0].dead_letter(d.msg, f"rejected: {exc.description}")
 
     async def _advisories(self, batch: list[Delivery[dict[str, Any]]]) -> None:
         assert self.duties is not None
@@ -251,65 +267,68 @@ class QueueService(Service):
             await self.duties.max_deliveries(d.event)
 
     async def _heartbeats(self) -> None:
+        """A ``queue`` heartbeat per instance, carrying how many jobs wait (read fresh each beat)."""
         ctx = self.context
+        queued = 0
+        sender = HeartbeatSender(
+            ctx.bus,
+            "queue",
+            self.instance_id,
+            host=ctx.host,
+            version=self.version,
+            interval=self.cfg.heartbeat_s,
+            state_fn=lambda: {"pending": queued},
+        )
         while True:
             try:
                 assert self.store is not None
-                counts = await self.store.counts()
-                hb = Heartbeat(
-                    kind="queue",
-                    id=self.instance_id,
-                    host=ctx.host,
-                    version=self.version,
-                    ts=time.time(),
-                    interval_s=self.cfg.heartbeat_s,
-                    pending=counts.get(JobState.QUEUED.value, 0),
-                )
-                await ctx.bus.nc.publish(subjects.heartbeat("queue", self.instance_id), _enc.encode(hb))
-            except (nats.errors.Error, OSError) as exc:
-                log.debug("queue heartbeat not sent: %r", exc)
+                queued = (await self.store.counts()).get(JobState.QUEUED.value, 0)
+            except OSError as exc:
+                log.debug("queue heartbeat without a count: %r", exc)
+            await sender.beat()
             await asyncio.sleep(self.cfg.heartbeat_s)
 
     # -- commands (leader) and forwarding (standby) ------------------------------
 
-    async def _submit_bytes(self, data: bytes) -> bytes:
-        assert self.duties is not None
-        try:
-            req = decode_submission(data)
-        except SubmissionError as exc:
-            return _enc.encode(SubmitReply(ok=False, error=str(exc)))
-        return _enc.encode(await self.duties.submit(req))
+    async def _here(self, command: Api[Any, Any], body: Any) -> Any:
+        """Run a command on this instance, which leads."""
+        duties = self.duties
+        assert duties is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._leading.wait(), 10.0)
+        if command is SUBMIT:
+            return await duties.submit(body)
+        if command is CANCEL:
+            return await duties.cancel(body.job_id, body.reason, body.actor)
+        return await duties.requeue(body.job_id, body.actor)
 
-    async def _cancel_bytes(self, data: bytes) -> bytes:
-        assert self.duties is not None
-        ref = msgspec.json.decode(data, type=JobRef)
-        return _enc.encode(await self.duties.cancel(ref.job_id, ref.reason, ref.actor))
-
-    async def _requeue_bytes(self, data: bytes) -> bytes:
-        assert self.duties is not None
-        ref = msgspec.json.decode(data, type=JobRef)
-        return _enc.encode(await self.duties.requeue(ref.job_id, ref.actor))
-
-    async def command(self, op: str, data: bytes) -> bytes:
-        """Run a command here if leading, else on the leader; an error reply when there is none."""
-        handlers = {
-            "submit": self._submit_bytes,
-            "cancel": self._cancel_bytes,
-            "requeue": self._requeue_bytes,
-        }
+    async def command(self, command: Api[Any, Any], body: Any) -> Any:
+        """Run a command here if leading, else on the leader; UNAVAILABLE when there is none."""
         if self.is_leader:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._leading.wait(), 10.0)
-            return await handlers[op](data)
+            return await self._here(command, body)
         try:
-            msg = await self.context.bus.nc.request(api.leader(op), data, timeout=5.0)
-            return bytes(msg.data)
+            return await self.context.bus.request(leader_subject(command), body, command.reply, timeout=5.0)
         except (TimeoutError, nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            error = "no queue leader is reachable right now (a failover takes up to 10 s); try again"
-            if op == "submit":
-                return _enc.encode(SubmitReply(ok=False, error=error))
-            job_id = msgspec.json.decode(data, type=JobRef).job_id
-            return _enc.encode(JobActionReply(ok=False, job_id=job_id, error=error))
+            raise ServiceError(
+                UNAVAILABLE, "no queue leader is reachable right now (a failover takes up to 10 s); try again"
+            ) from None
+
+    def _forwarded(self, command: Api[Any, Any]) -> Any:
+        """The leader's handler of commands a standby forwards: the same error rule as the API."""
+
+        async def cb(msg: Msg) -> None:
+            headers: dict[str, str] | None = None
+            try:
+                out = _enc.encode(await self._here(command, decode_request(command, msg.data)))
+            except ServiceError as exc:
+                out, headers = b"", {ERROR_CODE_HEADER: exc.code, ERROR_HEADER: exc.description}
+            except Exception as exc:
+                log.exception("queue: leader command failed")
+                out, headers = b"", {ERROR_CODE_HEADER: INTERNAL, ERROR_HEADER: f"queue error: {exc!r}"}
+            with contextlib.suppress(nats.errors.Error):
+                await self.context.bus.nc.publish(msg.reply, out, headers=headers)
+
+        return cb
 
     # -- queries (any instance) --------------------------------------------------
 
@@ -319,58 +338,38 @@ class QueueService(Service):
         leader = self.lease.leader.instance if self.lease and self.lease.leader else None
         return JobsList(jobs=jobs, counts=await self.store.counts(), leader=leader)
 
-    async def job_detail(self, job_id: str) -> JobDetail:
+    async def job_detail(self, ref: JobRef) -> JobDetail:
         assert self.store is not None
-        job = await self.store.get(job_id)
+        job = await self.store.get(ref.job_id)
         if job is None:
-            return JobDetail(ok=False, error=f"no job {job_id}")
-        return JobDetail(ok=True, job=job, timeline=await self.store.timeline(job_id))
+            raise ServiceError(NOT_FOUND, f"no job {ref.job_id}")
+        return JobDetail(job=job, timeline=await self.store.timeline(ref.job_id))
 
     def endpoints(self) -> list[Endpoint]:
-        async def submit(req: Request) -> None:
-            await req.respond(await self.command("submit", req.data))
+        async def submit(req: SubmitRequest) -> SubmitReply:
+            reply: SubmitReply = await self.command(SUBMIT, req)
+            return reply
 
-        async def cancel(req: Request) -> None:
-            await req.respond(await self._checked_ref(req.data, "cancel"))
+        async def cancel(ref: JobRef) -> JobActionReply:
+            reply: JobActionReply = await self.command(CANCEL, ref)
+            return reply
 
-        async def requeue(req: Request) -> None:
-            await req.respond(await self._checked_ref(req.data, "requeue"))
-
-        async def list_(req: Request) -> None:
-            try:
-                q = msgspec.json.decode(req.data or b"{}", type=JobsQuery)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                await req.respond_error("400", f"bad query: {exc}")
-                return
-            await req.respond(_enc.encode(await self.list_jobs(q)))
-
-        async def get(req: Request) -> None:
-            try:
-                ref = msgspec.json.decode(req.data, type=JobRef)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                await req.respond(_enc.encode(JobDetail(ok=False, error=f"bad request: {exc}")))
-                return
-            await req.respond(_enc.encode(await self.job_detail(ref.job_id)))
+        async def requeue(ref: JobRef) -> JobActionReply:
+            reply: JobActionReply = await self.command(REQUEUE, ref)
+            return reply
 
         return [
-            Endpoint("submit", api.SUBMIT, submit),
-            Endpoint("list", api.LIST, list_),
-            Endpoint("get", api.GET, get),
-            Endpoint("cancel", api.CANCEL, cancel),
-            Endpoint("requeue", api.REQUEUE, requeue),
+            serve(SUBMIT, submit, decode=_api_submission),
+            serve(LIST, self.list_jobs),
+            serve(GET, self.job_detail),
+            serve(CANCEL, cancel),
+            serve(REQUEUE, requeue),
         ]
-
-    async def _checked_ref(self, data: bytes, op: str) -> bytes:
-        try:
-            msgspec.json.decode(data, type=JobRef)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return _enc.encode(JobActionReply(ok=False, job_id="?", error=f"bad request: {exc}"))
-        return await self.command(op, data)
 
     # -- dashboard ---------------------------------------------------------------
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return JobsPages(self).routes()
+        return [*JobsPages(self).routes(), *JobsApi(self).routes()]
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Jobs", "/jobs", order=20)]
@@ -385,14 +384,9 @@ def _stream_submission(data: bytes, headers: Any) -> SubmitRequest:
     return req
 
 
-def _replying(handler: Any) -> Any:
-    async def cb(msg: Msg) -> None:
-        try:
-            out = await handler(msg.data)
-        except Exception as exc:
-            log.exception("queue: leader command failed")
-            out = _enc.encode({"ok": False, "job_id": "?", "error": f"queue error: {exc}"})
-        with contextlib.suppress(nats.errors.Error):
-            await msg.respond(out)
-
-    return cb
+def _api_submission(data: bytes) -> SubmitRequest:
+    """Submissions are decoded with the readable error a person at a rig can act on."""
+    try:
+        return decode_submission(data)
+    except SubmissionError as exc:
+        raise ServiceError(BAD_REQUEST, str(exc)) from None

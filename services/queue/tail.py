@@ -19,14 +19,14 @@ import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.jobs import JobEvent
 from foto3d.services.queue.store import JobStore
 
 log = logging.getLogger(__name__)
-STREAM = "JOB_EVENTS"
+STREAM = subjects.JOB_EVENTS_STREAM
 _dec = msgspec.json.Decoder(JobEvent)
 
 # Called after each applied batch with the job ids whose state changed; must not wait

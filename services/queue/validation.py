@@ -1,8 +1,8 @@
 """Check a submission before it becomes a job: naming standard, dataset reachable, options.
 
 Ranges of the options are enforced by the msgspec contract when a request is
-decoded; :func:`readable_decode_error` turns msgspec's wording into a message a
-person at a capture rig understands.
+decoded; ``foto3d.proto.jobs.readable_decode_error`` turns msgspec's wording into a
+message a person at a capture rig understands.
 """
 
 from __future__ import annotations
@@ -10,53 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import msgspec
 
-from foto3d.proto.jobs import SubmitRequest, TrainOptions
+from foto3d.libs.storage.s3 import default_endpoint
+from foto3d.proto.jobs import SubmissionError, SubmitRequest, TrainOptions
 from foto3d.proto.naming import NamingError, validate_object_id
-from foto3d.services.queue.config import QueueConfig
+from foto3d.services.queue.settings import QueueSettings
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".dng", ".exr"})
-
-_OPTION_NAMES = {
-    "steps": "--steps",
-    "reduce_keep": "--reduce-keep",
-    "reduce_iterations": "--reduce-iterations",
-    "sh_degree": "--sh-degree",
-}
-
-
-class SubmissionError(ValueError):
-    """A submission that cannot become a job; the message says what to fix."""
-
-
-def readable_decode_error(exc: Exception) -> str:
-    """'Expected `int` >= 100 - at `$.options.steps`' -> 'option --steps: must be >= 100'."""
-    text = str(exc)
-    m = re.match(r"^(?P<what>.*?)(?: - at `\$\.(?P<path>[^`]+)`)?$", text)
-    if not m or not m.group("path"):
-        return f"invalid submission: {text}"
-    path = m.group("path")
-    what = m.group("what")
-    what = re.sub(r"^Expected `(\w+)`", r"expected a \1", what)
-    what = what.replace("`", "")
-    leaf = path.rsplit(".", 1)[-1]
-    if path.startswith("options.") and leaf in _OPTION_NAMES:
-        return f"option {_OPTION_NAMES[leaf]}: {what}"
-    if leaf == "object_id":
-        return f"object id: {what} (naming standard <customer>-<object>-<NNN>, e.g. acme-chair-001)"
-    return f"{path.replace('.', ' ')}: {what}"
-
-
-def decode_submission(data: bytes) -> SubmitRequest:
-    try:
-        return msgspec.json.decode(data, type=SubmitRequest)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise SubmissionError(readable_decode_error(exc)) from exc
 
 
 def dedupe_key(object_id: str, dataset: str, options: TrainOptions) -> str:
@@ -75,7 +39,7 @@ def normalise_dataset(uri: str) -> str:
     return uri.rstrip("/")
 
 
-async def validate_submission(req: SubmitRequest, cfg: QueueConfig) -> None:
+async def validate_submission(req: SubmitRequest, cfg: QueueSettings) -> None:
     """Raise :class:`SubmissionError` if ``req`` cannot be trained."""
     try:
         validate_object_id(req.object_id)
@@ -116,7 +80,7 @@ def check_local_dataset(path: Path) -> None:
     )
 
 
-def check_s3_dataset(uri: str, cfg: QueueConfig) -> None:
+def check_s3_dataset(uri: str, cfg: QueueSettings) -> None:
     """HEAD the dataset's prefix when S3 credentials are configured; else apply the policy."""
     import boto3
     import botocore.exceptions
@@ -133,7 +97,7 @@ def check_s3_dataset(uri: str, cfg: QueueConfig) -> None:
                 '(no AWS credentials); set [queue] s3_unchecked = "accept" to accept it unchecked'
             )
         return
-    client = session.client("s3", endpoint_url=os.environ.get("FOTO3D_S3_ENDPOINT") or None)
+    client = session.client("s3", endpoint_url=default_endpoint())
     try:
         if prefix and not prefix.endswith("/"):
             try:

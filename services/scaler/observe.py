@@ -15,13 +15,14 @@ from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import decode_heartbeat, read_heartbeats
+from foto3d.proto import subjects
 from foto3d.proto.jobs import WorkItem
 from foto3d.services.scaler.policy import TrainerSeen
 
 log = logging.getLogger(__name__)
 
-WORK_STREAM = "WORK"
-WORK_CONSUMERS = ("trainer-vip", "trainer-normal")  # VIP first: its jobs get machines first
+# VIP first: its jobs get machines first.
+WORK_CONSUMERS = (subjects.TRAINER_VIP_CONSUMER, subjects.TRAINER_NORMAL_CONSUMER)
 PEEK_LIMIT = 50
 
 _work = msgspec.json.Decoder(WorkItem)
@@ -43,7 +44,7 @@ async def work_view(bus: Bus, peek: int = PEEK_LIMIT) -> WorkView:
     view = WorkView()
     for durable in WORK_CONSUMERS:
         try:
-            info = await bus.js.consumer_info(WORK_STREAM, durable)
+            info = await bus.js.consumer_info(subjects.WORK_STREAM, durable)
         except NotFoundError:
             continue
         pending = int(info.num_pending or 0)
@@ -53,7 +54,7 @@ async def work_view(bus: Bus, peek: int = PEEK_LIMIT) -> WorkView:
         subject = info.config.filter_subject
         for _ in range(min(pending, max(0, peek - len(view.waiting)))):
             try:
-                raw = await bus.js.get_msg(WORK_STREAM, seq=seq, subject=subject, next=True)
+                raw = await bus.js.get_msg(subjects.WORK_STREAM, seq=seq, subject=subject, next=True)
             except (NotFoundError, nats.errors.Error):
                 break
             seq = int(raw.seq or seq) + 1
@@ -78,7 +79,7 @@ class TrainerWatch:
             for s in beats:
                 if s.beat.kind == "trainer":
                     self._note(s.beat.id, s.seen_at, s.beat.job_id is not None, s.beat.stopping)
-        self._sub = await self.bus.nc.subscribe("f3d.hb.trainer.*", cb=self._on_beat)
+        self._sub = await self.bus.nc.subscribe(subjects.heartbeats_of("trainer"), cb=self._on_beat)
 
     async def _on_beat(self, msg: Msg) -> None:
         try:

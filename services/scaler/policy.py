@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from foto3d.services.scaler.config import ScalerConfig, spend_cap
+from foto3d.services.scaler.settings import ScalerSettings, spend_cap
 
 MachineState = Literal["starting", "idle", "busy", "stale", "stopping"]
 
@@ -61,7 +61,7 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
 
 
-def machine_state(m: Machine, seen: TrainerSeen | None, cfg: ScalerConfig, now: float) -> MachineState:
+def machine_state(m: Machine, seen: TrainerSeen | None, cfg: ScalerSettings, now: float) -> MachineState:
     if seen is None:
         return "starting" if now - m.launched_at < cfg.startup_timeout_s else "stale"
     if now - seen.seen_at > cfg.heartbeat_timeout_s:
@@ -73,7 +73,7 @@ def machine_state(m: Machine, seen: TrainerSeen | None, cfg: ScalerConfig, now: 
 
 def plan(
     *,
-    cfg: ScalerConfig,
+    cfg: ScalerSettings,
     now: float,
     pending: int,
     waiting_jobs: list[str],

@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from typing import Any
 
+import nats.errors
 from aiohttp import web
 
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.services.scaler.backends.base import Backend
-from foto3d.services.scaler.config import ScalerConfig, load_config, spend_cap
 from foto3d.services.scaler.observe import TrainerWatch, WorkView, work_view
 from foto3d.services.scaler.policy import LaunchRequest, Machine, Plan, plan
+from foto3d.services.scaler.settings import SETTINGS, TRAINER_VIEW, ScalerSettings, spend_cap
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,14 @@ class WatchOnly(Backend):
         return None
 
 
-def make_backend(cfg: ScalerConfig, ctx: ServiceContext, scaler_id: str) -> Backend:
+def make_backend(cfg: ScalerSettings, ctx: ServiceContext, scaler_id: str) -> Backend:
     if cfg.backend == "local":
         from foto3d.services.scaler.backends.local import LocalBackend
 
-        trainer_section = ctx.settings.raw.get("trainer", {})
-        ns_bin = os.environ.get("FOTO3D_TRAINER_NS_BIN") or str(trainer_section.get("ns_bin", ""))
-        return LocalBackend(ctx.nats_urls, ctx.settings.data_dir, ns_bin=ns_bin)
+        trainer = TRAINER_VIEW.load(ctx.settings)
+        return LocalBackend(
+            ctx.nats_urls, ctx.settings.data_dir, ns_bin=trainer.ns_bin, require_gpu=trainer.require_gpu
+        )
     if cfg.backend == "aws-ec2":
         from foto3d.services.scaler.backends.aws_ec2 import AwsEc2Backend
 
@@ -65,7 +66,7 @@ class Scaler(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = ScalerConfig()
+        self.cfg = ScalerSettings()
         self.backend: Backend = WatchOnly()
         self.watch: TrainerWatch | None = None
         self.last_plan = Plan()
@@ -81,7 +82,7 @@ class Scaler(Service):
 
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.cfg = load_config(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         self.backend = make_backend(self.cfg, ctx, self.instance_id)
         self.watch = TrainerWatch(ctx.bus)
         await self.watch.start()
@@ -102,6 +103,10 @@ class Scaler(Service):
                 self.last_error = ""
             except asyncio.CancelledError:
                 raise
+            except (TimeoutError, nats.errors.Error) as exc:
+                # NATS briefly away (a server restart): one line, the next round retries.
+                self.last_error = f"NATS unavailable: {exc!r}"
+                log.warning("scaler round skipped: %s", self.last_error)
             except Exception as exc:
                 self.last_error = str(exc)
                 log.exception("scaler round failed")

@@ -36,11 +36,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.storage import BlobStore
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.libs.tracing.consume import consume_span
+from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import (
@@ -52,11 +53,11 @@ from foto3d.proto.jobs import (
     JobSucceeded,
     WorkItem,
 )
-from foto3d.services.trainer.config import TrainerConfig
 from foto3d.services.trainer.joblog import JobLog
 from foto3d.services.trainer.pipeline import Pipeline, PipelineResult
 from foto3d.services.trainer.process import StepError
 from foto3d.services.trainer.progress import Throttle
+from foto3d.services.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class JobRun:
     bus: Bus
     msg: Msg
     item: WorkItem
-    cfg: TrainerConfig
+    cfg: TrainerSettings
     store: BlobStore
     joblog: JobLog
     work_root: Path
@@ -129,7 +130,9 @@ class JobRun:
 
     async def _already_cancelled(self) -> bool:
         try:
-            raw = await self.bus.js.get_last_msg("JOB_EVENTS", subjects.job_events(self.item.job_id))
+            raw = await self.bus.js.get_last_msg(
+                subjects.JOB_EVENTS_STREAM, subjects.job_events(self.item.job_id)
+            )
         except (NotFoundError, nats.errors.Error):
             return False
         try:
@@ -241,11 +244,7 @@ class JobRun:
             )
             outcome = await self._supervise(self._pipeline)
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
-            for t in list(self._progress_tasks):
-                t.cancel()
+            await cancel_and_wait(keepalive, *self._progress_tasks)
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
@@ -262,13 +261,10 @@ class JobRun:
         try:
             await asyncio.wait({work, *waits}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for w in waits:
-                w.cancel()
+            await cancel_and_wait(*waits)
         if not work.done():
             await pipeline.stop()
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
+            await cancel_and_wait(work)
             if self.lost.is_set():
                 self.joblog.emit(
                     "ERROR",

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from foto3d.libs.storage import BlobStore
 from foto3d.proto.jobs import Artifact, StepTiming, WorkItem
-from foto3d.services.trainer.config import TrainerConfig
 from foto3d.services.trainer.dataset import fetch_dataset, image_folder, needs_processing
 from foto3d.services.trainer.preflight import PreflightError, host_checks, tool_path
 from foto3d.services.trainer.process import StepError, StepProcess
 from foto3d.services.trainer.progress import ProgressParser
 from foto3d.services.trainer.reduce import load_training_cameras, reduce_export
+from foto3d.services.trainer.settings import TrainerSettings
 
 LineSink = Callable[[str, str, str], None]  # (step, line, stream)
 ProgressSink = Callable[[str, int, int, float | None], None]  # (stage, step, total, eta_s)
@@ -37,7 +37,7 @@ class PipelineResult:
     timings: list[StepTiming]
 
 
-def train_argv(data: Path, out: Path, item: WorkItem, run: str, cfg: TrainerConfig) -> list[str]:
+def train_argv(data: Path, out: Path, item: WorkItem, run: str, cfg: TrainerSettings) -> list[str]:
     """``ns-train splatfacto`` with nerfstudio 1.1.5's flags."""
     return [
         "ns-train",
@@ -83,7 +83,7 @@ def artifact_key(item: WorkItem, name: str) -> str:
 class Pipeline:
     item: WorkItem
     workdir: Path
-    cfg: TrainerConfig
+    cfg: TrainerSettings
     store: BlobStore
     on_line: LineSink
     on_progress: ProgressSink

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from foto3d.services.trainer.config import TrainerConfig
+from foto3d.services.trainer.settings import TrainerSettings
 
 NS_TOOLS = ("ns-train", "ns-export", "ns-process-data")
 GiB = 1024**3
@@ -17,13 +17,13 @@ class PreflightError(RuntimeError):
     """The host or the dataset cannot run this job; the message says what to fix."""
 
 
-def tool_path(cfg: TrainerConfig) -> str | None:
+def tool_path(cfg: TrainerSettings) -> str | None:
     """The PATH used for the ns-* tools (``ns_bin`` first when set)."""
     path = os.environ.get("PATH", "")
     return f"{cfg.ns_bin}{os.pathsep}{path}" if cfg.ns_bin else path
 
 
-def missing_tools(cfg: TrainerConfig) -> list[str]:
+def missing_tools(cfg: TrainerSettings) -> list[str]:
     search = tool_path(cfg)
     return [t for t in NS_TOOLS if shutil.which(t, path=search) is None]
 
@@ -77,7 +77,7 @@ def check_dataset(path: Path) -> None:
         raise PreflightError(f"dataset {path} cannot be read: {exc}") from None
 
 
-async def host_checks(cfg: TrainerConfig, workdir: Path) -> dict[str, float]:
+async def host_checks(cfg: TrainerSettings, workdir: Path) -> dict[str, float]:
     """Everything about the host; returns figures worth putting into the job's metrics."""
     missing = missing_tools(cfg)
     if missing:

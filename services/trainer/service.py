@@ -21,16 +21,18 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage import BlobStore, open_store
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Progress
 from foto3d.proto.jobs import WorkItem
-from foto3d.services.trainer.config import TrainerConfig, load_config, store_uri
 from foto3d.services.trainer.job import JobRun, Outcome
 from foto3d.services.trainer.joblog import JobLog
 from foto3d.services.trainer.preflight import missing_tools
+from foto3d.services.trainer.settings import SETTINGS, TrainerSettings, store_uri
+from foto3d.services.trainer.topology import NORMAL_WORK, VIP_WORK
 from foto3d.services.trainer.work import WorkSource
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,12 @@ _work_decoder = msgspec.json.Decoder(WorkItem)
 
 class Trainer(Service):
     name = "trainer"
+    consumer_specs = (VIP_WORK, NORMAL_WORK)
     description = "Runs nerfstudio on one dataset at a time and reports progress and results."
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = TrainerConfig()
+        self.cfg = TrainerSettings()
         self.trainer_id = ""
         self.jobs: dict[str, JobRun] = {}
         self.counts: dict[str, int] = {o.value: 0 for o in Outcome}
@@ -63,7 +66,7 @@ class Trainer(Service):
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.cfg = load_config(ctx.settings)
+        self.cfg = SETTINGS.load(ctx.settings)
         self.trainer_id = self.cfg.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
         self._store = open_store(store_uri(self.cfg, ctx.settings))
         self._work_root = ctx.data_dir("trainer") / "work"
@@ -155,9 +158,7 @@ class Trainer(Service):
         try:
             await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.cancel()
-            if not slot.done():
-                slot.cancel()
+            await cancel_and_wait(stop, slot)  # an acquired slot is done, so kept
         if slot.done() and not slot.cancelled():
             if self._stopping.is_set():
                 self._slots.release()
@@ -222,7 +223,7 @@ class Trainer(Service):
         }
         with contextlib.suppress(Exception):
             await self.context.bus.publisher.publish_bytes(
-                subjects.dead(meta.stream or "WORK"), msg.data, headers=headers
+                subjects.dead(meta.stream or subjects.WORK_STREAM), msg.data, headers=headers
             )
         with contextlib.suppress(nats.errors.Error):
             await msg.term()

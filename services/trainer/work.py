@@ -15,11 +15,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
+from foto3d.services.trainer.topology import NORMAL_WORK, VIP_WORK
+
 log = logging.getLogger(__name__)
 
-WORK_STREAM = "WORK"
-VIP_CONSUMER = "trainer-vip"
-NORMAL_CONSUMER = "trainer-normal"
 
 _IDLE = (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError)
 _AWAY = (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError)
@@ -33,9 +32,9 @@ class WorkSource:
         self._subs: list[tuple[str, float, JetStreamContext.PullSubscription]] = []
 
     async def open(self) -> None:
-        for durable, wait in ((VIP_CONSUMER, self.vip_wait), (NORMAL_CONSUMER, self.normal_wait)):
-            sub = await self.js.pull_subscribe_bind(durable, WORK_STREAM)
-            self._subs.append((durable, wait, sub))
+        for spec, wait in ((VIP_WORK, self.vip_wait), (NORMAL_WORK, self.normal_wait)):
+            sub = await self.js.pull_subscribe_bind(spec.durable, spec.stream)
+            self._subs.append((spec.durable, wait, sub))
 
     async def next(self) -> Msg | None:
         """One message, VIP first; None when nothing came within one round of fetches."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,11 +12,11 @@ import aiohttp
 
 from foto3d.app.runtime import Runtime
 from foto3d.libs.auth import UserStore
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.splat import write as write_splat
 from foto3d.libs.splat.synthetic import synthetic_object
+from foto3d.proto import subjects
 from foto3d.proto.jobs import Artifact, JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
 
 T = TypeVar("T")
@@ -40,18 +38,6 @@ async def signed_in(rt: Runtime, settings: Settings, name: str = "rev") -> aioht
 async def call(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> tuple[int, Any]:
     async with session.request(method, url, json=body) as r:
         return r.status, await r.json()
-
-
-async def wait_for(fn: Callable[[], Awaitable[T | None]], what: str, timeout: float = 10.0) -> T:
-    """Poll ``fn`` until it returns something truthy (the consumer has no completion event)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def make_artifacts(

@@ -10,8 +10,8 @@ import aiohttp
 from foto3d.libs.auth import UserError, UserStore
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.config import Settings
+from testkit.running import running_services
 from tests.catalog.helpers import call, signed_in
-from tests.conftest import running_services
 
 
 async def test_passwords_are_salted_hashes_and_checked(tmp_path: Path) -> None:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.jobs import JobQueued, JobSucceeded
 from foto3d.proto.objects import ObjectStatusChanged
 from foto3d.services.catalog.service import CatalogService
-from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train, wait_for
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train
 
 
 async def test_onboarding_assigns_ids_by_the_naming_standard(settings: Settings) -> None:
@@ -41,11 +42,13 @@ async def test_onboarding_assigns_ids_by_the_naming_standard(settings: Settings)
             st, body = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "a\x07b"})
             assert st == 400 and "control characters" in body["error"]
 
-            # not signed in: changes refused, reads allowed
+            # not signed in: changes and reads refused
             async with __import__("aiohttp").ClientSession(base_url=rt.http_url) as anon:
                 st, body = await call(anon, "POST", "/api/objects", {"customer": "acme", "display_name": "X"})
                 assert st == 401
-                st, listing = await call(anon, "GET", "/api/objects?customer=acme")
+                st, _ = await call(anon, "GET", "/api/objects?customer=acme")
+                assert st == 401
+                st, listing = await call(s, "GET", "/api/objects?customer=acme")
                 assert st == 200 and listing["total"] == 2
     # serials survive a restart (and are never reused)
     async with running_services(settings, ["catalog"]) as rt:
@@ -70,7 +73,7 @@ async def test_timeline_is_built_from_job_events_once(settings: Settings, bus: B
                 _, o = await call(s, "GET", f"/api/objects/{oid}")
                 return o if o["stage"] == "in_review" else None
 
-            await wait_for(in_review, "the job events to reach the catalog")
+            await eventually(in_review, "the job events to reach the catalog")
             _, tl = await call(s, "GET", f"/api/objects/{oid}/timeline")
             kinds = [e["kind"] for e in tl]
             assert kinds == ["registered", "submitted", "training", "trained", "reduced"]
@@ -93,7 +96,7 @@ async def test_timeline_is_built_from_job_events_once(settings: Settings, bus: B
                     subjects.job_events(job), json.dumps(body).encode(), headers=None
                 )
             marker = await train(bus, oid, arts)  # a later job, so we know the re-sent one was read
-            await wait_for(lambda: _has_job(s, oid, marker), "the marker job to reach the catalog")
+            await eventually(lambda: _has_job(s, oid, marker), "the marker job to reach the catalog")
             _, tl2 = await call(s, "GET", f"/api/objects/{oid}/timeline")
             assert len(tl2) == len(tl) + 4
             dead = await bus.js.stream_info("DEAD")
@@ -138,7 +141,7 @@ async def test_approval_rules_publish_status_and_csv(settings: Settings, bus: Bu
             assert st == 409 and "only approved objects can be published" in body["error"]
 
             await train(bus, oid, make_artifacts(tmp_path / "a", extra={"spz": 5000}))
-            await wait_for(lambda: _stage_is(s, oid, "in_review"), "training to finish")
+            await eventually(lambda: _stage_is(s, oid, "in_review"), "training to finish")
             half = {**APPROVE, "checklist": {"training_quality": True}}
             st, body = await call(s, "POST", f"/api/objects/{oid}/review", half)
             assert st == 400 and "position/alignment, manual adjustments done" in body["error"]
@@ -154,7 +157,7 @@ async def test_approval_rules_publish_status_and_csv(settings: Settings, bus: Bu
             assert st == 503 and "queue service is not running" in body["error"]
 
             job2 = await train(bus, oid, make_artifacts(tmp_path / "b", extra={"spz": 5000}))
-            await wait_for(lambda: _stage_is(s, oid, "in_review"), "the second training")
+            await eventually(lambda: _stage_is(s, oid, "in_review"), "the second training")
             st, body = await call(s, "POST", f"/api/objects/{oid}/review", APPROVE)
             assert st == 200 and body["stage"] == "approved" and body["approved_job_id"] == job2
 
@@ -164,8 +167,9 @@ async def test_approval_rules_publish_status_and_csv(settings: Settings, bus: Bu
             assert body["stage"] == "published" and body["status"] == "production"
             assert pub["version"] == 1 and pub["uploaded"] == 4
             assert body["live_url"].startswith(rt.http_url + "/published/models/acme/" + oid + "/v1/")
-            async with s.get(body["live_url"]) as r:
-                config = json.loads(await r.read())
+            # customers get files only through the token gateway; read what was published
+            key = body["live_url"].split("/published/", 1)[1]
+            config = json.loads((settings.data_dir / "published" / key).read_bytes())
             assert config["object_id"] == oid and len(config["camera"]["position"]) == 3
             assert {f["format"] for f in config["files"]} == {"ply", "spz"}
             st, again = await call(s, "POST", f"/api/objects/{oid}/publish")
@@ -223,7 +227,7 @@ async def test_rejected_object_goes_back_to_training_through_the_queue(
             _, obj = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Chair"})
             oid = obj["object_id"]
             await train(bus, oid, make_artifacts(tmp_path / "a"), dataset=str(dataset))
-            await wait_for(lambda: _stage_is(s, oid, "in_review"), "training events")
+            await eventually(lambda: _stage_is(s, oid, "in_review"), "training events")
             st, body = await call(
                 s, "POST", f"/api/objects/{oid}/review", {"decision": "rejected", "comment": "blurry base"}
             )
@@ -231,7 +235,7 @@ async def test_rejected_object_goes_back_to_training_through_the_queue(
             st, body = await call(s, "POST", f"/api/objects/{oid}/resubmit")
             assert st == 200, body
             new_job = body["job_id"]
-            await wait_for(lambda: _stage_is(s, oid, "submitted"), "the queue's job.queued event")
+            await eventually(lambda: _stage_is(s, oid, "submitted"), "the queue's job.queued event")
             _, tl = await call(s, "GET", f"/api/objects/{oid}/timeline")
             assert tl[-1]["kind"] == "submitted" and tl[-1]["job_id"] == new_job
             st, body = await call(s, "POST", f"/api/objects/{oid}/resubmit")

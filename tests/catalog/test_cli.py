@@ -13,8 +13,9 @@ from foto3d.libs.auth import UserStore
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
-from tests.catalog.helpers import make_artifacts, train, wait_for
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import make_artifacts, train
 
 
 async def test_objects_and_publish_commands(
@@ -53,7 +54,7 @@ async def test_objects_and_publish_commands(
             _, out, _ = await cli("objects", "show", oid)
             return "in_review" in out
 
-        await wait_for(trained, "training events")
+        await eventually(trained, "training events")
         code, _, err = await cli("objects", "approve", oid, "--check", "alignment")
         assert code == 2 and "training quality" in err
         code, out, _ = await cli("objects", "approve", oid, "--all", "--comment", "fine", "--as", "maria")

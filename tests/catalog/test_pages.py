@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -14,8 +13,9 @@ from foto3d.libs.auth import UserStore
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
-from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train, wait_for
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
                 _, o = await call(s, "GET", f"/api/objects/{oid}")
                 return bool(o["stage"] == "in_review")
 
-            await wait_for(in_review, "training events")
+            await eventually(in_review, "training events")
 
         # not signed in: the object page sends us to the sign-in page
         await page.goto(f"{rt.http_url}/objects/{oid}")
@@ -68,8 +68,9 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
         await link.wait_for()
         href = await link.get_attribute("href")
         assert href and href.startswith(f"{rt.http_url}/published/models/acme/{oid}/v1/viewer.json")
-        async with aiohttp.ClientSession() as http, http.get(href) as r:
-            assert json.loads(await r.read())["object_id"] == oid
+        # customers get files only through the token gateway; read what was published
+        published = settings.data_dir / "published" / href.split("/published/", 1)[1]
+        assert json.loads(published.read_bytes())["object_id"] == oid
         timeline = (await page.text_content(".timeline")) or ""
         assert "published v1" in timeline and "maria" in timeline
         await page.screenshot(path=str(tmp_path / "object.png"), full_page=True)

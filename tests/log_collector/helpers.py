@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from foto3d.proto.logs import LogBatch, LogRecord
 
@@ -37,15 +35,3 @@ def batch(
             for i in range(n)
         ],
     )
-
-
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition"
-) -> None:
-    """Poll ``cond`` until true (used where the system offers no event to await)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -8,12 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
 
@@ -45,7 +46,7 @@ async def seed(bus: Bus, svc: LogCollector) -> None:
     async def stored() -> bool:
         return await store.count() == 11
 
-    await wait_for(stored, what="seed records")
+    await eventually(stored, what="seed records")
 
 
 async def test_logs_command_filters_formats_and_follows(settings: Settings, bus: Bus) -> None:

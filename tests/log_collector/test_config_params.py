@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from foto3d.libs.config import ConfigError, Settings
-from foto3d.services.log_collector.config import load_config
 from foto3d.services.log_collector.fts import match_expression
 from foto3d.services.log_collector.params import BadParam, parse_time, query_from_params
+from foto3d.services.log_collector.settings import SETTINGS
 
 
 def settings_with(tmp_path: Path, toml: str) -> Settings:
@@ -21,14 +21,14 @@ def test_config_section_and_env_overrides(tmp_path: Path) -> None:
     s = settings_with(
         tmp_path, '[log_collector]\nretention_days = 30\nmax_db_mb = 100\nsynchronous = "full"\n'
     )
-    cfg = load_config(s, env={})
+    cfg = SETTINGS.load(s, env={})
     assert (cfg.retention_days, cfg.max_db_mb, cfg.synchronous, cfg.otlp_endpoint) == (30, 100, "full", None)
     env = {
         "FOTO3D_LOG_RETENTION_DAYS": "2.5",
         "FOTO3D_LOG_MAX_DB_MB": "0",
         "FOTO3D_LOG_OTLP_ENDPOINT": "http://otel:4318",
     }
-    cfg = load_config(s, env=env)
+    cfg = SETTINGS.load(s, env=env)
     assert (cfg.retention_days, cfg.max_db_mb, cfg.otlp_endpoint) == (2.5, 0, "http://otel:4318")
 
 
@@ -43,7 +43,7 @@ def test_config_section_and_env_overrides(tmp_path: Path) -> None:
 )
 def test_bad_settings_are_named(tmp_path: Path, toml: str, env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
-        load_config(settings_with(tmp_path, toml), env=env)
+        SETTINGS.load(settings_with(tmp_path, toml), env=env)
 
 
 def test_query_params() -> None:

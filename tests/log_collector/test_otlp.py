@@ -14,12 +14,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 @dataclass
@@ -94,13 +95,13 @@ async def test_records_are_forwarded_as_otlp_logs_with_attributes(
         async def degraded() -> bool:
             return svc.health().state == "degraded"
 
-        await wait_for(degraded, what="health to report the failing sink")
+        await eventually(degraded, what="health to report the failing sink")
         assert "OTLP" in svc.health().detail
 
         async def all_forwarded() -> bool:
             return len(receiver.records()) >= 4
 
-        await wait_for(all_forwarded, what="4 records at the receiver")
+        await eventually(all_forwarded, what="4 records at the receiver")
         assert svc.health().state == "ok"
         async with aiohttp.ClientSession() as http, http.get(rt.http_url + "/healthz") as r:
             comp = (await r.json())["components"]["log_collector"]

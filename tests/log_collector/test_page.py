@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.signin import sign_in_browser
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 async def test_logs_page_filters_links_paging_and_live_tail(
@@ -34,8 +36,9 @@ async def test_logs_page_filters_links_paging_and_live_tail(
         async def seeded() -> bool:
             return await store.count() == 252
 
-        await wait_for(seeded, what="seed records")
+        await eventually(seeded, what="seed records")
 
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/logs")
         rows = page.locator("#log-table tbody tr")
         await page.wait_for_function("document.querySelectorAll('#log-table tbody tr').length === 200")
@@ -78,7 +81,7 @@ async def test_logs_page_filters_links_paging_and_live_tail(
         # live tail: a new record of this job appears without reloading
         await page.check("#log-live")
         await page.wait_for_function("document.getElementById('log-status').textContent.startsWith('live')")
-        await wait_for(_has_subscriber(svc), what="the page's live stream")
+        await eventually(_has_subscriber(svc), what="the page's live stream")
         await bus.publish(subj, batch(1, start_seq=300, job_id="job-b", level=30, message="brand new record"))
         await bus.publish(subj, batch(1, start_seq=301, job_id="job-a", message="other job"))
         await page.wait_for_function("document.querySelectorAll('#log-table tbody tr').length === 3")

@@ -12,14 +12,15 @@ import threading
 import time
 from pathlib import Path
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.services.log_collector.service import DB_NAME, LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 def db_counts(path: Path) -> tuple[int, int]:
@@ -79,7 +80,7 @@ async def test_nats_server_killed_during_a_20k_burst_stores_every_record_once(
         async def all_stored() -> bool:
             return await store.count() >= total
 
-        await wait_for(all_stored, timeout=60, what=f"{total} records stored")
+        await eventually(all_stored, timeout=60, what=f"{total} records stored")
         rows, distinct = db_counts(store.path)
         assert (rows, distinct) == (total, total)
         assert shipper.stats()["dropped"] == 0

@@ -10,8 +10,8 @@ import textwrap
 from foto3d.libs.config import Settings
 from foto3d.proto.logs import Level, LogQuery
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import wait_for
+from testkit.running import running_services
+from testkit.waiting import eventually
 
 SCRIPT = textwrap.dedent(
     """
@@ -42,7 +42,7 @@ async def test_failing_command_lines_and_exit_status_are_searchable(settings: Se
         async def exit_record_stored() -> bool:
             return bool((await svc.query(LogQuery(job_id="job-run", text="status 3"))).records)
 
-        await wait_for(exit_record_stored, what="the exit-status record")
+        await eventually(exit_record_stored, what="the exit-status record")
         lines = (await svc.query(LogQuery(job_id="job-run", limit=50))).records
         messages = [r.message for r in reversed(lines)]
         assert messages[0].startswith("starting: ")

@@ -7,15 +7,19 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, MAX_MESSAGE_CHARS, LogQuery, LogQueryReply
+from foto3d.proto import subjects
+from foto3d.proto.api import BAD_REQUEST, ServiceError
+from foto3d.proto.logs import LOG_QUERY, MAX_MESSAGE_CHARS, LogQuery
 from foto3d.services.log_collector.service import LogCollector
-from tests.conftest import running_services
-from tests.log_collector.helpers import batch, wait_for
+from testkit.running import running_services
+from testkit.signin import staff_cookie
+from testkit.waiting import eventually
+from tests.log_collector.helpers import batch
 
 
 def collector_of(rt: Any) -> LogCollector:
@@ -37,20 +41,19 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
             subjects.logs("rig", "rig-2"),
             batch(3, source_kind="rig", source_id="rig-2", level=40, job_id=None, message="lamp {i} failed"),
         )
-        await wait_for(lambda: _eq(stored(svc), 43), what="43 records stored")
+        await eventually(lambda: _eq(stored(svc), 43), what="43 records stored")
 
-        reply = await bus.request(LOG_QUERY_SUBJECT, LogQuery(job_id="job-7", limit=5), LogQueryReply)
+        reply = await bus.call(LOG_QUERY, LogQuery(job_id="job-7", limit=5))
         assert [r.seq for r in reply.records] == [39, 38, 37, 36, 35]
         assert reply.next_before_id == reply.records[-1].id
-        reply = await bus.request(
-            LOG_QUERY_SUBJECT, LogQuery(text="lamp failed", min_level=40), LogQueryReply
-        )
+        reply = await bus.call(LOG_QUERY, LogQuery(text="lamp failed", min_level=40))
         assert {r.source_id for r in reply.records} == {"rig-2"} and len(reply.records) == 3
-        # a bad request body gets an error reply, not silence
-        raw = await bus.nc.request(LOG_QUERY_SUBJECT, b'{"limit": 0}', timeout=5)
-        assert "bad query" in (msgspec.json.decode(raw.data, type=LogQueryReply).error or "")
+        # a bad request body gets an error reply (micro's error headers), not silence
+        with pytest.raises(ServiceError, match="bad request") as refused:
+            await bus.call(LOG_QUERY, LogQuery(limit=0), timeout=5)  # Structs validate on decoding only
+        assert refused.value.code == BAD_REQUEST
 
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
             async with http.get(rt.http_url + "/api/logs", params={"level": "error", "kind": "rig"}) as r:
                 body = await r.json()
                 assert r.status == 200 and len(body["records"]) == 3
@@ -108,10 +111,10 @@ async def test_malformed_and_oversized_messages_are_dead_lettered_and_counted(
         await bus.publisher.publish_bytes(subj, good[:-1] + b',"pad":"' + b"p" * 700_000 + b'"}')
         # decodes fine, but one record is 100 kB: stored, cut with a visible marker
         await bus.publish(subj, batch(1, source_id="long-1", message="y" * 100_000))
-        await wait_for(lambda: _eq(stored(svc), 1), what="the long record")
+        await eventually(lambda: _eq(stored(svc), 1), what="the long record")
         # the collector keeps working after all of that
         await bus.publish(subj, batch(5, start_seq=100))
-        await wait_for(lambda: _eq(stored(svc), 6), what="records after bad input")
+        await eventually(lambda: _eq(stored(svc), 6), what="records after bad input")
 
         stats = svc.stats()
         assert (stats["malformed"], stats["oversized"], stats["truncated"]) == (2, 1, 1)
@@ -124,13 +127,16 @@ async def test_malformed_and_oversized_messages_are_dead_lettered_and_counted(
         assert sum("malformed" in r and "oversized" not in r for r in reasons) == 2
         assert dead[0][0] == b"this is not json"  # the original bytes are kept
         assert all(h["F3D-Original-Subject"] == subj for _, h in dead)
-        async with aiohttp.ClientSession() as http, http.get(rt.http_url + "/api/logs/stats") as r:
+        async with (
+            aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http,
+            http.get(rt.http_url + "/api/logs/stats") as r,
+        ):
             assert (await r.json())["malformed"] == 2
 
 
 async def test_live_tail_streams_committed_records_matching_the_filter(settings: Settings, bus: Bus) -> None:
     async with running_services(settings, ["log_collector"]) as rt:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
             url = rt.http_url + "/api/logs/stream"
             async with http.get(url, params={"level": "error", "job": "job-9"}) as resp:
                 assert resp.headers["Content-Type"].startswith("text/event-stream")
@@ -153,7 +159,7 @@ async def test_live_tail_streams_committed_records_matching_the_filter(settings:
                     (6, "boom 1", "Traceback…"),
                 ]
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http,
             http.get(rt.http_url + "/api/logs/stream", params={"level": "x"}) as resp,
         ):
             assert resp.status == 400

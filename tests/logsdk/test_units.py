@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from foto3d.libs.logsdk.lines import LineClassifier, clean_line
@@ -58,9 +60,13 @@ def test_spool_orders_by_seq_and_drops_oldest_at_cap(tmp_path: Path) -> None:
 
 def test_spool_ignores_half_written_files(tmp_path: Path) -> None:
     sp = Spool(tmp_path, max_bytes=10_000)
-    (sp.dir / "rig+a+00000000000000000000+00000000000000000001+2+x.batch.tmp").write_bytes(b"{")
+    crashed = sp.dir / "rig+a+00000000000000000000+00000000000000000001+2+x.batch.tmp"
+    crashed.write_bytes(b"{")
+    os.utime(crashed, (time.time() - 3600, time.time() - 3600))
+    live = sp.dir / "rig+b+00000000000000000000+00000000000000000001+2+y.batch.tmp"
+    live.write_bytes(b"{")  # another shipper is writing it right now
     assert Spool(tmp_path, max_bytes=10_000).entries() == []
-    assert not list(sp.dir.iterdir())
+    assert list(sp.dir.iterdir()) == [live]  # a crash's leftover goes, a live write stays
 
 
 def test_clean_line_takes_last_progress_segment_and_strips_colour() -> None:

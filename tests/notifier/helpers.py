@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.logs import Level, LogBatch, LogRecord
 
 FAST = """

@@ -16,10 +16,12 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
-from foto3d.services.notifier.config import parse_smtp_url
 from foto3d.services.notifier.service import Notifier
-from tests.conftest import running_services
-from tests.notifier.conftest import SmtpServer, wait_for
+from foto3d.services.notifier.settings import parse_smtp_url
+from testkit.running import running_services
+from testkit.servers import SmtpServer
+from testkit.signin import sign_in_browser
+from testkit.waiting import eventually
 from tests.notifier.helpers import notifier_settings
 
 
@@ -45,11 +47,11 @@ async def test_silent_trainer_raises_interruption_then_recovery_across_a_restart
         assert isinstance(svc, Notifier) and svc.watch is not None
         watch = svc.watch
         hb.start()
-        await wait_for(lambda: ("trainer", "gpu-7") in watch.participants, what="first beat")
+        await eventually(lambda: ("trainer", "gpu-7") in watch.participants, what="first beat")
         await hb.stop(clean=False)  # the trainer dies: no goodbye
         silent_at = hb.last_beat_at
         assert silent_at is not None
-        await wait_for(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
+        await eventually(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
         delay = smtp.inbox.accepted_at[0] - silent_at
         assert 0.6 <= delay <= 0.6 + 1.0, delay  # grace = 3 x 0.2 s
         (subject,) = smtp.inbox.subjects()
@@ -64,7 +66,7 @@ async def test_silent_trainer_raises_interruption_then_recovery_across_a_restart
         step[0] = 41
         hb = trainer(bus, step)
         hb.start()
-        await wait_for(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the recovery mail")
+        await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the recovery mail")
         recovered = smtp.inbox.messages[1]
         assert smtp.inbox.subjects()[1] == "[foto3d RECOVERED] trainer gpu-7 is silent"
         assert recovered["In-Reply-To"] == smtp.inbox.messages[0]["References"]
@@ -87,7 +89,7 @@ async def test_malformed_heartbeat_is_ignored_and_counted(
         assert isinstance(svc, Notifier) and svc.watch is not None
         await bus.nc.publish("f3d.hb.x.y", b'{"type": "heartbeat/1", "kind": "x"}')
         await bus.nc.publish("f3d.hb.x.z", b"not json")
-        await wait_for(lambda: svc.watch is not None and svc.watch.malformed >= 2, what="malformed count")
+        await eventually(lambda: svc.watch is not None and svc.watch.malformed >= 2, what="malformed count")
         assert "f3d.hb.x" in svc.watch.last_malformed
         assert svc.health().state == "ok" and svc.health().extra["malformed_heartbeats"] >= 2
     _, malformed = await read_heartbeats(bus.js)
@@ -160,6 +162,7 @@ async def test_status_cli_and_page_list_participants(
             assert any(k == "service" and i.startswith("notifier.") for k, i in rows)
             _, table, _ = await cli(env, "status", "--data", str(tmp_path / "x"))
             assert "STATE" in table and "j99" in table and "75%" in table
+            await sign_in_browser(page, settings, rt.http_url)
             await page.goto(rt.http_url + "/status")
             await page.wait_for_selector("tr[data-kind=job][data-id=j99]")
             await page.wait_for_selector("tr[data-kind=job][data-id=j99] .badge.alive")

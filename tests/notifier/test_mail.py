@@ -11,15 +11,17 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised
 from foto3d.proto.jobs import JobDead, JobFailed
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogQuery, LogQueryReply
+from foto3d.proto.logs import LOG_QUERY, Level, LogQuery
 from foto3d.services.notifier.service import Notifier
-from tests.conftest import free_port, running_services
-from tests.notifier.conftest import SmtpServer, wait_for
+from testkit.running import running_services
+from testkit.servers import SmtpServer, free_port
+from testkit.signin import sign_in_browser
+from testkit.waiting import eventually
 from tests.notifier.helpers import batch, info_lines, notifier_settings, publish_batch
 
 
@@ -53,7 +55,7 @@ async def test_error_record_gives_one_mail_with_content_and_webhook(
             q = LogQuery(job_id="job42", limit=50)
 
             async def stored() -> int:
-                return len((await bus.request(LOG_QUERY_SUBJECT, q, LogQueryReply)).records)
+                return len((await bus.call(LOG_QUERY, q)).records)
 
             for _ in range(250):
                 if await stored() == 30:
@@ -61,8 +63,8 @@ async def test_error_record_gives_one_mail_with_content_and_webhook(
                 await asyncio.sleep(0.02)
             err = (int(Level.ERROR), "CUDA out of memory while training")
             await publish_batch(bus, batch([*info_lines(34)[30:], err], seq0=30))
-            await wait_for(lambda: smtp.inbox.messages, what="the alert mail")
-            await wait_for(lambda: hooks, what="the webhook")
+            await eventually(lambda: smtp.inbox.messages, what="the alert mail")
+            await eventually(lambda: hooks, what="the webhook")
             await asyncio.sleep(0.6)  # longer than the group wait: nothing else may follow
             assert len(smtp.inbox.messages) == 1
             msg = smtp.inbox.messages[0]
@@ -105,7 +107,7 @@ async def test_burst_of_100_identical_errors_gives_one_grouped_mail(
         for b in range(4):
             recs = [(int(Level.ERROR), f"upload of part {b * 25 + i} failed: timeout") for i in range(25)]
             await publish_batch(bus, batch(recs, seq0=b * 25))
-        await wait_for(lambda: smtp.inbox.messages, what="the grouped mail")
+        await eventually(lambda: smtp.inbox.messages, what="the grouped mail")
         await asyncio.sleep(0.8)
         assert len(smtp.inbox.messages) == 1
         assert smtp.inbox.subjects()[0].startswith(
@@ -123,12 +125,12 @@ async def test_smtp_down_then_mail_delivered_once(
     async with running_services(settings, ["notifier"]) as rt:
         svc = notifier_of(rt)
         await publish_batch(bus, batch([(int(Level.CRITICAL), "disk full on /data")]))
-        await wait_for(lambda: svc.health().state == "degraded", what="degraded health")
+        await eventually(lambda: svc.health().state == "degraded", what="degraded health")
         assert "cannot send alerts" in svc.health().detail
-        await wait_for(lambda: svc.sender is not None and svc.sender.health.failures >= 2, what="retries")
+        await eventually(lambda: svc.sender is not None and svc.sender.health.failures >= 2, what="retries")
         smtp.start()
-        await wait_for(lambda: smtp.inbox.messages, what="the delayed mail")
-        await wait_for(lambda: svc.health().state == "ok", what="health back to ok")
+        await eventually(lambda: smtp.inbox.messages, what="the delayed mail")
+        await eventually(lambda: svc.health().state == "ok", what="health back to ok")
         await asyncio.sleep(1.0)  # longer than the retry backoff: a duplicate would show up
         assert smtp.inbox.subjects() == ["[foto3d CRITICAL] CRITICAL in trainer gpu-1: disk full on /data"]
 
@@ -153,7 +155,7 @@ async def test_restart_mid_alert_neither_duplicates_nor_loses(
         assert not smtp.inbox.messages
     # restarted: the recorded alert is still due, the log batch is not counted twice
     async with running_services(settings, ["notifier"], http=False) as rt:
-        await wait_for(lambda: smtp.inbox.messages, what="the mail after restart")
+        await eventually(lambda: smtp.inbox.messages, what="the mail after restart")
         await publish_batch(bus, batch([(int(Level.ERROR), "render crashed")]))
         await asyncio.sleep(0.8)
         assert smtp.inbox.subjects() == ["[foto3d ERROR] ERROR in trainer gpu-1: render crashed"]
@@ -180,10 +182,11 @@ async def test_job_events_without_smtp_go_to_local_outbox_and_alerts_page(
         await bus.publish(subjects.job_events("j7"), failed)
         await bus.publish(subjects.job_events("j8"), dead)
         outbox = settings.service_dir("notifier") / "outbox"
-        files = await wait_for(lambda: len(list(outbox.glob("*.eml"))) == 2 and list(outbox.glob("*.eml")))
+        files = await eventually(lambda: len(list(outbox.glob("*.eml"))) == 2 and list(outbox.glob("*.eml")))
         texts = sorted(f.read_text() for f in files)
         assert any("job j7 (acme-chair-002) failed" in t and "COLMAP found no poses" in t for t in texts)
         assert any("[foto3d CRITICAL] job j8 (acme-chair-003) is dead after 3 attempt(s)" in t for t in texts)
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/alerts")
         await page.wait_for_selector("#outbox tbody tr[data-channel=file]")
         assert await page.locator("#outbox tbody tr").count() == 2

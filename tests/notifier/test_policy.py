@@ -16,14 +16,15 @@ from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.alerts import Severity
 from foto3d.proto.logs import Level
-from foto3d.services.notifier.config import NotifierConfig
 from foto3d.services.notifier.delivery import HOUR
 from foto3d.services.notifier.model import AlertInfo, normalize_message
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.store import OutboxRow
-from tests.conftest import running_services
-from tests.notifier.conftest import SmtpServer, wait_for
+from testkit.running import running_services
+from testkit.servers import SmtpServer
+from testkit.waiting import eventually
 from tests.notifier.helpers import batch, notifier_settings, publish_batch
 
 
@@ -35,12 +36,12 @@ async def test_repeat_interval_sums_later_occurrences_into_one_follow_up(
     async with running_services(settings, ["notifier"], http=False):
         err = [(int(Level.ERROR), "checksum mismatch in part 3")]
         await publish_batch(bus, batch(err))
-        await wait_for(lambda: smtp.inbox.messages, what="first mail")
+        await eventually(lambda: smtp.inbox.messages, what="first mail")
         for _ in range(3):
             await publish_batch(bus, batch(err))
         await asyncio.sleep(0.5)
         assert len(smtp.inbox.messages) == 1  # still inside the repeat interval
-        await wait_for(lambda: len(smtp.inbox.messages) == 2, timeout=3, what="the follow-up")
+        await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=3, what="the follow-up")
         assert smtp.inbox.subjects()[1].startswith("[foto3d ERROR] (×4) ERROR in trainer gpu-1: checksum")
         assert smtp.inbox.subjects()[1].endswith("still happening")
         await asyncio.sleep(1.3)  # nothing new: no third mail
@@ -59,7 +60,7 @@ async def test_rate_limit_holds_mail_back_without_dropping_it(
         words = ("alpha", "beta", "gamma")
         for word in words:
             await publish_batch(bus, batch([(int(Level.ERROR), f"{word} failed")], source_id=word))
-        await wait_for(lambda: len(smtp.inbox.messages) == 2, what="two mails")
+        await eventually(lambda: len(smtp.inbox.messages) == 2, what="two mails")
 
         async def held() -> list[OutboxRow]:
             return [r for r in await store.pending() if r.channel == "smtp"]
@@ -108,17 +109,17 @@ async def test_a_delivery_ending_while_the_outbox_is_read_is_not_sent_again(
             flying = {r.id for r in rows if r.channel == "smtp"} & sender._inflight
             if flying and not raced.is_set():
                 release.set()
-                await wait_for(lambda: not flying & sender._inflight, what="the mail to be marked sent")
+                await eventually(lambda: not flying & sender._inflight, what="the mail to be marked sent")
                 raced.set()
             return rows
 
         monkeypatch.setattr(store, "pending", pending_while_the_mail_completes)
         await publish_batch(bus, batch([(int(Level.ERROR), "lens cap on")]))
-        await wait_for(lambda: smtp.inbox.messages, what="the mail at the server")
+        await eventually(lambda: smtp.inbox.messages, what="the mail at the server")
         sender.wake()  # a pass while the mail is in flight
         await raced.wait()
         # The pass that read the stale row has started whatever it took as due by now.
-        await wait_for(lambda: not sender._inflight, what="the sender to be idle")
+        await eventually(lambda: not sender._inflight, what="the sender to be idle")
         assert smtp.inbox.subjects() == ["[foto3d ERROR] ERROR in trainer gpu-1: lens cap on"]
         assert not [r for r in await real_pending() if r.channel == "smtp"]
 
@@ -132,10 +133,10 @@ async def test_restarted_service_closes_its_interruption_as_replaced(
         old.start()
         await asyncio.sleep(0.3)
         await old.stop(clean=False)  # killed
-        await wait_for(lambda: smtp.inbox.messages, timeout=5, what="interruption mail")
+        await eventually(lambda: smtp.inbox.messages, timeout=5, what="interruption mail")
         new = HeartbeatSender(bus, "service", "queue.host-bbb", host="box", interval=0.2)
         new.start()
-        await wait_for(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="recovery mail")
+        await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="recovery mail")
         await new.stop()
         assert smtp.inbox.subjects() == [
             "[foto3d ERROR] service queue.host-aaa is silent",
@@ -172,7 +173,7 @@ stop = true
 to = ["never@example.com"]
 """
     )
-    cfg = NotifierConfig.load(Settings.load(data_dir=tmp_path))
+    cfg = NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))
 
     def info(sev: Severity, kind: str, obj: str | None) -> AlertInfo:
         return AlertInfo(
@@ -194,7 +195,7 @@ to = ["never@example.com"]
 
     (tmp_path / "foto3d.toml").write_text('[notifier]\nto = ["not-an-address"]\n')
     with pytest.raises(ConfigError, match="not an email address"):
-        NotifierConfig.load(Settings.load(data_dir=tmp_path))
+        NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))
     (tmp_path / "foto3d.toml").write_text("[notifier]\ngroup_wiat = 1\n")
     with pytest.raises(ConfigError, match="group_wiat"):
-        NotifierConfig.load(Settings.load(data_dir=tmp_path))
+        NotifierConfig.resolve(SETTINGS.load(Settings.load(data_dir=tmp_path)))

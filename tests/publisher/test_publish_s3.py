@@ -18,9 +18,10 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import decode_png_size
 from foto3d.proto.objects import PublishProgress, publish_progress_subject
-from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train, wait_for
-from tests.conftest import running_services
-from tests.publisher.conftest import MotoServer
+from testkit.running import running_services
+from testkit.servers import MotoServer
+from testkit.waiting import eventually
+from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train
 
 BUCKET = "models-test"
 MiB = 1024 * 1024
@@ -69,7 +70,7 @@ async def approved_object(
         _, o = await call(s, "GET", f"/api/objects/{oid}")
         return bool(o["stage"] == "in_review")
 
-    await wait_for(in_review, "training events")
+    await eventually(in_review, "training events")
     st, body = await call(s, "POST", f"/api/objects/{oid}/review", APPROVE)
     assert st == 200, body
     return oid, job

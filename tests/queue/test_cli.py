@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from foto3d.libs.config import Settings
-from tests.conftest import running_services
+from testkit.running import running_services
 
 
 async def foto3d(settings: Settings, *args: str) -> tuple[int, str, str]:

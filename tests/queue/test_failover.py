@@ -18,12 +18,12 @@ import nats.errors
 import pytest
 
 from foto3d.libs.bus.connection import connect
-from foto3d.proto.jobs import JobsList, JobsQuery, SubmitReply, SubmitRequest
-from foto3d.services.queue import api
-from foto3d.services.queue.leader import job_id_for
-from foto3d.services.queue.lease import BUCKET, KEY, LeaseHolder
-from tests.queue.cluster import connections, provision_r3, start_cluster, start_queue_ready
-from tests.queue.trainer_stub import StubTrainer
+from foto3d.proto.api import ServiceError
+from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, job_id_for
+from foto3d.services.queue.lease import KEY, LeaseHolder
+from foto3d.services.queue.topology import LEADER_LEASE
+from testkit.cluster import connections, provision_r3, start_cluster, start_queue_ready
+from testkit.trainer_stub import StubTrainer
 
 JOBS = 40
 
@@ -37,7 +37,7 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
     trainers = [StubTrainer(bus, f"t{i}", work_s=0.05) for i in range(2)]
     try:
         await provision_r3(bus)
-        kv = await bus.js.key_value(BUCKET)
+        kv = await bus.js.key_value(LEADER_LEASE.bucket)
 
         async def holder() -> str | None:
             try:
@@ -71,10 +71,9 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
                 req = SubmitRequest(object_id=f"acme-item-{i:03d}", dataset=str(dataset), request_id=rid)
                 while True:  # a rig resends with the same request id until it has an answer
                     try:
-                        reply = await bus.request(api.SUBMIT, req, SubmitReply, timeout=3)
-                        if reply.ok:
-                            break
-                    except (TimeoutError, nats.errors.Error):
+                        await bus.call(SUBMIT, req, timeout=3)
+                        break
+                    except (TimeoutError, nats.errors.Error, ServiceError):
                         pass
                     await asyncio.sleep(0.3)
                 await asyncio.sleep(0.05)
@@ -93,7 +92,7 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
         expected = {job_id_for(r) for r in request_ids}
         deadline = time.monotonic() + 30
         while True:
-            listed = await bus.request(api.LIST, JobsQuery(limit=1000), JobsList, timeout=5)
+            listed = await bus.call(LIST, JobsQuery(limit=1000), timeout=5)
             if listed.counts.get("succeeded") == JOBS:
                 break
             assert time.monotonic() < deadline, f"jobs did not all finish: {listed.counts}"

@@ -7,13 +7,15 @@ from typing import Any
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.signin import sign_in_browser
+from testkit.trainer_stub import StubTrainer
 from tests.queue.test_queue import submit
-from tests.queue.trainer_stub import StubTrainer
 
 
 async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Settings, dataset: Path) -> None:
     async with running_services(settings, ["queue"]) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
         await page.goto(rt.http_url + "/jobs")
         assert await page.title() == "Jobs · foto3d"
         trainer = StubTrainer(bus, "gpu-box-1", work_s=4.0)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -13,8 +11,13 @@ import pytest
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto.api import BAD_REQUEST, CONFLICT, ERROR_CODE_HEADER, ERROR_HEADER, NOT_FOUND, ServiceError
 from foto3d.proto.jobs import (
-    JobActionReply,
+    CANCEL,
+    GET,
+    LIST,
+    REQUEUE,
+    SUBMIT,
     JobDetail,
     JobRef,
     JobsList,
@@ -23,41 +26,36 @@ from foto3d.proto.jobs import (
     SubmitReply,
     SubmitRequest,
     TrainOptions,
+    job_id_for,
 )
-from foto3d.services.queue import api
-from foto3d.services.queue.leader import job_id_for
-from tests.conftest import running_services
-from tests.queue.trainer_stub import StubTrainer
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``check`` (the state lives in another component) until true or the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from testkit.running import running_services
+from testkit.trainer_stub import StubTrainer
+from testkit.waiting import eventually
 
 
 async def submit(bus: Bus, object_id: str, dataset: Path | str, **kw: object) -> SubmitReply:
     req = msgspec.convert({"object_id": object_id, "dataset": str(dataset), **kw}, SubmitRequest)
     for _ in range(50):
         try:
-            return await bus.request(api.SUBMIT, req, SubmitReply, timeout=10)
+            return await bus.call(SUBMIT, req, timeout=10)
         except nats.errors.NoRespondersError:
             # Rarely, right after start, the endpoints are not routable yet; a client retries.
             await asyncio.sleep(0.1)
-    return await bus.request(api.SUBMIT, req, SubmitReply, timeout=10)
+    return await bus.call(SUBMIT, req, timeout=10)
 
 
 async def job(bus: Bus, job_id: str) -> JobDetail:
-    return await bus.request(api.GET, JobRef(job_id=job_id), JobDetail)
+    return await bus.call(GET, JobRef(job_id=job_id))
 
 
 async def state_is(bus: Bus, job_id: str, state: JobState) -> bool:
-    d = await job(bus, job_id)
-    return d.job is not None and d.job.state == state
+    try:
+        d = await job(bus, job_id)
+    except ServiceError as exc:
+        if exc.code == NOT_FOUND:  # not recorded yet
+            return False
+        raise
+    return d.job.state == state
 
 
 async def test_submit_runs_to_success_with_timeline(bus: Bus, settings: Settings, dataset: Path) -> None:
@@ -66,16 +64,16 @@ async def test_submit_runs_to_success_with_timeline(bus: Bus, settings: Settings
         trainer.start()
         try:
             reply = await submit(bus, "acme-chair-001", dataset, options={"steps": 500})
-            assert reply.ok and reply.job_id and not reply.duplicate
-            await until(lambda: state_is(bus, reply.job_id or "", JobState.SUCCEEDED), what="success")
+            assert reply.job_id and not reply.duplicate
+            await eventually(lambda: state_is(bus, reply.job_id or "", JobState.SUCCEEDED), what="success")
             d = await job(bus, reply.job_id)
             assert d.job is not None and d.job.options == TrainOptions(steps=500)
             assert [t.type for t in d.timeline] == ["job.queued", "job.started", "job.succeeded"]
             assert trainer.ran == [(reply.job_id, 1)]
             again = await submit(bus, "acme-chair-001", dataset, options={"steps": 500})
-            assert again.ok and again.duplicate and again.job_id == reply.job_id
+            assert again.duplicate and again.job_id == reply.job_id
             other = await submit(bus, "acme-chair-001", dataset, options={"steps": 600})
-            assert other.ok and not other.duplicate and other.job_id != reply.job_id
+            assert not other.duplicate and other.job_id != reply.job_id
         finally:
             await trainer.stop()
 
@@ -105,11 +103,13 @@ async def test_invalid_submissions_are_refused_readably(
     path = {"good": dataset, "missing": tmp_path / "nope", "empty": empty}[dataset_kind]
     body = msgspec.json.encode({"object_id": object_id, "dataset": str(path), "options": options})
     async with running_services(settings, ["queue"], http=False):
-        msg = await bus.nc.request(api.SUBMIT, body, timeout=10)
-        reply = msgspec.json.decode(msg.data, type=SubmitReply)
-    assert not reply.ok and reply.job_id is None
-    assert reply.error and expected in reply.error, reply.error
-    assert "Expected" not in reply.error
+        msg = await bus.nc.request(SUBMIT.subject, body, timeout=10)
+    # The micro error convention: no body, the reason in the headers.
+    headers = msg.headers or {}
+    assert headers.get(ERROR_CODE_HEADER) == BAD_REQUEST and not msg.data
+    error = headers.get(ERROR_HEADER, "")
+    assert expected in error, error
+    assert "Expected" not in error
 
 
 async def test_vip_is_taken_before_normal(bus: Bus, settings: Settings, tmp_path: Path) -> None:
@@ -120,12 +120,12 @@ async def test_vip_is_taken_before_normal(bus: Bus, settings: Settings, tmp_path
             d.mkdir()
             (d / "transforms.json").write_text("{}")
             r = await submit(bus, f"acme-item-{i:03d}", d, priority=prio)
-            assert r.ok and r.job_id
+            assert r.job_id
             ids[r.job_id] = prio
         trainer = StubTrainer(bus, "t1")
         trainer.start()
         try:
-            await until(lambda: _async(len(trainer.ran) == 5), what="5 jobs run")
+            await eventually(lambda: _async(len(trainer.ran) == 5), what="5 jobs run")
         finally:
             await trainer.stop()
         order = [ids[j] for j, _ in trainer.ran]
@@ -144,7 +144,7 @@ async def test_retries_with_backoff_then_dead_letter(bus: Bus, settings: Setting
         try:
             reply = await submit(bus, "acme-chair-001", dataset)
             jid = reply.job_id or ""
-            await until(lambda: state_is(bus, jid, JobState.DEAD), what="dead")
+            await eventually(lambda: state_is(bus, jid, JobState.DEAD), what="dead")
         finally:
             await trainer.stop()
         d = await job(bus, jid)
@@ -181,7 +181,7 @@ async def test_max_deliver_advisory_makes_the_job_dead(bus: Bus, settings: Setti
         try:
             reply = await submit(bus, "acme-chair-001", dataset)
             jid = reply.job_id or ""
-            await until(lambda: state_is(bus, jid, JobState.DEAD), what="dead after MaxDeliver")
+            await eventually(lambda: state_is(bus, jid, JobState.DEAD), what="dead after MaxDeliver")
         finally:
             await dying.stop()
         d = await job(bus, jid)
@@ -196,23 +196,24 @@ async def test_cancel_and_requeue(bus: Bus, settings: Settings, dataset: Path) -
     async with running_services(settings, ["queue"], http=False):
         reply = await submit(bus, "acme-chair-001", dataset)
         jid = reply.job_id or ""
-        res = await bus.request(api.CANCEL, JobRef(job_id=jid, reason="wrong lens"), JobActionReply)
-        assert res.ok and res.state == JobState.CANCELLED
+        res = await bus.call(CANCEL, JobRef(job_id=jid, reason="wrong lens"))
+        assert res.state == JobState.CANCELLED
         info = await bus.js.stream_info("WORK")
         assert info.state.messages == 0  # its waiting work was withdrawn
-        again = await bus.request(api.CANCEL, JobRef(job_id=jid), JobActionReply)
-        assert not again.ok and again.error and "already cancelled" in again.error
+        with pytest.raises(ServiceError, match="already cancelled") as refused:
+            await bus.call(CANCEL, JobRef(job_id=jid))
+        assert refused.value.code == CONFLICT
         trainer = StubTrainer(bus, "t1")
         trainer.start()
         try:
-            res = await bus.request(api.REQUEUE, JobRef(job_id=jid), JobActionReply)
-            assert res.ok
-            await until(lambda: state_is(bus, jid, JobState.SUCCEEDED), what="requeued job succeeds")
+            res = await bus.call(REQUEUE, JobRef(job_id=jid))
+            assert res.state == JobState.QUEUED
+            await eventually(lambda: state_is(bus, jid, JobState.SUCCEEDED), what="requeued job succeeds")
         finally:
             await trainer.stop()
         assert trainer.ran == [(jid, 2)]
-        res = await bus.request(api.REQUEUE, JobRef(job_id=jid), JobActionReply)
-        assert not res.ok and res.error and "only dead, failed or cancelled" in res.error
+        with pytest.raises(ServiceError, match="only dead, failed or cancelled"):
+            await bus.call(REQUEUE, JobRef(job_id=jid))
 
 
 async def test_restart_keeps_every_job(bus: Bus, settings: Settings, dataset: Path) -> None:
@@ -235,10 +236,10 @@ async def _list(bus: Bus) -> JobsList:
     # The restarted instance's endpoints may take a moment to be routable.
     for _ in range(50):
         try:
-            return await bus.request(api.LIST, JobsQuery(), JobsList)
+            return await bus.call(LIST, JobsQuery())
         except nats.errors.NoRespondersError:
             await asyncio.sleep(0.1)
-    return await bus.request(api.LIST, JobsQuery(), JobsList)
+    return await bus.call(LIST, JobsQuery())
 
 
 async def test_durable_submissions_from_the_stream(bus: Bus, settings: Settings, dataset: Path) -> None:
@@ -249,7 +250,7 @@ async def test_durable_submissions_from_the_stream(bus: Bus, settings: Settings,
         await bus.publish("f3d.jobs.submit", req, msg_id=req.request_id)
     jid = job_id_for("rig7-0001")
     async with running_services(settings, ["queue"], http=False):
-        await until(lambda: state_is(bus, jid, JobState.QUEUED), what="job from the stream")
+        await eventually(lambda: state_is(bus, jid, JobState.QUEUED), what="job from the stream")
         dead = await bus.js.get_last_msg("DEAD", "f3d.dead.submissions")
         assert dead.headers and "does not exist" in dead.headers["F3D-Reason"]
         listed = await _list(bus)

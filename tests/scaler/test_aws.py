@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,16 +13,17 @@ from typing import Any
 import boto3
 import pytest
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
 from foto3d.proto.base import encode
 from foto3d.proto.heartbeat import Heartbeat
 from foto3d.services.scaler.backends.aws_ec2 import AwsEc2Backend
-from foto3d.services.scaler.config import AwsConfig
 from foto3d.services.scaler.policy import LaunchRequest
 from foto3d.services.scaler.service import Scaler
-from tests.conftest import free_port, running_services
+from foto3d.services.scaler.settings import AwsSettings
+from testkit.running import running_services
+from testkit.servers import MotoServer, free_port
 from tests.trainer.helpers import make_dataset, submit_work, work_item
 
 REGION = "eu-central-1"
@@ -32,21 +31,9 @@ REGION = "eu-central-1"
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < end, "moto_server did not start"
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = MotoServer(free_port()).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -63,8 +50,8 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     return ec2
 
 
-def aws_cfg(moto_url: str) -> AwsConfig:
-    return AwsConfig(
+def aws_cfg(moto_url: str) -> AwsSettings:
+    return AwsSettings(
         region=REGION,
         endpoint_url=moto_url,
         image="registry.example/foto3d-trainer:1",

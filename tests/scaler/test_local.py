@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,8 @@ from foto3d.libs.config import Settings
 from foto3d.proto.jobs import JobSucceeded
 from foto3d.services.scaler.backends.local import LocalBackend
 from foto3d.services.scaler.service import Scaler
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
 from tests.trainer.helpers import EventLog, fake_env, make_dataset, submit_work, work_item
 
 
@@ -23,13 +22,6 @@ def fake_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """This host 'has' nerfstudio (the fakes) and trainers beat fast."""
     for k, v in fake_env({"FOTO3D_TRAINER_HEARTBEAT": "0.3"}).items():
         monkeypatch.setenv(k, v)
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def scaler_of(rt: object) -> Scaler:
@@ -57,9 +49,9 @@ async def test_starts_a_trainer_for_waiting_work_and_stops_it_when_idle(
         assert isinstance(backend, LocalBackend)
         proc = next(iter(backend._procs.values())).proc
         # idle for longer than the grace: stopped cleanly (the trainer exits 0)
-        await wait_until(lambda: scaler.stopped == 1, 15, "the idle trainer to be stopped")
+        await eventually(lambda: scaler.stopped == 1, "the idle trainer to be stopped", 15)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-        await wait_until(lambda: not scaler._machines, 5, "the scaler to forget the stopped trainer")
+        await eventually(lambda: not scaler._machines, "the scaler to forget the stopped trainer", 5)
     assert (settings.data_dir / "scaler" / "local").is_dir()
 
 
@@ -82,7 +74,7 @@ async def test_one_trainer_per_dataset_exits_after_its_job(
         scaler = scaler_of(rt)
         done = [await log.wait_for(JobSucceeded, timeout=30) for log in logs]
         assert done[0].actor != done[1].actor, "one trainer ran both datasets"
-        await wait_until(lambda: scaler.launched == 2 and not scaler._machines, 20, "both trainers to exit")
+        await eventually(lambda: scaler.launched == 2 and not scaler._machines, "both trainers to exit", 20)
         assert scaler.stopped == 0, "the trainers should have exited by themselves"
 
 
@@ -96,7 +88,7 @@ async def test_says_plainly_when_no_trainer_can_start_here(
     async with running_services(settings, ["scaler"], http=False) as rt:
         scaler = scaler_of(rt)
         assert "no trainer can start on this host: ns-train is not on PATH" in scaler.banner()[0]
-        await wait_until(lambda: scaler.last_view.pending == 1, 5, "the scaler to see the waiting job")
+        await eventually(lambda: scaler.last_view.pending == 1, "the scaler to see the waiting job", 5)
         assert scaler.launched == 0
         health = scaler.health()
         assert health.state == "degraded" and "1 job(s) wait" in health.detail

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from foto3d.services.scaler.config import ScalerConfig
 from foto3d.services.scaler.policy import Machine, TrainerSeen, plan
+from foto3d.services.scaler.settings import ScalerSettings
 
 NOW = 10_000.0
 
 
-def cfg(**kw: object) -> ScalerConfig:
+def cfg(**kw: object) -> ScalerSettings:
     base: dict[str, object] = {"max_trainers": 4, "idle_grace_s": 60, "startup_timeout_s": 300}
     base.update(kw)
-    return ScalerConfig(**base)  # type: ignore[arg-type]
+    return ScalerSettings(**base)  # type: ignore[arg-type]
 
 
 def test_starts_one_machine_per_waiting_job_named_after_it() -> None:

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
 from foto3d.proto.jobs import JobEvent, JobFailed, TrainOptions, WorkItem
 from foto3d.proto.logs import LogBatch, LogRecord
 

@@ -16,7 +16,8 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.jobs import JobStarted, JobSucceeded
-from tests.conftest import running_services
+from testkit.running import running_services
+from testkit.waiting import eventually
 from tests.trainer.helpers import (
     EventLog,
     fake_env,
@@ -48,14 +49,6 @@ def read_ledger(path: Path) -> list[tuple[str, int, float]]:
     return rows
 
 
-async def wait_until(cond: object, timeout: float, what: str) -> None:
-    assert callable(cond)
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_sigterm_hands_the_job_back(
     nats_server: NatsServer,
     bus: Bus,
@@ -80,7 +73,7 @@ async def test_sigterm_hands_the_job_back(
     await submit_work(bus, item)
     first = await events.wait_for(JobStarted, timeout=20)
     assert first.actor == "trainer:trainer-a"
-    await wait_until(lambda: read_ledger(ledger), 10, "ns-train to start")
+    await eventually(lambda: read_ledger(ledger), "ns-train to start", 10)
     ns_pid = read_ledger(ledger)[0][1]
 
     # A second trainer (this process, no hang) is ready to take what A hands back.
@@ -128,7 +121,7 @@ async def test_sigkill_redelivers_to_another_trainer_never_twice_at_once(
         beating.add(getattr(msg, "subject", "").rsplit(".", 1)[-1])
 
     sub = await bus.nc.subscribe("f3d.hb.trainer.*", cb=on_beat)
-    await wait_until(lambda: beating >= set(trainers), 20, "both trainers to beat")
+    await eventually(lambda: beating >= set(trainers), "both trainers to beat", 20)
     await sub.unsubscribe()
     for durable in ("trainer-vip", "trainer-normal"):
         cfg = (await bus.js.consumer_info("WORK", durable)).config
@@ -141,7 +134,7 @@ async def test_sigkill_redelivers_to_another_trainer_never_twice_at_once(
     first = await events.wait_for(JobStarted, timeout=15)
     owner = first.actor.removeprefix("trainer:")
     other = next(n for n in trainers if n != owner)
-    await wait_until(lambda: read_ledger(ledger), 10, "ns-train to start")
+    await eventually(lambda: read_ledger(ledger), "ns-train to start", 10)
     await asyncio.sleep(4.0)  # longer than ack_wait: the keepalive must keep the job with its owner
     assert len(events.of(JobStarted)) == 1, "job redelivered while its trainer was alive"
     assert [r[0] for r in read_ledger(ledger)] == ["start"]
@@ -150,7 +143,7 @@ async def test_sigkill_redelivers_to_another_trainer_never_twice_at_once(
     killed_at = time.time()
     trainers[owner].wait(5)
     first_ns_pid = read_ledger(ledger)[0][1]
-    await wait_until(lambda: not pid_alive(first_ns_pid), 5, "the killed trainer's ns-train to die with it")
+    await eventually(lambda: not pid_alive(first_ns_pid), "the killed trainer's ns-train to die with it", 5)
 
     second = await events.wait_for(JobStarted, count=2, timeout=15)
     assert second.actor == f"trainer:{other}"

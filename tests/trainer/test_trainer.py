@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.jobs import JobCancelled, JobFailed, JobProgress, JobStarted, JobSucceeded
 from foto3d.services.trainer.service import Trainer
-from tests.conftest import running_services
+from testkit.running import running_services
 from tests.trainer.helpers import (
     EventLog,
     fake_env,

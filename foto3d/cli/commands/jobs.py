@@ -14,10 +14,21 @@ import nats.errors
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
-from foto3d.proto.jobs import JobActionReply, JobDetail, JobRef, JobsList, JobsQuery, JobState, JobSummary
-from foto3d.services.queue import api
+from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.jobs import (
+    CANCEL,
+    GET,
+    LIST,
+    REQUEUE,
+    JobActionReply,
+    JobRef,
+    JobsQuery,
+    JobState,
+    JobSummary,
+)
 
 ORDER = 21
+Q = TypeVar("Q", bound=msgspec.Struct)
 R = TypeVar("R")
 
 
@@ -71,9 +82,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_requeue)
 
 
-async def _ask(bus: Bus, subject: str, body: msgspec.Struct, tp: type[R]) -> R:
+async def _ask(bus: Bus, api: Api[Q, R], body: Q) -> R:
     try:
-        return await bus.request(subject, body, tp, timeout=10.0)
+        return await bus.call(api, body, timeout=10.0)
     except nats.errors.NoRespondersError:
         raise QueueDown("no queue service is running") from None
     except (TimeoutError, nats.errors.TimeoutError):
@@ -93,6 +104,8 @@ def _run(args: argparse.Namespace, fn: Callable[[Bus], Awaitable[int]]) -> int:
             return await fn(bus)
         except QueueDown as exc:
             return fail(str(exc), 1)
+        except ServiceError as exc:
+            return fail(exc.description)
         finally:
             await bus.close()
 
@@ -132,7 +145,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return fail(f"bad filter ({exc}); states are: {valid}")
 
     async def run(bus: Bus) -> int:
-        result = await _ask(bus, api.LIST, query, JobsList)
+        result = await _ask(bus, LIST, query)
         if args.json:
             sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
             return 0
@@ -167,9 +180,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     base = resolve_http_url(settings_from(args))
 
     async def run(bus: Bus) -> int:
-        d = await _ask(bus, api.GET, JobRef(job_id=args.job_id), JobDetail)
-        if not d.ok or d.job is None:
-            return fail(d.error or f"no job {args.job_id}")
+        d = await _ask(bus, GET, JobRef(job_id=args.job_id))
         logs = f"{base}/logs?job={d.job.job_id}"
         if args.json:
             out = {**msgspec.to_builtins(d), "logs_url": logs}
@@ -196,13 +207,11 @@ def cmd_job(args: argparse.Namespace) -> int:
     return _run(args, run)
 
 
-def _action(args: argparse.Namespace, subject: str, done: str) -> int:
+def _action(args: argparse.Namespace, command: Api[JobRef, JobActionReply], done: str) -> int:
     ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor="cli")
 
     async def run(bus: Bus) -> int:
-        reply = await _ask(bus, subject, ref, JobActionReply)
-        if not reply.ok:
-            return fail(reply.error or "refused")
+        reply = await _ask(bus, command, ref)
         print(f"{reply.job_id} {done}")
         return 0
 
@@ -210,8 +219,8 @@ def _action(args: argparse.Namespace, subject: str, done: str) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    return _action(args, api.CANCEL, "cancelled")
+    return _action(args, CANCEL, "cancelled")
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
-    return _action(args, api.REQUEUE, "queued again")
+    return _action(args, REQUEUE, "queued again")

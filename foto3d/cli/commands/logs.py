@@ -13,9 +13,9 @@ import msgspec
 import nats.errors
 
 from foto3d.cli.common import connect_cli, fail, parse_since, run_async, settings_from, system_options
-from foto3d.libs.bus import subjects
-from foto3d.proto.logs import LOG_QUERY_SUBJECT, Level, LogBatch, LogQuery, LogQueryReply, StoredLog
-from foto3d.services.log_collector.tail import matches
+from foto3d.proto import subjects
+from foto3d.proto.api import ServiceError
+from foto3d.proto.logs import LOG_QUERY, Level, LogBatch, LogQuery, StoredLog, matches
 
 ORDER = 21
 # Live records remembered for de-duplication against the first page and redeliveries.
@@ -161,13 +161,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
                 sub = await bus.nc.subscribe(follow_subject(query), cb=on_msg)
             try:
-                reply = await bus.request(LOG_QUERY_SUBJECT, query, LogQueryReply, timeout=15)
+                reply = await bus.call(LOG_QUERY, query, timeout=15)
             except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
                 return fail(
                     "the log collector is not answering: is `foto3d up` (or `foto3d serve log_collector`) running?"
                 )
-            if reply.error:
-                return fail(reply.error)
+            except ServiceError as exc:
+                return fail(exc.description)
             seen: dict[tuple[str, str, int], None] = {}
             for r in reversed(reply.records):
                 printer.print(r)

@@ -18,13 +18,13 @@ import msgspec
 import nats.errors
 
 from foto3d.cli.common import connect_cli, fail, parse_since, run_async, settings_from, system_options
-from foto3d.libs.bus import subjects
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
-from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Reply, Stage
+from foto3d.proto import objects as catalog
+from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
 ORDER = 20
-API = f"{subjects.API_PREFIX}.catalog"
 CHECKLIST = ("training_quality", "alignment", "manual_adjustments")
 MAX_IMAGE = 768 * 1024
 
@@ -33,19 +33,22 @@ class CatalogError(Exception):
     """The catalog refused or could not be reached; the message is for the person."""
 
 
-async def catalog_call(bus: Bus, endpoint: str, body: dict[str, Any], timeout: float = 10.0) -> Any:
+async def catalog_call(bus: Bus, api: Api[Any, Any], body: dict[str, Any], timeout: float = 10.0) -> Any:
+    """Call a catalog endpoint with ``body`` (checked against its request type first)."""
     try:
-        msg = await bus.nc.request(f"{API}.{endpoint}", msgspec.json.encode(body), timeout=timeout)
+        request = msgspec.convert(body, api.request)
+    except msgspec.ValidationError as exc:
+        raise CatalogError(f"bad request: {exc}") from None
+    try:
+        return await bus.call(api, request, timeout=timeout)
+    except ServiceError as exc:
+        raise CatalogError(exc.description) from None
     except nats.errors.NoRespondersError:
         raise CatalogError(
             "the catalog service is not running (start `foto3d up` or `foto3d serve catalog`)"
         ) from None
     except (TimeoutError, nats.errors.TimeoutError):
         raise CatalogError(f"the catalog did not answer within {timeout:.0f} s") from None
-    reply = msgspec.json.decode(msg.data, type=Reply)
-    if not reply.ok:
-        raise CatalogError(reply.error or "the catalog refused without saying why")
-    return msgspec.json.decode(reply.data) if reply.data else None
 
 
 def default_actor() -> str:
@@ -94,7 +97,7 @@ def print_json(data: Any) -> None:
 def cmd_customer_add(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         row = await catalog_call(
-            bus, "customer-add", {"slug": args.slug, "name": args.name or "", "actor": args.actor}
+            bus, catalog.CUSTOMER_ADD, {"slug": args.slug, "name": args.name or "", "actor": args.actor}
         )
         print(f"added customer {row['slug']} ({row['name']})")
         return 0
@@ -104,7 +107,7 @@ def cmd_customer_add(args: argparse.Namespace) -> int:
 
 def cmd_customers(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
-        rows = await catalog_call(bus, "customers", {})
+        rows = await catalog_call(bus, catalog.CUSTOMERS, {})
         if args.json:
             print_json(rows)
         else:
@@ -132,7 +135,7 @@ def cmd_register(args: argparse.Namespace) -> int:
             body["reference_image_name"] = path.name
 
     async def go(bus: Bus) -> int:
-        row = await catalog_call(bus, "register", body)
+        row = await catalog_call(bus, catalog.REGISTER, body)
         print(row["object_id"])
         return 0
 
@@ -160,7 +163,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     query = {**_filters(args), "page": args.page, "limit": args.limit}
 
     async def go(bus: Bus) -> int:
-        res = await catalog_call(bus, "list", query)
+        res = await catalog_call(bus, catalog.LIST, query)
         if args.json:
             print_json(res)
             return 0
@@ -179,7 +182,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
-        o = await catalog_call(bus, "show", {"object_id": args.object_id})
+        o = await catalog_call(bus, catalog.SHOW, {"object_id": args.object_id})
         if args.json:
             print_json(o)
             return 0
@@ -200,7 +203,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
-        events = await catalog_call(bus, "timeline", {"object_id": args.object_id})
+        events = await catalog_call(bus, catalog.TIMELINE, {"object_id": args.object_id})
         if args.json:
             print_json(events)
             return 0
@@ -216,7 +219,7 @@ def cmd_captured(args: argparse.Namespace) -> int:
             "actor": args.actor}  # fmt: skip
 
     async def go(bus: Bus) -> int:
-        o = await catalog_call(bus, "capture", body)
+        o = await catalog_call(bus, catalog.CAPTURE, body)
         print(f"{o['object_id']}: {o['stage']}")
         return 0
 
@@ -229,7 +232,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
             "checklist": {k: k in checked for k in CHECKLIST}, "actor": args.actor}  # fmt: skip
 
     async def go(bus: Bus) -> int:
-        o = await catalog_call(bus, "review", body)
+        o = await catalog_call(bus, catalog.REVIEW, body)
         print(
             f"{o['object_id']}: approved job {o['approved_job_id']}; publish with `foto3d publish {o['object_id']}`"
         )
@@ -242,7 +245,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     body = {"object_id": args.object_id, "decision": "rejected", "comment": args.reason, "actor": args.actor}
 
     async def go(bus: Bus) -> int:
-        o = await catalog_call(bus, "review", body)
+        o = await catalog_call(bus, catalog.REVIEW, body)
         print(f"{o['object_id']}: rejected; train it again with `foto3d objects resubmit {o['object_id']}`")
         return 0
 
@@ -258,7 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     }
 
     async def go(bus: Bus) -> int:
-        o = await catalog_call(bus, "status", body)
+        o = await catalog_call(bus, catalog.STATUS, body)
         print(f"{o['object_id']}: status {o['status']} (stage {o['stage']})")
         return 0
 
@@ -268,7 +271,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_resubmit(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         o = await catalog_call(
-            bus, "resubmit", {"object_id": args.object_id, "actor": args.actor}, timeout=15
+            bus, catalog.RESUBMIT, {"object_id": args.object_id, "actor": args.actor}, timeout=15
         )
         print(f"{o['object_id']}: submitted again as job {o['job_id']}")
         return 0
@@ -290,7 +293,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             w.writerow(CSV_COLUMNS)
             page, n = 1, 0
             while True:
-                res = await catalog_call(bus, "list", {**filters, "page": page, "limit": 1000}, timeout=30)
+                res = await catalog_call(
+                    bus, catalog.LIST, {**filters, "page": page, "limit": 1000}, timeout=30
+                )
                 for o in res["items"]:
                     o["created"] = datetime.fromtimestamp(o["created"], UTC).isoformat(timespec="seconds")
                     w.writerow(["" if o.get(c) is None else o.get(c) for c in CSV_COLUMNS])
@@ -310,7 +315,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_board(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
-        b = await catalog_call(bus, "board", {})
+        b = await catalog_call(bus, catalog.BOARD, {})
         if args.json:
             print_json(b)
             return 0

@@ -11,7 +11,7 @@ import msgspec
 from foto3d.cli.commands.objects import _actor, catalog_call, run_catalog
 from foto3d.cli.common import system_options
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.objects import PublishProgress, publish_progress_subject
+from foto3d.proto.objects import PUBLISH, PublishProgress, publish_progress_subject
 
 ORDER = 21
 BAR = 30
@@ -48,7 +48,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         )
         try:
             o = await catalog_call(
-                bus, "publish", {"object_id": args.object_id, "actor": args.actor}, args.timeout
+                bus, PUBLISH, {"object_id": args.object_id, "actor": args.actor}, args.timeout
             )
         finally:
             if sub is not None:

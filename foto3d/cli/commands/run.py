@@ -29,6 +29,8 @@ from foto3d.proto.logs import Level
 
 ORDER = 20
 RUN_LOGGER = "foto3d.run"
+# How long `run` waits, after the command ended, for a full disk or NATS to take what it holds.
+DEFAULT_HOLD_S = 30.0
 # A "line" longer than this without a newline is shipped in pieces; a progress bar
 # that only redraws itself with \r keeps just its latest state.
 MAX_LINE_BYTES = 64 * 1024
@@ -72,6 +74,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--kind", default="script", help="source kind: script (default), rig, trainer, ...")
     p.add_argument("--quiet", action="store_true", help="do not echo the command's output to this terminal")
+    p.add_argument(
+        "--hold",
+        type=float,
+        default=DEFAULT_HOLD_S,
+        metavar="SECONDS",
+        help="when the disk is full, how long to wait after the command ends for the disk or NATS to take "
+        f"the log records held in memory before counting them lost (default {DEFAULT_HOLD_S:g})",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]", help="what to run")
     p.set_defaults(func=cmd_run)
 
@@ -111,14 +121,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         status = asyncio.run(_supervise(cmd, env, shipper, echo=not args.quiet))
     finally:
-        delivered = shipper.close(10.0)
-    if not delivered:
+        try:
+            _wait_for_held(shipper, args.hold)
+            delivered = shipper.close(10.0)
+        except Exception as exc:  # the command's status matters more than our bookkeeping
+            print(f"foto3d run: could not hand over the last log records: {exc}", file=sys.stderr)
+            delivered = True
+    stats = shipper.stats()
+    if shipper.lost_at_exit:
+        pass  # the shipper said how many, and where it could not write them
+    elif not delivered:
         print(
-            f"foto3d run: NATS not reachable; the log records wait in {shipper.spool_dir} "
-            "and are sent by the next foto3d run or SDK user on this host",
+            f"foto3d run: NATS did not take every log record yet; the rest wait in {shipper.spool_dir} "
+            "and are sent by `foto3d up`, the next foto3d run or SDK user on this host",
+            file=sys.stderr,
+        )
+    if stats["disk_lost_records"] and not shipper.lost_at_exit:
+        print(
+            f"foto3d run: {stats['disk_lost_records']} log record(s) were dropped while the disk was full; "
+            "a loss record says so in the logs",
             file=sys.stderr,
         )
     return status
+
+
+def _wait_for_held(shipper: LogShipper, hold_s: float) -> None:
+    """Records that neither the disk nor NATS took die with this process: give them a while."""
+    if hold_s <= 0 or shipper.wait_held(min(3.0, hold_s)):
+        return  # all sent or on disk
+    held = shipper.stats()["held_batches"]
+    if not held:
+        return  # in flight, not at risk: close() sends or spools it
+    print(
+        f"foto3d run: the disk is full; holding {held} batch(es) of log records in memory for up to "
+        f"{hold_s:g}s until the disk or NATS takes them",
+        file=sys.stderr,
+    )
+    shipper.wait_held(hold_s)
 
 
 async def _supervise(cmd: list[str], env: dict[str, str], shipper: LogShipper, *, echo: bool) -> int:

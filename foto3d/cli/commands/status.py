@@ -1,4 +1,5 @@
-"""`foto3d status`: every participant's last heartbeat: alive, late, lost or stopped."""
+"""`foto3d status`: every participant's last heartbeat: alive, late, lost or stopped; and how
+full the data volume and the size-limited streams are."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "List every participant that sends heartbeats (services, trainers, rigs, running jobs) "
             "with its state: alive (seen within 1.5 intervals), late (not yet past its grace), "
             "lost (silent past its grace, default 3 intervals) or stopped (said goodbye). "
-            "Reads the HEARTBEATS stream directly, so it works without the notifier."
+            "Reads the HEARTBEATS stream directly, so it works without the notifier. Also shows the "
+            "free space of the data folder's volume (when it is on this host) and how full each "
+            "size-limited stream is, with a warning past the [disk] thresholds."
         ),
     )
     p.add_argument("--json", action="store_true", help="print JSON (one object with a 'participants' list)")
@@ -87,6 +90,41 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+async def storage_report(js: Any, settings: Any) -> dict[str, Any]:
+    """Free space of the local data volume and fill of the size-limited streams, judged."""
+    from foto3d.libs.bus.topology import STREAMS
+    from foto3d.libs.diskspace import SETTINGS as DISK_SETTINGS
+    from foto3d.libs.diskspace import disk_usage, judge, stream_fills
+
+    cfg = DISK_SETTINGS.load(settings)
+    disk = disk_usage(settings.data_dir) if settings.data_dir.exists() else None
+    fills = await stream_fills(js, [s.name for s in STREAMS if s.max_bytes > 0])
+    return {
+        "disk": {"path": str(disk.path), "free_bytes": disk.free, "total_bytes": disk.total}
+        if disk
+        else None,
+        "streams": [
+            {"name": f.name, "bytes": f.bytes, "max_bytes": f.max_bytes, "fill_pct": f.fill_pct}
+            for f in fills
+        ],
+        "warnings": [f.text for f in judge(cfg, disk, fills)],
+    }
+
+
+def render_storage(report: dict[str, Any]) -> str:
+    parts = []
+    disk = report["disk"]
+    if disk:
+        pct = 100 * disk["free_bytes"] / disk["total_bytes"] if disk["total_bytes"] else 0
+        parts.append(f"data volume {disk['free_bytes'] / 2**20:.0f} MiB free ({pct:.0f}%)")
+    for st in report["streams"]:
+        if st["fill_pct"] is not None:
+            parts.append(f"{st['name']} {st['fill_pct']:.0f}% of {st['max_bytes'] / 2**20:.0f} MiB")
+    lines = ["storage: " + ", ".join(parts)] if parts else []
+    lines += [f"WARNING: {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from foto3d.libs.heartbeat import read_heartbeats
 
@@ -111,14 +149,18 @@ def cmd_status(args: argparse.Namespace) -> int:
                 now = time.time()
                 rows = [s.as_dict(now) for s in seen if not args.kind or s.beat.kind == args.kind]
                 rows.sort(key=lambda r: (_STATE_ORDER.get(r["state"], 9), r["kind"], r["id"]))
+                storage = await storage_report(bus.js, settings)
                 if args.json:
-                    print(json.dumps({"ts": now, "participants": rows, "malformed": malformed}), flush=True)
+                    out = {"ts": now, "participants": rows, "malformed": malformed, "storage": storage}
+                    print(json.dumps(out), flush=True)
                 else:
                     if args.watch is not None and sys.stdout.isatty():
                         print("\033[H\033[2J", end="")
                     print(render_table(rows))
                     if malformed:
                         print(f"({malformed} unreadable heartbeat(s) ignored)")
+                    if text := render_storage(storage):
+                        print(text)
                     sys.stdout.flush()
                 if args.watch is None:
                     return 0

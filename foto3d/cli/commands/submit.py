@@ -12,10 +12,9 @@ import msgspec
 import nats.errors
 
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
-from foto3d.proto.jobs import Priority, SubmitReply, SubmitRequest
-from foto3d.services.queue import api
-from foto3d.services.queue.leader import job_id_for
-from foto3d.services.queue.validation import readable_decode_error
+from foto3d.proto import subjects
+from foto3d.proto.api import ServiceError
+from foto3d.proto.jobs import SUBMIT, Priority, SubmitReply, SubmitRequest, job_id_for, readable_decode_error
 
 ORDER = 20
 
@@ -114,11 +113,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
         try:
             if args.durable:
                 assert req.request_id is not None
-                await bus.publish(api_stream_subject(), req, msg_id=req.request_id, deadline=args.timeout)
-                reply = SubmitReply(ok=True, job_id=job_id_for(req.request_id))
+                await bus.publish(subjects.JOB_SUBMIT, req, msg_id=req.request_id, deadline=args.timeout)
+                reply = SubmitReply(job_id=job_id_for(req.request_id))
             else:
                 try:
-                    reply = await bus.request(api.SUBMIT, req, SubmitReply, timeout=args.timeout)
+                    reply = await bus.call(SUBMIT, req, timeout=args.timeout)
+                except ServiceError as exc:
+                    if args.json:
+                        sys.stdout.write(
+                            msgspec.json.encode({"ok": False, "error": exc.description}).decode() + "\n"
+                        )
+                    return fail(exc.description)
                 except nats.errors.NoRespondersError:
                     return fail("no queue service is running (use --durable to leave it in the stream)", 1)
                 except (TimeoutError, nats.errors.TimeoutError):
@@ -126,10 +131,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         finally:
             await bus.close()
         if args.json:
-            sys.stdout.write(msgspec.json.encode(reply).decode() + "\n")
-        if not reply.ok:
-            return fail(reply.error or "rejected")
-        if not args.json:
+            sys.stdout.write(msgspec.json.encode({"ok": True, **msgspec.to_builtins(reply)}).decode() + "\n")
+        else:
             if args.durable:
                 print(f"{reply.job_id} submitted to the SUBMISSIONS stream (request {req.request_id})")
             elif reply.duplicate:
@@ -140,9 +143,3 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0
 
     return run_async(main)
-
-
-def api_stream_subject() -> str:
-    from foto3d.libs.bus import subjects
-
-    return subjects.JOB_SUBMIT

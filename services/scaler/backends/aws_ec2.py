@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 
 from foto3d.services.scaler.backends.base import Backend, BackendError
-from foto3d.services.scaler.config import AwsConfig
 from foto3d.services.scaler.policy import LaunchRequest, Machine
+from foto3d.services.scaler.settings import AwsSettings
 
 ROLE_TAG = "foto3d:role"
 JOB_TAG = "foto3d:job"
@@ -60,7 +60,7 @@ def client_token(token: str) -> str:
 class AwsEc2Backend(Backend):
     name = "aws-ec2"
 
-    def __init__(self, cfg: AwsConfig, nats_urls: list[str], scaler_id: str = "foto3d") -> None:
+    def __init__(self, cfg: AwsSettings, nats_urls: list[str], scaler_id: str = "foto3d") -> None:
         self.cfg = cfg
         self.nats_urls = cfg.nats_urls or nats_urls
         self.scaler_id = scaler_id

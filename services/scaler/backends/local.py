@@ -34,10 +34,16 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(
-        self, nats_urls: list[str], data_dir: Path, stop_timeout: float = 60.0, ns_bin: str = ""
+        self,
+        nats_urls: list[str],
+        data_dir: Path,
+        stop_timeout: float = 60.0,
+        ns_bin: str = "",
+        require_gpu: bool = True,
     ) -> None:
         self.nats_urls = nats_urls
         self.ns_bin = ns_bin
+        self.require_gpu = require_gpu
         self.data_dir = data_dir
         self.log_dir = data_dir / "scaler" / "local"
         self.stop_timeout = stop_timeout
@@ -50,12 +56,7 @@ class LocalBackend(Backend):
         search = os.pathsep.join(p for p in (self.ns_bin, os.environ.get("PATH", "")) if p)
         if shutil.which("ns-train", path=search) is None:
             return "ns-train is not on PATH (install 'foto3d[trainer]' on a GPU host)"
-        gpu_required = os.environ.get("FOTO3D_TRAINER_REQUIRE_GPU", "1").strip().lower() not in (
-            "0",
-            "false",
-            "no",
-        )
-        if gpu_required and shutil.which("nvidia-smi") is None:
+        if self.require_gpu and shutil.which("nvidia-smi") is None:
             return "no NVIDIA GPU here (nvidia-smi not found)"
         return None
 

@@ -1,0 +1,21 @@
+"""Settings of the bus itself: the ``[bus]`` table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from foto3d.libs.settings import Env, Table
+
+
+class BusSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    replicas: Annotated[
+        Annotated[int, Meta(ge=1, le=5)] | None,
+        Meta(description="replicas of every stream and bucket: 3 on a three-node cluster"),
+        Env("FOTO3D_STREAM_REPLICAS"),
+    ] = None
+
+
+SETTINGS = Table("bus", BusSettings, "streams and buckets", docs="failover.md")

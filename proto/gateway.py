@@ -1,0 +1,223 @@
+"""The token gateway's contract: its streams' events, its NATS API and its customer HTTP bodies.
+
+Credentials travel on the bus only as hashes (``credential.issued/1``), so every gateway
+instance can check them while the secret itself is shown once, to whoever issued it.
+Usage is counted per instance and shared as ``gateway.usage/1`` deltas, so the totals each
+instance answers with are the totals of all of them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from foto3d.proto.api import Api
+from foto3d.proto.base import Count, Event, Real
+
+# ---------------------------------------------------------------------------
+# Wire names
+# ---------------------------------------------------------------------------
+
+# Streams and event subjects: foto3d.proto.subjects (GATEWAY_CREDENTIALS, GATEWAY_USAGE).
+# Log records of the access log carry this source kind (``foto3d logs --source-kind access``).
+ACCESS_LOG_SOURCE_KIND = "access"
+
+
+# ---------------------------------------------------------------------------
+# Credentials
+# ---------------------------------------------------------------------------
+
+
+class CredentialKind(StrEnum):
+    """``secret``: ``sk_…`` for a customer's servers (Bearer). ``publishable``: ``pk_…`` for web pages."""
+
+    SECRET = "secret"
+    PUBLISHABLE = "publishable"
+
+
+CredentialId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$")]
+Customer = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
+# An allowed origin exactly as browsers send it: scheme://host[:port], no path.
+Origin = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
+
+
+class CredentialIssued(Event, frozen=True, kw_only=True, tag="credential.issued/1"):
+    credential_id: CredentialId
+    kind: CredentialKind
+    customer: Customer
+    token_hash: str  # sha256 hex of the whole token; the token itself is never stored
+    prefix: str  # first characters of the token, shown in lists so a person can tell them apart
+    label: str = ""
+    models: list[str] = msgspec.field(default_factory=list)  # empty: every model of the customer
+    origins: list[Origin] = msgspec.field(default_factory=list)
+    expires_at: Real | None = None
+    created_at: Real
+    actor: str = ""
+
+
+class CredentialRevoked(Event, frozen=True, kw_only=True, tag="credential.revoked/1"):
+    credential_id: CredentialId
+    revoked_at: Real
+    actor: str = ""
+    reason: str = ""
+
+
+CredentialEvent = CredentialIssued | CredentialRevoked
+
+
+class UsageCount(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    day: str  # YYYY-MM-DD, UTC
+    customer: str
+    object_id: str
+    credential_id: str
+    requests: Count
+    denied: Count
+    bytes: Count
+
+
+class UsageDelta(Event, frozen=True, kw_only=True, tag="gateway.usage/1"):
+    """Counts one gateway instance added since its previous delta (``delta_id`` = Nats-Msg-Id)."""
+
+    delta_id: str
+    instance: str
+    counts: list[UsageCount]
+
+
+class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
+    credential_id: str
+    kind: CredentialKind
+    customer: str
+    prefix: str
+    label: str
+    models: list[str]
+    origins: list[str]
+    expires_at: Real | None
+    created_at: Real
+    created_by: str
+    revoked_at: Real | None = None
+    revoked_by: str = ""
+
+
+# ---------------------------------------------------------------------------
+# NATS API bodies (f3d.api.gateway.*)
+# ---------------------------------------------------------------------------
+
+
+class IssueRequest(msgspec.Struct, frozen=True, kw_only=True):
+    customer: str
+    kind: CredentialKind
+    label: str = ""
+    models: list[str] = msgspec.field(default_factory=list)
+    origins: list[str] = msgspec.field(default_factory=list)
+    # Days until it expires; None: never (allowed for secret tokens only).
+    expires_in_days: Real | None = 90.0
+    actor: str = ""
+
+
+class IssueReply(msgspec.Struct, frozen=True, kw_only=True):
+    credential: CredentialInfo
+    token: str  # shown once
+
+
+class ListRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    customer: str | None = None
+    include_revoked: bool = False
+
+
+class ListReply(msgspec.Struct, frozen=True, kw_only=True):
+    credentials: list[CredentialInfo] = msgspec.field(default_factory=list)
+
+
+class RevokeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    credential_id: str
+    reason: str = ""
+    actor: str = ""
+
+
+class RevokeReply(msgspec.Struct, frozen=True, kw_only=True):
+    credential: CredentialInfo
+
+
+class UsageQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    customer: str | None = None
+    object_id: str | None = None
+    since: str | None = None  # YYYY-MM-DD inclusive
+    until: str | None = None  # YYYY-MM-DD inclusive
+
+
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    day: str
+    customer: str
+    object_id: str
+    requests: Count
+    denied: Count
+    bytes: Count
+
+
+class UsageReply(msgspec.Struct, frozen=True, kw_only=True):
+    rows: list[UsageRow] = msgspec.field(default_factory=list)
+
+
+# The endpoints `foto3d tokens` calls (f3d.api.gateway.*); refusals are ServiceErrors.
+TOKENS_ISSUE: Api[IssueRequest, IssueReply] = Api("gateway", "tokens-issue", IssueRequest, IssueReply)
+TOKENS_LIST: Api[ListRequest, ListReply] = Api("gateway", "tokens-list", ListRequest, ListReply)
+TOKENS_REVOKE: Api[RevokeRequest, RevokeReply] = Api("gateway", "tokens-revoke", RevokeRequest, RevokeReply)
+USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageReply)
+
+
+# ---------------------------------------------------------------------------
+# Customer HTTP bodies (the customer listener, /v1/...)
+# ---------------------------------------------------------------------------
+
+FileFormat = Literal["spz", "sog", "ply", "compressed.ply", "splat"]
+ModelStatus = Literal["production", "demo", "test"]
+
+
+class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
+    format: FileFormat
+    url: str
+    bytes: Count
+    content_type: str
+    sha256: str
+
+
+class ModelReply(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/models/{object_id}``: the viewer config and a time-limited link per file."""
+
+    object_id: str
+    name: str
+    status: ModelStatus
+    model_version: Count
+    config: dict[str, Any]  # the published viewer.json, passed through
+    files: list[ModelFile]  # smallest first
+    poster_url: str | None
+    expires_at: str  # RFC 3339 UTC; every link in this reply works until then
+
+
+class ErrorReply(msgspec.Struct, frozen=True, kw_only=True):
+    error: str  # machine-readable: not_found, unauthorized, forbidden, rate_limited, banned, bad_request
+    message: str
+
+
+class HealthReply(msgspec.Struct, frozen=True, kw_only=True):
+    status: Literal["ok", "starting"]
+    models: Count
+    version: str
+
+
+SCHEMAS = (
+    CredentialInfo,
+    IssueRequest,
+    IssueReply,
+    ListRequest,
+    ListReply,
+    RevokeRequest,
+    RevokeReply,
+    UsageQuery,
+    UsageReply,
+    ModelReply,
+    ErrorReply,
+    HealthReply,
+)

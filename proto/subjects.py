@@ -1,0 +1,90 @@
+"""Every stream and event subject the system uses. All start with ``f3d.``.
+
+Request/reply subjects are declared beside their types (:mod:`foto3d.proto.api`).
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "f3d"
+
+LOGS_ALL = "f3d.logs.>"
+JOB_EVENTS_ALL = "f3d.jobs.events.>"
+JOB_SUBMIT = "f3d.jobs.submit"
+WORK_TRAIN_ALL = "f3d.work.train.>"
+OBJECT_EVENTS_ALL = "f3d.objects.events.>"
+HEARTBEATS_ALL = "f3d.hb.>"
+ALERTS_ALL = "f3d.alerts.>"
+DEAD_ALL = "f3d.dead.>"
+GATEWAY_CREDENTIALS_ALL = "f3d.gateway.credentials.>"
+GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
+
+# Stream names (their declarations: libs/bus/topology.py).
+LOGS_STREAM = "LOGS"
+DEAD_STREAM = "DEAD"
+JOB_EVENTS_STREAM = "JOB_EVENTS"
+SUBMISSIONS_STREAM = "SUBMISSIONS"
+WORK_STREAM = "WORK"
+QUEUE_ADVISORIES_STREAM = "QUEUE_ADVISORIES"
+OBJECT_EVENTS_STREAM = "OBJECT_EVENTS"
+HEARTBEATS_STREAM = "HEARTBEATS"
+ALERTS_STREAM = "ALERTS"
+GATEWAY_CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
+GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
+# The trainers' work consumers, watched by name by the scaler and KEDA too.
+TRAINER_VIP_CONSUMER = "trainer-vip"
+TRAINER_NORMAL_CONSUMER = "trainer-normal"
+# MaxDeliver advisories of the WORK stream's consumers.
+WORK_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"
+
+_TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def token(value: str) -> str:
+    """Make ``value`` safe as one subject token (no dots, spaces or wildcards)."""
+    return _TOKEN_RE.sub("_", value) or "_"
+
+
+def logs(source_kind: str, source_id: str) -> str:
+    return f"f3d.logs.{token(source_kind)}.{token(source_id)}"
+
+
+def job_events(job_id: str) -> str:
+    return f"f3d.jobs.events.{token(job_id)}"
+
+
+def work_train(priority: str) -> str:
+    return f"f3d.work.train.{token(priority)}"
+
+
+def object_events(object_id: str) -> str:
+    return f"f3d.objects.events.{token(object_id)}"
+
+
+def heartbeat(kind: str, pid: str) -> str:
+    return f"f3d.hb.{token(kind)}.{token(pid)}"
+
+
+def heartbeats_of(kind: str) -> str:
+    """Every participant of one kind, e.g. all trainers."""
+    return f"f3d.hb.{token(kind)}.*"
+
+
+def alerts(severity: str) -> str:
+    return f"f3d.alerts.{token(severity)}"
+
+
+def dead(origin: str) -> str:
+    """Dead-letter subject for messages that came from ``origin`` (a stream name, lowercased)."""
+    return f"f3d.dead.{token(origin.lower())}"
+
+
+def gateway_credentials(credential_id: str) -> str:
+    """Events of one customer credential (issued, revoked)."""
+    return f"f3d.gateway.credentials.{token(credential_id)}"
+
+
+def gateway_usage(instance: str) -> str:
+    """Usage deltas of one token gateway instance."""
+    return f"f3d.gateway.usage.{token(instance)}"

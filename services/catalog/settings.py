@@ -1,0 +1,39 @@
+"""The catalog's settings: the ``[catalog]`` table of the config file (no environment overrides)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from foto3d.libs.settings import Table
+
+DAY = 86_400.0
+
+
+class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    publish_timeout_s: Annotated[
+        float, Meta(description="how long a publish request waits for the publisher")
+    ] = 1800.0
+    stuck_after_s: Annotated[
+        dict[str, float],
+        Meta(description="seconds an object may sit in each stage before the board calls it stuck"),
+    ] = msgspec.field(
+        default_factory=lambda: {
+            "registered": 7 * DAY,
+            "captured": 1 * DAY,
+            "submitted": 2 * 3600.0,
+            "training": 12 * 3600.0,
+            "failed": 3600.0,
+            "in_review": 2 * DAY,
+            "rejected": 2 * DAY,
+            "approved": 1 * DAY,
+        }
+    )
+    create_admin: Annotated[
+        bool, Meta(description="on first start, create the staff user `admin` and print its password")
+    ] = True
+
+
+SETTINGS = Table("catalog", CatalogSettings, "the catalog", docs="catalog.md")

@@ -1,0 +1,21 @@
+"""The consumers the notifier reads: new log batches and job events (not the history)."""
+
+from __future__ import annotations
+
+from nats.js.api import DeliverPolicy
+
+from foto3d.libs.bus.topology import ConsumerSpec
+from foto3d.proto import subjects
+
+WATCH_LOGS = ConsumerSpec(
+    subjects.LOGS_STREAM,
+    "notifier-logs",
+    "Watches log batches for ERROR and CRITICAL records.",
+    deliver_policy=DeliverPolicy.NEW,
+)
+WATCH_JOBS = ConsumerSpec(
+    subjects.JOB_EVENTS_STREAM,
+    "notifier-jobs",
+    "Watches job events for failed and dead jobs.",
+    deliver_policy=DeliverPolicy.NEW,
+)

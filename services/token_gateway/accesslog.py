@@ -1,0 +1,188 @@
+"""The access log and usage counts, both sent over the bus in batches.
+
+Every request becomes one log record (source kind ``access``) in the log server, so
+``foto3d logs --kind access --grep "cred=<id>"`` finds a credential's requests; the
+object is the record's ``object_id``, and customer, credential, IP and status are
+``key=value`` words of the message (the log server's full-text search finds them). Query
+strings are never logged: they carry keys and signatures.
+
+Records are batched (one JetStream message per flush, as the log SDK does) because one
+message per request would cap the gateway near the client's publish rate. Usage is summed
+per (day, customer, object, credential) and shared as deltas on GATEWAY_USAGE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
+from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, UsageCount, UsageDelta
+from foto3d.proto.logs import Level, LogBatch, LogRecord
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+MAX_BUFFERED = 50_000
+MAX_PATH_CHARS = 300  # paths are the client's text: keep records small
+
+
+@dataclass(frozen=True)
+class Access:
+    method: str
+    path: str
+    status: int
+    ip: str
+    ms: float
+    bytes: int = 0
+    customer: str = ""
+    object_id: str = ""
+    credential_id: str = ""
+    reason: str = ""
+
+    def message(self) -> str:
+        path = self.path if len(self.path) <= MAX_PATH_CHARS else self.path[:MAX_PATH_CHARS] + "…"
+        words = [self.method[:16], path, str(self.status), f"{self.ms:.1f}ms", f"ip={self.ip}"]
+        if self.customer:
+            words.append(f"customer={self.customer}")
+        if self.credential_id:
+            words.append(f"cred={self.credential_id}")
+        words.append(f"bytes={self.bytes}")
+        if self.reason:
+            words.append(f"reason={self.reason.replace(' ', '_')}")
+        return " ".join(words)
+
+
+def utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+class AccessLog:
+    def __init__(
+        self, bus: Bus, instance: str, host: str, flush_s: float = 0.5, usage_flush_s: float = 5.0
+    ) -> None:
+        self.bus = bus
+        self.instance = instance
+        self.host = host
+        self.source_id = f"token_gateway.{instance}"[:128]
+        self.subject = subjects.logs(ACCESS_LOG_SOURCE_KIND, self.source_id)
+        self.flush_s = flush_s
+        self.usage_flush_s = usage_flush_s
+        self.dropped = 0
+        self.sent = 0
+        self._seq = int(time.time() * 1000) * 1000  # grows across restarts of the same instance id
+        self._records: list[LogRecord] = []
+        self._usage: dict[tuple[str, str, str, str], list[int]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._log_loop(), name="gateway-access-log"),
+            asyncio.create_task(self._usage_loop(), name="gateway-usage"),
+        ]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*self._tasks)
+        self._tasks = []
+        await self._flush_logs()
+        await self._flush_usage()
+
+    def add(self, a: Access) -> None:
+        now = time.time()
+        self._seq += 1
+        level = Level.ERROR if a.status >= 500 else (Level.WARNING if a.status >= 400 else Level.INFO)
+        self._records.append(
+            LogRecord(
+                ts=now,
+                seq=self._seq,
+                level=int(level),
+                message=a.message(),
+                logger="access",
+                host=self.host,
+                object_id=a.object_id or None,
+            )
+        )
+        if len(self._records) > MAX_BUFFERED:
+            cut = len(self._records) - MAX_BUFFERED
+            del self._records[:cut]
+            self.dropped += cut
+        if len(self._records) >= MAX_BATCH:
+            self._wake.set()
+        if a.customer:
+            key = (utc_day(now), a.customer, a.object_id, a.credential_id)
+            c = self._usage.get(key)
+            if c is None:
+                c = self._usage[key] = [0, 0, 0]
+            c[0] += 1
+            c[1] += 1 if a.status >= 400 else 0
+            c[2] += a.bytes
+
+    async def _log_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self._flush_logs()
+
+    async def _flush_logs(self) -> None:
+        while self._records:
+            chunk = self._records[:MAX_BATCH]
+            batch = LogBatch(
+                batch_id=f"{self.source_id}:{chunk[0].seq}",
+                source_kind=ACCESS_LOG_SOURCE_KIND,
+                source_id=self.source_id,
+                host=self.host,
+                records=chunk,
+            )
+            try:
+                await self.bus.publish(self.subject, batch, msg_id=batch.batch_id, deadline=5.0)
+            except Exception as exc:  # keep the records; the next flush tries again
+                log.warning("access log batch not sent (%d records kept): %r", len(self._records), exc)
+                return
+            del self._records[: len(chunk)]
+            self.sent += len(chunk)
+
+    async def _usage_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.usage_flush_s)
+            await self._flush_usage()
+
+    async def _flush_usage(self) -> None:
+        if not self._usage:
+            return
+        taken, self._usage = self._usage, {}
+        delta = UsageDelta(
+            delta_id=f"{self.instance}-{uuid.uuid4().hex}",
+            instance=self.instance,
+            counts=[
+                UsageCount(
+                    day=k[0],
+                    customer=k[1],
+                    object_id=k[2],
+                    credential_id=k[3],
+                    requests=v[0],
+                    denied=v[1],
+                    bytes=v[2],
+                )
+                for k, v in taken.items()
+            ],
+        )
+        try:
+            await self.bus.publish(
+                subjects.gateway_usage(self.instance), delta, msg_id=delta.delta_id, deadline=10.0
+            )
+        except Exception as exc:  # put the counts back; they go out with the next delta
+            log.warning("usage delta not sent (%d rows kept): %r", len(taken), exc)
+            for k, v in taken.items():
+                c = self._usage.setdefault(k, [0, 0, 0])
+                for i in range(3):
+                    c[i] += v[i]

@@ -1,0 +1,187 @@
+"""The customer listener: its own aiohttp app and port, apart from the staff dashboard.
+
+One middleware guards every route, in this order: client address (``X-Forwarded-For`` only
+from trusted proxies), allow/deny lists, bans, the per-IP token bucket; then the handler;
+then CORS and one access-log record, whatever the outcome. Header sizes are capped by the
+HTTP parser itself (aiohttp answers 400 before any handler runs), bodies by ``client_max_size``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from aiohttp import web
+
+from foto3d.proto.gateway import ErrorReply
+from foto3d.services.token_gateway.accesslog import Access
+from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RequestNote:
+    """What a handler learned about a request, for the access log and CORS."""
+
+    ip: str
+    customer: str = ""
+    object_id: str = ""
+    credential_id: str = ""
+    bytes: int = 0
+    reason: str = ""
+    cors_origin: str = ""
+
+
+NOTE_KEY: web.RequestKey[RequestNote] = web.RequestKey("f3d_note", RequestNote)
+
+
+def note(request: web.Request) -> RequestNote:
+    return request[NOTE_KEY]
+
+
+def error_response(status: int, error: str, message: str, retry_after: float = 0.0) -> web.Response:
+    resp = web.Response(
+        status=status,
+        body=msgspec.json.encode(ErrorReply(error=error, message=message)),
+        content_type="application/json",
+    )
+    if retry_after:
+        resp.headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def client_ip(parts: GatewayParts, request: web.Request) -> str:
+    peer = request.remote or ""
+    if not parts.trusted_proxies:
+        return peer
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(addr in n for n in parts.trusted_proxies):
+        return peer
+    forwarded = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    # The rightmost address our proxies did not add is the client's; anything left of it is hearsay.
+    for hop in reversed(forwarded):
+        try:
+            hop_addr = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(hop_addr in n for n in parts.trusted_proxies):
+            return hop
+    return peer
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
+    started = time.perf_counter()
+    ip = client_ip(parts, request)
+    n = RequestNote(ip=ip)
+    request[NOTE_KEY] = n
+    resp: web.StreamResponse
+    if not parts.ip_filter.admits(ip):
+        n.reason = "ip not allowed"
+        resp = error_response(403, "forbidden", "requests from this address are not allowed")
+    elif (until := parts.bans.banned_until(ip)) is not None:
+        n.reason = "banned"
+        resp = error_response(
+            403, "banned", "too many bad credentials from this address", retry_after=until - time.time()
+        )
+    elif (
+        request.body_exists
+        and (request.content_length or parts.cfg.max_body_bytes + 1) > parts.cfg.max_body_bytes
+    ):
+        # Every customer route is a GET: a large (or unsized, chunked) body is refused unread.
+        n.reason = "body too large"
+        resp = error_response(
+            413, "bad_request", f"request bodies are limited to {parts.cfg.max_body_bytes} bytes"
+        )
+    elif wait := parts.ip_buckets.take(ip):
+        n.reason = "ip rate"
+        resp = error_response(429, "rate_limited", "too many requests from this address", retry_after=wait)
+    else:
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = error_response(exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason)
+        except Exception:
+            log.exception("customer request %s %s failed", request.method, request.path)
+            n.reason = "internal error"
+            resp = error_response(500, "internal", "the gateway could not answer; try again")
+    if n.cors_origin:
+        resp.headers["Access-Control-Allow-Origin"] = n.cors_origin
+        resp.headers["Access-Control-Expose-Headers"] = "Content-Length, Retry-After"
+    resp.headers.setdefault("Vary", "Origin")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    parts.access.add(
+        Access(
+            method=request.method,
+            path=request.path,
+            status=resp.status,
+            ip=ip,
+            ms=(time.perf_counter() - started) * 1000,
+            bytes=n.bytes,
+            customer=n.customer,
+            object_id=n.object_id,
+            credential_id=n.credential_id,
+            reason=n.reason,
+        )
+    )
+    return resp
+
+
+def build_app(parts: GatewayParts, routes: list[web.AbstractRouteDef]) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=parts.cfg.max_body_bytes)
+    app[PARTS_KEY] = parts
+    app.router.add_routes(routes)
+    return app
+
+
+class Listener:
+    def __init__(self, app: web.Application, cfg_host: str, cfg_port: int, max_header_bytes: int) -> None:
+        self.app = app
+        self.host = cfg_host
+        self.port = cfg_port
+        self.max_header_bytes = max_header_bytes
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=2.0,
+            max_line_size=self.max_header_bytes,
+            max_field_size=self.max_header_bytes,
+            max_headers=64,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise OSError(
+                f"token gateway cannot listen on {self.host}:{self.port} ({exc.strerror}); "
+                "set [token_gateway] port or FOTO3D_GATEWAY_PORT"
+            ) from exc
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

@@ -1,0 +1,262 @@
+"""The customer routes: models, file links, usage, the OpenAPI document, health.
+
+Unknown objects, other customers' objects, models not live (disabled or never published)
+and ``test`` models outside the test origins all answer the very same 404, so a caller
+learns nothing about what exists.
+
+Where the viewer plugs in: the embeddable viewer's bundle (``/viewer/{file}``) and its
+iframe page (``/embed/{object_id}``) are added to :func:`routes` beside the API; both go
+through the same guard middleware (rate limits, bans, access log) as everything here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+import msgspec
+from aiohttp import web
+
+from foto3d import __version__
+from foto3d.proto.gateway import FileFormat, HealthReply, ModelFile, ModelReply, UsageQuery, UsageReply
+from foto3d.proto.naming import NamingError, validate_object_id
+from foto3d.proto.objects import LiveStatus, PublishedFile
+from foto3d.services.token_gateway import openapi
+from foto3d.services.token_gateway.auth import Denied, authenticate, request_origin
+from foto3d.services.token_gateway.credentials import Credential
+from foto3d.services.token_gateway.links import expiry, file_path
+from foto3d.services.token_gateway.listener import error_response, note
+from foto3d.services.token_gateway.objects import ObjectState
+from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
+
+FORMATS: tuple[str, ...] = get_args(FileFormat)
+FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}$")
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CREDENTIAL_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+NOT_FOUND_MESSAGE = "no such model for this credential"
+_encoder = msgspec.json.Encoder()
+
+
+def _json(body: msgspec.Struct, status: int = 200, cache: str = "no-store") -> web.Response:
+    resp = web.Response(status=status, body=_encoder.encode(body), content_type="application/json")
+    resp.headers["Cache-Control"] = cache
+    return resp
+
+
+def _not_found() -> web.Response:
+    return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+
+
+def _deny(parts: GatewayParts, request: web.Request, d: Denied) -> web.Response:
+    n = note(request)
+    n.reason = d.message
+    n.credential_id, n.customer = d.credential_id, d.customer
+    if d.bad_credential:
+        parts.bad_credential(n.ip, "bad credentials")
+    return error_response(d.status, d.error, d.message, d.retry_after)
+
+
+def visible(parts: GatewayParts, state: ObjectState | None, cred: Credential, origin: str) -> bool:
+    """May this credential, from this origin, see this model now?"""
+    if state is None or not state.live or state.customer != cred.customer or not cred.covers(state.object_id):
+        return False
+    return state.effective_status != LiveStatus.TEST or origin in parts.cfg.test_origins
+
+
+def _link(parts: GatewayParts, state: ObjectState, f: PublishedFile, cred_id: str, exp: int) -> str:
+    if parts.presigner is not None:
+        return parts.presigner.url(f, exp)
+    name = f.key.rsplit("/", 1)[-1]
+    path = file_path(state.object_id, state.version, name)
+    return parts.base_url + parts.signer.sign(path, exp, cred_id)
+
+
+def _id_problem(object_id: str) -> str | None:
+    try:
+        validate_object_id(object_id)
+    except NamingError as exc:
+        return str(exc)[:300]
+    return None
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
+    n = note(request)
+    object_id = request.match_info["object_id"]
+    id_problem = _id_problem(object_id)
+    if id_problem is None:
+        n.object_id = object_id  # logged even when the request is refused below
+    caller = authenticate(parts, request)
+    if isinstance(caller, Denied):
+        return _deny(parts, request, caller)
+    cred = caller.credential
+    n.customer, n.credential_id = cred.customer, cred.credential_id
+    n.cors_origin = caller.origin if caller.origin in cred.origins else ""
+    if id_problem is not None:
+        n.reason = "bad id"
+        return error_response(400, "bad_request", id_problem)
+    wanted = [w.strip() for w in request.query.get("formats", "").split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in FORMATS]
+    if unknown:
+        return error_response(
+            400, "bad_request", f"unknown format(s) {', '.join(unknown)[:100]}; known: {', '.join(FORMATS)}"
+        )
+    state = parts.index.get(object_id)
+    if state is None or not visible(parts, state, cred, caller.origin):
+        n.reason = "not visible"
+        return _not_found()
+    exp = expiry(parts.cfg.link_ttl_s)
+    # Within one expiry granule the reply for a credential is the same bytes: reuse them.
+    key = (
+        object_id,
+        state.version,
+        state.effective_status,
+        state.name,
+        cred.credential_id,
+        exp,
+        tuple(wanted),
+    )
+    body = parts.replies.get(key)
+    if body is None:
+        body = _encoder.encode(await _model_reply(parts, state, cred.credential_id, exp, wanted))
+        parts.remember_reply(key, body)
+    resp = web.Response(body=body, content_type="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def _model_reply(
+    parts: GatewayParts, state: ObjectState, cred_id: str, exp: int, wanted: list[str]
+) -> ModelReply:
+    config_file = state.by_kind("viewer_config")
+    config: dict[str, Any] = await parts.viewer_config(config_file) if config_file else {}
+    files = [
+        ModelFile(
+            format=f.format,  # type: ignore[arg-type]  # splats() keeps only FileFormat values
+            url=_link(parts, state, f, cred_id, exp),
+            bytes=f.bytes,
+            content_type=f.content_type,
+            sha256=f.sha256,
+        )
+        for f in state.splats()
+        if not wanted or f.format in wanted
+    ]
+    thumb = state.by_kind("thumbnail")
+    return ModelReply(
+        object_id=state.object_id,
+        name=state.name or str(config.get("name", state.object_id)),
+        status=state.effective_status.value,  # type: ignore[arg-type]  # live: never disabled
+        model_version=state.version,
+        config=config,
+        files=files,
+        poster_url=_link(parts, state, thumb, cred_id, exp) if thumb else None,
+        expires_at=_rfc3339(exp),
+    )
+
+
+async def get_file(request: web.Request) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
+    n = note(request)
+    if parts.local_root is None:  # S3 links go to S3 directly
+        return _not_found()
+    object_id = request.match_info["object_id"]
+    name = request.match_info["name"]
+    try:
+        validate_object_id(object_id)
+        version = int(request.match_info["version"])
+    except (NamingError, ValueError):
+        n.reason = "bad path"
+        return error_response(400, "bad_request", "not a file link of this gateway")
+    if not FILE_NAME_RE.match(name) or ".." in name:
+        n.reason = "bad path"
+        return error_response(400, "bad_request", "not a file link of this gateway")
+    n.object_id = object_id
+    q = request.query
+    cid = q.get("cid", "")
+    n.credential_id = cid if CREDENTIAL_ID_RE.match(cid) else ""
+    why = parts.signer.check(file_path(object_id, version, name), q.get("exp", ""), cid, q.get("sig", ""))
+    if why is not None:
+        n.reason = why
+        if why == "expired":
+            return error_response(403, "forbidden", "this link has expired; ask the API for a new one")
+        parts.bad_credential(n.ip, "bad links")
+        return error_response(403, "forbidden", "this link is not valid")
+    cred = parts.store.credentials.get(cid)
+    if cred is None or not cred.usable():
+        n.reason = "credential no longer usable"
+        return error_response(403, "forbidden", "this link is no longer valid")
+    n.customer = cred.customer
+    origin = request.headers.get("Origin", "")
+    if origin:
+        if cred.origins and origin not in cred.origins:
+            n.reason = "origin"
+            return error_response(403, "forbidden", "this link is not allowed on this site")
+        n.cors_origin = origin if origin in cred.origins else ""
+    state = parts.index.get(object_id)
+    if state is None or not visible(parts, state, cred, request_origin(request)):
+        n.reason = "not visible"
+        return _not_found()
+    f = state.file_named(version, name)
+    if f is None:
+        return _not_found()
+    path = parts.local_file(f.key)
+    if not path.is_file():
+        n.reason = "file missing from the store"
+        return _not_found()
+    n.bytes = f.bytes
+    remaining = max(0, int(q["exp"]) - int(time.time()))
+    resp = web.FileResponse(path, headers={"Content-Type": f.content_type})
+    resp.headers["Cache-Control"] = f"private, max-age={remaining}"
+    return resp
+
+
+async def get_usage(request: web.Request) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
+    n = note(request)
+    caller = authenticate(parts, request)
+    if isinstance(caller, Denied):
+        return _deny(parts, request, caller)
+    cred = caller.credential
+    n.customer, n.credential_id = cred.customer, cred.credential_id
+    if cred.kind != "secret":
+        return error_response(403, "forbidden", "usage needs a secret token")
+    since, until, oid = (request.query.get(k) or None for k in ("since", "until", "object_id"))
+    for v in (since, until):
+        if v is not None and not DAY_RE.match(v):
+            return error_response(400, "bad_request", "since and until are days: YYYY-MM-DD")
+    rows = await parts.store.usage(
+        UsageQuery(customer=cred.customer, object_id=oid, since=since, until=until)
+    )
+    return _json(UsageReply(rows=rows))
+
+
+async def get_openapi(request: web.Request) -> web.StreamResponse:
+    doc = openapi.document(request.app[PARTS_KEY].base_url)
+    return web.json_response(doc, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
+    reply = HealthReply(
+        status="ok" if parts.ready else "starting", models=parts.index.live_count(), version=__version__
+    )
+    return _json(reply, status=200 if parts.ready else 503)
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    # No OPTIONS handlers: publishable keys ride in the query string, so a browser's GET needs
+    # no preflight, and secret tokens are for servers; a preflight is refused (405) on purpose.
+    return [
+        web.get("/healthz", healthz),
+        web.get("/v1/openapi.json", get_openapi),
+        web.get("/v1/models/{object_id}", get_model),
+        web.get(r"/v1/files/{object_id}/v{version:\d+}/{name}", get_file),
+        web.get("/v1/usage", get_usage),
+        # The viewer branch adds here: web.get("/embed/{object_id}", ...), web.get("/viewer/{file}", ...)
+    ]

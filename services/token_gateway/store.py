@@ -1,0 +1,254 @@
+"""The gateway's own sqlite: credentials (hashes), bans, usage per day, and how far each stream was read.
+
+Credentials and usage are folds of the GATEWAY_* streams; each fold and the stream sequence
+it reached are written in one transaction, so a restart resumes exactly where it stopped and
+a usage delta is never counted twice. Credentials are also held in memory: every request
+looks one up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import aiosqlite
+
+from foto3d.proto import subjects
+from foto3d.proto.gateway import (
+    CredentialIssued,
+    CredentialKind,
+    CredentialRevoked,
+    UsageDelta,
+    UsageQuery,
+    UsageRow,
+)
+from foto3d.services.token_gateway.credentials import Credential
+
+SCHEMA = """
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS credentials (
+    credential_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    label TEXT NOT NULL,
+    models TEXT NOT NULL,
+    origins TEXT NOT NULL,
+    expires_at REAL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS credentials_customer ON credentials(customer);
+CREATE TABLE IF NOT EXISTS bans (
+    ip TEXT PRIMARY KEY,
+    until REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (
+    day TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    credential_id TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    denied INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (day, customer, object_id, credential_id)
+);
+CREATE TABLE IF NOT EXISTS applied (
+    stream TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+"""
+
+
+def _row_to_credential(r: aiosqlite.Row) -> Credential:
+    return Credential(
+        credential_id=r["credential_id"],
+        kind=CredentialKind(r["kind"]),
+        customer=r["customer"],
+        token_hash=r["token_hash"],
+        prefix=r["prefix"],
+        label=r["label"],
+        models=tuple(json.loads(r["models"])),
+        origins=tuple(json.loads(r["origins"])),
+        expires_at=r["expires_at"],
+        created_at=r["created_at"],
+        created_by=r["created_by"],
+        revoked_at=r["revoked_at"],
+        revoked_by=r["revoked_by"],
+    )
+
+
+class GatewayStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self.credentials: dict[str, Credential] = {}
+
+    @classmethod
+    async def open(cls, path: Path) -> GatewayStore:
+        db = await aiosqlite.connect(path)
+        db.row_factory = aiosqlite.Row
+        await db.executescript(SCHEMA)
+        await db.commit()
+        store = cls(db)
+        async with db.execute("SELECT * FROM credentials") as cur:
+            for r in await cur.fetchall():
+                cred = _row_to_credential(r)
+                store.credentials[cred.credential_id] = cred
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # -- stream positions ---------------------------------------------------------------------
+
+    async def applied_seq(self, stream: str) -> int:
+        async with self.db.execute("SELECT seq FROM applied WHERE stream=?", (stream,)) as cur:
+            row = await cur.fetchone()
+        return int(row["seq"]) if row else 0
+
+    async def _mark(self, stream: str, seq: int) -> None:
+        await self.db.execute(
+            "INSERT INTO applied(stream, seq) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET seq=excluded.seq",
+            (stream, seq),
+        )
+
+    async def reset_stream(self, stream: str, table: str) -> None:
+        """The stream was recreated (its sequence went backwards): fold it again from the start."""
+        await self.db.execute(f"DELETE FROM {table}")  # table is one of ours, never input
+        await self._mark(stream, 0)
+        await self.db.commit()
+        if table == "credentials":
+            self.credentials.clear()
+
+    # -- credentials --------------------------------------------------------------------------
+
+    async def apply_credential(self, ev: CredentialIssued | CredentialRevoked, seq: int | None) -> None:
+        """Fold one event; ``seq`` is its stream position (None when applied ahead of the stream)."""
+        if isinstance(ev, CredentialIssued):
+            cred = Credential(
+                credential_id=ev.credential_id,
+                kind=ev.kind,
+                customer=ev.customer,
+                token_hash=ev.token_hash,
+                prefix=ev.prefix,
+                label=ev.label,
+                models=tuple(ev.models),
+                origins=tuple(ev.origins),
+                expires_at=ev.expires_at,
+                created_at=ev.created_at,
+                created_by=ev.actor,
+            )
+            old = self.credentials.get(ev.credential_id)
+            if old is not None and old.revoked_at is not None:
+                # a revocation that arrived first (never un-revoke)
+                cred = dataclasses.replace(cred, revoked_at=old.revoked_at, revoked_by=old.revoked_by)
+            await self.db.execute(
+                "INSERT OR REPLACE INTO credentials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    cred.credential_id,
+                    cred.kind.value,
+                    cred.customer,
+                    cred.token_hash,
+                    cred.prefix,
+                    cred.label,
+                    json.dumps(list(cred.models)),
+                    json.dumps(list(cred.origins)),
+                    cred.expires_at,
+                    cred.created_at,
+                    cred.created_by,
+                    cred.revoked_at,
+                    cred.revoked_by,
+                ),
+            )
+        else:
+            old = self.credentials.get(ev.credential_id)
+            if old is None or old.revoked_at is not None:
+                cred = None
+            else:
+                cred = dataclasses.replace(old, revoked_at=ev.revoked_at, revoked_by=ev.actor)
+                await self.db.execute(
+                    "UPDATE credentials SET revoked_at=?, revoked_by=? WHERE credential_id=?",
+                    (ev.revoked_at, ev.actor, ev.credential_id),
+                )
+        if seq is not None:
+            await self._mark(subjects.GATEWAY_CREDENTIALS_STREAM, seq)
+        await self.db.commit()
+        if cred is not None:
+            self.credentials[cred.credential_id] = cred
+
+    def list_credentials(self, customer: str | None, include_revoked: bool) -> list[Credential]:
+        out = [
+            c
+            for c in self.credentials.values()
+            if (customer is None or c.customer == customer) and (include_revoked or c.revoked_at is None)
+        ]
+        return sorted(out, key=lambda c: (c.customer, -c.created_at))
+
+    # -- bans ---------------------------------------------------------------------------------
+
+    async def save_ban(self, ip: str, until: float, reason: str) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO bans VALUES (?,?,?)", (ip, until, reason))
+        await self.db.commit()
+
+    async def lift_ban(self, ip: str) -> None:
+        await self.db.execute("DELETE FROM bans WHERE ip=?", (ip,))
+        await self.db.commit()
+
+    async def active_bans(self) -> dict[str, tuple[float, str]]:
+        now = time.time()
+        await self.db.execute("DELETE FROM bans WHERE until <= ?", (now,))
+        await self.db.commit()
+        async with self.db.execute("SELECT ip, until, reason FROM bans") as cur:
+            return {r["ip"]: (r["until"], r["reason"]) for r in await cur.fetchall()}
+
+    # -- usage --------------------------------------------------------------------------------
+
+    async def apply_usage(self, delta: UsageDelta, seq: int) -> None:
+        await self.db.executemany(
+            "INSERT INTO usage VALUES (?,?,?,?,?,?,?) ON CONFLICT(day, customer, object_id, credential_id) "
+            "DO UPDATE SET requests=requests+excluded.requests, denied=denied+excluded.denied, "
+            "bytes=bytes+excluded.bytes",
+            [
+                (c.day, c.customer, c.object_id, c.credential_id, c.requests, c.denied, c.bytes)
+                for c in delta.counts
+            ],
+        )
+        await self._mark(subjects.GATEWAY_USAGE_STREAM, seq)
+        await self.db.commit()
+
+    async def usage(self, q: UsageQuery) -> list[UsageRow]:
+        where: list[str] = []
+        args: list[str] = []
+        for column, value, op in (
+            ("customer", q.customer, "="),
+            ("object_id", q.object_id, "="),
+            ("day", q.since, ">="),
+            ("day", q.until, "<="),
+        ):
+            if value:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        sql = (
+            "SELECT day, customer, object_id, SUM(requests) AS requests, SUM(denied) AS denied, "
+            "SUM(bytes) AS bytes FROM usage"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY day, customer, object_id ORDER BY day DESC, customer, object_id LIMIT 5000"
+        )
+        async with self.db.execute(sql, args) as cur:
+            return [
+                UsageRow(
+                    day=r["day"],
+                    customer=r["customer"],
+                    object_id=r["object_id"],
+                    requests=r["requests"],
+                    denied=r["denied"],
+                    bytes=r["bytes"],
+                )
+                for r in await cur.fetchall()
+            ]

@@ -1,0 +1,132 @@
+"""A running gateway on a real nats-server, and published models made of real files."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from foto3d.app.runtime import Runtime
+from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
+from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
+from foto3d.proto.objects import (
+    LiveStatus,
+    ObjectPublished,
+    ObjectRegistered,
+    ObjectStatusChanged,
+    PublishedFile,
+)
+from foto3d.services.token_gateway.service import TokenGateway
+
+ORIGIN = "https://shop.example.com"
+
+
+@dataclass
+class Gateway:
+    rt: Runtime
+    bus: Bus
+    published: Path
+
+    @property
+    def svc(self) -> TokenGateway:
+        svc = next(s for s in self.rt.services if s.name == "token_gateway")
+        assert isinstance(svc, TokenGateway)
+        return svc
+
+    @property
+    def url(self) -> str:
+        assert self.svc.listener is not None
+        return self.svc.listener.url
+
+    async def issue(self, customer: str, kind: CredentialKind = CredentialKind.SECRET, **kw: Any) -> str:
+        if kind == CredentialKind.PUBLISHABLE:
+            kw.setdefault("origins", [ORIGIN])
+        reply = await self.bus.call(TOKENS_ISSUE, IssueRequest(customer=customer, kind=kind, **kw))
+        return reply.token
+
+    async def event(self, ev: msgspec.Struct) -> None:
+        await self.bus.publish(subjects.object_events(ev.object_id), ev, msg_id=ev.event_id)  # type: ignore[attr-defined]
+
+    async def status(self, object_id: str, status: LiveStatus) -> None:
+        await self.event(
+            ObjectStatusChanged(event_id=uuid.uuid4().hex, object_id=object_id, ts=time.time(), status=status)
+        )
+
+    async def publish_model(
+        self,
+        object_id: str,
+        name: str = "Desk lamp",
+        version: int = 1,
+        status: LiveStatus | None = LiveStatus.PRODUCTION,
+    ) -> dict[str, bytes]:
+        """Write a version's files into the local store and announce them as the publisher does."""
+        customer = object_id.split("-", 1)[0]
+        prefix = f"models/{customer}/{object_id}/v{version}"
+        contents = {
+            f"{object_id}.ply": b"ply\n" + b"p" * 3000,
+            f"{object_id}.spz": b"spz" + b"s" * 500,
+            f"{object_id}.sog": b"PK" + b"g" * 900,
+            "thumbnail.png": b"\x89PNG" + b"t" * 100,
+            "viewer.json": msgspec.json.encode({"object_id": object_id, "camera": {"fov": 50}, "version": 1}),
+        }
+        kinds = {
+            "thumbnail.png": ("thumbnail", "png", "image/png"),
+            "viewer.json": ("viewer_config", "json", "application/json"),
+        }
+        files: list[PublishedFile] = []
+        for fname, data in contents.items():
+            path = self.published / prefix / fname
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            kind, fmt, ctype = kinds.get(fname, ("splat", fname.split(".", 1)[1], "application/octet-stream"))
+            files.append(
+                PublishedFile(
+                    kind=kind,
+                    format=fmt,
+                    key=f"{prefix}/{fname}",
+                    url=f"unused://{prefix}/{fname}",
+                    bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    content_type=ctype,
+                )
+            )
+        now = time.time()
+        await self.event(
+            ObjectRegistered(
+                event_id=f"reg-{object_id}",
+                object_id=object_id,
+                ts=now,
+                customer=customer,
+                display_name=name,
+                slug=object_id,
+                serial=1,
+            )
+        )
+        await self.event(
+            ObjectPublished(
+                event_id=f"pub-{object_id}-{version}",
+                object_id=object_id,
+                ts=now,
+                version=version,
+                job_id="job-1",
+                live_url="",
+                files=files,
+            )
+        )
+        if status is not None:
+            await self.status(object_id, status)
+        return contents
+
+
+async def get(session: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+    async with session.get(url, **kw) as r:
+        body = await r.read()
+        ctype = r.headers.get("Content-Type", "")
+        return r.status, (msgspec.json.decode(body) if "json" in ctype else body), dict(r.headers)
