@@ -15,6 +15,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
+from foto3d.proto.jobs import SplatFormatName
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -171,12 +172,11 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # Customer HTTP bodies (the customer listener, /v1/...)
 # ---------------------------------------------------------------------------
 
-FileFormat = Literal["spz", "sog", "ply", "compressed.ply", "splat"]
 ModelStatus = Literal["production", "demo", "test"]
 
 
 class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
-    format: FileFormat
+    format: SplatFormatName  # the splat format registry's names, as in job options and artifacts
     url: str
     bytes: Count
     content_type: str
