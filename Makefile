@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test test-deps lint typecheck pytest bootstrap clean
+.PHONY: up test test-deps lint typecheck pytest bootstrap clean viewer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,20 @@ $(STAMP): pyproject.toml
 
 bootstrap: $(STAMP)
 
-up: $(STAMP)
+# The <foto3d-viewer> bundle (libs/viewer/web/dist/): built from the pinned npm packages
+# (package-lock.json), rebuilt when its sources change, never committed.
+VIEWER_WEB := libs/viewer/web
+VIEWER_MANIFEST := $(VIEWER_WEB)/dist/manifest.json
+
+$(VIEWER_WEB)/node_modules/.package-lock.json: $(VIEWER_WEB)/package-lock.json
+	cd $(VIEWER_WEB) && npm ci --no-audit --no-fund --silent
+
+$(VIEWER_MANIFEST): $(VIEWER_WEB)/node_modules/.package-lock.json $(VIEWER_WEB)/build.mjs $(wildcard $(VIEWER_WEB)/src/*.js) $(wildcard $(VIEWER_WEB)/src/*.json)
+	cd $(VIEWER_WEB) && node build.mjs
+
+viewer: $(VIEWER_MANIFEST)
+
+up: $(STAMP) viewer
 	$(BIN)/foto3d up $(ARGS)
 
 lint: $(STAMP)
@@ -35,7 +48,7 @@ test-deps: $(STAMP)
 pytest: $(STAMP)
 	FOTO3D_NO_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
-test: test-deps lint typecheck pytest
+test: test-deps viewer lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(VIEWER_WEB)/dist

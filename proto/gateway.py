@@ -15,7 +15,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
-from foto3d.proto.jobs import SplatFormatName
+from foto3d.proto.jobs import SplatFormatName, UpAxis
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -172,6 +172,10 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # Customer HTTP bodies (the customer listener, /v1/...)
 # ---------------------------------------------------------------------------
 
+# The dashboard page (staff only) where the gateway shows a live model as customers get it;
+# the catalog's "live link" points here.
+STAFF_MODEL_PAGE = "/customers/models/{object_id}"
+
 ModelStatus = Literal["production", "demo", "test"]
 
 
@@ -181,6 +185,8 @@ class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
     bytes: Count
     content_type: str
     sha256: str
+    # The file's up axis as stored (Artifact.up; the renderer reads it so and turns it screen-up).
+    up: UpAxis | None = None
 
 
 class ModelReply(msgspec.Struct, frozen=True, kw_only=True):

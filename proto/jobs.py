@@ -43,7 +43,10 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELL
 #: Splat file formats, one spelling each (the registry in ``libs/splat/formats`` declares them;
 #: a test keeps the two equal). ``proto`` depends on nothing, so the set is spelled out here.
 SplatFormatName = Literal["ply", "compressed-ply", "splat", "spz", "sog"]
-#: Up axes a splat's data can use (``Artifact.up``): x, -x, y, -y, z, -z.
+#: Up axes a splat's data can use: x, -x, y, -y, z, -z. The one notion of a file's up axis,
+#: from ``Artifact.up`` through ``PublishedFile.up`` and ``viewer.json`` to the gateway's
+#: ``files[].up``: the axis that is up in the file's coordinates *as stored*, which is how a
+#: renderer that reads the file unchanged sees it.
 UpAxis = Literal["x", "-x", "y", "-y", "z", "-z"]
 
 
@@ -95,7 +98,7 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kind: str  # "splat", "config", "thumbnail", "log"
     format: str  # a SplatFormatName for kind "splat"; "yml", "png" for the others
-    up: UpAxis | None = None  # for splats: the up axis of the file's data
+    up: UpAxis | None = None  # for splats: the up axis of the file's data as stored (see UpAxis)
     uri: str
     bytes: Count
     sha256: str

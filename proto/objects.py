@@ -17,7 +17,8 @@ import msgspec
 
 from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
-from foto3d.proto.jobs import Artifact, ObjectId
+from foto3d.proto.jobs import Artifact, ObjectId, UpAxis
+from foto3d.proto.viewer import ViewerSettings
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -105,6 +106,7 @@ class PublishedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     bytes: Count
     sha256: str
     content_type: str
+    up: UpAxis | None = None  # splats: the file's up axis as stored (Artifact.up)
 
 
 class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.published/1"):
@@ -121,6 +123,15 @@ class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="objec
     error: str
 
 
+class ObjectViewerSaved(ObjectEventBase, frozen=True, kw_only=True, tag="object.viewer/1"):
+    """A reviewer saved viewer settings (level, default view, limits): the next publish uses them."""
+
+    version: Count  # 1, 2, … per object
+    settings: ViewerSettings
+    job_id: str = ""  # the trained job the reviewer was looking at
+    comment: str = ""
+
+
 ObjectEvent = (
     ObjectRegistered
     | ObjectCaptured
@@ -128,6 +139,7 @@ ObjectEvent = (
     | ObjectStatusChanged
     | ObjectPublished
     | ObjectPublishFailed
+    | ObjectViewerSaved
 )
 
 
@@ -218,6 +230,8 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
     # The object's latest event time: the published event is stamped no earlier, so it
     # sorts after the approval even when clocks disagree.
     not_before: Real = 0.0
+    # The reviewer's saved viewer settings (level, default view, limits), applied over the defaults.
+    viewer: ViewerSettings | None = None
 
 
 class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -57,6 +57,16 @@ def rotation_between(src_up: str, dst_up: str) -> F64:
     return quarter
 
 
+def turn_axis(rot: npt.ArrayLike, axis: str) -> str:
+    """The :data:`UP_AXES` key of ``axis`` turned by ``rot`` (a rotation that maps axes onto axes,
+    such as a codec's frame change)."""
+    v = np.asarray(rot, dtype=np.float64) @ np.array(UP_AXES[axis])
+    for name, w in UP_AXES.items():
+        if np.allclose(v, w, atol=1e-6):
+            return name
+    raise ValueError(f"rotation does not map axis {axis} onto an axis")
+
+
 def matrix_to_quat(m: npt.ArrayLike) -> F64:
     """Rotation matrices (..., 3, 3) to unit quaternions (..., 4) as (w, x, y, z), w >= 0."""
     r = np.asarray(m, dtype=np.float64)

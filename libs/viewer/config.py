@@ -1,62 +1,71 @@
-"""The viewer config published next to a splat: default camera, bounds and file links.
+"""The defaults the publisher writes into ``viewer.json``: robust bounds, a camera, file up axes.
 
-The default camera frames the splat's *robust* bounds (percentiles of the centres of
-reasonably opaque gaussians), so a few floaters far away do not shrink the object to a
-dot. It looks at the centre from a three-quarter view above the object.
+The schema lives in ``proto/viewer.py``; this module computes values for it from a splat. The
+default camera frames the splat's *robust* bounds (percentiles of the centres of reasonably
+opaque gaussians), so a few floaters far away do not shrink the object to a dot, from a
+three-quarter view a little above, at the distance where the bounds' sphere fits the frame
+whatever the orbit angle (the same rule as the browser's ``framing.js``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from foto3d.libs.splat.coords import rotation_between
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.splat.model import Splat
+from foto3d.proto.jobs import UpAxis
+from foto3d.proto.viewer import (
+    CONFIG_VERSION,
+    Bounds,
+    Camera,
+    ViewerConfig,
+    ViewerFile,
+    ViewerSettings,
+)
 
-CONFIG_VERSION = 1
-DEFAULT_FOV_DEG = 50.0
-VIEW_DIRECTION = np.array([0.55, 0.45, 1.0])  # from the target towards the camera, before scaling
+DEFAULT_FOV_DEG = 40.0
+DEFAULT_AZIMUTH_DEG = 30.0
+DEFAULT_ELEVATION_DEG = 18.0
+FIT_MARGIN = 1.12
+#: nerfstudio's exports, and so every file the trainer writes, hold +Z-up data in memory.
+TRAINER_UP: UpAxis = "z"
 UP = (0.0, 1.0, 0.0)
 
-
-class Bounds(msgspec.Struct, frozen=True, kw_only=True):
-    min: list[float]
-    max: list[float]
-    center: list[float]
-    radius: float
-
-
-class Camera(msgspec.Struct, frozen=True, kw_only=True):
-    position: list[float]
-    target: list[float]
-    up: list[float]
-    fov: float
-    near: float
-    far: float
+__all__ = [
+    "CONFIG_VERSION",
+    "Bounds",
+    "Camera",
+    "ViewerConfig",
+    "ViewerFile",
+    "build_viewer_config",
+    "decoded_up",
+    "default_camera",
+    "file_up",
+    "robust_bounds",
+    "upright_bounds",
+]
 
 
-class ViewerFile(msgspec.Struct, frozen=True, kw_only=True):
-    format: str
-    url: str
-    bytes: int
-    sha256: str
+def file_up(fmt: str, memory_up: UpAxis = TRAINER_UP) -> UpAxis:
+    """The up axis as stored (the renderer's view) of a ``fmt`` file written from data that was
+    ``memory_up`` when written: the format registry's storage turn (only ``.spz`` is stored in
+    another frame than it decodes into). The default is for artifacts of trainers that did not
+    record ``Artifact.up`` yet: they wrote every format from nerfstudio's +Z-up data."""
+    return cast(UpAxis, splat_formats.get(fmt).stored_up(memory_up))
 
 
-class ViewerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    version: int
-    object_id: str
-    name: str
-    model_version: int
-    gaussians: int
-    camera: Camera
-    bounds: Bounds
-    files: list[ViewerFile]
-    thumbnail: str = ""
+def decoded_up(fmt: str, stored: UpAxis) -> UpAxis:
+    """The up axis of a ``fmt`` file's data as our reader decodes it, for a file stored ``stored``."""
+    return cast(UpAxis, splat_formats.get(fmt).decoded_up(stored))
 
 
 def robust_bounds(splat: Splat, lo: float = 2.0, hi: float = 98.0) -> Bounds:
+    """Bounds in the splat's own frame."""
     means = splat.means
     if splat.count == 0:
         return Bounds(min=[-1.0] * 3, max=[1.0] * 3, center=[0.0] * 3, radius=math.sqrt(3))
@@ -71,19 +80,61 @@ def robust_bounds(splat: Splat, lo: float = 2.0, hi: float = 98.0) -> Bounds:
     return Bounds(min=_r(mn), max=_r(mx), center=_r(center), radius=round(radius, 5))
 
 
-def default_camera(bounds: Bounds, fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
+def upright_bounds(bounds: Bounds, up: UpAxis) -> Bounds:
+    """``bounds`` of data whose up axis is ``up``, turned into the upright (+Y up) frame."""
+    rot = rotation_between(up, "y")
+    corners = np.array([bounds.min, bounds.max]) @ rot.T
+    return Bounds(
+        min=_r(corners.min(axis=0)),
+        max=_r(corners.max(axis=0)),
+        center=_r(rot @ np.asarray(bounds.center)),
+        radius=bounds.radius,
+    )
+
+
+def fit_distance(radius: float, fov_deg: float = DEFAULT_FOV_DEG) -> float:
+    """Camera distance at which a sphere of ``radius`` fits a landscape frame's height."""
+    return radius * FIT_MARGIN / math.sin(math.radians(fov_deg) / 2)
+
+
+def default_camera(
+    bounds: Bounds,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    rotation: list[float] | None = None,
+    up: tuple[float, float, float] = UP,
+) -> Camera:
+    """The default view of upright ``bounds`` (optionally turned by the reviewer's ``rotation``)."""
     center = np.asarray(bounds.center, dtype=np.float64)
-    distance = bounds.radius / math.tan(math.radians(fov_deg) / 2) * 1.15
-    direction = VIEW_DIRECTION / np.linalg.norm(VIEW_DIRECTION)
+    if rotation:
+        center = euler_xyz(rotation) @ center
+    up_v = np.asarray(up, dtype=np.float64)
+    up_v /= np.linalg.norm(up_v)
+    # a horizontal reference perpendicular to up, then azimuth about up and elevation towards it
+    ref = np.array([0.0, 0.0, 1.0]) if abs(up_v[2]) < 0.9 else np.array([0.0, -1.0, 0.0])
+    forward = ref - (ref @ up_v) * up_v
+    forward /= np.linalg.norm(forward)
+    side = np.cross(up_v, forward)
+    az, el = math.radians(DEFAULT_AZIMUTH_DEG), math.radians(DEFAULT_ELEVATION_DEG)
+    direction = math.cos(el) * (math.cos(az) * forward + math.sin(az) * side) + math.sin(el) * up_v
+    distance = fit_distance(bounds.radius, fov_deg)
     position = center + direction * distance
     return Camera(
         position=_r(position),
         target=_r(center),
-        up=list(UP),
+        up=_r(up_v),
         fov=fov_deg,
         near=round(max(distance - 3 * bounds.radius, distance * 0.01), 5),
         far=round(distance + 4 * bounds.radius, 5),
     )
+
+
+def euler_xyz(degrees: list[float]) -> npt.NDArray[np.float64]:
+    """The rotation matrix of three.js's Euler(x, y, z, "XYZ"): R = Rx · Ry · Rz."""
+    x, y, z = (math.radians(d) for d in degrees)
+    rx = np.array([[1, 0, 0], [0, math.cos(x), -math.sin(x)], [0, math.sin(x), math.cos(x)]])
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rz = np.array([[math.cos(z), -math.sin(z), 0], [math.sin(z), math.cos(z), 0], [0, 0, 1]])
+    return np.asarray(rx @ ry @ rz, dtype=np.float64)
 
 
 def build_viewer_config(
@@ -94,9 +145,15 @@ def build_viewer_config(
     model_version: int,
     files: list[ViewerFile],
     thumbnail: str = "",
+    settings: ViewerSettings | None = None,
+    memory_up: UpAxis = TRAINER_UP,
 ) -> ViewerConfig:
+    """``viewer.json``: computed defaults, then the reviewer's saved ``settings`` on top.
+
+    A saved camera replaces the default one; every other saved field is copied as is."""
+    s = settings or ViewerSettings()
     if splat is not None:
-        bounds = robust_bounds(splat)
+        bounds = upright_bounds(robust_bounds(splat), memory_up)
         gaussians = splat.count
     else:  # no readable splat (e.g. only a format we cannot parse): a unit box
         bounds = Bounds(min=[-1.0] * 3, max=[1.0] * 3, center=[0.0] * 3, radius=math.sqrt(3))
@@ -107,10 +164,17 @@ def build_viewer_config(
         name=name,
         model_version=model_version,
         gaussians=gaussians,
-        camera=default_camera(bounds),
+        camera=s.camera or default_camera(bounds, rotation=s.rotation),
         bounds=bounds,
         files=files,
         thumbnail=thumbnail,
+        up=s.up,
+        rotation=s.rotation,
+        limits=s.limits,
+        background=s.background,
+        auto_rotate=s.auto_rotate,
+        ui=s.ui,
+        hotspots=s.hotspots,
     )
 
 

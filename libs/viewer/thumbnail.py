@@ -12,28 +12,38 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from foto3d.libs.splat.coords import UP_AXES
 from foto3d.libs.splat.model import Splat
-from foto3d.libs.viewer.config import Camera, default_camera, robust_bounds
+from foto3d.libs.viewer.config import TRAINER_UP, Camera, default_camera, robust_bounds
 from foto3d.libs.viewer.png import encode_png
+from foto3d.proto.jobs import UpAxis
 
 BACKGROUND = np.array([0.957, 0.961, 0.969])
 MAX_POINTS = 300_000
 
 
-def render_thumbnail(splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0) -> bytes:
-    """PNG bytes of a ``size`` x ``size`` preview."""
-    return encode_png(render_rgb(splat, size, camera, seed))
+def render_thumbnail(
+    splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0, up: UpAxis = TRAINER_UP
+) -> bytes:
+    """PNG bytes of a ``size`` x ``size`` preview; ``up`` is the splat's up axis in memory."""
+    return encode_png(render_rgb(splat, size, camera, seed, up))
 
 
 def render_rgb(
-    splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0
+    splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0, up: UpAxis = TRAINER_UP
 ) -> npt.NDArray[np.uint8]:
     ss = 2
     res = size * ss
     img = np.tile(BACKGROUND, (res, res, 1))
     if splat.count == 0:
         return _to_u8(img, ss)
-    cam = camera or default_camera(robust_bounds(splat))
+    cam = camera if camera is not None and camera.position and camera.target else None
+    if cam is None:  # the default view in the splat's own frame, upright
+        cam = default_camera(robust_bounds(splat), up=UP_AXES[up])
+    assert cam.position is not None and cam.target is not None
+    cam_up = cam.up or list(UP_AXES[up])
+    fov = cam.fov or 40.0
+    near = cam.near or 1e-3
     idx = np.arange(splat.count)
     if splat.count > MAX_POINTS:
         idx = np.random.default_rng(seed).choice(splat.count, MAX_POINTS, replace=False)
@@ -45,13 +55,13 @@ def render_rgb(
     pos = np.asarray(cam.position)
     fwd = np.asarray(cam.target) - pos
     fwd /= np.linalg.norm(fwd) or 1.0
-    right = np.cross(fwd, np.asarray(cam.up))
+    right = np.cross(fwd, np.asarray(cam_up))
     right /= np.linalg.norm(right) or 1.0
-    up = np.cross(right, fwd)
+    cam_y = np.cross(right, fwd)
     rel = pts - pos
-    x, y, z = rel @ right, rel @ up, rel @ fwd
-    focal = (res / 2) / math.tan(math.radians(cam.fov) / 2)
-    keep = (z > cam.near * 0.5) & np.isfinite(x) & np.isfinite(y) & (alpha > 0.02)
+    x, y, z = rel @ right, rel @ cam_y, rel @ fwd
+    focal = (res / 2) / math.tan(math.radians(fov) / 2)
+    keep = (z > near * 0.5) & np.isfinite(x) & np.isfinite(y) & (alpha > 0.02)
     px = np.round(focal * x[keep] / z[keep] + res / 2).astype(np.int64)
     py = np.round(res / 2 - focal * y[keep] / z[keep]).astype(np.int64)
     radius = np.clip(focal * scale[keep] / z[keep], 0.6, 4.0)

@@ -38,6 +38,7 @@ from foto3d.proto.objects import (
     Stage,
 )
 from foto3d.services.catalog.store import CatalogStore
+from foto3d.services.catalog.viewer_settings import latest_settings
 
 MAX_REFERENCE_IMAGE = 768 * 1024
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -308,6 +309,7 @@ class Catalog:
             display_name=row["display_name"],
             actor=actor,
             not_before=_after(row),
+            viewer=await latest_settings(self.store, object_id),
         )
         self._publishing.add(object_id)
         try:

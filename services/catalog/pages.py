@@ -10,15 +10,18 @@ import time
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from foto3d.libs.auth import User
 from foto3d.libs.web.layout import esc, render_page
+from foto3d.proto.gateway import STAFF_MODEL_PAGE
 from foto3d.proto.objects import LiveStatus, Stage
+from foto3d.services.catalog import review
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
+from foto3d.services.catalog.viewer_settings import saved_versions
 
 if TYPE_CHECKING:
     from foto3d.services.catalog.service import CatalogService
@@ -63,6 +66,12 @@ def status_badge(status: str | None) -> str:
     if not status:
         return '<span class="muted">—</span>'
     return f'<span class="badge {esc(status)}">{esc(status)}</span>'
+
+
+def _live_link(o: dict[str, Any]) -> str:
+    """Where staff see the live model: the token gateway's dashboard page (customers get it
+    through the gateway too; ``live_url``, the published viewer.json, is not served directly)."""
+    return STAFF_MODEL_PAGE.format(object_id=urllib.parse.quote(str(o["object_id"])))
 
 
 def _options(values: list[tuple[str, str]], selected: str) -> str:
@@ -125,7 +134,7 @@ class CatalogPages:
         rows = []
         for o in page.items:
             live = (
-                f'<a href="{esc(o["live_url"])}" target="_blank" rel="noopener">v{esc(o["published_version"])}</a>'
+                f'<a href="{esc(_live_link(o))}" target="_blank" rel="noopener">v{esc(o["published_version"])}</a>'
                 if o["live_url"]
                 else ""
             )
@@ -198,7 +207,7 @@ class CatalogPages:
 <div class="muted">{esc(fmt_age(time.time() - o["stage_ts"]))} in this stage</div></div>
 <div class="card"><div class="label">Status</div><div class="value">{status_badge(o["status"])}</div></div>
 <div class="card"><div class="label">Live link</div><div class="value live">{
-            f'<a class="live-link" href="{esc(o["live_url"])}" target="_blank" rel="noopener">v{esc(o["published_version"])} viewer config</a>'
+            f'<a class="live-link" href="{esc(_live_link(o))}" target="_blank" rel="noopener">v{esc(o["published_version"])} live model</a>'
             if o["live_url"]
             else '<span class="muted">not published</span>'
         }</div></div></div>"""
@@ -275,6 +284,7 @@ by {esc(o["created_by"] or "?")} · <a href="/logs?object={esc(urllib.parse.quot
 <div class="two-col"><div><div class="actions">{"".join(actions)}</div></div>
 <div><div class="panel"><h2>Preview</h2>{preview}</div>
 <div class="panel"><h2>Files</h2>{files_html}</div></div></div>
+{review.section_html(oid, job, await saved_versions(self.svc.store, oid))}
 <h2>Timeline</h2>
 <table class="data timeline"><thead><tr><th>When</th><th>What</th><th>Details</th><th>Who</th></tr></thead>
 <tbody>{tl}</tbody></table>"""

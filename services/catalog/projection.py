@@ -34,6 +34,7 @@ from foto3d.proto.objects import (
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
+    ObjectViewerSaved,
     Stage,
 )
 
@@ -188,6 +189,12 @@ def project(ev: AnyEvent) -> Projected:
                 _detail(ev),
                 ev.job_id,
             )
+        )
+    elif isinstance(ev, ObjectViewerSaved):
+        summary = f"viewer settings v{ev.version} saved" + (f": {ev.comment}" if ev.comment else "")
+        key = f"ev:{ev.event_id}"
+        out.entries.append(
+            Entry(key, oid, ev.ts, "viewer", ev.actor, summary, _detail(ev), ev.job_id or None)
         )
     else:
         _project_job(ev, out)

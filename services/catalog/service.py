@@ -44,7 +44,7 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages, topology
+from foto3d.services.catalog import api, pages, review, topology
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
@@ -150,7 +150,11 @@ class CatalogService(Service):
 
     def routes(self) -> list[web.AbstractRouteDef]:
         # /login is the runtime's (every page needs it).
-        return [*api.CatalogApi(self).routes(), *pages.CatalogPages(self).routes()]
+        return [
+            *api.CatalogApi(self).routes(),
+            *review.CatalogReview(self).routes(),
+            *pages.CatalogPages(self).routes(),
+        ]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 

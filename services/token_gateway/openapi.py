@@ -131,6 +131,46 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/embed/{object_id}": {
+                "get": {
+                    "operationId": "embedPage",
+                    "summary": "The whole-page viewer for an iframe; the key is checked against the framing page (Referer)",
+                    "security": [PUBLISHABLE],
+                    "parameters": [object_id],
+                    "responses": {
+                        "200": {
+                            "description": "The page (framable only by the key's origins); a model that is not live shows a not-available card",
+                            "content": {"text/html": {}},
+                        },
+                        **_errors(400, 401, 403, 429),
+                    },
+                }
+            },
+            "/embed-api/{pass}/v1/models/{object_id}": {
+                "get": {
+                    "operationId": "embedModel",
+                    "summary": "getModel for the viewer inside embedPage, with the short-lived pass that page hands it",
+                    "parameters": [
+                        {"name": "pass", "in": "path", "required": True, "schema": {"type": "string"}},
+                        object_id,
+                        {"name": "formats", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(ModelReply, "The model"), **_errors(400, 403, 404, 429)},
+                }
+            },
+            "/viewer/{file}": {
+                "get": {
+                    "operationId": "viewerBundle",
+                    "summary": "The <foto3d-viewer> module under its versioned name (immutable)",
+                    "parameters": [
+                        {"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {"description": "The module", "content": {"text/javascript": {}}},
+                        **_errors(404),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",

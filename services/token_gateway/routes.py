@@ -4,8 +4,8 @@ Unknown objects, other customers' objects, models not live (disabled or never pu
 and ``test`` models outside the test origins all answer the very same 404, so a caller
 learns nothing about what exists.
 
-Where the viewer plugs in: the embeddable viewer's bundle (``/viewer/{file}``) and its
-iframe page (``/embed/{object_id}``) are added to :func:`routes` beside the API; both go
+The embeddable viewer's bundle (``/viewer/{file}``), its iframe page (``/embed/{object_id}``)
+and that page's model answers (``/embed-api/…``, see :mod:`embed`) sit beside the API; all go
 through the same guard middleware (rate limits, bans, access log) as everything here.
 """
 
@@ -14,23 +14,33 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from aiohttp import web
 
 from foto3d import __version__
-from foto3d.proto.gateway import HealthReply, ModelFile, ModelReply, UsageQuery, UsageReply
+from foto3d.libs.viewer import assets
+from foto3d.proto.gateway import (
+    CredentialKind,
+    HealthReply,
+    ModelFile,
+    ModelReply,
+    UsageQuery,
+    UsageReply,
+)
+from foto3d.proto.jobs import UpAxis
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.proto.objects import LiveStatus, PublishedFile
-from foto3d.services.token_gateway import openapi
-from foto3d.services.token_gateway.auth import Denied, authenticate, request_origin
+from foto3d.services.token_gateway import embed, openapi
+from foto3d.services.token_gateway.auth import Caller, Denied, authenticate, request_origin
 from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import expiry, file_path
 from foto3d.services.token_gateway.listener import error_response, note
 from foto3d.services.token_gateway.objects import SPLAT_FORMATS, ObjectState
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
+UP_AXES: tuple[str, ...] = get_args(UpAxis)
 FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CREDENTIAL_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -94,6 +104,15 @@ async def get_model(request: web.Request) -> web.StreamResponse:
     caller = authenticate(parts, request)
     if isinstance(caller, Denied):
         return _deny(parts, request, caller)
+    return await _answer_model(request, caller, object_id, id_problem)
+
+
+async def _answer_model(
+    request: web.Request, caller: Caller, object_id: str, id_problem: str | None
+) -> web.StreamResponse:
+    """The model reply for an authenticated caller (a credential, or an embed pass)."""
+    parts = request.app[PARTS_KEY]
+    n = note(request)
     cred = caller.credential
     n.customer, n.credential_id = cred.customer, cred.credential_id
     n.cors_origin = caller.origin if caller.origin in cred.origins else ""
@@ -137,6 +156,7 @@ async def _model_reply(
 ) -> ModelReply:
     config_file = state.by_kind("viewer_config")
     config: dict[str, Any] = await parts.viewer_config(config_file) if config_file else {}
+    ups = _ups(config)  # for files published before the event carried each file's up axis
     files = [
         ModelFile(
             format=f.format,  # type: ignore[arg-type]  # splats() keeps only SplatFormatName values
@@ -144,6 +164,7 @@ async def _model_reply(
             bytes=f.bytes,
             content_type=f.content_type,
             sha256=f.sha256,
+            up=f.up or ups.get(f.format),
         )
         for f in state.splats()
         if not wanted or f.format in wanted
@@ -159,6 +180,86 @@ async def _model_reply(
         poster_url=_link(parts, state, thumb, cred_id, exp) if thumb else None,
         expires_at=_rfc3339(exp),
     )
+
+
+def _ups(config: dict[str, Any]) -> dict[str, UpAxis]:
+    out: dict[str, UpAxis] = {}
+    for f in config.get("files") or []:
+        if isinstance(f, dict) and f.get("up") in UP_AXES and isinstance(f.get("format"), str):
+            out[f["format"]] = f["up"]
+    return out
+
+
+async def get_embed(request: web.Request) -> web.StreamResponse:
+    """``/embed/{object_id}?key=pk_…``: the whole-page viewer for an iframe.
+
+    The key is checked against the embedding page's origin (the iframe request's ``Referer``).
+    A model that is not visible gets the same page (its viewer then shows "not available"), so
+    the page says no more about what exists than the API does."""
+    parts = request.app[PARTS_KEY]
+    n = note(request)
+    object_id = request.match_info["object_id"]
+    id_problem = _id_problem(object_id)
+    if id_problem is not None:
+        n.reason = "bad id"
+        return error_response(400, "bad_request", id_problem)
+    n.object_id = object_id
+    caller = authenticate(parts, request)
+    if isinstance(caller, Denied):
+        return _deny(parts, request, caller)
+    cred = caller.credential
+    n.customer, n.credential_id = cred.customer, cred.credential_id
+    if cred.kind != CredentialKind.PUBLISHABLE:
+        # a secret token must not mint browser passes; it stays on servers
+        n.reason = "embed with a secret token"
+        return error_response(403, "forbidden", "the embed page takes a publishable key (?key=pk_…)")
+    try:
+        b = assets.bundle()
+    except assets.ViewerBundleMissing:
+        n.reason = "viewer bundle missing"
+        return error_response(503, "internal", "the viewer is not installed on this gateway")
+    exp = expiry(parts.cfg.link_ttl_s)
+    state = parts.index.get(object_id)
+    thumb = state.by_kind("thumbnail") if state and visible(parts, state, cred, caller.origin) else None
+    page = assets.embed_page_html(
+        object_id=object_id,
+        api_base=f"{embed.EMBED_API_PREFIX}/{embed.issue(parts.signer, object_id, caller.origin, cred.credential_id, exp)}",
+        key="",
+        bundle_url=assets.bundle_url(),
+        sri=b.sri,
+        options={"formats": assets.EMBED_DEFAULT_FORMATS},
+        poster_url=_link(parts, state, thumb, cred.credential_id, exp) if state and thumb else None,
+    )
+    resp = web.Response(text=page, content_type="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = embed.frame_ancestors(cred.origins)
+    return resp
+
+
+async def get_embed_model(request: web.Request) -> web.StreamResponse:
+    """``/embed-api/{pass}/v1/models/{object_id}``: the model, for the viewer inside ``/embed``."""
+    parts = request.app[PARTS_KEY]
+    n = note(request)
+    object_id = request.match_info["object_id"]
+    id_problem = _id_problem(object_id)
+    if id_problem is None:
+        n.object_id = object_id
+    p = embed.parse(request.match_info["pass"])
+    why = "malformed embed pass" if p is None else embed.check(parts.signer, object_id, p)
+    if p is None or why is not None:
+        n.reason = why or ""
+        if why != "expired":
+            parts.bad_credential(n.ip, "bad links")
+        return error_response(403, "forbidden", "this embed has expired or is not valid; reload the page")
+    cred = parts.store.credentials.get(p.credential_id)
+    if cred is None or not cred.usable():
+        n.reason = "credential no longer usable"
+        return error_response(403, "forbidden", "this embed is no longer valid")
+    if wait := parts.credential_buckets.take(cred.credential_id):
+        n.customer, n.credential_id = cred.customer, cred.credential_id
+        n.reason = "credential rate"
+        return error_response(429, "rate_limited", "too many requests for this credential", retry_after=wait)
+    return await _answer_model(request, Caller(cred, p.origin), object_id, id_problem)
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:
@@ -259,5 +360,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/v1/models/{object_id}", get_model),
         web.get(r"/v1/files/{object_id}/v{version:\d+}/{name}", get_file),
         web.get("/v1/usage", get_usage),
-        # The viewer branch adds here: web.get("/embed/{object_id}", ...), web.get("/viewer/{file}", ...)
+        web.get("/viewer/{file}", assets.handle_bundle),
+        web.get("/embed/{object_id}", get_embed),
+        web.get(embed.EMBED_API_PREFIX + "/{pass}/v1/models/{object_id}", get_embed_model),
     ]

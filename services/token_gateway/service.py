@@ -12,12 +12,13 @@ import logging
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.auth.web import Auth
 from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
 from foto3d.proto.gateway import TOKENS_ISSUE, TOKENS_LIST, TOKENS_REVOKE, USAGE, CredentialEvent, UsageDelta
-from foto3d.services.token_gateway import pages, routes
+from foto3d.services.token_gateway import pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
 from foto3d.services.token_gateway.accesslog import AccessLog
@@ -190,7 +191,10 @@ class TokenGateway(Service):
     def routes(self) -> list[web.AbstractRouteDef]:
         if self.ctx is None or self.parts is None or self.manager is None:
             return []
-        return pages.routes(self.ctx.settings, self.parts, self.manager)
+        return [
+            *pages.routes(self.ctx.settings, self.parts, self.manager),
+            *preview.routes(Auth(self.ctx.settings), self.parts),
+        ]
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Customers' access", pages.CREDENTIALS_PATH, 70)]

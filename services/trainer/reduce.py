@@ -35,7 +35,7 @@ class ReducedOutput:
     gaussians_in: int
     gaussians_out: int
     reduced: bool
-    up: dict[str, UpAxis] = field(default_factory=dict)  # format name -> up axis of its data
+    up: dict[str, UpAxis] = field(default_factory=dict)  # format name -> its file's up axis as stored
     failed_formats: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,7 +97,8 @@ def reduce_export(
     master = out_dir / file_name("ply")
     write(splat, master, up=src_up)
     files = {"ply": master}
-    ups: dict[str, UpAxis] = {"ply": cast(UpAxis, src_up)}
+    # Recorded per file as stored (the one notion of ``UpAxis``), not as decoded: for .spz the two differ.
+    ups: dict[str, UpAxis] = {"ply": cast(UpAxis, get_format("ply").stored_up(src_up))}
     failed: dict[str, str] = {}
     for fmt in options.formats:
         if fmt == "ply":
@@ -110,7 +111,7 @@ def reduce_export(
             failed[fmt] = str(exc)[:300]
             continue
         files[fmt] = out_dir / file_name(fmt)
-        ups[fmt] = cast(UpAxis, target_up)
+        ups[fmt] = cast(UpAxis, get_format(fmt).stored_up(target_up))
     for name, why in failed.items():
         msg = f"format {name} not written: {why}"
         log.warning(msg)

@@ -66,10 +66,12 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
         await page.click("button.publish-btn")
         link = page.locator("a.live-link")
         await link.wait_for()
-        href = await link.get_attribute("href")
-        assert href and href.startswith(f"{rt.http_url}/published/models/acme/{oid}/v1/viewer.json")
+        # the live link opens the token gateway's staff page of the live model
+        assert await link.get_attribute("href") == f"/customers/models/{oid}"
         # customers get files only through the token gateway; read what was published
-        published = settings.data_dir / "published" / href.split("/published/", 1)[1]
+        shown = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
+        assert shown["live_url"].startswith(f"{rt.http_url}/published/models/acme/{oid}/v1/viewer.json")
+        published = settings.data_dir / "published" / shown["live_url"].split("/published/", 1)[1]
         assert json.loads(published.read_bytes())["object_id"] == oid
         timeline = (await page.text_content(".timeline")) or ""
         assert "published v1" in timeline and "maria" in timeline

@@ -8,6 +8,7 @@ import numpy as np
 
 from foto3d.libs import splat as S
 from foto3d.libs.splat.coords import reorient
+from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.synthetic import synthetic_object
 from foto3d.proto.jobs import TrainOptions
 from foto3d.services.trainer.reduce import ply_vertex_count, reduce_export
@@ -25,7 +26,10 @@ def test_export_is_reduced_and_every_format_records_its_axis(tmp_path: Path) -> 
         "spz": "model.spz",
         "compressed-ply": "model.compressed.ply",
     }
-    assert out.up == {"ply": "z", "spz": "-y", "compressed-ply": "-y"}
+    # As stored: .spz is kept in Niantic's RUB frame, +Y up, though it decodes -Y up like the others.
+    assert out.up == {"ply": "z", "spz": "y", "compressed-ply": "-y"}
+    for fmt, path in out.files.items():
+        assert get_format(fmt).decoded_up(out.up[fmt]) == S.up_axis(path)[0]
     assert S.up_axis(out.files["ply"]) == ("z", True)
     assert ply_vertex_count(out.files["ply"]) == 1000
     ply, spz = S.read(out.files["ply"]), S.read(out.files["spz"])

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from foto3d.libs.splat.coords import turn_axis
 from foto3d.libs.splat.model import Splat
 
 
@@ -26,6 +29,14 @@ class SplatFormat:
     - ``sniff(head, path)``: True when the file's first bytes (and header, if it needs to read
       more) are this format; None for headerless formats, which only their suffix identifies.
     - ``recorded_up(path)``: the up axis the file itself records, or None.
+    - ``storage_turn``: the rotation the codec applies to the data on write (and undoes on
+      read), for formats stored in another frame than the one we decode them into (``.spz``:
+      Niantic's RUB against the PLY frame); None when a file is stored as decoded.
+
+    Two frames, then: ``up`` and :func:`..io.up_axis` speak of the data as decoded; what the
+    pipeline records per file (``Artifact.up``, ``PublishedFile.up``, ``viewer.json``'s
+    ``files[].up``) is the up axis *as stored*, which is what a renderer that reads the file
+    unchanged sees. :meth:`stored_up` and :meth:`decoded_up` convert between the two.
     """
 
     name: str
@@ -37,3 +48,14 @@ class SplatFormat:
     write: Callable[..., None]
     sniff: Callable[[bytes, Path], bool] | None = None
     recorded_up: Callable[[Path], str | None] | None = None
+    storage_turn: tuple[tuple[float, ...], ...] | None = None  # 3x3, by rows
+
+    def stored_up(self, decoded_up: str) -> str:
+        """The up axis in the file as stored, for data whose up axis was ``decoded_up`` when written."""
+        return decoded_up if self.storage_turn is None else turn_axis(self.storage_turn, decoded_up)
+
+    def decoded_up(self, stored_up: str) -> str:
+        """The up axis of the data as our reader decodes it, for a file stored ``stored_up``."""
+        return (
+            stored_up if self.storage_turn is None else turn_axis(np.transpose(self.storage_turn), stored_up)
+        )

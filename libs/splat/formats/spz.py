@@ -249,10 +249,11 @@ def _sniff(head: bytes, path: Path) -> bool:
 FORMAT = SplatFormat(
     name="spz",
     suffixes=(".spz",),
-    up="-y",  # stored RUB; the codec turns it into the PLY frame (RDF), as Niantic's library does
+    up="-y",  # stored RUB (+Y up); the codec turns it into the PLY frame (RDF), as Niantic's library does
     content_type="application/octet-stream",
     description="Niantic .spz (gzip, fixed-point; version 3 written, 2-4 read)",
     read=read,
     write=write,
     sniff=_sniff,
+    storage_turn=tuple(tuple(float(v) for v in row) for row in _FLIP_YZ),
 )

@@ -1,0 +1,192 @@
+"""The built ``<foto3d-viewer>`` bundle, as the gateway and the dashboard serve it.
+
+``make viewer`` (a prerequisite of ``make up`` and ``make test``) builds
+``libs/viewer/web/dist/foto3d-viewer-<version>.<hash>.js`` and a ``manifest.json`` beside it with
+the file's name, size and Subresource Integrity hash. The name changes whenever the content does,
+so the file is served ``immutable`` for a year and the embed snippet pins it with ``integrity``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+from aiohttp import web
+
+from foto3d.libs.viewer.formats import VIEWER_ORDER
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+DIST_DIR = WEB_DIR / "dist"
+IMMUTABLE = "public, max-age=31536000, immutable"
+EMBED_DEFAULT_FORMATS = ",".join(VIEWER_ORDER)
+
+
+class ViewerBundleMissing(RuntimeError):
+    """The bundle has not been built (run ``make viewer``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerBundle:
+    file: str  # foto3d-viewer-<version>.<hash>.js
+    version: str
+    bytes: int
+    sri: str  # sha384-<base64>
+    path: Path
+
+
+class _Manifest(msgspec.Struct, frozen=True):
+    file: str
+    version: str
+    bytes: int
+    sri: str
+
+
+def load_bundle(dist: Path = DIST_DIR) -> ViewerBundle:
+    """The built bundle, checked against its manifest (a stale or edited file is refused)."""
+    manifest_path = dist / "manifest.json"
+    try:
+        m = msgspec.json.decode(manifest_path.read_bytes(), type=_Manifest)
+    except FileNotFoundError:
+        raise ViewerBundleMissing(f"no viewer bundle in {dist}: run `make viewer`") from None
+    except msgspec.ValidationError as exc:
+        raise ViewerBundleMissing(f"{manifest_path} is not a viewer manifest: {exc}") from exc
+    path = dist / m.file
+    if "/" in m.file or not path.is_file():
+        raise ViewerBundleMissing(f"the viewer manifest names {m.file!r}, which is not in {dist}")
+    data = path.read_bytes()
+    if sri_of(data) != m.sri or len(data) != m.bytes:
+        raise ViewerBundleMissing(f"{path} does not match its manifest: rebuild with `make viewer`")
+    return ViewerBundle(file=m.file, version=m.version, bytes=m.bytes, sri=m.sri, path=path)
+
+
+@cache
+def bundle() -> ViewerBundle:
+    """The bundle of this installation, read once per process."""
+    return load_bundle()
+
+
+def sri_of(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
+
+
+async def handle_bundle(request: web.Request) -> web.StreamResponse:
+    """``GET …/{file}``: the bundle under its versioned name, cached forever; anything else 404s.
+
+    Mount as ``app.router.add_get("/viewer/{file}", handle_bundle)``.
+    """
+    try:
+        b = bundle()
+    except ViewerBundleMissing as exc:
+        raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+    if request.match_info.get("file") != b.file:
+        raise web.HTTPNotFound(text="no such viewer file")
+    return web.FileResponse(
+        b.path,
+        headers={
+            "Cache-Control": IMMUTABLE,
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Access-Control-Allow-Origin": "*",  # a module script from another origin needs CORS
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _attr(name: str, value: str | None) -> str:
+    return "" if value is None else f' {name}="{html.escape(value, quote=True)}"'
+
+
+def viewer_tag(
+    *,
+    object_id: str | None = None,
+    api_base: str | None = None,
+    key: str | None = None,
+    src: str | None = None,
+    config: str | None = None,
+    poster: str | None = None,
+    options: dict[str, str] | None = None,
+) -> str:
+    """A ``<foto3d-viewer>`` element: either the gateway's model (object_id + api_base + key) or a
+    direct ``src`` (with an optional ``config`` URL or inline JSON). ``options`` are further
+    attributes (``background``, ``auto-rotate``, ``formats``, ``up``)."""
+    attrs = (
+        _attr("model", object_id)
+        + _attr("api", api_base)
+        + _attr("key", key)
+        + _attr("src", src)
+        + _attr("config", config)
+        + _attr("poster", poster)
+    )
+    for name, value in sorted((options or {}).items()):
+        if not name.replace("-", "").isalnum():
+            raise ValueError(f"not an attribute name: {name!r}")
+        attrs += _attr(name, value)
+    return f"<foto3d-viewer{attrs}></foto3d-viewer>"
+
+
+def script_tag(bundle_url: str, sri: str) -> str:
+    return (
+        f'<script type="module" src="{html.escape(bundle_url, quote=True)}"'
+        f' integrity="{html.escape(sri, quote=True)}" crossorigin="anonymous"></script>'
+    )
+
+
+def embed_snippet(*, object_id: str, api_base: str, key: str, bundle_url: str, sri: str) -> str:
+    """What a customer pastes into a page: the pinned module and the element."""
+    tag = viewer_tag(
+        object_id=object_id, api_base=api_base, key=key, options={"formats": EMBED_DEFAULT_FORMATS}
+    )
+    sized = tag.replace("><", ' style="display:block;width:100%;height:480px"><', 1)
+    return f"{script_tag(bundle_url, sri)}\n{sized}"
+
+
+def iframe_snippet(*, embed_url: str) -> str:
+    """The iframe alternative: the gateway's ``/embed/{object_id}?key=…`` page."""
+    return (
+        f'<iframe src="{html.escape(embed_url, quote=True)}" width="800" height="600"'
+        ' style="border:0" allow="fullscreen" loading="lazy"></iframe>'
+    )
+
+
+def embed_page_html(
+    *,
+    object_id: str,
+    api_base: str,
+    key: str,
+    bundle_url: str,
+    sri: str,
+    options: dict[str, str] | None = None,
+    poster_url: str | None = None,
+) -> str:
+    """The whole-page viewer behind ``/embed/{object_id}?key=…`` (for iframes).
+
+    ``poster_url``, when the server knows it, is drawn by the page itself so it appears before
+    the bundle has even been parsed."""
+    tag = viewer_tag(object_id=object_id, api_base=api_base, key=key, poster=poster_url, options=options)
+    title = html.escape(object_id)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="strict-origin-when-cross-origin">
+<title>{title}</title>
+<style>html,body{{margin:0;height:100%;background:#eef0f3}}foto3d-viewer{{position:fixed;inset:0;height:auto}}</style>
+{script_tag(bundle_url, sri)}
+</head><body>
+{tag}
+</body></html>
+"""
+
+
+def bundle_url(prefix: str = "/viewer/") -> str:
+    return prefix + quote(bundle().file)
+
+
+def json_attr(value: object) -> str:
+    """A config object as the text of a ``config`` attribute (inline JSON)."""
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,79 @@
+// Default framing: where the object is, which way is up, and how far the camera must stay.
+//
+// Bounds are *robust*: per-axis percentiles of the centres of reasonably opaque gaussians, so a
+// few floaters far away do not shrink the object to a dot (the same rule as
+// libs/viewer/config.py's robust_bounds, which the publisher writes into viewer.json).
+import * as THREE from "three";
+import FORMAT_TABLE from "./formats.json";
+
+const UP_VECTORS = {
+  x: [1, 0, 0],
+  "-x": [-1, 0, 0],
+  y: [0, 1, 0],
+  "-y": [0, -1, 0],
+  z: [0, 0, 1],
+  "-z": [0, 0, -1],
+};
+
+// The up axis of each format's data *as Spark reads it*, i.e. as stored (the meaning of every
+// `up` in the pipeline, proto/jobs.py UpAxis), when neither the config nor the file entry says:
+// formats.json, written from the splat format registry (libs/viewer/formats.py). Spark reads
+// .spz raw, and Niantic's files are RUB, i.e. +Y up, like three.js; the others are read as
+// stored: the trainer's .ply is +Z up, PlayCanvas's compressed PLY / SOG and .splat are -Y up.
+// (Files written by splat-transform 3.7 as .spz skip the RUB turn, so they are -Y up: their
+// config must say so.)
+const FORMAT_UP = Object.fromEntries(Object.entries(FORMAT_TABLE.formats).map(([name, f]) => [name, f.up]));
+
+export function upForFormat(format) {
+  return FORMAT_UP[format] || "-y";
+}
+
+/** The rotation turning the data's up axis onto three.js's +Y. */
+export function uprightQuaternion(up) {
+  const from = new THREE.Vector3(...(UP_VECTORS[up] || UP_VECTORS["-y"]));
+  const to = new THREE.Vector3(0, 1, 0);
+  if (from.dot(to) < -0.5) return new THREE.Quaternion().setFromAxisAngle(new THREE.Vector3(1, 0, 0), Math.PI);
+  return new THREE.Quaternion().setFromUnitVectors(from, to);
+}
+
+const MAX_SAMPLES = 200000;
+
+/** {min, max, center, radius} of the opaque centres between the 2nd and 98th percentile. */
+export function robustBounds(mesh, lo = 0.02, hi = 0.98) {
+  const n = mesh.packedSplats ? mesh.packedSplats.numSplats : 0;
+  const stride = Math.max(1, Math.floor(n / MAX_SAMPLES));
+  const all = [[], [], []];
+  const opaque = [[], [], []];
+  mesh.forEachSplat((i, center, _scales, _quat, opacity) => {
+    if (i % stride !== 0) return;
+    if (!Number.isFinite(center.x + center.y + center.z)) return;
+    const dest = opacity > 0.1 ? opaque : all;
+    dest[0].push(center.x);
+    dest[1].push(center.y);
+    dest[2].push(center.z);
+  });
+  const sampled = opaque[0].length + all[0].length;
+  const pts = opaque[0].length >= Math.max(16, sampled / 20) ? opaque : [0, 1, 2].map((k) => all[k].concat(opaque[k]));
+  if (pts[0].length === 0) return { min: [-1, -1, -1], max: [1, 1, 1], center: [0, 0, 0], radius: Math.sqrt(3) };
+  const min = [];
+  const max = [];
+  for (const axis of pts) {
+    const sorted = Float64Array.from(axis).sort();
+    min.push(sorted[Math.floor(lo * (sorted.length - 1))]);
+    max.push(sorted[Math.ceil(hi * (sorted.length - 1))]);
+  }
+  const center = [0, 1, 2].map((k) => (min[k] + max[k]) / 2);
+  const radius = Math.max(Math.hypot(max[0] - min[0], max[1] - min[1], max[2] - min[2]) / 2, 1e-3);
+  return { min, max, center, radius };
+}
+
+/**
+ * The camera distance at which a sphere of `radius` fits the frame whatever the orbit angle:
+ * the sphere's silhouette subtends asin(r/d), so it must fit the narrower of the two fields of
+ * view. Orbiting around the sphere's centre never moves it out of the frame.
+ */
+export function fitDistance(radius, fovDeg, aspect, margin = 1.12) {
+  const v = THREE.MathUtils.degToRad(fovDeg) / 2;
+  const h = Math.atan(Math.tan(v) * aspect);
+  return (radius * margin) / Math.sin(Math.min(v, h));
+}

@@ -1,0 +1,480 @@
+// <foto3d-viewer>: shows one Gaussian splat, framed and upright, with no settings needed.
+//
+// Where the model comes from (first that applies):
+//   src="model.spz" [config="viewer.json" | config='{"background": "#fff"}'] [format="spz"] [poster=...]
+//   model="OBJECT_ID" api="https://gateway" key="pk_..."   -> GET {api}/v1/models/{id}?key=...&formats=...
+// The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
+import * as THREE from "three";
+import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
+import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { checkConfig } from "./config.js";
+import FORMAT_TABLE from "./formats.json";
+import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
+import { STYLE } from "./style.js";
+
+export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
+
+// Formats by the splat format registry's names (formats.json, written from it), in the order we
+// would rather fetch them (smallest per gaussian first), and how Spark is told to parse each.
+const SPARK_TYPES = { spz: "spz", sog: "pcsogszip", "compressed-ply": "ply", ply: "ply", splat: "splat" };
+export const FORMATS = FORMAT_TABLE.order;
+// Longest suffix first, so that ".compressed.ply" wins over ".ply".
+const BY_SUFFIX = Object.entries(FORMAT_TABLE.formats)
+  .map(([name, f]) => [f.suffix, name])
+  .sort((a, b) => b[0].length - a[0].length);
+
+const DEFAULTS = {
+  background: "#eef0f3",
+  fov: 40,
+  azimuth: 30,
+  elevation: 18,
+  distance: 1,
+  limits: { min_distance: 0.55, max_distance: 2.5, min_elevation: -30, max_elevation: 85, zoom: true },
+  autoRotateDegPerSec: 12,
+  ui: { fullscreen: true, progress: true, poster: true, hotspots: true },
+};
+
+const log = (...args) => console.error("foto3d-viewer:", ...args);
+
+function formatOf(url) {
+  const path = url.split(/[?#]/)[0].toLowerCase();
+  const hit = BY_SUFFIX.find(([suffix]) => path.endsWith(suffix));
+  return hit ? hit[1] : "ply";
+}
+
+class Foto3dViewer extends HTMLElement {
+  static observedAttributes = ["background", "auto-rotate"];
+
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this.state = "idle";
+    this.config = {};
+    this.configErrors = [];
+    this.framesRendered = 0;
+    this.timings = {}; // milliseconds since the page started loading
+  }
+
+  connectedCallback() {
+    if (this._built) return;
+    this._built = true;
+    this.shadowRoot.innerHTML = `<style>${STYLE}</style>
+      <div class="stage" part="stage">
+        <canvas part="canvas"></canvas>
+        <img class="poster" part="poster" alt="" hidden>
+        <div class="hotspots"></div>
+        <div class="progress" part="progress" hidden><div class="bar"></div></div>
+        <button class="fullscreen" part="fullscreen" type="button" title="Full screen" aria-label="Full screen" hidden>⛶</button>
+        <div class="card" part="card" role="status" hidden><strong>Not available</strong><span>This model cannot be shown right now.</span></div>
+      </div>`;
+    const $ = (sel) => this.shadowRoot.querySelector(sel);
+    this.$ = { stage: $(".stage"), canvas: $("canvas"), poster: $(".poster"), progress: $(".progress"),
+      bar: $(".bar"), fullscreen: $(".fullscreen"), card: $(".card"), hotspots: $(".hotspots") };
+    this.$.fullscreen.addEventListener("click", () => this.toggleFullscreen());
+    this._showPoster(this.getAttribute("poster"));
+    this._setState("loading");
+    this._start().catch((err) => {
+      log(err && err.message ? err.message : err);
+      this._unavailable();
+    });
+  }
+
+  disconnectedCallback() {
+    if (this.renderer) this.renderer.setAnimationLoop(null);
+    if (this._resizeObserver) this._resizeObserver.disconnect();
+    if (this.controls) this.controls.dispose();
+    if (this.mesh) this.mesh.dispose();
+    if (this.renderer) this.renderer.dispose();
+    this._built = false;
+  }
+
+  attributeChangedCallback(name) {
+    if (!this.scene) return;
+    this._wake();
+    if (name === "background") this._applyBackground();
+    if (name === "auto-rotate") this._applyAutoRotate();
+  }
+
+  // ---- where the model comes from -------------------------------------------------------
+
+  async _start() {
+    const src = this.getAttribute("src");
+    let files;
+    let rawConfig;
+    if (src) {
+      files = [{ url: src, format: this.getAttribute("format") || formatOf(src) }];
+      rawConfig = await this._readConfigAttribute();
+    } else if (this.getAttribute("model") && this.getAttribute("api")) {
+      const answer = await this._fetchModel();
+      if (!answer) return this._unavailable();
+      files = answer.files || [];
+      rawConfig = answer.config;
+      if (answer.poster_url) this._showPoster(answer.poster_url);
+    } else {
+      log('give either src="…" or model="…" api="…" key="…"');
+      return this._unavailable();
+    }
+    const { config, errors } = checkConfig(rawConfig);
+    this.config = config;
+    this.configErrors = errors;
+    for (const e of errors) log(`config: ${e}`);
+    if (!this.getAttribute("poster") && this.config.thumbnail) this._showPoster(this.config.thumbnail);
+    const file = files.find((f) => f && typeof f.url === "string" && SPARK_TYPES[f.format]);
+    if (!file) {
+      log(`no file in a format this viewer reads (${FORMATS.join(", ")})`);
+      return this._unavailable();
+    }
+    this.file = file;
+    await this._show(file);
+  }
+
+  async _readConfigAttribute() {
+    const value = (this.getAttribute("config") || "").trim();
+    if (!value) return undefined;
+    try {
+      if (value.startsWith("{")) return JSON.parse(value);
+      const resp = await fetch(new URL(value, document.baseURI), { credentials: "omit" });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      return JSON.parse(await resp.text());
+    } catch (err) {
+      log(`config "${value.slice(0, 80)}" cannot be read (${err.message}); showing the model with defaults`);
+      return undefined;
+    }
+  }
+
+  async _fetchModel() {
+    const base = this.getAttribute("api").replace(/\/+$/, "");
+    const id = encodeURIComponent(this.getAttribute("model"));
+    const params = new URLSearchParams({ formats: (this.getAttribute("formats") || FORMATS.join(",")) });
+    const key = this.getAttribute("key");
+    if (key) params.set("key", key);
+    const resp = await fetch(`${base}/v1/models/${id}?${params}`, { credentials: "omit" });
+    if (!resp.ok) {
+      log(`model ${this.getAttribute("model")}: not available (HTTP ${resp.status})`);
+      return null;
+    }
+    const body = await resp.json();
+    if (!body || !Array.isArray(body.files)) {
+      log("the model answer has no file list");
+      return null;
+    }
+    return body;
+  }
+
+  // ---- the scene -------------------------------------------------------------------------
+
+  async _show(file) {
+    const canvas = this.$.canvas;
+    this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    this.scene = new THREE.Scene();
+    this.scene.add(
+      new SparkRenderer({
+        renderer: this.renderer,
+        enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
+        onDirty: () => this._wake(300), // a sort finished: draw it
+      }),
+    );
+    const cam = this.config.camera || {};
+    this.camera = new THREE.PerspectiveCamera(cam.fov || DEFAULTS.fov, 1, 0.01, 1000);
+    this.model = new THREE.Group();
+    this.scene.add(this.model);
+    this._applyBackground();
+    this._resize();
+    this._resizeObserver = new ResizeObserver(() => this._resize());
+    this._resizeObserver.observe(this);
+
+    this._progress(0);
+    this.mesh = new SplatMesh({
+      url: file.url,
+      fileType: SPARK_TYPES[file.format],
+      fileName: `model${FORMAT_TABLE.formats[file.format].suffix}`,
+      lod: false,
+      onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
+    });
+    this.model.add(this.mesh);
+    // Nothing is drawn while the file streams (the poster and progress bar are plain DOM): an
+    // empty frame still costs the renderer's passes, which delay the first real one.
+    await this.mesh.initialized;
+    this.timings.loaded = performance.now();
+    this._setState("framing");
+    this._frame();
+    this._wake();
+  }
+
+  // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
+  // drawing (no CPU or battery spent on a still picture) and wakes on input, resize, config or
+  // auto-rotate. It keeps drawing a little after each change so damping and Spark's sort (in a
+  // worker, one frame behind) settle on screen.
+  _wake(ms = 500) {
+    if (this.state === "loading") return;
+    this._awakeUntil = Math.max(this._awakeUntil || 0, performance.now() + ms);
+    this._framesSinceWake = 0;
+    if (this._looping || !this.renderer) return;
+    this._looping = true;
+    this.renderer.setAnimationLoop(() => this._tick());
+  }
+
+  _tick() {
+    if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
+    this._placeHotspots();
+    this.renderer.render(this.scene, this.camera);
+    this._framesSinceWake++;
+    if (this.state === "framing" && this._framesSinceWake >= 2) this._ready();
+    if (this.state === "ready") this.framesRendered++;
+    const busy = this.state !== "ready" || (this.controls && this.controls.autoRotate);
+    if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 3) {
+      this._looping = false;
+      this.renderer.setAnimationLoop(null);
+    }
+  }
+
+  /** True when the viewer has stopped drawing (nothing moves, the last sort is on screen). */
+  get idle() {
+    return !this._looping;
+  }
+
+  /** Draw one frame now (for reading the canvas back in the same task, e.g. in tests). */
+  renderNow() {
+    if (!this.renderer) return;
+    if (this.controls) this.controls.update();
+    this.renderer.render(this.scene, this.camera);
+    this._wake();
+  }
+
+  _frame() {
+    // Frames (proto/viewer.py): the file's data is turned upright (its up axis onto +Y), then by
+    // the reviewer's rotation. Bounds and hotspots are upright-frame; camera position/target world.
+    const up = this.config.up || this.file.up || upForFormat(this.file.format);
+    const upright = uprightQuaternion(up);
+    const turn = (this.config.rotation || [0, 0, 0]).map((d) => THREE.MathUtils.degToRad(d));
+    this.adjust = new THREE.Quaternion().setFromEuler(new THREE.Euler(...turn, "XYZ"));
+    this.model.quaternion.copy(this.adjust.clone().multiply(upright));
+    this.model.updateMatrixWorld(true);
+    let b = this.config.bounds && this.config.bounds.center && this.config.bounds.radius ? this.config.bounds : null;
+    if (!b) {
+      this._dataBounds = this._dataBounds || robustBounds(this.mesh);
+      const c = new THREE.Vector3(...this._dataBounds.center).applyQuaternion(upright);
+      b = { ...this._dataBounds, center: c.toArray() };
+    }
+    this.bounds = b;
+    this.center = new THREE.Vector3(...b.center).applyQuaternion(this.adjust);
+    this.radius = b.radius;
+    this._placeCamera();
+    this._applyControls();
+    this._applyAutoRotate();
+  }
+
+  _fit() {
+    return fitDistance(this.radius, this.camera.fov, this.camera.aspect);
+  }
+
+  _placeCamera() {
+    const cam = this.config.camera || {};
+    const fit = this._fit();
+    if (cam.position && cam.target) {
+      this.camera.position.set(...cam.position);
+      this.center = new THREE.Vector3(...cam.target);
+    } else {
+      const az = THREE.MathUtils.degToRad(cam.azimuth ?? DEFAULTS.azimuth);
+      const el = THREE.MathUtils.degToRad(cam.elevation ?? DEFAULTS.elevation);
+      const d = fit * (cam.distance ?? DEFAULTS.distance);
+      const dir = new THREE.Vector3(Math.cos(el) * Math.sin(az), Math.sin(el), Math.cos(el) * Math.cos(az));
+      this.camera.position.copy(this.center).addScaledVector(dir, d);
+    }
+    this.camera.up.set(0, 1, 0);
+    this.camera.near = Math.max(fit * 0.01, 0.001);
+    this.camera.far = fit * 10 + this.radius * 4;
+    this.camera.lookAt(this.center);
+    this.camera.updateProjectionMatrix();
+  }
+
+  _limits() {
+    return { ...DEFAULTS.limits, ...(this.config.limits || {}) };
+  }
+
+  _applyControls() {
+    if (!this.controls) {
+      this.controls = new OrbitControls(this.camera, this.$.canvas);
+      // No damping: it is counted in frames, and each idle-to-rest glide would cost dozens of
+      // full splat draws (seconds each on a software rasteriser) for a cosmetic effect.
+      this.controls.enableDamping = false;
+      this.controls.enablePan = false; // the orbit centre stays the object's centre: it cannot leave the frame
+      this.controls.addEventListener("start", () => {
+        this.controls.autoRotate = false;
+      });
+      this.controls.addEventListener("change", () => this._wake());
+    }
+    const lim = this._limits();
+    const fit = this._fit();
+    const minD = Math.min(lim.min_distance, lim.max_distance);
+    const maxD = Math.max(lim.min_distance, lim.max_distance);
+    // Never inside the object's sphere, whatever the config says.
+    this.controls.minDistance = Math.max(fit * minD, this.radius * 1.05);
+    this.controls.maxDistance = Math.max(fit * maxD, this.controls.minDistance);
+    const lo = Math.min(lim.min_elevation, lim.max_elevation);
+    const hi = Math.max(lim.min_elevation, lim.max_elevation);
+    this.controls.minPolarAngle = THREE.MathUtils.degToRad(90 - hi);
+    this.controls.maxPolarAngle = THREE.MathUtils.degToRad(90 - lo);
+    this.controls.enableZoom = lim.zoom !== false;
+    this.controls.target.copy(this.center);
+    this.controls.update();
+  }
+
+  _applyAutoRotate() {
+    if (!this.controls) return;
+    const attr = this.getAttribute("auto-rotate");
+    let degPerSec = 0;
+    if (attr !== null) degPerSec = attr === "" || attr === "true" ? DEFAULTS.autoRotateDegPerSec : Number(attr) || 0;
+    else if (this.config.auto_rotate === true) degPerSec = DEFAULTS.autoRotateDegPerSec;
+    else if (typeof this.config.auto_rotate === "number") degPerSec = this.config.auto_rotate;
+    this.controls.autoRotate = degPerSec !== 0;
+    this.controls.autoRotateSpeed = degPerSec / 6; // OrbitControls: speed 1 = one turn a minute
+  }
+
+  _applyBackground() {
+    const attr = this.getAttribute("background");
+    let color = this.config.background || DEFAULTS.background;
+    if (attr) {
+      if (CSS.supports("color", attr)) color = attr;
+      else log(`background "${attr}" is not a CSS colour; using ${color}`);
+    }
+    this.style.setProperty("--foto3d-background", color);
+    if (this.renderer) this.renderer.setClearColor(new THREE.Color(colorToHex(color)), 1);
+  }
+
+  _resize() {
+    this._wake();
+    const w = Math.max(1, this.clientWidth || 300);
+    const h = Math.max(1, this.clientHeight || 150);
+    this.renderer.setSize(w, h, false);
+    this.camera.aspect = w / h;
+    this.camera.updateProjectionMatrix();
+    if (this.controls) {
+      const d = this.camera.position.distanceTo(this.center);
+      this._applyControls();
+      const clamped = Math.min(Math.max(d, this.controls.minDistance), this.controls.maxDistance);
+      if (clamped !== d) {
+        const dir = this.camera.position.clone().sub(this.center).normalize();
+        this.camera.position.copy(this.center).addScaledVector(dir, clamped);
+      }
+    }
+  }
+
+  // ---- the parts around the picture -------------------------------------------------------
+
+  _ui() {
+    return { ...DEFAULTS.ui, ...(this.config.ui || {}) };
+  }
+
+  _showPoster(url) {
+    if (!url || this.state === "ready" || this.config.ui?.poster === false) return;
+    this.$.poster.src = url;
+    this.$.poster.hidden = false;
+    this.$.poster.addEventListener("load", () => {
+      if (this.timings.poster === undefined) this.timings.poster = performance.now();
+    }, { once: true });
+  }
+
+  _progress(fraction) {
+    if (!this._ui().progress) return;
+    this.$.progress.hidden = false;
+    this.$.progress.classList.toggle("indeterminate", fraction === null);
+    if (fraction !== null) this.$.bar.style.width = `${Math.round(fraction * 100)}%`;
+  }
+
+  _ready() {
+    this.timings.firstFrame = performance.now();
+    this.$.poster.hidden = true;
+    this.$.progress.hidden = true;
+    this.$.fullscreen.hidden = !this._ui().fullscreen || !document.fullscreenEnabled;
+    this._buildHotspots();
+    this._setState("ready");
+  }
+
+  _unavailable() {
+    if (this.renderer) this.renderer.setAnimationLoop(null);
+    this.$.progress.hidden = true;
+    this.$.poster.hidden = true;
+    this.$.card.hidden = false;
+    this._setState("unavailable");
+  }
+
+  _setState(state) {
+    this.state = state;
+    this.setAttribute("state", state);
+    this.dispatchEvent(new CustomEvent("foto3d-state", { detail: { state } }));
+  }
+
+  _buildHotspots() {
+    this.$.hotspots.replaceChildren();
+    this._hotspots = [];
+    if (!this._ui().hotspots) return;
+    for (const h of this.config.hotspots || []) {
+      const el = document.createElement("div");
+      el.className = "hotspot";
+      el.setAttribute("part", "hotspot");
+      el.textContent = h.label;
+      if (h.description) el.title = h.description;
+      this.$.hotspots.append(el);
+      this._hotspots.push({ el, at: new THREE.Vector3(...h.position) });
+    }
+  }
+
+  _placeHotspots() {
+    if (!this._hotspots || this._hotspots.length === 0) return;
+    const w = this.clientWidth;
+    const h = this.clientHeight;
+    for (const { el, at } of this._hotspots) {
+      const p = at.clone().applyQuaternion(this.adjust).project(this.camera);
+      el.hidden = p.z > 1 || Math.abs(p.x) > 1 || Math.abs(p.y) > 1;
+      el.style.transform = `translate(${((p.x + 1) / 2) * w}px, ${((1 - p.y) / 2) * h}px)`;
+    }
+  }
+
+  // ---- for pages that drive the viewer (the dashboard's review) --------------------------
+
+  toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else this.requestFullscreen().catch((err) => log(`full screen refused: ${err.message}`));
+  }
+
+  /** Apply a (partial) config on top of the current one, checked like any other. */
+  applyConfig(partial) {
+    const { config, errors } = checkConfig({ ...this.config, ...partial });
+    for (const e of errors) log(`config: ${e}`);
+    this.config = config;
+    if (!this.mesh || this.state !== "ready") return errors;
+    this._wake();
+    this._applyBackground();
+    this._frame();
+    this._buildHotspots();
+    return errors;
+  }
+
+  /** The current view as config fields: orbit angles around the centre, distance as a multiple of the fit. */
+  currentView() {
+    const rel = this.camera.position.clone().sub(this.center);
+    const d = rel.length();
+    return {
+      azimuth: round(THREE.MathUtils.radToDeg(Math.atan2(rel.x, rel.z)), 2),
+      elevation: round(THREE.MathUtils.radToDeg(Math.asin(rel.y / d)), 2),
+      distance: round(d / this._fit(), 3),
+      fov: this.camera.fov,
+    };
+  }
+}
+
+function round(v, digits) {
+  const k = 10 ** digits;
+  return Math.round(v * k) / k;
+}
+
+function colorToHex(css) {
+  const probe = document.createElement("canvas").getContext("2d");
+  probe.fillStyle = css;
+  return probe.fillStyle; // "#rrggbb" (or rgba(...), which THREE.Color reads too)
+}
+
+if (!customElements.get("foto3d-viewer")) customElements.define("foto3d-viewer", Foto3dViewer);
+export { Foto3dViewer };

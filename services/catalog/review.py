@@ -1,0 +1,231 @@
+"""Review in 3D: the trained splat in ``<foto3d-viewer>`` before publishing, and the reviewer's
+viewer settings (level, default view, limits), saved as versioned ``object.viewer/1`` events.
+
+The settings live in the object's timeline (who saved what, when); the latest version is what
+the next publish sends to the publisher (``PublishRequest.viewer``), which merges it over the
+defaults it computes from the splat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from foto3d.libs.viewer import assets
+from foto3d.libs.viewer.config import file_up
+from foto3d.libs.web.layout import esc
+from foto3d.proto.objects import ObjectViewerSaved
+from foto3d.proto.viewer import ViewerSettings
+from foto3d.services.catalog.actions import ActionError
+from foto3d.services.catalog.viewer_settings import saved_versions
+
+if TYPE_CHECKING:
+    from foto3d.services.catalog.service import CatalogService
+
+REVIEW_SCRIPT = "/catalog/static/review.js"
+# Formats the viewer reads, smallest per gaussian first: the "delivery" copy shown beside the full one.
+DELIVERY_ORDER = ("spz", "sog", "compressed-ply", "splat", "ply")
+_save_lock = asyncio.Lock()  # versions are numbered per object: one save at a time
+
+
+async def save_settings(
+    svc: CatalogService, object_id: str, raw: object, comment: str, actor: str
+) -> dict[str, Any]:
+    try:
+        settings = msgspec.convert(raw, ViewerSettings)
+    except msgspec.ValidationError as exc:
+        raise ActionError(f"viewer settings are not valid: {exc}") from None
+    if len(comment) > 1000:
+        raise ActionError("the comment is longer than 1000 characters")
+    row = await svc.catalog.obj(object_id)
+    job = await svc.catalog.latest_trained_job(object_id)
+    async with _save_lock:
+        version = len(await saved_versions(svc.store, object_id)) + 1
+        await svc.catalog.record(
+            ObjectViewerSaved(
+                event_id=f"viewer-{uuid.uuid4().hex}",
+                object_id=object_id,
+                # after the object's latest change, like every catalog decision
+                ts=max(time.time(), float(row["pipeline_ts"]) + 0.001, float(row["status_ts"]) + 0.001),
+                actor=actor,
+                version=version,
+                settings=settings,
+                job_id=job["job_id"] if job else "",
+                comment=comment.strip(),
+            )
+        )
+    return {"object_id": object_id, "version": version, "settings": msgspec.to_builtins(settings)}
+
+
+def _local_artifact(job: dict[str, Any], fmt: str) -> Path | None:
+    for a in job.get("artifacts", []):
+        if (
+            a.get("kind") == "splat"
+            and a.get("format") == fmt
+            and str(a.get("uri", "")).startswith("file://")
+        ):
+            path = Path(str(a["uri"]).removeprefix("file://"))
+            return path if path.is_file() else None
+    return None
+
+
+class CatalogReview:
+    """The review's routes: saved viewer settings (JSON API) and the trained job's splat files.
+
+    The dashboard's gate requires staff sign-in for all of them; ``/viewer/{file}`` (the bundle)
+    is private there too, since only the signed-in review page loads it."""
+
+    def __init__(self, svc: CatalogService) -> None:
+        self.svc = svc
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get("/viewer/{file}", assets.handle_bundle),
+            web.get("/api/objects/{object_id}/viewer", self.get_settings),
+            web.post("/api/objects/{object_id}/viewer", self.post_settings),
+            web.get("/review/{object_id}/{job_id}/files/{format}", self.artifact),
+        ]
+
+    async def get_settings(self, request: web.Request) -> web.Response:
+        await self.svc.auth.require_api(request)
+        oid = request.match_info["object_id"]
+        try:
+            await self.svc.catalog.obj(oid)
+        except ActionError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        versions = await saved_versions(self.svc.store, oid)
+        return web.json_response(
+            {"object_id": oid, "latest": versions[-1] if versions else None, "versions": versions}
+        )
+
+    async def post_settings(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the request body must be JSON"}, status=400)
+        if not isinstance(body, dict) or not isinstance(body.get("settings"), dict):
+            return web.json_response({"error": 'send {"settings": {…}, "comment": "…"}'}, status=400)
+        try:
+            out = await save_settings(
+                self.svc,
+                request.match_info["object_id"],
+                body["settings"],
+                str(body.get("comment", "")),
+                user.name,
+            )
+        except ActionError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.json_response(out, status=201)
+
+    async def artifact(self, request: web.Request) -> web.StreamResponse:
+        """A trained job's splat file, for the reviewer's viewer (staff only, before publishing)."""
+        await self.svc.auth.require_page(request)
+        job = await self.svc.store.job(request.match_info["job_id"])
+        if job is None or job.get("object_id") != request.match_info["object_id"]:
+            raise web.HTTPNotFound(text="no such job for this object")
+        path = _local_artifact(job, request.match_info["format"])
+        if path is None:
+            raise web.HTTPNotFound(text="no local file of that format for this job")
+        return web.FileResponse(
+            path, headers={"Content-Type": "application/octet-stream", "Cache-Control": "private"}
+        )
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _viewer(object_id: str, job_id: str, art: dict[str, Any], settings: dict[str, Any], role: str) -> str:
+    fmt = str(art["format"])
+    # The file's up axis as the trainer recorded it; older trainers wrote +Z-up data and recorded none.
+    config = {**settings, "up": art.get("up") or file_up(fmt)}
+    tag = assets.viewer_tag(
+        src=f"/review/{object_id}/{job_id}/files/{fmt}",
+        config=json.dumps(config),
+        options={"format": fmt, "data-role": role},
+    )
+    gaussians = f"{int(art['gaussians']):,} gaussians · " if art.get("gaussians") else ""
+    return (
+        f'<figure class="review-view"><div class="review-canvas">{tag}</div>'
+        f"<figcaption><b>{esc(role)}</b> · {esc(fmt)} · {gaussians}{esc(_fmt_bytes(float(art['bytes'])))}</figcaption></figure>"
+    )
+
+
+def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict[str, Any]]) -> str:
+    """The object page's "Review in 3D" panel: full and delivery copies side by side, the
+    figures the job recorded, and the controls that save viewer settings."""
+    if job is None:
+        return ""
+    try:
+        b = assets.bundle()
+    except assets.ViewerBundleMissing as exc:
+        return f'<div class="panel"><h2>Review in 3D</h2><p class="msg error">{esc(str(exc))}</p></div>'
+    splats = {
+        a["format"]: a
+        for a in job.get("artifacts", [])
+        if a.get("kind") == "splat" and str(a.get("uri", "")).startswith("file://")
+    }
+    if not splats:
+        return (
+            '<div class="panel"><h2>Review in 3D</h2><p class="muted">This job kept no local splat files '
+            "(the dashboard shows files from the local store only).</p></div>"
+        )
+    settings = versions[-1]["settings"] if versions else {}
+    jid = str(job["job_id"])
+    full = splats.get("ply") or next(iter(splats.values()))
+    delivery = next((splats[f] for f in DELIVERY_ORDER if f in splats), full)
+    views = _viewer(object_id, jid, full, settings, "full")
+    if delivery is not full:
+        views += _viewer(object_id, jid, delivery, settings, "delivery")
+    metrics = job.get("metrics") or {}
+    figures = "".join(
+        f"<tr><td>{esc(k.replace('_', ' '))}</td><td>{esc(f'{v:,.4g}' if isinstance(v, float) else str(v))}</td></tr>"
+        for k, v in sorted(metrics.items())
+        if k.startswith(("gaussians", "bytes", "psnr", "ssim", "lpips", "quality", "reduced"))
+    )
+    history = "".join(
+        f"<li>v{esc(str(v['version']))} by {esc(v['actor'])}{': ' + esc(v['comment']) if v['comment'] else ''}</li>"
+        for v in reversed(versions)
+    )
+    s = settings
+    rot = s.get("rotation") or [0, 0, 0]
+    lim = s.get("limits") or {}
+    initial = esc(json.dumps(settings))
+    return f"""<div class="panel review3d" data-object="{esc(object_id)}" data-settings="{initial}">
+<h2>Review in 3D <span class="muted">job <span class="mono">{esc(jid)}</span></span></h2>
+<div class="review-views">{views}</div>
+<table class="data figures"><tbody>{figures or '<tr><td class="muted">no figures recorded</td></tr>'}</tbody></table>
+<form class="review-adjust">
+<h3>Adjust (applies to both views; saved into the viewer config)</h3>
+<label>Level X° <input type="range" name="rot_x" min="-180" max="180" step="0.5" value="{rot[0]}"><output></output></label>
+<label>Turn Y° <input type="range" name="rot_y" min="-180" max="180" step="0.5" value="{rot[1]}"><output></output></label>
+<label>Level Z° <input type="range" name="rot_z" min="-180" max="180" step="0.5" value="{rot[2]}"><output></output></label>
+<label>Lowest view° <input type="number" name="min_elevation" min="-89" max="89" value="{esc(str(lim.get("min_elevation", "")))}" placeholder="-30"></label>
+<label>Highest view° <input type="number" name="max_elevation" min="-89" max="89" value="{esc(str(lim.get("max_elevation", "")))}" placeholder="85"></label>
+<label>Closest zoom × <input type="number" name="min_distance" min="0.1" step="0.05" value="{esc(str(lim.get("min_distance", "")))}" placeholder="0.55"></label>
+<label>Farthest zoom × <input type="number" name="max_distance" min="0.1" step="0.05" value="{esc(str(lim.get("max_distance", "")))}" placeholder="2.5"></label>
+<label>Background <input type="text" name="background" value="{esc(str(s.get("background") or ""))}" placeholder="#eef0f3"></label>
+<label class="check"><input type="checkbox" name="auto_rotate"{" checked" if s.get("auto_rotate") else ""}> Auto-rotate</label>
+<button type="button" class="secondary set-view">Use the full view's current angle as the default</button>
+<label>Comment <input type="text" name="comment" maxlength="1000" placeholder="what changed"></label>
+<button type="submit" class="save-viewer">Save viewer settings</button>
+<p class="msg"></p>
+</form>
+<p class="muted">Saved versions: {f"<ol reversed>{history}</ol>" if history else "none yet: the published viewer frames the object itself"}</p>
+</div>
+<style>.review-views{{display:flex;gap:12px;flex-wrap:wrap}}.review-view{{flex:1 1 320px;margin:0}}
+.review-canvas{{height:360px}}.review-adjust label{{display:block}}</style>
+{assets.script_tag("/viewer/" + b.file, b.sri)}
+<script src="{REVIEW_SCRIPT}" defer></script>"""
