@@ -148,7 +148,7 @@ async def publish(bus_url: str, published: Path, payload: bytes) -> None:
     bus = await connect([bus_url], "bench")
     prefix = f"models/bench/{OID}/v1"
     files = {
-        f"{OID}.compressed.ply": ("splat", "compressed.ply", payload),
+        f"{OID}.compressed.ply": ("splat", "compressed-ply", payload),
         "viewer.json": (
             "viewer_config",
             "json",

@@ -23,7 +23,9 @@ publishes its example assets), converted with ``npx @playcanvas/splat-transform`
 ``.sog`` with ``-g cpu``) and ``foto3d splat convert`` (``.spz``; splat-transform 3.7 writes
 ``.spz`` v4 without Niantic's RUB turn, which Spark 2.2 cannot read).
 
-Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--formats compressed.ply,spz,sog,ply]
+Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--formats compressed-ply,spz,sog,ply]
+
+Formats are the splat format registry's names; the file of format F is ``<scene><suffix of F>``.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from aiohttp import web
 
+from foto3d.libs.splat import SplatFormatError
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.viewer import assets
+from foto3d.proto.jobs import UpAxis
 
 WIDTH, HEIGHT = 800, 600
 BACKGROUND = (238, 240, 243)  # #eef0f3, ours by default; SuperSplat is given the same
@@ -219,7 +224,7 @@ async def run(scenes: Path, formats: list[str], names: list[str]) -> list[Result
             for name in names:
                 poster = scenes / f"{name}.poster.png"
                 for fmt in formats:
-                    f = scenes / f"{name}.{fmt}"
+                    f = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
                     if not f.is_file():
                         print(f"  (no {f.name}; skipped)", file=sys.stderr)
                         continue
@@ -274,9 +279,10 @@ def write_posters(scenes: Path, names: list[str]) -> None:
 
     for name in names:
         out = scenes / f"{name}.poster.png"
-        src = scenes / f"{name}.compressed.ply"
+        fmt = splat_formats.get("compressed-ply")
+        src = scenes / f"{name}{fmt.suffixes[0]}"
         if not out.exists() and src.exists():
-            out.write_bytes(render_thumbnail(read(src), 400, up="-y"))
+            out.write_bytes(render_thumbnail(read(src), 400, up=cast(UpAxis, fmt.up)))
 
 
 def main() -> None:
@@ -286,7 +292,9 @@ def main() -> None:
         "--scenes", dest="names", default="guitar,biker", help="scene names (default guitar,biker)"
     )
     ap.add_argument(
-        "--formats", default="compressed.ply,spz,sog,ply", help="formats to load, comma-separated"
+        "--formats",
+        default="compressed-ply,spz,sog,ply",
+        help=f"formats to load, comma-separated ({', '.join(splat_formats.NAMES)})",
     )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -297,7 +305,13 @@ def main() -> None:
     )
     print("| scene | format | viewer | file bytes | bytes fetched | first frame | object share | poster |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
-    results = asyncio.run(run(args.scenes, [f for f in args.formats.split(",") if f], names))
+    formats = [f for f in args.formats.split(",") if f]
+    for fmt in formats:
+        try:
+            splat_formats.get(fmt)
+        except SplatFormatError as exc:
+            raise SystemExit(str(exc)) from None
+    results = asyncio.run(run(args.scenes, formats, names))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
     for r in results:

@@ -15,7 +15,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
-from foto3d.proto.viewer import UpAxis
+from foto3d.proto.jobs import SplatFormatName, UpAxis
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -176,17 +176,16 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # the catalog's "live link" points here.
 STAFF_MODEL_PAGE = "/customers/models/{object_id}"
 
-FileFormat = Literal["spz", "sog", "ply", "compressed.ply", "splat"]
 ModelStatus = Literal["production", "demo", "test"]
 
 
 class ModelFile(msgspec.Struct, frozen=True, kw_only=True):
-    format: FileFormat
+    format: SplatFormatName  # the splat format registry's names, as in job options and artifacts
     url: str
     bytes: Count
     content_type: str
     sha256: str
-    # The file's up axis as the renderer reads it (the viewer turns that axis to screen-up).
+    # The file's up axis as stored (Artifact.up; the renderer reads it so and turns it screen-up).
     up: UpAxis | None = None
 
 

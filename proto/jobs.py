@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -40,6 +40,16 @@ class JobState(StrEnum):
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
 
 
+#: Splat file formats, one spelling each (the registry in ``libs/splat/formats`` declares them;
+#: a test keeps the two equal). ``proto`` depends on nothing, so the set is spelled out here.
+SplatFormatName = Literal["ply", "compressed-ply", "splat", "spz", "sog"]
+#: Up axes a splat's data can use: x, -x, y, -y, z, -z. The one notion of a file's up axis,
+#: from ``Artifact.up`` through ``PublishedFile.up`` and ``viewer.json`` to the gateway's
+#: ``files[].up``: the axis that is up in the file's coordinates *as stored*, which is how a
+#: renderer that reads the file unchanged sees it.
+UpAxis = Literal["x", "-x", "y", "-y", "z", "-z"]
+
+
 class TrainOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Options from the capture UI; ranges are validated at decode time."""
 
@@ -49,7 +59,7 @@ class TrainOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     # Prune + fine-tune rounds with nerfstudio (the old method, now optional). 0 = prune only.
     reduce_iterations: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
     sh_degree: Annotated[int, msgspec.Meta(ge=0, le=3)] = 3
-    formats: list[str] = msgspec.field(default_factory=lambda: ["ply", "spz"])
+    formats: list[SplatFormatName] = msgspec.field(default_factory=lambda: ["ply", "spz"])
     process_data: bool | None = None  # None = decide from the dataset (raw images or not)
 
 
@@ -87,7 +97,8 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kind: str  # "splat", "config", "thumbnail", "log"
-    format: str  # "ply", "spz", "splat", "compressed.ply", "sog", "yml", "png"
+    format: str  # a SplatFormatName for kind "splat"; "yml", "png" for the others
+    up: UpAxis | None = None  # for splats: the up axis of the file's data as stored (see UpAxis)
     uri: str
     bytes: Count
     sha256: str

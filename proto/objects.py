@@ -17,8 +17,8 @@ import msgspec
 
 from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
-from foto3d.proto.jobs import Artifact, ObjectId
-from foto3d.proto.viewer import UpAxis, ViewerSettings
+from foto3d.proto.jobs import Artifact, ObjectId, UpAxis
+from foto3d.proto.viewer import ViewerSettings
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -106,7 +106,7 @@ class PublishedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     bytes: Count
     sha256: str
     content_type: str
-    up: UpAxis | None = None  # splats: the file's up axis as the renderer reads it
+    up: UpAxis | None = None  # splats: the file's up axis as stored (Artifact.up)
 
 
 class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.published/1"):

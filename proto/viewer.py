@@ -6,7 +6,8 @@ reviewer's saved :class:`ViewerSettings`); a customer or a reviewer overrides on
 want. The browser checks the same rules (``libs/viewer/web/src/config.js``): a bad or unknown
 field is reported in the console and replaced by its default, never a blank page.
 
-Frames: ``files[].up`` is each file's up axis as the renderer reads it. The *upright frame* is
+Frames: ``files[].up`` is each file's up axis as stored, which is how the renderer reads it
+(the trainer's ``Artifact.up``, copied by the publisher). The *upright frame* is
 the data turned so that axis is +Y (three.js's up). ``bounds`` and ``hotspots`` are in the
 upright frame; ``rotation`` (the reviewer's levelling, degrees about X, Y, Z in that order) turns
 the upright object about the origin; ``camera.position``/``target`` are in the final, turned
@@ -16,15 +17,15 @@ instead (degrees; distance as a multiple of the distance that fits the object in
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from foto3d.proto.base import MAX_SAFE_INT, Count, Real
+from foto3d.proto.jobs import SplatFormatName, UpAxis
 
 CONFIG_VERSION = 2
 
-UpAxis = Literal["x", "-x", "y", "-y", "z", "-z"]
 Vec3 = Annotated[list[Real], msgspec.Meta(min_length=3, max_length=3)]
 Degrees = Annotated[float, msgspec.Meta(ge=-360, le=360)]
 Elevation = Annotated[float, msgspec.Meta(ge=-89, le=89)]
@@ -86,7 +87,7 @@ class Hotspot(_Part, frozen=True, kw_only=True):
 
 
 class ViewerFile(_Part, frozen=True, kw_only=True):
-    format: str
+    format: SplatFormatName
     url: str
     bytes: Count
     sha256: str

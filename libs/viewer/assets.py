@@ -20,10 +20,12 @@ from urllib.parse import quote
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.viewer.formats import VIEWER_ORDER
+
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DIST_DIR = WEB_DIR / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
-EMBED_DEFAULT_FORMATS = "spz,sog,compressed.ply,ply,splat"
+EMBED_DEFAULT_FORMATS = ",".join(VIEWER_ORDER)
 
 
 class ViewerBundleMissing(RuntimeError):

@@ -10,17 +10,19 @@ whatever the orbit angle (the same rule as the browser's ``framing.js``).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from foto3d.libs.splat.coords import rotation_between
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.splat.model import Splat
+from foto3d.proto.jobs import UpAxis
 from foto3d.proto.viewer import (
     CONFIG_VERSION,
     Bounds,
     Camera,
-    UpAxis,
     ViewerConfig,
     ViewerFile,
     ViewerSettings,
@@ -41,6 +43,7 @@ __all__ = [
     "ViewerConfig",
     "ViewerFile",
     "build_viewer_config",
+    "decoded_up",
     "default_camera",
     "file_up",
     "robust_bounds",
@@ -49,13 +52,16 @@ __all__ = [
 
 
 def file_up(fmt: str, memory_up: UpAxis = TRAINER_UP) -> UpAxis:
-    """The up axis of a file as the browser's renderer reads it, for a splat that was ``memory_up``
-    in memory when written. Our ``.spz`` codec turns the data into Niantic's RUB frame on write
-    (x, y, z -> x, -y, -z) and the renderer reads ``.spz`` raw; every other format is stored as is."""
-    if fmt != "spz":
-        return memory_up
-    flipped: dict[str, UpAxis] = {"x": "x", "-x": "-x", "y": "-y", "-y": "y", "z": "-z", "-z": "z"}
-    return flipped[memory_up]
+    """The up axis as stored (the renderer's view) of a ``fmt`` file written from data that was
+    ``memory_up`` when written: the format registry's storage turn (only ``.spz`` is stored in
+    another frame than it decodes into). The default is for artifacts of trainers that did not
+    record ``Artifact.up`` yet: they wrote every format from nerfstudio's +Z-up data."""
+    return cast(UpAxis, splat_formats.get(fmt).stored_up(memory_up))
+
+
+def decoded_up(fmt: str, stored: UpAxis) -> UpAxis:
+    """The up axis of a ``fmt`` file's data as our reader decodes it, for a file stored ``stored``."""
+    return cast(UpAxis, splat_formats.get(fmt).decoded_up(stored))
 
 
 def robust_bounds(splat: Splat, lo: float = 2.0, hi: float = 98.0) -> Bounds:

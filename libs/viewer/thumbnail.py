@@ -16,7 +16,7 @@ from foto3d.libs.splat.coords import UP_AXES
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.viewer.config import TRAINER_UP, Camera, default_camera, robust_bounds
 from foto3d.libs.viewer.png import encode_png
-from foto3d.proto.viewer import UpAxis
+from foto3d.proto.jobs import UpAxis
 
 BACKGROUND = np.array([0.957, 0.961, 0.969])
 MAX_POINTS = 300_000

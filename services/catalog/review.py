@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 REVIEW_SCRIPT = "/catalog/static/review.js"
 # Formats the viewer reads, smallest per gaussian first: the "delivery" copy shown beside the full one.
-DELIVERY_ORDER = ("spz", "sog", "compressed.ply", "splat", "ply")
+DELIVERY_ORDER = ("spz", "sog", "compressed-ply", "splat", "ply")
 _save_lock = asyncio.Lock()  # versions are numbered per object: one save at a time
 
 
@@ -149,7 +149,8 @@ def _fmt_bytes(n: float) -> str:
 
 def _viewer(object_id: str, job_id: str, art: dict[str, Any], settings: dict[str, Any], role: str) -> str:
     fmt = str(art["format"])
-    config = {**settings, "up": file_up(fmt)}  # the trainer's files are +Z up in memory
+    # The file's up axis as the trainer recorded it; older trainers wrote +Z-up data and recorded none.
+    config = {**settings, "up": art.get("up") or file_up(fmt)}
     tag = assets.viewer_tag(
         src=f"/review/{object_id}/{job_id}/files/{fmt}",
         config=json.dumps(config),

@@ -3,7 +3,7 @@ thumbnail, upload whatever is not already there, and say where it all lives.
 
 Key layout (all under the store's prefix)::
 
-    models/<customer>/<object_id>/v<N>/<object_id>.<format>   every splat format the job made
+    models/<customer>/<object_id>/v<N>/<object_id><suffix>    every splat format the job made
     models/<customer>/<object_id>/v<N>/viewer.json            default camera, bounds, file links
     models/<customer>/<object_id>/v<N>/thumbnail.png          small preview
 
@@ -22,21 +22,17 @@ from pathlib import Path
 
 import msgspec
 
+from foto3d.libs.splat import SplatFormatError
 from foto3d.libs.splat import read as read_splat
+from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.storage.base import BlobStore, StorageError, sha256_file
-from foto3d.libs.viewer.config import ViewerFile, build_viewer_config, file_up
+from foto3d.libs.viewer.config import TRAINER_UP, ViewerFile, build_viewer_config, decoded_up, file_up
 from foto3d.libs.viewer.thumbnail import render_thumbnail
-from foto3d.proto.jobs import Artifact
+from foto3d.proto.jobs import Artifact, UpAxis
 from foto3d.proto.objects import PublishedFile, PublishRequest
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-CONTENT_TYPES = {
-    "json": "application/json",
-    "png": "image/png",
-    "sog": "application/zip",
-}
-SPLAT_CONTENT_TYPE = "application/octet-stream"
 
 
 class PublishError(RuntimeError):
@@ -50,6 +46,7 @@ class PlannedFile:
     key: str
     path: Path
     content_type: str
+    up: UpAxis | None = None  # splats: the file's up axis as stored (Artifact.up)
 
 
 # (file key, bytes done, bytes total, files done, files total)
@@ -86,12 +83,19 @@ async def fetch_artifact(artifact: Artifact, dest_dir: Path, open_store: Callabl
     return path
 
 
-def _read_for_preview(files: list[tuple[Artifact, Path]]) -> Splat | None:
-    """The splat to frame and preview: the .ply when there is one, else any readable format."""
+def stored_up(art: Artifact) -> UpAxis:
+    """The artifact's up axis as stored: recorded by the trainer, else what trainers that did not
+    record it wrote (nerfstudio's +Z-up data, through the format's storage turn)."""
+    return art.up or file_up(art.format)
+
+
+def _read_for_preview(files: list[tuple[Artifact, Path]]) -> tuple[Splat, UpAxis] | None:
+    """The splat to frame and preview, with its up axis as decoded: the .ply when there is one,
+    else any readable format."""
     ordered = sorted(files, key=lambda f: (f[0].format != "ply", f[0].format))
-    for _art, path in ordered:
+    for art, path in ordered:
         try:
-            return read_splat(path)
+            return read_splat(path), decoded_up(art.format, stored_up(art))
         except Exception:  # a format the reader does not handle yet: try the next one
             continue
     return None
@@ -110,23 +114,29 @@ async def prepare(
     planned: list[PlannedFile] = []
     viewer_files: list[ViewerFile] = []
     for art, path in local:
-        key = f"{prefix}/{req.object_id}.{art.format}"
-        content_type = CONTENT_TYPES.get(art.format, SPLAT_CONTENT_TYPE)
-        planned.append(PlannedFile("splat", art.format, key, path, content_type))
+        try:
+            spec = get_format(art.format)
+        except SplatFormatError as exc:
+            raise PublishError(f"artifact {art.uri}: {exc}") from exc
+        key = f"{prefix}/{req.object_id}{spec.suffixes[0]}"
+        content_type = spec.content_type
+        up = stored_up(art)
+        planned.append(PlannedFile("splat", art.format, key, path, content_type, up))
         viewer_files.append(
             ViewerFile(
-                format=art.format,
+                format=spec.name,  # type: ignore[arg-type]  # a registry name, which SplatFormatName lists
                 url=url_of(key),
                 bytes=path.stat().st_size,
                 sha256=art.sha256,
-                up=file_up(art.format),
+                up=up,
                 content_type=content_type,
             )
         )
-    splat = await asyncio.to_thread(_read_for_preview, local)
+    preview = await asyncio.to_thread(_read_for_preview, local)
+    splat, memory_up = preview if preview is not None else (None, TRAINER_UP)
     thumb_key = f"{prefix}/thumbnail.png"
     if splat is not None:
-        png = await asyncio.to_thread(render_thumbnail, splat, thumb_size)
+        png = await asyncio.to_thread(render_thumbnail, splat, thumb_size, up=memory_up)
         thumb_path = work / "thumbnail.png"
         thumb_path.write_bytes(png)
         planned.append(PlannedFile("thumbnail", "png", thumb_key, thumb_path, "image/png"))
@@ -138,6 +148,7 @@ async def prepare(
         files=viewer_files,
         thumbnail=url_of(thumb_key) if splat is not None else "",
         settings=req.viewer,  # the reviewer's saved adjustments, if any
+        memory_up=memory_up,
     )
     config_path = work / "viewer.json"
     config_path.write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))
@@ -185,7 +196,7 @@ async def upload(
                 bytes=size,
                 sha256=digest,
                 content_type=f.content_type,
-                up=file_up(f.format) if f.kind == "splat" else None,
+                up=f.up,
             )
         )
     return out, sent

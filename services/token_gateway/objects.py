@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import get_args
 
 import msgspec
 
 from foto3d.proto.base import DecodeError, decode, decoder
+from foto3d.proto.jobs import SplatFormatName
 from foto3d.proto.naming import NamingError, customer_of
 from foto3d.proto.objects import (
     LiveStatus,
@@ -27,7 +29,8 @@ from foto3d.proto.objects import (
 
 log = logging.getLogger(__name__)
 
-SPLAT_FORMATS = ("spz", "sog", "ply", "compressed.ply", "splat")
+#: The splat formats a customer can be sent: the registry's names, one spelling each.
+SPLAT_FORMATS: tuple[str, ...] = get_args(SplatFormatName)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import msgspec
 
 from foto3d import __version__
 from foto3d.proto.gateway import ErrorReply, HealthReply, ModelReply, UsageReply
+from foto3d.services.token_gateway.objects import SPLAT_FORMATS
 
 REF = "#/components/schemas/{name}"
 
@@ -87,7 +88,7 @@ def _document() -> dict[str, Any]:
                             "name": "formats",
                             "in": "query",
                             "required": False,
-                            "description": "comma-separated formats the client can decode (spz,sog,ply,compressed.ply,splat)",
+                            "description": f"comma-separated formats the client can decode ({','.join(SPLAT_FORMATS)})",
                             "schema": {"type": "string"},
                         },
                     ],

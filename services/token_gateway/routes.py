@@ -23,25 +23,23 @@ from foto3d import __version__
 from foto3d.libs.viewer import assets
 from foto3d.proto.gateway import (
     CredentialKind,
-    FileFormat,
     HealthReply,
     ModelFile,
     ModelReply,
     UsageQuery,
     UsageReply,
 )
+from foto3d.proto.jobs import UpAxis
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.proto.objects import LiveStatus, PublishedFile
-from foto3d.proto.viewer import UpAxis
 from foto3d.services.token_gateway import embed, openapi
 from foto3d.services.token_gateway.auth import Caller, Denied, authenticate, request_origin
 from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import expiry, file_path
 from foto3d.services.token_gateway.listener import error_response, note
-from foto3d.services.token_gateway.objects import ObjectState
+from foto3d.services.token_gateway.objects import SPLAT_FORMATS, ObjectState
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
-FORMATS: tuple[str, ...] = get_args(FileFormat)
 UP_AXES: tuple[str, ...] = get_args(UpAxis)
 FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -122,10 +120,12 @@ async def _answer_model(
         n.reason = "bad id"
         return error_response(400, "bad_request", id_problem)
     wanted = [w.strip() for w in request.query.get("formats", "").split(",") if w.strip()]
-    unknown = [w for w in wanted if w not in FORMATS]
+    unknown = [w for w in wanted if w not in SPLAT_FORMATS]
     if unknown:
         return error_response(
-            400, "bad_request", f"unknown format(s) {', '.join(unknown)[:100]}; known: {', '.join(FORMATS)}"
+            400,
+            "bad_request",
+            f"unknown format(s) {', '.join(unknown)[:100]}; known: {', '.join(SPLAT_FORMATS)}",
         )
     state = parts.index.get(object_id)
     if state is None or not visible(parts, state, cred, caller.origin):
@@ -159,7 +159,7 @@ async def _model_reply(
     ups = _ups(config)  # for files published before the event carried each file's up axis
     files = [
         ModelFile(
-            format=f.format,  # type: ignore[arg-type]  # splats() keeps only FileFormat values
+            format=f.format,  # type: ignore[arg-type]  # splats() keeps only SplatFormatName values
             url=_link(parts, state, f, cred_id, exp),
             bytes=f.bytes,
             content_type=f.content_type,

@@ -223,6 +223,7 @@ class Pipeline:
                         bytes=info.size,
                         sha256=info.sha256 or "",
                         gaussians=reduced.gaussians_out,
+                        up=reduced.up.get(fmt),
                     )
                 )
             info = await self.store.put_file(artifact_key(item, "config.yml"), config_yml)

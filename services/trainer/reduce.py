@@ -1,83 +1,71 @@
-"""The splat reduction step: prune the exported splat and write the requested formats.
+"""The splat reduction step: reduce nerfstudio's exported splat and write the requested formats.
 
-This is the one place that knows how reduction is done. When the splat
-library's reducer (``foto3d.libs.splat.reduce``) is installed it is used;
-until then the exported ``splat.ply`` is copied unchanged and the job's
-metrics say ``reduced: 0``, so nobody mistakes a full splat for a reduced one.
+The splat library (``foto3d.libs.splat``) is a hard dependency: a trainer that cannot reduce
+must fail loudly, not publish the full splat under a reduced name. Formats, their file names
+and their up axes come from the library's format registry.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import cast
 
-from foto3d.proto.jobs import TrainOptions
+from foto3d.libs.splat import read, up_axis, write
+from foto3d.libs.splat.cameras import Camera, load_cameras
+from foto3d.libs.splat.coords import reorient
+from foto3d.libs.splat.errors import SplatFormatError
+from foto3d.libs.splat.formats.plyfile import read_header
+from foto3d.libs.splat.formats.registry import get as get_format
+from foto3d.libs.splat.reduce import reduce_splat
+from foto3d.proto.jobs import TrainOptions, UpAxis
 
 log = logging.getLogger(__name__)
 
-# Output file name per format name used in TrainOptions.formats.
-FORMAT_FILES = {
-    "ply": "model.ply",
-    "spz": "model.spz",
-    "splat": "model.splat",
-    "compressed.ply": "model.compressed.ply",
-    "compressed-ply": "model.compressed.ply",
-    "sog": "model.sog",
-}
+#: nerfstudio's world is +Z up, and ``ns-export gaussian-splat`` says so in its header; this is
+#: the fallback for an export that does not.
+NERFSTUDIO_UP = "z"
 
 
 @dataclass
 class ReducedOutput:
-    files: dict[str, Path]  # format -> file
+    files: dict[str, Path]  # format name -> file
     gaussians_in: int
     gaussians_out: int
     reduced: bool
+    up: dict[str, UpAxis] = field(default_factory=dict)  # format name -> its file's up axis as stored
     failed_formats: dict[str, str] = field(default_factory=dict)
+
+
+def file_name(fmt: str) -> str:
+    """``model`` plus the format's suffix (``model.compressed.ply``)."""
+    return "model" + get_format(fmt).suffixes[0]
 
 
 def ply_vertex_count(path: Path) -> int:
     """Number of gaussians in a PLY, from its header alone (cheap for multi-GB files)."""
     with path.open("rb") as f:
-        head = f.read(64 * 1024)
-    end = head.find(b"end_header")
-    if not head.startswith(b"ply") or end < 0:
-        raise ValueError(f"{path} is not a PLY file")
-    for line in head[:end].decode("ascii", errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "element" and parts[1] == "vertex":
-            return int(parts[2])
-    raise ValueError(f"{path}: PLY header has no vertex element")
+        header = read_header(f, str(path))
+    vertex = header.element("vertex")
+    if vertex is None:
+        raise SplatFormatError(f"{path}: PLY header has no vertex element")
+    return vertex.count
 
 
-def _optional(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-def reducer_available() -> bool:
-    return _optional("foto3d.libs.splat.reduce") is not None
-
-
-def load_training_cameras(transforms: Path | None, dataparser: Path | None) -> Any | None:
-    """The training cameras in the exported splat's frame, when the splat library can read them.
+def load_training_cameras(transforms: Path | None, dataparser: Path | None) -> list[Camera] | None:
+    """The training cameras in the exported splat's frame, or None when the dataset has none.
 
     nerfstudio exports the splat in its normalised world frame; ``dataparser_transforms.json``
     (written next to config.yml) maps the dataset's poses into it.
     """
-    cams_mod = _optional("foto3d.libs.splat.cameras")
-    if cams_mod is None or transforms is None or not transforms.is_file():
+    if transforms is None or not transforms.is_file():
         return None
     try:
         dp = dataparser if dataparser is not None and dataparser.is_file() else None
-        return cams_mod.load_cameras(transforms, dataparser=dp)
-    except Exception as exc:
+        return load_cameras(transforms, dataparser=dp)
+    except SplatFormatError as exc:
         log.info("training cameras not used for reduction: %s", exc)
         return None
 
@@ -87,56 +75,53 @@ def reduce_export(
     out_dir: Path,
     options: TrainOptions,
     warn: Callable[[str], None] | None = None,
-    cameras: Any | None = None,
+    cameras: Sequence[Camera] | None = None,
     method: str = "auto",
 ) -> ReducedOutput:
     """Blocking: run it in a thread. ``src`` is nerfstudio's ``splat.ply``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     gaussians_in = ply_vertex_count(src)
-    splat_lib = _optional("foto3d.libs.splat")
-    reduce_mod = _optional("foto3d.libs.splat.reduce") if options.reduce else None
-    master = out_dir / FORMAT_FILES["ply"]
-    splat: Any = None
-    reduced = False
-    if reduce_mod is not None and splat_lib is not None:
-        splat = splat_lib.read(src)
-        splat, report = reduce_mod.reduce_splat(
+    recorded, known = up_axis(src, "ply")
+    src_up = recorded if known else NERFSTUDIO_UP
+    splat = read(src)
+    if options.reduce:
+        splat, report = reduce_splat(
             splat,
             keep=options.reduce_keep,
             sh_degree=options.sh_degree,
             cameras=cameras,
             importance_method=method,
+            up=src_up,
         )
-        splat_lib.write(splat, master)
-        reduced = True
         log.info("reduced %s: %s", src, report.to_dict())
-    else:
-        shutil.copyfile(src, master)
+    master = out_dir / file_name("ply")
+    write(splat, master, up=src_up)
     files = {"ply": master}
+    # Recorded per file as stored (the one notion of ``UpAxis``), not as decoded: for .spz the two differ.
+    ups: dict[str, UpAxis] = {"ply": cast(UpAxis, get_format("ply").stored_up(src_up))}
     failed: dict[str, str] = {}
     for fmt in options.formats:
         if fmt == "ply":
             continue
-        name = FORMAT_FILES.get(fmt)
-        if name is None or splat_lib is None:
-            failed[fmt] = "unknown format" if name is None else "splat library not installed"
-            continue
+        target_up = get_format(fmt).up or src_up
         try:
-            if splat is None:
-                splat = splat_lib.read(master)
-            splat_lib.write(splat, out_dir / name)
-            files[fmt] = out_dir / name
-        except Exception as exc:  # one format failing must not lose the others
+            turned = reorient(splat, src_up, target_up) if target_up != src_up else splat
+            write(turned, out_dir / file_name(fmt), up=target_up)
+        except (SplatFormatError, OSError, ValueError) as exc:  # one format failing must not lose the others
             failed[fmt] = str(exc)[:300]
-    for fmt, why in failed.items():
-        msg = f"format {fmt} not written: {why}"
+            continue
+        files[fmt] = out_dir / file_name(fmt)
+        ups[fmt] = cast(UpAxis, get_format(fmt).stored_up(target_up))
+    for name, why in failed.items():
+        msg = f"format {name} not written: {why}"
         log.warning(msg)
         if warn:
             warn(msg)
     return ReducedOutput(
         files=files,
         gaussians_in=gaussians_in,
-        gaussians_out=ply_vertex_count(master),
-        reduced=reduced,
+        gaussians_out=splat.count,
+        reduced=options.reduce,
+        up=ups,
         failed_formats=failed,
     )

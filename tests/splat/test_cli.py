@@ -19,7 +19,7 @@ from foto3d.libs.splat.synthetic import synthetic_object
 def ply(tmp_path: Path) -> tuple[Path, Splat]:
     s = synthetic_object(1000, sh_degree=3, seed=2)
     p = tmp_path / "scene.ply"
-    S.write(s, p)
+    S.write(s, p, up="z")  # as nerfstudio exports it: +z up, recorded in the header
     return p, s
 
 
@@ -48,18 +48,37 @@ def test_info_text_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_convert_between_formats_with_up_axes(ply: tuple[Path, Splat], tmp_path: Path) -> None:
     path, s = ply
+    assert S.up_axis(path) == ("z", True)
     assert main(["splat", "convert", str(path), "-o", str(tmp_path / "a.spz")]) == 0
-    # .ply (nerfstudio, +z up) to .spz: turned so +z becomes -y (the 3DGS frame the codec expects)
+    # .ply recording +z up to .spz: turned so +z becomes -y (the 3DGS frame the codec expects)
     got = S.read(tmp_path / "a.spz")
     assert np.abs(got.means - reorient(s, "z", "-y").means).max() < 1e-3
+    # .spz to .ply: a .ply records its axis, so nothing is turned and the header says -y
     assert main(["splat", "convert", str(tmp_path / "a.spz"), "-o", str(tmp_path / "b.ply")]) == 0
-    assert np.abs(S.read(tmp_path / "b.ply").means - s.means).max() < 1e-3
+    assert S.up_axis(tmp_path / "b.ply") == ("-y", True)
+    assert np.abs(S.read(tmp_path / "b.ply").means - got.means).max() < 1e-6
+    # ... and asked for +z, it is turned back to the source
+    args = ["splat", "convert", str(tmp_path / "a.spz"), "-o", str(tmp_path / "z.ply"), "--target-up", "z"]
+    assert main(args) == 0
+    assert np.abs(S.read(tmp_path / "z.ply").means - s.means).max() < 1e-3
     # explicit axes: no turn when both are the same
     out = tmp_path / "c.compressed.ply"
     assert main(["splat", "convert", str(path), "-o", str(out), "--up", "-y", "--sh-degree", "1"]) == 0
     c = S.read(out)
     assert c.sh_degree == 1
     assert np.allclose(np.sort(c.means[:, 2]), np.sort(s.means[:, 2]), atol=0.02)
+
+
+def test_ply_without_up_comment_is_taken_as_3dgs_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = synthetic_object(200, sh_degree=1, seed=3)
+    S.write(s, tmp_path / "plain.ply")
+    assert S.up_axis(tmp_path / "plain.ply") == ("-y", False)
+    assert main(["splat", "convert", str(tmp_path / "plain.ply"), "-o", str(tmp_path / "p.spz")]) == 0
+    assert "does not record its up axis; assuming -y" in capsys.readouterr().err
+    # -y is what .spz expects in memory: no turn
+    assert np.abs(S.read(tmp_path / "p.spz").means - s.means).max() < 1e-3
 
 
 def test_convert_refuses_overwrite_and_reports_errors(

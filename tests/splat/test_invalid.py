@@ -72,7 +72,7 @@ def test_unknown_and_missing_files(tmp_path: Path) -> None:
 def test_nan_rows_and_zero_quats(tmp_path: Path, scene: Splat, caplog: pytest.LogCaptureFixture) -> None:
     bad = scene.copy()
     bad.means[3, 1] = np.nan
-    bad.opacities[7] = np.inf
+    bad.opacities[7] = np.nan
     bad.quats[10] = 0.0
     bad.scales[12] = 80.0
     p = tmp_path / "bad.ply"
@@ -88,6 +88,25 @@ def test_nan_rows_and_zero_quats(tmp_path: Path, scene: Splat, caplog: pytest.Lo
     assert fixed.scales.max() <= 12.0
     text = caplog.text
     assert "dropped 2" in text and "identity" in text and "clamped" in text
+
+
+def test_infinite_opacity_logits_are_clamped_and_said_once(
+    tmp_path: Path, scene: Splat, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PlayCanvas' decoder writes alpha 255 as +inf (and 0 as -inf): mainstream files, not damage.
+    odd = scene.copy()
+    odd.opacities[[1, 2, 3]] = np.inf
+    odd.opacities[4] = -np.inf
+    from foto3d.libs.splat.formats import ply
+
+    ply.write(odd, tmp_path / "inf.ply")
+    with caplog.at_level(logging.WARNING):
+        got = S.read(tmp_path / "inf.ply")
+    assert got.count == scene.count and np.isfinite(got.opacities).all()
+    assert got.activated_opacities()[1] > 0.999 and got.activated_opacities()[4] < 0.001
+    warnings = [r.message for r in caplog.records if "infinite opacity" in r.getMessage()]
+    assert len(caplog.records) == 1 and "clamped 4 infinite opacity" in caplog.records[0].getMessage()
+    assert len(warnings) == 1
 
 
 def test_writer_refuses_nan(tmp_path: Path, scene: Splat) -> None:

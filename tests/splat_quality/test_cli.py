@@ -17,7 +17,7 @@ from foto3d.libs.splat.synthetic import synthetic_object
 @pytest.fixture(scope="module")
 def ply(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "object.ply"
-    write(synthetic_object(6000, seed=2), path)
+    write(synthetic_object(6000, seed=2), path, up="z")  # as nerfstudio exports: +z, recorded
     return path
 
 
@@ -27,7 +27,7 @@ def test_reduce_prints_sizes_counts_and_reasons(
     out = tmp_path / "small.spz"
     rc = main(
         ["splat", "reduce", str(ply), "-o", str(out), "--keep", "40%", "--sh-degree", "1",
-         "--min-opacity", "0.02", "--remove-floaters", "--importance", "area"]
+         "--min-opacity", "0.02", "--remove-floaters", "--strategy", "prune", "--importance", "area"]
     )  # fmt: skip
     text = capsys.readouterr().out
     assert rc == 0, text
@@ -58,9 +58,24 @@ def test_reduce_json_with_quality(ply: Path, tmp_path: Path, capsys: pytest.Capt
     )
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert doc["count_after"] == 3000 and doc["importance_method"] == "area"
+    assert doc["count_after"] == 3000 and doc["importance_method"] == "merge"
+    assert doc["removed"] == {"merged": 3000}
     assert doc["size_ratio"] == pytest.approx(2.0, rel=0.01)
     assert len(doc["quality"]["views"]) == 8 and doc["quality"]["psnr"] > 30
+
+
+def test_compare_a_file_with_itself_under_one_named_axis_is_identical(
+    ply: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch", reason="torch (the 'quality' extra) is not installed")
+    # --up names the frame of both files unless --b-up says otherwise
+    assert main(["splat", "compare", str(ply), str(ply), "--up", "-y", "--size", "48", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["psnr"] == "inf"
+    assert (
+        main(["splat", "compare", str(ply), str(ply), "--up", "-y", "--b-up", "z", "--size", "48", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["psnr"] < 30
 
 
 def test_compare_prints_per_view_and_mean(

@@ -37,10 +37,10 @@ needs_torch = pytest.mark.skipif(not _has_torch(), reason="torch (the 'quality' 
 
 
 def test_keeps_the_requested_fraction_or_count(scene: Splat) -> None:
-    out, rep = reduce_splat(scene, keep=0.3, importance_method="area")
+    out, rep = reduce_splat(scene, keep=0.3, importance_method="area", strategy="prune")
     assert out.count == rep.count_after == round(0.3 * scene.count)
     assert rep.removed == {"low_importance": scene.count - out.count}
-    out, rep = reduce_splat(scene, count=1234, importance_method="area")
+    out, rep = reduce_splat(scene, count=1234, importance_method="area", strategy="prune")
     assert out.count == 1234
     out, rep = reduce_splat(scene, keep=None, sh_degree=1)
     assert out.count == scene.count and rep.removed == {}
@@ -49,7 +49,7 @@ def test_keeps_the_requested_fraction_or_count(scene: Splat) -> None:
 def test_removes_the_least_important_first() -> None:
     s = random_splat(1000, seed=4, sh_degree=0)
     score = importance(s, "area")
-    out, _ = reduce_splat(s, keep=0.25, importance_method="area")
+    out, _ = reduce_splat(s, keep=0.25, importance_method="area", strategy="prune")
     kept = kept_mask(s, out)
     assert kept.sum() == 250
     assert score[kept].min() >= score[~kept].max()
@@ -112,7 +112,7 @@ def test_floaters_are_removed_with_reasons(scene: Splat) -> None:
 
 
 def test_sh_degree_lowered_and_round_trip(tmp_path: Path, scene: Splat) -> None:
-    out, rep = reduce_splat(scene, keep=0.5, sh_degree=1, importance_method="area")
+    out, rep = reduce_splat(scene, keep=0.5, sh_degree=1, importance_method="area", strategy="prune")
     assert (rep.sh_degree_before, rep.sh_degree_after) == (3, 1)
     assert out.shN.shape == (out.count, 3, 3)
     np.testing.assert_array_equal(out.shN, scene.shN[kept_mask(scene, out)][:, :3])
@@ -132,6 +132,8 @@ def test_bad_options_are_refused(scene: Splat) -> None:
         ({"sh_degree": 4}, "SH degree"),
         ({"min_opacity": 1.0}, "opacity"),
         ({"importance_method": "magic"}, "importance"),
+        ({"strategy": "magic"}, "strategy"),
+        ({"refit_steps": -1}, "refit"),
     ):
         with pytest.raises(ValueError, match=msg):
             reduce_splat(scene, **kw)
@@ -141,7 +143,7 @@ def test_bad_options_are_refused(scene: Splat) -> None:
 def test_half_the_gaussians_costs_little_quality(scene: Splat) -> None:
     from foto3d.libs.splat.quality import compare_splats
 
-    out, rep = reduce_splat(scene, keep=0.5, importance_method="views")
+    out, rep = reduce_splat(scene, keep=0.5, importance_method="views", strategy="prune")
     assert rep.importance_method == "views"
     q = compare_splats(scene, out, views=8, size=96)
     assert len(q.views) == 8
@@ -150,7 +152,7 @@ def test_half_the_gaussians_costs_little_quality(scene: Splat) -> None:
     worst = scene.subset(~kept_mask(scene, out))
     assert compare_splats(scene, worst, views=8, size=96).psnr < q.psnr - 10
     # The default without cameras (opacity x area) must do about as well.
-    area, rep = reduce_splat(scene, keep=0.5)
+    area, rep = reduce_splat(scene, keep=0.5, strategy="prune")
     assert rep.importance_method == "area"
     assert compare_splats(scene, area, views=8, size=96).psnr > 38.0
 
@@ -166,5 +168,5 @@ def test_training_cameras_from_transforms_json(tmp_path: Path, scene: Splat) -> 
     assert len(loaded) == 4
     for a, b in zip(cams, loaded, strict=True):
         np.testing.assert_allclose(a.viewmat, b.viewmat, atol=1e-9)
-    out, rep = reduce_splat(scene, keep=0.5, cameras=tmp_path / "transforms.json")
+    out, rep = reduce_splat(scene, keep=0.5, cameras=tmp_path / "transforms.json", strategy="prune")
     assert rep.importance_method == "views" and out.count == scene.count // 2

@@ -14,6 +14,7 @@ import msgspec
 
 from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.proto import subjects
 from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
 from foto3d.proto.objects import (
@@ -26,6 +27,15 @@ from foto3d.proto.objects import (
 from foto3d.services.token_gateway.service import TokenGateway
 
 ORIGIN = "https://shop.example.com"
+# Stand-ins for splat files (the gateway serves bytes, it never parses them), sizes distinct
+# so that "smallest first" has one answer.
+SPLAT_BODIES = {
+    "ply": b"ply\n" + b"p" * 3000,
+    "compressed-ply": b"ply\n" + b"c" * 1500,
+    "spz": b"spz" + b"s" * 500,
+    "splat": b"\0" + b"t" * 2000,
+    "sog": b"PK" + b"g" * 900,
+}
 
 
 @dataclass
@@ -65,14 +75,15 @@ class Gateway:
         name: str = "Desk lamp",
         version: int = 1,
         status: LiveStatus | None = LiveStatus.PRODUCTION,
+        formats: tuple[str, ...] = ("ply", "spz", "sog"),
     ) -> dict[str, bytes]:
-        """Write a version's files into the local store and announce them as the publisher does."""
+        """Write a version's files into the local store and announce them as the publisher does:
+        one file per splat format (named by the format registry's suffix), a thumbnail, viewer.json."""
         customer = object_id.split("-", 1)[0]
         prefix = f"models/{customer}/{object_id}/v{version}"
         contents = {
-            f"{object_id}.ply": b"ply\n" + b"p" * 3000,
-            f"{object_id}.spz": b"spz" + b"s" * 500,
-            f"{object_id}.sog": b"PK" + b"g" * 900,
+            f"{object_id}{splat_formats.get(fmt).suffixes[0]}": SPLAT_BODIES[fmt] for fmt in formats
+        } | {
             "thumbnail.png": b"\x89PNG" + b"t" * 100,
             "viewer.json": msgspec.json.encode({"object_id": object_id, "camera": {"fov": 50}, "version": 1}),
         }
@@ -85,7 +96,12 @@ class Gateway:
             path = self.published / prefix / fname
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            kind, fmt, ctype = kinds.get(fname, ("splat", fname.split(".", 1)[1], "application/octet-stream"))
+            spec = splat_formats.from_name(fname)
+            kind, fmt, ctype = kinds.get(fname) or (
+                "splat",
+                spec.name if spec else "",
+                "application/octet-stream",
+            )
             files.append(
                 PublishedFile(
                     kind=kind,

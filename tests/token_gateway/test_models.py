@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from foto3d.libs.splat.formats import registry
 from foto3d.proto.api import BAD_REQUEST, NOT_FOUND, ServiceError
 from foto3d.proto.gateway import (
     TOKENS_ISSUE,
@@ -20,6 +21,7 @@ from foto3d.proto.gateway import (
     RevokeRequest,
 )
 from foto3d.proto.objects import LiveStatus, ObjectRegistered
+from foto3d.services.token_gateway.objects import SPLAT_FORMATS
 from testkit.waiting import eventually
 from tests.token_gateway.helpers import ORIGIN, Gateway, get
 
@@ -51,6 +53,27 @@ async def test_model_reply_and_signed_links(gateway: Gateway) -> None:
         assert [f["format"] for f in body["files"]] == ["spz", "ply"]
         st, body, _ = await get(s, f"{gateway.url}/v1/models/{OID}?formats=gltf", headers=bearer(token))
         assert st == 400 and body["error"] == "bad_request"
+
+
+async def test_formats_are_the_registry_names(gateway: Gateway) -> None:
+    """Every splat format reaches the customer under the format registry's one spelling, also
+    the formats filter; a spelling outside the registry (the file suffix) is refused."""
+    contents = await gateway.publish_model(OID, formats=("ply", "compressed-ply", "splat", "spz", "sog"))
+    token = await gateway.issue("acme")
+    assert set(SPLAT_FORMATS) == set(registry.NAMES)
+    async with aiohttp.ClientSession() as s:
+        st, body, _ = await get(s, f"{gateway.url}/v1/models/{OID}", headers=bearer(token))
+        assert st == 200, body
+        assert [f["format"] for f in body["files"]] == ["spz", "sog", "compressed-ply", "splat", "ply"]
+        for f in body["files"]:
+            st, data, _ = await get(s, f["url"])
+            assert st == 200 and data == contents[f"{OID}{registry.get(f['format']).suffixes[0]}"]
+        url = f"{gateway.url}/v1/models/{OID}?formats=compressed-ply,spz"
+        st, body, _ = await get(s, url, headers=bearer(token))
+        assert st == 200 and [f["format"] for f in body["files"]] == ["spz", "compressed-ply"]
+        url = f"{gateway.url}/v1/models/{OID}?formats=compressed.ply"
+        st, body, _ = await get(s, url, headers=bearer(token))
+        assert st == 400 and body["error"] == "bad_request" and "compressed-ply" in body["message"]
 
 
 async def test_not_found_alike(gateway: Gateway) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from foto3d.cli.common import fail
-from foto3d.cli.splat_output import FORMATS_HELP, output_format
+from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
 
 ORDER = 40
 
@@ -48,15 +48,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="convert a splat file to another format (and orientation / SH degree)",
         description="Convert between splat formats; the output format follows from OUT's name "
         f"({FORMATS_HELP}). The scene is rotated from the input's up axis to the one the output "
-        "format's viewers expect (.ply: +z as nerfstudio; .compressed.ply, .sog, .splat, .spz: -y, "
-        "the 3DGS/PlayCanvas convention; .spz is stored as RUB). Override with --up/--target-up.",
+        "format's viewers expect (.compressed.ply, .sog, .splat, .spz: -y, the 3DGS/PlayCanvas "
+        "convention; .spz is stored as RUB). A .ply records its up axis (nerfstudio's "
+        "'Vertical Axis' comment) and keeps the input's; one without the comment is taken as -y. "
+        "Override with --up/--target-up.",
     )
     conv.add_argument("input", type=Path, help="splat file to read")
     conv.add_argument("-o", "--output", type=Path, required=True, help="file to write (format from its name)")
     conv.add_argument(
         "--up",
         choices=_AXES,
-        help="the input's up axis (default: from its format: z for .ply, -y for the web formats)",
+        help="the input's up axis (default: what the file records, else its format's: -y)",
     )
     conv.add_argument(
         "--target-up",
@@ -118,7 +120,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from foto3d.libs.splat import write
-    from foto3d.libs.splat.coords import FORMAT_UP, reorient
+    from foto3d.libs.splat.coords import reorient
     from foto3d.libs.splat.io import read_unchecked
     from foto3d.libs.splat.validate import validate
 
@@ -128,13 +130,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         out_fmt = output_format(src, dst, args.force)
         splat, in_fmt = read_unchecked(src)
         splat = validate(splat, str(src), repair_it=args.repair)
-        up = args.up or FORMAT_UP[in_fmt]
-        target_up = args.target_up or FORMAT_UP[out_fmt]
+        up = input_up(src, in_fmt, args.up)
+        target_up = output_up(out_fmt, up, args.target_up)
         if args.sh_degree is not None and args.sh_degree != splat.sh_degree:
             splat = splat.with_sh_degree(args.sh_degree)
         if up != target_up:
             splat = reorient(splat, up, target_up)
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = {"up": target_up}
         if out_fmt == "spz":
             opts["version"] = args.spz_version
         write(splat, dst, **opts)

@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 
 from foto3d.libs.splat.errors import SplatFormatError
-from foto3d.libs.splat.formats.plyfile import PlyHeader, read_elements, write_ply
+from foto3d.libs.splat.formats.base import SplatFormat
+from foto3d.libs.splat.formats.plyfile import PlyHeader, read_elements, read_header, write_ply
 from foto3d.libs.splat.model import Splat, sh_degree_for_rest
+
+#: How nerfstudio's exporter (and ours) records the up axis in the header.
+UP_COMMENT = "Vertical Axis:"
+_AXIS_NAMES = ("x", "-x", "y", "-y", "z", "-z")
 
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
 REQUIRED += [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
@@ -23,6 +28,29 @@ REQUIRED += [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
 def looks_like(header: PlyHeader) -> bool:
     el = header.element("vertex")
     return el is not None and all(n in el.names() for n in REQUIRED)
+
+
+def recorded_up(path: Path) -> str | None:
+    """The up axis a ``comment Vertical Axis: AXIS`` header line records (AXIS one of x, -x, y,
+    -y, z, -z, or a unit vector such as ``0 -1 0``), else None."""
+    with open(path, "rb") as f:
+        header = read_header(f, str(path))
+    for comment in header.comments:
+        if not comment.lower().startswith(UP_COMMENT.lower()):
+            continue
+        value = comment[len(UP_COMMENT) :].strip().lower()
+        if value in _AXIS_NAMES:
+            return value
+        parts = value.split()
+        if len(parts) == 3:
+            try:
+                vec = [round(float(p)) for p in parts]
+            except ValueError:
+                return None
+            if sorted(abs(v) for v in vec) == [0, 0, 1]:
+                i = next(k for k, v in enumerate(vec) if v)
+                return ("-" if vec[i] < 0 else "") + "xyz"[i]
+    return None
 
 
 def read(path: Path) -> Splat:
@@ -78,8 +106,10 @@ def read(path: Path) -> Splat:
     )
 
 
-def write(splat: Splat, path: Path, *, normals: bool = True, **_: Any) -> None:
-    """Write float32 binary little-endian. ``normals`` adds the zero nx/ny/nz many tools expect."""
+def write(splat: Splat, path: Path, *, normals: bool = False, up: str | None = None, **_: Any) -> None:
+    """Write float32 binary little-endian. No normals by default: 3DGS readers do not need the
+    zero ``nx ny nz`` (21 % of an SH-0 file); ``normals=True`` adds them for tools that insist.
+    ``up`` is recorded as nerfstudio records it (``comment Vertical Axis: z``)."""
     n = splat.count
     names = ["x", "y", "z"]
     if normals:
@@ -102,4 +132,22 @@ def write(splat: Splat, path: Path, *, normals: bool = True, **_: Any) -> None:
     m[:, c + 1 : c + 4] = splat.scales
     m[:, c + 4 : c + 8] = splat.quats
     rec = m.view(np.dtype([(nm, "<f4") for nm in names])).reshape(n)
-    write_ply(path, [("vertex", rec)])
+    comments = [f"{UP_COMMENT} {up}"] if up else []
+    write_ply(path, [("vertex", rec)], comments=comments)
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    return head[:4] == b"ply\n"
+
+
+FORMAT = SplatFormat(
+    name="ply",
+    suffixes=(".ply",),
+    up=None,
+    content_type="application/octet-stream",
+    description="standard 3DGS PLY (float32, lossless)",
+    read=read,
+    write=write,
+    sniff=_sniff,
+    recorded_up=recorded_up,
+)

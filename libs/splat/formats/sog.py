@@ -15,6 +15,7 @@ from typing import Any
 
 from foto3d.libs.splat import splat_transform
 from foto3d.libs.splat.formats import ply
+from foto3d.libs.splat.formats.base import SplatFormat
 from foto3d.libs.splat.formats.plyfile import PlyHeader
 from foto3d.libs.splat.model import Splat
 
@@ -35,3 +36,19 @@ def write(splat: Splat, path: Path, *, sh_iterations: int = 10, **_: Any) -> Non
         src = Path(tmp) / "source.ply"
         ply.write(splat, src, normals=False)
         splat_transform.run(["-g", "cpu", "-i", str(sh_iterations), str(src), str(path)])
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    return head[:4] == b"PK\x03\x04"
+
+
+FORMAT = SplatFormat(
+    name="sog",
+    suffixes=(".sog",),
+    up="-y",
+    content_type="application/zip",
+    description="PlayCanvas SOG (WebP textures in a zip), via @playcanvas/splat-transform",
+    read=read,
+    write=write,
+    sniff=_sniff,
+)

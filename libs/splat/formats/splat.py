@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from foto3d.libs.splat.errors import SplatFormatError
+from foto3d.libs.splat.formats.base import SplatFormat
 from foto3d.libs.splat.model import Splat, logit, normalize_quats, rgb_to_sh0, sh0_to_rgb, sigmoid
 
 RECORD = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
@@ -55,3 +56,14 @@ def write(splat: Splat, path: Path, **_: Any) -> None:
     rec["rgba"] = _u8(rgba * 255.0)
     rec["rot"] = _u8(normalize_quats(splat.quats) * 128.0 + 128.0)
     rec.tofile(path)
+
+
+FORMAT = SplatFormat(
+    name="splat",
+    suffixes=(".splat",),
+    up="-y",
+    content_type="application/octet-stream",
+    description="antimatter15 .splat (32 bytes per gaussian, no higher SH)",
+    read=read,
+    write=write,
+)

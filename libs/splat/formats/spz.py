@@ -33,6 +33,7 @@ import numpy as np
 
 from foto3d.libs.splat.coords import rotate
 from foto3d.libs.splat.errors import SplatFormatError
+from foto3d.libs.splat.formats.base import SplatFormat
 from foto3d.libs.splat.model import SH_REST_COUNT, Splat, logit, normalize_quats, sigmoid
 from foto3d.libs.splat.progress import Progress
 
@@ -238,3 +239,21 @@ def write(splat: Splat, path: Path, *, version: int = 3, compresslevel: int = 6,
                 piece = flat[start : start + step]
                 f.write(piece.tobytes())
                 bar.update(len(piece))
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    # gzip (v2/v3) or a bare v4 header. Any gzip file passes; the reader checks the magic inside.
+    return head[:2] == b"\x1f\x8b" or head[:4] == b"NGSP"
+
+
+FORMAT = SplatFormat(
+    name="spz",
+    suffixes=(".spz",),
+    up="-y",  # stored RUB (+Y up); the codec turns it into the PLY frame (RDF), as Niantic's library does
+    content_type="application/octet-stream",
+    description="Niantic .spz (gzip, fixed-point; version 3 written, 2-4 read)",
+    read=read,
+    write=write,
+    sniff=_sniff,
+    storage_turn=tuple(tuple(float(v) for v in row) for row in _FLIP_YZ),
+)

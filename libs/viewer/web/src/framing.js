@@ -4,6 +4,7 @@
 // few floaters far away do not shrink the object to a dot (the same rule as
 // libs/viewer/config.py's robust_bounds, which the publisher writes into viewer.json).
 import * as THREE from "three";
+import FORMAT_TABLE from "./formats.json";
 
 const UP_VECTORS = {
   x: [1, 0, 0],
@@ -14,12 +15,14 @@ const UP_VECTORS = {
   "-z": [0, 0, -1],
 };
 
-// The up axis of each format's data *as Spark reads it* (libs/splat/coords.py FORMAT_UP and
-// docs/splat.md give the producers' conventions). Spark reads .spz raw, and Niantic's files are
-// RUB, i.e. +Y up, like three.js; the others are read as stored: nerfstudio .ply is +Z up,
-// PlayCanvas's compressed.ply / SOG and .splat are -Y up. A config's `up` overrides this (files
-// written by splat-transform 3.7 as .spz skip the RUB turn, so they are -Y up).
-const FORMAT_UP = { ply: "z", "compressed.ply": "-y", sog: "-y", splat: "-y", spz: "y" };
+// The up axis of each format's data *as Spark reads it*, i.e. as stored (the meaning of every
+// `up` in the pipeline, proto/jobs.py UpAxis), when neither the config nor the file entry says:
+// formats.json, written from the splat format registry (libs/viewer/formats.py). Spark reads
+// .spz raw, and Niantic's files are RUB, i.e. +Y up, like three.js; the others are read as
+// stored: the trainer's .ply is +Z up, PlayCanvas's compressed PLY / SOG and .splat are -Y up.
+// (Files written by splat-transform 3.7 as .spz skip the RUB turn, so they are -Y up: their
+// config must say so.)
+const FORMAT_UP = Object.fromEntries(Object.entries(FORMAT_TABLE.formats).map(([name, f]) => [name, f.up]));
 
 export function upForFormat(format) {
   return FORMAT_UP[format] || "-y";

@@ -8,14 +8,20 @@ import * as THREE from "three";
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 import { checkConfig } from "./config.js";
+import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
 import { STYLE } from "./style.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
-// Formats this renderer reads, in the order we would rather fetch them (smallest per gaussian first).
-const SPARK_TYPES = { spz: "spz", sog: "pcsogszip", "compressed.ply": "ply", ply: "ply", splat: "splat" };
-export const FORMATS = ["spz", "sog", "compressed.ply", "ply", "splat"];
+// Formats by the splat format registry's names (formats.json, written from it), in the order we
+// would rather fetch them (smallest per gaussian first), and how Spark is told to parse each.
+const SPARK_TYPES = { spz: "spz", sog: "pcsogszip", "compressed-ply": "ply", ply: "ply", splat: "splat" };
+export const FORMATS = FORMAT_TABLE.order;
+// Longest suffix first, so that ".compressed.ply" wins over ".ply".
+const BY_SUFFIX = Object.entries(FORMAT_TABLE.formats)
+  .map(([name, f]) => [f.suffix, name])
+  .sort((a, b) => b[0].length - a[0].length);
 
 const DEFAULTS = {
   background: "#eef0f3",
@@ -32,9 +38,8 @@ const log = (...args) => console.error("foto3d-viewer:", ...args);
 
 function formatOf(url) {
   const path = url.split(/[?#]/)[0].toLowerCase();
-  if (path.endsWith(".compressed.ply")) return "compressed.ply";
-  const ext = path.split(".").pop();
-  return SPARK_TYPES[ext] ? ext : "ply";
+  const hit = BY_SUFFIX.find(([suffix]) => path.endsWith(suffix));
+  return hit ? hit[1] : "ply";
 }
 
 class Foto3dViewer extends HTMLElement {
@@ -183,7 +188,7 @@ class Foto3dViewer extends HTMLElement {
     this.mesh = new SplatMesh({
       url: file.url,
       fileType: SPARK_TYPES[file.format],
-      fileName: `model.${file.format === "sog" ? "sog" : file.format}`,
+      fileName: `model${FORMAT_TABLE.formats[file.format].suffix}`,
       lod: false,
       onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
     });

@@ -1,0 +1,243 @@
+"""Re-fit a reduced splat to the original's renders: a few gradient steps on the CPU.
+
+Merging (:mod:`.merge`) decides *which* gaussians stand in for the original; the values it
+gives them are moment estimates, not what makes the picture match. Here the survivors'
+opacity, colour (every SH coefficient), log-scales and centres are optimised with Adam so that
+their renders match the original's renders, view by view. Views are spread evenly over the
+sphere around the robust bounds (a Fibonacci lattice), so every side counts; they deliberately
+differ from the orbit views ``foto3d splat compare`` and the benchmark score with, so a score
+measures views the fit never saw.
+
+The rasterizer is :mod:`.render`'s math (same projection, SH, alpha rules) with a compositing
+loop written without in-place updates, so torch can differentiate it. torch is needed (the
+``quality`` extra), as for everything that renders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from foto3d.libs.splat.cameras import Camera
+from foto3d.libs.splat.model import Splat
+from foto3d.libs.splat.quality import look_at, robust_bounds
+from foto3d.libs.splat.render import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    T_MIN,
+    TILE,
+    Projected,
+    SplatTensors,
+    _bin_tiles,
+    covariances,
+    eval_sh,
+    project,
+    render,
+)
+
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class RefitOptions:
+    """How hard to fit. Defaults measured on real scenes (docs/benchmarks.md)."""
+
+    steps: int = 200
+    views: int = 48
+    size: int = 112
+    lr_opacity: float = 0.05
+    lr_color: float = 0.01
+    lr_sh: float = 0.005
+    lr_scale: float = 0.01
+    lr_mean: float = 1e-4  # times the robust bounds' diagonal
+    seed: int = 0
+
+
+def sphere_cameras(splat: Splat, views: int, size: int, up: str, fov_deg: float = 50.0) -> list[Camera]:
+    """``views`` cameras on a Fibonacci sphere around the robust bounds, each framing them."""
+    from foto3d.libs.splat.coords import UP_AXES
+
+    lo, hi = robust_bounds(splat.means)
+    centre = (lo.astype(np.float64) + hi) / 2
+    radius = max(float(np.linalg.norm(hi.astype(np.float64) - lo)) / 2, 1e-3)
+    half = math.radians(fov_deg) / 2
+    dist = radius / math.sin(half) * 1.02
+    focal = 0.5 * size / math.tan(half)
+    u = np.asarray(UP_AXES[up], np.float64)
+    a1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+    a1 /= np.linalg.norm(a1)
+    a2 = np.cross(u, a1)
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    cams = []
+    for i in range(views):
+        h = 1.0 - 2.0 * (i + 0.5) / views  # height along up, -1..1
+        h = max(-0.97, min(0.97, h))  # not straight along up: look_at needs a horizon
+        r = math.sqrt(1.0 - h * h)
+        az = golden * i
+        direction = r * (math.cos(az) * a1 + math.sin(az) * a2) + h * u
+        eye = centre + dist * direction
+        cams.append(Camera(look_at(eye, centre, u), focal, focal, size / 2, size / 2, size, size))
+    return cams
+
+
+class _Params(torch.nn.Module):
+    def __init__(self, splat: Splat) -> None:
+        super().__init__()
+        s = splat.normalized()
+
+        def p(a: np.ndarray) -> torch.nn.Parameter:
+            return torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(a, np.float32)))
+
+        self.means = p(s.means)
+        self.scales = p(s.scales)
+        self.quats = torch.from_numpy(np.ascontiguousarray(s.quats, np.float32))
+        self.opacities = p(s.opacities)
+        self.sh0 = p(s.sh0)
+        self.shN = p(s.shN)
+        self.degree = s.sh_degree
+
+    def to_splat(self) -> Splat:
+        with torch.no_grad():
+            return Splat(
+                self.means.numpy(),
+                self.scales.numpy(),
+                self.quats.numpy(),
+                self.opacities.numpy(),
+                self.sh0.numpy(),
+                self.shN.numpy(),
+            )
+
+
+@torch.no_grad()
+def _opaque_depth(
+    proj: Projected,
+    opac: torch.Tensor,
+    gids: torch.Tensor,
+    starts: torch.Tensor,
+    counts: torch.Tensor,
+    pxc: torch.Tensor,
+    pyc: torch.Tensor,
+) -> torch.Tensor:
+    """Per tile, how many splats (in batches) are drawn before every pixel is opaque: the
+    splats behind cannot change the image, so the differentiable pass stops there."""
+    end = counts.clone()
+    trans = torch.ones(pxc.shape)
+    active = (counts > 0).nonzero().squeeze(1)
+    depth = 0
+    while active.numel():
+        rank = depth + torch.arange(_BATCH)
+        valid = rank[None, :] < counts[active][:, None]
+        idx = torch.where(valid, starts[active][:, None] + rank[None, :], torch.zeros_like(rank)[None, :])
+        g = gids[idx]
+        dx = pxc[active][:, None, :] - proj.means2d[g, 0][:, :, None]
+        dy = pyc[active][:, None, :] - proj.means2d[g, 1][:, :, None]
+        cn = proj.conics[g]
+        sigma = 0.5 * (cn[..., 0:1] * dx * dx + cn[..., 2:3] * dy * dy) + cn[..., 1:2] * dx * dy
+        alpha = torch.clamp(opac[g][..., None] * torch.exp(-sigma), max=ALPHA_MAX)
+        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN) & valid[..., None], alpha, 0.0)
+        t = trans[active] * torch.prod(1.0 - alpha, dim=1)
+        trans[active] = t
+        depth += _BATCH
+        finished = (t < T_MIN).all(dim=1)
+        end[active[finished]] = depth
+        active = active[(counts[active] > depth) & ~finished]
+    return end
+
+
+def render_differentiable(p: _Params, cam: Camera) -> torch.Tensor:
+    """(H, W, 3) image on black, differentiable in every parameter of ``p``."""
+    w, h = cam.width, cam.height
+    covars = covariances(p.quats, torch.exp(p.scales))
+    proj = project(p.means, covars, cam)
+    with torch.no_grad():
+        visible = (proj.radii > 0).all(dim=1).nonzero().squeeze(1)
+        visible = visible[torch.argsort(proj.depths[visible], stable=True)]
+        tiles_x, tiles_y = (w + TILE - 1) // TILE, (h + TILE - 1) // TILE
+        gids, offsets = _bin_tiles(proj, visible, tiles_x, tiles_y)
+    campos = torch.from_numpy(cam.position.astype(np.float32))
+    sh = torch.cat([p.sh0[:, None, :], p.shN], dim=1)
+    dirs = torch.nn.functional.normalize(p.means.detach() - campos, dim=-1)
+    colors = torch.clamp(eval_sh(sh, dirs, p.degree) + 0.5, min=0.0)
+    opac = torch.sigmoid(p.opacities)
+    n_tiles, n_pix = tiles_x * tiles_y, TILE * TILE
+    ly, lx = torch.meshgrid(torch.arange(TILE), torch.arange(TILE), indexing="ij")
+    tile_ids = torch.arange(n_tiles)
+    gx = (tile_ids % tiles_x)[:, None] * TILE + lx.reshape(1, -1)
+    gy = (tile_ids // tiles_x)[:, None] * TILE + ly.reshape(1, -1)
+    pxc, pyc = gx.float() + 0.5, gy.float() + 0.5
+    starts, counts = offsets[:-1], offsets[1:] - offsets[:-1]
+    counts = torch.minimum(counts, _opaque_depth(proj, opac.detach(), gids, starts, counts, pxc, pyc))
+    trans = torch.ones(n_tiles, n_pix)
+    acc = torch.zeros(n_tiles, n_pix, 3)
+    depth = 0
+    active = (counts > 0).nonzero().squeeze(1)
+    while active.numel():
+        rank = depth + torch.arange(_BATCH)
+        valid = rank[None, :] < counts[active][:, None]
+        idx = torch.where(valid, starts[active][:, None] + rank[None, :], torch.zeros_like(rank)[None, :])
+        g = gids[idx]
+        dx = pxc[active][:, None, :] - proj.means2d[g, 0][:, :, None]
+        dy = pyc[active][:, None, :] - proj.means2d[g, 1][:, :, None]
+        cn = proj.conics[g]
+        sigma = 0.5 * (cn[..., 0:1] * dx * dx + cn[..., 2:3] * dy * dy) + cn[..., 1:2] * dx * dy
+        alpha = torch.clamp(opac[g][..., None] * torch.exp(-sigma), max=ALPHA_MAX)
+        ok = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid[..., None]
+        alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
+        t0 = trans[active]
+        after = t0[:, None, :] * torch.cumprod(1.0 - alpha, dim=1)
+        before = torch.cat([t0[:, None, :], after[:, :-1]], dim=1)
+        weight = alpha * before
+        acc = acc.index_add(0, active, torch.einsum("cbp,cbk->cpk", weight, colors[g]))
+        trans = trans.index_copy(0, active, after[:, -1])
+        depth += _BATCH
+        active = active[counts[active] > depth]
+    image = (
+        acc.reshape(tiles_y, tiles_x, TILE, TILE, 3)
+        .permute(0, 2, 1, 3, 4)
+        .reshape(tiles_y * TILE, tiles_x * TILE, 3)
+    )
+    return image[:h, :w].clamp(0.0, 1.0)
+
+
+def refit(
+    original: Splat,
+    reduced: Splat,
+    *,
+    up: str,
+    options: RefitOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Splat:
+    """``reduced`` with its values optimised to reproduce ``original``'s renders."""
+    opt = options or RefitOptions()
+    if reduced.count == 0 or opt.steps <= 0:
+        return reduced.copy()
+    torch.manual_seed(opt.seed)
+    cams = sphere_cameras(original, opt.views, opt.size, up)
+    ref_st = SplatTensors(original)
+    targets = [torch.from_numpy(render(ref_st, c).image) for c in cams]
+    params = _Params(reduced)
+    lo, hi = robust_bounds(original.means)
+    extent = float(np.linalg.norm(hi.astype(np.float64) - lo)) or 1.0
+    groups = [
+        {"params": [params.opacities], "lr": opt.lr_opacity},
+        {"params": [params.sh0], "lr": opt.lr_color},
+        {"params": [params.scales], "lr": opt.lr_scale},
+        {"params": [params.means], "lr": opt.lr_mean * extent},
+    ]
+    if params.shN.shape[1]:
+        groups.append({"params": [params.shN], "lr": opt.lr_sh})
+    adam = torch.optim.Adam(groups, eps=1e-15)
+    order = np.random.default_rng(opt.seed).permutation(opt.steps) % len(cams)
+    for step, view in enumerate(order.tolist()):
+        image = render_differentiable(params, cams[view])
+        loss = torch.mean((image - targets[view]) ** 2)
+        adam.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        adam.step()
+        if progress:
+            progress(step + 1, opt.steps)
+    return params.to_splat()
