@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,6 +70,7 @@ class HeartbeatSender:
         interval: float = DEFAULT_INTERVAL,
         grace: float | None = None,
         state_fn: StateFn | None = None,
+        lineage: str | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"heartbeat interval must be positive, got {interval}")
@@ -81,6 +82,8 @@ class HeartbeatSender:
         self.interval = interval
         self.grace = grace
         self.state_fn = state_fn
+        self.lineage = lineage
+        self.started_at = time.time()
         self.subject = subjects.heartbeat(kind, id)
         self.sent = 0
         self.last_beat_at: float | None = None
@@ -111,6 +114,8 @@ class HeartbeatSender:
             "stopping": stopping,
             "job_id": extra.get("job_id"),
             "object_id": extra.get("object_id"),
+            "lineage": self.lineage,
+            "started_at": self.started_at,
         }
         # Decoding through the contract validates kind/id patterns with a clear message.
         return msgspec.json.decode(encode(Heartbeat(**fields)), type=Heartbeat)
@@ -158,6 +163,17 @@ class Seen:
         return (self.beat.kind, self.beat.id)
 
     @property
+    def lineage(self) -> tuple[str, str, str]:
+        """(kind, host, lineage): instances that replace one another across restarts.
+
+        Beats without a lineage (older senders) fall back to the service rule, where the id
+        is ``<service>.<instance>``, and otherwise to the id itself.
+        """
+        b = self.beat
+        name = b.lineage or (b.id.split(".", 1)[0] if b.kind == "service" and "." in b.id else b.id)
+        return (b.kind, b.host, name)
+
+    @property
     def grace(self) -> float:
         return self.beat.grace_s if self.beat.grace_s else default_grace(self.beat.interval_s)
 
@@ -190,6 +206,47 @@ class Seen:
             "object_id": b.object_id,
             "progress": msgspec.to_builtins(p) if p is not None else None,
         }
+
+
+# How long a cleanly stopped participant that nobody replaced still shows in the status views.
+STOPPED_SHOWN_S = 3600.0
+
+
+def predecessors(new: Seen, others: Iterable[Seen], now: float | None = None) -> list[Seen]:
+    """Earlier instances that ``new`` replaces: same kind, host and lineage, no longer alive,
+    and (when the beats say) silent since before ``new`` started.
+
+    An instance that ran beside ``new`` is a sibling (a standby queue on the same host): its
+    silence is a real loss, not a restart.
+    """
+    now = time.time() if now is None else now
+    line = new.lineage
+    started = new.beat.started_at
+    return [
+        s
+        for s in others
+        if s.key != new.key
+        and s.lineage == line
+        and s.seen_at < new.seen_at
+        and s.state(now) != "alive"
+        and (started is None or s.beat.ts <= started)
+    ]
+
+
+def current(
+    seen: Iterable[Seen], now: float | None = None, stopped_shown: float = STOPPED_SHOWN_S
+) -> list[Seen]:
+    """What the status views list: without replaced instances and long-stopped ones.
+
+    A stopped or silent instance replaced by a newer one of its lineage is history, and so is
+    a clean stop older than ``stopped_shown`` seconds.
+    """
+    now = time.time() if now is None else now
+    everyone = list(seen)
+    replaced = {p.key for s in everyone for p in predecessors(s, everyone, now)}
+    return [
+        s for s in everyone if s.key not in replaced and not (s.beat.stopping and s.age(now) > stopped_shown)
+    ]
 
 
 def decode_heartbeat(data: bytes) -> Heartbeat:

@@ -66,7 +66,12 @@ class Runtime:
             await svc.start(ctx)
             self.services.append(svc)
             hb = HeartbeatSender(
-                bus, "service", f"{entry.name}.{svc.instance_id}", host=ctx.host, version=svc.version
+                bus,
+                "service",
+                f"{entry.name}.{svc.instance_id}",
+                host=ctx.host,
+                version=svc.version,
+                lineage=entry.name,
             )
             self.heartbeats.append(hb)
             hb.start()

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.heartbeat import Seen, decode_heartbeat, read_heartbeats
+from foto3d.libs.heartbeat import Seen, current, decode_heartbeat, predecessors, read_heartbeats
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 
@@ -96,25 +96,8 @@ class HeartbeatWatch:
             log.exception("could not close the interruption alert of %s/%s", beat.kind, beat.id)
 
     def _predecessors(self, new: Seen) -> list[Key]:
-        """Earlier instances of the same service on the same host (a restarted process).
-
-        A service's heartbeat id is ``<service>.<instance>`` and the instance changes
-        with every process; once the new one beats, the old one is not missing, it
-        was replaced.
-        """
-        b = new.beat
-        if b.kind != "service" or "." not in b.id:
-            return []
-        name = b.id.split(".", 1)[0]
-        return [
-            k
-            for k, s in self.participants.items()
-            if k[0] == "service"
-            and k != new.key
-            and k[1].split(".", 1)[0] == name
-            and s.beat.host == b.host
-            and s.seen_at < new.seen_at
-        ]
+        """Earlier instances ``new`` replaces (a restarted process: same kind, host and lineage)."""
+        return [s.key for s in predecessors(new, list(self.participants.values()))]
 
     def should_alert(self, s: Seen) -> bool:
         return s.beat.kind not in self.quiet_kinds or s.beat.pending > 0
@@ -152,4 +135,4 @@ class HeartbeatWatch:
 
     def snapshot(self, now: float | None = None) -> list[dict[str, object]]:
         now = time.time() if now is None else now
-        return [s.as_dict(now) for s in sorted(self.participants.values(), key=lambda s: s.key)]
+        return [s.as_dict(now) for s in sorted(current(self.participants.values(), now), key=lambda s: s.key)]

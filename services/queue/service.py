@@ -278,15 +278,20 @@ class QueueService(Service):
             version=self.version,
             interval=self.cfg.heartbeat_s,
             state_fn=lambda: {"pending": queued},
+            lineage="queue",
         )
-        while True:
-            try:
-                assert self.store is not None
-                queued = (await self.store.counts()).get(JobState.QUEUED.value, 0)
-            except OSError as exc:
-                log.debug("queue heartbeat without a count: %r", exc)
-            await sender.beat()
-            await asyncio.sleep(self.cfg.heartbeat_s)
+        try:
+            while True:
+                try:
+                    assert self.store is not None
+                    queued = (await self.store.counts()).get(JobState.QUEUED.value, 0)
+                except OSError as exc:
+                    log.debug("queue heartbeat without a count: %r", exc)
+                await sender.beat()
+                await asyncio.sleep(self.cfg.heartbeat_s)
+        finally:
+            # Cancelled by stop(): a planned stop says goodbye, so its silence is no interruption.
+            await sender.stop(clean=True)
 
     # -- commands (leader) and forwarding (standby) ------------------------------
 

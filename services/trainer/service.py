@@ -76,7 +76,13 @@ class Trainer(Service):
         self._source = WorkSource(ctx.bus.js)
         await self._source.open()
         self._beat = HeartbeatSender(
-            ctx.bus, "trainer", self.trainer_id, interval=self.cfg.heartbeat_s, state_fn=self._beat_state
+            ctx.bus,
+            "trainer",
+            self.trainer_id,
+            interval=self.cfg.heartbeat_s,
+            state_fn=self._beat_state,
+            # A generated id changes with each process: the next one on this host replaces it.
+            lineage=None if self.cfg.trainer_id else "trainer",
         )
         self._beat.start()
         self._loop_task = asyncio.create_task(self._take_work(), name="trainer:take-work")

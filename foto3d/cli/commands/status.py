@@ -126,7 +126,7 @@ def render_storage(report: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from foto3d.libs.heartbeat import read_heartbeats
+    from foto3d.libs.heartbeat import current, read_heartbeats
 
     if args.watch is not None and args.watch <= 0:
         return fail("--watch needs a positive number of seconds")
@@ -147,7 +147,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 except LookupError as exc:
                     return fail(str(exc))
                 now = time.time()
-                rows = [s.as_dict(now) for s in seen if not args.kind or s.beat.kind == args.kind]
+                rows = [
+                    s.as_dict(now) for s in current(seen, now) if not args.kind or s.beat.kind == args.kind
+                ]
                 rows.sort(key=lambda r: (_STATE_ORDER.get(r["state"], 9), r["kind"], r["id"]))
                 storage = await storage_report(bus.js, settings)
                 if args.json:

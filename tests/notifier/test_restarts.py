@@ -1,0 +1,97 @@
+"""Planned stops and restarts: no false alarms, replaced instances resolve and leave the views."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.heartbeat import HeartbeatSender, current, read_heartbeats
+from foto3d.libs.nats_server import NatsServer
+from foto3d.services.notifier.service import Notifier
+from testkit.running import running_services
+from testkit.servers import SmtpServer
+from testkit.waiting import eventually
+from tests.notifier.helpers import notifier_settings
+
+
+async def test_clean_restart_of_queue_and_notifier_sends_no_mail_and_drops_old_instances(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOTO3D_QUEUE_HEARTBEAT_S", "0.2")  # grace 0.6 s
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    for _ in range(2):  # `up`, Ctrl-C, `up` again
+        async with running_services(settings, ["queue", "notifier"], http=False) as rt:
+            assert rt.services[0].health().state == "ok"
+    async with running_services(settings, ["queue", "notifier"], http=False) as rt:
+        svc = rt.services[1]
+        assert isinstance(svc, Notifier) and svc.watch is not None
+        await asyncio.sleep(1.5)  # well past the queue's grace
+        assert smtp.inbox.subjects() == []
+        seen, _ = await read_heartbeats(bus.js)
+        shown = current(seen)
+        queues = [s for s in shown if s.beat.kind == "queue"]
+        notifiers = [s for s in shown if s.beat.kind == "service" and s.beat.id.startswith("notifier.")]
+        assert [s.state() for s in queues] == ["alive"], [s.as_dict() for s in queues]
+        assert [s.state() for s in notifiers] == ["alive"]
+        assert len(seen) > len(shown)  # the stream still holds the old instances' goodbyes
+        page = svc.watch.snapshot()
+        assert [p["state"] for p in page if p["kind"] == "queue"] == ["alive"]
+
+
+async def test_trainer_with_a_generated_id_gets_its_recovery_after_a_restart(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+
+    def trainer(pid: int) -> HeartbeatSender:
+        # what the trainer service sends without a configured trainer_id: <host>-<pid>
+        return HeartbeatSender(
+            bus, "trainer", f"gpu-host-{pid}", host="gpu-host", interval=0.2, lineage="trainer"
+        )
+
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        svc = rt.services[0]
+        assert isinstance(svc, Notifier) and svc.watch is not None
+        old = trainer(111)
+        old.start()
+        await eventually(lambda: ("trainer", "gpu-host-111") in svc.watch.participants, what="first beat")
+        await old.stop(clean=False)  # killed: no goodbye
+        await eventually(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
+        assert smtp.inbox.subjects() == ["[foto3d ERROR] trainer gpu-host-111 is silent"]
+        new = trainer(222)
+        new.start()
+        try:
+            await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the recovery mail")
+            assert smtp.inbox.subjects()[1] == "[foto3d RECOVERED] trainer gpu-host-111 is silent"
+            body = smtp.inbox.messages[1].get_body(("plain",))
+            assert body is not None and "replaced by gpu-host-222" in body.get_content()
+            ids = [p["id"] for p in svc.watch.snapshot() if p["kind"] == "trainer"]
+            assert ids == ["gpu-host-222"]
+        finally:
+            await new.stop()
+
+
+async def test_a_live_sibling_on_the_same_host_is_not_taken_for_replaced(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    a = HeartbeatSender(bus, "queue", "qa", host="h", interval=0.2, lineage="queue")
+    b = HeartbeatSender(bus, "queue", "qb", host="h", interval=0.2, lineage="queue")
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        svc = rt.services[0]
+        assert isinstance(svc, Notifier) and svc.watch is not None
+        a.start()
+        b.start()
+        try:
+            await asyncio.sleep(0.8)
+            ids = sorted(p["id"] for p in svc.watch.snapshot() if p["kind"] == "queue")
+            assert ids == ["qa", "qb"]
+            await a.stop(clean=False)  # the standby dies while the leader lives: that is an interruption
+            await eventually(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
+            assert smtp.inbox.subjects() == ["[foto3d ERROR] queue qa is silent"]
+        finally:
+            await a.stop()
+            await b.stop()
