@@ -105,6 +105,8 @@ def _facts(alert: AlertRow, kind: MailKind, count: int, reason: str) -> list[tup
             facts.append((label, value))
     if info.pending:
         facts.append(("Unsent work", f"{info.pending} item(s) held by the participant"))
+    if alert.related:
+        facts.append(("Same cause", "; ".join(alert.related)))
     facts.append(("Severity", alert.severity))
     facts.append(("Alert", f"{alert.id} ({alert.fingerprint})"))
     return facts
@@ -192,9 +194,10 @@ def render_mail(
     msg["To"] = to
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = message_id
-    msg["References"] = thread_id(alert.id)
-    if kind != "raised":
-        msg["In-Reply-To"] = thread_id(alert.id)
+    # A story's later steps join its root's thread, so a mail client shows one conversation.
+    msg["References"] = thread_id(alert.thread_root)
+    if kind != "raised" or alert.parent_id:
+        msg["In-Reply-To"] = thread_id(alert.thread_root)
     msg["X-Foto3d-Alert"] = alert.id
     msg["X-Foto3d-Fingerprint"] = alert.fingerprint
     msg["X-Foto3d-Severity"] = alert.severity

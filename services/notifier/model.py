@@ -75,3 +75,27 @@ def job_fingerprint(job_id: str, what: str) -> str:
 
 def interruption_fingerprint(kind: str, pid: str) -> str:
     return f"hb:{kind}:{pid}"
+
+
+# How long a story of log errors alone stays open to more errors of its source (seconds).
+STORY_WINDOW = 10.0
+# Which alert of a story is its root cause: a job's verdict outranks the errors it logged.
+_RANK = {"log_error": 0, "job_failed": 1, "job_dead": 2}
+
+
+def rank(kind: str) -> int:
+    return _RANK.get(kind, 0)
+
+
+def story_key(info: AlertInfo) -> str | None:
+    """What groups alerts by root cause: the job they are about, else their source.
+
+    Interruptions stand alone: a silent participant is its own story.
+    """
+    if info.kind == "interruption":
+        return None
+    if info.job_id:
+        return f"job:{info.job_id}"
+    if info.source_kind and info.source_id:
+        return f"src:{info.source_kind}:{info.source_id}"
+    return None

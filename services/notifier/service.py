@@ -209,8 +209,11 @@ class Notifier(Service):
 
     async def _mail(self, alert: AlertRow) -> tuple[AlertRow, int, list[NewMail]]:
         """Write an alert's due messages (recorded by the caller, together with the others due)."""
-        cfg, _, _ = self._parts()
+        cfg, store, _ = self._parts()
         kind: MailKind = "raised" if alert.mails == 0 else "repeat"
+        absorbed = await store.story_of(alert.id)
+        if absorbed:
+            alert = dataclasses.replace(alert, related=tuple(f"{a.title} (×{a.count})" for a in absorbed))
         if kind == "raised" and self._log_context is not None:
             context = await self._log_context.around(alert.info)
             alert = dataclasses.replace(alert, info=msgspec.structs.replace(alert.info, context=context))

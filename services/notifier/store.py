@@ -18,7 +18,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from foto3d.services.notifier.model import AlertInfo, Occurrence
+from foto3d.services.notifier.model import STORY_WINDOW, AlertInfo, Occurrence, rank, story_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -38,11 +38,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     next_mail_at REAL,                           -- a mail is due at this time (NULL = none)
     last_mail_at REAL,
     last_message TEXT,
-    info TEXT NOT NULL                           -- AlertInfo JSON of the first occurrence
+    info TEXT NOT NULL,                          -- AlertInfo JSON of the first occurrence
+    story TEXT,                                  -- root-cause group (model.story_key)
+    parent_id TEXT,                              -- the story's root alert (NULL: this is a root)
+    muted INTEGER NOT NULL DEFAULT 0             -- absorbed by its root: never mailed on its own
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_fingerprint ON alerts(fingerprint) WHERE state = 'open';
 CREATE INDEX IF NOT EXISTS alerts_due ON alerts(next_mail_at) WHERE next_mail_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alerts_opened ON alerts(opened_at);
+CREATE INDEX IF NOT EXISTS alerts_story ON alerts(story) WHERE state = 'open';
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     alert_id TEXT NOT NULL,
@@ -86,10 +90,20 @@ class AlertRow:
     next_mail_at: float | None
     last_mail_at: float | None
     last_message: str | None
+    story: str | None
+    parent_id: str | None
+    muted: int
     info: AlertInfo
+    # Titles of the alerts this root absorbed (filled in when its mail is written).
+    related: tuple[str, ...] = ()
+
+    @property
+    def thread_root(self) -> str:
+        """The alert whose mail thread this alert's mails belong to."""
+        return self.parent_id or self.id
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "info"}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("info", "related")}
         d["info"] = msgspec.to_builtins(self.info)
         return d
 
@@ -143,6 +157,9 @@ _ALERT_COLS = ", ".join(
         "next_mail_at",
         "last_mail_at",
         "last_message",
+        "story",
+        "parent_id",
+        "muted",
         "info",
     ]
 )
@@ -174,6 +191,12 @@ class Store:
         db = await aiosqlite.connect(path, isolation_level=None)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
+        # Databases from before stories: add the columns (CREATE TABLE IF NOT EXISTS keeps the old shape).
+        cur = await db.execute("PRAGMA table_info(alerts)")
+        have = {str(r[1]) for r in await cur.fetchall()}
+        for col, decl in (("story", "TEXT"), ("parent_id", "TEXT"), ("muted", "INTEGER NOT NULL DEFAULT 0")):
+            if have and col not in have:
+                await db.execute(f"ALTER TABLE alerts ADD COLUMN {col} {decl}")
         await db.executescript(SCHEMA)
         return cls(db)
 
@@ -214,16 +237,35 @@ class Store:
                 info = occ.info
                 cur = await db.execute(
                     "UPDATE alerts SET count = count + ?, last_at = max(last_at, ?), last_message = ?, "
-                    "next_mail_at = coalesce(next_mail_at, max(coalesce(last_mail_at, 0) + "
-                    "?, ?)) WHERE fingerprint = ? AND state = 'open' RETURNING id",
+                    "next_mail_at = CASE WHEN muted THEN NULL ELSE coalesce(next_mail_at, "
+                    "max(coalesce(last_mail_at, 0) + ?, ?)) END WHERE fingerprint = ? AND state = 'open' "
+                    "RETURNING id",
                     (occ.count, info.ts, info.what[:2000], self.repeat_interval, now, occ.fingerprint),
                 )
                 if await cur.fetchone() is not None:
                     continue
                 alert_id = uuid.uuid4().hex[:16]
+                story = story_key(info)
+                root = await self._story_root(db, story, info.kind, now) if story else None
+                parent_id: str | None = None
+                muted = 0
+                due: float | None = now + group_wait
+                if root is not None:
+                    if root.mails == 0 and rank(info.kind) > rank(root.kind):
+                        # The root cause arrived after its symptom: it takes over the story and its mail.
+                        await db.execute(
+                            "UPDATE alerts SET parent_id = ?, muted = 1, next_mail_at = NULL "
+                            "WHERE id = ? OR parent_id = ?",
+                            (alert_id, root.id, root.id),
+                        )
+                        due = root.next_mail_at if root.next_mail_at is not None else due
+                    elif rank(info.kind) > rank(root.kind):
+                        parent_id = root.id  # a later, graver step: its own mail, in the root's thread
+                    else:
+                        parent_id, muted, due = root.id, 1, None  # a symptom of the root: inhibited
                 await db.execute(
                     f"INSERT INTO alerts({_ALERT_COLS}) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, NULL, NULL, ?, 0, "
-                    "0, ?, NULL, ?, ?)",
+                    "0, ?, NULL, ?, ?, ?, ?, ?)",
                     (
                         alert_id,
                         occ.fingerprint,
@@ -233,8 +275,11 @@ class Store:
                         now,
                         info.ts,
                         occ.count,
-                        now + group_wait,
+                        due,
                         info.what[:2000],
+                        story,
+                        parent_id,
+                        muted,
                         msgspec.json.encode(info).decode(),
                     ),
                 )
@@ -242,6 +287,35 @@ class Store:
                 if row is not None:
                     opened.append(row)
         return opened
+
+    async def _story_root(
+        self, db: aiosqlite.Connection, story: str, kind: str, now: float
+    ) -> AlertRow | None:
+        """The open root alert of a story this new alert belongs to, if any.
+
+        A job's story holds while its root is open. A story of log errors alone (a crash and
+        the exit status that follows it) only spans ``STORY_WINDOW`` seconds, so unrelated
+        errors of a long-running service minutes apart stay separate alerts.
+        """
+        cur = await db.execute(
+            f"SELECT {_ALERT_COLS} FROM alerts WHERE story = ? AND state = 'open' AND parent_id IS NULL "
+            "ORDER BY opened_at DESC LIMIT 1",
+            (story,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        root = _alert(row)
+        if root.kind == "log_error" and kind == "log_error" and now - root.opened_at > STORY_WINDOW:
+            return None
+        return root
+
+    async def story_of(self, root_id: str) -> list[AlertRow]:
+        """The alerts a root absorbed, oldest first (shown in its mail)."""
+        cur = await self.db.execute(
+            f"SELECT {_ALERT_COLS} FROM alerts WHERE parent_id = ? ORDER BY opened_at", (root_id,)
+        )
+        return [_alert(r) for r in await cur.fetchall()]
 
     async def _get_alert(self, db: aiosqlite.Connection, alert_id: str) -> AlertRow | None:
         cur = await db.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE id = ?", (alert_id,))
