@@ -12,7 +12,7 @@ from foto3d.proto.base import Count, Event, Real
 
 Severity = Literal["info", "warning", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
-AlertKind = Literal["log_error", "job_failed", "job_dead", "interruption"]
+AlertKind = Literal["log_error", "job_failed", "job_dead", "interruption", "no_trainer"]
 
 
 class AlertRaised(Event, frozen=True, kw_only=True, omit_defaults=True, tag="alert.raised/1"):

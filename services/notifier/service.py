@@ -42,6 +42,7 @@ from foto3d.services.notifier.occurrences import (
 )
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
+from foto3d.services.notifier.starved import NO_TRAINER_FINGERPRINT, Starvation, no_trainer_occurrence
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
 from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS
 from foto3d.services.notifier.watch import HeartbeatWatch
@@ -87,7 +88,15 @@ class Notifier(Service):
             _, kind, pid = a.fingerprint.split(":", 2)
             alerted.add((kind, pid))
         self.watch = HeartbeatWatch(
-            ctx.bus, self._on_lost, self._on_back, alerted, quiet_kinds=frozenset(cfg.section.quiet_kinds)
+            ctx.bus,
+            self._on_lost,
+            self._on_back,
+            alerted,
+            quiet_kinds=frozenset(cfg.section.quiet_kinds),
+            no_trainer_wait=cfg.section.no_trainer_wait,
+            on_starved=self._on_starved,
+            on_fed=self._on_fed,
+            starved_alerted=await store.open_alert(NO_TRAINER_FINGERPRINT) is not None,
         )
         self.ctx = ctx
         await self.watch.start()
@@ -156,9 +165,22 @@ class Notifier(Service):
         await store.record([interruption_occurrence(seen)], None, 0.0)
         self._wake.set()
 
+    async def _on_starved(self, st: Starvation) -> None:
+        cfg, store, _ = self._parts()
+        since = st.since if st.since is not None else time.time()
+        await store.record([no_trainer_occurrence(st.queued, since, cfg.section.no_trainer_wait)], None, 0.0)
+        self._wake.set()
+
+    async def _on_fed(self, reason: str) -> None:
+        await self._close(NO_TRAINER_FINGERPRINT, reason)
+
     async def _on_back(self, seen: Seen, reason: str) -> None:
+        await self._close(interruption_fingerprint(seen.beat.kind, seen.beat.id), reason)
+
+    async def _close(self, fingerprint: str, reason: str) -> None:
+        """Resolve the open alert of ``fingerprint`` with a closing mail if anyone heard of it."""
         cfg, store, sender = self._parts()
-        alert = await store.open_alert(interruption_fingerprint(seen.beat.kind, seen.beat.id))
+        alert = await store.open_alert(fingerprint)
         if alert is None:
             return
         closed = dataclasses.replace(alert, state="resolved", resolved_at=time.time())

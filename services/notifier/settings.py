@@ -84,6 +84,11 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         list[str], Meta(description="source kinds whose interruptions are not alerted")
     ] = msgspec.field(default_factory=lambda: ["rig"])
     send_concurrency: Annotated[int, Meta(ge=1, le=64, description="deliveries at the same time")] = 8
+    no_trainer_wait: Annotated[
+        float,
+        Meta(gt=0, description="seconds jobs may wait with no trainer alive before an alert"),
+        Env("FOTO3D_ALERT_NO_TRAINER_WAIT"),
+    ] = 300.0
 
 
 SETTINGS = Table("notifier", NotifierSettings, "the notifier", docs="notifier.md")

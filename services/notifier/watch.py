@@ -25,11 +25,14 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.heartbeat import Seen, current, decode_heartbeat, predecessors, read_heartbeats
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
+from foto3d.services.notifier.starved import Starvation
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 LostCallback = Callable[[Seen], Awaitable[None]]
 BackCallback = Callable[[Seen, str], Awaitable[None]]
+StarvedCallback = Callable[[Starvation], Awaitable[None]]
+FedCallback = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -41,6 +44,12 @@ class HeartbeatWatch:
     # Kinds whose silence is normal unless they hold unsent work (a rig switched off at night).
     quiet_kinds: frozenset[str] = frozenset({"rig"})
     tick: float = 0.1
+    # Jobs waiting with no trainer alive: alert after this many seconds (None: never).
+    no_trainer_wait: float | None = None
+    on_starved: StarvedCallback | None = None
+    on_fed: FedCallback | None = None
+    starved_alerted: bool = False
+    starvation: Starvation = field(default_factory=Starvation)
     participants: dict[Key, Seen] = field(default_factory=dict)
     malformed: int = 0
     last_malformed: str = ""
@@ -119,6 +128,25 @@ class HeartbeatWatch:
                 except Exception:
                     self.alerted.discard(key)
                     log.exception("could not raise the interruption alert for %s/%s", *key)
+        await self._check_starvation(now)
+
+    async def _check_starvation(self, now: float) -> None:
+        st = self.starvation
+        st.update(self.participants.values(), now)
+        try:
+            if self.starved_alerted and st.since is None and self.on_fed is not None:
+                await self.on_fed("a trainer is alive" if st.queued else "no job waits any more")
+                self.starved_alerted = False
+            elif (
+                not self.starved_alerted
+                and self.no_trainer_wait is not None
+                and self.on_starved is not None
+                and st.overdue(self.no_trainer_wait, now)
+            ):
+                await self.on_starved(st)
+                self.starved_alerted = True
+        except Exception:
+            log.exception("could not raise or close the no-trainer alert")
 
     async def _run(self) -> None:
         while True:

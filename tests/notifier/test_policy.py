@@ -59,7 +59,10 @@ async def test_rate_limit_holds_mail_back_without_dropping_it(
         store = svc.store
         words = ("alpha", "beta", "gamma")
         for word in words:
-            await publish_batch(bus, batch([(int(Level.ERROR), f"{word} failed")], source_id=word))
+            # three jobs, three stories (errors of one job would share one mail)
+            await publish_batch(
+                bus, batch([(int(Level.ERROR), f"{word} failed")], source_id=word, job_id=f"job-{word}")
+            )
         await eventually(lambda: len(smtp.inbox.messages) == 2, what="two mails")
 
         async def held() -> list[OutboxRow]:

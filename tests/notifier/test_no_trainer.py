@@ -1,0 +1,71 @@
+"""Jobs that no trainer can take do not wait in silence: an alert after the configured wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.heartbeat import HeartbeatSender
+from foto3d.libs.nats_server import NatsServer
+from testkit.running import running_services
+from testkit.servers import SmtpServer
+from testkit.waiting import eventually
+from tests.notifier.helpers import notifier_settings
+
+
+async def test_jobs_waiting_without_a_trainer_raise_an_alert_after_the_wait_and_resolve(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOTO3D_ALERT_NO_TRAINER_WAIT", "0.8")
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    queued = [2]
+    queue = HeartbeatSender(
+        bus, "queue", "q1", interval=0.2, lineage="queue", state_fn=lambda: {"pending": queued[0]}
+    )
+    trainer = HeartbeatSender(bus, "trainer", "gpu-1", interval=0.2)
+    async with running_services(settings, ["notifier"], http=False):
+        queue.start()
+        started = time.time()
+        try:
+            await eventually(lambda: smtp.inbox.messages, timeout=5, what="the no-trainer alert")
+            assert time.time() - started >= 0.8
+            (subject,) = smtp.inbox.subjects()
+            assert subject == "[foto3d ERROR] jobs wait: no trainer is alive or can start here"
+            body = smtp.inbox.messages[0].get_body(("plain",))
+            assert body is not None
+            text = body.get_content()
+            assert "2 job(s) queued and no trainer is alive or can start here — waiting since" in text
+            trainer.start()
+            await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the resolved mail")
+            assert (
+                smtp.inbox.subjects()[1]
+                == "[foto3d RESOLVED] jobs wait: no trainer is alive or can start here"
+            )
+            assert smtp.inbox.messages[1]["In-Reply-To"] == smtp.inbox.messages[0]["References"]
+        finally:
+            await trainer.stop()
+            await queue.stop()
+
+
+async def test_no_alert_while_a_trainer_is_alive_or_nothing_waits(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOTO3D_ALERT_NO_TRAINER_WAIT", "0.3")
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    busy = HeartbeatSender(bus, "queue", "q1", interval=0.2, state_fn=lambda: {"pending": 3})
+    trainer = HeartbeatSender(bus, "trainer", "gpu-1", interval=0.2)
+    idle = HeartbeatSender(bus, "queue", "q2", host="other", interval=0.2)
+    async with running_services(settings, ["notifier"], http=False):
+        trainer.start()
+        busy.start()
+        idle.start()
+        try:
+            await asyncio.sleep(1.2)
+            assert smtp.inbox.subjects() == []
+        finally:
+            for s in (busy, trainer, idle):
+                await s.stop()
