@@ -290,3 +290,34 @@ async def read_heartbeats(js: JetStreamContext) -> tuple[list[Seen], int]:
         elif isinstance(r, BaseException):
             raise r
     return seen, malformed
+
+
+# How long a scaler gets to start a trainer before a waiting job is said to have none coming.
+TRAINER_START_S = 30.0
+_LIVING = ("alive", "late")
+
+
+def no_trainer_note(seen: Iterable[Seen], waiting_since: float, now: float | None = None) -> str | None:
+    """What to tell someone whose job waits, when no trainer beats; None when one is alive.
+
+    A scaler that is alive may still be starting one, so for the first ``TRAINER_START_S``
+    seconds the note says so instead of declaring that none can start.
+    """
+    now = time.time() if now is None else now
+    living = [s for s in seen if s.state(now) in _LIVING]
+    if any(s.beat.kind == "trainer" for s in living):
+        return None
+    at = time.strftime("%H:%M:%S", time.gmtime(waiting_since))
+    scaler = any(s.beat.kind == "service" and s.lineage[2] == "scaler" for s in living)
+    if scaler and now - waiting_since < TRAINER_START_S:
+        return f"no trainer is alive yet — waiting since {at} UTC; the scaler starts one if this host can"
+    return f"no trainer is alive or can start here — waiting since {at} UTC"
+
+
+async def waiting_note(js: JetStreamContext, waiting_since: float) -> str | None:
+    """:func:`no_trainer_note` from the HEARTBEATS stream (None when it cannot be read)."""
+    try:
+        seen, _ = await read_heartbeats(js)
+    except LookupError:
+        return None
+    return no_trainer_note(seen, waiting_since)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
 
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.heartbeat import HeartbeatSender
+from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
 from tests.notifier.helpers import notifier_settings
+from tests.trainer.helpers import make_dataset
 
 
 async def test_jobs_waiting_without_a_trainer_raise_an_alert_after_the_wait_and_resolve(
@@ -69,3 +73,44 @@ async def test_no_alert_while_a_trainer_is_alive_or_nothing_waits(
         finally:
             for s in (busy, trainer, idle):
                 await s.stop()
+
+
+async def test_submit_and_job_say_that_no_trainer_is_alive(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, None)
+    dataset = make_dataset(tmp_path / "photos")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    env |= {"FOTO3D_NATS_URL": nats_server.client_url, "FOTO3D_DATA": str(settings.data_dir)}
+    async with running_services(settings, ["queue"], http=False):
+        code, out, err = await cli(env, "submit", "--object", "acme-oak-chair-001", "--dataset", str(dataset))
+        assert code == 0, err
+        job_id, _, rest = out.partition(" queued")
+        assert "no trainer is alive or can start here — waiting since" in rest, out
+        code, out, err = await cli(env, "job", job_id.strip())
+        assert code == 0, err
+        assert "no trainer is alive or can start here — waiting since" in out
+        # once a trainer beats, a waiting job is simply queued
+        trainer = HeartbeatSender(bus, "trainer", "gpu-1", interval=0.5)
+        trainer.start()
+        try:
+            await eventually(
+                lambda: _read_state(bus, "trainer", "gpu-1"), what="the trainer's beat in the stream"
+            )
+            code, out, err = await cli(env, "job", job_id.strip())
+            assert code == 0 and "no trainer" not in out, out + err
+        finally:
+            await trainer.stop()
+
+
+async def _read_state(bus: Bus, kind: str, pid: str) -> bool:
+    seen, _ = await read_heartbeats(bus.js)
+    return any(s.key == (kind, pid) and s.state() == "alive" for s in seen)
+
+
+async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foto3d.cli.main", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()

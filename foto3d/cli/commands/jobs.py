@@ -14,6 +14,7 @@ import nats.errors
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
+from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto.api import Api, ServiceError
 from foto3d.proto.jobs import (
     CANCEL,
@@ -191,6 +192,8 @@ def cmd_job(args: argparse.Namespace) -> int:
         print(f"object    {j.object_id}")
         print(f"dataset   {j.dataset}")
         print(f"state     {j.state.value}  (attempt {j.attempt} of {j.max_attempts}, {j.priority.value})")
+        if j.state is JobState.QUEUED and (note := await waiting_note(bus.js, j.created)):
+            print(f"          {note}")
         if j.trainer:
             print(f"trainer   {j.trainer}")
         if prog := _progress(j):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ import msgspec
 import nats.errors
 
 from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import SUBMIT, Priority, SubmitReply, SubmitRequest, job_id_for, readable_decode_error
@@ -128,10 +130,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
                     return fail("no queue service is running (use --durable to leave it in the stream)", 1)
                 except (TimeoutError, nats.errors.TimeoutError):
                     return fail(f"the queue did not answer within {args.timeout:g} s", 1)
+            # A job nobody can take must not look fine: say so now, not only in an alert later.
+            note = None if args.durable or reply.duplicate else await waiting_note(bus.js, time.time())
         finally:
             await bus.close()
         if args.json:
-            sys.stdout.write(msgspec.json.encode({"ok": True, **msgspec.to_builtins(reply)}).decode() + "\n")
+            out = {"ok": True, **msgspec.to_builtins(reply), **({"waiting": note} if note else {})}
+            sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
         else:
             if args.durable:
                 print(f"{reply.job_id} submitted to the SUBMISSIONS stream (request {req.request_id})")
@@ -140,6 +145,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 print(f"{reply.job_id} already exists ({state}); not submitted again (--force to retrain)")
             else:
                 print(f"{reply.job_id} queued ({req.priority.value})")
+                if note:
+                    print(f"  {note}")
         return 0
 
     return run_async(main)
