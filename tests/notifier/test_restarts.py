@@ -55,9 +55,10 @@ async def test_trainer_with_a_generated_id_gets_its_recovery_after_a_restart(
     async with running_services(settings, ["notifier"], http=False) as rt:
         svc = rt.services[0]
         assert isinstance(svc, Notifier) and svc.watch is not None
+        watch = svc.watch
         old = trainer(111)
         old.start()
-        await eventually(lambda: ("trainer", "gpu-host-111") in svc.watch.participants, what="first beat")
+        await eventually(lambda: ("trainer", "gpu-host-111") in watch.participants, what="first beat")
         await old.stop(clean=False)  # killed: no goodbye
         await eventually(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
         assert smtp.inbox.subjects() == ["[foto3d ERROR] trainer gpu-host-111 is silent"]
@@ -87,7 +88,7 @@ async def test_a_live_sibling_on_the_same_host_is_not_taken_for_replaced(
         b.start()
         try:
             await asyncio.sleep(0.8)
-            ids = sorted(p["id"] for p in svc.watch.snapshot() if p["kind"] == "queue")
+            ids = sorted(str(p["id"]) for p in svc.watch.snapshot() if p["kind"] == "queue")
             assert ids == ["qa", "qb"]
             await a.stop(clean=False)  # the standby dies while the leader lives: that is an interruption
             await eventually(lambda: smtp.inbox.messages, timeout=5, what="the interruption mail")
