@@ -47,7 +47,11 @@ async def test_cli_submit_list_show_cancel_requeue(settings: Settings, dataset: 
         )
         assert rc == 0, err
         job_id = out.split()[0]
-        assert out.strip() == f"{job_id} queued (vip)"
+        queued, note = out.strip().split("\n")
+        assert queued == f"{job_id} queued (vip)"
+        assert note.strip().startswith(
+            "no trainer is alive or can start here — waiting since"
+        )  # none runs here
         rc, out, _ = await foto3d(settings, "submit", "--object", "acme-chair-001", "--dataset", str(dataset))
         assert rc == 0 and out.startswith(f"{job_id} already exists (queued)")
 
