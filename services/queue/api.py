@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto.api import Api, ServiceError
-from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery
+from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery, JobState
 
 if TYPE_CHECKING:
     from foto3d.services.queue.service import QueueService
@@ -27,6 +28,7 @@ class JobsApi:
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.get("/api/jobs", self.api_list),
+            web.get("/api/queue/waiting", self.api_waiting),
             web.get("/api/jobs/{job_id}", self.api_get),
             web.post("/api/jobs/{job_id}/cancel", self.api_cancel),
             web.post("/api/jobs/{job_id}/requeue", self.api_requeue),
@@ -46,6 +48,13 @@ class JobsApi:
         except (msgspec.ValidationError, ValueError) as exc:
             return _json({"error": f"bad query: {exc}"}, 400)
         return _json(await self.svc.list_jobs(query))
+
+    async def api_waiting(self, _request: web.Request) -> web.Response:
+        """Whether queued jobs wait with no trainer alive, and since when (the Jobs page's banner)."""
+        queued = await self.svc.list_jobs(JobsQuery(states=[JobState.QUEUED], limit=1000))
+        since = min((j.created for j in queued.jobs), default=None)
+        note = await waiting_note(self.svc.context.bus.js, since) if since is not None else None
+        return _json({"queued": len(queued.jobs), "note": note})
 
     async def api_get(self, request: web.Request) -> web.Response:
         try:

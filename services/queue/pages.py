@@ -38,6 +38,7 @@ class JobsPages:
         options = "".join(f'<option value="{s.value}">{s.value}</option>' for s in JobState)
         body = f"""
 <div class="cards" id="job-counts"></div>
+<div class="panel" id="no-trainer" hidden></div>
 <form class="filters" id="job-filters">
   <label>State<select name="state"><option value="">all</option>{options}</select></label>
   <label>Object<input name="object" placeholder="acme-chair-001" size="22"></label>

@@ -8,6 +8,7 @@ import sys
 import time
 from asyncio.subprocess import PIPE
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
 from testkit.running import running_services
 from testkit.servers import SmtpServer
+from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
 from tests.notifier.helpers import notifier_settings
 from tests.trainer.helpers import make_dataset
@@ -114,3 +116,27 @@ async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_jobs_page_says_that_no_trainer_is_alive(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, monkeypatch: pytest.MonkeyPatch, page: Any
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, None)
+    dataset = make_dataset(tmp_path / "photos")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    env |= {"FOTO3D_NATS_URL": nats_server.client_url, "FOTO3D_DATA": str(settings.data_dir)}
+    async with running_services(settings, ["queue"]) as rt:
+        code, _, err = await cli(env, "submit", "--object", "acme-oak-chair-001", "--dataset", str(dataset))
+        assert code == 0, err
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(rt.http_url + "/jobs")
+        banner = page.locator("#no-trainer")
+        await banner.wait_for(state="visible")
+        text = await banner.text_content() or ""
+        assert "1 job(s) queued: no trainer is alive or can start here — waiting since" in text
+        trainer = HeartbeatSender(bus, "trainer", "gpu-1", interval=0.5)
+        trainer.start()
+        try:
+            await banner.wait_for(state="hidden")
+        finally:
+            await trainer.stop()

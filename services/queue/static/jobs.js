@@ -6,6 +6,7 @@
   const counts = document.getElementById("job-counts");
   const live = document.getElementById("live");
   const leader = document.getElementById("leader");
+  const noTrainer = document.getElementById("no-trainer");
   const STATES = ["queued", "running", "succeeded", "failed", "dead", "cancelled"];
   const params = new URLSearchParams(location.search);
   for (const [k, v] of params.entries()) if (form.elements[k]) form.elements[k].value = v;
@@ -38,6 +39,10 @@
         '<tr><td colspan="9" class="empty">No jobs match.</td></tr>';
       leader.textContent = data.leader ? `queue leader: ${data.leader}` : "no queue leader";
       live.classList.add("on");
+      // Queued jobs nobody can take: say so here, not only in an alert later.
+      const waiting = await getJSON("/api/queue/waiting");
+      noTrainer.hidden = !waiting.note;
+      noTrainer.textContent = waiting.note ? `${waiting.queued} job(s) queued: ${waiting.note}` : "";
     } catch (err) {
       live.classList.remove("on");
       leader.textContent = `not updating: ${err.message}`;
