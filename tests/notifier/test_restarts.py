@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
+from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,56 @@ async def test_a_live_sibling_on_the_same_host_is_not_taken_for_replaced(
         finally:
             await a.stop()
             await b.stop()
+
+
+async def test_restarted_trainer_process_with_the_default_id_replaces_its_predecessor(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    argv = [
+        "serve",
+        "trainer",
+        "--nats",
+        nats_server.client_url,
+        "--data",
+        str(settings.data_dir),
+        "--no-http",
+    ]
+
+    async def trainer_run(previous: set[str]) -> str:
+        """Start a trainer process (its id: <host>-<pid>), wait for its beat, Ctrl-C it."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "foto3d.cli.main", *argv, env=env, stdout=DEVNULL, stderr=PIPE
+        )
+        try:
+            ids = await eventually(lambda: _trainer_ids(bus, previous), what="a new trainer's beat")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        return str(ids[0])
+
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        svc = rt.services[0]
+        assert isinstance(svc, Notifier) and svc.watch is not None
+        first = await trainer_run(set())
+        second = await trainer_run({first})
+        assert first != second
+        seen, _ = await read_heartbeats(bus.js)
+        byid = {s.beat.id: s for s in seen if s.beat.kind == "trainer"}
+        assert byid[first].beat.lineage == "trainer" and byid[second].state() == "stopped"
+        # the older stopped instance was replaced; the latest stays listed as stopped
+        assert [s.beat.id for s in current(seen) if s.beat.kind == "trainer"] == [second]
+        assert [p["id"] for p in svc.watch.snapshot() if p["kind"] == "trainer"] == [second]
+        await asyncio.sleep(0.5)
+        assert smtp.inbox.subjects() == []
+
+
+async def _trainer_ids(bus: Bus, previous: set[str]) -> list[str]:
+    seen, _ = await read_heartbeats(bus.js)
+    return [
+        s.beat.id
+        for s in seen
+        if s.beat.kind == "trainer" and s.beat.id not in previous and not s.beat.stopping
+    ]
