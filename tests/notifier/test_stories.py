@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import Level
+from foto3d.services.notifier.store import SCHEMA, Store
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
@@ -122,3 +124,28 @@ async def test_later_steps_of_a_job_are_threaded_into_its_first_mail(
         assert len(smtp.inbox.messages) == 2, smtp.inbox.subjects()
         assert "is dead after 3 attempt(s)" in str(second["Subject"])
         assert second["In-Reply-To"] == first["References"] == second["References"]
+
+
+async def test_an_alert_database_from_before_stories_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "notifier.sqlite"
+    old_schema = (
+        SCHEMA.replace("    info TEXT NOT NULL,", "    info TEXT NOT NULL")
+        .split("    story TEXT,")[0]
+        .rstrip()
+        + "\n);"
+    )
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+        db.execute(
+            "INSERT INTO alerts(id, fingerprint, kind, severity, title, opened_at, last_at, info) "
+            "VALUES ('a1', 'job:j1:failed', 'job_failed', 'error', 'job j1 failed', 1, 1, ?)",
+            (
+                '{"kind":"job_failed","severity":"error","title":"job j1 failed","what":"x","ts":1,"job_id":"j1"}',
+            ),
+        )
+    store = await Store.open(path)
+    try:
+        (alert,) = await store.open_alerts()
+        assert alert.id == "a1" and alert.story is None and alert.parent_id is None and alert.muted == 0
+    finally:
+        await store.close()
