@@ -6,7 +6,8 @@
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
-import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { SplatMesh } from "@sparkjsdev/spark";
+import { BatchedSparkRenderer } from "./batched.js";
 import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
@@ -169,7 +170,7 @@ class Foto3dViewer extends HTMLElement {
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.scene = new THREE.Scene();
     this.scene.add(
-      new SparkRenderer({
+      new BatchedSparkRenderer({
         renderer: this.renderer,
         enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
         onDirty: () => this._wake(300), // a sort finished: draw it
