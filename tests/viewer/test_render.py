@@ -218,3 +218,22 @@ async def test_poster_appears_before_the_model(page: Any, site: Site) -> None:
     assert poster_ms < 500, f"poster after {poster_ms:.0f} ms"
     assert await settle(page) == "ready"
     assert not await page.locator("foto3d-viewer .poster").is_visible()
+
+
+async def test_splats_are_drawn_in_batches_and_a_still_view_costs_one_frame(page: Any, site: Site) -> None:
+    # Software WebGL pays per instance: Spark's one-instance-per-splat draw is rewritten to draw
+    # 128 splats per instance. If a Spark upgrade changes its shader, the viewer falls back to the
+    # stock draw (still correct); this test says so.
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.ply")))
+    assert await settle(page) == "ready"
+    drawn = await page.evaluate(
+        f"""() => {{ const s = {VIEWER}.spark;
+        return [s.batched, s.activeSplats, s.geometry.instanceCount, {VIEWER}.framesRendered]; }}"""
+    )
+    batched, splats, instances, frames = drawn
+    assert batched is True
+    assert splats > 128 and instances == -(-splats // 128), drawn
+    # the first sorted frame is the picture: no fixed run of further frames while nothing moves
+    assert frames == 1, drawn
+    mask = object_mask(await canvas_rgb(page), BACKGROUND)
+    assert float(mask.mean()) > 0.05

@@ -6,7 +6,8 @@
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
-import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { SplatMesh } from "@sparkjsdev/spark";
+import { BatchedSparkRenderer } from "./batched.js";
 import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
@@ -52,6 +53,7 @@ class Foto3dViewer extends HTMLElement {
     this.config = {};
     this.configErrors = [];
     this.framesRendered = 0;
+    this._awakeUntil = 0; // performance.now() until which the render loop keeps running
     this.timings = {}; // milliseconds since the page started loading
   }
 
@@ -168,13 +170,14 @@ class Foto3dViewer extends HTMLElement {
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.scene = new THREE.Scene();
-    this.scene.add(
-      new SparkRenderer({
-        renderer: this.renderer,
-        enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
-        onDirty: () => this._wake(300), // a sort finished: draw it
-      }),
-    );
+    this.spark = new BatchedSparkRenderer({
+      renderer: this.renderer,
+      enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
+      // A sort finished: draw it, once. Each sort ends in its own call, so nothing is missed, and
+      // a still view costs one frame per sort, not a fixed run of frames (~0.4 s each in software).
+      onDirty: () => this._wake(0),
+    });
+    this.scene.add(this.spark);
     const cam = this.config.camera || {};
     this.camera = new THREE.PerspectiveCamera(cam.fov || DEFAULTS.fov, 1, 0.01, 1000);
     this.model = new THREE.Group();
@@ -204,11 +207,13 @@ class Foto3dViewer extends HTMLElement {
 
   // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
   // drawing (no CPU or battery spent on a still picture) and wakes on input, resize, config or
-  // auto-rotate. It keeps drawing a little after each change so damping and Spark's sort (in a
-  // worker, one frame behind) settle on screen.
+  // auto-rotate. It keeps drawing a little after input; Spark's sort (in a worker, one frame
+  // behind) wakes it once more when the sorted order for the last view is ready.
   _wake(ms = 500) {
     if (this.state === "loading") return;
-    this._awakeUntil = Math.max(this._awakeUntil || 0, performance.now() + ms);
+    // Before the first picture the loop runs anyway (until a sorted frame is drawn); a waking
+    // window then would only add full frames after it, each delaying anything else the page does.
+    if (this.state === "ready") this._awakeUntil = Math.max(this._awakeUntil, performance.now() + ms);
     this._framesSinceWake = 0;
     if (this._looping || !this.renderer) return;
     this._looping = true;
@@ -220,13 +225,21 @@ class Foto3dViewer extends HTMLElement {
     this._placeHotspots();
     this.renderer.render(this.scene, this.camera);
     this._framesSinceWake++;
-    if (this.state === "framing" && this._framesSinceWake >= 2) this._ready();
+    if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
     const busy = this.state !== "ready" || (this.controls && this.controls.autoRotate);
-    if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 3) {
+    if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
       this._looping = false;
       this.renderer.setAnimationLoop(null);
     }
+  }
+
+  // The frame just drawn showed the splats in sorted order: Spark draws nothing until its first
+  // sort is back (frames before that are background only, so the poster stays up). A file whose
+  // splats all fall outside the view sorts to none: ready once that sort is done.
+  _sortedFrame() {
+    if (this.spark.activeSplats > 0) return true;
+    return Boolean(this.spark.lastSortTime) && !this.spark.sorting && !this.spark.sortDirty;
   }
 
   /** True when the viewer has stopped drawing (nothing moves, the last sort is on screen). */
