@@ -11,7 +11,7 @@ from typing import TypeVar
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
 from foto3d.proto.api import Api, ServiceError
@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("job_id", metavar="ID", help="job id")
     p.add_argument("--reason", default="", help="why (shown in the job's timeline)")
+    add_actor_option(p, "recorded in the job's timeline")
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser(
@@ -79,6 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Queue a dead, failed or cancelled job again, with a fresh budget of retries.",
     )
     p.add_argument("job_id", metavar="ID", help="job id")
+    add_actor_option(p, "recorded in the job's timeline")
     p.set_defaults(func=cmd_requeue)
 
 
@@ -208,7 +210,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def _action(args: argparse.Namespace, command: Api[JobRef, JobActionReply], done: str) -> int:
-    ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor="cli")
+    ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor=args.actor)
 
     async def run(bus: Bus) -> int:
         reply = await _ask(bus, command, ref)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -17,7 +15,15 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, parse_since, run_async, settings_from, system_options
+from foto3d.cli.common import (
+    add_actor_option,
+    connect_cli,
+    fail,
+    parse_since,
+    run_async,
+    settings_from,
+    system_options,
+)
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
@@ -49,14 +55,6 @@ async def catalog_call(bus: Bus, api: Api[Any, Any], body: dict[str, Any], timeo
         ) from None
     except (TimeoutError, nats.errors.TimeoutError):
         raise CatalogError(f"the catalog did not answer within {timeout:.0f} s") from None
-
-
-def default_actor() -> str:
-    try:
-        login = getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        login = "unknown"
-    return os.environ.get("FOTO3D_USER") or login
 
 
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
@@ -336,13 +334,7 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 
 def _actor(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--as",
-        dest="actor",
-        metavar="NAME",
-        default=default_actor(),
-        help="who is doing this, recorded in the timeline (env FOTO3D_USER; default your login name)",
-    )
+    add_actor_option(p)
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
