@@ -12,6 +12,7 @@ import logging
 import secrets
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from foto3d.libs.auth import Auth
@@ -41,6 +42,7 @@ from foto3d.proto.objects import (
     ObjectQuery,
     ObjectRef,
     RegisterObject,
+    ResubmitRequest,
     ReviewRequest,
     StatusRequest,
 )
@@ -199,8 +201,13 @@ class CatalogService(Service):
         async def publish(ref: ObjectRef) -> Any:
             return await c.publish(ref.object_id, ref.actor)
 
-        async def resubmit(ref: ObjectRef) -> Any:
-            return await c.resubmit(ref.object_id, ref.actor)
+        async def resubmit(ref: ResubmitRequest) -> Any:
+            overrides = {
+                k: v
+                for k, v in msgspec.structs.asdict(ref).items()
+                if v is not None and k not in ("object_id", "actor", "priority")
+            }
+            return await c.resubmit(ref.object_id, ref.actor, ref.priority, overrides)
 
         async def board(_: NoBody) -> Any:
             return await self.board()

@@ -7,12 +7,20 @@ import json
 import logging
 import shlex
 import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.proto import subjects
+from foto3d.proto.jobs import JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
 from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import make_artifacts
 
 
 async def foto3d(settings: Settings, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -92,3 +100,69 @@ async def test_submit_refuses_unregistered_objects_and_names_the_command(
     # Taking the lead is routine: INFO, not a WARNING that looks like trouble.
     leader = [r for r in caplog.records if "is now the leader" in r.getMessage()]
     assert leader and all(r.levelno == logging.INFO for r in leader)
+
+
+async def trained_job(
+    bus: Bus, object_id: str, dataset: Path, priority: Priority, options: TrainOptions
+) -> str:
+    """Publish one successful job's events, as the queue and a trainer would, with these settings."""
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    subject, t = subjects.job_events(job_id), time.time()
+    await bus.publish(subject, JobQueued(job_id=job_id, object_id=object_id, ts=t, actor="rig-1",
+                                         dataset=str(dataset), priority=priority, options=options))  # fmt: skip
+    await bus.publish(
+        subject, JobStarted(job_id=job_id, object_id=object_id, ts=t + 0.01, trainer="t1", host="gpu-1")
+    )
+    await bus.publish(
+        subject,
+        JobSucceeded(
+            job_id=job_id, object_id=object_id, ts=t + 0.02, artifacts=make_artifacts(dataset.parent / job_id)
+        ),
+    )
+    return job_id
+
+
+async def test_resubmit_keeps_the_last_jobs_options_and_takes_overrides(
+    settings: Settings, bus: Bus, tmp_path: Path
+) -> None:
+    dataset = make_dataset(tmp_path / "photos")
+    vip = TrainOptions(steps=1000, reduce_keep=0.3, sh_degree=2)
+    async with running_services(settings, ["catalog", "queue"], http=False):
+        assert (await foto3d(settings, "objects", "customer-add", "acme"))[0] == 0
+        ids = []
+        for name in ("Chair", "Lamp"):
+            rc, out, err = await foto3d(settings, "objects", "register", "--customer", "acme", "--name", name)
+            assert rc == 0, err
+            ids.append(out.strip())
+            await trained_job(bus, ids[-1], dataset, Priority.VIP, vip)
+
+        async def reviewable(object_id: str) -> bool:
+            return "in_review" in (await foto3d(settings, "objects", "show", object_id))[1]
+
+        for oid in ids:
+            await eventually(lambda oid=oid: reviewable(oid), "the training events")  # type: ignore[misc]
+            rc, _, err = await foto3d(settings, "objects", "reject", oid, "--reason", "blurry")
+            assert rc == 0, err
+
+        async def queued_job(out: str) -> dict[str, Any]:
+            job_id = out.split("as job ")[1].split()[0]
+            rc, text, err = await foto3d(settings, "job", job_id, "--json")
+            assert rc == 0, err
+            job: dict[str, Any] = json.loads(text)["job"]
+            return job
+
+        # No options given: the VIP job with 1,000 steps comes back as VIP with 1,000 steps.
+        rc, out, err = await foto3d(settings, "objects", "resubmit", ids[0])
+        assert rc == 0 and "(vip, " in out and "steps 1000" in out, err
+        job = await queued_job(out)
+        assert job["priority"] == "vip"
+        assert job["options"] | {"formats": None} == {"steps": 1000, "reduce_keep": 0.3, "sh_degree": 2,
+                                                      "formats": None}  # fmt: skip
+
+        # An option given overrides that one; the rest are kept.
+        rc, out, err = await foto3d(settings, "objects", "resubmit", ids[1], "--steps", "2000", "--no-reduce")
+        assert rc == 0, err
+        job = await queued_job(out)
+        assert job["priority"] == "vip"
+        assert job["options"]["steps"] == 2000 and job["options"]["reduce"] is False
+        assert job["options"]["reduce_keep"] == 0.3 and job["options"]["sh_degree"] == 2

@@ -28,6 +28,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
 from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.jobs import Priority
 from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
 ORDER = 20
@@ -267,11 +268,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"object_id": args.object_id, "actor": args.actor}
+    for name in ("priority", "steps", "reduce_keep", "reduce_iterations", "sh_degree"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.no_reduce:
+        body["reduce"] = False
+
     async def go(bus: Bus) -> int:
-        o = await catalog_call(
-            bus, catalog.RESUBMIT, {"object_id": args.object_id, "actor": args.actor}, timeout=15
+        o = await catalog_call(bus, catalog.RESUBMIT, body, timeout=15)
+        opts = ", ".join(f"{k} {v}" for k, v in sorted(o.get("options", {}).items()) if k != "formats")
+        print(
+            f"{o['object_id']}: submitted again as job {o['job_id']} ({o.get('priority', '?')}{', ' + opts if opts else ''})"
         )
-        print(f"{o['object_id']}: submitted again as job {o['job_id']}")
         return 0
 
     return run_catalog(args, go)
@@ -444,9 +453,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_status)
 
     p = osub.add_parser(
-        "resubmit", parents=common, help="send a rejected or failed object's dataset to training again"
+        "resubmit",
+        parents=common,
+        help="send a rejected or failed object's dataset to training again",
+        description="Train a rejected or failed object's dataset again with its last job's priority "
+        "and options; each option given here overrides that one.",
     )
     p.add_argument("object_id")
+    p.add_argument("--priority", choices=[x.value for x in Priority], help="default: the last job's")
+    p.add_argument("--steps", type=int, metavar="N", help="training iterations (default: the last job's)")
+    p.add_argument("--reduce-keep", type=float, metavar="F", help="fraction of gaussians kept")
+    p.add_argument("--reduce-iterations", type=int, metavar="N", help="prune + fine-tune rounds")
+    p.add_argument("--no-reduce", action="store_true", help="skip splat reduction")
+    p.add_argument("--sh-degree", type=int, metavar="N", help="spherical-harmonics degree (0..3)")
     _actor(p)
     p.set_defaults(func=cmd_resubmit)
 
