@@ -17,7 +17,7 @@ import pytest
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto import subjects
-from foto3d.proto.jobs import JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
+from foto3d.proto.jobs import JobQueued, JobStarted, JobSucceeded, Priority, StepTiming, TrainOptions
 from testkit.running import running_services
 from testkit.waiting import eventually
 from tests.catalog.helpers import make_artifacts
@@ -103,20 +103,31 @@ async def test_submit_refuses_unregistered_objects_and_names_the_command(
 
 
 async def trained_job(
-    bus: Bus, object_id: str, dataset: Path, priority: Priority, options: TrainOptions
+    bus: Bus,
+    object_id: str,
+    dataset: Path,
+    priority: Priority = Priority.NORMAL,
+    options: TrainOptions | None = None,
+    metrics: dict[str, float] | None = None,
+    timings: list[StepTiming] | None = None,
 ) -> str:
     """Publish one successful job's events, as the queue and a trainer would, with these settings."""
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     subject, t = subjects.job_events(job_id), time.time()
     await bus.publish(subject, JobQueued(job_id=job_id, object_id=object_id, ts=t, actor="rig-1",
-                                         dataset=str(dataset), priority=priority, options=options))  # fmt: skip
+                                         dataset=str(dataset), priority=priority, options=options or TrainOptions()))  # fmt: skip
     await bus.publish(
         subject, JobStarted(job_id=job_id, object_id=object_id, ts=t + 0.01, trainer="t1", host="gpu-1")
     )
     await bus.publish(
         subject,
         JobSucceeded(
-            job_id=job_id, object_id=object_id, ts=t + 0.02, artifacts=make_artifacts(dataset.parent / job_id)
+            job_id=job_id,
+            object_id=object_id,
+            ts=t + 0.02,
+            artifacts=make_artifacts(dataset.parent / job_id),
+            metrics=metrics or {},
+            timings=timings or [],
         ),
     )
     return job_id
@@ -166,3 +177,48 @@ async def test_resubmit_keeps_the_last_jobs_options_and_takes_overrides(
         assert job["priority"] == "vip"
         assert job["options"]["steps"] == 2000 and job["options"]["reduce"] is False
         assert job["options"]["reduce_keep"] == 0.3 and job["options"]["sh_degree"] == 2
+
+
+async def test_job_and_object_show_list_what_a_job_produced(
+    settings: Settings, bus: Bus, tmp_path: Path
+) -> None:
+    dataset = make_dataset(tmp_path / "photos")
+    # The metric names the trainer reports (services/trainer/pipeline.py).
+    metrics = {"gaussians_raw": 9000.0, "gaussians": 3000.0, "reduced": 1.0, "psnr": 27.5, "bytes_ply": 1.0}
+    timings = [StepTiming(step="train", seconds=61.5), StepTiming(step="reduce", seconds=2.25)]
+    async with running_services(settings, ["catalog", "queue"], http=False):
+        assert (await foto3d(settings, "objects", "customer-add", "acme"))[0] == 0
+        oid = (await foto3d(settings, "objects", "register", "--customer", "acme", "--name", "Chair"))[
+            1
+        ].strip()
+        job_id = await trained_job(bus, oid, dataset, metrics=metrics, timings=timings)
+
+        async def shown() -> bool:
+            return job_id in (await foto3d(settings, "objects", "show", oid))[1]
+
+        await eventually(shown, "the object's jobs")
+        rc, out, _ = await foto3d(settings, "objects", "show", oid)
+        assert rc == 0 and "model.ply" in out
+
+        rc, out, _ = await foto3d(settings, "objects", "timeline", oid)
+        assert "reduced: 9,000 → 3,000 gaussians" in out, out
+
+        async def succeeded() -> bool:
+            return '"succeeded"' in (await foto3d(settings, "job", job_id, "--json"))[1]
+
+        await eventually(succeeded, "the queue's view of the job")
+        rc, out, err = await foto3d(settings, "job", job_id, "--json")
+        assert rc == 0, err
+        detail = json.loads(out)
+        results = detail["results"]
+        assert [f["name"] for f in results["files"]] == ["model.ply"]
+        assert results["files"][0]["gaussians"] == 3000 and results["files"][0]["bytes"] > 0
+        assert results["gaussians_before"] == 9000 and results["gaussians_after"] == 3000
+        assert results["quality"] == {"psnr": 27.5}
+        assert results["steps"] == [{"step": "train", "seconds": 61.5}, {"step": "reduce", "seconds": 2.25}]
+        # The timeline names the file as stored, not a made-up "splat.ply".
+        assert any(t["text"] == "succeeded: model.ply" for t in detail["timeline"]), detail["timeline"]
+
+        rc, out, _ = await foto3d(settings, "job", job_id)
+        assert rc == 0 and "gaussians 9,000 → 3,000" in out and "psnr 27.5" in out and "train 61.5 s" in out
+        assert "model.ply" in out

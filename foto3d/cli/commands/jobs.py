@@ -12,6 +12,7 @@ import msgspec
 import nats.errors
 
 from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.job_results import job_results, result_lines
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
 from foto3d.proto.api import Api, ServiceError
@@ -184,8 +185,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     async def run(bus: Bus) -> int:
         d = await _ask(bus, GET, JobRef(job_id=args.job_id))
         logs = f"{base}/logs?job={d.job.job_id}"
+        results = await job_results(bus, d.job.object_id, d.job.job_id)
         if args.json:
-            out = {**msgspec.to_builtins(d), "logs_url": logs}
+            out = {**msgspec.to_builtins(d), "logs_url": logs, "results": msgspec.to_builtins(results)}
             sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
             return 0
         j = d.job
@@ -199,6 +201,8 @@ def cmd_job(args: argparse.Namespace) -> int:
             print(f"progress  {prog}")
         if j.error:
             print(f"error     {j.error}")
+        for line in result_lines(results) if results else []:
+            print(line)
         print(f"logs      {logs}")
         print("\ntimeline")
         for t in d.timeline:

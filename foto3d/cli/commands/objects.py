@@ -24,6 +24,7 @@ from foto3d.cli.common import (
     settings_from,
     system_options,
 )
+from foto3d.cli.job_results import file_name
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
@@ -191,6 +192,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                            ("version", "published_version"), ("live link", "live_url")):  # fmt: skip
             print(f"{label:>13}: {o.get(key) if o.get(key) is not None else '-'}")
         print(f"{'registered':>13}: {fmt_time(o['created'])} by {o['created_by'] or '?'}")
+        if o.get("jobs"):
+            print("\njobs (newest first; `foto3d job ID` for details):")
+            for j in o["jobs"]:
+                files = ", ".join(file_name(a["uri"]) for a in j["artifacts"] if a.get("kind") == "splat")
+                print(f"  {j['job_id']:<22} {j['state']:<10} {fmt_time(j['ts'])}  {files}")
         for p in o["publications"]:
             print(f"\npublished v{p['version']} ({fmt_time(p['ts'])}, {p['actor']}):")
             for f in p["files"]:
