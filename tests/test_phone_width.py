@@ -12,6 +12,7 @@ from typing import Any
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto import subjects
+from foto3d.services.catalog.service import CatalogService
 from testkit.running import running_services
 from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
@@ -37,9 +38,9 @@ async def test_every_dashboard_page_fits_a_phone(
     async with running_services(settings, SERVICES) as rt:
         base = rt.http_url
         await sign_in_browser(page, settings, base)
-        catalog = next(s for s in rt.services if s.name == "catalog")
-        await catalog.catalog.add_customer("acme", "Acme Furniture", "staff")  # type: ignore[attr-defined]
-        obj = await catalog.catalog.register("acme", "A rather long oak dining chair name", "staff")  # type: ignore[attr-defined]
+        catalog = next(s for s in rt.services if isinstance(s, CatalogService))
+        await catalog.catalog.add_customer("acme", "Acme Furniture", "staff")
+        obj = await catalog.catalog.register("acme", "A rather long oak dining chair name", "staff")
         oid = obj["object_id"]
         job_id = await train(bus, oid, make_artifacts(tmp_path / "a"))
         await bus.publish(
@@ -47,7 +48,8 @@ async def test_every_dashboard_page_fits_a_phone(
         )
 
         async def in_review() -> bool:
-            return (await catalog.store.get(oid))["stage"] == "in_review"  # type: ignore[attr-defined]
+            row = await catalog.store.get(oid)
+            return row is not None and row["stage"] == "in_review"
 
         await eventually(in_review, "the trained job in the catalog")
 
