@@ -17,7 +17,7 @@ import msgspec
 
 from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
-from foto3d.proto.jobs import Artifact, ObjectId, UpAxis
+from foto3d.proto.jobs import Artifact, ObjectId, Priority, UpAxis
 from foto3d.proto.viewer import ViewerSettings
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
@@ -194,6 +194,20 @@ class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
     actor: str = ""
 
 
+class ResubmitRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Body of ``catalog.resubmit``: train the object's dataset again with its last job's
+    priority and options; each field set here overrides that one setting."""
+
+    object_id: str
+    actor: str = ""
+    priority: Priority | None = None
+    steps: int | None = None
+    reduce: bool | None = None
+    reduce_keep: float | None = None
+    reduce_iterations: int | None = None
+    sh_degree: int | None = None
+
+
 class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
     object_id: str
     dataset: str
@@ -251,7 +265,7 @@ CAPTURE: Api[CaptureRequest, Row] = Api("catalog", "capture", CaptureRequest, Ro
 REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
 STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
 PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
-RESUBMIT: Api[ObjectRef, Row] = Api("catalog", "resubmit", ObjectRef, Row)
+RESUBMIT: Api[ResubmitRequest, Row] = Api("catalog", "resubmit", ResubmitRequest, Row)
 BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
 # The publisher's: upload an approved job's files and answer with the published event.
 PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
@@ -263,6 +277,7 @@ SCHEMAS = (
     RegisterObject,
     ObjectQuery,
     ObjectRef,
+    ResubmitRequest,
     CaptureRequest,
     ReviewRequest,
     StatusRequest,

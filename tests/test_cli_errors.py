@@ -225,6 +225,13 @@ async def test_bad_input_against_a_running_system(settings: Settings, tmp_path: 
         (["logs", "--level", "loud"], "unknown log level"),
     ]
     async with running_services(settings, ["log_collector", "queue", "catalog", "publisher"], http=False):
+        # submit trains registered objects only: register acme-chair-001 so the queue's checks are reached
+        for setup in (
+            ["objects", "customer-add", "acme"],
+            ["objects", "register", "--customer", "acme", "--name", "Chair"],
+        ):
+            rc, _, err = await asyncio.to_thread(finish, spawn(setup, env), 30)
+            assert rc == 0, err
         procs = [(args, spawn(args, env)) for args, _ in cases]
         for (args, proc), (_, expect) in zip(procs, cases, strict=True):
             # the services answer on this event loop: wait for the CLI off it

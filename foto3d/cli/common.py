@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import re
 import sys
 import time
@@ -37,6 +39,26 @@ def system_options() -> argparse.ArgumentParser:
     )
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     return p
+
+
+def default_actor() -> str:
+    """Who a command acts as when `--as` is not given, the one rule for every command:
+    env FOTO3D_USER, else the login name."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        login = "unknown"
+    return os.environ.get("FOTO3D_USER") or login
+
+
+def add_actor_option(p: argparse.ArgumentParser, what: str = "recorded in the timeline") -> None:
+    p.add_argument(
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        default=default_actor(),
+        help=f"who is doing this, {what} (env FOTO3D_USER; default your login name)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -17,7 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="foto3d",
         description="foto3d: photographed products to web-ready 3D Gaussian splats.",
-        epilog="Run `foto3d COMMAND --help` for a command's options. Docs: docs/cli.md",
+        epilog=(
+            "Run `foto3d COMMAND --help` for a command's options. Docs: docs/cli.md. "
+            f"A command whose output is closed early (`| head`) stops quietly with status {CLOSED_PIPE_EXIT}."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"foto3d {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -44,7 +48,27 @@ def _describe_from_help(parser: argparse.ArgumentParser) -> None:
             _describe_from_help(child)
 
 
+# What a shell reports for a program ended by SIGPIPE (128 + 13), so scripts see the usual code.
+CLOSED_PIPE_EXIT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that goes away (`| head -1`) ends it quietly, not with a traceback."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flush here, inside the handler: at interpreter exit a failed flush prints a traceback.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's own final flush has nowhere to fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE_EXIT
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import shlex
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +23,15 @@ import nats.errors
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
-from foto3d.proto.jobs import SUBMIT, Artifact, SubmitRequest
+from foto3d.proto.jobs import (
+    SUBMIT,
+    Artifact,
+    JobQueued,
+    Priority,
+    SubmitRequest,
+    TrainOptions,
+    readable_decode_error,
+)
 from foto3d.proto.naming import CUSTOMER_RE, NamingError, make_object_id, slugify
 from foto3d.proto.objects import (
     PUBLISHER_PUBLISH,
@@ -115,6 +124,20 @@ class Catalog:
         assert row is not None
         return row
 
+    async def _unknown_customer(self, customer: str) -> str:
+        """The refusal for an unknown customer, naming a command that will be accepted.
+
+        Customer ids are lowercase slugs: `--customer Acme` is pointed at `acme` (when that
+        exists) or at `customer-add acme --name 'Acme'`, never at a slug the catalog rejects.
+        """
+        slug = slugify(customer, 20).replace("-", "")
+        if slug != customer and await self.store.customer(slug) is not None:
+            return f"unknown customer {customer!r}: customer ids are lowercase; did you mean {slug!r}?"
+        if not slug:
+            return f"unknown customer {customer!r}: add it first (foto3d objects customer-add ID --name NAME)"
+        name = f" --name {shlex.quote(customer)}" if slug != customer else ""
+        return f"unknown customer {customer!r}: add it first (foto3d objects customer-add {slug}{name})"
+
     async def register(
         self,
         customer: str,
@@ -126,10 +149,7 @@ class Catalog:
     ) -> dict[str, Any]:
         customer = customer.strip()
         if await self.store.customer(customer) is None:
-            raise ActionError(
-                f"unknown customer {customer!r}: add it first (foto3d objects customer-add {customer or 'ID'})",
-                404,
-            )
+            raise ActionError(await self._unknown_customer(customer), 404)
         display_name = _clean_text(display_name, "display name", 200)
         if not display_name:
             raise ActionError("display name is empty")
@@ -335,7 +355,13 @@ class Catalog:
 
     # -- back to training -----------------------------------------------------------------------
 
-    async def resubmit(self, object_id: str, actor: str) -> dict[str, Any]:
+    async def resubmit(
+        self,
+        object_id: str,
+        actor: str,
+        priority: Priority | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         row = await self.obj(object_id)
         if row["stage"] not in RESUBMITTABLE:
             raise ActionError(
@@ -344,7 +370,21 @@ class Catalog:
             )
         if not row["dataset"]:
             raise ActionError(f"{object_id} has no recorded dataset to train again", 409)
-        req = SubmitRequest(object_id=object_id, dataset=row["dataset"], submitted_by=actor, force=True)
+        last = await self._last_submission(row["job_id"])
+        options = msgspec.to_builtins(last.options) if last else {}
+        options.update(overrides or {})
+        try:
+            train = msgspec.convert(options, TrainOptions)
+        except msgspec.ValidationError as exc:
+            raise ActionError(f"bad training option: {readable_decode_error(exc)}") from None
+        req = SubmitRequest(
+            object_id=object_id,
+            dataset=row["dataset"],
+            priority=priority or (last.priority if last else Priority.NORMAL),
+            options=train,
+            submitted_by=actor,
+            force=True,
+        )
         try:
             reply = await self.bus.call(SUBMIT, req, timeout=10.0)
         except ServiceError as exc:
@@ -355,4 +395,20 @@ class Catalog:
             raise ActionError("the queue service did not answer; try again", 504) from None
         out = await self.obj(object_id)
         out["job_id"] = reply.job_id
+        out["priority"] = req.priority.value
+        out["options"] = msgspec.to_builtins(req.options)
         return out
+
+    async def _last_submission(self, job_id: str | None) -> JobQueued | None:
+        """The last job's submission as recorded here, so a resubmission keeps its priority and options."""
+        detail = await self.store.submitted_detail(job_id) if job_id else None
+        if detail is None:
+            return None
+        try:
+            return (
+                msgspec.convert(detail, JobQueued)
+                if isinstance(detail, dict)
+                else msgspec.json.decode(detail, type=JobQueued)
+            )
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -72,6 +72,19 @@ def _live_link(o: dict[str, Any]) -> str:
     """Where staff see the live model: the token gateway's dashboard page (customers get it
     through the gateway too; ``live_url``, the published viewer.json, is not served directly)."""
     return STAFF_MODEL_PAGE.format(object_id=urllib.parse.quote(str(o["object_id"])))
+
+
+def _artifact_link(object_id: str, job_id: str, a: dict[str, Any]) -> str:
+    """A trained file as a download (the staff-only review route serves local splats); else its
+    name, with where it is stored in the tooltip: never a file:/// address as text."""
+    uri = str(a.get("uri", ""))
+    name = PurePosixPath(urllib.parse.urlparse(uri).path).name or uri
+    if a.get("kind") == "splat" and uri.startswith("file://"):
+        href = "/review/{}/{}/files/{}".format(
+            *(urllib.parse.quote(x, safe="") for x in (object_id, job_id, a["format"]))
+        )
+        return f'<a href="{esc(href)}" download="{esc(name)}">{esc(name)}</a>'
+    return f'<span title="{esc(uri)}">{esc(name)}</span>'
 
 
 def _options(values: list[tuple[str, str]], selected: str) -> str:
@@ -245,10 +258,12 @@ class CatalogPages:
             actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/resubmit">
 <h2>Back to training</h2><p class="muted">Submits the dataset {esc(o["dataset"] or "(none recorded)")} again.</p>
 <button type="submit" class="secondary">Resubmit</button><p class="msg"></p></form>""")
-        status_opts = _options([(s.value, s.value) for s in LiveStatus], o["status"] or "production")
+        # A never-published object has no status: preselecting "production" would read as if it were live.
+        unset = [] if o["status"] else [("", "not live yet: choose…")]
+        status_opts = _options(unset + [(s.value, s.value) for s in LiveStatus], o["status"] or "")
         actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/status">
 <h2>Live status</h2><p class="muted">Disabling takes effect at the token gateway at once.</p>
-<label>Status<select name="status">{status_opts}</select></label>
+<label>Status<select name="status" required>{status_opts}</select></label>
 <label>Reason<input name="reason" placeholder="e.g. subscription ended"></label>
 <button type="submit" class="secondary">Set status</button><p class="msg"></p></form>""")
 
@@ -262,7 +277,7 @@ class CatalogPages:
         elif job:
             for a in job["artifacts"]:
                 files.append(
-                    f'<tr><td>{esc(a["kind"])} ({esc(a["format"])})</td><td class="mono">{esc(a["uri"])}</td>'
+                    f'<tr><td>{esc(a["kind"])} ({esc(a["format"])})</td><td class="mono">{_artifact_link(oid, job["job_id"], a)}</td>'
                     f'<td>{int(a["bytes"]):,}</td><td class="mono" title="{esc(a["sha256"])}">{esc(a["sha256"][:12])}…</td></tr>'
                 )
         files_html = (

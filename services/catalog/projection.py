@@ -246,9 +246,12 @@ def _project_job(ev: JobEvent, out: Projected) -> None:
             )
         )
         if _reduced(ev):
-            before = ev.metrics.get("gaussians_before")
-            after = ev.metrics.get("gaussians_after") or next(
-                (float(a.gaussians) for a in splats if a.gaussians), None
+            # The trainer reports gaussians_raw/gaussians; older events gaussians_before/_after.
+            before = ev.metrics.get("gaussians_before") or ev.metrics.get("gaussians_raw")
+            after = (
+                ev.metrics.get("gaussians_after")
+                or ev.metrics.get("gaussians")
+                or next((float(a.gaussians) for a in splats if a.gaussians), None)
             )
             what = f"{before:,.0f} → {after:,.0f} gaussians" if before and after else "splat reduced"
             out.entries.append(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from foto3d.libs.auth import Auth
@@ -41,6 +44,7 @@ from foto3d.proto.objects import (
     ObjectQuery,
     ObjectRef,
     RegisterObject,
+    ResubmitRequest,
     ReviewRequest,
     StatusRequest,
 )
@@ -50,6 +54,16 @@ from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
+# The generated password of `admin`, kept (owner-only) until it no longer signs in.
+FIRST_PASSWORD_FILE = "admin-first-password"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
 OPTIMIZE_EVERY_S = 1800.0
 
 
@@ -90,13 +104,12 @@ class CatalogService(Service):
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
         self._auth = Auth(ctx.settings)
+        first = folder / FIRST_PASSWORD_FILE
         if self.cfg.create_admin and await self._auth.users.count() == 0:
             password = secrets.token_urlsafe(12)
             await self._auth.users.add("admin", password, "Administrator", admin=True)
-            self._banner = [
-                f"created staff user 'admin' with password {password} (shown once; "
-                "add people with `foto3d users add NAME`)"
-            ]
+            await asyncio.to_thread(_write_private, first, password)
+        self._banner = await self._first_password_banner(first)
         self.ctx = ctx
         self.consumers = [
             PullConsumer(
@@ -140,6 +153,25 @@ class CatalogService(Service):
         if errors:
             return Health("degraded", f"recording events failed: {errors[-1]}", extra)
         return Health("ok", "recording object and job events", extra)
+
+    async def _first_password_banner(self, first: Path) -> list[str]:
+        """The generated admin password, on every start until someone changes it.
+
+        A first `up` can fail after creating `admin` (a taken port) before anything is
+        printed; keeping the password (owner-only file) until it stops working means the
+        next start shows it again instead of locking everyone out.
+        """
+        try:
+            password = (await asyncio.to_thread(first.read_text, encoding="utf-8")).strip()
+        except FileNotFoundError:
+            return []
+        if await self.auth.users.authenticate("admin", password) is None:
+            await asyncio.to_thread(first.unlink, missing_ok=True)  # changed since: forget it
+            return []
+        return [
+            f"staff user 'admin' has password {password} (shown on every start until it is changed "
+            "with `foto3d users passwd admin`; add people with `foto3d users add NAME`)"
+        ]
 
     def banner(self) -> list[str]:
         lines, self._banner = self._banner, []
@@ -199,8 +231,13 @@ class CatalogService(Service):
         async def publish(ref: ObjectRef) -> Any:
             return await c.publish(ref.object_id, ref.actor)
 
-        async def resubmit(ref: ObjectRef) -> Any:
-            return await c.resubmit(ref.object_id, ref.actor)
+        async def resubmit(ref: ResubmitRequest) -> Any:
+            overrides = {
+                k: v
+                for k, v in msgspec.structs.asdict(ref).items()
+                if v is not None and k not in ("object_id", "actor", "priority")
+            }
+            return await c.resubmit(ref.object_id, ref.actor, ref.priority, overrides)
 
         async def board(_: NoBody) -> Any:
             return await self.board()

@@ -369,6 +369,14 @@ class CatalogStore:
             r["detail"] = _unjson(r["detail"])
         return rows
 
+    async def submitted_detail(self, job_id: str) -> Any:
+        """The recorded submission event of ``job_id`` (its priority and options), or None."""
+        row = await self._one(
+            "SELECT detail FROM events WHERE job_id=? AND kind='submitted' ORDER BY ts DESC, id DESC LIMIT 1",
+            (job_id,),
+        )
+        return row["detail"] if row else None
+
     async def jobs(self, object_id: str) -> list[dict[str, Any]]:
         rows = await self._all("SELECT * FROM jobs WHERE object_id=? ORDER BY ts DESC", (object_id,))
         for r in rows:

@@ -63,6 +63,18 @@ table.logs details pre {{ margin: 4px 0 0; padding: 6px 8px; background: rgba(0,
   white-space: pre-wrap; font-size: 12px; }}
 table.logs tr.fresh td {{ animation: logfresh 1.5s ease-out; }}
 @keyframes logfresh {{ from {{ background: #fffbe0; }} }}
+/* Phone width: five columns leave the message a sliver one word wide (rows hundreds of px tall).
+   Each record becomes a block instead: time, level, source and ids on one wrapping line, the
+   message under them at full width. */
+@media (max-width: 760px) {{
+  table.logs thead {{ display: none; }}
+  table.logs, table.logs tbody {{ display: block; white-space: normal; }}
+  table.logs tr {{ display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 8px; padding: 4px 8px;
+    border-bottom: 1px solid var(--line); }}
+  table.logs td {{ display: block; padding: 0; border: none; }}
+  table.logs td.refs {{ white-space: normal; overflow-wrap: anywhere; }}
+  table.logs td.msg {{ flex-basis: 100%; width: auto; }}
+}}
 </style>
 """
 

@@ -84,7 +84,7 @@ class LeaderLease:
         if leading:
             self.acquired_at = time.time()
             self.leader = self.holder
-            log.warning("queue: %s is now the leader", self.holder.instance)
+            log.info("queue: %s is now the leader", self.holder.instance)  # routine, not a problem
         else:
             log.warning("queue: %s is no longer the leader", self.holder.instance)
         await self.on_change(leading)

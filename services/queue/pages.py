@@ -46,8 +46,8 @@ class JobsPages:
 </form>
 <table class="data" id="jobs-table">
   <thead><tr><th>Job</th><th>Object</th><th>State</th><th>Priority</th><th>Attempt</th>
-  <th>Progress</th><th>Trainer</th><th>Created</th><th>Note</th></tr></thead>
-  <tbody><tr><td colspan="9" class="empty">Loading…</td></tr></tbody>
+  <th>Progress</th><th>Trainer</th><th>Created</th><th>Duration</th><th>Note</th></tr></thead>
+  <tbody><tr><td colspan="10" class="empty">Loading…</td></tr></tbody>
 </table>"""
         return render_page(request, "Jobs", body, scripts=["/queue/static/jobs.js"])
 

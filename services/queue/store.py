@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import aiosqlite
 import msgspec
@@ -256,7 +257,11 @@ class JobStore:
             if ev.attempt != attempt or state in TERMINAL:
                 return False
             await self._set(ev.job_id, ev.ts, state=JobState.SUCCEEDED.value, finished=ev.ts, eta_s=None)
-            files = ", ".join(f"{a.kind}.{a.format}" for a in ev.artifacts) or "no artifacts"
+            # The stored file names (model.ply), not kind.format, which reads like one and is not.
+            files = (
+                ", ".join(PurePosixPath(urlparse(a.uri).path).name or a.uri for a in ev.artifacts)
+                or "no artifacts"
+            )
             await self._timeline(seq, ev, f"succeeded: {files}")
             return True
         if isinstance(ev, JobFailed):

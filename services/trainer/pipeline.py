@@ -113,10 +113,17 @@ class Pipeline:
         return seconds
 
     async def _step(
-        self, name: str, argv: list[str], on_line: Callable[[str, str], None] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        on_line: Callable[[str, str], None] | None = None,
+        unlogged: Callable[[str], bool] | None = None,
     ) -> None:
+        """Run one step; every output line goes to the log except those ``unlogged`` claims."""
+
         def sink(line: str, stream: str) -> None:
-            self.on_line(name, line, stream)
+            if unlogged is None or not unlogged(line):
+                self.on_line(name, line, stream)
             if on_line:
                 on_line(line, stream)
 
@@ -155,7 +162,11 @@ class Pipeline:
             if p is not None:
                 self.on_progress("train", p.step, p.total, p.eta_s)
 
-        await self._step("train", train_argv(data, out, item, self.run_name, self.cfg), on_train_line)
+        # ~one table row per logging interval (hundreds a job): they are the job's progress
+        # (JobProgress), and in the log they would bury the lines that matter.
+        await self._step(
+            "train", train_argv(data, out, item, self.run_name, self.cfg), on_train_line, parser.is_row
+        )
         train_s = self._done("train", t)
         self.metrics["steps"] = float(item.options.steps)
         self.metrics["seconds_per_step"] = round(train_s / max(1, item.options.steps), 6)

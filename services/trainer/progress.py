@@ -66,6 +66,11 @@ class ProgressParser:
         self._clock = clock
         self._first: tuple[float, int] | None = None
 
+    @staticmethod
+    def is_row(line: str) -> bool:
+        """A row of the progress table: it becomes the job's progress, not a log record."""
+        return bool(_ROW.match(strip_ansi(line)))
+
     def feed(self, line: str) -> TrainProgress | None:
         text = strip_ansi(line)
         if text.startswith(HEADER_FIRST):

@@ -28,7 +28,12 @@ async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Sett
             assert "train 1/2" in await row.locator(".progress-cell").inner_text()
             assert await row.locator("td.mono").nth(2).inner_text() == "gpu-box-1"
             await row.locator(".badge.succeeded").wait_for(timeout=8000)
-            await row.locator("a").click()
+            # The object id links to its catalog page; the duration is the time it ran (work_s=4).
+            object_link = row.locator('a[href="/objects/acme-chair-001"]')
+            assert await object_link.inner_text() == "acme-chair-001"
+            ran = (await row.locator("td.duration").inner_text()).strip()
+            assert ran.endswith(" s") and 3 <= int(ran.removesuffix(" s")) <= 10, ran
+            await row.locator(f'a[href="/jobs/{reply.job_id}"]').click()
             await page.wait_for_url(f"**/jobs/{reply.job_id}")
             timeline = page.locator("#timeline tbody tr")
             await timeline.nth(2).wait_for(timeout=5000)

@@ -17,6 +17,7 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.jobs import JobCancelled, JobFailed, JobProgress, JobStarted, JobSucceeded
+from foto3d.services.trainer.progress import ProgressParser
 from foto3d.services.trainer.service import Trainer
 from testkit.running import running_services
 from tests.trainer.helpers import (
@@ -122,6 +123,8 @@ async def test_raw_images_are_processed_first(trainer: Runtime, bus: Bus, tmp_pa
     assert done.metrics["reduce_iterations_done"] == 0
     records = await wait_log_records(bus, item.job_id, lambda r: "reduce_iterations=2" in r.message)
     assert next(r for r in records if "reduce_iterations=2" in r.message).level == 30
+    # the progress table's rows are the job's progress, not log records
+    assert events.of(JobProgress) and not any(ProgressParser.is_row(r.message) for r in records)
 
 
 async def test_failing_step_reports_step_and_error(

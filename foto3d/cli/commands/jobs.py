@@ -11,7 +11,8 @@ from typing import TypeVar
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.job_results import job_results, result_lines
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
 from foto3d.libs.heartbeat import waiting_note
@@ -71,6 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("job_id", metavar="ID", help="job id")
     p.add_argument("--reason", default="", help="why (shown in the job's timeline)")
+    add_actor_option(p, "recorded in the job's timeline")
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser(
@@ -80,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Queue a dead, failed or cancelled job again, with a fresh budget of retries.",
     )
     p.add_argument("job_id", metavar="ID", help="job id")
+    add_actor_option(p, "recorded in the job's timeline")
     p.set_defaults(func=cmd_requeue)
 
 
@@ -183,8 +186,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     async def run(bus: Bus) -> int:
         d = await _ask(bus, GET, JobRef(job_id=args.job_id))
         logs = f"{base}/logs?job={d.job.job_id}"
+        results = await job_results(bus, d.job.object_id, d.job.job_id)
         if args.json:
-            out = {**msgspec.to_builtins(d), "logs_url": logs}
+            out = {**msgspec.to_builtins(d), "logs_url": logs, "results": msgspec.to_builtins(results)}
             sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
             return 0
         j = d.job
@@ -200,6 +204,8 @@ def cmd_job(args: argparse.Namespace) -> int:
             print(f"progress  {prog}")
         if j.error:
             print(f"error     {j.error}")
+        for line in result_lines(results) if results else []:
+            print(line)
         print(f"logs      {logs}")
         print("\ntimeline")
         for t in d.timeline:
@@ -211,7 +217,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def _action(args: argparse.Namespace, command: Api[JobRef, JobActionReply], done: str) -> int:
-    ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor="cli")
+    ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor=args.actor)
 
     async def run(bus: Bus) -> int:
         reply = await _ask(bus, command, ref)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -17,11 +15,21 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, parse_since, run_async, settings_from, system_options
+from foto3d.cli.common import (
+    add_actor_option,
+    connect_cli,
+    fail,
+    parse_since,
+    run_async,
+    settings_from,
+    system_options,
+)
+from foto3d.cli.job_results import file_name
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
 from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.jobs import Priority
 from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
 ORDER = 20
@@ -49,14 +57,6 @@ async def catalog_call(bus: Bus, api: Api[Any, Any], body: dict[str, Any], timeo
         ) from None
     except (TimeoutError, nats.errors.TimeoutError):
         raise CatalogError(f"the catalog did not answer within {timeout:.0f} s") from None
-
-
-def default_actor() -> str:
-    try:
-        login = getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        login = "unknown"
-    return os.environ.get("FOTO3D_USER") or login
 
 
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
@@ -192,6 +192,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                            ("version", "published_version"), ("live link", "live_url")):  # fmt: skip
             print(f"{label:>13}: {o.get(key) if o.get(key) is not None else '-'}")
         print(f"{'registered':>13}: {fmt_time(o['created'])} by {o['created_by'] or '?'}")
+        if o.get("jobs"):
+            print("\njobs (newest first; `foto3d job ID` for details):")
+            for j in o["jobs"]:
+                files = ", ".join(file_name(a["uri"]) for a in j["artifacts"] if a.get("kind") == "splat")
+                print(f"  {j['job_id']:<22} {j['state']:<10} {fmt_time(j['ts'])}  {files}")
         for p in o["publications"]:
             print(f"\npublished v{p['version']} ({fmt_time(p['ts'])}, {p['actor']}):")
             for f in p["files"]:
@@ -269,11 +274,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"object_id": args.object_id, "actor": args.actor}
+    for name in ("priority", "steps", "reduce_keep", "reduce_iterations", "sh_degree"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.no_reduce:
+        body["reduce"] = False
+
     async def go(bus: Bus) -> int:
-        o = await catalog_call(
-            bus, catalog.RESUBMIT, {"object_id": args.object_id, "actor": args.actor}, timeout=15
+        o = await catalog_call(bus, catalog.RESUBMIT, body, timeout=15)
+        opts = ", ".join(f"{k} {v}" for k, v in sorted(o.get("options", {}).items()) if k != "formats")
+        print(
+            f"{o['object_id']}: submitted again as job {o['job_id']} ({o.get('priority', '?')}{', ' + opts if opts else ''})"
         )
-        print(f"{o['object_id']}: submitted again as job {o['job_id']}")
         return 0
 
     return run_catalog(args, go)
@@ -336,13 +349,7 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 
 def _actor(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--as",
-        dest="actor",
-        metavar="NAME",
-        default=default_actor(),
-        help="who is doing this, recorded in the timeline (env FOTO3D_USER; default your login name)",
-    )
+    add_actor_option(p)
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
@@ -452,9 +459,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_status)
 
     p = osub.add_parser(
-        "resubmit", parents=common, help="send a rejected or failed object's dataset to training again"
+        "resubmit",
+        parents=common,
+        help="send a rejected or failed object's dataset to training again",
+        description="Train a rejected or failed object's dataset again with its last job's priority "
+        "and options; each option given here overrides that one.",
     )
     p.add_argument("object_id")
+    p.add_argument("--priority", choices=[x.value for x in Priority], help="default: the last job's")
+    p.add_argument("--steps", type=int, metavar="N", help="training iterations (default: the last job's)")
+    p.add_argument("--reduce-keep", type=float, metavar="F", help="fraction of gaussians kept")
+    p.add_argument("--reduce-iterations", type=int, metavar="N", help="prune + fine-tune rounds")
+    p.add_argument("--no-reduce", action="store_true", help="skip splat reduction")
+    p.add_argument("--sh-degree", type=int, metavar="N", help="spherical-harmonics degree (0..3)")
     _actor(p)
     p.set_defaults(func=cmd_resubmit)
 

@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.registration import registration_problem
 from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
@@ -31,7 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "standard, that the dataset exists, and the options' ranges, and answers with the job id. "
             "The same object + dataset + options submitted again while an earlier job is queued, "
             "running or succeeded returns that job (marked duplicate) instead of a new one. "
-            "Exit status: 0 accepted; 1 the queue did not answer in time; 2 rejected (the reason is printed) or NATS not reachable."
+            "The catalog is asked first: an unregistered object or unknown customer is refused with "
+            "the command that registers it. "
+            "Exit status (the one list of them): 0 accepted; 1 no queue service is running or it did "
+            "not answer in time; 2 refused (the reason is printed) or NATS not reachable."
         ),
     )
     p.add_argument("--object", required=True, metavar="ID", help="object id, e.g. acme-chair-001")
@@ -69,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--request-id", metavar="ID", help="idempotency key; the same key never makes two jobs")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait for the queue")
+    add_actor_option(p, "recorded as the job's submitter")
     p.set_defaults(func=cmd_submit)
 
 
@@ -91,7 +96,7 @@ def build_request(args: argparse.Namespace) -> SubmitRequest:
         "dataset": _dataset(args.dataset),
         "priority": args.priority,
         "options": options,
-        "submitted_by": f"{os.environ.get('USER', 'cli')}@cli",
+        "submitted_by": args.actor,
         "request_id": args.request_id or uuid.uuid4().hex,
         "force": args.force,
     }
@@ -113,6 +118,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     async def main() -> int:
         bus = await connect_cli(settings)
         try:
+            if problem := await registration_problem(bus, req.object_id, args.timeout):
+                return fail(problem)
             if args.durable:
                 assert req.request_id is not None
                 await bus.publish(subjects.JOB_SUBMIT, req, msg_id=req.request_id, deadline=args.timeout)

@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 import nats.errors
 
-from foto3d.cli.commands.objects import default_actor
-from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import connect_cli, default_actor, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import (

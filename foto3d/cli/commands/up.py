@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+from pathlib import Path
 
 from foto3d.cli.common import fail, run_async, settings_from, system_options
 
@@ -46,4 +48,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         return run_async(lambda: run_up(settings))
     except OSError as exc:  # e.g. the port is taken; everything started has been stopped again
-        return fail(str(exc))
+        return fail(str(exc) + _admin_hint(settings.data_dir))
+
+
+def _admin_hint(data: Path) -> str:
+    """A failed first start may already have created `admin`: say how its password is found again."""
+    from foto3d.libs.auth import UserStore
+
+    if not (data / "auth" / "users.db").exists():
+        return ""
+    if asyncio.run(UserStore.in_data_dir(data).get("admin")) is None:
+        return ""
+    return (
+        "; the staff user 'admin' exists: the next `foto3d up` shows its generated password again "
+        "until it is changed (or set one now with `foto3d users passwd admin`)"
+    )
