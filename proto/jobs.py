@@ -95,8 +95,12 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     traceparent: str | None = None
 
 
+#: Artifact kind of the splat as trained, before reduction: kept for review, never published.
+UNREDUCED_KIND = "splat-unreduced"
+
+
 class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    kind: str  # "splat", "config", "thumbnail", "log"
+    kind: str  # "splat", UNREDUCED_KIND, "config", "thumbnail", "log"
     format: str  # a SplatFormatName for kind "splat"; "yml", "png" for the others
     up: UpAxis | None = None  # for splats: the up axis of the file's data as stored (see UpAxis)
     uri: str

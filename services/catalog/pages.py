@@ -18,7 +18,7 @@ from foto3d.libs.auth import User
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.gateway import STAFF_MODEL_PAGE
 from foto3d.proto.objects import LiveStatus, Stage
-from foto3d.services.catalog import review
+from foto3d.services.catalog import review, review_files
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
 from foto3d.services.catalog.viewer_settings import saved_versions
@@ -75,13 +75,13 @@ def _live_link(o: dict[str, Any]) -> str:
 
 
 def _artifact_link(object_id: str, job_id: str, a: dict[str, Any]) -> str:
-    """A trained file as a download (the staff-only review route serves local splats); else its
-    name, with where it is stored in the tooltip: never a file:/// address as text."""
+    """A trained splat as a download (the staff-only review route serves local and S3 splats);
+    else its name, with where it is stored in the tooltip: never a file:/// address as text."""
     uri = str(a.get("uri", ""))
     name = PurePosixPath(urllib.parse.urlparse(uri).path).name or uri
-    if a.get("kind") == "splat" and uri.startswith("file://"):
+    if a in review_files.reviewable({"artifacts": [a]}):
         href = "/review/{}/{}/files/{}".format(
-            *(urllib.parse.quote(x, safe="") for x in (object_id, job_id, a["format"]))
+            *(urllib.parse.quote(x, safe="") for x in (object_id, job_id, review_files.url_name(a)))
         )
         return f'<a href="{esc(href)}" download="{esc(name)}">{esc(name)}</a>'
     return f'<span title="{esc(uri)}">{esc(name)}</span>'

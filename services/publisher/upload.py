@@ -26,6 +26,7 @@ from foto3d.libs.splat import SplatFormatError
 from foto3d.libs.splat import read as read_splat
 from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.model import Splat
+from foto3d.libs.storage.artifacts import fetch_artifact as fetch_checked
 from foto3d.libs.storage.base import BlobStore, StorageError, sha256_file
 from foto3d.libs.viewer.config import TRAINER_UP, ViewerFile, build_viewer_config, decoded_up, file_up
 from foto3d.libs.viewer.thumbnail import render_thumbnail
@@ -60,27 +61,10 @@ def version_prefix(req: PublishRequest) -> str:
 
 async def fetch_artifact(artifact: Artifact, dest_dir: Path, open_store: Callable[[str], BlobStore]) -> Path:
     """A local path holding the artifact's bytes, checked against its recorded SHA-256."""
-    uri = artifact.uri
-    if uri.startswith("s3://"):
-        bucket_key = uri[5:]
-        bucket, _, key = bucket_key.partition("/")
-        dest = dest_dir / Path(key).name
-        try:
-            await open_store(f"s3://{bucket}").get_file(key, dest)
-        except StorageError as exc:
-            raise PublishError(f"cannot fetch artifact {uri}: {exc}") from exc
-        path = dest
-    else:
-        path = Path(uri.removeprefix("file://"))
-        if not path.is_file():
-            raise PublishError(f"artifact {uri} is missing (was it cleaned up?)")
-    if artifact.sha256:
-        actual = await asyncio.to_thread(sha256_file, path)
-        if actual != artifact.sha256:
-            raise PublishError(
-                f"artifact {uri} changed since training: sha256 {actual}, the job recorded {artifact.sha256}"
-            )
-    return path
+    try:
+        return await fetch_checked(artifact.uri, artifact.sha256, dest_dir, open_store)
+    except StorageError as exc:
+        raise PublishError(str(exc)) from exc
 
 
 def stored_up(art: Artifact) -> UpAxis:

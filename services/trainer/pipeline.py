@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foto3d.libs.storage import BlobStore
-from foto3d.proto.jobs import Artifact, StepTiming, WorkItem
+from foto3d.proto.jobs import UNREDUCED_KIND, Artifact, StepTiming, WorkItem
 from foto3d.services.trainer.dataset import fetch_dataset, image_folder, needs_processing
 from foto3d.services.trainer.preflight import PreflightError, host_checks, tool_path
 from foto3d.services.trainer.process import StepError, StepProcess
@@ -200,6 +200,7 @@ class Pipeline:
                 lambda msg: self.on_line("reduce", msg, "stderr"),
                 cameras,
                 self.cfg.reduce_method,
+                self.cfg.reduce_quality_views,
             )
         except Exception as exc:
             raise StepError("reduce", f"reduce failed: {exc}") from exc
@@ -217,6 +218,9 @@ class Pipeline:
         self.metrics["gaussians"] = float(reduced.gaussians_out)
         self.metrics["reduced"] = 1.0 if reduced.reduced else 0.0
         self.metrics["bytes_raw_ply"] = float(exported.stat().st_size)
+        if reduced.psnr is not None and reduced.ssim is not None:
+            self.metrics["reduced_psnr"] = round(reduced.psnr, 3)
+            self.metrics["reduced_ssim"] = round(reduced.ssim, 5)
 
         t = self._enter("upload")
         artifacts: list[Artifact] = []
@@ -235,6 +239,22 @@ class Pipeline:
                         sha256=info.sha256 or "",
                         gaussians=reduced.gaussians_out,
                         up=reduced.up.get(fmt),
+                    )
+                )
+            if reduced.reduced and self.cfg.keep_unreduced:
+                # the export as trained, for the reviewer's side-by-side; never published
+                info = await self.store.put_file(
+                    artifact_key(item, "unreduced.ply"), exported, content_type=CONTENT_TYPES.get("ply")
+                )
+                artifacts.append(
+                    Artifact(
+                        kind=UNREDUCED_KIND,
+                        format="ply",
+                        uri=info.uri or self.store.uri(info.key),
+                        bytes=info.size,
+                        sha256=info.sha256 or "",
+                        gaussians=reduced.gaussians_in,
+                        up=reduced.source_up,
                     )
                 )
             info = await self.store.put_file(artifact_key(item, "config.yml"), config_yml)

@@ -71,6 +71,24 @@ class TrainerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
         Env("FOTO3D_TRAINER_REDUCE_METHOD"),
     ] = "auto"
+    keep_unreduced: Annotated[
+        bool,
+        Meta(
+            description="also store the splat as exported, before reduction, so reviewers compare "
+            "the two (costs its size in the store)"
+        ),
+        Env("FOTO3D_TRAINER_KEEP_UNREDUCED"),
+    ] = True
+    reduce_quality_views: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=64,
+            description="orbit views that score the reduced splat against the unreduced one "
+            "(PSNR/SSIM in the job's metrics; needs torch); 0 = off",
+        ),
+        Env("FOTO3D_TRAINER_REDUCE_QUALITY_VIEWS"),
+    ] = 8
     train_args: Annotated[
         list[str],
         Meta(description='extra ns-train arguments, e.g. ["--pipeline.model.cull-alpha-thresh", "0.005"]'),

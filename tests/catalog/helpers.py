@@ -66,7 +66,12 @@ def make_artifacts(
 
 
 async def train(
-    bus: Bus, object_id: str, artifacts: list[Artifact], job_id: str | None = None, dataset: str = ""
+    bus: Bus,
+    object_id: str,
+    artifacts: list[Artifact],
+    job_id: str | None = None,
+    dataset: str = "",
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """Publish the queue's events for one successful job, as the queue and trainer would."""
     job_id = job_id or f"job-{uuid.uuid4().hex[:10]}"
@@ -94,7 +99,7 @@ async def train(
             object_id=object_id,
             ts=t + 0.02,
             artifacts=artifacts,
-            metrics={"gaussians_before": 9000.0, "gaussians_after": 3000.0},
+            metrics=metrics or {"gaussians_before": 9000.0, "gaussians_after": 3000.0},
         ),
     )
     return job_id

@@ -16,7 +16,7 @@ from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.base import now
-from foto3d.proto.jobs import JobCancelled, JobFailed, JobProgress, JobStarted, JobSucceeded
+from foto3d.proto.jobs import UNREDUCED_KIND, JobCancelled, JobFailed, JobProgress, JobStarted, JobSucceeded
 from foto3d.services.trainer.progress import ProgressParser
 from foto3d.services.trainer.service import Trainer
 from testkit.running import running_services
@@ -100,6 +100,11 @@ async def test_job_succeeds_with_progress_and_artifacts(
     assert count == 1000 and props[:3] == ["x", "y", "z"] and "opacity" in props
     assert Path(splats["spz"].uri.removeprefix("file://")).stat().st_size == splats["spz"].bytes
     assert any(a.kind == "config" for a in done.artifacts)
+    # the export as trained is kept for the reviewer, and the reduction's cost is measured
+    (full,) = [a for a in done.artifacts if a.kind == UNREDUCED_KIND]
+    assert full.format == "ply" and full.gaussians == 2000 and full.up == "z"
+    assert read_ply(Path(full.uri.removeprefix("file://")))[0] == 2000
+    assert 10 < done.metrics["reduced_psnr"] < 99 and 0 < done.metrics["reduced_ssim"] <= 1
     assert done.metrics["gaussians_raw"] == 2000 and done.metrics["gaussians"] == 1000
     assert done.metrics["reduced"] == 1.0
     assert done.metrics["seconds_per_step"] > 0

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.splat import write as write_splat
 from foto3d.libs.splat.synthetic import synthetic_object
-from foto3d.proto.jobs import Artifact
+from foto3d.proto.jobs import UNREDUCED_KIND, Artifact
 from testkit.running import running_services
+from testkit.servers import MotoServer
 from testkit.waiting import eventually
 from tests.catalog.helpers import APPROVE, PASSWORD, call, signed_in, train
 
@@ -44,11 +46,18 @@ def real_artifacts(folder: Path, gaussians: int = 8000) -> list[Artifact]:
     return out
 
 
-async def in_review(s: aiohttp.ClientSession, bus: Bus, tmp_path: Path) -> str:
+async def in_review(
+    s: aiohttp.ClientSession,
+    bus: Bus,
+    tmp_path: Path,
+    artifacts: list[Artifact] | None = None,
+    metrics: dict[str, float] | None = None,
+    job_id: str | None = None,
+) -> str:
     await call(s, "POST", "/api/customers", {"slug": "acme", "name": "ACME"})
     _, obj = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Vase"})
     oid = str(obj["object_id"])
-    await train(bus, oid, real_artifacts(tmp_path / "job"))
+    await train(bus, oid, artifacts or real_artifacts(tmp_path / "job"), job_id=job_id, metrics=metrics)
 
     async def ready() -> bool:
         _, o = await call(s, "GET", f"/api/objects/{oid}")
@@ -172,3 +181,74 @@ async def test_reviewer_levels_sets_the_view_and_saves_in_the_browser(
         assert saved["rotation"] == [10, 0, 0]
         assert abs(saved["camera"]["azimuth"] - 30) > 5, saved  # the dragged view, not the default
         assert "viewer settings v1 saved: levelled" in (await page.text_content(".timeline") or "")
+
+
+async def test_review_shows_the_unreduced_export_beside_the_delivery_copy_from_s3(
+    settings: Settings, bus: Bus, tmp_path: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer keeps the export as trained (here in S3) and measures what reduction cost; the
+    reviewer sees both files with sizes and that figure, served through the dashboard, checked
+    against the recorded SHA-256 and cached, so S3 needs no CORS rule and no browser credentials."""
+    monkeypatch.setenv("FOTO3D_S3_ENDPOINT_URL", moto.url)
+    s3 = moto.client()
+    s3.create_bucket(Bucket="trained")
+    unreduced = tmp_path / "unreduced.ply"
+    write_splat(synthetic_object(16000, sh_degree=1, seed=5), unreduced)
+    body = unreduced.read_bytes()
+    s3.put_object(Bucket="trained", Key="artifacts/j/unreduced.ply", Body=body)
+    s3.put_object(Bucket="trained", Key="artifacts/j/edited.ply", Body=body + b"x")
+    full = Artifact(
+        kind=UNREDUCED_KIND,
+        format="ply",
+        uri="s3://trained/artifacts/j/unreduced.ply",
+        bytes=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        gaussians=16000,
+        up="z",
+    )
+    reduced = real_artifacts(tmp_path / "job")
+    job = "job-unreduced1"
+    async with running_services(settings, ["catalog"]) as rt:
+        s = await signed_in(rt, settings, "maria")
+        async with s:
+            oid = await in_review(
+                s, bus, tmp_path, [full, *reduced], {"reduced_psnr": 41.234, "reduced_ssim": 0.9912}, job
+            )
+            async with s.get(f"{rt.http_url}/objects/{oid}") as r:
+                page = await r.text()
+            spz = next(a for a in reduced if a.format == "spz")
+            assert "<b>full, as trained</b> · ply · 16,000 gaussians" in page, page
+            ratio = f"{len(body) / spz.bytes:.1f}× smaller"
+            assert "<b>delivery</b> · spz · 8,000 gaussians" in page
+            assert f"{ratio} · 41.2 dB / SSIM 0.991 against the full one" in page
+            assert f'src="/review/{oid}/{job}/files/unreduced"' in page
+
+            url = f"{rt.http_url}/review/{oid}/{job}/files/unreduced"
+            async with s.get(url) as r:
+                assert r.status == 200 and await r.read() == body
+            # served from the dashboard's checked copy: S3 losing the object changes nothing now
+            s3.delete_object(Bucket="trained", Key="artifacts/j/unreduced.ply")
+            async with s.get(url) as r:
+                assert r.status == 200 and await r.read() == body
+            async with s.get(f"{rt.http_url}/review/{oid}/{job}/files/sog") as r:
+                assert r.status == 404
+
+        # a file changed in the store since training is refused, saying so; nothing is cached
+        recorded = hashlib.sha256(body + b"y").hexdigest()  # what training wrote; the store holds other bytes
+        edited = msgspec.structs.replace(full, uri="s3://trained/artifacts/j/edited.ply", sha256=recorded)
+        s = await signed_in(rt, settings, "maria")
+        async with s:
+            _, obj = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Jug"})
+            oid2 = str(obj["object_id"])
+            await train(bus, oid2, [edited], job_id="job-edited1")
+            url = f"{rt.http_url}/review/{oid2}/job-edited1/files/unreduced"
+
+            async def listed() -> bool:
+                async with s.get(url) as r:
+                    return r.status != 404
+
+            await eventually(listed, "the second job")
+            async with s.get(url) as r:
+                assert r.status == 502 and "changed since training" in await r.text()
+        cache = settings.data_dir / "catalog" / "review-cache"
+        assert sorted(p.name for p in cache.iterdir()) == [full.sha256]
