@@ -86,6 +86,21 @@ class UsageDelta(Event, frozen=True, kw_only=True, tag="gateway.usage/1"):
     counts: list[UsageCount]
 
 
+#: The longest automatic ban; the bans stream keeps this long, so a gateway that starts later
+#: still learns every ban in force.
+MAX_BAN_S = 7 * 86400.0
+
+
+class IpBanned(Event, frozen=True, kw_only=True, tag="gateway.ban/1"):
+    """One instance banned a client address for too many bad credentials; every instance refuses
+    it until ``until`` (wall clock), so a client cannot move on to the next instance."""
+
+    ip: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    until: Real
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    instance: str = ""
+
+
 class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
     credential_id: str
     kind: CredentialKind

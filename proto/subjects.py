@@ -19,6 +19,7 @@ ALERTS_ALL = "f3d.alerts.>"
 DEAD_ALL = "f3d.dead.>"
 GATEWAY_CREDENTIALS_ALL = "f3d.gateway.credentials.>"
 GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
+GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
 
 # Stream names (their declarations: libs/bus/topology.py).
 LOGS_STREAM = "LOGS"
@@ -32,6 +33,7 @@ HEARTBEATS_STREAM = "HEARTBEATS"
 ALERTS_STREAM = "ALERTS"
 GATEWAY_CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
 GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
+GATEWAY_BANS_STREAM = "GATEWAY_BANS"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
 TRAINER_VIP_CONSUMER = "trainer-vip"
 TRAINER_NORMAL_CONSUMER = "trainer-normal"
@@ -88,3 +90,8 @@ def gateway_credentials(credential_id: str) -> str:
 def gateway_usage(instance: str) -> str:
     """Usage deltas of one token gateway instance."""
     return f"f3d.gateway.usage.{token(instance)}"
+
+
+def gateway_bans(instance: str) -> str:
+    """Automatic IP bans decided by one token gateway instance."""
+    return f"f3d.gateway.bans.{token(instance)}"

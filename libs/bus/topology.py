@@ -32,6 +32,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from foto3d.proto import subjects
+from foto3d.proto.gateway import MAX_BAN_S
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,12 @@ STREAMS: list[StreamSpec] = [
         [subjects.GATEWAY_USAGE_ALL],
         "Usage counts per customer, object and day, as deltas from each token gateway instance.",
         max_age=400 * DAY,
+    ),
+    StreamSpec(
+        subjects.GATEWAY_BANS_STREAM,
+        [subjects.GATEWAY_BANS_ALL],
+        "Automatic IP bans; every token gateway instance applies each one until it ends.",
+        max_age=MAX_BAN_S,
     ),
 ]
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ class GatewayParts:
     bans: BanList
     ip_filter: IpFilter
     trusted_proxies: list[Network]
+    # Tells the other instances about a ban this one decided (None: this instance only).
+    share_ban: Callable[[str, float, str], Coroutine[Any, Any, None]] | None = None
     # Where customers reach the listener (public_url, else the listener's own address).
     base_url: str = ""
     ready: bool = False
@@ -55,11 +59,24 @@ class GatewayParts:
             self.replies.popitem(last=False)
 
     def bad_credential(self, ip: str, reason: str) -> None:
-        """Count a bad credential from ``ip``; when it earns a ban, keep the ban across restarts."""
+        """Count a bad credential from ``ip``; when it earns a ban, keep the ban across restarts
+        and tell the other instances."""
         until = self.bans.failure(ip)
         if until is None:
             return
-        task = asyncio.get_running_loop().create_task(self.store.save_ban(ip, until, reason))
+        self._background(self.store.save_ban(ip, until, reason))
+        if self.share_ban is not None:
+            self._background(self.share_ban(ip, until, reason))
+
+    async def apply_ban(self, ip: str, until: float, reason: str) -> None:
+        """A ban another instance (or this one) shared: in force here until it ends."""
+        if until <= time.time() or self.bans.bans.get(ip, 0.0) >= until:
+            return
+        self.bans.bans[ip] = until
+        await self.store.save_ban(ip, until, reason)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -17,7 +17,15 @@ from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
-from foto3d.proto.gateway import TOKENS_ISSUE, TOKENS_LIST, TOKENS_REVOKE, USAGE, CredentialEvent, UsageDelta
+from foto3d.proto.gateway import (
+    TOKENS_ISSUE,
+    TOKENS_LIST,
+    TOKENS_REVOKE,
+    USAGE,
+    CredentialEvent,
+    IpBanned,
+    UsageDelta,
+)
 from foto3d.services.token_gateway import pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
@@ -137,6 +145,25 @@ class TokenGateway(Service):
         )
         await objects.start(1)
         self._followers.append(objects)
+        # Bans are short-lived and the stream keeps only the longest one's length: read it whole.
+        ban_decoder = msgspec.json.Decoder(IpBanned)
+
+        async def on_ban(data: bytes, _seq: int) -> None:
+            ban = ban_decoder.decode(data)
+            await parts.apply_ban(ban.ip, ban.until, ban.reason)
+
+        bans = StreamFollower(js, subjects.GATEWAY_BANS_STREAM, subjects.GATEWAY_BANS_ALL, on_ban)
+        await bans.start(1)
+        self._followers.append(bans)
+
+        async def share_ban(ip: str, until: float, reason: str) -> None:
+            ban = IpBanned(ip=ip, until=until, reason=reason[:200], instance=self.instance_id)
+            try:
+                await ctx.bus.publish(subjects.gateway_bans(self.instance_id), ban, deadline=10.0)
+            except Exception as exc:  # the ban holds here regardless; the others learn nothing
+                log.warning("ban of %s not shared with the other instances: %r", ip, exc)
+
+        parts.share_ban = share_ban
 
     async def stop(self) -> None:
         if self.parts is not None:

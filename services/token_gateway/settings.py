@@ -19,6 +19,7 @@ from msgspec import Meta
 
 from foto3d.libs.config import Settings
 from foto3d.libs.settings import ConfigError, Env, Table
+from foto3d.proto.gateway import MAX_BAN_S
 
 # A link can never be asked to live longer than this, whatever the config says.
 HARD_MAX_LINK_TTL_S = 3600.0
@@ -104,7 +105,14 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         int, Meta(ge=1, description="bad credentials from one IP within ban_window_s that ban it")
     ] = 10
     ban_window_s: Annotated[float, Positive, Meta(description="window counting bad credentials")] = 60.0
-    ban_s: Annotated[float, Positive, Meta(description="length of an automatic ban")] = 900.0
+    ban_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=MAX_BAN_S,
+            description="length of an automatic ban (shared by every instance; at most 7 days)",
+        ),
+    ] = 900.0
     allow_ips: Annotated[
         list[str], Meta(description="CIDR list; when not empty only these networks are admitted")
     ] = msgspec.field(default_factory=list)

@@ -67,3 +67,56 @@ async def test_three_instances_share_credentials_statuses_and_usage(
         await eventually(totals_agree, "usage totals to agree on every instance", timeout=10)
         reply = await bus.call(USAGE, UsageQuery(customer="acme"))
         assert reply.rows[0].requests >= 8 and reply.rows[0].denied >= 3
+
+
+async def test_a_ban_on_one_instance_holds_on_every_instance(
+    settings: Settings, bus: Bus, tmp_path: Path
+) -> None:
+    """Brute force against one instance bans the address on all of them within a second (a client
+    cannot move on to the next instance behind the balancer), and a later instance learns it too."""
+    assert settings.nats_urls
+    published = tmp_path / "published"
+
+    def instance(i: int) -> Settings:
+        own = Settings.load(data_dir=tmp_path / f"instance{i}", nats=settings.nats_urls[0], http_port=0)
+        own.raw["token_gateway"] = {"port": 0, "local_root": str(published), "ban_after_failures": 3}
+        return own
+
+    async with AsyncExitStack() as stack:
+        gws = [
+            Gateway(
+                rt=await stack.enter_async_context(
+                    running_services(instance(i), ["token_gateway"], http=False)
+                ),
+                bus=bus,
+                published=published,
+            )
+            for i in range(2)
+        ]
+        await gws[0].publish_model(OID)
+        token = await gws[0].issue("acme")
+        async with aiohttp.ClientSession() as s:
+            url = f"/v1/models/{OID}"
+            await eventually(
+                lambda: _status(s, f"{gws[1].url}{url}", token, 200), "the token on instance 1", timeout=2
+            )
+            for i in range(3):
+                st, _, _ = await get(s, f"{gws[0].url}{url}", headers=bearer(f"sk_{i:016x}_{'A' * 43}"))
+                assert st == 401
+            assert (await get(s, f"{gws[0].url}{url}", headers=bearer(token)))[1]["error"] == "banned"
+            await eventually(
+                lambda: _status(s, f"{gws[1].url}{url}", token, 403), "the ban on instance 1", timeout=1
+            )
+            late = Gateway(
+                rt=await stack.enter_async_context(
+                    running_services(instance(2), ["token_gateway"], http=False)
+                ),
+                bus=bus,
+                published=published,
+            )
+            st, body, headers = await get(s, f"{late.url}{url}", headers=bearer(token))
+            assert st == 403 and body["error"] == "banned" and int(headers["Retry-After"]) > 0
+
+
+async def _status(s: aiohttp.ClientSession, url: str, token: str, want: int) -> bool:
+    return (await get(s, url, headers=bearer(token)))[0] == want
