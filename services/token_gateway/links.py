@@ -40,6 +40,12 @@ def file_path(object_id: str, version: int, name: str) -> str:
     return f"{FILES_PREFIX}/{quote(object_id)}/v{version}/{quote(name)}"
 
 
+#: Signed along with the path of a link the API gave out for a `test` model (which it does only
+#: to a test origin): such a link may be fetched from any origin, like every link in its lifetime,
+#: which is what an embed needs (the viewer fetches from the gateway's own origin). Query ``scope=test``.
+TEST_SCOPE = "#test"
+
+
 def load_or_create_key(path: Path) -> bytes:
     """The HMAC key kept in the data folder (created once, readable by the owner only)."""
     if path.exists():

@@ -35,7 +35,7 @@ from foto3d.proto.objects import LiveStatus, PublishedFile
 from foto3d.services.token_gateway import embed, openapi
 from foto3d.services.token_gateway.auth import Caller, Denied, authenticate, request_origin
 from foto3d.services.token_gateway.credentials import Credential
-from foto3d.services.token_gateway.links import expiry, file_path
+from foto3d.services.token_gateway.links import TEST_SCOPE, expiry, file_path
 from foto3d.services.token_gateway.listener import error_response, note
 from foto3d.services.token_gateway.objects import SPLAT_FORMATS, ObjectState
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
@@ -67,11 +67,14 @@ def _deny(parts: GatewayParts, request: web.Request, d: Denied) -> web.Response:
     return error_response(d.status, d.error, d.message, d.retry_after)
 
 
-def visible(parts: GatewayParts, state: ObjectState | None, cred: Credential, origin: str) -> bool:
-    """May this credential, from this origin, see this model now?"""
+def visible(
+    parts: GatewayParts, state: ObjectState | None, cred: Credential, origin: str, test_link: bool = False
+) -> bool:
+    """May this credential, from this origin (or with a link given out to a test origin), see
+    this model now?"""
     if state is None or not state.live or state.customer != cred.customer or not cred.covers(state.object_id):
         return False
-    return state.effective_status != LiveStatus.TEST or origin in parts.cfg.test_origins
+    return state.effective_status != LiveStatus.TEST or test_link or origin in parts.cfg.test_origins
 
 
 def _link(parts: GatewayParts, state: ObjectState, f: PublishedFile, cred_id: str, exp: int) -> str:
@@ -79,6 +82,9 @@ def _link(parts: GatewayParts, state: ObjectState, f: PublishedFile, cred_id: st
         return parts.presigner.url(f, exp)
     name = f.key.rsplit("/", 1)[-1]
     path = file_path(state.object_id, state.version, name)
+    if state.effective_status == LiveStatus.TEST:  # only reached from a test origin (visible())
+        sig = parts.signer.signature(path + TEST_SCOPE, exp, cred_id)
+        return f"{parts.base_url}{path}?exp={exp}&cid={cred_id}&sig={sig}&scope=test"
     return parts.base_url + parts.signer.sign(path, exp, cred_id)
 
 
@@ -282,7 +288,9 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     q = request.query
     cid = q.get("cid", "")
     n.credential_id = cid if CREDENTIAL_ID_RE.match(cid) else ""
-    why = parts.signer.check(file_path(object_id, version, name), q.get("exp", ""), cid, q.get("sig", ""))
+    test_link = q.get("scope") == "test"
+    signed = file_path(object_id, version, name) + (TEST_SCOPE if test_link else "")
+    why = parts.signer.check(signed, q.get("exp", ""), cid, q.get("sig", ""))
     if why is not None:
         n.reason = why
         if why == "expired":
@@ -301,7 +309,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
             return error_response(403, "forbidden", "this link is not allowed on this site")
         n.cors_origin = origin if origin in cred.origins else ""
     state = parts.index.get(object_id)
-    if state is None or not visible(parts, state, cred, request_origin(request)):
+    if state is None or not visible(parts, state, cred, request_origin(request), test_link):
         n.reason = "not visible"
         return _not_found()
     f = state.file_named(version, name)

@@ -116,13 +116,24 @@ async def test_not_found_alike(gateway: Gateway) -> None:
         assert (st, body) == (404, answers[0][1])
         # ... but shows from the staging origin, with a publishable key bound to it
         pk = await gateway.issue("acme", CredentialKind.PUBLISHABLE, origins=["https://staging.example.com"])
-        st, _, _ = await get(
+        st, body, _ = await get(
             s,
             f"{gateway.url}/v1/models/acme-staging-003",
             params={"key": pk},
             headers={"Origin": "https://staging.example.com"},
         )
         assert st == 200
+        # its links work where an embed's viewer fetches them (the gateway's own origin) ...
+        link = body["files"][0]["url"]
+        assert "scope=test" in link
+        assert (await get(s, link))[0] == 200
+        # (same-origin GETs carry no Origin header; the Referer is the embed page)
+        embed_page = f"{gateway.url}/embed/acme-staging-003"
+        assert (await get(s, link, headers={"Referer": embed_page}))[0] == 200
+        # ... and the scope cannot be added to a link given out for another model, nor removed
+        _, prod, _ = await get(s, f"{gateway.url}/v1/models/{OID}", headers=bearer(token))
+        assert (await get(s, prod["files"][0]["url"] + "&scope=test"))[0] == 403
+        assert (await get(s, link.replace("&scope=test", "")))[0] == 403
 
 
 async def test_publishable_key_origins_and_cors(gateway: Gateway) -> None:
