@@ -75,10 +75,11 @@ async def test_a_ban_on_one_instance_holds_on_every_instance(
     """Brute force against one instance bans the address on all of them within a second (a client
     cannot move on to the next instance behind the balancer), and a later instance learns it too."""
     assert settings.nats_urls
+    nats = settings.nats_urls[0]
     published = tmp_path / "published"
 
     def instance(i: int) -> Settings:
-        own = Settings.load(data_dir=tmp_path / f"instance{i}", nats=settings.nats_urls[0], http_port=0)
+        own = Settings.load(data_dir=tmp_path / f"instance{i}", nats=nats, http_port=0)
         own.raw["token_gateway"] = {"port": 0, "local_root": str(published), "ban_after_failures": 3}
         return own
 
