@@ -10,7 +10,6 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 from testkit.waiting import eventually
@@ -28,8 +27,8 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         rig_dir,
         RIG,
         [
-            SiteSettings(name="local", nats=local.client_url, store=str(tmp_path / "store-local")),
-            SiteSettings(name="cloud", nats=cloud.client_url, store=str(tmp_path / "store-cloud")),
+            local.site("local", tmp_path / "store-local"),
+            cloud.site("cloud", tmp_path / "store-cloud"),
         ],
     )
     leaf = start_leaf(rig_dir, settings)
@@ -42,6 +41,10 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
 
         async def on(name: str) -> bool:
             return agent.sites.current is not None and agent.sites.current.config.name == name
+
+        async def caught_up() -> bool:
+            assert agent.logs is not None
+            return await agent.logs.refresh_waiting() == 0
 
         async def records_at(bus: Bus, n: int) -> bool:
             return sum(len(b.records) for b in (await read_logs(bus.js)).batches) >= n
@@ -58,6 +61,8 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
             return await stream_count(bus_local.js, "HEARTBEATS") > 0
 
         await eventually(heartbeat_at_local, "the rig's heartbeat at the local site", 5)
+        # Everything the local site stored is acknowledged to the rig (nothing left to resend).
+        await eventually(lambda: caught_up(), "the local site's acknowledgements", 10)
         await bus_local.close()
         buses.remove(bus_local)
 
@@ -87,6 +92,7 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         beat = msgspec.json.decode(hb.data or b"", type=Heartbeat)
         assert beat.kind == "rig" and beat.id == RIG
 
+        await eventually(lambda: caught_up(), "the cloud site's acknowledgements", 10)
         local.start()  # back: the rig returns to its preferred site once it is steady
         await eventually(lambda: on("local"), "failback to the local site", 15)
         for i in range(1000):
