@@ -192,6 +192,7 @@ class LogSourcing:
         name = site.config.name
         if site.js is None:
             return
+        state: str | None
         try:
             if await ensure_consumer(self.leaf_js, self.settings.rig_id, name):
                 log.warning("rig logs: the site %s now sources them", name)
@@ -199,11 +200,12 @@ class LogSourcing:
                 log.info("rig logs: wrote the source at %s", name)
             state = await source_state(site, self.settings.rig_id)
         except (nats.errors.Error, TimeoutError) as exc:
-            self.error = f"{name}: {exc or type(exc).__name__}"
-            log.info("rig logs: wiring the source at %s failed: %s", name, self.error)
-            return
-        self._checked_site, self._checked_at = name, time.monotonic()
-        self.attached = name
+            state = f"{exc or type(exc).__name__}"
+            log.info("rig logs: wiring the source at %s failed: %s", name, state)
+        else:
+            self._checked_site, self._checked_at = name, time.monotonic()
+            self.attached = name
+        # Told once per distinct trouble, and only while something waits for it.
         if state and state != self.error and self.waiting and self.on_stuck is not None:
             self.on_stuck(name, state)
         self.error = state

@@ -40,9 +40,13 @@ class Hub(NatsServer):
     def leaf_url(self) -> str:
         return f"nats-leaf://127.0.0.1:{self.leaf_port}"
 
-    def site(self, name: str, store: Path | str, *, nats: str | None = None, leaf: str | None = None) -> SiteSettings:
+    def site(
+        self, name: str, store: Path | str, *, nats: str | None = None, leaf: str | None = None
+    ) -> SiteSettings:
         """This hub as a rig's site; ``nats``/``leaf`` replace its URLs (a cuttable link in between)."""
-        return SiteSettings(name=name, nats=nats or self.client_url, store=str(store), leaf=leaf or self.leaf_url)
+        return SiteSettings(
+            name=name, nats=nats or self.client_url, store=str(store), leaf=leaf or self.leaf_url
+        )
 
 
 async def start_hub(store: Path, port: int | None = None, leaf_port: int | None = None) -> Hub:

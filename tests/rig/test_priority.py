@@ -1,4 +1,4 @@
-"""Logs go first: no dataset byte is sent while log batches wait."""
+"""Logs go first: no dataset byte is sent while log batches wait on the rig."""
 
 from __future__ import annotations
 
@@ -17,12 +17,19 @@ RIG = "rig-pr"
 
 
 async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
-    port = free_port()
+    port, leaf_port = free_port(), free_port()
     rig_dir = tmp_path / "rig"
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteSettings(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))],
+        [
+            SiteSettings(
+                name="local",
+                nats=f"nats://127.0.0.1:{port}",
+                leaf=f"nats-leaf://127.0.0.1:{leaf_port}",
+                store=str(tmp_path / "store"),
+            )
+        ],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -38,7 +45,7 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
                 shipper.emit(20, f"r {i}")
             assert shipper.flush(30)
 
-        hub = await start_hub(tmp_path / "hub", port=port)
+        hub = await start_hub(tmp_path / "hub", port=port, leaf_port=leaf_port)
         bus = await connect([hub.client_url], "check")
         js = bus.js
         assert agent.delivery is not None
