@@ -161,7 +161,7 @@ class LogSourcing:
         self.sites = sites
         self.on_stuck = on_stuck  # (site name, error): the site is up but does not take the logs
         self.wake = asyncio.Event()
-        self.caught_up = asyncio.Event()
+        self.caught_up = asyncio.Event()  # every batch is stored at a site (acknowledged)
         self.waiting = 0
         self.forwarded = 0  # batches the sites have taken since the rig's stream began
         self.attached: str | None = None  # the site whose source is wired and checked
@@ -194,10 +194,10 @@ class LogSourcing:
             return
         state: str | None
         try:
-            if await ensure_consumer(self.leaf_js, self.settings.rig_id, name):
-                log.warning("rig logs: the site %s now sources them", name)
             if await ensure_source(site.js, self.settings.rig_id, name):
                 log.info("rig logs: wrote the source at %s", name)
+            if await ensure_consumer(self.leaf_js, self.settings.rig_id, name):
+                log.warning("rig logs: the site %s now sources them", name)
             state = await source_state(site, self.settings.rig_id)
         except (nats.errors.Error, TimeoutError) as exc:
             state = f"{exc or type(exc).__name__}"
@@ -214,6 +214,8 @@ class LogSourcing:
         info = await self.leaf_js.stream_info(RIG_LOGS_STREAM)
         self.waiting = int(info.state.messages)
         self.forwarded = max(0, int(info.state.last_seq) - self.waiting)
+        # Acknowledged, not merely sent: a batch delivered while the site was not listening
+        # yet is sent again, and the uploads must not go before it.
         if self.waiting == 0:
             self.caught_up.set()
         else:
