@@ -54,6 +54,12 @@ SOURCE_ACK_PENDING = 1000
 # The consumer's idle heartbeat: also how often the site acknowledges while quiet.
 SOURCE_HEARTBEAT_S = 1.0
 REFRESH_S = 0.25
+# A source that has heard nothing (not even the idle heartbeat) for this long has no leaf link;
+# told to the operator once that lasted LINK_GRACE_S with batches waiting (a new source's first
+# set-up takes a few seconds: the site retries it on its own clock).
+SILENT_LINK_S = 5 * SOURCE_HEARTBEAT_S
+LINK_GRACE_S = 10.0
+SILENT = "no contact over the leaf link"
 # Writes that may be lost to another rig's concurrent update before the next check.
 ATTACH_TRIES = 5
 
@@ -142,7 +148,12 @@ async def source_state(site: SiteLink, rig_id: str) -> str | None:
     for src in info.get("sources") or []:
         if (src.get("external") or {}).get("api") == rig_js_api(rig_id):
             err = src.get("error")
-            return str(err.get("description") or err) if err else None
+            if err:
+                return str(err.get("description") or err)
+            # Nanoseconds since the site last heard from the rig's consumer; -1 before the first
+            # message, and again when it sets the source up anew.
+            quiet_s = int(src.get("active", -1)) / 1e9
+            return SILENT if quiet_s < 0 or quiet_s > SILENT_LINK_S else None
     return "the site does not list the rig as a source"
 
 
@@ -168,6 +179,8 @@ class LogSourcing:
         self.error: str | None = None
         self._checked_at = 0.0
         self._checked_site: str | None = None
+        self._trouble_since: float | None = None
+        self._told: str | None = None
 
     async def run(self) -> None:
         while True:
@@ -205,9 +218,21 @@ class LogSourcing:
         else:
             self._checked_site, self._checked_at = name, time.monotonic()
             self.attached = name
+        now = time.monotonic()
+        if state is None or not self.waiting:
+            self._trouble_since = None
+        elif self._trouble_since is None:
+            self._trouble_since = now
+        lasting = self._trouble_since is not None and (
+            state != SILENT or now - self._trouble_since >= LINK_GRACE_S
+        )
         # Told once per distinct trouble, and only while something waits for it.
-        if state and state != self.error and self.waiting and self.on_stuck is not None:
-            self.on_stuck(name, state)
+        if lasting and state != self._told and self.on_stuck is not None:
+            assert state is not None
+            self.on_stuck(name, state + ("" if state != SILENT else f" for {LINK_GRACE_S:.0f} s"))
+            self._told = state
+        if state is None:
+            self._told = None
         self.error = state
 
     async def refresh_waiting(self) -> int:

@@ -55,7 +55,9 @@ async def start_hub(store: Path, port: int | None = None, leaf_port: int | None 
         store_dir=store,
         port=port or free_port(),
         leaf_port=leaf_port,
-        config_text=f"leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n}}\n",
+        # no_advertise: a rig must not learn the hub's own leafnode address and go round the
+        # tests' cuttable link in front of it.
+        config_text=f"leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n  no_advertise: true\n}}\n",
     )
     await hub.astart()
     bus = await connect([hub.client_url], "test-hub")

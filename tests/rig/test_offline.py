@@ -92,6 +92,10 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
         )
         assert st.link == LinkState.OFFLINE
         assert not list(store.glob("**/*.jpg")), "nothing may be uploaded while offline"
+        if outage == "link-cut":  # the hub runs on: nothing reached it round the cut links
+            probe = await connect([hub.client_url], "test-probe")
+            assert await stream_count(probe.js, "LOGS") == 0
+            await probe.close()
 
         if outage == "hub-stopped":
             hub.start()  # same port, same store

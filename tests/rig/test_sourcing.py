@@ -15,14 +15,16 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision_stream
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.rig.agent import RigAgent
+from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.outbox import provision_outbox
 from foto3d.libs.rig.sourcing import ensure_source
 from foto3d.proto import subjects
-from foto3d.proto.rig import RIG_LOGS_STREAM, rig_js_api
+from foto3d.proto.rig import RIG_LOGS_STREAM, LinkState, rig_js_api
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
-from tests.rig.helpers import start_hub, write_rig
+from tests.rig.helpers import start_hub, wait_status, write_rig
+from tests.rig.link import CuttableLink
 
 
 async def test_a_sourced_batch_keeps_subject_and_headers_and_is_stored_once(tmp_path: Path) -> None:
@@ -135,4 +137,47 @@ async def test_rigs_attaching_at_once_all_stay_sourced(tmp_path: Path) -> None:
             await bus.close()
         for leaf in leaves:
             leaf.stop()
+        hub.stop()
+
+
+async def test_a_cut_leaf_link_is_reported_and_its_return_delivers(tmp_path: Path) -> None:
+    """The site answers the agent but the leaf link is down (a firewall on its port)."""
+    hub = await start_hub(tmp_path / "hub")
+    leaf_link = await CuttableLink(hub.leaf_port).start()
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir,
+        "rig-lc",
+        [hub.site("local", tmp_path / "store", leaf=f"nats-leaf://127.0.0.1:{leaf_link.port}")],
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    bus: Bus | None = None
+    try:
+        await agent.start()
+        await eventually(lambda: agent.logs is not None and agent.logs.attached == "local", "attached", 10)
+        leaf_link.cut()
+        with RigClient(rig_dir, leaf_url=leaf.client_url).shipper(batch_max_records=10) as shipper:
+            for i in range(100):
+                shipper.emit(20, f"r {i}")
+            assert shipper.flush(10)
+        st = await wait_status(
+            rig_dir, "rig-lc", lambda s: any("leaf link" in p.text for p in s.problems), 20, "the problem"
+        )
+        assert st.link == LinkState.ONLINE and st.logs_waiting == 10
+        leaf_link.restore()
+        bus = await connect([hub.client_url], "check")
+
+        async def arrived() -> bool:
+            assert bus is not None
+            return (await bus.js.stream_info(subjects.LOGS_STREAM)).state.messages >= 10
+
+        await eventually(arrived, "the records after the link's return", 30)
+        assert_exactly_once_in_order((await read_logs(bus.js)).seqs("rig-lc"), 100)
+    finally:
+        await agent.stop()
+        if bus is not None:
+            await bus.close()
+        leaf.stop()
+        await leaf_link.stop()
         hub.stop()
