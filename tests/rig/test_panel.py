@@ -174,6 +174,8 @@ def test_init_writes_settings_and_refuses_bad_input(
         "s3://captures/rigs",
         "--cloud-s3-endpoint",
         "https://s3.example.net",
+        "--cloud-leaf",
+        "tls://leaf.example.net:7422",
     ]
     assert cli(args) == 0
     assert cli(args) == 2  # exists
@@ -185,7 +187,7 @@ def test_init_writes_settings_and_refuses_bad_input(
     conf = (tmp_path / "rig" / "leaf" / "nats.conf").read_text()
     assert 'domain: "rig-rig-01"' in conf
     # One leafnode remote per site, on the default leafnode port of the site's hosts.
-    assert '"nats-leaf://site.lan:7422"' in conf and '"tls://hub.example.net:7422"' in conf
+    assert '"nats-leaf://site.lan:7422"' in conf and '"tls://leaf.example.net:7422"' in conf
 
 
 async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
