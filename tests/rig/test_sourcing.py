@@ -8,16 +8,19 @@ own provisioning keeps the rigs' sources.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
+from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.bus.topology import provision_stream
+from foto3d.libs.bus.topology import provision, provision_stream
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.outbox import provision_outbox
+from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.rig.sourcing import ensure_source
 from foto3d.proto import subjects
 from foto3d.proto.rig import RIG_LOGS_STREAM, LinkState, rig_js_api
@@ -181,3 +184,56 @@ async def test_a_cut_leaf_link_is_reported_and_its_return_delivers(tmp_path: Pat
         leaf.stop()
         await leaf_link.stop()
         hub.stop()
+
+
+async def test_the_embedded_server_of_up_takes_rigs_as_leaf_nodes(tmp_path: Path) -> None:
+    """`foto3d up`'s nats-server listens for leaf nodes (a taken port moves, never blocks the start)."""
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    embedded = EmbeddedNats(store_dir=tmp_path / "up-nats", leafnode_port=taken)
+    await embedded.start()
+    rig_dir = tmp_path / "rig"
+    leaf = None
+    agent = None
+    bus: Bus | None = None
+    try:
+        assert embedded.leafnode_port not in (0, taken)
+        bus = await connect([embedded.client_url], "check")
+        await provision(bus.js, assemble())
+        settings = write_rig(
+            rig_dir,
+            "rig-up",
+            [
+                SiteSettings(
+                    name="local",
+                    nats=embedded.client_url,
+                    leaf=f"nats-leaf://127.0.0.1:{embedded.leafnode_port}",
+                    store=str(tmp_path / "store"),
+                )
+            ],
+        )
+        leaf = start_leaf(rig_dir, settings)
+        agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+        await agent.start()
+        with RigClient(rig_dir, leaf_url=leaf.client_url).shipper(batch_max_records=10) as shipper:
+            for i in range(50):
+                shipper.emit(20, f"u {i}")
+            assert shipper.flush(10)
+
+        async def arrived() -> bool:
+            assert bus is not None
+            return (await bus.js.stream_info(subjects.LOGS_STREAM)).state.messages >= 5
+
+        await eventually(arrived, "the rig's records at up's server", 30)
+        assert_exactly_once_in_order((await read_logs(bus.js)).seqs("rig-up"), 50)
+    finally:
+        if agent is not None:
+            await agent.stop()
+        if bus is not None:
+            await bus.close()
+        if leaf is not None:
+            leaf.stop()
+        await embedded.stop()
+        blocker.close()
