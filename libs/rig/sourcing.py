@@ -52,7 +52,7 @@ CONSUMER_PREFIX = rig_source_consumer("")
 # Batches in flight to the site before it must acknowledge (its flow-control window).
 SOURCE_ACK_PENDING = 1000
 # The consumer's idle heartbeat: also how often the site acknowledges while quiet.
-SOURCE_HEARTBEAT_S = 1.0
+SOURCE_HEARTBEAT_S = 0.5
 REFRESH_S = 0.25
 # A source that has heard nothing (not even the idle heartbeat) for this long has no leaf link;
 # told to the operator once that lasted LINK_GRACE_S with batches waiting (a new source's first
