@@ -262,8 +262,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         print()
         print(
-            f"rig: logs {rig_logs_s:.2f} s after the hub's restart (includes noticing it, probe 0.2 s), "
-            f"datasets {rig_ds_s:.2f} s after the logs"
+            f"rig: first log batch {t_first - t0:.2f} s after the hub's restart (the site resuming its "
+            f"sourcing), last {rig_logs_s:.2f} s; datasets {rig_ds_s:.2f} s after the logs"
         )
     finally:
         rig.send_signal(signal.SIGTERM)
