@@ -40,7 +40,14 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
     try:
 
         async def on(name: str) -> bool:
-            return agent.sites.current is not None and agent.sites.current.config.name == name
+            # The site is chosen, and the rig's logs are wired to it (the old site's delivery
+            # stopped): what is logged from now on goes there.
+            return (
+                agent.sites.current is not None
+                and agent.sites.current.config.name == name
+                and agent.logs is not None
+                and agent.logs.attached == name
+            )
 
         async def caught_up() -> bool:
             assert agent.logs is not None
