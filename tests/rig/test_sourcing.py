@@ -15,6 +15,7 @@ from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision, provision_stream
+from foto3d.libs.heartbeat import decode_heartbeat
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
@@ -63,6 +64,12 @@ async def test_a_sourced_batch_keeps_subject_and_headers_and_is_stored_once(tmp_
             return await agent.logs.refresh_waiting() == 0
 
         await eventually(both_confirmed, "the rig's batches to be confirmed", 15)
+        # The rig's heartbeats are not sourced: they cross the leaf link live, so a core
+        # subscriber at the hub (the notifier's way) gets them as if published there.
+        beats = await bus.nc.subscribe(subjects.heartbeat("rig", "rig-sa"))
+        beat = await beats.next_msg(timeout=5)
+        assert decode_heartbeat(beat.data).id == "rig-sa"
+        await beats.unsubscribe()
         info = await bus.js.stream_info(subjects.LOGS_STREAM)
         assert info.state.messages == 2, "the batch the hub held already was stored again"
         msg = await bus.js.get_msg(subjects.LOGS_STREAM, info.state.last_seq)
