@@ -54,6 +54,7 @@ from foto3d.proto.rig import (
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
 STATUS_INTERVAL_S = 0.25
+LOGS_FIRST_RECHECK_S = 0.5
 
 
 class RigAgent:
@@ -131,8 +132,14 @@ class RigAgent:
     # -- forwarding ---------------------------------------------------------------------
 
     async def _logs_first(self) -> None:
-        assert self.logs is not None
-        await self.logs.caught_up.wait()
+        """Let an upload chunk go once the site holds every log batch, or once the logs cannot
+        move anyway (the site's leaf link is down while the agent reaches it): then the
+        uploads must not wait for them."""
+        logs = self.logs
+        assert logs is not None
+        while not logs.caught_up.is_set() and not logs.stuck:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(logs.caught_up.wait(), LOGS_FIRST_RECHECK_S)
 
     async def _on_dataset(self, msg: Msg) -> None:
         if self.datasets is not None:

@@ -177,6 +177,7 @@ class LogSourcing:
         self.forwarded = 0  # batches the sites have taken since the rig's stream began
         self.attached: str | None = None  # the site whose source is wired and checked
         self.error: str | None = None
+        self.stuck = False  # a trouble that lasts: the logs cannot move to the site in use
         self._checked_at = 0.0
         self._checked_site: str | None = None
         self._trouble_since: float | None = None
@@ -234,6 +235,7 @@ class LogSourcing:
         if state is None:
             self._told = None
         self.error = state
+        self.stuck = lasting
 
     async def refresh_waiting(self) -> int:
         info = await self.leaf_js.stream_info(RIG_LOGS_STREAM)

@@ -27,7 +27,7 @@ from foto3d.proto import subjects
 from foto3d.proto.rig import RIG_LOGS_STREAM, LinkState, rig_js_api
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
-from tests.rig.helpers import start_hub, wait_status, write_rig
+from tests.rig.helpers import make_dataset, read_submissions, start_hub, wait_status, write_rig
 from tests.rig.link import CuttableLink
 
 
@@ -175,8 +175,19 @@ async def test_a_cut_leaf_link_is_reported_and_its_return_delivers(tmp_path: Pat
             rig_dir, "rig-lc", lambda s: any("leaf link" in p.text for p in s.problems), 20, "the problem"
         )
         assert st.link == LinkState.ONLINE and st.logs_waiting == 10
-        leaf_link.restore()
+        # Logs go first only while they can go: a dataset is not held behind a dead leaf link.
+        client = RigClient(rig_dir, leaf_url=leaf.client_url)
+        rid = await client.asubmit("acme-cup-001", make_dataset(tmp_path / "cap", "cup", [5000]))
         bus = await connect([hub.client_url], "check")
+
+        async def submitted() -> bool:
+            assert bus is not None
+            return (await bus.js.stream_info(subjects.SUBMISSIONS_STREAM)).state.messages == 1
+
+        await eventually(submitted, "the submission past the stuck logs", 20)
+        assert (await read_submissions(bus.js))[0][0].request_id == rid
+        assert (await bus.js.stream_info(subjects.LOGS_STREAM)).state.messages == 0
+        leaf_link.restore()
 
         async def arrived() -> bool:
             assert bus is not None
