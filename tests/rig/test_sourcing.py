@@ -255,3 +255,57 @@ async def test_the_embedded_server_of_up_takes_rigs_as_leaf_nodes(tmp_path: Path
             leaf.stop()
         await embedded.stop()
         blocker.close()
+
+
+async def test_a_hub_killed_mid_sourcing_holds_every_record_once_when_back(tmp_path: Path) -> None:
+    """kill -9 of the site while it sources: what it stored but had not acknowledged comes again
+    after its restart and is dropped; nothing is lost."""
+    hub = await start_hub(tmp_path / "hub")
+    leaf_link = await CuttableLink(hub.leaf_port).start()
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir, "rig-hk", [hub.site("local", tmp_path / "s", leaf=f"nats-leaf://127.0.0.1:{leaf_link.port}")]
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    records, per_batch = 20_000, 2
+    bus: Bus | None = None
+    try:
+        await agent.start()
+        await eventually(lambda: agent.logs is not None and agent.logs.attached == "local", "attached", 10)
+        leaf_link.cut()
+        with RigClient(rig_dir, leaf_url=leaf.client_url).shipper(batch_max_records=per_batch) as shipper:
+            for i in range(records):
+                shipper.emit(20, f"h {i}")
+            assert shipper.flush(60)
+        probe = await connect([hub.client_url], "probe")
+        leaf_link.restore()
+
+        async def half_way() -> bool:
+            return (await probe.js.stream_info(subjects.LOGS_STREAM)).state.messages >= 500
+
+        await eventually(half_way, "sourcing under way", 30, interval=0.005)
+        hub.kill()
+        await probe.close()
+        hub.start()
+        bus = await connect([hub.client_url], "check")
+
+        async def all_there() -> bool:
+            assert bus is not None
+            return (await bus.js.stream_info(subjects.LOGS_STREAM)).state.messages >= records // per_batch
+
+        await eventually(all_there, "every batch after the restart", 60)
+
+        async def rig_empty() -> bool:
+            assert agent.logs is not None
+            return await agent.logs.refresh_waiting() == 0
+
+        await eventually(rig_empty, "every batch acknowledged to the rig", 20)
+        assert_exactly_once_in_order((await read_logs(bus.js)).seqs("rig-hk"), records)
+    finally:
+        await agent.stop()
+        if bus is not None:
+            await bus.close()
+        leaf.stop()
+        await leaf_link.stop()
+        hub.stop()
