@@ -119,10 +119,18 @@ async def ensure_consumer(leaf_js: JetStreamContext, rig_id: str, site: str) -> 
     return True
 
 
-async def ensure_source(site_js: JetStreamContext, rig_id: str, site: str) -> bool:
-    """The site's LOGS stream sources the rig; True when its config had to be written."""
+async def ensure_source(site_js: JetStreamContext, rig_id: str, site: str, *, renew: bool = False) -> bool:
+    """The site's LOGS stream sources the rig; True when its config had to be written.
+
+    ``renew`` takes the source out and puts it back: the site then sets it up at once
+    instead of waiting for its own retry (it resumes from its last stored batch).
+    """
     want = source_for(rig_id, site)
     wrote = False
+    if renew:
+        info = await site_js.stream_info(LOGS_STREAM)
+        info.config.sources = [s for s in info.config.sources or [] if not _is_ours(s, rig_id)]
+        await site_js.update_stream(info.config)
     for _ in range(ATTACH_TRIES):
         info = await site_js.stream_info(LOGS_STREAM)
         sources = list(info.config.sources or [])
@@ -181,6 +189,7 @@ class LogSourcing:
         self._checked_at = 0.0
         self._checked_site: str | None = None
         self._trouble_since: float | None = None
+        self._renewed_at = 0.0
         self._told: str | None = None
 
     async def run(self) -> None:
@@ -207,8 +216,23 @@ class LogSourcing:
         if site.js is None:
             return
         state: str | None
+        # A source silent for long while batches wait although the site answers: the site
+        # may be waiting on a retry of its own that does not come (seen under heavy load
+        # after restarts); set it up anew, once per grace period.
+        now = time.monotonic()
+        renew = (
+            self.error is not None
+            and self._trouble_since is not None
+            and now - self._trouble_since >= LINK_GRACE_S
+            and now - self._renewed_at >= LINK_GRACE_S
+        )
+        if renew:
+            log.warning(
+                "rig logs: the source at %s has been silent (%s); setting it up anew", name, self.error
+            )
+            self._renewed_at = now
         try:
-            if await ensure_source(site.js, self.settings.rig_id, name):
+            if await ensure_source(site.js, self.settings.rig_id, name, renew=renew):
                 log.info("rig logs: wrote the source at %s", name)
             if await ensure_consumer(self.leaf_js, self.settings.rig_id, name):
                 log.warning("rig logs: the site %s now sources them", name)
