@@ -1,9 +1,12 @@
 """Capture rigs: what a rig keeps in its own JetStream server and forwards to a site.
 
-A rig runs a nats-server with its own JetStream domain. The capture tool writes to it
-(log batches on the usual ``f3d.logs.rig.<id>`` subjects, dataset manifests on
-``f3d.rig.datasets.<rig>``); the rig agent forwards both, in order, to the site it
-picked. The names of the rig-local streams live here with their subjects.
+A rig runs a nats-server with its own JetStream domain, joined to each site's hub as a
+leaf node. The capture tool writes to it (log batches on the usual ``f3d.logs.rig.<id>``
+subjects, dataset manifests on ``f3d.rig.datasets.<rig>``). The site in use *sources*
+the rig's log stream over the leaf connection, through a durable consumer on the rig
+(``rig_source_consumer``) that delivers on ``rig_source_subject``; the rig agent
+forwards dataset submissions itself, once their files are uploaded. The names of the
+rig-local streams, the sourcing consumer and the leaf link's filters live here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ RIG_DATASETS_STREAM = "RIG_DATASETS"
 RIG_DATASETS_ALL = "f3d.rig.datasets.>"
 
 
+# What the rig stores never crosses the leaf link as plain messages, in either direction:
+# a site's log traffic must not land in the rig's outbox, and the rig's records reach the
+# site only by sourcing (else the site would store them twice). Everything else (the rig's
+# heartbeats above all) crosses live, as if published at the site.
+LEAF_DENIED = (LOGS_ALL, RIG_DATASETS_ALL)
+# The site's leafnode port when a site's URL names none (the nats-server default).
+LEAFNODE_PORT = 7422
+
+
 def rig_datasets_subject(rig_id: str) -> str:
     return f"f3d.rig.datasets.{rig_id}"
 
@@ -33,6 +45,21 @@ def rig_datasets_subject(rig_id: str) -> str:
 def rig_domain(rig_id: str) -> str:
     """The rig server's JetStream domain: distinct per rig, so a leaf link never merges streams."""
     return f"rig-{rig_id}"
+
+
+def rig_js_api(rig_id: str) -> str:
+    """The rig's JetStream API as a site reaches it over the leaf link (``external.api``)."""
+    return f"$JS.{rig_domain(rig_id)}.API"
+
+
+def rig_source_consumer(site: str) -> str:
+    """The durable consumer on the rig's log stream that feeds ``site``; one exists at a time."""
+    return f"to-{site}"
+
+
+def rig_source_subject(rig_id: str, site: str) -> str:
+    """Where that consumer delivers; only ``site``'s sourcing listens there."""
+    return f"f3d.leaf.{rig_id}.{site}"
 
 
 class DatasetFile(msgspec.Struct, frozen=True, kw_only=True):

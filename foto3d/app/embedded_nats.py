@@ -42,6 +42,13 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
 def remembered_port(store_dir: Path) -> int | None:
     try:
         port = int((store_dir / PORT_FILE).read_text().strip())
@@ -71,6 +78,8 @@ class EmbeddedNats:
     name: str = "foto3d-up"
     host: str = "127.0.0.1"
     on_restart: Callable[[NatsServer], Awaitable[None]] | None = None
+    # Capture rigs join as leaf nodes here (0: no listener). Chosen once, kept across restarts.
+    leafnode_port: int = 0
     server: NatsServer | None = None
     restarts: int = 0
     _log_offset: int = 0
@@ -99,6 +108,10 @@ class EmbeddedNats:
         # A server left running on this store goes first: it may hold the remembered port.
         await asyncio.to_thread(take_store_lock_released, self.store_dir)
         port = choose_port(self.store_dir, self.host)
+        if self.leafnode_port and not port_is_free(self.host, self.leafnode_port):
+            taken = self.leafnode_port
+            self.leafnode_port = free_port(self.host)
+            log.warning("leafnode port %d is taken; rigs can join on %d", taken, self.leafnode_port)
         try:
             self.server = await self._spawn(port)
         except NatsServerError:
@@ -136,8 +149,16 @@ class EmbeddedNats:
             self._log_offset = self.log_path.stat().st_size
         except FileNotFoundError:
             self._log_offset = 0
+        leafnodes = (
+            f"leafnodes {{\n  listen: {self.host}:{self.leafnode_port}\n}}\n" if self.leafnode_port else None
+        )
         server = NatsServer(
-            store_dir=self.store_dir, port=port, name=self.name, host=self.host, die_with_parent=True
+            store_dir=self.store_dir,
+            port=port,
+            name=self.name,
+            host=self.host,
+            die_with_parent=True,
+            config_text=leafnodes,
         )
         return await server.astart()
 

@@ -16,6 +16,7 @@ from foto3d.app.registry import ServiceEntry, available_services
 from foto3d.app.runtime import Runtime
 from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
 from foto3d.libs.diskspace import SETTINGS as DISK_SETTINGS
@@ -80,7 +81,11 @@ async def run_up(
             if runtime is not None and runtime.http_url:
                 await asyncio.to_thread(write_endpoints, data, endpoints())
 
-        nats = EmbeddedNats(store_dir=data / "nats", on_restart=restarted)
+        nats = EmbeddedNats(
+            store_dir=data / "nats",
+            on_restart=restarted,
+            leafnode_port=BUS_SETTINGS.load(settings).leafnode_port,
+        )
         await nats.start()
         disk_cfg = DISK_SETTINGS.load(settings)
         try:
@@ -124,6 +129,8 @@ async def run_up(
             print(f"  NATS       {nats.client_url}", file=out)
             if nats.monitor_url:
                 print(f"  monitor    {nats.monitor_url}", file=out)
+            if nats.leafnode_port:
+                print(f"  leafnodes  nats-leaf://{nats.host}:{nats.leafnode_port} (capture rigs)", file=out)
             print(f"  services   {', '.join(e.name for e in entries) or '(none)'}", file=out)
             for line in sizing:
                 print(f"  small disk: {line}", file=out)

@@ -16,6 +16,16 @@ class BusSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         Meta(description="replicas of every stream and bucket: 3 on a three-node cluster"),
         Env("FOTO3D_STREAM_REPLICAS"),
     ] = None
+    leafnode_port: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=65535,
+            description="port where `foto3d up`'s embedded nats-server accepts capture rigs as leaf "
+            "nodes (docs/rig.md); taken: any free port; 0: off",
+        ),
+        Env("FOTO3D_LEAFNODE_PORT"),
+    ] = 7422
 
 
 SETTINGS = Table("bus", BusSettings, "streams and buckets", docs="failover.md")

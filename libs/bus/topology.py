@@ -254,6 +254,8 @@ async def provision_stream(js: JetStreamContext, spec: StreamSpec, replicas: int
     diff = _stream_diff(want, info.config)
     if not diff:
         return "unchanged"
+    # Sources are not declared here: capture rigs attach themselves (libs/rig/sourcing.py).
+    want.sources = info.config.sources
     try:
         await js.update_stream(want)
     except BadRequestError as exc:

@@ -1,11 +1,15 @@
-"""The rig agent: forwards the rig's outbox to the site it picked, and reports status.
+"""The rig agent: picks the site, wires its sourcing of the rig's logs, forwards the
+dataset submissions, and reports status.
 
-Runs beside the rig's nats-server (``foto3d rig up``). Two forwarders work at once —
-log batches and dataset submissions — each in order from its own cursor. Logs go
-first: an upload waits before each part while log batches are waiting. Heartbeats are
-live facts, not history: the agent sends the rig's heartbeat (with the number of items
-waiting) to the current site, and relays heartbeats published on the rig, only while
-a site is reachable. Its status goes to ``<rig>/run/status.json`` several times a
+Runs beside the rig's nats-server (``foto3d rig up``), which is joined to every site
+as a leaf node. Log batches travel by the site's own sourcing over the leaf link; the
+agent only keeps that wired to the site in use (``sourcing.py``). Submissions need what
+sourcing cannot do: their files are uploaded first, so the agent forwards them, in
+order from its cursor. Logs go first: an upload waits before each part while log
+batches are still on the rig. Heartbeats are live facts, not history: the agent
+publishes the rig's heartbeat (with the number of items waiting) on the rig's server,
+and it crosses the leaf links as it is, like any heartbeat published on the rig; none
+is kept while offline. Its status goes to ``<rig>/run/status.json`` several times a
 second for ``foto3d rig status`` and the panel.
 """
 
@@ -22,17 +26,17 @@ from pathlib import Path
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js.api import RawStreamMsg
 
 from foto3d import __version__
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig import problems
 from foto3d.libs.rig.datasets import DatasetDelivery
-from foto3d.libs.rig.forward import SiteUnavailable, StreamForwarder
+from foto3d.libs.rig.forward import StreamForwarder
 from foto3d.libs.rig.outbox import Cursor, provision_outbox
 from foto3d.libs.rig.problems import ProblemLog
 from foto3d.libs.rig.settings import RigSettings
-from foto3d.libs.rig.sites import SiteLink, SitePicker
+from foto3d.libs.rig.sites import SitePicker
+from foto3d.libs.rig.sourcing import LogSourcing
 from foto3d.libs.rig.status import write_status
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
@@ -42,7 +46,6 @@ from foto3d.proto.logs import LogBatch
 from foto3d.proto.rig import (
     RIG_DATASETS_ALL,
     RIG_DATASETS_STREAM,
-    RIG_LOGS_STREAM,
     RIG_LOGS_SUBJECTS,
     LinkState,
     RigStatus,
@@ -51,16 +54,7 @@ from foto3d.proto.rig import (
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
 STATUS_INTERVAL_S = 0.25
-DIRECT_GET_HEADERS = frozenset(
-    {
-        "Nats-Stream",
-        "Nats-Subject",
-        "Nats-Sequence",
-        "Nats-Time-Stamp",
-        "Nats-Num-Pending",
-        "Nats-Last-Sequence",
-    }
-)
+LOGS_FIRST_RECHECK_S = 0.5
 
 
 class RigAgent:
@@ -71,7 +65,7 @@ class RigAgent:
         self.problems = ProblemLog()
         self.sites = SitePicker(settings, f"foto3d-rig-{settings.rig_id}")
         self.leaf: Bus | None = None
-        self.logs: StreamForwarder | None = None
+        self.logs: LogSourcing | None = None
         self.datasets: StreamForwarder | None = None
         self.delivery: DatasetDelivery | None = None
         self.link = LinkState.OFFLINE
@@ -84,13 +78,11 @@ class RigAgent:
         self.leaf = leaf = await connect(self.leaf_url, f"foto3d-rig-agent-{self.settings.rig_id}")
         await provision_outbox(leaf.js, self.settings)
         state = self.rig_dir / "state"
-        self.logs = StreamForwarder(
+        self.logs = LogSourcing(
             leaf.js,
-            RIG_LOGS_STREAM,
-            Cursor(state, RIG_LOGS_STREAM),
+            self.settings,
             self.sites,
-            self._forward_log,
-            on_stuck=lambda site, err: self.problems.add(problems.delivery_failing("logs", site, err)),
+            on_stuck=lambda site, err: self.problems.add(problems.sourcing_failing(site, err)),
         )
         self.delivery = DatasetDelivery(
             self.rig_dir,
@@ -112,7 +104,6 @@ class RigAgent:
         for subject in RIG_LOGS_SUBJECTS:
             await leaf.nc.subscribe(subject, cb=self._on_log)
         await leaf.nc.subscribe(RIG_DATASETS_ALL, cb=self._on_dataset)
-        await leaf.nc.subscribe(subjects.HEARTBEATS_ALL, cb=self._relay_heartbeat)
         await self.sites.start()
         for name, coro in (
             ("logs", self.logs.run()),
@@ -140,22 +131,15 @@ class RigAgent:
 
     # -- forwarding ---------------------------------------------------------------------
 
-    async def _forward_log(self, site: SiteLink, msg: RawStreamMsg) -> None:
-        assert site.js is not None and msg.subject is not None
-        # A direct get adds the rig stream's own headers (Nats-Stream, Nats-Sequence, ...): not for the site.
-        headers = {k: v for k, v in (msg.headers or {}).items() if k not in DIRECT_GET_HEADERS}
-        # The SDK's batch id; a message from another publisher gets a stable id from its place.
-        headers.setdefault("Nats-Msg-Id", f"rig:{self.settings.rig_id}:{RIG_LOGS_STREAM}:{msg.seq}")
-        try:
-            await site.js.publish(
-                msg.subject, msg.data or b"", timeout=self.settings.publish_timeout_s, headers=headers
-            )
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise SiteUnavailable(str(exc) or type(exc).__name__) from exc
-
     async def _logs_first(self) -> None:
-        assert self.logs is not None
-        await self.logs.caught_up.wait()
+        """Let an upload chunk go once the site holds every log batch, or once the logs cannot
+        move anyway (the site's leaf link is down while the agent reaches it): then the
+        uploads must not wait for them."""
+        logs = self.logs
+        assert logs is not None
+        while not logs.caught_up.is_set() and not logs.stuck:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(logs.caught_up.wait(), LOGS_FIRST_RECHECK_S)
 
     async def _on_dataset(self, msg: Msg) -> None:
         if self.datasets is not None:
@@ -173,19 +157,8 @@ class RigAgent:
 
     # -- heartbeats ---------------------------------------------------------------------
 
-    def _live_site(self) -> SiteLink | None:
-        site = self.sites.current
-        return site if site is not None and site.nc is not None and site.nc.is_connected else None
-
-    async def _relay_heartbeat(self, msg: Msg) -> None:
-        site = self._live_site()
-        if site is not None and site.nc is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await site.nc.publish(msg.subject, msg.data, headers=msg.headers)
-
     async def _send_heartbeat(self, stopping: bool = False) -> None:
-        site = self._live_site()
-        if site is None or site.nc is None:
+        if self.leaf is None:
             return
         hb = Heartbeat(
             kind="rig",
@@ -197,9 +170,10 @@ class RigAgent:
             pending=self.waiting(),
             stopping=stopping,
         )
-        with contextlib.suppress(nats.errors.Error):
-            await site.nc.publish(subjects.heartbeat("rig", self.settings.rig_id), encode(hb))
-            await site.nc.flush(timeout=1)
+        # On the rig's own server: it crosses every live leaf link to the sites' watchers.
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self.leaf.nc.publish(subjects.heartbeat("rig", self.settings.rig_id), encode(hb))
+            await self.leaf.nc.flush(timeout=1)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -241,9 +215,8 @@ class RigAgent:
 
     async def _status_loop(self) -> None:
         while True:
-            for fwd in (self.logs, self.datasets):
-                if fwd is not None:
-                    with contextlib.suppress(nats.errors.Error, TimeoutError):
-                        await fwd.refresh_waiting()
+            if self.datasets is not None:
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await self.datasets.refresh_waiting()
             await asyncio.to_thread(self._write_status)
             await asyncio.sleep(STATUS_INTERVAL_S)

@@ -1,7 +1,12 @@
-"""The rig's own nats-server: JetStream with its own domain, storing in the rig's folder.
+"""The rig's own nats-server: JetStream with its own domain, storing in the rig's folder,
+joined to every site's hub as a leaf node.
 
 It runs beside the agent (``foto3d rig up``) and holds everything the rig produces
-until a site has it. Its streams are declared in ``outbox.py``.
+until a site has it. Its streams are declared in ``outbox.py``. One leafnode remote per
+site: the link comes up by itself whenever a site is reachable, and the site in use
+sources the rig's log stream through it (``sourcing.py``). The rig's own domain keeps
+its JetStream API apart from the site's (``$JS.rig-<id>.API``), and the subjects the
+rig stores are kept off the link in both directions (``LEAF_DENIED``).
 
 A server left behind by a killed ``rig up`` (its own session outlives the parent) is
 stopped before a new one starts (the store lock of ``NatsServer``), so two servers never
@@ -10,18 +15,30 @@ share one store.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from foto3d.libs.nats_server import NatsServer
 from foto3d.libs.rig.settings import RigSettings
-from foto3d.proto.rig import rig_domain
+from foto3d.proto.rig import LEAF_DENIED, rig_domain
+
+
+def _strings(items: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
 def leaf_config(settings: RigSettings) -> str:
-    # The domain keeps the rig's JetStream API apart ($JS.rig-<id>.API) should the server
-    # ever be linked into a hub as a leaf node; forwarding itself goes through the agent.
     sync = "  sync_interval: always\n" if settings.sync_always else ""
-    return f'jetstream {{\n  domain: "{rig_domain(settings.rig_id)}"\n{sync}}}\n'
+    denied = _strings(LEAF_DENIED)
+    remotes = "".join(
+        f"    {{ urls: {_strings(site.leaf_urls())}, deny_imports: {denied}, deny_exports: {denied} }}\n"
+        for site in settings.sites
+    )
+    return (
+        f'jetstream {{\n  domain: "{rig_domain(settings.rig_id)}"\n{sync}}}\n'
+        # A lost link is retried every second: the rig is back as soon as the site is.
+        f"leafnodes {{\n  reconnect: 1\n  remotes: [\n{remotes}  ]\n}}\n"
+    )
 
 
 def write_leaf_config(rig_dir: Path, settings: RigSettings) -> Path:

@@ -1,11 +1,17 @@
-"""The rig-local streams (the outbox) and the agent's read position in each.
+"""The rig-local streams (the outbox) and the agent's read position in the datasets.
 
 Everything the rig produces is stored here first, so it is accepted at once whatever
-the uplink does. The agent forwards each stream from its cursor: the sequence number
-of the last message a site acknowledged. The cursor is a small file written after the
-site's ack; a crash between the ack and the write resends a few messages, which the
-site drops by their ``Nats-Msg-Id`` (its duplicate window) — exactly once, in order.
-Forwarded messages are purged from the rig afterwards.
+the uplink does. Both streams are work queues: what is still in them has not reached
+a site.
+
+* The log stream is sourced by the site in use through one durable consumer whose
+  acknowledgements are the site's own flow-control replies (``sourcing.py``): a batch
+  leaves the rig once the site has stored it.
+* The datasets stream is forwarded by the agent from its cursor: the sequence number
+  of the last submission a site acknowledged. The cursor is a small file written after
+  the site's ack; a crash between the ack and the write resends a submission, which the
+  site drops by its ``Nats-Msg-Id`` (its duplicate window). Forwarded submissions are
+  purged from the rig afterwards.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import os
 from pathlib import Path
 
 from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy
 from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.topology import DAY, MiB, StreamSpec
 from foto3d.libs.rig.settings import RigSettings
+from foto3d.libs.settings import ConfigError
 from foto3d.proto.rig import RIG_DATASETS_ALL, RIG_DATASETS_STREAM, RIG_LOGS_STREAM, RIG_LOGS_SUBJECTS
 
 
@@ -27,7 +35,8 @@ def outbox_streams(settings: RigSettings) -> list[StreamSpec]:
         StreamSpec(
             RIG_LOGS_STREAM,
             list(RIG_LOGS_SUBJECTS),
-            "Log batches of this rig, held until a site has them.",
+            "Log batches of this rig, held until a site has sourced them.",
+            retention=RetentionPolicy.WORK_QUEUE,
             max_bytes=settings.logs_max_bytes,
             duplicate_window=600.0,
         ),
@@ -35,6 +44,7 @@ def outbox_streams(settings: RigSettings) -> list[StreamSpec]:
             RIG_DATASETS_STREAM,
             [RIG_DATASETS_ALL],
             "Dataset submissions of this rig, held until their files are uploaded and a site has them.",
+            retention=RetentionPolicy.WORK_QUEUE,
             max_msg_size=4 * MiB,
             # The request id is the message id: a capture tool's retry is stored once.
             duplicate_window=DAY,
@@ -49,11 +59,17 @@ async def provision_outbox(js: JetStreamContext, settings: RigSettings) -> None:
         want = spec.config()
         want.allow_direct = True
         try:
-            await js.stream_info(spec.name)
+            have = await js.stream_info(spec.name)
         except NotFoundError:
             await js.add_stream(want)
-        else:
-            await js.update_stream(want)
+            continue
+        if have.config.retention != want.retention:
+            raise ConfigError(
+                f"the rig's stream {spec.name} has {have.config.retention} retention (an older "
+                f"foto3d); deliver what it holds, then remove it (`nats stream rm {spec.name}` on the "
+                "rig's server) and start `foto3d rig up` again"
+            )
+        await js.update_stream(want)
 
 
 class Cursor:

@@ -57,6 +57,17 @@ def delivery_failing(what: str, site: str, error: str) -> RigProblem:
     )
 
 
+def sourcing_failing(site: str, error: str) -> RigProblem:
+    return RigProblem(
+        ts=time.time(),
+        text=f"Site {site} answers but does not take this rig's logs over the leaf link: {error}",
+        action="Nothing is lost: the logs stay on the rig. Ask the site's operator to check that its "
+        "nats-server listens for leaf nodes (port 7422 by default, `leafnode_port`) and that this rig "
+        "can reach that port.",
+        level=30,
+    )
+
+
 def upload_failed(object_id: str, error: str, retry_s: float) -> RigProblem:
     return RigProblem(
         ts=time.time(),

@@ -13,12 +13,14 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
 from foto3d.libs.config import split_urls
 from foto3d.libs.settings import ConfigError, Table
+from foto3d.proto.rig import LEAFNODE_PORT
 
 CONFIG_NAME = "rig.toml"
 MiB = 1024 * 1024
@@ -45,9 +47,31 @@ class SiteSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     s3_endpoint: Annotated[
         str | None, Meta(description="endpoint of an S3-compatible store (MinIO, moto); unset = AWS")
     ] = None
+    leaf: Annotated[
+        str | None,
+        Meta(
+            description="the site's leafnode URLs, comma-separated (`nats-leaf://host:7422`); "
+            "unset = the hosts of `nats` on port 7422"
+        ),
+    ] = None
 
     def nats_urls(self) -> list[str]:
         return split_urls(self.nats)
+
+    def leaf_urls(self) -> list[str]:
+        """Where the rig's nats-server joins this site as a leaf node."""
+        if self.leaf:
+            urls = [u.strip() for u in self.leaf.split(",") if u.strip()]
+            for url in urls:
+                if urlsplit(url).scheme not in ("nats-leaf", "nats", "tls", "ws", "wss"):
+                    raise ConfigError(f"leaf URL {url!r}: use nats-leaf://host:port or tls://host:port")
+            return urls
+        out = []
+        for url in self.nats_urls():
+            parts = urlsplit(url)
+            scheme = "tls" if parts.scheme == "tls" else "nats-leaf"
+            out.append(f"{scheme}://{parts.hostname}:{LEAFNODE_PORT}")
+        return out
 
 
 class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -106,6 +130,7 @@ def _check(settings: RigSettings) -> None:
     for site in settings.sites:
         try:
             site.nats_urls()
+            site.leaf_urls()
         except ConfigError as exc:
             raise ConfigError(f"{CONFIG_NAME} [[sites]] {site.name!r}: {exc}") from None
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -29,8 +30,36 @@ from testkit.waiting import eventually
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
 
 
-async def start_hub(store: Path, port: int | None = None) -> NatsServer:
-    hub = await NatsServer(store_dir=store, port=port or free_port()).astart()
+@dataclass
+class Hub(NatsServer):
+    """A site's nats-server that accepts rigs as leaf nodes on ``leaf_port`` (kept across restarts)."""
+
+    leaf_port: int = 0
+
+    @property
+    def leaf_url(self) -> str:
+        return f"nats-leaf://127.0.0.1:{self.leaf_port}"
+
+    def site(
+        self, name: str, store: Path | str, *, nats: str | None = None, leaf: str | None = None
+    ) -> SiteSettings:
+        """This hub as a rig's site; ``nats``/``leaf`` replace its URLs (a cuttable link in between)."""
+        return SiteSettings(
+            name=name, nats=nats or self.client_url, store=str(store), leaf=leaf or self.leaf_url
+        )
+
+
+async def start_hub(store: Path, port: int | None = None, leaf_port: int | None = None) -> Hub:
+    leaf_port = leaf_port or free_port()
+    hub = Hub(
+        store_dir=store,
+        port=port or free_port(),
+        leaf_port=leaf_port,
+        # no_advertise: a rig must not learn the hub's own leafnode address and go round the
+        # tests' cuttable link in front of it.
+        config_text=f"leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n  no_advertise: true\n}}\n",
+    )
+    await hub.astart()
     bus = await connect([hub.client_url], "test-hub")
     await provision(bus.js, assemble())
     await bus.close()

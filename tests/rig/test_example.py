@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.splat.reduce import RECOMMENDED_SH_DEGREE
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState
@@ -41,7 +40,7 @@ def example_code() -> str:
 async def test_docs_example_submits_and_logs(tmp_path: Path) -> None:
     hub = await start_hub(tmp_path / "hub")
     rig_dir = tmp_path / "rig"
-    write_rig(rig_dir, RIG, [SiteSettings(name="local", nats=hub.client_url, store=str(tmp_path / "store"))])
+    write_rig(rig_dir, RIG, [hub.site("local", tmp_path / "store")])
     rig = RigProcess(rig_dir).start()
     bus = None
     try:

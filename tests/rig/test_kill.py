@@ -10,7 +10,6 @@ from pathlib import Path
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.nats_server import pid_alive
 from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.rig import LinkState
 from testkit.waiting import eventually
@@ -36,7 +35,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
     # Small upload parts make the dataset's upload long enough to be cut too.
-    write_rig(rig_dir, RIG, [SiteSettings(name="local", nats=hub.client_url, store=str(store))])
+    write_rig(rig_dir, RIG, [hub.site("local", store)])
     rig = RigProcess(rig_dir).start()
     bus = None
     try:
@@ -108,7 +107,7 @@ async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everythi
     """kill -9 of the rig's server alone: `rig up` exits non-zero (systemd restarts it), nothing lost."""
     hub = await start_hub(tmp_path / "hub")
     rig_dir = tmp_path / "rig"
-    write_rig(rig_dir, "rig-k8", [SiteSettings(name="local", nats=hub.client_url, store=str(tmp_path / "s"))])
+    write_rig(rig_dir, "rig-k8", [hub.site("local", tmp_path / "s")])
     rig = RigProcess(rig_dir).start()
     bus = None
     try:

@@ -10,7 +10,6 @@ import pytest
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.client import Reduction, RigClient
 from foto3d.libs.rig.datasets import MANIFEST_NAME
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState, RigDataset
@@ -37,12 +36,23 @@ def _online(st: object) -> bool:
 @pytest.mark.parametrize("outage", ["hub-stopped", "link-cut"])
 async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path, outage: str) -> None:
     hub = await start_hub(tmp_path / "hub")
-    # The rig reaches the hub through a TCP link the test can cut (the hub keeps running then).
+    # The rig reaches the hub through TCP links the test can cut (the hub keeps running then):
+    # its agent's client connection, and its server's leaf connection.
     link = await CuttableLink(hub.port).start()
+    leaf_link = await CuttableLink(hub.leaf_port).start()
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
     write_rig(
-        rig_dir, RIG, [SiteSettings(name="local", nats=f"nats://127.0.0.1:{link.port}", store=str(store))]
+        rig_dir,
+        RIG,
+        [
+            hub.site(
+                "local",
+                store,
+                nats=f"nats://127.0.0.1:{link.port}",
+                leaf=f"nats-leaf://127.0.0.1:{leaf_link.port}",
+            )
+        ],
     )
     rig = RigProcess(rig_dir).start()
     try:
@@ -52,6 +62,7 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
             hub.stop()
         else:
             link.cut()
+            leaf_link.cut()
         await wait_status(rig_dir, RIG, lambda st: st.link == LinkState.OFFLINE, 10, "the rig to go offline")
 
         client = RigClient(rig_dir)
@@ -81,11 +92,16 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
         )
         assert st.link == LinkState.OFFLINE
         assert not list(store.glob("**/*.jpg")), "nothing may be uploaded while offline"
+        if outage == "link-cut":  # the hub runs on: nothing reached it round the cut links
+            probe = await connect([hub.client_url], "test-probe")
+            assert await stream_count(probe.js, "LOGS") == 0
+            await probe.close()
 
         if outage == "hub-stopped":
             hub.start()  # same port, same store
         else:
             link.restore()
+            leaf_link.restore()
         bus = await connect([hub.client_url], "test-check")
         try:
 
@@ -105,7 +121,8 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
             )
             stored = await read_logs(bus.js)
             assert_exactly_once_in_order(stored.seqs(RIG), 50_000)
-            # Forwarded with the SDK's own batch ids, so a resend is recognised by the hub.
+            # Sourced with the SDK's own batch ids (and the source's sequence), so a resend is
+            # recognised by the hub.
             assert stored.msg_ids == [b.batch_id for b in stored.batches]
             messages = [r.message for _, r in stored.records(RIG)]
             assert messages == [f"record {i}" for i in range(50_000)]
@@ -132,4 +149,5 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
     finally:
         rig.stop()
         await link.stop()
+        await leaf_link.stop()
         hub.stop()

@@ -28,7 +28,14 @@ async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path:
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteSettings(name="cloud", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+        [
+            SiteSettings(
+                name="cloud",
+                nats=f"nats://127.0.0.1:{free_port()}",
+                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
+                store=str(tmp_path / "s"),
+            )
+        ],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -83,7 +90,14 @@ async def test_status_reports_a_dead_agent(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteSettings(name="local", nats=f"nats://127.0.0.1:{free_port()}", store=str(tmp_path / "s"))],
+        [
+            SiteSettings(
+                name="local",
+                nats=f"nats://127.0.0.1:{free_port()}",
+                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
+                store=str(tmp_path / "s"),
+            )
+        ],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -160,6 +174,8 @@ def test_init_writes_settings_and_refuses_bad_input(
         "s3://captures/rigs",
         "--cloud-s3-endpoint",
         "https://s3.example.net",
+        "--cloud-leaf",
+        "tls://leaf.example.net:7422",
     ]
     assert cli(args) == 0
     assert cli(args) == 2  # exists
@@ -168,7 +184,10 @@ def test_init_writes_settings_and_refuses_bad_input(
     assert [s.name for s in rig.settings.sites] == ["local", "cloud"]
     assert rig.settings.sites[1].s3_endpoint == "https://s3.example.net"
     assert rig.settings.leaf_port == 4290
-    assert 'domain: "rig-rig-01"' in (tmp_path / "rig" / "leaf" / "nats.conf").read_text()
+    conf = (tmp_path / "rig" / "leaf" / "nats.conf").read_text()
+    assert 'domain: "rig-rig-01"' in conf
+    # One leafnode remote per site, on the default leafnode port of the site's hosts.
+    assert '"nats-leaf://site.lan:7422"' in conf and '"tls://leaf.example.net:7422"' in conf
 
 
 async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
@@ -178,7 +197,16 @@ async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
     bare = NatsServer(store_dir=tmp_path / "bare", port=free_port()).start()  # JetStream, no streams
     rig_dir = tmp_path / "rig"
     settings = write_rig(
-        rig_dir, RIG, [SiteSettings(name="local", nats=bare.client_url, store=str(tmp_path / "s"))]
+        rig_dir,
+        RIG,
+        [
+            SiteSettings(
+                name="local",
+                nats=bare.client_url,
+                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
+                store=str(tmp_path / "s"),
+            )
+        ],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -188,10 +216,11 @@ async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
             shipper.emit(20, "hello")
             assert shipper.flush(10)
         st = await wait_status(
-            rig_dir, RIG, lambda s: any("keeps failing" in p.text for p in s.problems), 20, "the problem"
+            rig_dir, RIG, lambda s: any("does not take" in p.text for p in s.problems), 20, "the problem"
         )
-        problem = next(p for p in st.problems if "keeps failing" in p.text)
-        assert "site local" in problem.text and "Nothing is lost" in problem.action
+        problem = next(p for p in st.problems if "does not take" in p.text)
+        assert "Site local" in problem.text and "Nothing is lost" in problem.action
+        assert "stream not found" in problem.text
         assert st.logs_waiting == 1
     finally:
         await agent.stop()

@@ -1,4 +1,4 @@
-"""Logs go first: no dataset byte is sent while log batches wait."""
+"""Logs go first: no dataset byte is sent while log batches wait on the rig."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.rig.settings import SiteSettings
+from foto3d.proto.rig import RIG_LOGS_STREAM, rig_source_consumer
 from testkit.servers import free_port
 from testkit.waiting import eventually
 from tests.rig.helpers import make_dataset, start_hub, stream_count, write_rig
@@ -17,12 +18,19 @@ RIG = "rig-pr"
 
 
 async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
-    port = free_port()
+    port, leaf_port = free_port(), free_port()
     rig_dir = tmp_path / "rig"
     settings = write_rig(
         rig_dir,
         RIG,
-        [SiteSettings(name="local", nats=f"nats://127.0.0.1:{port}", store=str(tmp_path / "store"))],
+        [
+            SiteSettings(
+                name="local",
+                nats=f"nats://127.0.0.1:{port}",
+                leaf=f"nats-leaf://127.0.0.1:{leaf_port}",
+                store=str(tmp_path / "store"),
+            )
+        ],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -38,16 +46,20 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
                 shipper.emit(20, f"r {i}")
             assert shipper.flush(30)
 
-        hub = await start_hub(tmp_path / "hub", port=port)
+        hub = await start_hub(tmp_path / "hub", port=port, leaf_port=leaf_port)
         bus = await connect([hub.client_url], "check")
         js = bus.js
         assert agent.delivery is not None
         gate = agent.delivery.logs_first
-        logs_at_first_chunk: list[int] = []
+        unsent_at_first_chunk: list[int] = []
+        leaf_js = agent.leaf.js if agent.leaf else None
+        assert leaf_js is not None
 
         async def observed_gate() -> None:
             await gate()
-            logs_at_first_chunk.append(await stream_count(js, "LOGS"))
+            # Batches the rig has not yet sent to the site (sent ones may await its ack).
+            consumer = await leaf_js.consumer_info(RIG_LOGS_STREAM, rig_source_consumer("local"))
+            unsent_at_first_chunk.append(consumer.num_pending)
 
         agent.delivery.logs_first = observed_gate
 
@@ -55,8 +67,9 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
             return await stream_count(js, "SUBMISSIONS") == 1
 
         await eventually(submitted, "the submission", 60)
-        assert logs_at_first_chunk, "the upload never asked to go"
-        assert logs_at_first_chunk[0] == 1000, "an upload chunk went while log batches were waiting"
+        assert unsent_at_first_chunk, "the upload never asked to go"
+        assert unsent_at_first_chunk[0] == 0, "an upload chunk went while log batches were waiting"
+        assert await stream_count(js, "LOGS") == 1000
         assert (tmp_path / "store" / "datasets" / RIG / rid / "img_000.jpg").stat().st_size == 9 * 1024 * 1024
     finally:
         if bus is not None:

@@ -47,6 +47,10 @@ def test_a_hand_written_file_loads(tmp_path: Path) -> None:
     got = rig_settings.load(tmp_path, env={})
     assert got.probe_interval_s == 0.5 and got.leaf_port == 4290
     assert got.sites[0].nats_urls() == ["nats://10.0.0.5:4222", "nats://10.0.0.6:4222"]
+    # The leaf links default to the sites' hosts on nats-server's leafnode port.
+    assert got.sites[0].leaf_urls() == ["nats-leaf://10.0.0.5:7422", "nats-leaf://10.0.0.6:7422"]
+    named = SiteSettings(name="c", nats="tls://hub:4222", store="/s", leaf="tls://leaf.hub:7000")
+    assert named.leaf_urls() == ["tls://leaf.hub:7000"]
 
 
 @pytest.mark.parametrize(
@@ -62,6 +66,10 @@ def test_a_hand_written_file_loads(tmp_path: Path) -> None:
             r"\[\[sites\]\] 'local': .*http://10\.0\.0\.5",
         ),
         ("rig_id = ", r"rig\.toml: "),
+        (
+            GOOD.replace('store = "s3', 'leaf = "http://10.0.0.5:7422"\nstore = "s3'),
+            r"\[\[sites\]\] 'local': leaf URL 'http://10\.0\.0\.5:7422'",
+        ),
     ],
 )
 def test_bad_input_names_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

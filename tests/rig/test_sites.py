@@ -10,12 +10,13 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.settings import SiteSettings
+from foto3d.libs.rig.sourcing import SOURCE_ACK_PENDING
 from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
 from testkit.waiting import eventually
 from tests.logsdk.streamread import read_logs
 from tests.rig.helpers import make_dataset, read_submissions, start_hub, stream_count, write_rig
+from tests.rig.link import CuttableLink
 
 RIG = "rig-fo"
 
@@ -28,8 +29,8 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         rig_dir,
         RIG,
         [
-            SiteSettings(name="local", nats=local.client_url, store=str(tmp_path / "store-local")),
-            SiteSettings(name="cloud", nats=cloud.client_url, store=str(tmp_path / "store-cloud")),
+            local.site("local", tmp_path / "store-local"),
+            cloud.site("cloud", tmp_path / "store-cloud"),
         ],
     )
     leaf = start_leaf(rig_dir, settings)
@@ -41,7 +42,18 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
     try:
 
         async def on(name: str) -> bool:
-            return agent.sites.current is not None and agent.sites.current.config.name == name
+            # The site is chosen, and the rig's logs are wired to it (the old site's delivery
+            # stopped): what is logged from now on goes there.
+            return (
+                agent.sites.current is not None
+                and agent.sites.current.config.name == name
+                and agent.logs is not None
+                and agent.logs.attached == name
+            )
+
+        async def caught_up() -> bool:
+            assert agent.logs is not None
+            return await agent.logs.refresh_waiting() == 0
 
         async def records_at(bus: Bus, n: int) -> bool:
             return sum(len(b.records) for b in (await read_logs(bus.js)).batches) >= n
@@ -58,6 +70,8 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
             return await stream_count(bus_local.js, "HEARTBEATS") > 0
 
         await eventually(heartbeat_at_local, "the rig's heartbeat at the local site", 5)
+        # Everything the local site stored is acknowledged to the rig (nothing left to resend).
+        await eventually(lambda: caught_up(), "the local site's acknowledgements", 10)
         await bus_local.close()
         buses.remove(bus_local)
 
@@ -87,6 +101,7 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
         beat = msgspec.json.decode(hb.data or b"", type=Heartbeat)
         assert beat.kind == "rig" and beat.id == RIG
 
+        await eventually(lambda: caught_up(), "the cloud site's acknowledgements", 10)
         local.start()  # back: the rig returns to its preferred site once it is steady
         await eventually(lambda: on("local"), "failback to the local site", 15)
         for i in range(1000):
@@ -106,5 +121,80 @@ async def test_failover_to_the_cloud_and_back(tmp_path: Path) -> None:
             await b.close()
         await agent.stop()
         leaf.stop()
+        local.stop()
+        cloud.stop()
+
+
+async def test_a_site_killed_mid_sourcing_doubles_at_most_its_unacknowledged_window(tmp_path: Path) -> None:
+    """kill -9 of the local hub while it sources a backlog; the cloud takes the rest.
+
+    Each site holds its part once and in order; together they hold everything; the only
+    records at both are the ones the local site stored but had not acknowledged (docs/rig.md).
+    """
+    local = await start_hub(tmp_path / "local")
+    cloud = await start_hub(tmp_path / "cloud")
+    local_leaf = await CuttableLink(local.leaf_port).start()
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(
+        rig_dir,
+        "rig-kx",
+        [
+            local.site("local", tmp_path / "s1", leaf=f"nats-leaf://127.0.0.1:{local_leaf.port}"),
+            cloud.site("cloud", tmp_path / "s2"),
+        ],
+    )
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    records, per_batch = 20_000, 2
+    buses: list[Bus] = []
+    try:
+        await eventually(
+            lambda: agent.logs is not None and agent.logs.attached == "local", "wired to local", 10
+        )
+        local_leaf.cut()  # a backlog builds up on the rig while the rig stays on the local site
+        with RigClient(rig_dir, leaf_url=leaf.client_url).shipper(batch_max_records=per_batch) as shipper:
+            for i in range(records):
+                shipper.emit(20, f"k {i}")
+            assert shipper.flush(60)
+        bus_local = await connect([local.client_url], "check-local")
+        local_leaf.restore()
+
+        async def half_way() -> bool:
+            n = await stream_count(bus_local.js, "LOGS")
+            return n >= 500
+
+        await eventually(half_way, "the local site sourcing", 30, interval=0.005)
+        local.kill()
+        await bus_local.close()
+        assert agent.logs is not None
+        await eventually(lambda: agent.logs is not None and agent.logs.attached == "cloud", "failover", 15)
+        bus_cloud = await connect([cloud.client_url], "check-cloud")
+        buses.append(bus_cloud)
+
+        async def rig_empty() -> bool:
+            assert agent.logs is not None
+            return await agent.logs.refresh_waiting() == 0
+
+        await eventually(rig_empty, "the cloud to take the rest", 60)
+        local.start()
+        bus_local = await connect([local.client_url], "check-local-2")
+        buses.append(bus_local)
+        at_local = (await read_logs(bus_local.js)).seqs("rig-kx")
+        at_cloud = (await read_logs(bus_cloud.js)).seqs("rig-kx")
+        assert len(at_local) < records, "the local site had everything before it was killed"
+        for seqs in (at_local, at_cloud):
+            assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs), "doubled or out of order in one site"
+        assert set(at_local) | set(at_cloud) == set(range(min(at_local), min(at_local) + records))
+        both = set(at_local) & set(at_cloud)
+        assert len(both) <= SOURCE_ACK_PENDING * per_batch
+        # The overlap is the local site's tail: stored there, not yet acknowledged to the rig.
+        assert both == set(at_local[len(at_local) - len(both) :])
+    finally:
+        for b in buses:
+            await b.close()
+        await agent.stop()
+        leaf.stop()
+        await local_leaf.stop()
         local.stop()
         cloud.stop()

@@ -1,4 +1,5 @@
-"""`foto3d rig`: set up and run a capture rig (its own server + agent), see its status, serve its panel."""
+"""`foto3d rig`: set up and run a capture rig (its own server, joined to the sites as a leaf node,
++ agent), see its status, serve its panel."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         i.add_argument(
             f"--{site}-s3-endpoint", metavar="URL", help=f"S3-compatible endpoint of the {site} store"
         )
+        i.add_argument(
+            f"--{site}-leaf",
+            metavar="URL[,URL...]",
+            help=f"leafnode URL(s) of the {site} site's hub, where the rig's server joins it "
+            f"(default: the hosts of --{site}-nats on port 7422)",
+        )
     i.add_argument(
         "--leaf-port", type=int, default=4290, help="port of the rig's own nats-server (default 4290)"
     )
@@ -103,6 +110,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                 "nats": nats_url,
                 "store": store,
                 "s3_endpoint": getattr(args, f"{name}_s3_endpoint"),
+                "leaf": getattr(args, f"{name}_leaf"),
             }
         )
     if not sites:
