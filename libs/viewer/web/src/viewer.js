@@ -12,6 +12,7 @@ import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
 import { STYLE } from "./style.js";
+import { warmUpSplatPipeline } from "./warmup.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -37,6 +38,11 @@ const DEFAULTS = {
 
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
+// Phases of the first frame, as performance marks ("foto3d:NAME", ms since navigation) that
+// bench/bench_viewer.py reads back: where the time to the first picture goes.
+const mark = (name) => performance.mark(`foto3d:${name}`);
+mark("module");
+
 function formatOf(url) {
   const path = url.split(/[?#]/)[0].toLowerCase();
   const hit = BY_SUFFIX.find(([suffix]) => path.endsWith(suffix));
@@ -53,6 +59,7 @@ class Foto3dViewer extends HTMLElement {
     this.config = {};
     this.configErrors = [];
     this.framesRendered = 0;
+    this._sortListeners = new Set(); // called whenever the renderer says a frame is due (e.g. a sort is back)
     this._awakeUntil = 0; // performance.now() until which the render loop keeps running
     this.timings = {}; // milliseconds since the page started loading
   }
@@ -75,6 +82,7 @@ class Foto3dViewer extends HTMLElement {
     this.$.fullscreen.addEventListener("click", () => this.toggleFullscreen());
     this._showPoster(this.getAttribute("poster"));
     this._setState("loading");
+    mark("connected");
     this._start().catch((err) => {
       log(err && err.message ? err.message : err);
       this._unavailable();
@@ -175,9 +183,13 @@ class Foto3dViewer extends HTMLElement {
       enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
       // A sort finished: draw it, once. Each sort ends in its own call, so nothing is missed, and
       // a still view costs one frame per sort, not a fixed run of frames (~0.4 s each in software).
-      onDirty: () => this._wake(0),
+      onDirty: () => {
+        for (const listener of [...this._sortListeners]) listener();
+        this._wake(0);
+      },
     });
     this.scene.add(this.spark);
+    mark("renderer");
     const cam = this.config.camera || {};
     this.camera = new THREE.PerspectiveCamera(cam.fov || DEFAULTS.fov, 1, 0.01, 1000);
     this.model = new THREE.Group();
@@ -193,15 +205,37 @@ class Foto3dViewer extends HTMLElement {
       fileType: SPARK_TYPES[file.format],
       fileName: `model${FORMAT_TABLE.formats[file.format].suffix}`,
       lod: false,
-      onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
+      onProgress: (e) => {
+        if (!this._gotBytes) mark("first-bytes");
+        this._gotBytes = true;
+        if (e.lengthComputable && e.loaded === e.total) mark("all-bytes");
+        this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null);
+      },
     });
-    this.model.add(this.mesh);
-    // Nothing is drawn while the file streams (the poster and progress bar are plain DOM): an
-    // empty frame still costs the renderer's passes, which delay the first real one.
+    // While the file streams, only the warm-up draws (the poster and progress bar are plain
+    // DOM): it builds the pipeline the first frame needs; anything else drawn would delay it.
+    let warm = true;
+    const warming = warmUpSplatPipeline({
+      renderer: this.renderer,
+      scene: this.scene,
+      camera: this.camera,
+      color: new THREE.Color(colorToHex(this._background())),
+      sorted: () => this._sortSettled(() => !warm),
+      wanted: () => warm,
+    })
+      .then(() => mark("warm"))
+      .catch((err) => log(`warm-up: ${err && err.message ? err.message : err}`));
     await this.mesh.initialized;
     this.timings.loaded = performance.now();
+    mark("loaded");
+    warm = false;
+    for (const listener of [...this._sortListeners]) listener();
+    await warming;
+    this.model.add(this.mesh);
     this._setState("framing");
     this._frame();
+    this._framedAt = performance.now();
+    mark("framed");
     this._wake();
   }
 
@@ -223,7 +257,10 @@ class Foto3dViewer extends HTMLElement {
   _tick() {
     if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
+    const early = this.state !== "ready";
+    if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
+    if (early) mark("render-end");
     this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
@@ -238,8 +275,21 @@ class Foto3dViewer extends HTMLElement {
   // sort is back (frames before that are background only, so the poster stays up). A file whose
   // splats all fall outside the view sorts to none: ready once that sort is done.
   _sortedFrame() {
-    if (this.spark.activeSplats > 0) return true;
-    return Boolean(this.spark.lastSortTime) && !this.spark.sorting && !this.spark.sortDirty;
+    // A sort begun since the model was framed has come back (the warm-up's sorts came before).
+    return this.spark.lastSortTime >= this._framedAt && !this.spark.sorting && !this.spark.sortDirty;
+  }
+
+  /** Resolves once no sort is running and one has run, or when `stop()` says so. */
+  _sortSettled(stop) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!stop() && (this.spark.sorting || !this.spark.lastSortTime)) return;
+        this._sortListeners.delete(check);
+        resolve();
+      };
+      this._sortListeners.add(check);
+      check();
+    });
   }
 
   /** True when the viewer has stopped drawing (nothing moves, the last sort is on screen). */
@@ -345,13 +395,18 @@ class Foto3dViewer extends HTMLElement {
     this.controls.autoRotateSpeed = degPerSec / 6; // OrbitControls: speed 1 = one turn a minute
   }
 
-  _applyBackground() {
+  /** The background colour: the attribute's, else the config's, else the default. */
+  _background(quiet = true) {
     const attr = this.getAttribute("background");
-    let color = this.config.background || DEFAULTS.background;
-    if (attr) {
-      if (CSS.supports("color", attr)) color = attr;
-      else log(`background "${attr}" is not a CSS colour; using ${color}`);
-    }
+    const color = this.config.background || DEFAULTS.background;
+    if (!attr) return color;
+    if (CSS.supports("color", attr)) return attr;
+    if (!quiet) log(`background "${attr}" is not a CSS colour; using ${color}`);
+    return color;
+  }
+
+  _applyBackground() {
+    const color = this._background(false);
     this.style.setProperty("--foto3d-background", color);
     if (this.renderer) this.renderer.setClearColor(new THREE.Color(colorToHex(color)), 1);
   }
@@ -398,6 +453,7 @@ class Foto3dViewer extends HTMLElement {
 
   _ready() {
     this.timings.firstFrame = performance.now();
+    mark("ready");
     this.$.poster.hidden = true;
     this.$.progress.hidden = true;
     this.$.fullscreen.hidden = !this._ui().fullscreen || !document.fullscreenEnabled;
