@@ -13,6 +13,8 @@ import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
 import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
+import { openDownload } from "./download.js";
+import { recordedUp } from "./plyheader.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -174,6 +176,16 @@ class Foto3dViewer extends HTMLElement {
   // ---- the scene -------------------------------------------------------------------------
 
   async _show(file) {
+    // The download starts first: everything below happens while it is under way.
+    const format = FORMAT_TABLE.formats[file.format];
+    const download = openDownload(file.url, { onProgress: (loaded, total) => this._progress(loaded, total) });
+    // Spark decodes in a worker it starts now, while the bytes are on their way.
+    this.mesh = new SplatMesh({
+      stream: download.stream,
+      fileType: SPARK_TYPES[file.format],
+      fileName: `model${format.suffix}`,
+      lod: false,
+    });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
@@ -199,38 +211,32 @@ class Foto3dViewer extends HTMLElement {
     this._resizeObserver = new ResizeObserver(() => this._resize());
     this._resizeObserver.observe(this);
 
-    this._progress(0);
-    this.mesh = new SplatMesh({
-      url: file.url,
-      fileType: SPARK_TYPES[file.format],
-      fileName: `model${FORMAT_TABLE.formats[file.format].suffix}`,
-      lod: false,
-      onProgress: (e) => {
-        if (!this._gotBytes) mark("first-bytes");
-        this._gotBytes = true;
-        if (e.lengthComputable && e.loaded === e.total) mark("all-bytes");
-        this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null);
-      },
-    });
+    this._progress(0, 0);
     // While the file streams, only the warm-up draws (the poster and progress bar are plain
     // DOM): it builds the pipeline the first frame needs; anything else drawn would delay it.
+    // The warm-up's first draw holds this thread while the pipeline links: after the poster,
+    // which is what a visitor sees first (the download is under way meanwhile).
     let warm = true;
-    const warming = warmUpSplatPipeline({
+    const warming = Promise.race([this._posterSettled(), this.mesh.initialized.catch(() => {})]).then(() => warmUpSplatPipeline({
       renderer: this.renderer,
       scene: this.scene,
       camera: this.camera,
       color: new THREE.Color(colorToHex(this._background())),
       sorted: () => this._sortSettled(() => !warm),
       wanted: () => warm,
-    })
+    }))
       .then(() => mark("warm"))
       .catch((err) => log(`warm-up: ${err && err.message ? err.message : err}`));
-    await this.mesh.initialized;
-    this.timings.loaded = performance.now();
-    mark("loaded");
-    warm = false;
-    for (const listener of [...this._sortListeners]) listener();
-    await warming;
+    try {
+      await this.mesh.initialized;
+      this.timings.loaded = performance.now();
+      mark("loaded");
+      this._recordedUp = format.recorded ? recordedUp(await download.head) : null;
+    } finally {
+      warm = false;
+      for (const listener of [...this._sortListeners]) listener();
+      await warming;
+    }
     this.model.add(this.mesh);
     this._setState("framing");
     this._frame();
@@ -308,7 +314,9 @@ class Foto3dViewer extends HTMLElement {
   _frame() {
     // Frames (proto/viewer.py): the file's data is turned upright (its up axis onto +Y), then by
     // the reviewer's rotation. Bounds and hotspots are upright-frame; camera position/target world.
-    const up = this.config.up || this.file.up || upForFormat(this.file.format);
+    // The config's axis, else the file entry's (the publisher's record), else what the file's
+    // header says (.ply), else the format's convention.
+    const up = this.config.up || this.file.up || this._recordedUp || upForFormat(this.file.format);
     const upright = uprightQuaternion(up);
     const turn = (this.config.rotation || [0, 0, 0]).map((d) => THREE.MathUtils.degToRad(d));
     this.adjust = new THREE.Quaternion().setFromEuler(new THREE.Euler(...turn, "XYZ"));
@@ -444,12 +452,27 @@ class Foto3dViewer extends HTMLElement {
     }, { once: true });
   }
 
-  _progress(fraction) {
+  /** Resolves when the poster being fetched has loaded or failed (at once when there is none). */
+  _posterSettled() {
+    const img = this.$.poster;
+    if (img.hidden || !img.getAttribute("src") || img.complete) return Promise.resolve();
+    return new Promise((resolve) => {
+      img.addEventListener("load", resolve, { once: true });
+      img.addEventListener("error", resolve, { once: true });
+    });
+  }
+
+  _progress(loaded, total) {
+    if (loaded > 0 && !this._gotBytes) mark("first-bytes");
+    this._gotBytes = this._gotBytes || loaded > 0;
+    if (total > 0 && loaded >= total) mark("all-bytes");
     if (!this._ui().progress) return;
+    const fraction = total > 0 ? Math.min(1, loaded / total) : null;
     this.$.progress.hidden = false;
     this.$.progress.classList.toggle("indeterminate", fraction === null);
     if (fraction !== null) this.$.bar.style.width = `${Math.round(fraction * 100)}%`;
   }
+
 
   _ready() {
     this.timings.firstFrame = performance.now();

@@ -35,8 +35,11 @@ export async function warmUpSplatPipeline({ renderer, scene, camera, color, sort
   try {
     await mesh.initialized;
     if (!wanted()) return;
+    performance.mark("foto3d:warm-1");
     renderer.render(scene, camera); // generate the splats and start the sort (depth read-back, worker)
+    performance.mark("foto3d:warm-2");
     await sorted();
+    performance.mark("foto3d:warm-3");
     if (!wanted()) return;
     renderer.render(scene, camera); // the batched draw, now that there is an order
   } finally {
