@@ -23,7 +23,16 @@ publishes its example assets), converted with ``npx @playcanvas/splat-transform`
 ``.sog`` with ``-g cpu``) and ``foto3d splat convert`` (``.spz``; splat-transform 3.7 writes
 ``.spz`` v4 without Niantic's RUB turn, which Spark 2.2 cannot read).
 
-Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--formats compressed-ply,spz,sog,ply]
+Each file is loaded ``--repeat`` times (default 3) by each viewer, the two alternating; the summary
+gives the median first frame, its spread and ours / SuperSplat's. For our viewer each row also
+lists its phases, the ``foto3d:*`` performance marks (ms since navigation): ``module`` (bundle
+running), ``connected``, ``renderer``, ``first-bytes``/``all-bytes`` (download), ``warm`` (the
+splat pipeline warm-up issued), ``loaded`` (parsed), ``framed`` (bounds and camera),
+``render-start``/``render-end`` (first frame submitted), ``ready`` (first frame with sorted splats
+submitted; the screenshot shows it once the rasteriser has drawn it).
+
+Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--scenes guitar,biker]
+       [--formats compressed-ply,spz,sog,ply] [--repeat 3] [--json out.json]
 
 Formats are the splat format registry's names; the file of format F is ``<scene><suffix of F>``.
 """
@@ -71,6 +80,8 @@ SUPERSPLAT_SETTINGS = {  # a valid v2 experience with no camera: the viewer fram
     "startMode": "default",
 }
 SETTLE_TIMEOUT_S = 30.0
+#: The formats SuperSplat's viewer reads (it has no .spz parser: it would show nothing).
+SUPERSPLAT_READS = {"ply", "compressed-ply", "sog"}
 
 # Judges screenshots against the last (settled) one, in the browser (no image library needed
 # here). The background is the settled frame's dominant border colour; "object" pixels differ
@@ -201,7 +212,7 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
     if res.viewer.startswith("foto3d"):
         res.phases = await page.evaluate(_MARKS)
     if poster:
-        res.poster_ms = await page.evaluate("document.querySelector('foto3d-viewer').timings.poster ?? null")
+        res.poster_ms = await page.evaluate("document.querySelector('foto3d-viewer')?.timings?.poster ?? null")
     await context.close()
     # judge the screenshots (in another context, after timing, so it costs the viewer nothing)
     judge_ctx = await browser.new_context()
@@ -267,10 +278,10 @@ def loads(scenes: Path, name: str, fmt: str, extras: bool, repeat: int) -> list[
     """(viewer, page URL, whether it has a poster) for each load of one file."""
     q = quote(f"{name}{splat_formats.get(fmt).suffixes[0]}")
     supersplat = f"/supersplat/index.html?content=/scenes/{q}&webgl&noui&noanim"
-    out = [
-        ("foto3d", f"/ours?file={q}", False),
-        ("supersplat", supersplat + "&settings=/settings-nocam.json", False),
-    ] * repeat
+    out = [("foto3d", f"/ours?file={q}", False)]
+    if fmt in SUPERSPLAT_READS:
+        out.append(("supersplat", supersplat + "&settings=/settings-nocam.json", False))
+    out *= repeat
     if extras:
         out.append(("supersplat, no settings", supersplat + "&settings=/scenes/missing-settings.json", False))
         poster = scenes / f"{name}.poster.png"

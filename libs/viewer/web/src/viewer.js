@@ -282,7 +282,7 @@ class Foto3dViewer extends HTMLElement {
   // splats all fall outside the view sorts to none: ready once that sort is done.
   _sortedFrame() {
     // A sort begun since the model was framed has come back (the warm-up's sorts came before).
-    return this.spark.lastSortTime >= this._framedAt && !this.spark.sorting && !this.spark.sortDirty;
+    return this.spark.sortedFrom >= this._framedAt;
   }
 
   /** Resolves once no sort is running and one has run, or when `stop()` says so. */
