@@ -63,6 +63,7 @@ class Foto3dViewer extends HTMLElement {
     this.framesRendered = 0;
     this._sortListeners = new Set(); // called whenever the renderer says a frame is due (e.g. a sort is back)
     this._awakeUntil = 0; // performance.now() until which the render loop keeps running
+    this._lastFrameAt = 0;
     this.timings = {}; // milliseconds since the page started loading
   }
 
@@ -255,12 +256,22 @@ class Foto3dViewer extends HTMLElement {
     // window then would only add full frames after it, each delaying anything else the page does.
     if (this.state === "ready") this._awakeUntil = Math.max(this._awakeUntil, performance.now() + ms);
     this._framesSinceWake = 0;
+    this._frameDue = true;
     if (this._looping || !this.renderer) return;
     this._looping = true;
     this.renderer.setAnimationLoop(() => this._tick());
   }
 
   _tick() {
+    // Before the first picture, draw only when something asks (the framing, a sort that came
+    // back): frames in between showed nothing new, yet each queued a full draw — for a model
+    // with view-dependent colour a regeneration of every splat too — ahead of the first real
+    // one (a 500k-splat model's first frame came one whole software frame, ~2 s, later). Once
+    // a second, in case a wake was missed.
+    const now = performance.now();
+    if (this.state === "framing" && !this._frameDue && now - this._lastFrameAt < 1000) return;
+    this._frameDue = false;
+    this._lastFrameAt = now;
     if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
     const early = this.state !== "ready";
