@@ -212,7 +212,9 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
     if res.viewer.startswith("foto3d"):
         res.phases = await page.evaluate(_MARKS)
     if poster:
-        res.poster_ms = await page.evaluate("document.querySelector('foto3d-viewer')?.timings?.poster ?? null")
+        res.poster_ms = await page.evaluate(
+            "document.querySelector('foto3d-viewer')?.timings?.poster ?? null"
+        )
     await context.close()
     # judge the screenshots (in another context, after timing, so it costs the viewer nothing)
     judge_ctx = await browser.new_context()
