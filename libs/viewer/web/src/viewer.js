@@ -400,7 +400,16 @@ class Foto3dViewer extends HTMLElement {
     this.controls.maxPolarAngle = THREE.MathUtils.degToRad(90 - lo);
     this.controls.enableZoom = lim.zoom !== false;
     this.controls.target.copy(this.center);
-    this.controls.update();
+    // OrbitControls rebuilds the camera from spherical coordinates, which can move it by a
+    // rounding error on the first updates; Spark regenerates every splat of a model with
+    // view-dependent colour when the camera moves at all, so settle it here, before a frame.
+    const before = new THREE.Matrix4();
+    for (let i = 0; i < 4; i++) {
+      before.copy(this.camera.matrixWorld);
+      this.controls.update();
+      this.camera.updateMatrixWorld();
+      if (before.equals(this.camera.matrixWorld)) break;
+    }
   }
 
   _applyAutoRotate() {
