@@ -26,8 +26,8 @@ publishes its example assets), converted with ``npx @playcanvas/splat-transform`
 Each file is loaded ``--repeat`` times (default 3) by each viewer, the two alternating; the summary
 gives the median first frame, its spread and ours / SuperSplat's. For our viewer each row also
 lists its phases, the ``foto3d:*`` performance marks (ms since navigation): ``module`` (bundle
-running), ``connected``, ``renderer``, ``first-bytes``/``all-bytes`` (download), ``warm`` (the
-splat pipeline warm-up issued), ``loaded`` (parsed), ``framed`` (bounds and camera),
+running), ``connected``, ``renderer``, ``first-bytes``/``all-bytes`` (download), ``warm-1``..``warm-3``
+and ``warm`` (the splat pipeline warm-up's steps; ``warm`` once its draw is issued), ``loaded`` (parsed), ``framed`` (bounds and camera),
 ``render-start``/``render-end`` (first frame submitted), ``ready`` (first frame with sorted splats
 submitted; the screenshot shows it once the rasteriser has drawn it).
 
