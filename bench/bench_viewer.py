@@ -23,7 +23,16 @@ publishes its example assets), converted with ``npx @playcanvas/splat-transform`
 ``.sog`` with ``-g cpu``) and ``foto3d splat convert`` (``.spz``; splat-transform 3.7 writes
 ``.spz`` v4 without Niantic's RUB turn, which Spark 2.2 cannot read).
 
-Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--formats compressed-ply,spz,sog,ply]
+Each file is loaded ``--repeat`` times (default 3) by each viewer, the two alternating; the summary
+gives the median first frame, its spread and ours / SuperSplat's. For our viewer each row also
+lists its phases, the ``foto3d:*`` performance marks (ms since navigation): ``module`` (bundle
+running), ``connected``, ``renderer``, ``first-bytes``/``all-bytes`` (download), ``warm-1``..``warm-3``
+and ``warm`` (the splat pipeline warm-up's steps; ``warm`` once its draw is issued), ``loaded`` (parsed), ``framed`` (bounds and camera),
+``render-start``/``render-end`` (first frame submitted), ``ready`` (first frame with sorted splats
+submitted; the screenshot shows it once the rasteriser has drawn it).
+
+Usage: .venv/bin/python bench/bench_viewer.py bench/out/scenes [--scenes guitar,biker]
+       [--formats compressed-ply,spz,sog,ply] [--repeat 3] [--json out.json]
 
 Formats are the splat format registry's names; the file of format F is ``<scene><suffix of F>``.
 """
@@ -34,6 +43,7 @@ import argparse
 import asyncio
 import base64
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -70,6 +80,8 @@ SUPERSPLAT_SETTINGS = {  # a valid v2 experience with no camera: the viewer fram
     "startMode": "default",
 }
 SETTLE_TIMEOUT_S = 30.0
+#: The formats SuperSplat's viewer reads (it has no .spz parser: it would show nothing).
+SUPERSPLAT_READS = {"ply", "compressed-ply", "sog"}
 
 # Judges screenshots against the last (settled) one, in the browser (no image library needed
 # here). The background is the settled frame's dominant border colour; "object" pixels differ
@@ -109,6 +121,20 @@ _COMPARE = """async ([shots, x0, y0, w, h]) => {
 }"""
 
 
+_DONE = "['ready', 'unavailable'].includes(document.querySelector('foto3d-viewer')?.state)"
+
+# The first time of each of our viewer's marks, in ms since navigation.
+_MARKS = """() => {
+  const out = {};
+  for (const m of performance.getEntriesByType('mark')) {
+    if (!m.name.startsWith('foto3d:')) continue;
+    const k = m.name.slice(7);
+    if (!(k in out)) out[k] = Math.round(m.startTime);
+  }
+  return out;
+}"""
+
+
 @dataclass
 class Result:
     scene: str
@@ -120,6 +146,8 @@ class Result:
     settled: bool = False
     object_share: float = 0.0
     poster_ms: float | None = None
+    # ours only: the viewer's performance marks ("foto3d:NAME", ms since navigation), first of each
+    phases: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     # (seconds since navigation, likeness to the settled picture) per screenshot
     shots: list[tuple[float, float]] = field(default_factory=list)
@@ -173,12 +201,20 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
             continue
         shots.append((time.perf_counter() - t0, png))
         # settled: four identical pictures, once something has appeared
-        if len(shots) >= 5 and shots[-1][1] == shots[-2][1] == shots[-3][1] == shots[-4][1] != shots[0][1]:
+        # (ours may rest on its poster while it works: settled only once it says it is done)
+        still = (
+            len(shots) >= 5 and shots[-1][1] == shots[-2][1] == shots[-3][1] == shots[-4][1] != shots[0][1]
+        )
+        if still and (not res.viewer.startswith("foto3d") or await page.evaluate(_DONE)):
             res.settled = True
             break
     res.fetched = served[0]
+    if res.viewer.startswith("foto3d"):
+        res.phases = await page.evaluate(_MARKS)
     if poster:
-        res.poster_ms = await page.evaluate("document.querySelector('foto3d-viewer').timings.poster ?? null")
+        res.poster_ms = await page.evaluate(
+            "document.querySelector('foto3d-viewer')?.timings?.poster ?? null"
+        )
     await context.close()
     # judge the screenshots (in another context, after timing, so it costs the viewer nothing)
     judge_ctx = await browser.new_context()
@@ -199,7 +235,7 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
             break
 
 
-async def run(scenes: Path, formats: list[str], names: list[str]) -> list[Result]:
+async def run(scenes: Path, formats: list[str], names: list[str], repeat: int) -> list[Result]:
     from playwright.async_api import async_playwright
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -222,38 +258,15 @@ async def run(scenes: Path, formats: list[str], names: list[str]) -> list[Result
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
             for name in names:
-                poster = scenes / f"{name}.poster.png"
                 for fmt in formats:
                     f = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
                     if not f.is_file():
                         print(f"  (no {f.name}; skipped)", file=sys.stderr)
                         continue
-                    size = f.stat().st_size
-                    q = quote(f.name)
-                    runs = [
-                        ("foto3d", f"/ours?file={q}", False),
-                        (
-                            "supersplat",
-                            f"/supersplat/index.html?content=/scenes/{q}"
-                            "&settings=/settings-nocam.json&webgl&noui&noanim",
-                            False,
-                        ),
-                    ]
-                    if fmt == formats[0]:
-                        runs.append(
-                            (
-                                "supersplat, no settings",
-                                f"/supersplat/index.html?content=/scenes/{q}"
-                                "&settings=/scenes/missing-settings.json&webgl&noui&noanim",
-                                False,
-                            )
-                        )
-                        if poster.is_file():
-                            runs.append(
-                                ("foto3d + poster", f"/ours?file={q}&poster={quote(poster.name)}", True)
-                            )
-                    for viewer, url, with_poster in runs:
-                        res = Result(name, fmt, viewer, size)
+                    # ours and SuperSplat's alternate, so that a slow spell of this shared
+                    # machine falls on both
+                    for viewer, url, with_poster in loads(scenes, name, fmt, fmt == formats[0], repeat):
+                        res = Result(name, fmt, viewer, f.stat().st_size)
                         await measure(browser, app, base, url, res, with_poster)
                         results.append(res)
                         print(row(res), flush=True)
@@ -263,13 +276,63 @@ async def run(scenes: Path, formats: list[str], names: list[str]) -> list[Result
     return results
 
 
+def loads(scenes: Path, name: str, fmt: str, extras: bool, repeat: int) -> list[tuple[str, str, bool]]:
+    """(viewer, page URL, whether it has a poster) for each load of one file."""
+    q = quote(f"{name}{splat_formats.get(fmt).suffixes[0]}")
+    supersplat = f"/supersplat/index.html?content=/scenes/{q}&webgl&noui&noanim"
+    out = [("foto3d", f"/ours?file={q}", False)]
+    if fmt in SUPERSPLAT_READS:
+        out.append(("supersplat", supersplat + "&settings=/settings-nocam.json", False))
+    out *= repeat
+    if extras:
+        out.append(("supersplat, no settings", supersplat + "&settings=/scenes/missing-settings.json", False))
+        poster = scenes / f"{name}.poster.png"
+        if poster.is_file():
+            out.append(("foto3d + poster", f"/ours?file={q}&poster={quote(poster.name)}", True))
+    return out
+
+
 def row(r: Result) -> str:
     ff = f"{r.first_frame_s:.2f} s" if r.first_frame_s is not None else "none"
     poster = f"{r.poster_ms:.0f} ms" if r.poster_ms is not None else "—"
+    phases = " ".join(f"{k}={v:.0f}" for k, v in r.phases.items())
     return (
         f"| {r.scene} | {r.fmt} | {r.viewer} | {r.file_bytes:,} | {r.fetched:,} | {ff} | "
-        f"{r.object_share:.1%} | {poster} |"
+        f"{r.object_share:.1%} | {poster} |" + (f" {phases}" if phases else "")
     )
+
+
+def summary(results: list[Result]) -> list[str]:
+    """Median first frame (and its spread) per file and viewer, and ours / SuperSplat's."""
+    groups: dict[tuple[str, str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.scene, r.fmt, r.viewer), []).append(r)
+    lines = [
+        "| scene | format | viewer | file bytes | bytes fetched | first frame, median | spread | loads | ours / SuperSplat |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def median_ff(rs: list[Result]) -> float | None:
+        times = [r.first_frame_s for r in rs if r.first_frame_s is not None]
+        return statistics.median(times) if len(times) == len(rs) else None
+
+    for (scene, fmt, viewer), rs in groups.items():
+        times = sorted(r.first_frame_s for r in rs if r.first_frame_s is not None)
+        med = median_ff(rs)
+        spread = f"{times[0]:.2f}–{times[-1]:.2f} s" if len(times) > 1 else "—"
+        ratio = ""
+        if viewer == "foto3d":
+            peer = groups.get((scene, fmt, "supersplat"))
+            peer_med = median_ff(peer) if peer else None
+            if med is not None and peer_med:
+                ratio = f"**{med / peer_med:.2f}×**"
+        shown = f"{med:.2f} s" if med is not None else f"none in {len(rs) - len(times)} of {len(rs)}"
+        fetched = statistics.median(r.fetched for r in rs)
+        lines.append(
+            f"| {scene} | {fmt} | {viewer} | {rs[0].file_bytes:,} | {fetched:,.0f} | {shown} | {spread} | "
+            f"{len(rs)} | {ratio} |"
+        )
+    return lines
 
 
 def write_posters(scenes: Path, names: list[str]) -> None:
@@ -296,6 +359,7 @@ def main() -> None:
         default="compressed-ply,spz,sog,ply",
         help=f"formats to load, comma-separated ({', '.join(splat_formats.NAMES)})",
     )
+    ap.add_argument("--repeat", type=int, default=3, help="loads per viewer and file (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     names = [n for n in args.names.split(",") if n]
@@ -311,7 +375,9 @@ def main() -> None:
             splat_formats.get(fmt)
         except SplatFormatError as exc:
             raise SystemExit(str(exc)) from None
-    results = asyncio.run(run(args.scenes, formats, names))
+    results = asyncio.run(run(args.scenes, formats, names, max(1, args.repeat)))
+    print()
+    print("\n".join(summary(results)))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
     for r in results:

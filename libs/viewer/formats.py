@@ -1,8 +1,9 @@
 """The splat formats as the browser viewer knows them, taken from the format registry.
 
 ``<foto3d-viewer>`` needs each format's registry name (the spelling of ``files[].format``), its
-file suffix (to tell a bare ``src=`` URL's format) and the up axis to assume when neither the
-config nor the file entry gives one. The bundle cannot import Python, so this module writes
+file suffix (to tell a bare ``src=`` URL's format), whether its files may record their own up
+axis (a .ply header's ``Vertical Axis`` comment, which the viewer reads as ``libs/splat`` does)
+and the up axis to assume when neither the config, the file entry nor the file gives one. The bundle cannot import Python, so this module writes
 them to ``web/src/formats.json``, which the bundle imports; a test fails when that file is stale.
 Regenerate with ``python -m foto3d.libs.viewer.formats``.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from foto3d.libs.splat.formats import registry
-from foto3d.libs.viewer.config import TRAINER_UP
+from foto3d.libs.splat.io import DEFAULT_UP
 
 TABLE_PATH = Path(__file__).resolve().parent / "web" / "src" / "formats.json"
 
@@ -27,13 +28,18 @@ if set(VIEWER_ORDER) != set(registry.NAMES):  # a new format must be placed in t
 
 
 def table() -> dict[str, Any]:
-    """``{"order": [...], "formats": {name: {"suffix", "up"}}}``. ``up`` is as stored (what the
-    renderer sees): the format's convention through its storage turn, or, for a format whose
-    files record their own axis (.ply, which the renderer cannot read), the trainer's."""
+    """``{"order": [...], "formats": {name: {"suffix", "up", "recorded"}}}``. ``up`` is as stored
+    (what the renderer sees): the format's convention through its storage turn, or, for a format
+    whose files may record their own axis (``recorded``: .ply), what ``libs/splat`` assumes for a
+    file that records none (3DGS/PlayCanvas's -Y)."""
     formats = {}
     for name in registry.NAMES:
         spec = registry.get(name)
-        formats[name] = {"suffix": spec.suffixes[0], "up": spec.stored_up(spec.up or TRAINER_UP)}
+        formats[name] = {
+            "suffix": spec.suffixes[0],
+            "up": spec.stored_up(spec.up or DEFAULT_UP),
+            "recorded": spec.recorded_up is not None,
+        }
     return {"order": list(VIEWER_ORDER), "formats": formats}
 
 

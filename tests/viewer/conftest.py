@@ -20,8 +20,10 @@ FLOATERS_FROM = 11_000 + 3_400 + 5_000
 
 @pytest.fixture(scope="session")
 def splat_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 20k-gaussian synthetic product (Z up, as nerfstudio exports it) as .ply and as .spz (our
-    codec, Niantic's RUB frame); ``clean.*`` are the same without the 3 % of far floaters."""
+    """A 20k-gaussian synthetic product (Z up, as nerfstudio exports it) as .ply (with the
+    trainer's ``Vertical Axis: z`` header comment) and as .spz (our codec, Niantic's RUB frame);
+    ``clean.*`` are the same without the 3 % of far floaters. ``clean-3dgs.ply`` is ``clean``
+    as third-party tools write it: -Y up and no axis comment (3DGS/INRIA, PlayCanvas)."""
     try:
         assets.load_bundle()
     except assets.ViewerBundleMissing as exc:
@@ -30,8 +32,9 @@ def splat_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     splat = synthetic_object(20_000, sh_degree=1, seed=3)
     clean = splat.subset(np.arange(FLOATERS_FROM))
     for name, s in (("object", splat), ("clean", clean)):
-        splat_io.write(s, out / f"{name}.ply")
+        splat_io.write(s, out / f"{name}.ply", up="z")
         splat_io.write(reorient(s, "z", "-y"), out / f"{name}.spz")
+    splat_io.write(reorient(clean, "z", "-y"), out / "clean-3dgs.ply")
     (out / "broken.spz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)  # gzip magic, then garbage
     return out
 

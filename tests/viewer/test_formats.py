@@ -6,8 +6,8 @@ import json
 import re
 
 from foto3d.libs.splat.formats import registry
+from foto3d.libs.splat.io import DEFAULT_UP
 from foto3d.libs.viewer import assets, formats
-from foto3d.libs.viewer.config import file_up
 
 SRC = assets.WEB_DIR / "src"
 
@@ -20,9 +20,12 @@ def test_the_bundles_format_table_is_generated_from_the_registry() -> None:
     for name, entry in on_disk["formats"].items():
         spec = registry.get(name)
         assert entry["suffix"] == spec.suffixes[0]
-        # The fallback up axis is the one the publisher records for a trainer's file of that format.
-        assert entry["up"] == (file_up(name) if spec.up is None else spec.stored_up(spec.up))
+        # A format that fixes its axis: that axis as stored. One whose files may record it (.ply):
+        # what libs/splat assumes when the file records none, and the viewer reads the header.
+        assert entry["up"] == spec.stored_up(spec.up or DEFAULT_UP)
+        assert entry["recorded"] == (spec.up is None)
     assert on_disk["formats"]["spz"]["up"] == "y" and on_disk["formats"]["compressed-ply"]["up"] == "-y"
+    assert on_disk["formats"]["ply"] == {"suffix": ".ply", "up": "-y", "recorded": True}
 
 
 def test_the_script_names_formats_only_as_the_registry_does() -> None:

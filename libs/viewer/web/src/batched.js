@@ -64,6 +64,18 @@ export class BatchedSparkRenderer extends SparkRenderer {
     this.geometry = batchedQuads(SPLATS_PER_INSTANCE);
   }
 
+  /**
+   * Spark's sort, noting when the last finished one began (`sortedFrom`, performance.now()):
+   * a frame drawn after it shows every splat that was in the scene then, in order. (Spark's own
+   * flags cannot say so for splats with view-dependent colour: each frame may start a new sort.)
+   */
+  async driveSort() {
+    const runs = !this.sorting && this.sortDirty; // otherwise Spark returns at once
+    const from = performance.now();
+    await super.driveSort();
+    if (runs) this.sortedFrom = Math.max(this.sortedFrom ?? -1, from);
+  }
+
   onBeforeRender(renderer, scene, camera) {
     super.onBeforeRender(renderer, scene, camera);
     if (!this.batched) return;

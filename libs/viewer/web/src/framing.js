@@ -36,22 +36,25 @@ export function uprightQuaternion(up) {
   return new THREE.Quaternion().setFromUnitVectors(from, to);
 }
 
-const MAX_SAMPLES = 200000;
+// Enough centres for percentiles to a fraction of a percent, and few enough that framing a
+// 500k-splat model costs milliseconds: this runs between the file's arrival and the first frame.
+const MAX_SAMPLES = 32768;
 
 /** {min, max, center, radius} of the opaque centres between the 2nd and 98th percentile. */
 export function robustBounds(mesh, lo = 0.02, hi = 0.98) {
-  const n = mesh.packedSplats ? mesh.packedSplats.numSplats : 0;
-  const stride = Math.max(1, Math.floor(n / MAX_SAMPLES));
+  const splats = mesh.splats || mesh.packedSplats; // Spark's PackedSplats or ExtSplats
+  const n = splats ? splats.numSplats : 0;
+  const stride = Math.max(1, Math.ceil(n / MAX_SAMPLES));
   const all = [[], [], []];
   const opaque = [[], [], []];
-  mesh.forEachSplat((i, center, _scales, _quat, opacity) => {
-    if (i % stride !== 0) return;
-    if (!Number.isFinite(center.x + center.y + center.z)) return;
+  for (let i = 0; i < n; i += stride) {
+    const { center, opacity } = splats.getSplat(i);
+    if (!Number.isFinite(center.x + center.y + center.z)) continue;
     const dest = opacity > 0.1 ? opaque : all;
     dest[0].push(center.x);
     dest[1].push(center.y);
     dest[2].push(center.z);
-  });
+  }
   const sampled = opaque[0].length + all[0].length;
   const pts = opaque[0].length >= Math.max(16, sampled / 20) ? opaque : [0, 1, 2].map((k) => all[k].concat(opaque[k]));
   if (pts[0].length === 0) return { min: [-1, -1, -1], max: [1, 1, 1], center: [0, 0, 0], radius: Math.sqrt(3) };

@@ -12,6 +12,9 @@ import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
 import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
 import { STYLE } from "./style.js";
+import { warmUpSplatPipeline } from "./warmup.js";
+import { openDownload } from "./download.js";
+import { recordedUp } from "./plyheader.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -37,6 +40,11 @@ const DEFAULTS = {
 
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
+// Phases of the first frame, as performance marks ("foto3d:NAME", ms since navigation) that
+// bench/bench_viewer.py reads back: where the time to the first picture goes.
+const mark = (name) => performance.mark(`foto3d:${name}`);
+mark("module");
+
 function formatOf(url) {
   const path = url.split(/[?#]/)[0].toLowerCase();
   const hit = BY_SUFFIX.find(([suffix]) => path.endsWith(suffix));
@@ -53,7 +61,9 @@ class Foto3dViewer extends HTMLElement {
     this.config = {};
     this.configErrors = [];
     this.framesRendered = 0;
+    this._sortListeners = new Set(); // called whenever the renderer says a frame is due (e.g. a sort is back)
     this._awakeUntil = 0; // performance.now() until which the render loop keeps running
+    this._lastFrameAt = 0;
     this.timings = {}; // milliseconds since the page started loading
   }
 
@@ -75,6 +85,7 @@ class Foto3dViewer extends HTMLElement {
     this.$.fullscreen.addEventListener("click", () => this.toggleFullscreen());
     this._showPoster(this.getAttribute("poster"));
     this._setState("loading");
+    mark("connected");
     this._start().catch((err) => {
       log(err && err.message ? err.message : err);
       this._unavailable();
@@ -166,6 +177,16 @@ class Foto3dViewer extends HTMLElement {
   // ---- the scene -------------------------------------------------------------------------
 
   async _show(file) {
+    // The download starts first: everything below happens while it is under way.
+    const format = FORMAT_TABLE.formats[file.format];
+    const download = openDownload(file.url, { onProgress: (loaded, total) => this._progress(loaded, total) });
+    // Spark decodes in a worker it starts now, while the bytes are on their way.
+    this.mesh = new SplatMesh({
+      stream: download.stream,
+      fileType: SPARK_TYPES[file.format],
+      fileName: `model${format.suffix}`,
+      lod: false,
+    });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
@@ -175,9 +196,13 @@ class Foto3dViewer extends HTMLElement {
       enableLod: false, // one object of at most a few million splats: no level-of-detail tree to build
       // A sort finished: draw it, once. Each sort ends in its own call, so nothing is missed, and
       // a still view costs one frame per sort, not a fixed run of frames (~0.4 s each in software).
-      onDirty: () => this._wake(0),
+      onDirty: () => {
+        for (const listener of [...this._sortListeners]) listener();
+        this._wake(0);
+      },
     });
     this.scene.add(this.spark);
+    mark("renderer");
     const cam = this.config.camera || {};
     this.camera = new THREE.PerspectiveCamera(cam.fov || DEFAULTS.fov, 1, 0.01, 1000);
     this.model = new THREE.Group();
@@ -187,21 +212,37 @@ class Foto3dViewer extends HTMLElement {
     this._resizeObserver = new ResizeObserver(() => this._resize());
     this._resizeObserver.observe(this);
 
-    this._progress(0);
-    this.mesh = new SplatMesh({
-      url: file.url,
-      fileType: SPARK_TYPES[file.format],
-      fileName: `model${FORMAT_TABLE.formats[file.format].suffix}`,
-      lod: false,
-      onProgress: (e) => this._progress(e.lengthComputable && e.total ? e.loaded / e.total : null),
-    });
+    this._progress(0, 0);
+    // While the file streams, only the warm-up draws (the poster and progress bar are plain
+    // DOM): it builds the pipeline the first frame needs; anything else drawn would delay it.
+    // The warm-up's first draw holds this thread while the pipeline links: after the poster,
+    // which is what a visitor sees first (the download is under way meanwhile).
+    let warm = true;
+    const warming = Promise.race([this._posterSettled(), this.mesh.initialized.catch(() => {})]).then(() => warmUpSplatPipeline({
+      renderer: this.renderer,
+      scene: this.scene,
+      camera: this.camera,
+      color: new THREE.Color(colorToHex(this._background())),
+      sorted: () => this._sortSettled(() => !warm),
+      wanted: () => warm,
+    }))
+      .then(() => mark("warm"))
+      .catch((err) => log(`warm-up: ${err && err.message ? err.message : err}`));
+    try {
+      await this.mesh.initialized;
+      this.timings.loaded = performance.now();
+      mark("loaded");
+      this._recordedUp = format.recorded ? recordedUp(await download.head) : null;
+    } finally {
+      warm = false;
+      for (const listener of [...this._sortListeners]) listener();
+      await warming;
+    }
     this.model.add(this.mesh);
-    // Nothing is drawn while the file streams (the poster and progress bar are plain DOM): an
-    // empty frame still costs the renderer's passes, which delay the first real one.
-    await this.mesh.initialized;
-    this.timings.loaded = performance.now();
     this._setState("framing");
     this._frame();
+    this._framedAt = performance.now();
+    mark("framed");
     this._wake();
   }
 
@@ -215,15 +256,28 @@ class Foto3dViewer extends HTMLElement {
     // window then would only add full frames after it, each delaying anything else the page does.
     if (this.state === "ready") this._awakeUntil = Math.max(this._awakeUntil, performance.now() + ms);
     this._framesSinceWake = 0;
+    this._frameDue = true;
     if (this._looping || !this.renderer) return;
     this._looping = true;
     this.renderer.setAnimationLoop(() => this._tick());
   }
 
   _tick() {
+    // Before the first picture, draw only when something asks (the framing, a sort that came
+    // back): frames in between showed nothing new, yet each queued a full draw — for a model
+    // with view-dependent colour a regeneration of every splat too — ahead of the first real
+    // one (a 500k-splat model's first frame came one whole software frame, ~2 s, later). Once
+    // a second, in case a wake was missed.
+    const now = performance.now();
+    if (this.state === "framing" && !this._frameDue && now - this._lastFrameAt < 1000) return;
+    this._frameDue = false;
+    this._lastFrameAt = now;
     if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
+    const early = this.state !== "ready";
+    if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
+    if (early) mark("render-end");
     this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
@@ -238,8 +292,21 @@ class Foto3dViewer extends HTMLElement {
   // sort is back (frames before that are background only, so the poster stays up). A file whose
   // splats all fall outside the view sorts to none: ready once that sort is done.
   _sortedFrame() {
-    if (this.spark.activeSplats > 0) return true;
-    return Boolean(this.spark.lastSortTime) && !this.spark.sorting && !this.spark.sortDirty;
+    // A sort begun since the model was framed has come back (the warm-up's sorts came before).
+    return this.spark.sortedFrom >= this._framedAt;
+  }
+
+  /** Resolves once no sort is running and one has run, or when `stop()` says so. */
+  _sortSettled(stop) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!stop() && (this.spark.sorting || !this.spark.lastSortTime)) return;
+        this._sortListeners.delete(check);
+        resolve();
+      };
+      this._sortListeners.add(check);
+      check();
+    });
   }
 
   /** True when the viewer has stopped drawing (nothing moves, the last sort is on screen). */
@@ -258,7 +325,9 @@ class Foto3dViewer extends HTMLElement {
   _frame() {
     // Frames (proto/viewer.py): the file's data is turned upright (its up axis onto +Y), then by
     // the reviewer's rotation. Bounds and hotspots are upright-frame; camera position/target world.
-    const up = this.config.up || this.file.up || upForFormat(this.file.format);
+    // The config's axis, else the file entry's (the publisher's record), else what the file's
+    // header says (.ply), else the format's convention.
+    const up = this.config.up || this.file.up || this._recordedUp || upForFormat(this.file.format);
     const upright = uprightQuaternion(up);
     const turn = (this.config.rotation || [0, 0, 0]).map((d) => THREE.MathUtils.degToRad(d));
     this.adjust = new THREE.Quaternion().setFromEuler(new THREE.Euler(...turn, "XYZ"));
@@ -331,7 +400,16 @@ class Foto3dViewer extends HTMLElement {
     this.controls.maxPolarAngle = THREE.MathUtils.degToRad(90 - lo);
     this.controls.enableZoom = lim.zoom !== false;
     this.controls.target.copy(this.center);
-    this.controls.update();
+    // OrbitControls rebuilds the camera from spherical coordinates, which can move it by a
+    // rounding error on the first updates; Spark regenerates every splat of a model with
+    // view-dependent colour when the camera moves at all, so settle it here, before a frame.
+    const before = new THREE.Matrix4();
+    for (let i = 0; i < 4; i++) {
+      before.copy(this.camera.matrixWorld);
+      this.controls.update();
+      this.camera.updateMatrixWorld();
+      if (before.equals(this.camera.matrixWorld)) break;
+    }
   }
 
   _applyAutoRotate() {
@@ -345,13 +423,18 @@ class Foto3dViewer extends HTMLElement {
     this.controls.autoRotateSpeed = degPerSec / 6; // OrbitControls: speed 1 = one turn a minute
   }
 
-  _applyBackground() {
+  /** The background colour: the attribute's, else the config's, else the default. */
+  _background(quiet = true) {
     const attr = this.getAttribute("background");
-    let color = this.config.background || DEFAULTS.background;
-    if (attr) {
-      if (CSS.supports("color", attr)) color = attr;
-      else log(`background "${attr}" is not a CSS colour; using ${color}`);
-    }
+    const color = this.config.background || DEFAULTS.background;
+    if (!attr) return color;
+    if (CSS.supports("color", attr)) return attr;
+    if (!quiet) log(`background "${attr}" is not a CSS colour; using ${color}`);
+    return color;
+  }
+
+  _applyBackground() {
+    const color = this._background(false);
     this.style.setProperty("--foto3d-background", color);
     if (this.renderer) this.renderer.setClearColor(new THREE.Color(colorToHex(color)), 1);
   }
@@ -389,15 +472,31 @@ class Foto3dViewer extends HTMLElement {
     }, { once: true });
   }
 
-  _progress(fraction) {
+  /** Resolves when the poster being fetched has loaded or failed (at once when there is none). */
+  _posterSettled() {
+    const img = this.$.poster;
+    if (img.hidden || !img.getAttribute("src") || img.complete) return Promise.resolve();
+    return new Promise((resolve) => {
+      img.addEventListener("load", resolve, { once: true });
+      img.addEventListener("error", resolve, { once: true });
+    });
+  }
+
+  _progress(loaded, total) {
+    if (loaded > 0 && !this._gotBytes) mark("first-bytes");
+    this._gotBytes = this._gotBytes || loaded > 0;
+    if (total > 0 && loaded >= total) mark("all-bytes");
     if (!this._ui().progress) return;
+    const fraction = total > 0 ? Math.min(1, loaded / total) : null;
     this.$.progress.hidden = false;
     this.$.progress.classList.toggle("indeterminate", fraction === null);
     if (fraction !== null) this.$.bar.style.width = `${Math.round(fraction * 100)}%`;
   }
 
+
   _ready() {
     this.timings.firstFrame = performance.now();
+    mark("ready");
     this.$.poster.hidden = true;
     this.$.progress.hidden = true;
     this.$.fullscreen.hidden = !this._ui().fullscreen || !document.fullscreenEnabled;
