@@ -24,15 +24,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from foto3d.libs.splat import read
+from foto3d.libs.splat.cameras import Camera
+from foto3d.libs.splat.model import Splat
 from foto3d.libs.splat.quality import orbit_cameras, psnr
 from foto3d.libs.splat.reduce import reduce_splat
 from foto3d.libs.splat.refit import RefitOptions, refit
 from foto3d.libs.splat.render import render_views
 
 SCENES = Path(__file__).resolve().parent / "out" / "scenes"
+
+
+def orbit_psnr(s: Splat, cams: list[Camera], ref: list[npt.NDArray[np.float32]]) -> float:
+    """Mean PSNR of ``s``'s renders against ``ref`` from ``cams``."""
+    imgs = [r.image for r in render_views(s, cams)]
+    return float(np.mean([psnr(a, b) for a, b in zip(ref, imgs, strict=True)]))
 
 
 def main() -> int:
@@ -53,19 +62,17 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     base = RefitOptions()
     rows = []
-    print("| scene | keep | steps | lr x | check dB before | after | orbit dB before | after | kept step | stopped | s |")
+    print(
+        "| scene | keep | steps | lr x | check dB before | after | orbit dB before | after | kept step | stopped | s |"
+    )
     for name in args.scenes.split(","):
         original = read(args.dir / f"{name}.ply")
         cams = orbit_cameras(original, views=args.views, size=args.size, up=args.up)
         ref = [r.image for r in render_views(original, cams)]
 
-        def orbit_psnr(s: object) -> float:
-            imgs = [r.image for r in render_views(s, cams)]  # type: ignore[arg-type]
-            return float(np.mean([psnr(a, b) for a, b in zip(ref, imgs, strict=True)]))
-
         for keep in (float(k) for k in args.keeps.split(",")):
             merged, _ = reduce_splat(original, keep=keep)
-            before = orbit_psnr(merged)
+            before = orbit_psnr(merged, cams, ref)
             for steps in (int(s) for s in args.steps.split(",")):
                 for scale in (float(x) for x in args.lr_scales.split(",")):
                     opt = dataclasses.replace(
@@ -81,7 +88,7 @@ def main() -> int:
                     t0 = time.perf_counter()
                     res = refit(original, merged, up=args.up, options=opt)
                     seconds = time.perf_counter() - t0
-                    after = orbit_psnr(res.splat)
+                    after = orbit_psnr(res.splat, cams, ref)
                     row = {
                         "scene": name,
                         "keep": keep,

@@ -3,7 +3,7 @@ reduce to a target count (merge neighbours, or prune the least important), lower
 and optionally re-fit the result to the original's renders.
 
 The steps run in that order; every gaussian removed is counted under one reason (the first that
-applied). Pruning keeps the survivors in their original order; merging writes merged gaussians.
+applied). Pruning keeps the survivors in their original order; merging writes merged gaussians in Morton order.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from foto3d.libs.splat.cameras import Camera
 from foto3d.libs.splat.floaters import FloaterOptions, find_floaters
+from foto3d.libs.splat.formats.compressed_ply import morton_order
 from foto3d.libs.splat.importance import importance
 from foto3d.libs.splat.merge import merge_to_count
 from foto3d.libs.splat.model import Splat, sigmoid
@@ -174,6 +175,9 @@ def reduce_splat(
         t = time.perf_counter()
         stage_cb = None if progress is None else (lambda done, total: progress("merging", done, total))
         merged = merge_to_count(splat.subset(np.flatnonzero(alive)), target, progress=stage_cb)
+        # Merged output has no order of its own: a Morton (Z-curve) order puts neighbours next to
+        # each other, which the compressed formats (spz's gzip) store 0.1-0.2 % smaller.
+        merged = merged.subset(morton_order(merged.means))
         report.removed["merged"] = n_alive - merged.count
         report.timings["merge"] = time.perf_counter() - t
     elif target is not None and n_alive > target:
