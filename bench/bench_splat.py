@@ -4,18 +4,24 @@ Scenes come from ``bench/fetch_scenes.py`` (PlayCanvas' engine examples; -Y up) 
 ``bench/out/scenes/``. For each scene, in the same run and the same way (each operation a child
 process, wall time with start-up):
 
-1. plain conversion .ply -> .spz: ``foto3d splat convert`` against ``splat-transform``;
-2. per keep fraction (default 0.5, 0.25, 0.1), reduction to a .ply: ``foto3d splat reduce
-   --keep K`` (default settings) against ``splat-transform -d K%`` (its default decimation);
-3. the web setting per keep: ours ``--sh-degree 1`` written as .spz against splat-transform
-   ``-H 1 -d K%`` then .ply -> .spz (both runs counted).
+1. ``convert``: plain conversion .ply -> .spz: ``foto3d splat convert`` against ``splat-transform``;
+2. ``ply``: per keep fraction (default 0.5, 0.25, 0.1), reduction to a .ply: ``foto3d splat reduce
+   --keep K`` (default settings: merge, then the re-fit within its default budget) against
+   ``splat-transform -d K%`` (its default decimation);
+3. ``spz``: the web setting per keep: ours ``--sh-degree 1`` written as .spz against
+   splat-transform ``-H 1 -d K%`` then .ply -> .spz (both runs counted).
+
+Children run with ``OMP_NUM_THREADS=1`` (torch single-threaded; splat-transform does not read
+it): on a shared 2-core machine torch's two-thread pool waits on busy cores and measured 20-50x
+slower than one thread.
 
 Every output is read back by our reader, turned into the input's frame, and rendered with the
 CPU rasterizer from orbit views around the original; PSNR and SSIM are against the original's
 renders, "x smaller" against the input .ply.
 
 Usage: .venv/bin/python bench/bench_splat.py [--scenes biker,guitar,logo,playbot]
-       [--keeps 0.5,0.25,0.1] [--views 8] [--size 192] [--refit-steps N] [--json FILE]
+       [--keeps 0.5,0.25,0.1] [--ops convert,ply,spz] [--views 8] [--size 192]
+       [--refit-steps N] [--refit-seconds S] [--json FILE]
        .venv/bin/python bench/bench_splat.py --synthetic 200000   # smoke test only, not evidence
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +49,8 @@ from foto3d.libs.splat.quality import orbit_cameras, render_images, score_images
 SCENES = Path(__file__).resolve().parent / "out" / "scenes"
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main", "splat"]
 UP = "-y"  # PlayCanvas' scenes
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+OPS = ("convert", "ply", "spz")
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Row:
 
 def timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, env=ENV)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[:5])}...: exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
     return time.perf_counter() - t0
@@ -82,7 +91,14 @@ def load_in_input_frame(path: Path, tool: str) -> Splat:
 
 
 def run_scene(
-    name: str, src: Path, work: Path, keeps: list[float], views: int, size: int, refit: int
+    name: str,
+    src: Path,
+    work: Path,
+    keeps: list[float],
+    views: int,
+    size: int,
+    ops: set[str],
+    extra: list[str],
 ) -> list[Row]:
     original = read(src)
     ply_bytes = src.stat().st_size
@@ -113,22 +129,27 @@ def run_scene(
         print(_line(row), flush=True)
 
     up = ["--up", UP]
-    o = work / f"{name}-ours.spz"
-    measure(
-        Row(name, "convert -> spz", "foto3d"),
-        [[*FOTO3D, "convert", str(src), "-o", str(o), "--force", *up]],
-        o,
-    )
-    o = work / f"{name}-peer.spz"
-    measure(Row(name, "convert -> spz", "splat-transform"), [peer(str(src), str(o))], o)
+    if "convert" in ops:
+        o = work / f"{name}-ours.spz"
+        measure(
+            Row(name, "convert -> spz", "foto3d"),
+            [[*FOTO3D, "convert", str(src), "-o", str(o), "--force", *up]],
+            o,
+        )
+        o = work / f"{name}-peer.spz"
+        measure(Row(name, "convert -> spz", "splat-transform"), [peer(str(src), str(o))], o)
     for keep in keeps:
         pct = f"{round(keep * 100)}%"
-        extra = ["--refit-steps", str(refit)] if refit else []
-        o = work / f"{name}-ours-{pct}.ply"
-        cmd = [*FOTO3D, "reduce", str(src), "-o", str(o), "--keep", str(keep), "--force", *up, *extra]
-        measure(Row(name, f"keep {keep} -> ply", "foto3d"), [cmd], o)
-        o = work / f"{name}-peer-{pct}.ply"
-        measure(Row(name, f"keep {keep} -> ply", "splat-transform"), [peer(str(src), "-d", pct, str(o))], o)
+        if "ply" in ops:
+            o = work / f"{name}-ours-{pct}.ply"
+            cmd = [*FOTO3D, "reduce", str(src), "-o", str(o), "--keep", str(keep), "--force", *up, *extra]
+            measure(Row(name, f"keep {keep} -> ply", "foto3d"), [cmd], o)
+            o = work / f"{name}-peer-{pct}.ply"
+            measure(
+                Row(name, f"keep {keep} -> ply", "splat-transform"), [peer(str(src), "-d", pct, str(o))], o
+            )
+        if "spz" not in ops:
+            continue
         o = work / f"{name}-ours-{pct}-h1.spz"
         cmd = [
             *FOTO3D,
@@ -159,6 +180,24 @@ def _line(r: Row) -> str:
     )
 
 
+def summary(rows: list[Row]) -> str:
+    """Per scene and operation: ours minus the peer in dB, and ours over the peer in bytes and time."""
+    out = [
+        "| scene | operation | PSNR ours - peer dB | bytes ours / peer | time ours / peer |",
+        "|---|---|---:|---:|---:|",
+    ]
+    ours = {(r.scene, r.operation): r for r in rows if r.tool == "foto3d"}
+    for r in rows:
+        o = ours.get((r.scene, r.operation))
+        if r.tool == "foto3d" or o is None or r.error or o.error:
+            continue
+        out.append(
+            f"| {r.scene} | {r.operation} | {o.psnr - r.psnr:+.2f} | {o.bytes / r.bytes:.3f} | "
+            f"{o.seconds / r.seconds:.2f} |"
+        )
+    return "\n".join(out)
+
+
 HEAD = (
     "| scene | operation | tool | time s | bytes | vs .ply | gaussians | PSNR dB | SSIM |\n"
     "|---|---|---|---:|---:|---:|---:|---:|---:|"
@@ -171,7 +210,11 @@ def main() -> int:
     ap.add_argument("--keeps", default="0.5,0.25,0.1", help="keep fractions")
     ap.add_argument("--views", type=int, default=8, help="orbit views for PSNR/SSIM")
     ap.add_argument("--size", type=int, default=192, help="render size in pixels")
-    ap.add_argument("--refit-steps", type=int, default=0, help="pass --refit-steps N to foto3d reduce")
+    ap.add_argument("--ops", default=",".join(OPS), help="what to run: convert, ply, spz (see above)")
+    ap.add_argument(
+        "--refit-steps", type=int, help="pass --refit-steps N to foto3d reduce (default: its own)"
+    )
+    ap.add_argument("--refit-seconds", type=float, help="pass --refit-seconds S to foto3d reduce")
     ap.add_argument("--synthetic", type=int, default=0, help="smoke test on N synthetic gaussians instead")
     ap.add_argument("--workdir", type=Path, help="keep outputs here (default: a temp folder)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -180,6 +223,15 @@ def main() -> int:
         print("splat-transform is not installed: run `npm install` in tools/node", file=sys.stderr)
         return 2
     keeps = [float(k) for k in args.keeps.split(",")]
+    ops = set(args.ops.split(","))
+    if not ops <= set(OPS):
+        print(f"unknown --ops {args.ops!r} (choose from {', '.join(OPS)})", file=sys.stderr)
+        return 2
+    extra = [] if args.refit_steps is None else ["--refit-steps", str(args.refit_steps)]
+    extra += [] if args.refit_seconds is None else ["--refit-seconds", str(args.refit_seconds)]
+    import torch  # the reference renders: one thread, like the children (see above)
+
+    torch.set_num_threads(1)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-splat-") as tmp:
         work = args.workdir or Path(tmp)
@@ -198,10 +250,12 @@ def main() -> int:
                 return 2
         print(HEAD, flush=True)
         for name, src in scenes:
-            rows += run_scene(name, src, work, keeps, args.views, args.size, args.refit_steps)
+            rows += run_scene(name, src, work, keeps, args.views, args.size, ops, extra)
     print()
     print(HEAD)
     print("\n".join(_line(r) for r in rows))
+    print()
+    print(summary(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2, default=str))
     return 0

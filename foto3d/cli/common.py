@@ -11,11 +11,13 @@ import re
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import resolve_nats_urls
+
+if TYPE_CHECKING:
+    from foto3d.libs.bus.connection import Bus
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -88,6 +90,10 @@ async def connect_cli(
     The bus client reconnects without limit (right for services), which would make
     a command wait for ever on a wrong or dead URL; a person wants an answer.
     """
+    # Imported here: the bus client (nats, aiohttp) is most of the CLI's start-up, and the
+    # offline commands (`splat`, `schema`) never connect.
+    from foto3d.libs.bus.connection import connect
+
     urls = resolve_nats_urls(settings)
     try:
         return await asyncio.wait_for(connect(urls, name, retry_initial=False), timeout)

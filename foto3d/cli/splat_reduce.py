@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING
 from foto3d.cli.common import fail
 from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
 
+# Mirrors foto3d.libs.splat.reduce's RECOMMENDED_REFIT_*: importing it here would load numpy and
+# scipy for `--help`; tests/splat/test_cli.py keeps the two equal.
+RECOMMENDED_REFIT_STEPS = 200
+RECOMMENDED_REFIT_SECONDS = 120.0
+
 if TYPE_CHECKING:
     from foto3d.libs.splat.model import Splat
     from foto3d.libs.splat.quality import QualityReport
@@ -52,6 +57,16 @@ def _opacity(text: str) -> float:
     return v
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return v
+
+
 def _positive(text: str) -> int:
     v = _count(text)
     if v < 1:
@@ -68,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"{FORMATS_HELP}). Steps, in order: drop invalid rows; drop gaussians below --min-opacity; "
         "drop floaters (--remove-floaters); reach --keep fraction / --count by merging neighbours "
         "(default) or pruning the least important (--strategy prune, see --importance); lower the "
-        "SH degree; optionally re-fit to the input's renders (--refit-steps). Prints sizes "
+        "SH degree; re-fit the survivors to the input's renders (--refit-steps, on by default). Prints sizes "
         "before/after and what was removed. See docs/splat.md.",
     )
     red.add_argument("input", type=Path, help="splat file to reduce")
@@ -117,10 +132,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     red.add_argument(
         "--refit-steps",
         type=_count,
-        default=0,
+        default=None,
         metavar="N",
-        help="after reducing, N gradient steps re-fitting opacity, colour, scale and position to "
-        "the input's renders from views around it (CPU, needs torch; default 0 = off)",
+        help="after reducing, at most N gradient steps re-fitting opacity, colour, scale and position "
+        "to the input's renders from views around it, keeping the best step on held-out views (CPU, "
+        f"needs torch; without it the merged result is written, with a note; default {RECOMMENDED_REFIT_STEPS}, "
+        "0 = off)",
+    )
+    red.add_argument(
+        "--refit-seconds",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help=f"time budget of the re-fit in seconds (default {RECOMMENDED_REFIT_SECONDS:g})",
     )
     red.add_argument(
         "--quality",
@@ -172,7 +196,8 @@ def _bar(label: str, enabled: bool) -> Callable[[str, int, int], None] | None:
     def cb(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = Progress(total, f"{label}: {stage}", unit="views", enabled=True)
+            unit = "steps" if stage == "re-fitting" else "views"
+            bar = bars[stage] = Progress(total, f"{label}: {stage}", unit=unit, enabled=True)
         bar.update(done - bar.done)
         if done >= total:
             bar.__exit__(None, None, None)
@@ -203,13 +228,15 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     try:
-        if args.quality or args.importance == "views" or args.cameras or args.refit_steps:
+        if args.quality or args.importance == "views" or args.cameras:
             require_torch()
         splat, in_fmt = _read(src)
         up = input_up(src, in_fmt, args.up)
         target_up = output_up(out_fmt, up, args.target_up)
         keep = args.keep if args.keep is not None else (None if args.count is not None else 0.5)
-        progress = _bar("reduce", sys.stderr.isatty() and splat.count >= 200_000)
+        refit_steps = RECOMMENDED_REFIT_STEPS if args.refit_steps is None else args.refit_steps
+        refit_seconds = RECOMMENDED_REFIT_SECONDS if args.refit_seconds is None else args.refit_seconds
+        progress = _bar("reduce", sys.stderr.isatty() and (splat.count >= 200_000 or refit_steps > 0))
         reduced, report = reduce_splat(
             splat,
             keep=keep,
@@ -222,7 +249,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             up=up,
             progress=progress,
             strategy=args.strategy,
-            refit_steps=args.refit_steps,
+            refit_steps=refit_steps,
+            refit_seconds=refit_seconds,
         )
         written = reorient(reduced, up, target_up) if up != target_up else reduced
         write(written, dst, up=target_up)
@@ -267,6 +295,12 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         )
     else:
         print("removed: nothing")
+    if report.refit is not None:
+        r = report.refit
+        print(
+            f"re-fit: kept step {r['best_step']} of {r['steps']} ({r['stopped']}), held-out views "
+            f"{r['check_psnr_before']:.2f} -> {r['check_psnr_after']:.2f} dB, {r['seconds']:.0f}s"
+        )
     if quality is not None:
         print(f"quality vs input ({len(quality.views)} views, {quality.size}px): {_fmt_scores(quality)}")
     return 0

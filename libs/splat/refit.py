@@ -16,6 +16,7 @@ loop written without in-place updates, so torch can differentiate it. torch is n
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,11 +45,16 @@ _BATCH = 64
 
 @dataclass(frozen=True)
 class RefitOptions:
-    """How hard to fit. Defaults measured on real scenes (docs/benchmarks.md)."""
+    """How hard to fit, and when to stop. Defaults measured on real scenes (docs/benchmarks.md)."""
 
-    steps: int = 200
-    views: int = 48
-    size: int = 112
+    steps: int = 200  # at most this many Adam steps, one view each
+    seconds: float | None = None  # stop after this long (targets and checks included); None = no limit
+    views: int = 48  # fitting views
+    size: int = 112  # fitting image size
+    check_views: int = 6  # held-out views that decide which step is kept
+    check_size: int = 160  # larger than ``size``: detail a fit at low resolution blurs shows up here
+    check_every: int = 25  # steps between checks
+    patience: int = 2  # checks without improvement before stopping early
     lr_opacity: float = 0.05
     lr_color: float = 0.01
     lr_sh: float = 0.005
@@ -57,8 +63,34 @@ class RefitOptions:
     seed: int = 0
 
 
-def sphere_cameras(splat: Splat, views: int, size: int, up: str, fov_deg: float = 50.0) -> list[Camera]:
-    """``views`` cameras on a Fibonacci sphere around the robust bounds, each framing them."""
+@dataclass
+class RefitResult:
+    """What :func:`refit` returns: the best splat found and how it was found."""
+
+    splat: Splat
+    steps: int  # steps run
+    best_step: int  # the step whose values were kept (0 = the input, unchanged)
+    psnr_before: float  # PSNR of the input on the held-out views, dB
+    psnr_after: float  # PSNR of the returned splat on the held-out views, dB (>= psnr_before)
+    seconds: float
+    stopped: str  # "steps", "time" or "no gain"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "check_psnr_before": round(self.psnr_before, 3),
+            "check_psnr_after": round(self.psnr_after, 3),
+            "seconds": round(self.seconds, 2),
+            "stopped": self.stopped,
+        }
+
+
+def sphere_cameras(
+    splat: Splat, views: int, size: int, up: str, fov_deg: float = 50.0, turn: float = 0.0
+) -> list[Camera]:
+    """``views`` cameras on a Fibonacci sphere around the robust bounds, each framing them;
+    ``turn`` (radians) rotates the lattice about the up axis, so two calls give distinct views."""
     from foto3d.libs.splat.coords import UP_AXES
 
     lo, hi = robust_bounds(splat.means)
@@ -77,7 +109,7 @@ def sphere_cameras(splat: Splat, views: int, size: int, up: str, fov_deg: float 
         h = 1.0 - 2.0 * (i + 0.5) / views  # height along up, -1..1
         h = max(-0.97, min(0.97, h))  # not straight along up: look_at needs a horizon
         r = math.sqrt(1.0 - h * h)
-        az = golden * i
+        az = golden * i + turn
         direction = r * (math.cos(az) * a1 + math.sin(az) * a2) + h * u
         eye = centre + dist * direction
         cams.append(Camera(look_at(eye, centre, u), focal, focal, size / 2, size / 2, size, size))
@@ -203,6 +235,20 @@ def render_differentiable(p: _Params, cam: Camera) -> torch.Tensor:
     return image[:h, :w].clamp(0.0, 1.0)
 
 
+def _check_error(params: _Params, cams: list[Camera], targets: list[torch.Tensor]) -> float:
+    """Mean squared error of ``params``' renders against ``targets`` (the held-out views)."""
+    st = SplatTensors(params.to_splat())
+    errs = [
+        float(torch.mean((torch.from_numpy(render(st, c).image) - t) ** 2))
+        for c, t in zip(cams, targets, strict=True)
+    ]
+    return float(np.mean(errs))
+
+
+def _db(mse: float) -> float:
+    return math.inf if mse <= 0 else -10.0 * math.log10(mse)
+
+
 def refit(
     original: Splat,
     reduced: Splat,
@@ -210,16 +256,30 @@ def refit(
     up: str,
     options: RefitOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Splat:
-    """``reduced`` with its values optimised to reproduce ``original``'s renders."""
+) -> RefitResult:
+    """``reduced`` with its values optimised to reproduce ``original``'s renders.
+
+    Every ``check_every`` steps the current values are scored on held-out views (neither the
+    fitting views nor the orbit views ``compare`` uses); the best values seen are returned, and
+    the input itself counts as step 0, so the result never scores worse than the input there.
+    Stops at ``steps``, at ``seconds``, or after ``patience`` checks without a gain."""
     opt = options or RefitOptions()
+    t0 = time.perf_counter()
     if reduced.count == 0 or opt.steps <= 0:
-        return reduced.copy()
+        return RefitResult(reduced.copy(), 0, 0, math.nan, math.nan, 0.0, "steps")
     torch.manual_seed(opt.seed)
-    cams = sphere_cameras(original, opt.views, opt.size, up)
     ref_st = SplatTensors(original)
-    targets = [torch.from_numpy(render(ref_st, c).image) for c in cams]
+    cams = sphere_cameras(original, opt.views, opt.size, up)
+    # Half a lattice step further round: the checking views fall between the fitting views.
+    check_cams = sphere_cameras(
+        original, opt.check_views, opt.check_size, up, turn=math.pi * (3.0 - math.sqrt(5.0)) / 2
+    )
+    check_targets = [torch.from_numpy(render(ref_st, c).image) for c in check_cams]
     params = _Params(reduced)
+    best_err = before = _check_error(params, check_cams, check_targets)
+    best: Splat = reduced.copy()
+    best_step, since_best, stopped, step = 0, 0, "steps", 0
+    targets: dict[int, torch.Tensor] = {}  # fitting targets, rendered when first needed
     lo, hi = robust_bounds(original.means)
     extent = float(np.linalg.norm(hi.astype(np.float64) - lo)) or 1.0
     groups = [
@@ -231,13 +291,32 @@ def refit(
     if params.shN.shape[1]:
         groups.append({"params": [params.shN], "lr": opt.lr_sh})
     adam = torch.optim.Adam(groups, eps=1e-15)
-    order = np.random.default_rng(opt.seed).permutation(opt.steps) % len(cams)
-    for step, view in enumerate(order.tolist()):
+    order = np.random.default_rng(opt.seed).permutation(max(opt.steps, len(cams))) % len(cams)
+    while step < opt.steps:
+        view = int(order[step % len(order)])
+        if view not in targets:
+            targets[view] = torch.from_numpy(render(ref_st, cams[view]).image)
         image = render_differentiable(params, cams[view])
         loss = torch.mean((image - targets[view]) ** 2)
         adam.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         adam.step()
+        step += 1
         if progress:
-            progress(step + 1, opt.steps)
-    return params.to_splat()
+            progress(step, opt.steps)
+        out_of_time = opt.seconds is not None and time.perf_counter() - t0 >= opt.seconds
+        if step % opt.check_every == 0 or step == opt.steps or out_of_time:
+            err = _check_error(params, check_cams, check_targets)
+            if err < best_err:
+                best_err, best, best_step, since_best = err, params.to_splat().copy(), step, 0
+            else:
+                since_best += 1
+            if out_of_time:
+                stopped = "time"
+                break
+            if since_best >= opt.patience:
+                stopped = "no gain"
+                break
+    if progress and step < opt.steps:
+        progress(opt.steps, opt.steps)  # finish the bar when stopping early
+    return RefitResult(best, step, best_step, _db(before), _db(best_err), time.perf_counter() - t0, stopped)

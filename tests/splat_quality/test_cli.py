@@ -27,7 +27,8 @@ def test_reduce_prints_sizes_counts_and_reasons(
     out = tmp_path / "small.spz"
     rc = main(
         ["splat", "reduce", str(ply), "-o", str(out), "--keep", "40%", "--sh-degree", "1",
-         "--min-opacity", "0.02", "--remove-floaters", "--strategy", "prune", "--importance", "area"]
+         "--min-opacity", "0.02", "--remove-floaters", "--strategy", "prune", "--importance", "area",
+         "--refit-steps", "0"]
     )  # fmt: skip
     text = capsys.readouterr().out
     assert rc == 0, text
@@ -53,6 +54,8 @@ def test_reduce_json_with_quality(ply: Path, tmp_path: Path, capsys: pytest.Capt
             "--quality",
             "--size",
             "64",
+            "--refit-steps",
+            "0",
             "--json",
         ]
     )
