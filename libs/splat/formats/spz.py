@@ -34,6 +34,7 @@ import numpy as np
 from foto3d.libs.splat.coords import rotate
 from foto3d.libs.splat.errors import SplatFormatError
 from foto3d.libs.splat.formats.base import SplatFormat
+from foto3d.libs.splat.formats.pgzip import write_gzip
 from foto3d.libs.splat.model import SH_REST_COUNT, Splat, logit, normalize_quats, sigmoid
 from foto3d.libs.splat.progress import Progress
 
@@ -229,16 +230,10 @@ def write(splat: Splat, path: Path, *, version: int = 3, compresslevel: int = 6,
     blocks = [np.ascontiguousarray(b) for b in (pos, alpha, colors, scales, rot)]
     if k:
         blocks.append(_quantize_sh(s.shN))
-    total = sum(b.nbytes for b in blocks)
-    step = 16 << 20
-    with gzip.open(path, "wb", compresslevel=compresslevel) as f, Progress(total, "writing") as bar:
-        f.write(header)
-        for block in blocks:
-            flat = block.reshape(-1).view(np.uint8)
-            for start in range(0, len(flat), step):
-                piece = flat[start : start + step]
-                f.write(piece.tobytes())
-                bar.update(len(piece))
+    total = len(header) + sum(b.nbytes for b in blocks)
+    parts: list[bytes | memoryview] = [header, *(b.reshape(-1).view(np.uint8).data for b in blocks)]
+    with path.open("wb") as f, Progress(total, "writing") as bar:
+        write_gzip(f, parts, level=compresslevel, progress=bar.update)
 
 
 def _sniff(head: bytes, path: Path) -> bool:
