@@ -49,6 +49,18 @@ class Hub(NatsServer):
         )
 
 
+def site_without_hub(
+    name: str, store: Path, *, nats: str | None = None, port: int | None = None, leaf_port: int | None = None
+) -> SiteSettings:
+    """A rig's site whose hub is not running (yet): its URLs on free ports unless given."""
+    return SiteSettings(
+        name=name,
+        nats=nats or f"nats://127.0.0.1:{port or free_port()}",
+        leaf=f"nats-leaf://127.0.0.1:{leaf_port or free_port()}",
+        store=str(store),
+    )
+
+
 async def start_hub(store: Path, port: int | None = None, leaf_port: int | None = None) -> Hub:
     leaf_port = leaf_port or free_port()
     hub = Hub(

@@ -16,7 +16,7 @@ from foto3d.libs.rig.panel import Panel
 from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto.rig import LinkState
 from testkit.servers import free_port
-from tests.rig.helpers import wait_status, write_rig
+from tests.rig.helpers import site_without_hub, wait_status, write_rig
 
 RIG = "rig-pn"
 
@@ -28,14 +28,7 @@ async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path:
     settings = write_rig(
         rig_dir,
         RIG,
-        [
-            SiteSettings(
-                name="cloud",
-                nats=f"nats://127.0.0.1:{free_port()}",
-                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
-                store=str(tmp_path / "s"),
-            )
-        ],
+        [site_without_hub("cloud", tmp_path / "s")],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -90,14 +83,7 @@ async def test_status_reports_a_dead_agent(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [
-            SiteSettings(
-                name="local",
-                nats=f"nats://127.0.0.1:{free_port()}",
-                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
-                store=str(tmp_path / "s"),
-            )
-        ],
+        [site_without_hub("local", tmp_path / "s")],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
@@ -199,14 +185,7 @@ async def test_a_site_that_refuses_is_reported(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [
-            SiteSettings(
-                name="local",
-                nats=bare.client_url,
-                leaf=f"nats-leaf://127.0.0.1:{free_port()}",
-                store=str(tmp_path / "s"),
-            )
-        ],
+        [site_without_hub("local", tmp_path / "s", nats=bare.client_url)],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)

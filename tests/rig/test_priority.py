@@ -8,11 +8,10 @@ from foto3d.libs.bus.connection import connect
 from foto3d.libs.rig.agent import RigAgent
 from foto3d.libs.rig.client import RigClient
 from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto.rig import RIG_LOGS_STREAM, rig_source_consumer
 from testkit.servers import free_port
 from testkit.waiting import eventually
-from tests.rig.helpers import make_dataset, start_hub, stream_count, write_rig
+from tests.rig.helpers import make_dataset, site_without_hub, start_hub, stream_count, write_rig
 
 RIG = "rig-pr"
 
@@ -23,14 +22,7 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
     settings = write_rig(
         rig_dir,
         RIG,
-        [
-            SiteSettings(
-                name="local",
-                nats=f"nats://127.0.0.1:{port}",
-                leaf=f"nats-leaf://127.0.0.1:{leaf_port}",
-                store=str(tmp_path / "store"),
-            )
-        ],
+        [site_without_hub("local", tmp_path / "store", port=port, leaf_port=leaf_port)],
     )
     leaf = start_leaf(rig_dir, settings)
     agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
