@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import msgspec
 import nats.errors
 import pytest
+from nats.aio.msg import Msg
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
@@ -103,7 +105,7 @@ async def test_invalid_submissions_are_refused_readably(
     path = {"good": dataset, "missing": tmp_path / "nope", "empty": empty}[dataset_kind]
     body = msgspec.json.encode({"object_id": object_id, "dataset": str(path), "options": options})
     async with running_services(settings, ["queue"], http=False):
-        msg = await bus.nc.request(SUBMIT.subject, body, timeout=10)
+        msg = await _raw_request(bus, SUBMIT.subject, body)
     # The micro error convention: no body, the reason in the headers.
     headers = msg.headers or {}
     assert headers.get(ERROR_CODE_HEADER) == BAD_REQUEST and not msg.data
@@ -256,3 +258,17 @@ async def test_durable_submissions_from_the_stream(bus: Bus, settings: Settings,
         listed = await _list(bus)
         assert [j.job_id for j in listed.jobs] == [jid]
         assert listed.jobs[0].request_id == "rig7-0001"
+
+
+async def _raw_request(bus: Bus, subject: str, body: bytes) -> Msg:
+    """A bare request, so the test sees the micro error headers themselves. Like ``Bus.call``, it
+    allows the endpoint a moment to be reachable right after start (a rare "no responders" was seen
+    here on an idle machine; the cause is not understood yet)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            return await bus.nc.request(subject, body, timeout=10)
+        except nats.errors.NoRespondersError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
