@@ -115,7 +115,7 @@ class RigAgent:
 
     async def wait_broken(self) -> str:
         """Return (with the reason) when a part of the agent has stopped by itself."""
-        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([*self._tasks, *self.sites.tasks()], return_when=asyncio.FIRST_COMPLETED)
         task = done.pop()
         exc = None if task.cancelled() else task.exception()
         return f"{task.get_name()} ended: {exc!r}" if exc else f"{task.get_name()} ended"

@@ -6,6 +6,12 @@ rig sees it. A site is alive while its last answer is younger than ``site_grace_
 The rig stays on the site it uses while that one is alive; when it dies the next alive
 site takes over at once, and an earlier (preferred) site is returned to once it has
 answered continuously for ``failback_after_s`` (so a flapping link does not bounce).
+
+A probe that fails for any reason is a missed answer, never the end of the probing: a
+site link must come back by itself however its connection broke. A client that has
+closed for good (nats-py closes instead of reconnecting after some errors) or that has
+not answered for ``RENEW_AFTER_GRACES`` grace periods is replaced by a fresh one, since
+a reconnect that stalls inside the client would otherwise keep the site dead forever.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import SiteState
 
 log = logging.getLogger(__name__)
+RENEW_AFTER_GRACES = 5
+RENEW_AFTER_MIN_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -35,6 +44,8 @@ class SiteLink:
     last_ok: float | None = None  # monotonic
     last_ok_wall: float | None = None
     alive_since: float | None = None  # monotonic start of the current run of answers
+    connected_at: float | None = None  # monotonic time the current client was made
+    answered_at: float | None = None  # monotonic time of the last answer (kept by report_failure)
     latency_ms: float | None = None
     error: str | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -50,6 +61,14 @@ class SiteLink:
             latency_ms=self.latency_ms,
             error=self.error,
         )
+
+
+async def _close(nc: NATS | None) -> None:
+    """Close a site client; one whose connection is broken may not even manage that."""
+    if nc is None or nc.is_closed:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.close(), CLOSE_TIMEOUT_S)
 
 
 async def _quiet(exc: Exception) -> None:
@@ -69,12 +88,14 @@ class SitePicker:
         for link in self.links:
             link.task = asyncio.create_task(self._run(link), name=f"site-{link.config.name}")
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The probing tasks, for the agent to notice if one ever ends."""
+        return [link.task for link in self.links if link.task is not None]
+
     async def stop(self) -> None:
         await cancel_and_wait(*(link.task for link in self.links))
         for link in self.links:
-            if link.nc is not None and not link.nc.is_closed:
-                with contextlib.suppress(Exception):
-                    await link.nc.close()
+            await _close(link.nc)
 
     def site_states(self) -> list[SiteState]:
         return [link.state(self.settings.site_grace_s) for link in self.links]
@@ -96,30 +117,57 @@ class SitePicker:
                     error_cb=_quiet,
                 )
                 link.nc, link.js = nc, nc.jetstream(timeout=self.settings.publish_timeout_s)
+                link.connected_at = time.monotonic()
                 return
             except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
                 link.error = f"cannot connect: {exc or type(exc).__name__}"
+                self._choose()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.probe_interval_s)
 
+    def _needs_new_client(self, link: SiteLink, now: float) -> bool:
+        if link.nc is None or link.nc.is_closed:
+            return True
+        silent_since = max(link.answered_at or 0.0, link.connected_at or 0.0)
+        renew_after = max(RENEW_AFTER_MIN_S, RENEW_AFTER_GRACES * self.settings.site_grace_s)
+        return now - silent_since > renew_after
+
     async def _run(self, link: SiteLink) -> None:
-        await self._connect(link)
-        assert link.js is not None
         while True:
-            started = time.monotonic()
-            try:
-                await link.js.account_info()
-            except (nats.errors.Error, TimeoutError, OSError) as exc:
-                link.error = str(exc) or type(exc).__name__
-                link.alive_since = None
-            else:
-                now = time.monotonic()
-                link.latency_ms = (now - started) * 1000
-                link.last_ok, link.last_ok_wall = now, time.time()
-                link.alive_since = link.alive_since or now
-                link.error = None
+            if self._needs_new_client(link, time.monotonic()):
+                if link.nc is not None:
+                    log.warning("site %s: no answer on its connection; connecting anew", link.config.name)
+                old, link.nc, link.js = link.nc, None, None
+                await _close(old)
+                await self._connect(link)
+            await self._probe(link)
             self._choose()
             await asyncio.sleep(self.settings.probe_interval_s)
+
+    async def _probe(self, link: SiteLink) -> None:
+        started = time.monotonic()
+        try:
+            assert link.js is not None
+            await link.js.account_info()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # nats-py cancels the requests in flight when its client closes.
+            self._missed(link, "the connection closed")
+        except Exception as exc:  # whatever broke, it is a missed answer (see the module doc)
+            self._missed(link, str(exc) or type(exc).__name__)
+        else:
+            now = time.monotonic()
+            link.latency_ms = (now - started) * 1000
+            link.last_ok, link.last_ok_wall, link.answered_at = now, time.time(), now
+            link.alive_since = link.alive_since or now
+            link.error = None
+
+    @staticmethod
+    def _missed(link: SiteLink, error: str) -> None:
+        link.error = error
+        link.alive_since = None
 
     def report_failure(self, link: SiteLink, error: str) -> None:
         """A publish to ``link`` failed: count it as a missed heartbeat at once."""

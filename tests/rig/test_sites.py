@@ -198,3 +198,57 @@ async def test_a_site_killed_mid_sourcing_doubles_at_most_its_unacknowledged_win
         await local_leaf.stop()
         local.stop()
         cloud.stop()
+
+
+async def test_a_site_link_comes_back_whatever_broke_its_client(tmp_path: Path) -> None:
+    """A probe that fails in a way nobody expected, and a client that closed for good
+    (nats-py closes instead of reconnecting after some errors): the site is back by itself."""
+    hub = await start_hub(tmp_path / "hub")
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(rig_dir, "rig-cl", [hub.site("local", tmp_path / "store")])
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    link = agent.sites.links[0]
+    try:
+        await eventually(lambda: agent.sites.current is link, "the site in use", 10)
+
+        assert link.js is not None
+        real_account_info = link.js.account_info
+        failures = 0
+
+        async def broken_account_info() -> object:
+            nonlocal failures
+            failures += 1
+            raise RuntimeError("an answer nobody expected")
+
+        link.js.account_info = broken_account_info  # type: ignore[method-assign,assignment]
+        await eventually(lambda: agent.sites.current is None, "the site to count as dead", 10)
+        assert link.error == "an answer nobody expected" and failures > 0
+        link.js.account_info = real_account_info  # type: ignore[method-assign]
+        await eventually(lambda: agent.sites.current is link, "the site back after odd failures", 10)
+
+        old = link.nc
+        assert old is not None
+        await old.close()
+        await eventually(
+            lambda: agent.sites.current is link and link.nc is not old, "the site back on a new client", 15
+        )
+        assert not any(t.done() for t in agent.sites.tasks()), "a site's probing ended"
+        rid = await RigClient(rig_dir, leaf_url=leaf.client_url).asubmit(
+            "acme-lamp-002", make_dataset(tmp_path / "cap", "lamp", [5000])
+        )
+        bus = await connect([hub.client_url], "check")
+        try:
+
+            async def submitted() -> bool:
+                return await stream_count(bus.js, "SUBMISSIONS") == 1
+
+            await eventually(submitted, "the submission through the new client", 15)
+            assert (await read_submissions(bus.js))[0][0].request_id == rid
+        finally:
+            await bus.close()
+    finally:
+        await agent.stop()
+        leaf.stop()
+        hub.stop()
