@@ -18,6 +18,8 @@ from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, outpu
 # scipy for `--help`; tests/splat/test_cli.py keeps the two equal.
 RECOMMENDED_REFIT_STEPS = 200
 RECOMMENDED_REFIT_SECONDS = 120.0
+REFIT_BUDGET_GAUSSIANS = 125_000
+RECOMMENDED_REFIT_MAX_SECONDS = 600.0
 
 if TYPE_CHECKING:
     from foto3d.libs.splat.model import Splat
@@ -144,7 +146,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_seconds,
         default=None,
         metavar="S",
-        help=f"time budget of the re-fit in seconds (default {RECOMMENDED_REFIT_SECONDS:g})",
+        help=f"time budget of the re-fit in seconds (default {RECOMMENDED_REFIT_SECONDS:g} per "
+        f"{REFIT_BUDGET_GAUSSIANS:,} gaussians of the input, at least {RECOMMENDED_REFIT_SECONDS:g}, "
+        f"at most {RECOMMENDED_REFIT_MAX_SECONDS:g})",
     )
     red.add_argument(
         "--quality",
@@ -219,7 +223,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from foto3d.libs.splat import SplatFormatError, write
     from foto3d.libs.splat.coords import reorient
     from foto3d.libs.splat.quality import QualityUnavailable, require_torch
-    from foto3d.libs.splat.reduce import reduce_splat
+    from foto3d.libs.splat.reduce import recommended_refit_seconds, reduce_splat
 
     src: Path = args.input
     dst: Path = args.output
@@ -235,7 +239,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         target_up = output_up(out_fmt, up, args.target_up)
         keep = args.keep if args.keep is not None else (None if args.count is not None else 0.5)
         refit_steps = RECOMMENDED_REFIT_STEPS if args.refit_steps is None else args.refit_steps
-        refit_seconds = RECOMMENDED_REFIT_SECONDS if args.refit_seconds is None else args.refit_seconds
+        refit_seconds = (
+            recommended_refit_seconds(splat.count) if args.refit_seconds is None else args.refit_seconds
+        )
         progress = _bar("reduce", sys.stderr.isatty() and (splat.count >= 200_000 or refit_steps > 0))
         reduced, report = reduce_splat(
             splat,

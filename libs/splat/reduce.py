@@ -28,10 +28,14 @@ from foto3d.libs.splat.model import Splat, sigmoid
 RECOMMENDED_KEEP = 0.5
 RECOMMENDED_SH_DEGREE = 1
 RECOMMENDED_FORMAT = "spz"
-#: The CLI's re-fit defaults (``reduce --refit-steps/--refit-seconds``): at most this many steps
-#: and seconds, the best step on held-out views kept (docs/splat.md, "Reduction and quality").
+#: The CLI's re-fit defaults (``reduce --refit-steps/--refit-seconds``): at most this many steps,
+#: and a time budget of RECOMMENDED_REFIT_SECONDS per REFIT_BUDGET_GAUSSIANS gaussians of the input
+#: (never less than that, never more than RECOMMENDED_REFIT_MAX_SECONDS); the best step on
+#: held-out views is kept (docs/splat.md, "Reduction and quality").
 RECOMMENDED_REFIT_STEPS = 200
 RECOMMENDED_REFIT_SECONDS = 120.0
+REFIT_BUDGET_GAUSSIANS = 125_000
+RECOMMENDED_REFIT_MAX_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,17 @@ class ReduceReport:
             "refit": self.refit,
             "notes": list(self.notes),
         }
+
+
+def recommended_refit_seconds(count: int) -> float:
+    """The CLI's default re-fit budget for an input of ``count`` gaussians.
+
+    It grows with the input because everything a step does does: on a 500k-gaussian model a
+    target render and a step take seconds each on a laptop's CPU, so a fixed 120 s bought it a
+    handful of steps (+0.2 dB over the peer at keep 0.5) where 420 s bought 48 (+1.65 dB;
+    docs/benchmarks.md)."""
+    scaled = RECOMMENDED_REFIT_SECONDS * count / REFIT_BUDGET_GAUSSIANS
+    return min(RECOMMENDED_REFIT_MAX_SECONDS, max(RECOMMENDED_REFIT_SECONDS, scaled))
 
 
 def _resolve_cameras(cameras: Sequence[Camera] | str | Path | None) -> list[Camera] | None:

@@ -30,3 +30,12 @@ def test_cli_defaults_match_the_library() -> None:
     # The CLI repeats the numbers so that `--help` need not import numpy; they must agree.
     assert splat_reduce.RECOMMENDED_REFIT_STEPS == reduce_mod.RECOMMENDED_REFIT_STEPS
     assert splat_reduce.RECOMMENDED_REFIT_SECONDS == reduce_mod.RECOMMENDED_REFIT_SECONDS
+    assert splat_reduce.REFIT_BUDGET_GAUSSIANS == reduce_mod.REFIT_BUDGET_GAUSSIANS
+    assert splat_reduce.RECOMMENDED_REFIT_MAX_SECONDS == reduce_mod.RECOMMENDED_REFIT_MAX_SECONDS
+
+
+def test_the_default_refit_budget_grows_with_the_input() -> None:
+    budget = reduce_mod.recommended_refit_seconds
+    assert budget(1_000) == budget(125_000) == 120.0
+    assert budget(250_000) == 240.0 and budget(500_000) == 480.0
+    assert budget(5_000_000) == 600.0
