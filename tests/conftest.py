@@ -21,6 +21,10 @@ from testkit.servers import MOTO, MotoServer, SmtpServer, free_port
 
 __all__ = ["free_port", "running_services"]
 
+# The trainer's re-fit after reducing runs for minutes by design, and the suite's trainers reduce
+# fake exports for other reasons; tests/trainer/test_trainer.py runs a job with it on.
+os.environ.setdefault("FOTO3D_TRAINER_REDUCE_REFIT_STEPS", "0")
+
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:

@@ -9,6 +9,8 @@ event says where and why.
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -192,15 +194,25 @@ class Pipeline:
                 data / "transforms.json",
                 config_yml.parent / "dataparser_transforms.json",
             )
+            loop = asyncio.get_running_loop()
+
+            def refit_progress(done: int, total: int) -> None:  # called in reduce_export's thread
+                loop.call_soon_threadsafe(self.on_progress, "reduce", done, total, None)
+
             reduced = await asyncio.to_thread(
-                reduce_export,
-                exported,
-                self.workdir / "final",
-                item.options,
-                lambda msg: self.on_line("reduce", msg, "stderr"),
-                cameras,
-                self.cfg.reduce_method,
-                self.cfg.reduce_quality_views,
+                functools.partial(
+                    reduce_export,
+                    exported,
+                    self.workdir / "final",
+                    item.options,
+                    lambda msg: self.on_line("reduce", msg, "stderr"),
+                    cameras,
+                    self.cfg.reduce_method,
+                    self.cfg.reduce_quality_views,
+                    refit_steps=self.cfg.reduce_refit_steps,
+                    refit_seconds=self.cfg.reduce_refit_seconds,
+                    progress=refit_progress,
+                )
             )
         except Exception as exc:
             raise StepError("reduce", f"reduce failed: {exc}") from exc
@@ -218,6 +230,11 @@ class Pipeline:
         self.metrics["gaussians"] = float(reduced.gaussians_out)
         self.metrics["reduced"] = 1.0 if reduced.reduced else 0.0
         self.metrics["bytes_raw_ply"] = float(exported.stat().st_size)
+        if reduced.refit is not None:
+            for key in ("steps", "best_step", "seconds", "check_psnr_before", "check_psnr_after"):
+                value = reduced.refit.get(key)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    self.metrics[f"refit_{key}"] = float(value)
         if reduced.psnr is not None and reduced.ssim is not None:
             self.metrics["reduced_psnr"] = round(reduced.psnr, 3)
             self.metrics["reduced_ssim"] = round(reduced.ssim, 5)

@@ -21,7 +21,7 @@ from foto3d.libs.splat.formats.plyfile import read_header
 from foto3d.libs.splat.formats.registry import get as get_format
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.splat.quality import QualityUnavailable, compare_splats
-from foto3d.libs.splat.reduce import reduce_splat
+from foto3d.libs.splat.reduce import recommended_refit_seconds, reduce_splat
 from foto3d.proto.jobs import TrainOptions, UpAxis
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class ReducedOutput:
     # PSNR (dB) / SSIM of the reduced splat's renders against the unreduced one's; None when not measured.
     psnr: float | None = None
     ssim: float | None = None
+    refit: dict[str, object] | None = None  # the re-fit's RefitResult.to_dict(), when one ran
 
 
 def file_name(fmt: str) -> str:
@@ -84,17 +85,25 @@ def reduce_export(
     cameras: Sequence[Camera] | None = None,
     method: str = "auto",
     quality_views: int = 0,
+    *,
+    refit_steps: int = 0,
+    refit_seconds: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReducedOutput:
     """Blocking: run it in a thread. ``src`` is nerfstudio's ``splat.ply``.
 
-    With ``quality_views`` > 0 and a reduction, the reduced splat is scored against the
-    unreduced one from that many orbit views (needs torch; skipped with a note without it), so
-    the reviewer sees what the reduction cost next to what it saved."""
+    With ``refit_steps`` > 0 the reduced splat is re-fitted to the export's renders
+    (``libs/splat/refit.py``) within ``refit_seconds`` (0 = the CLI's budget for this many
+    gaussians); ``progress(done, total)`` follows its steps. With ``quality_views`` > 0 and a
+    reduction, the reduced splat is scored against the unreduced one from that many orbit views
+    (needs torch; skipped with a note without it), so the reviewer sees what the reduction cost
+    next to what it saved."""
     out_dir.mkdir(parents=True, exist_ok=True)
     gaussians_in = ply_vertex_count(src)
     recorded, known = up_axis(src, "ply")
     src_up = recorded if known else NERFSTUDIO_UP
     splat = original = read(src)
+    refit: dict[str, object] | None = None
     if options.reduce:
         splat, report = reduce_splat(
             splat,
@@ -103,8 +112,15 @@ def reduce_export(
             cameras=cameras,
             importance_method=method,
             up=src_up,
+            refit_steps=refit_steps,
+            refit_seconds=refit_seconds or recommended_refit_seconds(original.count),
+            progress=None if progress is None else _refit_progress(progress),
         )
         log.info("reduced %s: %s", src, report.to_dict())
+        refit = report.refit
+        if warn:
+            for note in report.notes:
+                warn(note)
     quality = _score_reduction(original, splat, src_up, quality_views, warn) if options.reduce else None
     master = out_dir / file_name("ply")
     write(splat, master, up=src_up)
@@ -139,7 +155,16 @@ def reduce_export(
         source_up=cast(UpAxis, get_format("ply").stored_up(src_up)),
         psnr=quality[0] if quality else None,
         ssim=quality[1] if quality else None,
+        refit=refit,
     )
+
+
+def _refit_progress(progress: Callable[[int, int], None]) -> Callable[[str, int, int], None]:
+    def stage(name: str, done: int, total: int) -> None:
+        if name == "re-fitting":  # the one stage of the reduction that takes minutes
+            progress(done, total)
+
+    return stage
 
 
 #: Render size of the reduction's quality check: enough to see lost detail, cheap on a CPU.

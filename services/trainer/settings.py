@@ -11,6 +11,10 @@ from msgspec import Meta
 from foto3d.libs.config import Settings
 from foto3d.libs.settings import Env, Table
 
+# foto3d.libs.splat.reduce's RECOMMENDED_REFIT_STEPS, repeated so that reading settings loads no
+# numpy; tests/trainer/test_refit.py keeps the two equal.
+REDUCE_REFIT_STEPS = 200
+
 
 class TrainerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     concurrency: Annotated[
@@ -89,6 +93,25 @@ class TrainerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
         Env("FOTO3D_TRAINER_REDUCE_QUALITY_VIEWS"),
     ] = 8
+    reduce_refit_steps: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=10_000,
+            description="after reducing, at most this many steps re-fitting the reduced splat to the "
+            "unreduced one's renders (CPU, needs torch; the best step on held-out views is kept); 0 = off",
+        ),
+        Env("FOTO3D_TRAINER_REDUCE_REFIT_STEPS"),
+    ] = REDUCE_REFIT_STEPS
+    reduce_refit_seconds: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="time budget of that re-fit in seconds; 0 = as `foto3d splat reduce`: 120 s per "
+            "125,000 gaussians of the export, 120 to 600 s",
+        ),
+        Env("FOTO3D_TRAINER_REDUCE_REFIT_SECONDS"),
+    ] = 0.0
     train_args: Annotated[
         list[str],
         Meta(description='extra ns-train arguments, e.g. ["--pipeline.model.cull-alpha-thresh", "0.005"]'),

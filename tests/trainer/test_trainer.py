@@ -297,3 +297,33 @@ async def test_cut_off_from_nats_the_job_is_given_up(
         finally:
             nats_server.restart()
     assert not events.of(JobSucceeded) and not events.of(JobFailed)
+
+
+async def test_the_reduced_splat_is_refitted_with_progress(
+    settings: Settings, bus: Bus, fake_ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The suite turns the re-fit off (tests/conftest.py); this job has it, on a small export.
+    monkeypatch.setenv("FOTO3D_TRAINER_REDUCE_REFIT_STEPS", "4")
+    monkeypatch.setenv("FOTO3D_TRAINER_REDUCE_REFIT_SECONDS", "60")
+    monkeypatch.setenv("FAKE_NS_GAUSSIANS", "300")
+    settings.raw["trainer"] = {"keepalive_s": 1.0, "heartbeat_s": 1.0, "reduce_method": "area"}
+    item = work_item(make_dataset(tmp_path / "ds"), steps=100, reduce=True, formats=["ply"])
+    async with running_services(settings, ["trainer"], http=False):
+        events = await EventLog.watch(bus, item.job_id)
+        await submit_work(bus, item)
+        done = await events.wait_for(JobSucceeded, timeout=120)
+    assert done.metrics["gaussians"] == 150
+    assert 1 <= done.metrics["refit_steps"] <= 4
+    assert 0 <= done.metrics["refit_best_step"] <= done.metrics["refit_steps"]
+    # the best step is kept: never worse than the merge on the held-out views
+    assert done.metrics["refit_check_psnr_after"] >= done.metrics["refit_check_psnr_before"]
+    refit_ticks = [p for p in events.of(JobProgress) if p.stage == "reduce" and p.total == 4]
+    assert refit_ticks, f"no re-fit progress in {events.of(JobProgress)}"
+
+
+def test_the_trainer_refit_default_is_the_cli_one() -> None:
+    from foto3d.libs.splat.reduce import RECOMMENDED_REFIT_STEPS
+    from foto3d.services.trainer.settings import REDUCE_REFIT_STEPS, TrainerSettings
+
+    assert REDUCE_REFIT_STEPS == RECOMMENDED_REFIT_STEPS == TrainerSettings().reduce_refit_steps
+    assert TrainerSettings().reduce_refit_seconds == 0.0  # = recommended_refit_seconds(count)
