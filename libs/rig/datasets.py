@@ -137,9 +137,11 @@ class DatasetDelivery:
             submitted_by=ds.submitted_by or f"rig:{ds.rig_id}",
             request_id=ds.request_id,
         )
-        assert site.js is not None
+        js = site.js
+        if js is None:  # the site's connection is being replaced (sites.py) after a long upload
+            raise SiteUnavailable(f"submitting {ds.object_id}: the site's connection is being renewed")
         try:
-            await site.js.publish(
+            await js.publish(
                 subjects.JOB_SUBMIT,
                 _enc.encode(req),
                 timeout=self.publish_timeout,

@@ -150,8 +150,10 @@ async def source_state(site: SiteLink, rig_id: str) -> str | None:
     Asked raw: the client's ``StreamSourceInfo`` drops ``external``, which tells one
     rig's source from another's (they share the stream name).
     """
-    assert site.nc is not None
-    reply = await site.nc.request(f"$JS.API.STREAM.INFO.{LOGS_STREAM}", b"", timeout=2)
+    nc = site.nc
+    if nc is None:  # its connection is being replaced (sites.py): as if it did not answer
+        raise nats.errors.ConnectionClosedError
+    reply = await nc.request(f"$JS.API.STREAM.INFO.{LOGS_STREAM}", b"", timeout=2)
     info = json.loads(reply.data)
     for src in info.get("sources") or []:
         if (src.get("external") or {}).get("api") == rig_js_api(rig_id):
@@ -213,7 +215,8 @@ class LogSourcing:
 
     async def _attach(self, site: SiteLink) -> None:
         name = site.config.name
-        if site.js is None:
+        js = site.js  # taken once: sites.py may replace the site's connection while this awaits
+        if js is None:
             return
         state: str | None
         # A source silent for long while batches wait although the site answers: the site
@@ -232,7 +235,7 @@ class LogSourcing:
             )
             self._renewed_at = now
         try:
-            if await ensure_source(site.js, self.settings.rig_id, name, renew=renew):
+            if await ensure_source(js, self.settings.rig_id, name, renew=renew):
                 log.info("rig logs: wrote the source at %s", name)
             if await ensure_consumer(self.leaf_js, self.settings.rig_id, name):
                 log.warning("rig logs: the site %s now sources them", name)
