@@ -22,7 +22,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -119,8 +118,9 @@ class SitePicker:
                 link.nc, link.js = nc, nc.jetstream(timeout=self.settings.publish_timeout_s)
                 link.connected_at = time.monotonic()
                 return
-            except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
+            except Exception as exc:  # unreachable, refused, a broken handshake: try again later
                 link.error = f"cannot connect: {exc or type(exc).__name__}"
+                await _close(nc)
                 self._choose()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.probe_interval_s)
