@@ -81,9 +81,9 @@ class ReduceReport:
 
 
 def recommended_refit_seconds(count: int) -> float:
-    """The CLI's default re-fit budget for an input of ``count`` gaussians.
+    """The default re-fit budget (CLI and trainer) for an input of ``count`` gaussians.
 
-    It grows with the input because everything a step does does: on a 500k-gaussian model a
+    It grows with the input because the cost of a step and of a target render does: on a 500k-gaussian model a
     target render and a step take seconds each on a laptop's CPU, so a fixed 120 s bought it a
     handful of steps (+0.2 dB over the peer at keep 0.5) where 420 s bought 48 (+1.65 dB;
     docs/benchmarks.md)."""

@@ -12,7 +12,7 @@ from foto3d.libs.config import Settings
 from foto3d.libs.settings import Env, Table
 
 # foto3d.libs.splat.reduce's RECOMMENDED_REFIT_STEPS, repeated so that reading settings loads no
-# numpy; tests/trainer/test_refit.py keeps the two equal.
+# numpy; tests/trainer/test_trainer.py::test_the_trainer_refit_default_is_the_cli_one keeps them equal.
 REDUCE_REFIT_STEPS = 200
 
 
