@@ -251,13 +251,13 @@ class LogSourcing:
             self._trouble_since = None
         elif self._trouble_since is None:
             self._trouble_since = now
-        lasting = self._trouble_since is not None and (
-            state != SILENT or now - self._trouble_since >= LINK_GRACE_S
-        )
+        # Every trouble gets the grace: right after a hub restart the first checks fail or find
+        # the source not yet running, and uploads must not overtake the logs for that alone.
+        lasting = self._trouble_since is not None and now - self._trouble_since >= LINK_GRACE_S
         # Told once per distinct trouble, and only while something waits for it.
         if lasting and state != self._told and self.on_stuck is not None:
             assert state is not None
-            self.on_stuck(name, state + ("" if state != SILENT else f" for {LINK_GRACE_S:.0f} s"))
+            self.on_stuck(name, f"{state} for {LINK_GRACE_S:.0f} s")
             self._told = state
         if state is None:
             self._told = None

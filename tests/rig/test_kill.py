@@ -62,13 +62,27 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
 
         await eventually(some_logs_forwarded, "forwarding to start", 30, interval=0.01)
         assert await stream_count(js, "LOGS") < RECORDS // PER_BATCH, "forwarding finished before the kill"
+        first_leaf = rig.leaf_pid()
         rig.kill_all()
         rig.start()
 
+        # The pid file names the killed server until the new one has started and rewritten it.
+        async def new_leaf_running() -> bool:
+            pid = rig.leaf_pid()
+            return pid is not None and pid != first_leaf and running(pid)
+
+        await eventually(new_leaf_running, "the rig's new server\n" + rig.log_tail(), 30)
+
+        def part_sizes() -> dict[Path, int]:
+            return {p: p.stat().st_size for p in store.glob("datasets/*/*/*.part")}
+
         # Second cut: while a dataset upload is under way, the agent alone. Its nats-server
         # lives on; the next `rig up` must stop it rather than start a second one on the store.
+        # Under way means moved by the new agent: the killed one may have begun a part already.
+        before = part_sizes()
+
         async def upload_half_way() -> bool:
-            return any(p.stat().st_size > 0 for p in store.glob("datasets/*/*/*.part"))
+            return any(size > before.get(p, 0) for p, size in part_sizes().items())
 
         await eventually(upload_half_way, "an upload under way\n" + rig.log_tail(), 60, interval=0.005)
         left_behind = rig.leaf_pid()
