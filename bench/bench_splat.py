@@ -9,7 +9,8 @@ process, wall time with start-up):
    --keep K`` (default settings: merge, then the re-fit within its default budget) against
    ``splat-transform -d K%`` (its default decimation);
 3. ``spz``: the web setting per keep: ours ``--sh-degree 1`` written as .spz against
-   splat-transform ``-H 1 -d K%`` then .ply -> .spz (both runs counted).
+   splat-transform ``-H 1 -d K%`` then .ply -> .spz (both runs counted); ``--web-sh-degree``
+   sets another degree for both.
 
 Children run with ``OMP_NUM_THREADS=1`` (torch single-threaded; splat-transform does not read
 it): on a shared 2-core machine torch's two-thread pool waits on busy cores and measured 20-50x
@@ -21,7 +22,7 @@ renders, "x smaller" against the input .ply.
 
 Usage: .venv/bin/python bench/bench_splat.py [--scenes biker,guitar,logo,playbot]
        [--keeps 0.5,0.25,0.1] [--ops convert,ply,spz] [--views 8] [--size 192]
-       [--refit-steps N] [--refit-seconds S] [--json FILE]
+       [--refit-steps N] [--refit-seconds S] [--web-sh-degree 1] [--json FILE]
        .venv/bin/python bench/bench_splat.py --synthetic 200000   # smoke test only, not evidence
 """
 
@@ -99,6 +100,7 @@ def run_scene(
     size: int,
     ops: set[str],
     extra: list[str],
+    web_sh: int = 1,
 ) -> list[Row]:
     original = read(src)
     ply_bytes = src.stat().st_size
@@ -150,7 +152,7 @@ def run_scene(
             )
         if "spz" not in ops:
             continue
-        o = work / f"{name}-ours-{pct}-h1.spz"
+        o = work / f"{name}-ours-{pct}-h{web_sh}.spz"
         cmd = [
             *FOTO3D,
             "reduce",
@@ -160,14 +162,15 @@ def run_scene(
             "--keep",
             str(keep),
             "--sh-degree",
-            "1",
+            str(web_sh),
             "--force",
             *up,
         ]
-        measure(Row(name, f"keep {keep}, SH1 -> spz", "foto3d"), [cmd + extra], o)
-        mid, o = work / f"{name}-peer-{pct}-h1.ply", work / f"{name}-peer-{pct}-h1.spz"
-        steps = [peer(str(src), "-H", "1", "-d", pct, str(mid)), peer(str(mid), str(o))]
-        measure(Row(name, f"keep {keep}, SH1 -> spz", "splat-transform"), steps, o)
+        label = f"keep {keep}, SH{web_sh} -> spz"
+        measure(Row(name, label, "foto3d"), [cmd + extra], o)
+        mid, o = work / f"{name}-peer-{pct}-h{web_sh}.ply", work / f"{name}-peer-{pct}-h{web_sh}.spz"
+        steps = [peer(str(src), "-H", str(web_sh), "-d", pct, str(mid)), peer(str(mid), str(o))]
+        measure(Row(name, label, "splat-transform"), steps, o)
     return rows
 
 
@@ -215,6 +218,9 @@ def main() -> int:
         "--refit-steps", type=int, help="pass --refit-steps N to foto3d reduce (default: its own)"
     )
     ap.add_argument("--refit-seconds", type=float, help="pass --refit-seconds S to foto3d reduce")
+    ap.add_argument(
+        "--web-sh-degree", type=int, default=1, choices=range(4), help="SH degree of the spz op's outputs"
+    )
     ap.add_argument("--synthetic", type=int, default=0, help="smoke test on N synthetic gaussians instead")
     ap.add_argument("--workdir", type=Path, help="keep outputs here (default: a temp folder)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -250,7 +256,7 @@ def main() -> int:
                 return 2
         print(HEAD, flush=True)
         for name, src in scenes:
-            rows += run_scene(name, src, work, keeps, args.views, args.size, ops, extra)
+            rows += run_scene(name, src, work, keeps, args.views, args.size, ops, extra, args.web_sh_degree)
     print()
     print(HEAD)
     print("\n".join(_line(r) for r in rows))
