@@ -15,8 +15,8 @@ from foto3d.cli.common import fail
 from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
 
 # Mirrors foto3d.libs.splat.reduce's RECOMMENDED_REFIT_*: importing it here would load numpy and
-# scipy for `--help`; tests/splat/test_cli.py keeps the two equal.
-RECOMMENDED_REFIT_STEPS = 200
+# scipy for `--help`; tests/splat/test_refit_fallback.py keeps the two equal.
+RECOMMENDED_REFIT_STEPS = 1000
 RECOMMENDED_REFIT_SECONDS = 120.0
 REFIT_BUDGET_GAUSSIANS = 125_000
 RECOMMENDED_REFIT_MAX_SECONDS = 600.0

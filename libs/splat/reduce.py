@@ -32,7 +32,7 @@ RECOMMENDED_FORMAT = "spz"
 #: and a time budget of RECOMMENDED_REFIT_SECONDS per REFIT_BUDGET_GAUSSIANS gaussians of the input
 #: (never less than that, never more than RECOMMENDED_REFIT_MAX_SECONDS); the best step on
 #: held-out views is kept (docs/splat.md, "Reduction and quality").
-RECOMMENDED_REFIT_STEPS = 200
+RECOMMENDED_REFIT_STEPS = 1000
 RECOMMENDED_REFIT_SECONDS = 120.0
 REFIT_BUDGET_GAUSSIANS = 125_000
 RECOMMENDED_REFIT_MAX_SECONDS = 600.0

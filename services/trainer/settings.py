@@ -13,7 +13,7 @@ from foto3d.libs.settings import Env, Table
 
 # foto3d.libs.splat.reduce's RECOMMENDED_REFIT_STEPS, repeated so that reading settings loads no
 # numpy; tests/trainer/test_trainer.py::test_the_trainer_refit_default_is_the_cli_one keeps them equal.
-REDUCE_REFIT_STEPS = 200
+REDUCE_REFIT_STEPS = 1000
 
 
 class TrainerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
