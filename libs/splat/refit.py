@@ -55,8 +55,8 @@ class RefitOptions:
     check_size: int = 160  # larger than ``size``: detail a fit at low resolution blurs shows up here
     check_every: int = 25  # steps between checks
     patience: int = 2  # checks without improvement before the rates drop, or the fit stops
-    lr_drops: int = 2  # times the rates are cut on a plateau before stopping early
-    lr_drop: float = 0.3  # each cut multiplies every learning rate by this
+    lr_cuts: int = 2  # times the rates are cut on a plateau before stopping early
+    lr_cut: float = 0.3  # each cut multiplies every learning rate by this
     lr_opacity: float = 0.05
     lr_color: float = 0.01
     lr_sh: float = 0.005
@@ -267,7 +267,7 @@ def refit(
     fitting views nor the orbit views ``compare`` uses); the best values seen are returned, and
     the input itself counts as step 0, so the result never scores worse than the input there.
     Stops at ``steps``, at ``seconds``, or after ``patience`` checks without a gain once the
-    learning rates have been cut ``lr_drops`` times (each cut after ``patience`` such checks)."""
+    learning rates have been cut ``lr_cuts`` times (each cut after ``patience`` such checks)."""
     opt = options or RefitOptions()
     t0 = time.perf_counter()
     if reduced.count == 0 or opt.steps <= 0:
@@ -283,7 +283,7 @@ def refit(
     params = _Params(reduced)
     best_err = before = _check_error(params, check_cams, check_targets)
     best: Splat = reduced.copy()
-    best_step, since_best, stopped, step, drops = 0, 0, "steps", 0, 0
+    best_step, since_best, stopped, step, cuts = 0, 0, "steps", 0, 0
     targets: dict[int, torch.Tensor] = {}  # fitting targets, rendered when first needed
     lo, hi = robust_bounds(original.means)
     extent = float(np.linalg.norm(hi.astype(np.float64) - lo)) or 1.0
@@ -320,16 +320,16 @@ def refit(
                 stopped = "time"
                 break
             if since_best >= opt.patience:
-                if drops >= opt.lr_drops:
+                if cuts >= opt.lr_cuts:
                     stopped = "no gain"
                     break
                 # A plateau at these rates is often Adam stepping over the minimum: smaller steps
                 # go on gaining (measured on real scenes, docs/benchmarks.md).
-                drops, since_best = drops + 1, 0
+                cuts, since_best = cuts + 1, 0
                 for group in adam.param_groups:
-                    group["lr"] *= opt.lr_drop
+                    group["lr"] *= opt.lr_cut
     if progress and step < opt.steps:
         progress(opt.steps, opt.steps)  # finish the bar when stopping early
     return RefitResult(
-        best, step, best_step, _db(before), _db(best_err), time.perf_counter() - t0, stopped, drops
+        best, step, best_step, _db(before), _db(best_err), time.perf_counter() - t0, stopped, cuts
     )

@@ -50,7 +50,7 @@ def test_refit_gains_on_held_out_and_orbit_views(pair: tuple[Splat, Splat]) -> N
 def test_a_diverging_fit_returns_the_input_unchanged(pair: tuple[Splat, Splat]) -> None:
     original, merged = pair
     wild = dataclasses.replace(
-        SMALL, lr_opacity=50.0, lr_color=50.0, lr_scale=50.0, lr_mean=1.0, patience=1, lr_drops=0
+        SMALL, lr_opacity=50.0, lr_color=50.0, lr_scale=50.0, lr_mean=1.0, patience=1, lr_cuts=0
     )
     res = refit(original, merged, up="z", options=wild)
     assert res.best_step == 0 and res.stopped == "no gain" and res.steps == 10 and res.lr_cuts == 0
@@ -63,7 +63,7 @@ def test_a_plateau_cuts_the_rates_before_the_fit_gives_up(pair: tuple[Splat, Spl
     """Each check without a gain after ``patience`` cuts the rates once; only then does it stop."""
     original, merged = pair
     wild = dataclasses.replace(
-        SMALL, steps=100, lr_opacity=50.0, lr_color=50.0, lr_scale=50.0, lr_mean=1.0, patience=1, lr_drops=2
+        SMALL, steps=100, lr_opacity=50.0, lr_color=50.0, lr_scale=50.0, lr_mean=1.0, patience=1, lr_cuts=2
     )
     res = refit(original, merged, up="z", options=wild)
     # Checks at 10 and 20 cut the rates (50 -> 15 -> 4.5, still far too high to gain), 30 stops.
