@@ -71,6 +71,7 @@ class RigAgent:
         self.link = LinkState.OFFLINE
         self.since = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self._status_write: asyncio.Future[None] | None = None
 
     # -- life ---------------------------------------------------------------------------
 
@@ -123,6 +124,8 @@ class RigAgent:
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
+        if self._status_write is not None:
+            await asyncio.gather(self._status_write, return_exceptions=True)
         await self._send_heartbeat(stopping=True)
         await self.sites.stop()
         if self.leaf is not None:
@@ -218,5 +221,8 @@ class RigAgent:
             if self.datasets is not None:
                 with contextlib.suppress(nats.errors.Error, TimeoutError):
                     await self.datasets.refresh_waiting()
-            await asyncio.to_thread(self._write_status)
+            # Shielded and kept: stop() waits for a write under way, so that it cannot land
+            # after (and over) the final status.
+            self._status_write = asyncio.ensure_future(asyncio.to_thread(self._write_status))
+            await asyncio.shield(self._status_write)
             await asyncio.sleep(STATUS_INTERVAL_S)

@@ -6,7 +6,9 @@ useful when the agent is not running (that it is not, and what to do).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,9 +29,17 @@ def status_path(rig_dir: Path) -> Path:
 def write_status(rig_dir: Path, status: RigStatus) -> None:
     path = status_path(rig_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"status.{os.getpid()}.tmp")
-    tmp.write_bytes(_enc.encode(status))
-    os.replace(tmp, path)
+    # A name of its own per write: a write still running in a worker thread when the agent
+    # stops must not have its temporary file taken by the final write.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="status.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(_enc.encode(status))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def agent_down(rig_id: str, why: str) -> RigProblem:
