@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foto3d.cli.common import fail
-from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
+from foto3d.cli.splat_output import (
+    FORMATS_HELP,
+    SPZ_SMALLEST_GZIP_LEVEL,
+    add_spz_gzip_level,
+    format_options,
+    input_up,
+    output_format,
+    output_up,
+)
 
 # Mirrors foto3d.libs.splat.reduce's RECOMMENDED_REFIT_*: importing it here would load numpy and
 # scipy for `--help`; tests/splat/test_refit_fallback.py keeps the two equal.
@@ -163,6 +171,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     red.add_argument(
         "--target-up", choices=_AXES, help="up axis to write (default: what the output format expects)"
     )
+    add_spz_gzip_level(red, SPZ_SMALLEST_GZIP_LEVEL, "the smallest file, for the web")
     red.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     red.add_argument("--json", action="store_true", help="print the report as one JSON object")
     red.set_defaults(func=cmd_reduce)
@@ -259,7 +268,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             refit_seconds=refit_seconds,
         )
         written = reorient(reduced, up, target_up) if up != target_up else reduced
-        write(written, dst, up=target_up)
+        write(written, dst, up=target_up, **format_options(out_fmt, args))
         quality = None
         if args.quality:
             # Score what a viewer will load: the file as written (quantisation included), turned

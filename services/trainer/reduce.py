@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from foto3d.libs.splat import read, up_axis, write
 from foto3d.libs.splat.cameras import Camera, load_cameras
@@ -19,6 +19,7 @@ from foto3d.libs.splat.coords import reorient
 from foto3d.libs.splat.errors import SplatFormatError
 from foto3d.libs.splat.formats.plyfile import read_header
 from foto3d.libs.splat.formats.registry import get as get_format
+from foto3d.libs.splat.formats.spz import SMALLEST_GZIP_LEVEL
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.splat.quality import QualityUnavailable, compare_splats
 from foto3d.libs.splat.reduce import recommended_refit_seconds, reduce_splat
@@ -134,7 +135,9 @@ def reduce_export(
         target_up = get_format(fmt).up or src_up
         try:
             turned = reorient(splat, src_up, target_up) if target_up != src_up else splat
-            write(turned, out_dir / file_name(fmt), up=target_up)
+            # Written once, fetched by every visitor: the smallest gzip .spz has.
+            opts: dict[str, Any] = {"compresslevel": SMALLEST_GZIP_LEVEL} if fmt == "spz" else {}
+            write(turned, out_dir / file_name(fmt), up=target_up, **opts)
         except (SplatFormatError, OSError, ValueError) as exc:  # one format failing must not lose the others
             failed[fmt] = str(exc)[:300]
             continue

@@ -56,9 +56,9 @@ def test_our_splat_read_by_splat_transform(tmp_path: Path, scene: Splat) -> None
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_our_spz_read_by_splat_transform(tmp_path: Path, scene: Splat, version: int) -> None:
-    S.write(scene, tmp_path / "a.spz", version=version)
+@pytest.mark.parametrize(("version", "level"), [(2, 6), (3, 6), (3, 12)])
+def test_our_spz_read_by_splat_transform(tmp_path: Path, scene: Splat, version: int, level: int) -> None:
+    S.write(scene, tmp_path / "a.spz", version=version, compresslevel=level)
     st(str(tmp_path / "a.spz"), str(tmp_path / "b.ply"))
     got = rotate(S.read(tmp_path / "b.ply"), FLIP_YZ)  # it does not undo the RUB frame
     assert_close(

@@ -10,6 +10,7 @@ import pytest
 
 from foto3d.libs.splat import io as splat_io
 from foto3d.libs.splat.coords import reorient
+from foto3d.libs.splat.formats.spz import SMALLEST_GZIP_LEVEL
 from foto3d.libs.splat.synthetic import synthetic_object
 from foto3d.libs.viewer import assets
 from tests.viewer.site import Site, serve_site
@@ -33,7 +34,8 @@ def splat_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clean = splat.subset(np.arange(FLOATERS_FROM))
     for name, s in (("object", splat), ("clean", clean)):
         splat_io.write(s, out / f"{name}.ply", up="z")
-        splat_io.write(reorient(s, "z", "-y"), out / f"{name}.spz")
+        # at the level the trainer and `splat reduce` deliver (libdeflate's), so Spark reads that
+        splat_io.write(reorient(s, "z", "-y"), out / f"{name}.spz", compresslevel=SMALLEST_GZIP_LEVEL)
     splat_io.write(reorient(clean, "z", "-y"), out / "clean-3dgs.ply")
     (out / "broken.spz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)  # gzip magic, then garbage
     return out

@@ -8,10 +8,17 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from foto3d.cli.common import fail
-from foto3d.cli.splat_output import FORMATS_HELP, input_up, output_format, output_up
+from foto3d.cli.splat_output import (
+    FORMATS_HELP,
+    SPZ_GZIP_LEVEL,
+    add_spz_gzip_level,
+    format_options,
+    input_up,
+    output_format,
+    output_up,
+)
 
 ORDER = 40
 
@@ -85,6 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=3,
         help="spz version to write (default 3; 2 for older readers)",
     )
+    add_spz_gzip_level(conv, SPZ_GZIP_LEVEL, "fast")
     conv.set_defaults(func=cmd_convert)
     # Let `--up -y` work as written: argparse would take "-y" for an unknown option. It treats
     # strings matching this pattern as values, as it does for negative numbers.
@@ -136,10 +144,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             splat = splat.with_sh_degree(args.sh_degree)
         if up != target_up:
             splat = reorient(splat, up, target_up)
-        opts: dict[str, Any] = {"up": target_up}
-        if out_fmt == "spz":
-            opts["version"] = args.spz_version
-        write(splat, dst, **opts)
+        write(splat, dst, up=target_up, **format_options(out_fmt, args))
     except (ValueError, OSError) as exc:  # SplatFormatError is a ValueError
         return fail(str(exc))
     in_size = src.stat().st_size
