@@ -37,7 +37,7 @@ from foto3d.libs.rig.problems import ProblemLog
 from foto3d.libs.rig.settings import RigSettings
 from foto3d.libs.rig.sites import SitePicker
 from foto3d.libs.rig.sourcing import LogSourcing
-from foto3d.libs.rig.status import write_status
+from foto3d.libs.rig.status import remove_stale_temporaries, write_status
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.base import encode
@@ -76,6 +76,7 @@ class RigAgent:
     # -- life ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        remove_stale_temporaries(self.rig_dir)
         self.leaf = leaf = await connect(self.leaf_url, f"foto3d-rig-agent-{self.settings.rig_id}")
         await provision_outbox(leaf.js, self.settings)
         state = self.rig_dir / "state"

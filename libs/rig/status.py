@@ -42,6 +42,15 @@ def write_status(rig_dir: Path, status: RigStatus) -> None:
         raise
 
 
+def remove_stale_temporaries(rig_dir: Path, older_than_s: float = 60.0) -> None:
+    """Remove what writes cut by a kill -9 left behind (a write's own file lives milliseconds)."""
+    now = time.time()
+    for tmp in status_path(rig_dir).parent.glob("status.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+
+
 def agent_down(rig_id: str, why: str) -> RigProblem:
     return RigProblem(
         ts=time.time(),

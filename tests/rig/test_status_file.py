@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from foto3d.libs.rig.status import read_status, status_path, write_status
+from foto3d.libs.rig.status import read_status, remove_stale_temporaries, status_path, write_status
 from foto3d.proto.rig import LinkState, RigStatus
 
 
@@ -42,3 +42,14 @@ def test_overlapping_writes_all_land_and_leave_no_temporary_files(tmp_path: Path
     st = read_status(tmp_path, "rig-a")
     assert st.forwarded_logs % 1000 == 299  # some writer's last write, whole
     assert sorted(p.name for p in status_path(tmp_path).parent.iterdir()) == ["status.json"]
+
+
+def test_temporaries_left_by_a_killed_write_are_removed_and_a_live_one_is_not(tmp_path: Path) -> None:
+    run = status_path(tmp_path).parent
+    run.mkdir(parents=True)
+    old, fresh = run / "status.abc.tmp", run / "status.def.tmp"
+    old.write_bytes(b"{")
+    fresh.write_bytes(b"{")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    remove_stale_temporaries(tmp_path)
+    assert not old.exists() and fresh.exists()
