@@ -26,7 +26,7 @@ from foto3d.cli.splat_output import (
 # scipy for `--help`; tests/splat/test_refit_fallback.py keeps the two equal.
 RECOMMENDED_REFIT_STEPS = 1000
 RECOMMENDED_REFIT_SECONDS = 120.0
-REFIT_BUDGET_GAUSSIANS = 125_000
+REFIT_BUDGET_GAUSSIANS = 62_500
 RECOMMENDED_REFIT_MAX_SECONDS = 600.0
 
 if TYPE_CHECKING:

@@ -108,7 +108,7 @@ class TrainerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Meta(
             ge=0,
             description="time budget of that re-fit in seconds; 0 = as `foto3d splat reduce`: 120 s per "
-            "125,000 gaussians of the export, 120 to 600 s",
+            "62,500 gaussians of the export, 120 to 600 s",
         ),
         Env("FOTO3D_TRAINER_REDUCE_REFIT_SECONDS"),
     ] = 0.0

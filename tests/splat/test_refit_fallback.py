@@ -36,6 +36,6 @@ def test_cli_defaults_match_the_library() -> None:
 
 def test_the_default_refit_budget_grows_with_the_input() -> None:
     budget = reduce_mod.recommended_refit_seconds
-    assert budget(1_000) == budget(125_000) == 120.0
-    assert budget(250_000) == 240.0 and budget(500_000) == 480.0
-    assert budget(5_000_000) == 600.0
+    assert budget(1_000) == budget(62_500) == 120.0
+    assert budget(125_000) == 240.0 and budget(250_000) == 480.0
+    assert budget(500_000) == budget(5_000_000) == 600.0
