@@ -9,7 +9,7 @@ threads are enough; the size stays within a few hundred bytes of the one-thread 
 (playbot, 500k gaussians: 11,174,465 bytes against 11,175,892; a 1.8 MB scene is one chunk, byte-identical).
 
 Levels 10 to 12 go to libdeflate instead (its near-optimal parsing, still one ordinary deflate
-stream in one gzip member): 2-3 % smaller than zlib's best on splat data, for files that are
+stream in one gzip member): 2-5 % smaller than zlib's best on real scenes, for files that are
 written once and fetched by every visitor. libdeflate takes no preset dictionary, so these levels
 run on one thread.
 """
