@@ -23,7 +23,7 @@ VIEWER_MANIFEST := $(VIEWER_WEB)/dist/manifest.json
 $(VIEWER_WEB)/node_modules/.package-lock.json: $(VIEWER_WEB)/package-lock.json
 	cd $(VIEWER_WEB) && npm ci --no-audit --no-fund --silent
 
-$(VIEWER_MANIFEST): $(VIEWER_WEB)/node_modules/.package-lock.json $(VIEWER_WEB)/build.mjs $(wildcard $(VIEWER_WEB)/src/*.js) $(wildcard $(VIEWER_WEB)/src/*.json)
+$(VIEWER_MANIFEST): $(VIEWER_WEB)/node_modules/.package-lock.json $(VIEWER_WEB)/build.mjs $(wildcard $(VIEWER_WEB)/src/*.js) $(wildcard $(VIEWER_WEB)/src/*.json) $(wildcard $(VIEWER_WEB)/src/shaders/*.glsl)
 	cd $(VIEWER_WEB) && node build.mjs
 
 viewer: $(VIEWER_MANIFEST)

@@ -221,19 +221,65 @@ async def test_poster_appears_before_the_model(page: Any, site: Site) -> None:
 
 
 async def test_splats_are_drawn_in_batches_and_a_still_view_costs_one_frame(page: Any, site: Site) -> None:
-    # Software WebGL pays per instance: Spark's one-instance-per-splat draw is rewritten to draw
-    # 128 splats per instance. If a Spark upgrade changes its shader, the viewer falls back to the
-    # stock draw (still correct); this test says so.
+    # Software WebGL pays per instance and per shader instruction: Spark's one-instance-per-splat
+    # draw becomes 128 splats per instance with the viewer's lean shaders. If a Spark upgrade
+    # changes the shaders they were cut from, the viewer falls back to Spark's own draw (still
+    # correct, far slower); this test says so.
     await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.ply")))
     assert await settle(page) == "ready"
     drawn = await page.evaluate(
         f"""() => {{ const s = {VIEWER}.spark;
-        return [s.batched, s.activeSplats, s.geometry.instanceCount, {VIEWER}.framesRendered]; }}"""
+        return [s.mode, s.activeSplats, s.geometry.instanceCount, {VIEWER}.framesRendered]; }}"""
     )
-    batched, splats, instances, frames = drawn
-    assert batched is True
+    mode, splats, instances, frames = drawn
+    assert mode == "lean", drawn
     assert splats > 128 and instances == -(-splats // 128), drawn
     # the first sorted frame is the picture: no fixed run of further frames while nothing moves
     assert frames == 1, drawn
     mask = object_mask(await canvas_rgb(page), BACKGROUND)
+    assert float(mask.mean()) > 0.05
+
+
+@pytest.mark.parametrize("name", ["clean.ply", "object.spz"])
+async def test_the_lean_shaders_draw_what_spark_draws(page: Any, site: Site, name: str) -> None:
+    # The viewer draws with its own cut of Spark's shaders (src/shaders/); Spark's shaders as
+    # shipped, one splat per instance, are the reference. Only the quads' edges move (each ends
+    # where the splat's opacity falls below Spark's minAlpha), so a few pixels may differ by a
+    # few levels. object.spz has view-dependent colour and floaters.
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/{name}")))
+    assert await settle(page) == "ready"
+    for azimuth, elevation in ((30, 18), (200, 60)):
+        await page.evaluate(
+            f"([az, el]) => {VIEWER}.applyConfig({{camera: {{azimuth: az, elevation: el}}}})",
+            [azimuth, elevation],
+        )
+        await frames_later(page)
+        # the sort for this view is back and drawn (a view change re-sorts, in a worker)
+        await page.wait_for_function(
+            f"() => {{ const s = {VIEWER}.spark; return !s.sorting && !s.sortDirty && {VIEWER}.idle; }}"
+        )
+        pictures = {}
+        for mode in ("lean", "stock", "batched"):
+            await page.evaluate(f"{VIEWER}.spark.use('{mode}')")
+            pictures[mode] = (await canvas_rgb(page)).astype(np.int16)
+        where = f"{name}, azimuth {azimuth}"
+        assert float(object_mask(pictures["stock"].astype(np.uint8), BACKGROUND).mean()) > 0.05, where
+        lean = np.abs(pictures["lean"] - pictures["stock"]).max(axis=2)
+        assert int(lean.max()) <= 6, f"{where}: lean differs from Spark's draw by up to {lean.max()} levels"
+        assert float((lean > 2).mean()) < 0.001, f"{where}: {(lean > 2).sum()} pixels differ by more than 2"
+        batched = np.abs(pictures["batched"] - pictures["stock"]).max()
+        assert int(batched) <= 1, f"{where}: batching alone changed the picture by {batched} levels"
+
+
+async def test_an_option_the_lean_shaders_leave_out_switches_to_sparks_shaders(page: Any, site: Site) -> None:
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.ply")))
+    assert await settle(page) == "ready"
+    await page.evaluate(
+        f"() => {{ {VIEWER}.spark.falloff = 0.5; }}"
+    )  # flatter splats: not in the lean shader
+    mask = object_mask(await canvas_rgb(page), BACKGROUND)
+    assert await page.evaluate(f"{VIEWER}.spark.mode") == "batched"
+    assert any("lean shaders leave out" in w for w in warnings), warnings
     assert float(mask.mean()) > 0.05

@@ -12,6 +12,7 @@ const result = await build({
   format: "esm",
   minify: true,
   target: "es2020",
+  loader: { ".glsl": "text" }, // the viewer's shaders (src/shaders), inlined as strings
   write: false,
   legalComments: "eof", // three.js and Spark are MIT: keep their notices in the file
   define: { __FOTO3D_VIEWER_VERSION__: JSON.stringify(pkg.version) },

@@ -1,20 +1,37 @@
-// Spark's renderer, drawing many splats per instance instead of one.
+// Spark's renderer, drawing many splats per instance with shaders cut to what the viewer uses.
 //
 // Stock Spark draws one instance (one quad) per splat: 90,854 instances for a 90k-splat scene.
 // Software WebGL (SwiftShader: headless browsers, machines without a usable GPU, some VMs)
 // pays a fixed cost per instance, so such a frame took ~1.6 s whatever was on screen (hiding
 // every splat, or halving the pixel ratio, saved almost nothing). PlayCanvas batches 128 splats
-// per instance and draws the same scene in a fraction of that. This renderer does the same
-// with Spark's own shader: the geometry holds SPLATS_PER_INSTANCE quads (their index in
-// position.z), and the shader's per-splat index becomes instance * SPLATS_PER_INSTANCE + quad.
-// Everything else (sorting, accumulation, the fragment shader, options) is Spark's.
+// per instance and draws the same scene in a fraction of that. This renderer does the same: the
+// geometry holds SPLATS_PER_INSTANCE quads (their number in position.z), and the shader's splat
+// slot is instance * SPLATS_PER_INSTANCE + quad.
+//
+// Batched, a frame of the 91k-splat guitar at 800x600 took 316 ms of rasteriser time: 90 ms
+// with every quad shrunk to a point (the vertex work), the rest fill. Spark's shaders carry
+// every option Spark has (extended and covariance encodings, 2D splats, depth of field, falloff
+// blending, linear output, level-of-detail opacities) as branches that a software rasteriser
+// pays for on every vertex and pixel, and compiles before the first frame. The viewer uses
+// none of them, so it draws with its own cut of Spark's shaders (shaders/splat.*.glsl, the same
+// arithmetic): 160 ms a frame, and about half the compile time, for the same picture
+// (tests/viewer/test_render.py compares it with Spark's own draw).
+//
+// Modes: "lean" (those shaders, batched), "batched" (Spark's shaders with only the batching
+// rewrite: a frame whose options the lean shaders leave out switches to it), "stock" (Spark
+// as shipped; also the fallback when a Spark upgrade changes the lines rewritten here).
+// Sorting, accumulation and everything else are Spark's.
 import * as THREE from "three";
 import { SparkRenderer } from "@sparkjsdev/spark";
+import leanFragment from "./shaders/splat.frag.glsl";
+import leanVertexBody from "./shaders/splat.vert.glsl";
 
 export const SPLATS_PER_INSTANCE = 128;
 
+const leanVertex = `#define FOTO3D_SPLATS_PER_INSTANCE ${SPLATS_PER_INSTANCE}\n${leanVertexBody}`;
+
 // The lines of Spark 2.2's splatVertex.glsl that turn the instance into a splat's slot in the
-// sorted order; if a Spark upgrade changes them, we keep the stock shader (correct, slower).
+// sorted order.
 const STOCK_ORDERING = "ivec2 orderingCoord = ivec2((gl_InstanceID >> 2) & 4095, gl_InstanceID >> 14);";
 const STOCK_LOOKUP = "uint splatIndex = texelFetch(ordering, orderingCoord, 0)[gl_InstanceID & 3];";
 const BATCHED_ORDERING = `int splatSlot = gl_InstanceID * ${SPLATS_PER_INSTANCE} + int(position.z);
@@ -24,6 +41,22 @@ const BATCHED_ORDERING = `int splatSlot = gl_InstanceID * ${SPLATS_PER_INSTANCE}
     ivec2 orderingCoord = ivec2((splatSlot >> 2) & 4095, splatSlot >> 14);`;
 const BATCHED_LOOKUP = "uint splatIndex = texelFetch(ordering, orderingCoord, 0)[splatSlot & 3];";
 
+// What the lean shaders take from Spark 2.2: its packed encoding and helpers (the splatDefines
+// chunk) and the uniforms it sets each frame. If an upgrade changes any of it, no lean draw.
+const LEAN_NEEDS_VERTEX = [
+  "#include <splatDefines>",
+  "unpackSplatEncoding(packedData, center, scales, quaternion, rgba, vec4(0.0, 1.0, LN_SCALE_MIN, LN_SCALE_MAX));",
+  "rgba.a *= 2.0;",
+  "mat3 RS = scaleQuaternionToMatrix(scales, viewQuaternion);",
+  "float blurAdjust = sqrt(max(0.0, detOrig / det));",
+  "uniform vec2 renderSize;",
+  "uniform vec4 renderToViewQuat;",
+  "uniform vec3 renderToViewPos;",
+  ...["maxStdDev", "minPixelRadius", "maxPixelRadius", "minAlpha", "blurAmount", "preBlurAmount", "clipXY", "focalAdjustment"]
+    .map((name) => `uniform float ${name};`),
+];
+const LEAN_NEEDS_FRAGMENT = ["rgba.a = mix(rgba.a, rgba.a * exp(-0.5 * z2), falloff);", "if (rgba.a < minAlpha) {"];
+
 /** Spark's vertex shader rewritten to draw SPLATS_PER_INSTANCE splats per instance, or null. */
 export function batchedVertexShader(stock) {
   if (stock.split("gl_InstanceID").length - 1 !== 3) return null;
@@ -32,6 +65,13 @@ export function batchedVertexShader(stock) {
     .replace("void main() {", "uniform int foto3dSplatCount;\n\nvoid main() {")
     .replace(STOCK_ORDERING, BATCHED_ORDERING)
     .replace(STOCK_LOOKUP, BATCHED_LOOKUP);
+}
+
+/** Whether the lean shaders match this Spark's shaders (the parts they were cut from). */
+export function leanShadersFit(stockVertex, stockFragment) {
+  return LEAN_NEEDS_VERTEX.every((line) => stockVertex.includes(line))
+    && LEAN_NEEDS_FRAGMENT.every((line) => stockFragment.includes(line))
+    && typeof THREE.ShaderChunk.splatDefines === "string";
 }
 
 function batchedQuads(count) {
@@ -51,17 +91,47 @@ function batchedQuads(count) {
 export class BatchedSparkRenderer extends SparkRenderer {
   constructor(options) {
     super(options);
-    const shader = batchedVertexShader(this.material.vertexShader);
-    this.batched = shader !== null;
-    if (!this.batched) {
+    const stockVertex = this.material.vertexShader;
+    const stockFragment = this.material.fragmentShader;
+    const batchedVertex = batchedVertexShader(stockVertex);
+    this.shaders = { stock: { vertex: stockVertex, fragment: stockFragment } };
+    this.stockGeometry = this.geometry;
+    this.batchedGeometry = batchedQuads(SPLATS_PER_INSTANCE);
+    this.material.uniforms.foto3dSplatCount = { value: 0 };
+    if (batchedVertex === null) {
       console.error("foto3d-viewer: unknown Spark vertex shader; drawing one splat per instance");
+      this.use("stock");
       return;
     }
-    this.material.vertexShader = shader;
-    this.material.uniforms.foto3dSplatCount = { value: 0 };
+    this.shaders.batched = { vertex: batchedVertex, fragment: stockFragment };
+    if (leanShadersFit(stockVertex, stockFragment)) {
+      this.shaders.lean = { vertex: leanVertex, fragment: leanFragment };
+      this.use("lean");
+    } else {
+      console.error("foto3d-viewer: unknown Spark shaders; drawing with Spark's own, batched");
+      this.use("batched");
+    }
+  }
+
+  /** Draw with "lean", "batched" or "stock" shaders from the next frame on. */
+  use(mode) {
+    const shaders = this.shaders[mode];
+    if (!shaders) throw new Error(`no ${mode} shaders`);
+    this.mode = mode;
+    this.batched = mode !== "stock";
+    this.material.vertexShader = shaders.vertex;
+    this.material.fragmentShader = shaders.fragment;
     this.material.needsUpdate = true;
-    this.geometry.dispose();
-    this.geometry = batchedQuads(SPLATS_PER_INSTANCE);
+    this.geometry = this.batched ? this.batchedGeometry : this.stockGeometry;
+  }
+
+  /** Whether this frame's options are all ones the lean shaders draw as Spark would. */
+  _leanCovers(renderer, camera) {
+    const u = this.material.uniforms;
+    return !u.enableExtSplats.value && !u.enableCovSplats.value && !u.enable2DGS.value
+      && !(u.focalDistance.value > 0 && u.apertureAngle.value > 0)
+      && u.falloff.value === 1 && !u.encodeLinear.value
+      && !camera.isOrthographicCamera && !renderer.capabilities.logarithmicDepthBuffer;
   }
 
   /**
@@ -78,6 +148,10 @@ export class BatchedSparkRenderer extends SparkRenderer {
 
   onBeforeRender(renderer, scene, camera) {
     super.onBeforeRender(renderer, scene, camera);
+    if (this.mode === "lean" && !this._leanCovers(renderer, camera)) {
+      console.warn("foto3d-viewer: a Spark option the lean shaders leave out is on; drawing with Spark's shaders");
+      this.use("batched");
+    }
     if (!this.batched) return;
     // Spark has just set one instance per splat to draw: draw that many splats, in batches.
     const splats = this.geometry.instanceCount;
