@@ -46,6 +46,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -235,7 +237,10 @@ async def measure(browser: Any, app: web.Application, base: str, url: str, res: 
             break
 
 
-async def run(scenes: Path, formats: list[str], names: list[str], repeat: int) -> list[Result]:
+@asynccontextmanager
+async def browser_and_site(scenes: Path) -> AsyncIterator[tuple[Any, web.Application, str]]:
+    """Headless Chromium (as the tests run it) and the local server for ``scenes``: (browser, app,
+    base URL). Exits saying what is missing when Chromium or SuperSplat's page is not there."""
     from playwright.async_api import async_playwright
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -252,27 +257,33 @@ async def run(scenes: Path, formats: list[str], names: list[str], repeat: int) -
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
-    results: list[Result] = []
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-            for name in names:
-                for fmt in formats:
-                    f = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
-                    if not f.is_file():
-                        print(f"  (no {f.name}; skipped)", file=sys.stderr)
-                        continue
-                    # ours and SuperSplat's alternate, so that a slow spell of this shared
-                    # machine falls on both
-                    for viewer, url, with_poster in loads(scenes, name, fmt, fmt == formats[0], repeat):
-                        res = Result(name, fmt, viewer, f.stat().st_size)
-                        await measure(browser, app, base, url, res, with_poster)
-                        results.append(res)
-                        print(row(res), flush=True)
-            await browser.close()
+            try:
+                yield browser, app, f"http://127.0.0.1:{port}"
+            finally:
+                await browser.close()
     finally:
         await runner.cleanup()
+
+
+async def run(scenes: Path, formats: list[str], names: list[str], repeat: int) -> list[Result]:
+    results: list[Result] = []
+    async with browser_and_site(scenes) as (browser, app, base):
+        for name in names:
+            for fmt in formats:
+                f = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
+                if not f.is_file():
+                    print(f"  (no {f.name}; skipped)", file=sys.stderr)
+                    continue
+                # ours and SuperSplat's alternate, so that a slow spell of this shared
+                # machine falls on both
+                for viewer, url, with_poster in loads(scenes, name, fmt, fmt == formats[0], repeat):
+                    res = Result(name, fmt, viewer, f.stat().st_size)
+                    await measure(browser, app, base, url, res, with_poster)
+                    results.append(res)
+                    print(row(res), flush=True)
     return results
 
 

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
-from bench_viewer import _DONE, HEIGHT, SUPERSPLAT, WIDTH, make_app
+from bench_viewer import _DONE, HEIGHT, SUPERSPLAT_READS, WIDTH, browser_and_site
 
 from foto3d.libs.splat import SplatFormatError
 from foto3d.libs.splat.formats import registry as splat_formats
@@ -109,53 +108,32 @@ _SUPERSPLAT = """async (frames) => {
 
 
 async def measure(scenes: Path, names: list[str], fmt: str, frames: int) -> list[dict[str, Any]]:
-    from playwright.async_api import async_playwright
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.browser import CHROMIUM_ARGS, chromium_path
-
-    exe = chromium_path()
-    if exe is None:
-        raise SystemExit("no chromium on PATH (scripts/test-deps.sh installs it)")
-    if not (SUPERSPLAT / "index.html").is_file():
-        raise SystemExit(f"{SUPERSPLAT} is missing: run `make viewer` (npm ci in libs/viewer/web)")
-    runner = web.AppRunner(make_app(scenes))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
     rows: list[dict[str, Any]] = []
-    try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-            for name in names:
-                file = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
-                if not file.is_file():
-                    print(f"  (no {file.name}; skipped)", file=sys.stderr)
-                    continue
-                q = quote(file.name)
+    async with browser_and_site(scenes) as (browser, _app, base):
+        for name in names:
+            file = scenes / f"{name}{splat_formats.get(fmt).suffixes[0]}"
+            if not file.is_file():
+                print(f"  (no {file.name}; skipped)", file=sys.stderr)
+                continue
+            q = quote(file.name)
+            context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+            page = await context.new_page()
+            await page.goto(f"{base}/ours?file={q}")
+            await page.wait_for_function(_DONE, timeout=120_000)
+            ours = await page.evaluate(_OURS, [list(MODES), frames])
+            await context.close()
+            row: dict[str, Any] = {"scene": name, "format": fmt, **ours, "supersplat": None}
+            if fmt in SUPERSPLAT_READS:
                 context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
                 page = await context.new_page()
-                await page.goto(f"{base}/ours?file={q}")
-                await page.wait_for_function(_DONE, timeout=120_000)
-                ours = await page.evaluate(_OURS, [list(MODES), frames])
+                await page.goto(
+                    f"{base}/supersplat/index.html?content=/scenes/{q}&webgl&noui&noanim&settings=/settings-nocam.json"
+                )
+                await page.wait_for_function(_SUPERSPLAT_LOADED, timeout=120_000)
+                row["supersplat"] = await page.evaluate(_SUPERSPLAT, frames)
                 await context.close()
-                row: dict[str, Any] = {"scene": name, "format": fmt, **ours, "supersplat": None}
-                if fmt in ("ply", "compressed-ply", "sog"):
-                    context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
-                    page = await context.new_page()
-                    await page.goto(
-                        f"{base}/supersplat/index.html?content=/scenes/{q}&webgl&noui&noanim"
-                        "&settings=/settings-nocam.json"
-                    )
-                    await page.wait_for_function(_SUPERSPLAT_LOADED, timeout=120_000)
-                    row["supersplat"] = await page.evaluate(_SUPERSPLAT, frames)
-                    await context.close()
-                rows.append(row)
-                print(table_row(row), flush=True)
-            await browser.close()
-    finally:
-        await runner.cleanup()
+            rows.append(row)
+            print(table_row(row), flush=True)
     return rows
 
 
