@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from foto3d.libs.splat import io as splat_io
+from foto3d.libs.splat.synthetic import synthetic_object
 from tests.viewer.pixels import canvas_rgb, object_mask
 from tests.viewer.site import Site, tag
 
@@ -283,3 +285,23 @@ async def test_an_option_the_lean_shaders_leave_out_switches_to_sparks_shaders(p
     assert await page.evaluate(f"{VIEWER}.spark.mode") == "batched"
     assert any("lean shaders leave out" in w for w in warnings), warnings
     assert float(mask.mean()) > 0.05
+
+
+@pytest.mark.parametrize(
+    ("suffix", "degree"),
+    [(".ply", 0), (".ply", 2), (".compressed.ply", 1), (".spz", 0), (".spz", 3), (".splat", 0)],
+)
+async def test_the_sh_degree_is_read_from_the_files_first_bytes(
+    page: Any, site: Site, suffix: str, degree: int
+) -> None:
+    # The pipeline warm-up builds Spark's splat program for the model's SH degree while the
+    # file downloads; the degree comes from the download's first 4 KB (a gzip stream cut short,
+    # for .spz).
+    name = f"sh{degree}{suffix}"
+    path = site.files_dir / name
+    if not path.exists():
+        splat_io.write(synthetic_object(3_000, sh_degree=degree, seed=5), path)
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/{name}")))
+    await page.wait_for_function(f"() => {VIEWER}?.headShDegree !== undefined")
+    assert await page.evaluate(f"{VIEWER}.headShDegree") == degree
+    assert await settle(page) == "ready"

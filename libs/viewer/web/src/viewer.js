@@ -15,6 +15,7 @@ import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
 import { openDownload } from "./download.js";
 import { recordedUp } from "./plyheader.js";
+import { shDegree } from "./shdegree.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -218,13 +219,21 @@ class Foto3dViewer extends HTMLElement {
     // The warm-up's first draw holds this thread while the pipeline links: after the poster,
     // which is what a visitor sees first (the download is under way meanwhile).
     let warm = true;
-    const warming = Promise.race([this._posterSettled(), this.mesh.initialized.catch(() => {})]).then(() => warmUpSplatPipeline({
+    const loaded = this.mesh.initialized.then(() => null, () => null);
+    // The SH degree the file's first bytes declare (null when they do not say), for the warm-up.
+    const headShDegree = download.head.then((head) => shDegree(file.format, head), () => null);
+    headShDegree.then((degree) => {
+      this.headShDegree = degree;
+    });
+    const warming = Promise.race([this._posterSettled(), loaded]).then(() => warmUpSplatPipeline({
       renderer: this.renderer,
       scene: this.scene,
       camera: this.camera,
       color: new THREE.Color(colorToHex(this._background())),
       sorted: () => this._sortSettled(() => !warm),
       wanted: () => warm,
+      // what the file's first bytes say, unless the whole model is in first
+      shDegree: Promise.race([headShDegree, loaded]),
     }))
       .then(() => mark("warm"))
       .catch((err) => log(`warm-up: ${err && err.message ? err.message : err}`));
