@@ -118,11 +118,15 @@ export class BatchedSparkRenderer extends SparkRenderer {
     const shaders = this.shaders[mode];
     if (!shaders) throw new Error(`no ${mode} shaders`);
     this.mode = mode;
-    this.batched = mode !== "stock";
     this.material.vertexShader = shaders.vertex;
     this.material.fragmentShader = shaders.fragment;
     this.material.needsUpdate = true;
     this.geometry = this.batched ? this.batchedGeometry : this.stockGeometry;
+  }
+
+  /** Whether splats are drawn SPLATS_PER_INSTANCE per instance. */
+  get batched() {
+    return this.mode !== "stock";
   }
 
   /** Whether this frame's options are all ones the lean shaders draw as Spark would. */
