@@ -7,12 +7,17 @@
 const AXES = new Set(["x", "-x", "y", "-y", "z", "-z"]);
 const PREFIX = "vertical axis:";
 
-/** The axis (x, -x, y, -y, z, -z) the header in `bytes` records, or null when it records none. */
-export function recordedUp(bytes) {
+/** The lines of the .ply header at the start of `bytes` (up to end_header), or null if none. */
+export function plyHeaderLines(bytes) {
   const text = new TextDecoder("latin1").decode(bytes);
   const end = text.indexOf("end_header");
   if (!text.startsWith("ply") || end < 0) return null;
-  for (const line of text.slice(0, end).split(/\r?\n/)) {
+  return text.slice(0, end).split(/\r?\n/);
+}
+
+/** The axis (x, -x, y, -y, z, -z) the header in `bytes` records, or null when it records none. */
+export function recordedUp(bytes) {
+  for (const line of plyHeaderLines(bytes) ?? []) {
     const words = line.trim();
     if (!words.startsWith("comment ")) continue;
     const comment = words.slice("comment ".length).trim();

@@ -6,6 +6,7 @@
 // colour paid for building its own between its file and its first frame (60-70 ms of the
 // 500k-splat, SH-2 playbot's, on two cores). The download's first bytes (download.js) say which
 // degree is coming, in time for the warm-up to build that program too.
+import { plyHeaderLines } from "./plyheader.js";
 
 // f_rest_* properties of a .ply (and PlayCanvas's compressed .ply) per SH degree: 3 colours x
 // (degree + 1)^2 - 1 coefficients.
@@ -19,10 +20,9 @@ const SPZ_MAGIC = 0x5053474e; // "NGSP", little-endian
 
 /** The SH degree a .ply or compressed .ply header in `bytes` declares, or null. */
 export function plyShDegree(bytes) {
-  const text = new TextDecoder("latin1").decode(bytes);
-  const end = text.indexOf("end_header");
-  if (!text.startsWith("ply") || end < 0) return null;
-  const rest = text.slice(0, end).split(/\r?\n/).filter((line) => /^property\s+\S+\s+f_rest_\d+\s*$/.test(line.trim()));
+  const lines = plyHeaderLines(bytes);
+  if (lines === null) return null;
+  const rest = lines.filter((line) => /^property\s+\S+\s+f_rest_\d+$/.test(line.trim()));
   return DEGREE_OF_REST.get(rest.length) ?? null;
 }
 
