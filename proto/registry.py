@@ -7,6 +7,7 @@ module, or listed in that module's ``SCHEMAS`` tuple (API bodies and replies).
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import pkgutil
 from pathlib import Path
@@ -39,11 +40,31 @@ def contract_types() -> dict[str, type[msgspec.Struct]]:
 
 
 def schema_of(tp: type[msgspec.Struct]) -> dict[str, Any]:
-    schema = msgspec.json.schema(tp)
+    schema = normalise_descriptions(msgspec.json.schema(tp))
     tag = tp.__struct_config__.tag
     if tag is not None:
         schema["title"] = str(tag)
     return schema
+
+
+def normalise_descriptions(node: Any) -> Any:
+    """Every ``description`` in ``node`` through :func:`inspect.cleandoc`, recursively.
+
+    msgspec copies a Struct's docstring into its schema, and releases differ in how:
+    up to 0.22 verbatim (continuation lines keep the class body's indent), from 0.23
+    dedented. ``cleandoc`` is idempotent and maps both to the same text, so the committed
+    schemas depend on our source alone, not on the msgspec release that wrote them.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else normalise_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [normalise_descriptions(item) for item in node]
+    return node
 
 
 def write_schemas(out: Path, check: bool = False) -> list[str]:
