@@ -4,16 +4,25 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The lock decides what is installed (docs/dependencies.md): exact versions with hashes.
+LOCK := requirements/dev.txt
+UV_VERSION := 0.13.8
 
-.PHONY: up test test-deps lint typecheck pytest bootstrap clean viewer
+.PHONY: up test test-deps lint typecheck pytest bootstrap clean viewer lock upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 bootstrap: $(STAMP)
+
+# Re-resolve the lock: `lock` keeps every pin that still fits pyproject.toml's ranges,
+# `upgrade` takes the newest releases. Both need uv, installed at a pinned version.
+lock upgrade: $(STAMP)
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	bash scripts/lock.sh $(if $(filter upgrade,$@),--upgrade)
 
 # The <foto3d-viewer> bundle (libs/viewer/web/dist/): built from the pinned npm packages
 # (package-lock.json), rebuilt when its sources change, never committed.

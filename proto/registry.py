@@ -40,7 +40,7 @@ def contract_types() -> dict[str, type[msgspec.Struct]]:
 
 
 def schema_of(tp: type[msgspec.Struct]) -> dict[str, Any]:
-    schema = normalise_descriptions(msgspec.json.schema(tp))
+    schema: dict[str, Any] = normalise_descriptions(msgspec.json.schema(tp))
     tag = tp.__struct_config__.tag
     if tag is not None:
         schema["title"] = str(tag)

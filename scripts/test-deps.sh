@@ -20,18 +20,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# Third-party splat tools, pinned in tools/node/package.json.
-if [ -f tools/node/package.json ] && [ ! -d tools/node/node_modules ]; then
-  echo "test-deps: npm install in tools/node"
-  (cd tools/node && npm install --no-audit --no-fund --silent)
+# Third-party splat tools: exactly what tools/node/package-lock.json says.
+if [ -f tools/node/package-lock.json ] && [ ! -f tools/node/node_modules/.package-lock.json ]; then
+  echo "test-deps: npm ci in tools/node"
+  (cd tools/node && npm ci --no-audit --no-fund --silent)
 fi
 
-# CPU torch (a wheel on this kind of machine's disk) and gsplat's pure-PyTorch reference.
+# CPU torch and gsplat's pure-PyTorch reference, from their locks (requirements/quality.txt,
+# requirements/gsplat.txt; both resolved by scripts/lock.sh). The CPU wheel of torch comes from
+# a wheel folder or PyTorch's CPU index (PIP_FIND_LINKS / PIP_EXTRA_INDEX_URL).
 if ! $BIN/python -c "import torch" >/dev/null 2>&1; then
-  echo "test-deps: installing torch==2.13.0 (CPU)"
-  $BIN/python -m pip install -q torch==2.13.0 || echo "test-deps: torch unavailable; quality tests will be skipped" >&2
+  echo "test-deps: installing torch (CPU) from requirements/quality.txt"
+  $BIN/python -m pip install -q --require-hashes -r requirements/quality.txt \
+    || echo "test-deps: torch unavailable; quality tests will be skipped" >&2
 fi
 if $BIN/python -c "import torch" >/dev/null 2>&1 && ! $BIN/python -c "import gsplat" >/dev/null 2>&1; then
-  echo "test-deps: installing gsplat (no CUDA deps)"
-  $BIN/python -m pip install -q --no-deps gsplat jaxtyping wadler-lindig rich || true
+  echo "test-deps: installing gsplat (no CUDA deps) from requirements/gsplat.txt"
+  $BIN/python -m pip install -q --no-deps --require-hashes -r requirements/gsplat.txt || true
 fi
