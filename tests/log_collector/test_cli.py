@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from foto3d.libs.bus.connection import Bus
@@ -28,11 +29,15 @@ async def foto3d(*args: str, env: dict[str, str] | None = None, timeout: float =
 
 
 async def seed(bus: Bus, svc: LogCollector) -> None:
-    await bus.publish(subjects.logs("trainer", "gpu-1"), batch(10, job_id="job-c", message="iteration {i}"))
+    t0 = time.time() - 60
+    await bus.publish(
+        subjects.logs("trainer", "gpu-1"), batch(10, job_id="job-c", message="iteration {i}", ts=t0)
+    )
     await bus.publish(
         subjects.logs("trainer", "gpu-1"),
         batch(
             1,
+            ts=t0 + 1,
             start_seq=10,
             job_id="job-c",
             level=40,
