@@ -18,6 +18,9 @@ from foto3d.proto.base import Count, Event, Int, Real
 MAX_MESSAGE_CHARS = 16_000
 MAX_EXC_CHARS = 32_000
 TRUNCATION_MARKER = " …[truncated {n} chars]"
+# The logger of the records `foto3d run` writes about the command it runs; on its
+# "command exited" record of a failure, ``exc`` holds the command's last stderr lines.
+RUN_LOGGER = "foto3d.run"
 # One batch message stays well below the server's default 1 MiB max payload.
 MAX_BATCH_BYTES = 512 * 1024
 
