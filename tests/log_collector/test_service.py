@@ -52,6 +52,9 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
         with pytest.raises(ServiceError, match="bad request") as refused:
             await bus.call(LOG_QUERY, LogQuery(limit=0), timeout=5)  # Structs validate on decoding only
         assert refused.value.code == BAD_REQUEST
+        with pytest.raises(ServiceError, match="paging cursor") as refused:
+            await bus.call(LOG_QUERY, LogQuery(before="81234"), timeout=5)  # an old-style id is refused
+        assert refused.value.code == BAD_REQUEST
 
         async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
             async with http.get(rt.http_url + "/api/logs", params={"level": "error", "kind": "rig"}) as r:
