@@ -261,4 +261,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
         finally:
             await bus.close()
 
-    return run_async(main)
+    try:
+        return run_async(main)
+    except nats.errors.Error as exc:  # e.g. the connection closed under --follow's subscription
+        return fail(
+            f"lost the connection to NATS ({type(exc).__name__}: {exc or 'no detail'}): "
+            "check that the server is up (`foto3d status`) and run the command again"
+        )
