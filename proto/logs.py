@@ -18,6 +18,9 @@ from foto3d.proto.base import Count, Event, Int, Real
 MAX_MESSAGE_CHARS = 16_000
 MAX_EXC_CHARS = 32_000
 TRUNCATION_MARKER = " …[truncated {n} chars]"
+# The logger of the records `foto3d run` writes about the command it runs; on its
+# "command exited" record of a failure, ``exc`` holds the command's last stderr lines.
+RUN_LOGGER = "foto3d.run"
 # One batch message stays well below the server's default 1 MiB max payload.
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -104,10 +107,33 @@ class StoredLog(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     exc: str | None = None
 
 
+def log_cursor(r: StoredLog) -> str:
+    """Where the page after ``r`` starts: its place in time order, as ``ts:seq:kind:source``.
+
+    The source id goes last because it is the one part that may contain ``:``.
+    """
+    return f"{r.ts!r}:{r.seq}:{r.source_kind}:{r.source_id}"
+
+
+def parse_log_cursor(text: str) -> tuple[float, str, str, int]:
+    """``(ts, source_kind, source_id, seq)`` from :func:`log_cursor`; ValueError says why not."""
+    parts = text.split(":", 3)
+    try:
+        if len(parts) != 4 or not parts[2] or not parts[3]:
+            raise ValueError
+        return float(parts[0]), parts[2], parts[3], int(parts[1])
+    except ValueError:
+        raise ValueError(
+            f"cannot read paging cursor {text!r}: pass the reply's next_before unchanged"
+        ) from None
+
+
 class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Body of the ``f3d.api.logs.query`` request (and the fields of ``GET /api/logs``).
 
-    Results are newest first; pass the reply's ``next_before_id`` as ``before_id``
+    Results are newest first by the records' own time (``ts``), ties broken by source
+    and sequence, so a batch that arrives late (a spool replay, a rig back online)
+    still sorts where it was written. Pass the reply's ``next_before`` as ``before``
     for the next page. ``around_ts`` returns the ``limit`` records closest before
     and at that time (for alert mails: the lines around an error).
     """
@@ -121,14 +147,21 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     since: Real | None = None
     until: Real | None = None
     text: str | None = None
-    before_id: Count | None = None
+    # A cursor from a reply's ``next_before``: only records older in time order.
+    before: str | None = None
     around_ts: Real | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
 
 
 class LogQueryReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Records newest first. ``next_before`` is set when more match: pass it as ``before``.
+
+    A page ends early (fewer than ``limit`` records, ``next_before`` set) when the next
+    record would make the reply larger than the transport carries (NATS' max payload).
+    """
+
     records: list[StoredLog]
-    next_before_id: Count | None = None
+    next_before: str | None = None
 
 
 # Any collector instance answers from its store.

@@ -102,6 +102,9 @@ class RigProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     source: str = "agent"  # "agent" (forwarding, uploads) or "log" (a record the rig logged)
     object_id: str | None = None
     level: Int = 40
+    # The failing step's own words: the last lines of its stderr (a command under
+    # `foto3d run`) or of its traceback, a few and each cut short.
+    detail: list[str] = msgspec.field(default_factory=list)
 
 
 class UploadProgress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import datetime
 
 from foto3d.proto.logs import LogBatch, LogRecord
 from foto3d.proto.rig import RigProblem
 
 MAX_PROBLEMS = 100
+# A problem quotes at most this many lines of the step's own output, each at most this long.
+DETAIL_LINES = 5
+DETAIL_CHARS = 300
 
 
-def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+def detail_lines(exc: str | None) -> list[str]:
+    """The last few non-empty lines of a record's ``exc`` (a command's stderr, a traceback)."""
+    if not exc:
+        return []
+    lines = [line.rstrip() for line in exc.splitlines() if line.strip()][-DETAIL_LINES:]
+    return [line if len(line) <= DETAIL_CHARS else line[:DETAIL_CHARS] + " …" for line in lines]
 
 
 def from_log_record(batch: LogBatch, record: LogRecord) -> RigProblem:
@@ -34,13 +40,23 @@ def from_log_record(batch: LogBatch, record: LogRecord) -> RigProblem:
     text = f"{record.message}{where}"
     if record.logger:
         text = f"{record.logger}: {text}"
-    return RigProblem(ts=record.ts, text=text, action=action, source="log", object_id=obj, level=record.level)
+    return RigProblem(
+        ts=record.ts,
+        text=text,
+        action=action,
+        source="log",
+        object_id=obj,
+        level=record.level,
+        detail=detail_lines(record.exc),
+    )
 
 
 def offline(since: float, waiting: int) -> RigProblem:
+    # No clock time in the text: the panel shows ``ts`` in the operator's locale, and a
+    # time written here (the rig's format) would sit beside it in another one.
     return RigProblem(
         ts=since,
-        text=f"No site reachable since {_clock(since)}. {waiting} item(s) are kept safely on this rig.",
+        text=f"No site reachable since then. {waiting} item(s) are kept safely on this rig.",
         action="Keep working: everything is sent by itself when the link returns. If it lasts, check "
         "the rig's network (cable, Wi-Fi, mobile modem).",
         level=30,

@@ -17,6 +17,9 @@ from foto3d.services.log_collector.tail import TailHub
 _json = msgspec.json.Encoder()
 # Comment lines keep proxies and browsers from closing an idle stream.
 KEEPALIVE_S = 15.0
+# A page of long records ends early here (``next_before`` says where the rest starts):
+# 5,000 records with tracebacks would otherwise be hundreds of MB in one response.
+HTTP_PAGE_BYTES = 8 * 1024 * 1024
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -41,7 +44,7 @@ class LogHttpApi:
             q = query_from_params(request.query)
         except BadParam as exc:
             return _error(400, str(exc))
-        reply = await self.store.query(q)
+        reply = await self.store.query(q, max_bytes=HTTP_PAGE_BYTES)
         return web.Response(body=_json.encode(reply), content_type="application/json")
 
     async def get_stats(self, request: web.Request) -> web.Response:

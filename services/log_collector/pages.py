@@ -62,6 +62,8 @@ table.logs td.lvl span {{ padding: 0 6px; border-radius: 4px; font-weight: 600; 
 table.logs details pre {{ margin: 4px 0 0; padding: 6px 8px; background: rgba(0,0,0,.04); border-radius: 4px;
   white-space: pre-wrap; font-size: 12px; }}
 table.logs tr.fresh td {{ animation: logfresh 1.5s ease-out; }}
+table.logs .late-tag {{ padding: 0 5px; border-radius: 4px; font-size: 11px; font-weight: 600;
+  background: #ffe8c2; color: #7a4b00; }}
 @keyframes logfresh {{ from {{ background: #fffbe0; }} }}
 /* Phone width: five columns leave the message a sliver one word wide (rows hundreds of px tall).
    Each record becomes a block instead: time, level, source and ids on one wrapping line, the

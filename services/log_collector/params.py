@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
-from foto3d.proto.logs import Level, LogQuery
+from foto3d.proto.logs import Level, LogQuery, parse_log_cursor
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE)
 _UNIT = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -37,7 +37,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
 
 
 def query_from_params(p: Mapping[str, str]) -> LogQuery:
-    known = {"job", "object", "source", "kind", "host", "level", "since", "until", "q", "before_id"}
+    known = {"job", "object", "source", "kind", "host", "level", "since", "until", "q", "before"}
     known |= {"limit", "around"}
     unknown = sorted(set(p) - known)
     if unknown:
@@ -68,6 +68,15 @@ def query_from_params(p: Mapping[str, str]) -> LogQuery:
         except ValueError as exc:
             raise BadParam(f"{name}: {exc}") from None
 
+    def cursor(name: str) -> str | None:
+        v = text(name)
+        if v is not None:
+            try:
+                parse_log_cursor(v)
+            except ValueError as exc:
+                raise BadParam(f"{name}: {exc}") from None
+        return v
+
     level = text("level")
     min_level: int | None = None
     if level is not None:
@@ -88,7 +97,7 @@ def query_from_params(p: Mapping[str, str]) -> LogQuery:
         since=since,
         until=until,
         text=text("q"),
-        before_id=integer("before_id", 1),
+        before=cursor("before"),
         around_ts=moment("around"),
         limit=integer("limit", 1, MAX_LIMIT) or 100,
     )

@@ -17,7 +17,7 @@ from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto.api import UNAVAILABLE, ServiceError
+from foto3d.proto.api import BAD_REQUEST, UNAVAILABLE, ServiceError
 from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
 from foto3d.services.log_collector.otlp import OtlpSink
@@ -162,9 +162,13 @@ class LogCollector(Service):
     # -- queries -----------------------------------------------------------------
 
     async def query(self, q: LogQuery) -> LogQueryReply:
+        """One page, no larger than the server carries: a reply over its max payload would be lost."""
         if self.store is None:
             raise ServiceError(UNAVAILABLE, "log store is not open")
-        return await self.store.query(q)
+        try:
+            return await self.store.query(q, max_bytes=self.context.bus.nc.max_payload)
+        except ValueError as exc:  # an unreadable paging cursor
+            raise ServiceError(BAD_REQUEST, str(exc)) from None
 
     # -- what the runtime asks ---------------------------------------------------
 

@@ -10,8 +10,13 @@ Why this shape:
   ``INSERT INTO logs_fts ... SELECT`` over the new ids: four times faster than
   a per-row trigger (measured: ~130k vs ~32k rows/s). Deletes (pruning only)
   keep the FTS index in sync through a trigger.
-* ``id INTEGER PRIMARY KEY AUTOINCREMENT`` gives the arrival order and a stable
-  paging cursor that is never reused, even after pruning empties the table.
+* ``id INTEGER PRIMARY KEY AUTOINCREMENT`` gives the arrival order (the live tail's
+  "what is new since"), never reused, even after pruning empties the table.
+* Readers select and order by the record's own time, ``(ts, source_kind, source_id,
+  seq)``, never by arrival: a spool replay or a rig back online delivers old lines
+  late, and "the newest lines" must still be the newest written. ``logs_time`` is that
+  key as an index, so "the newest N" walks it backwards and stops after N; the same key
+  is the paging cursor (``next_before``).
 * One writer connection and one read-only connection: WAL lets queries run
   while a batch is being written.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import msgspec
 
 from foto3d.proto.logs import (
     MAX_EXC_CHARS,
@@ -32,6 +38,8 @@ from foto3d.proto.logs import (
     LogQuery,
     LogQueryReply,
     StoredLog,
+    log_cursor,
+    parse_log_cursor,
     truncate,
 )
 from foto3d.services.log_collector.fts import match_expression
@@ -52,13 +60,23 @@ CREATE TABLE IF NOT EXISTS logs (
     exc         TEXT,
     UNIQUE (source_kind, source_id, seq)
 );
-CREATE INDEX IF NOT EXISTS logs_job ON logs (job_id) WHERE job_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS logs_object ON logs (object_id) WHERE object_id IS NOT NULL;
--- (source_id) is (source_id, id) to sqlite: "newest of this source" needs no sort.
-CREATE INDEX IF NOT EXISTS logs_source ON logs (source_id);
-CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
--- Only warnings and above: the selective level filters, nearly free for INFO-heavy ingest.
-CREATE INDEX IF NOT EXISTS logs_level_ts ON logs (level, ts) WHERE level >= 30;
+-- (job_id, ts): a job's newest lines come off the index in time order; sqlite sorts only
+-- records with the same ts (by source and seq) and stops after the limit.
+-- Schema 1 had (job_id) alone, (object_id) alone: every line of the job sorted per query.
+DROP INDEX IF EXISTS logs_job;
+DROP INDEX IF EXISTS logs_object;
+CREATE INDEX IF NOT EXISTS logs_job_time ON logs (job_id, ts) WHERE job_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS logs_object_time ON logs (object_id, ts) WHERE object_id IS NOT NULL;
+-- Time order (the readers' order and cursor): "newest N" walks it backwards, no sort.
+-- Schema 1 had (ts) alone and (source_id) = (source_id, id): arrival order.
+DROP INDEX IF EXISTS logs_ts;
+DROP INDEX IF EXISTS logs_source;
+CREATE INDEX IF NOT EXISTS logs_time ON logs (ts, source_kind, source_id, seq);
+CREATE INDEX IF NOT EXISTS logs_source_time ON logs (source_id, ts, source_kind, seq);
+-- Only warnings and above, in time order: "the newest errors" walks it backwards; nearly
+-- free for INFO-heavy ingest. (Schema 1 had (level, ts), which cannot give time order.)
+DROP INDEX IF EXISTS logs_level_ts;
+CREATE INDEX IF NOT EXISTS logs_warn_time ON logs (ts, source_kind, source_id, seq) WHERE level >= 30;
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5 (
     message, exc, content='logs', content_rowid='id', columnsize=0
 );
@@ -68,7 +86,7 @@ CREATE TRIGGER IF NOT EXISTS logs_fts_delete AFTER DELETE ON logs BEGIN
     INSERT INTO logs_fts (logs_fts, rowid, message, exc)
     VALUES ('delete', old.id, old.message, old.exc);
 END;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 """
 
 COLUMNS = "id, source_kind, source_id, ts, seq, level, message, logger, host, job_id, object_id, exc"
@@ -78,11 +96,21 @@ INSERT = (
     "INSERT OR IGNORE INTO logs (source_kind, source_id, seq, ts, level, logger, host, job_id, "
     "object_id, message, exc) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, NULLIF(?, ''))"
 )
+_json = msgspec.json.Encoder()
 PAGE_SIZE = 16384
 WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
 
 # Index the rows this transaction added (ids above the last committed one).
 INDEX_NEW = "INSERT INTO logs_fts (rowid, message, exc) SELECT id, message, exc FROM logs WHERE id > ?"
+
+# Readers' order: newest first by the record's own time; ties by source, then sequence.
+TIME_ORDER = "ts DESC, source_kind DESC, source_id DESC, seq DESC"
+# The level from which logs_warn_time holds records.
+WARN_INDEX_LEVEL = 30
+# What one record adds to a JSON reply besides its own encoding (the comma).
+RECORD_SEPARATOR_BYTES = 1
+# The reply's own framing: {"records":[...],"next_before":"<cursor>"} with a long source id.
+REPLY_OVERHEAD_BYTES = 512
 
 # (kind, id, seq, ts, level, logger, host, job_id, object_id, message, exc); '' = none
 Row = tuple[str, str, int, float, int, str, str, str, str, str, str]
@@ -193,9 +221,11 @@ def where_clause(q: LogQuery) -> tuple[str, list[Any]]:
     eq("object_id", q.object_id)
     eq("host", q.host)
     if q.min_level is not None:
-        # A literal (an int, so safe), not a parameter: only then can sqlite see
-        # that the partial index on level >= 30 applies.
+        # A literal (an int, so safe), not a parameter, and the index's own term beside
+        # it: sqlite uses a partial index only when the query repeats its condition.
         cond.append(f"level >= {int(q.min_level)}")
+        if q.min_level > WARN_INDEX_LEVEL:
+            cond.append(f"level >= {WARN_INDEX_LEVEL}")
     if q.since is not None:
         cond.append("ts >= ?")
         params.append(q.since)
@@ -205,9 +235,10 @@ def where_clause(q: LogQuery) -> tuple[str, list[Any]]:
     if q.around_ts is not None:
         cond.append("ts <= ?")
         params.append(q.around_ts)
-    if q.before_id is not None:
-        cond.append("id < ?")
-        params.append(q.before_id)
+    if q.before is not None:
+        # Row values: sqlite walks logs_time from the cursor on, like a plain "<".
+        cond.append("(ts, source_kind, source_id, seq) < (?, ?, ?, ?)")
+        params.extend(parse_log_cursor(q.before))
     if q.text:
         expr = match_expression(q.text)
         if expr is None:
@@ -312,16 +343,31 @@ class LogStore:
 
     # -- reading ---------------------------------------------------------------
 
-    async def query(self, q: LogQuery) -> LogQueryReply:
-        """Newest first; ``next_before_id`` pages further back when there is more."""
+    async def query(self, q: LogQuery, *, max_bytes: int | None = None) -> LogQueryReply:
+        """Newest first in time order; ``next_before`` pages further back when there is more.
+
+        With ``max_bytes`` the page also ends before the record that would make the
+        encoded reply larger (a NATS reply must fit the server's max payload); it
+        always holds at least one record, which the store's truncation keeps small.
+        ValueError: a ``before`` cursor that cannot be read.
+        """
         where, params = where_clause(q)
-        order = "ts DESC, id DESC" if q.around_ts is not None else "id DESC"
-        sql = f"SELECT {COLUMNS} FROM logs{where} ORDER BY {order} LIMIT ?"
+        sql = f"SELECT {COLUMNS} FROM logs{where} ORDER BY {TIME_ORDER} LIMIT ?"
         async with self.reader.execute(sql, [*params, q.limit + 1]) as cur:
             rows = list(await cur.fetchall())
         records = [_stored(r) for r in rows[: q.limit]]
-        more = len(rows) > q.limit and q.around_ts is None
-        return LogQueryReply(records=records, next_before_id=records[-1].id if more else None)
+        more = len(rows) > q.limit
+        if max_bytes is not None:
+            budget = max_bytes - REPLY_OVERHEAD_BYTES
+            for i, r in enumerate(records):
+                budget -= len(_json.encode(r)) + RECORD_SEPARATOR_BYTES
+                if budget < 0 and i > 0:
+                    del records[i:]
+                    more = True
+                    break
+        if q.around_ts is not None:
+            more = False  # the lines around a moment: one page by design
+        return LogQueryReply(records=records, next_before=log_cursor(records[-1]) if more else None)
 
     async def count(self, q: LogQuery | None = None) -> int:
         where, params = where_clause(q or LogQuery())
@@ -359,9 +405,13 @@ class LogStore:
         )
 
     async def delete_oldest(self, chunk: int) -> int:
-        """Delete the ``chunk`` first-arrived records (size cap)."""
+        """Delete the ``chunk`` oldest records by their own time (size cap).
+
+        By time, not arrival: a replayed backlog is as old as when it was written.
+        """
         return await self._delete(
-            "DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?)", (chunk,)
+            "DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY ts, source_kind, source_id, seq LIMIT ?)",
+            (chunk,),
         )
 
     async def _delete(self, sql: str, params: tuple[Any, ...]) -> int:

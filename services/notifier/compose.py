@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised, AlertResolved
 from foto3d.proto.base import encode
-from foto3d.proto.logs import Level
+from foto3d.proto.logs import RUN_LOGGER, Level
 from foto3d.services.notifier.channels import BusChannel, OutboxChannel, SmtpChannel, WebhookChannel
 from foto3d.services.notifier.model import AlertInfo
 from foto3d.services.notifier.routing import Recipients
@@ -149,8 +149,9 @@ def render_mail(
     if ctx and kind != "resolved":
         text += ["", f"Last {len(ctx)} log lines:"]
         text += [f"  {_short_ts(c.ts)} {level_name(c.level):<8} {c.source:<20} {c.message}" for c in ctx]
+    exc_title = "Its last stderr lines" if info.logger == RUN_LOGGER else "Exception"
     if info.exc and kind != "resolved":
-        text += ["", "Exception:", info.exc]
+        text += ["", f"{exc_title}:", info.exc]
     text += ["", "— foto3d notifier"]
 
     e = html.escape
@@ -181,7 +182,7 @@ def render_mail(
         )
     if info.exc and kind != "resolved":
         parts.append(
-            f'<h3 style="font-size:14px">Exception</h3><pre style="color:#8a2c2c">{e(info.exc)}</pre>'
+            f'<h3 style="font-size:14px">{e(exc_title)}</h3><pre style="color:#8a2c2c">{e(info.exc)}</pre>'
         )
     parts.append('<p style="color:#888">— foto3d notifier</p></div>')
 

@@ -62,4 +62,6 @@ class LogContext:
                 (src, r.seq, r.message),
                 ContextLine(ts=r.ts, level=r.level, message=r.message, source=src, seq=r.seq),
             )
-        return sorted(lines.values(), key=lambda c: (c.ts, c.seq or 0))[-n:]
+        # The store's own order (time, then source and sequence): a replayed batch sits
+        # where it was written, not where it arrived.
+        return sorted(lines.values(), key=lambda c: (c.ts, c.source, c.seq or 0))[-n:]

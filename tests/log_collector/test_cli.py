@@ -6,11 +6,17 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.proto import subjects
+from foto3d.proto.api import ERROR_CODE_HEADER, ERROR_HEADER
+from foto3d.proto.logs import LOG_QUERY, LogQuery
 from foto3d.services.log_collector.service import LogCollector
 from testkit.running import running_services
 from testkit.waiting import eventually
@@ -28,11 +34,15 @@ async def foto3d(*args: str, env: dict[str, str] | None = None, timeout: float =
 
 
 async def seed(bus: Bus, svc: LogCollector) -> None:
-    await bus.publish(subjects.logs("trainer", "gpu-1"), batch(10, job_id="job-c", message="iteration {i}"))
+    t0 = time.time() - 60
+    await bus.publish(
+        subjects.logs("trainer", "gpu-1"), batch(10, job_id="job-c", message="iteration {i}", ts=t0)
+    )
     await bus.publish(
         subjects.logs("trainer", "gpu-1"),
         batch(
             1,
+            ts=t0 + 1,
             start_seq=10,
             job_id="job-c",
             level=40,
@@ -103,3 +113,54 @@ async def test_logs_says_when_no_collector_answers(bus: Bus, nats_server: object
     url = getattr(nats_server, "client_url", "")
     rc, _, err = await foto3d("logs", "--nats", url)
     assert rc == 2 and "log collector is not answering" in err
+
+
+async def test_a_5000_record_page_of_long_lines_arrives_whole(settings: Settings, bus: Bus) -> None:
+    async with running_services(settings, ["log_collector"], http=False) as rt:
+        (svc,) = rt.services
+        assert isinstance(svc, LogCollector) and svc.store is not None
+        store = svc.store
+        t0 = time.time() - 600
+        line = "long line " + "x" * 300 + " {i}"
+        for k in range(5):
+            b = batch(1000, start_seq=k * 1000, ts=t0 + k, job_id="job-long", message=line)
+            await bus.publish(subjects.logs("trainer", "gpu-1"), b)
+
+        async def stored() -> bool:
+            return await store.count() == 5000
+
+        await eventually(stored, what="5,000 long records")
+        everything = await store.query(LogQuery(limit=5000))
+        assert len(msgspec.json.encode(everything)) > 2 * bus.nc.max_payload  # no one reply holds it
+
+        url = (settings.nats_urls or [""])[0]
+        rc, out, err = await foto3d("logs", "--nats", url, "--limit", "5000", "--json")
+        assert rc == 0, err
+        rows = [json.loads(x) for x in out.splitlines()]
+        assert len(rows) == 5000
+        assert [(r["seq"], r["message"]) for r in rows] == [
+            (k * 1000 + i, line.format(i=i)) for k in range(5) for i in range(1000)
+        ]
+
+
+async def test_a_refused_or_unreadable_reply_is_explained_not_named(bus: Bus, nats_server: object) -> None:
+    url = getattr(nats_server, "client_url", "")
+
+    async def refuse(msg: Any) -> None:
+        headers = {ERROR_CODE_HEADER: "500", ERROR_HEADER: "MaxPayloadError()"}
+        await bus.nc.publish(msg.reply, b"", headers=headers)
+
+    sub = await bus.nc.subscribe(LOG_QUERY.subject, cb=refuse)
+    rc, _, err = await foto3d("logs", "--nats", url)
+    await sub.unsubscribe()
+    assert rc == 2 and "Traceback" not in err
+    assert "the log collector could not answer: MaxPayloadError()" in err and "foto3d logs --help" in err
+
+    async def garble(msg: Any) -> None:
+        await msg.respond(b"{not json")
+
+    sub = await bus.nc.subscribe(LOG_QUERY.subject, cb=garble)
+    rc, _, err = await foto3d("logs", "--nats", url)
+    await sub.unsubscribe()
+    assert rc == 2 and "Traceback" not in err
+    assert "reply could not be read" in err and "same release" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ async def test_logs_page_filters_links_paging_and_live_tail(
         assert isinstance(svc, LogCollector) and svc.store is not None
         store = svc.store
         subj = subjects.logs("trainer", "gpu-1")
-        await bus.publish(subj, batch(250, job_id="job-a", object_id="obj-a", message="iteration {i}"))
+        t0 = time.time() - 60
+        await bus.publish(subj, batch(250, job_id="job-a", object_id="obj-a", message="iteration {i}", ts=t0))
         await bus.publish(
             subj,
             batch(
-                2, start_seq=250, job_id="job-b", object_id="obj-b", level=40,
+                2, start_seq=250, job_id="job-b", object_id="obj-b", level=40, ts=t0 + 1,
                 message="crash {i}", exc="Traceback (most recent call last):\nValueError: bad <input>",
             ),
         )  # fmt: skip

@@ -52,7 +52,9 @@ async def test_failing_command_lines_and_exit_status_are_searchable(settings: Se
         assert all(r.object_id == "chair-01" and r.source_id == "legacy-train" for r in lines)
         (exit_rec,) = (await svc.query(LogQuery(job_id="job-run", text="exited status 3"))).records
         assert exit_rec.level >= Level.ERROR
+        assert exit_rec.exc == "RuntimeError: CUDA error: out of memory"  # its last stderr lines
         errors = (await svc.query(LogQuery(job_id="job-run", min_level=int(Level.ERROR)))).records
         assert {r.message for r in errors} >= {"RuntimeError: CUDA error: out of memory", exit_rec.message}
         found = (await svc.query(LogQuery(text="cuda memory", object_id="chair-01", min_level=30))).records
-        assert [r.message for r in found] == ["RuntimeError: CUDA error: out of memory"]
+        # the line itself, and the exit record that quotes it (newest first)
+        assert [r.message for r in found] == [exit_rec.message, "RuntimeError: CUDA error: out of memory"]

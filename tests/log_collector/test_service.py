@@ -45,12 +45,15 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
 
         reply = await bus.call(LOG_QUERY, LogQuery(job_id="job-7", limit=5))
         assert [r.seq for r in reply.records] == [39, 38, 37, 36, 35]
-        assert reply.next_before_id == reply.records[-1].id
+        assert reply.next_before == f"{reply.records[-1].ts!r}:35:trainer:gpu-1"
         reply = await bus.call(LOG_QUERY, LogQuery(text="lamp failed", min_level=40))
         assert {r.source_id for r in reply.records} == {"rig-2"} and len(reply.records) == 3
         # a bad request body gets an error reply (micro's error headers), not silence
         with pytest.raises(ServiceError, match="bad request") as refused:
             await bus.call(LOG_QUERY, LogQuery(limit=0), timeout=5)  # Structs validate on decoding only
+        assert refused.value.code == BAD_REQUEST
+        with pytest.raises(ServiceError, match="paging cursor") as refused:
+            await bus.call(LOG_QUERY, LogQuery(before="81234"), timeout=5)  # an old-style id is refused
         assert refused.value.code == BAD_REQUEST
 
         async with aiohttp.ClientSession(cookies=await staff_cookie(settings)) as http:
@@ -61,7 +64,7 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
                 page1 = await r.json()
             async with http.get(
                 rt.http_url + "/api/logs",
-                params={"job": "job-7", "limit": "10", "before_id": str(page1["next_before_id"])},
+                params={"job": "job-7", "limit": "10", "before": page1["next_before"]},
             ) as r:
                 page2 = await r.json()
             assert [x["seq"] for x in page1["records"] + page2["records"]] == list(range(39, 19, -1))
@@ -69,7 +72,8 @@ async def test_batches_are_searchable_over_nats_and_http(settings: Settings, bus
                 ({"level": "loud"}, "level"),
                 ({"limit": "0"}, "limit"),
                 ({"since": "yesterday-ish"}, "since"),
-                ({"before_id": "x"}, "before_id"),
+                ({"before": "x"}, "before"),
+                ({"before_id": "3"}, "before_id"),
                 ({"colour": "red"}, "colour"),
             ]:
                 async with http.get(rt.http_url + "/api/logs", params=params) as r:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from foto3d.proto.logs import MAX_MESSAGE_CHARS, LogQuery
@@ -23,9 +24,10 @@ async def store(tmp_path: Path) -> AsyncIterator[LogStore]:
 
 
 async def test_redelivered_batch_is_stored_once(store: LogStore) -> None:
-    b = batch(50)
+    b = batch(50, ts=1_700_000_000.0)
     first = await store.insert(rows_from_batches([b]).rows)
-    again = await store.insert(rows_from_batches([b, batch(10, start_seq=50)]).rows, want_new=True)
+    later = batch(10, start_seq=50, ts=1_700_000_001.0)
+    again = await store.insert(rows_from_batches([b, later]).rows, want_new=True)
     assert (first.stored, first.duplicates) == (50, 0)
     assert (again.stored, again.duplicates) == (10, 50)
     assert [r.seq for r in again.new] == list(range(50, 60))
@@ -89,15 +91,15 @@ async def test_filters_levels_time_range_and_paging(store: LogStore) -> None:
     assert await store.count(LogQuery(source_kind="rig", source_id="rig-1")) == 30
     assert await store.count(LogQuery(object_id="obj-z")) == 5
     assert await store.count(LogQuery(since=t0 + 50, until=t0 + 150)) == 5
-    # newest first, paged by the before_id cursor, no overlaps and nothing skipped
+    # newest first, paged by the next_before cursor, no overlaps and nothing skipped
     seen: list[int] = []
     q = LogQuery(job_id="job-a", limit=8)
     while True:
         reply = await store.query(q)
         seen += [r.seq for r in reply.records]
-        if reply.next_before_id is None:
+        if reply.next_before is None:
             break
-        q = LogQuery(job_id="job-a", limit=8, before_id=reply.next_before_id)
+        q = LogQuery(job_id="job-a", limit=8, before=reply.next_before)
     assert seen == list(range(34, -1, -1))
     # around_ts: the lines up to that moment, closest first
     around = await store.query(LogQuery(around_ts=t0 + 100.002, limit=4))
@@ -126,7 +128,8 @@ async def test_retention_by_age_keeps_recent_records(store: LogStore) -> None:
 async def test_retention_by_size_drops_oldest_first(store: LogStore) -> None:
     filler = "lorem ipsum dolor sit amet " * 20
     for k in range(10):
-        await store.insert(rows_from_batches([batch(1000, start_seq=k * 1000, message=filler + "{i}")]).rows)
+        b = batch(1000, start_seq=k * 1000, message=filler + "{i}", ts=time.time() + k * 2)
+        await store.insert(rows_from_batches([b]).rows)
     used = await store.used_bytes()
     cap_mb = used / 2 / (1024 * 1024)
     pruner = Pruner(store, retention_days=0, max_db_mb=cap_mb, chunk=500, pause_s=0)
@@ -156,3 +159,46 @@ async def test_pruning_while_ingesting_keeps_the_index_consistent(store: LogStor
     assert await store.count(LogQuery(text="step")) == 6000
     # sqlite's own check that the FTS index matches the table exactly
     await store.writer.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
+
+
+async def test_a_late_replay_is_read_in_time_order_not_arrival_order(store: LogStore) -> None:
+    t0 = 1_700_000_000.0
+    # Newer lines first, then a spooled backlog written before them (and ties on ts, broken
+    # by source and sequence).
+    await store.insert(rows_from_batches([batch(20, start_seq=100, ts=t0 + 10, source_id="cam")]).rows)
+    await store.insert(rows_from_batches([batch(100, ts=t0, source_id="cam")]).rows)
+    await store.insert(rows_from_batches([batch(1, ts=t0 + 10, source_id="cal")]).rows)
+    newest = await store.query(LogQuery(source_id="cam", limit=3))
+    assert [r.seq for r in newest.records] == [119, 118, 117]
+    seen: list[tuple[float, str, int]] = []
+    q = LogQuery(limit=7)
+    while True:
+        reply = await store.query(q)
+        seen += [(r.ts, r.source_id, r.seq) for r in reply.records]
+        if reply.next_before is None:
+            break
+        q = LogQuery(limit=7, before=reply.next_before)
+    assert seen == sorted(seen, reverse=True) and len(seen) == 121
+    assert (t0 + 10, "cal", 0) in seen and seen.index((t0 + 10, "cam", 100)) < seen.index((t0 + 10, "cal", 0))
+    # the lines around a moment are the ones written before it, whenever they arrived
+    around = await store.query(LogQuery(around_ts=t0 + 0.05, limit=3))
+    assert [r.seq for r in around.records] == [50, 49, 48]
+
+
+async def test_a_page_ends_at_the_byte_budget_and_says_where_the_next_starts(store: LogStore) -> None:
+    await store.insert(rows_from_batches([batch(5000, message="x" * 250 + " {i}", ts=1_700_000_000.0)]).rows)
+    got: list[int] = []
+    pages = 0
+    q = LogQuery(limit=5000)
+    while True:
+        reply = await store.query(q, max_bytes=256 * 1024)
+        assert len(msgspec.json.encode(reply)) <= 256 * 1024
+        got += [r.seq for r in reply.records]
+        pages += 1
+        if reply.next_before is None:
+            break
+        q = LogQuery(limit=5000 - len(got), before=reply.next_before)
+    assert got == list(range(4999, -1, -1))
+    assert pages > 4
+    with pytest.raises(ValueError, match="paging cursor"):
+        await store.query(LogQuery(before="yesterday"))

@@ -93,6 +93,34 @@ async def test_crash_under_foto3d_run_gives_one_mail(
         assert "RuntimeError: diverged at step 3" in text and "exited with status 1" in text
 
 
+STALLING = "import sys; sys.stderr.write('turntable: motor stalled at 212 degrees\\n'); sys.exit(2)"
+
+
+async def test_a_failed_command_under_foto3d_run_is_mailed_with_its_last_stderr_lines(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    env = {
+        **os.environ,
+        "FOTO3D_NATS_URL": nats_server.client_url,
+        "FOTO3D_LOG_SPOOL": str(tmp_path / "spool"),
+    }
+    async with running_services(settings, ["notifier"], http=False):
+        proc = await asyncio.create_subprocess_exec(
+            FOTO3D, "run", "--source", "capture-step", "--", sys.executable, "-c", STALLING,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 2, err.decode()
+        await eventually(lambda: smtp.inbox.messages, timeout=5, what="the mail")
+        body = smtp.inbox.messages[0].get_body(("plain",))
+        assert body is not None
+        text = body.get_content().replace("\r\n", "\n")
+        assert "exited with status 2" in text
+        # In the failure's own section, not only among the context lines.
+        assert "Its last stderr lines:\nturntable: motor stalled at 212 degrees" in text
+
+
 async def test_later_steps_of_a_job_are_threaded_into_its_first_mail(
     tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from testkit.servers import free_port
 from tests.rig.helpers import site_without_hub, wait_status, write_rig
 
 RIG = "rig-pn"
+FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
 
 
 @pytest.mark.browser
@@ -61,6 +66,57 @@ async def test_error_logged_offline_shows_on_the_panel_within_a_second(tmp_path:
         assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1
     finally:
         shipper.close()
+        await panel.stop()
+        await agent.stop()
+        leaf.stop()
+
+
+STALLING = "import sys; print('turning'); sys.stderr.write('turntable: motor stalled at 212 degrees\\n'); sys.exit(2)"
+
+
+@pytest.mark.browser
+async def test_a_failed_command_shows_its_own_stderr_on_the_panel_and_in_rig_status(
+    tmp_path: Path, page: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig_dir = tmp_path / "rig"
+    settings = write_rig(rig_dir, RIG, [site_without_hub("cloud", tmp_path / "s")])  # offline
+    leaf = start_leaf(rig_dir, settings)
+    agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
+    await agent.start()
+    panel = Panel(rig_dir, settings, leaf_url=leaf.client_url)
+    url = await panel.start(port=0)
+    try:
+        await wait_status(rig_dir, RIG, lambda s: s.agent_pid is not None, 10, "the agent's first status")
+        await page.goto(url)
+        await page.wait_for_selector("#head.offline", timeout=5000)
+        env = {**os.environ, "FOTO3D_NATS_URL": leaf.client_url, "FOTO3D_LOG_SPOOL": str(tmp_path / "spool")}
+        proc = await asyncio.create_subprocess_exec(
+            *FOTO3D, "run", "--kind", "rig", "--source", "capture-step", "--", sys.executable, "-c", STALLING,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 2, err.decode()
+
+        # The panel: the failure, and under it the command's own words.
+        failed = page.locator(".problem", has_text="command exited with status 2")
+        await failed.locator("pre.detail").wait_for(timeout=10_000)
+        assert await failed.locator("pre.detail").inner_text() == "turntable: motor stalled at 212 degrees"
+        # One time format on the panel: each problem line starts with the only clock time in it.
+        for what in await page.locator(".problem .what").all_inner_texts():
+            assert len(re.findall(r"\d{1,2}:\d{2}:\d{2}", what)) == 1, what
+
+        # `foto3d rig status` quotes the same lines under the problem.
+        st = await wait_status(
+            rig_dir, RIG, lambda s: any(p.detail for p in s.problems), 10, "the problem in the status file"
+        )
+        capsys.readouterr()
+        assert cli(["rig", "status", "--dir", str(rig_dir)]) == 1
+        out = capsys.readouterr().out
+        assert "command exited with status 2" in out
+        assert "| turntable: motor stalled at 212 degrees" in out
+        problem = next(p for p in st.problems if p.detail)
+        assert problem.detail == ["turntable: motor stalled at 212 degrees"]
+    finally:
         await panel.stop()
         await agent.stop()
         leaf.stop()

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 import nats.errors
@@ -17,9 +17,16 @@ from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.logs import LOG_QUERY, Level, LogBatch, LogQuery, StoredLog, matches
 
+if TYPE_CHECKING:
+    from foto3d.libs.bus.connection import Bus
+
 ORDER = 21
 # Live records remembered for de-duplication against the first page and redeliveries.
 SEEN_MAX = 100_000
+# A live record this much older than the newest one shown arrived late (a spool replay,
+# a rig back online) and is marked so; less is ordinary batching between sources.
+LATE_AFTER_S = 5.0
+QUERY_TIMEOUT_S = 15.0
 
 COLOURS = {"DEBUG": "2", "INFO": "36", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;41;97"}
 
@@ -87,6 +94,47 @@ def build_query(args: argparse.Namespace) -> LogQuery:
     )
 
 
+class QueryFailed(Exception):
+    """The query could not be answered; the message says what happened and what to do."""
+
+
+async def fetch_pages(bus: Bus, query: LogQuery) -> list[StoredLog]:
+    """Up to ``query.limit`` records, newest first, over as many pages as that takes.
+
+    The collector ends a page early when the next record would not fit one NATS message
+    (long lines); its ``next_before`` says where the next page starts.
+    """
+    records: list[StoredLog] = []
+    q = query
+    while True:
+        try:
+            reply = await bus.call(LOG_QUERY, q, timeout=QUERY_TIMEOUT_S)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            raise QueryFailed(
+                "the log collector is not answering: is `foto3d up` (or `foto3d serve log_collector`) running?"
+            ) from None
+        except ServiceError as exc:
+            raise QueryFailed(
+                f"the log collector could not answer: {exc.description} "
+                "(check the options with `foto3d logs --help`; if they are right, the collector's "
+                "own log says more)"
+            ) from None
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise QueryFailed(
+                f"the log collector's reply could not be read ({exc}): is it a different foto3d "
+                "version? Update both to the same release"
+            ) from None
+        except nats.errors.Error as exc:
+            raise QueryFailed(
+                f"asking the log collector failed ({type(exc).__name__}: {exc or 'no detail'}): "
+                "check that NATS is reachable and try again"
+            ) from None
+        records += reply.records
+        if reply.next_before is None or len(records) >= query.limit or not reply.records:
+            return records[: query.limit]
+        q = msgspec.structs.replace(query, before=reply.next_before, limit=query.limit - len(records))
+
+
 def follow_subject(q: LogQuery) -> str:
     """The narrowest log subject that still carries every record the query can match."""
     if q.source_kind and q.source_id:
@@ -110,17 +158,19 @@ class Printer:
         self.colour = not as_json and out.isatty() and not os.environ.get("NO_COLOR")
         self.enc = msgspec.json.Encoder()
 
-    def print(self, r: StoredLog, *, live: bool = False) -> None:
+    def print(self, r: StoredLog, *, live: bool = False, late: bool = False) -> None:
         if self.as_json:
             d: dict[str, Any] = msgspec.to_builtins(r)
             if live:
                 d.pop("id", None)  # not stored yet when it was seen on the wire
+            if late:
+                d["late"] = True
             self.out.write(self.enc.encode(d).decode() + "\n")
         else:
-            self.out.write(self.format(r))
+            self.out.write(self.format(r, late=late))
         self.out.flush()
 
-    def format(self, r: StoredLog) -> str:
+    def format(self, r: StoredLog, *, late: bool = False) -> str:
         when = datetime.fromtimestamp(r.ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         name = level_name(r.level)
         lvl = f"{name:<8}"
@@ -134,6 +184,7 @@ class Printer:
         line = (
             f"{when} {lvl} {r.source_kind}/{r.source_id}"
             + (f" [{refs}]" if refs else "")
+            + (" (late: arrived after newer lines)" if late else "")
             + f"  {r.message}\n"
         )
         if r.exc:
@@ -161,18 +212,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
                 sub = await bus.nc.subscribe(follow_subject(query), cb=on_msg)
             try:
-                reply = await bus.call(LOG_QUERY, query, timeout=15)
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-                return fail(
-                    "the log collector is not answering: is `foto3d up` (or `foto3d serve log_collector`) running?"
-                )
-            except ServiceError as exc:
-                return fail(exc.description)
+                records = await fetch_pages(bus, query)
+            except QueryFailed as exc:
+                return fail(str(exc))
             seen: dict[tuple[str, str, int], None] = {}
-            for r in reversed(reply.records):
+            newest = 0.0
+            for r in reversed(records):
                 printer.print(r)
                 seen[(r.source_kind, r.source_id, r.seq)] = None
-            if not reply.records and not args.json:
+                newest = max(newest, r.ts)
+            if not records and not args.json:
                 print("no log records match these filters", file=sys.stderr)
             if sub is None:
                 return 0
@@ -207,8 +256,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
                     seen[key] = None
                     if len(seen) > SEEN_MAX:
                         del seen[next(iter(seen))]
-                    printer.print(r, live=True)
+                    printer.print(r, live=True, late=r.ts < newest - LATE_AFTER_S)
+                    newest = max(newest, r.ts)
         finally:
             await bus.close()
 
-    return run_async(main)
+    try:
+        return run_async(main)
+    except nats.errors.Error as exc:  # e.g. the connection closed under --follow's subscription
+        return fail(
+            f"lost the connection to NATS ({type(exc).__name__}: {exc or 'no detail'}): "
+            "check that the server is up (`foto3d status`) and run the command again"
+        )

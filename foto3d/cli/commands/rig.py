@@ -210,7 +210,9 @@ def render_status(st: RigStatus) -> str:
         lines.append("problems (newest first):")
         for p in st.problems[:20]:
             at = time.strftime("%H:%M:%S", time.localtime(p.ts))
-            lines += [f"  {at}  {p.text}", f"          what to do: {p.action}"]
+            lines.append(f"  {at}  {p.text}")
+            lines += [f"          | {d}" for d in p.detail]  # the step's own words
+            lines.append(f"          what to do: {p.action}")
     else:
         lines.append("problems: none")
     return "\n".join(lines)

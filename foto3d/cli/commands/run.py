@@ -4,6 +4,9 @@ For programs that cannot attach the log SDK themselves (a legacy training
 script, ``ns-train``): stdout and stderr are echoed to the terminal and shipped
 line by line, with levels from :mod:`foto3d.libs.logsdk.lines`; the last record
 gives the exit status, and ``foto3d run`` exits with the command's own status.
+When the command fails, that record also carries its last stderr lines (as the
+record's ``exc``), so an alert mail or a rig's panel says why in the command's own
+words, not only that it failed.
 """
 
 from __future__ import annotations
@@ -19,21 +22,25 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from typing import IO
 
 from foto3d.cli.common import fail, settings_from, system_options
 from foto3d.libs.discovery import resolve_nats_urls
 from foto3d.libs.logsdk.lines import LineClassifier, Stream
 from foto3d.libs.logsdk.shipper import LogShipper, safe_source_id
-from foto3d.proto.logs import Level
+from foto3d.proto.logs import RUN_LOGGER, Level
 
 ORDER = 20
-RUN_LOGGER = "foto3d.run"
 # How long `run` waits, after the command ended, for a full disk or NATS to take what it holds.
 DEFAULT_HOLD_S = 30.0
 # A "line" longer than this without a newline is shipped in pieces; a progress bar
 # that only redraws itself with \r keeps just its latest state.
 MAX_LINE_BYTES = 64 * 1024
+# A failed command's record carries this many of its last stderr lines, each cut to this
+# length: enough for "motor stalled at 212 degrees" or a traceback's last frame and error.
+STDERR_TAIL_LINES = 5
+STDERR_TAIL_CHARS = 300
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 EPILOG = """\
@@ -187,9 +194,10 @@ async def _supervise(cmd: list[str], env: dict[str, str], shipper: LogShipper, *
     assert proc.stdout is not None and proc.stderr is not None
     out = sys.stdout.buffer if echo else None
     err = sys.stderr.buffer if echo else None
+    tail = StderrTail()
     await asyncio.gather(
         _ship_stream(proc.stdout, "stdout", out, classifier, shipper),
-        _ship_stream(proc.stderr, "stderr", err, classifier, shipper),
+        _ship_stream(proc.stderr, "stderr", err, classifier, shipper, tail),
     )
     rc = await proc.wait()
     took = time.monotonic() - started
@@ -203,13 +211,35 @@ async def _supervise(cmd: list[str], env: dict[str, str], shipper: LogShipper, *
             int(Level.ERROR),
             f"command killed by {signame} (exit status {status}) after {took:.1f}s: {cmd[0]}",
             logger=RUN_LOGGER,
+            exc=tail.text(),
         )
         return status
     level = Level.INFO if rc == 0 else Level.ERROR
     shipper.emit(
-        int(level), f"command exited with status {rc} after {took:.1f}s: {cmd[0]}", logger=RUN_LOGGER
+        int(level),
+        f"command exited with status {rc} after {took:.1f}s: {cmd[0]}",
+        logger=RUN_LOGGER,
+        exc=tail.text() if rc else None,
     )
     return rc
+
+
+class StderrTail:
+    """The command's last few stderr lines, each cut short: what a failure report quotes."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+
+    def feed(self, text: str) -> None:
+        # split("\n"), not splitlines(): a progress bar's \r redraws one line, keep its last state
+        for line in text.split("\n"):
+            line = line.rsplit("\r", 1)[-1].rstrip()
+            if line.strip():
+                cut = len(line) - STDERR_TAIL_CHARS
+                self.lines.append(line if cut <= 0 else line[:STDERR_TAIL_CHARS] + f" …[{cut} more chars]")
+
+    def text(self) -> str | None:
+        return "\n".join(self.lines) or None
 
 
 def _forward(proc: asyncio.subprocess.Process, sig: signal.Signals, shipper: LogShipper) -> None:
@@ -227,9 +257,13 @@ async def _ship_stream(
     echo: IO[bytes] | None,
     classifier: LineClassifier,
     shipper: LogShipper,
+    tail: StderrTail | None = None,
 ) -> None:
     def ship(raw: bytes) -> None:
-        for rec in classifier.feed(raw.decode("utf-8", "replace"), stream):
+        text = raw.decode("utf-8", "replace")
+        if tail is not None:
+            tail.feed(text)
+        for rec in classifier.feed(text, stream):
             shipper.emit(rec.level, rec.message, logger=stream, exc=rec.exc, ts=rec.ts)
 
     buf = b""

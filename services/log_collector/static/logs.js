@@ -1,4 +1,7 @@
 // The Logs page: search with filters kept in the URL, "load older" paging, live tail over SSE.
+// Rows are in the records' own time order (ts, then source, then sequence), newest first, as
+// the store returns them; a live record that arrives late (a spool replay, a rig back online)
+// is put where it belongs and marked "late".
 (() => {
   const form = document.getElementById("log-filters");
   const tbody = document.querySelector("#log-table tbody");
@@ -9,9 +12,12 @@
   const FILTERS = ["source", "kind", "job", "object", "host", "level", "q", "since"];
   const MAX_ROWS = 2000;
   const LEVELS = [[50, "CRITICAL"], [40, "ERROR"], [30, "WARNING"], [20, "INFO"], [10, "DEBUG"]];
+  // A live record this much older than the newest shown arrived late; less is ordinary batching.
+  const LATE_AFTER_S = 5;
   let nextBefore = null;
-  let newest = 0;
+  let shown = new Set();
   let stream = null;
+  let lateHidden = 0;
 
   const levelName = (n) => (LEVELS.find(([v]) => n >= v) || [0, "DEBUG"])[1];
   const link = (param, value) =>
@@ -36,6 +42,10 @@
     const tr = document.createElement("tr");
     tr.className = `row-${name}`;
     tr.dataset.id = r.id;
+    tr.dataset.ts = r.ts;
+    tr.dataset.kind = r.source_kind;
+    tr.dataset.source = r.source_id;
+    tr.dataset.seq = r.seq;
     const refs = [r.job_id ? link("job", r.job_id) : "", r.object_id ? link("object", r.object_id) : ""]
       .filter(Boolean).join('<span class="muted"> · </span>');
     const exc = r.exc ? `<details><summary>exception</summary><pre>${f3d.esc(r.exc)}</pre></details>` : "";
@@ -50,18 +60,30 @@
 
   function showStatus(text) { status.textContent = text; }
 
+  // The store's order: ts, then source kind, source id, sequence.
+  function compare(r, tr) {
+    const d = tr.dataset;
+    const a = [r.ts, r.source_kind, r.source_id, r.seq];
+    const b = [Number(d.ts), d.kind, d.source, Number(d.seq)];
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+    return 0;
+  }
+  // The paging cursor of a row (as the store writes next_before).
+  const cursorOf = (tr) => `${tr.dataset.ts}:${tr.dataset.seq}:${tr.dataset.kind}:${tr.dataset.source}`;
+
   async function load(append) {
     const p = filters();
     p.set("limit", "200");
-    if (append && nextBefore) p.set("before_id", String(nextBefore));
+    if (append && nextBefore) p.set("before", nextBefore);
     try {
       const reply = await f3d.getJSON("/api/logs?" + p.toString());
-      if (!append) { tbody.replaceChildren(); newest = 0; }
+      if (!append) { tbody.replaceChildren(); shown = new Set(); lateHidden = 0; }
       for (const r of reply.records) {
+        if (shown.has(r.id)) continue;
+        shown.add(r.id);
         tbody.appendChild(row(r));
-        newest = Math.max(newest, r.id);
       }
-      nextBefore = reply.next_before_id || null;
+      nextBefore = reply.next_before || null;
       older.hidden = !nextBefore;
       empty.hidden = tbody.children.length > 0;
       showStatus(`${tbody.children.length} record(s)` + (nextBefore ? ", more available" : ""));
@@ -78,14 +100,29 @@
     stream.onopen = () => showStatus("live: waiting for new records…");
     stream.onmessage = (ev) => {
       const r = JSON.parse(ev.data);
-      if (r.id <= newest) return;
-      newest = r.id;
+      if (shown.has(r.id)) return;
+      // Its place in time order: before the first row it is newer than.
+      let at = tbody.firstElementChild;
+      while (at && compare(r, at) < 0) at = at.nextElementSibling;
+      if (!at && nextBefore) {
+        // Older than every row shown while older ones exist: "Load older" will bring it.
+        lateHidden += 1;
+        showStatus(`live · ${tbody.children.length} record(s) · ${lateHidden} late record(s) older than this page`);
+        return;
+      }
+      shown.add(r.id);
       const tr = row(r);
       tr.classList.add("fresh");
-      tbody.insertBefore(tr, tbody.firstChild);
+      const top = tbody.firstElementChild;
+      if (top && r.ts < Number(top.dataset.ts) - LATE_AFTER_S) {
+        tr.classList.add("late");
+        tr.title = "arrived late (after newer records): shown where it was written";
+        tr.querySelector("td.when").insertAdjacentHTML("beforeend", ' <span class="late-tag">late</span>');
+      }
+      tbody.insertBefore(tr, at);
       while (tbody.children.length > MAX_ROWS) {
         tbody.lastChild.remove();
-        nextBefore = Number(tbody.lastChild.dataset.id);
+        nextBefore = cursorOf(tbody.lastChild);
         older.hidden = false;
       }
       empty.hidden = true;
