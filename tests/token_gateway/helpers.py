@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import Bus
@@ -141,7 +142,7 @@ class Gateway:
         return contents
 
 
-async def get(session: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+async def get(session: aiohttp.ClientSession, url: str | URL, **kw: Any) -> tuple[int, Any, dict[str, str]]:
     async with session.get(url, **kw) as r:
         body = await r.read()
         ctype = r.headers.get("Content-Type", "")
