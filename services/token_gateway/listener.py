@@ -16,12 +16,33 @@ from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from foto3d.proto.gateway import ErrorReply
 from foto3d.services.token_gateway.accesslog import Access
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
 log = logging.getLogger(__name__)
+
+HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
+class ClientFaultsAreWarnings(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header line too long, bytes that are not HTTP)
+    with ``logger.exception``, an ERROR, though it is the client's fault and aiohttp answers it
+    with a 4xx by itself. On the public listener that would let anyone raise errors at will:
+    such records are WARNINGs here. Anything else aiohttp logs keeps its level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# The HTTP server's own log (parse errors, lost connections), apart from the request handlers'.
+server_log = logging.getLogger(__name__ + ".server")
+server_log.addFilter(ClientFaultsAreWarnings())
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,8 +132,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     else:
         try:
             resp = await handler(request)
-        except web.HTTPException as exc:
-            resp = error_response(exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason)
+        except web.HTTPException as exc:  # the router's 404 and 405
+            resp = error_response(exc.status, HTTP_ERRORS.get(exc.status, "bad_request"), exc.reason)
+            if "Allow" in exc.headers:  # RFC 9110: a 405 says which methods the resource takes
+                resp.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("customer request %s %s failed", request.method, request.path)
             n.reason = "internal error"
@@ -162,6 +185,7 @@ class Listener:
             max_line_size=self.max_header_bytes,
             max_field_size=self.max_header_bytes,
             max_headers=64,
+            logger=server_log,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
