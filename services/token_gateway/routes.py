@@ -40,9 +40,6 @@ from foto3d.services.token_gateway.objects import SPLAT_FORMATS, ObjectState
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
 UP_AXES: tuple[str, ...] = get_args(UpAxis)
-# A published version is a count; more digits than this is no version of ours (and int() of
-# thousands of digits is refused by Python itself).
-MAX_VERSION_DIGITS = 9
 LINK_PARAMS = ("exp", "cid", "sig", "scope")
 NOT_FOUND_MESSAGE = "no such model for this credential"
 _encoder = msgspec.json.Encoder()
@@ -278,7 +275,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     version_text = request.match_info["version"]
     if (
         not params.OBJECT_ID.fits(object_id)
-        or len(version_text) > MAX_VERSION_DIGITS
+        or len(version_text) > openapi.MAX_VERSION_DIGITS  # int() of thousands of digits raises
         or not params.FILE_NAME.fits(name)
         or ".." in name
     ):
