@@ -16,12 +16,17 @@ from typing import Any
 import msgspec
 
 from foto3d import __version__
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.proto.gateway import ErrorReply, HealthReply, ModelReply, UsageReply
 from foto3d.services.token_gateway import params
 from foto3d.services.token_gateway.objects import SPLAT_FORMATS
 
 # The file route's template (the route itself adds the version's digits pattern).
 FILE_LINK_TEMPLATE = "/v1/files/{object_id}/v{version}/{name}"
+# What a published file can be: a splat (the registry's types), the thumbnail, the viewer config.
+FILE_CONTENT_TYPES = sorted(
+    {f.content_type for f in splat_formats.FORMATS.values()} | {"image/png", "application/json"}
+)
 # A published version is a count; more digits than this is no version of ours.
 MAX_VERSION_DIGITS = 9
 
@@ -158,8 +163,8 @@ def _document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "The file's bytes",
-                            "content": {"application/octet-stream": {}},
+                            "description": "The file's bytes, with the type it was published with",
+                            "content": {t: {} for t in FILE_CONTENT_TYPES},
                         },
                         **_errors(400, 403, 404),
                     },

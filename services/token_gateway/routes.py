@@ -342,7 +342,8 @@ async def get_usage(request: web.Request) -> web.StreamResponse:
     n.customer, n.credential_id = cred.customer, cred.credential_id
     if cred.kind != "secret":
         return error_response(403, "forbidden", "usage needs a secret token")
-    since, until, oid = (request.query.get(k) or None for k in ("since", "until", "object_id"))
+    # A parameter present is a value, even an empty one: the document says what each must be.
+    since, until, oid = (request.query.get(k) for k in ("since", "until", "object_id"))
     for v in (since, until):
         if v is not None and not params.DAY.fits(v):
             return error_response(400, "bad_request", "since and until are days: YYYY-MM-DD")
