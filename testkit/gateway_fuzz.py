@@ -64,6 +64,34 @@ def with_examples(doc: dict[str, Any], examples: dict[str, dict[str, Any]]) -> d
     return out
 
 
+def one_loose(doc: dict[str, Any], examples: dict[str, dict[str, Any]], k: int) -> dict[str, Any]:
+    """A copy of ``doc`` where the ``k``-th parameter of each operation is any string (or list
+    of strings) and every other one is pinned to its example.
+
+    The document's patterns steer generation towards what a client generated from it would send;
+    here one parameter at a time carries what a stranger would (non-ASCII signatures, digits that
+    ``str.isdigit`` admits and ``int`` refuses, huge numbers) inside an otherwise good request, so
+    it reaches the deepest check that reads it. Run it with the ``not_a_server_error`` check
+    alone: refusing such values is right, and no answer may be a 5xx."""
+    out = copy.deepcopy(doc)
+    for item in out["paths"].values():
+        for op in item.values():
+            given = examples.get(op.get("operationId", ""), {})
+            for i, p in enumerate(op.get("parameters", [])):
+                array = p["schema"].get("type") == "array"
+                if i == k:
+                    p["schema"] = (
+                        {"type": "array", "items": {"type": "string"}} if array else {"type": "string"}
+                    )
+                elif p["name"] in given:
+                    p["schema"] = {"enum": [given[p["name"]]]}
+    return out
+
+
+def max_parameters(doc: dict[str, Any]) -> int:
+    return max(len(op.get("parameters", [])) for item in doc["paths"].values() for op in item.values())
+
+
 def _toml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string is a valid TOML basic string for these ASCII values
 
@@ -91,6 +119,8 @@ async def run_schemathesis(
     seed: int,
     max_examples: int,
     phases: tuple[str, ...] = ALL_PHASES,
+    checks: str = "all",
+    mode: str = "all",
     timeout_s: float = 600.0,
 ) -> FuzzRun:
     """One ``st run`` over ``doc`` (with ``inputs.examples``) against ``inputs.base_url``."""
@@ -110,7 +140,9 @@ async def run_schemathesis(
         "--url",
         inputs.base_url,
         "--checks",
-        "all",
+        checks,
+        "--mode",
+        mode,
         "--phases",
         ",".join(phases),
         "--max-examples",

@@ -22,7 +22,7 @@ from foto3d.libs.viewer import assets
 from foto3d.proto.gateway import CredentialKind
 from foto3d.services.token_gateway import embed
 from foto3d.services.token_gateway.links import expiry
-from testkit.gateway_fuzz import FIXED_SEED, FuzzInputs, run_schemathesis
+from testkit.gateway_fuzz import FIXED_SEED, FuzzInputs, max_parameters, one_loose, run_schemathesis
 from tests.token_gateway.helpers import ORIGIN, Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
@@ -61,8 +61,13 @@ async def fuzz_inputs(gw: Gateway) -> FuzzInputs:
     )
 
 
+SEEDS = pytest.mark.parametrize(
+    "seed", [FIXED_SEED, random.randrange(2**31)], ids=["fixed-seed", "fresh-seed"]
+)
+
+
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("seed", [FIXED_SEED, random.randrange(2**31)], ids=["fixed-seed", "fresh-seed"])
+@SEEDS
 async def test_schemathesis_finds_nothing(
     open_gateway: Gateway, tmp_path: Path, seed: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -80,3 +85,31 @@ async def test_schemathesis_finds_nothing(
     async with aiohttp.ClientSession() as s:
         st, health, _ = await get(s, f"{gw.url}/healthz")
         assert st == 200 and health["status"] == "ok"
+
+
+@pytest.mark.timeout(400)
+@SEEDS
+async def test_any_string_in_any_parameter_is_never_a_server_error(
+    open_gateway: Gateway, tmp_path: Path, seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One parameter at a time is any string, in an otherwise good request: never a 5xx."""
+    gw = open_gateway
+    caplog.set_level(logging.WARNING)
+    inputs = await fuzz_inputs(gw)
+    async with aiohttp.ClientSession() as s:
+        _, doc, _ = await get(s, f"{gw.url}/v1/openapi.json")
+    for k in range(max_parameters(doc)):
+        run = await run_schemathesis(
+            one_loose(doc, inputs.examples, k),
+            inputs,
+            tmp_path / f"fuzz-{k}",
+            seed=seed + k,
+            max_examples=MAX_EXAMPLES * 2,
+            phases=("fuzzing",),
+            checks="not_a_server_error",
+            mode="positive",
+        )
+        assert run.passed, (
+            f"schemathesis failed with --seed {seed + k} (parameter #{k}):\n{run.output[-12000:]}"
+        )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
