@@ -12,53 +12,14 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from yarl import URL
 
-from foto3d.libs.viewer import assets
-from foto3d.proto.gateway import CredentialKind
-from foto3d.services.token_gateway import embed
-from foto3d.services.token_gateway.links import expiry
-from testkit.gateway_fuzz import FIXED_SEED, FuzzInputs, max_parameters, one_loose, run_schemathesis
-from tests.token_gateway.helpers import ORIGIN, Gateway, get
-from tests.token_gateway.test_models import OID, bearer
+from testkit.gateway_fuzz import FIXED_SEED, max_parameters, one_loose, run_schemathesis
+from tests.token_gateway.helpers import Gateway, fuzz_inputs, get
 
 MAX_EXAMPLES = 12  # per operation and phase; the bench runs thousands
-
-
-async def fuzz_inputs(gw: Gateway) -> FuzzInputs:
-    """A published model and every credential, link and pass the document's operations take."""
-    await gw.publish_model(OID)
-    token = await gw.issue("acme")
-    key = await gw.issue("acme", kind=CredentialKind.PUBLISHABLE)
-    async with aiohttp.ClientSession() as s:
-        st, body, _ = await get(s, f"{gw.url}/v1/models/{OID}", headers=bearer(token))
-        assert st == 200, body
-    link = URL(body["poster_url"])
-    parts = gw.svc.parts
-    assert parts is not None
-    key_id = key.split("_")[1]
-    embed_pass = embed.issue(parts.signer, OID, ORIGIN, key_id, expiry(parts.cfg.link_ttl_s))
-    _, _, version, name = link.path.rsplit("/", 3)
-    examples: dict[str, dict[str, Any]] = {
-        "getModel": {"object_id": OID, "formats": ["ply", "spz"]},
-        "getFile": {
-            "object_id": OID,
-            "version": int(version.removeprefix("v")),
-            "name": name,
-            **{k: link.query[k] for k in ("exp", "cid", "sig")},
-        },
-        "getUsage": {"since": "2026-01-01", "until": "2099-12-31", "object_id": OID},
-        "embedPage": {"object_id": OID},
-        "embedModel": {"pass": embed_pass, "object_id": OID, "formats": ["sog"]},
-        "viewerBundle": {"file": assets.bundle().file},
-    }
-    return FuzzInputs(
-        base_url=gw.url, secret_token=token, publishable_key=key, origin=ORIGIN, examples=examples
-    )
 
 
 SEEDS = pytest.mark.parametrize(
