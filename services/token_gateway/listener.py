@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
+from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.gateway import ErrorReply
 from foto3d.services.token_gateway.accesslog import Access
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
@@ -27,22 +27,9 @@ log = logging.getLogger(__name__)
 HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
 
 
-class ClientFaultsAreWarnings(logging.Filter):
-    """aiohttp logs a request it cannot parse (a header line too long, bytes that are not HTTP)
-    with ``logger.exception``, an ERROR, though it is the client's fault and aiohttp answers it
-    with a 4xx by itself. On the public listener that would let anyone raise errors at will:
-    such records are WARNINGs here. Anything else aiohttp logs keeps its level."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
-# The HTTP server's own log (parse errors, lost connections), apart from the request handlers'.
-server_log = logging.getLogger(__name__ + ".server")
-server_log.addFilter(ClientFaultsAreWarnings())
+# The HTTP server's own log (parse errors, lost connections), apart from the request handlers':
+# a stranger's unparseable request is a WARNING there.
+server_log = server_logger(__name__ + ".server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
