@@ -44,6 +44,7 @@ from testkit.waiting import eventually
 from tests.token_gateway.conftest import HIGH_LIMITS
 from tests.token_gateway.helpers import Gateway, fuzz_inputs, get
 
+PAGE = 500  # log records per query reply: access records are short, and a reply must fit a NATS message
 NOTIFIER = """
 [notifier]
 group_wait = 0.25
@@ -80,7 +81,7 @@ async def _count(gw: Gateway, q: LogQuery) -> int:
     """Records matching ``q`` in the log store, page by page."""
     n, before = 0, None
     while True:
-        page = await gw.bus.call(LOG_QUERY, msgspec.structs.replace(q, limit=5000, before_id=before))
+        page = await gw.bus.call(LOG_QUERY, msgspec.structs.replace(q, limit=PAGE, before_id=before))
         n += len(page.records)
         if page.next_before_id is None or not page.records:
             return n
