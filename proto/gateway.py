@@ -218,7 +218,8 @@ class ModelReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ErrorReply(msgspec.Struct, frozen=True, kw_only=True):
-    error: str  # machine-readable: not_found, unauthorized, forbidden, rate_limited, banned, bad_request
+    error: str  # machine-readable: not_found, unauthorized, forbidden, rate_limited, banned, bad_request,
+    # method_not_allowed, internal
     message: str
 
 

@@ -12,7 +12,7 @@ import unicodedata
 
 CUSTOMER_RE = re.compile(r"^[a-z0-9]+$")
 OBJECT_ID_RE = re.compile(
-    r"^(?P<customer>[a-z0-9]+)-(?P<object>[a-z0-9]+(?:-[a-z0-9]+)*)-(?P<serial>\d{3,})$"
+    r"^(?P<customer>[a-z0-9]+)-(?P<object>[a-z0-9]+(?:-[a-z0-9]+)*)-(?P<serial>[0-9]{3,})$"
 )
 MAX_OBJECT_ID = 80
 
@@ -32,7 +32,8 @@ def validate_object_id(object_id: str) -> str:
     """Return ``object_id`` if it follows the standard, else raise NamingError saying why."""
     if len(object_id) > MAX_OBJECT_ID:
         raise NamingError(f"object id {object_id!r} is longer than {MAX_OBJECT_ID} characters")
-    if not OBJECT_ID_RE.match(object_id):
+    # fullmatch: ``$`` alone would let a trailing newline through
+    if not OBJECT_ID_RE.fullmatch(object_id):
         raise NamingError(
             f"object id {object_id!r} does not follow the naming standard <customer>-<object>-<NNN> "
             "(lowercase letters, digits and dashes, ending in a serial number such as acme-chair-001)"
@@ -41,7 +42,7 @@ def validate_object_id(object_id: str) -> str:
 
 
 def customer_of(object_id: str) -> str:
-    m = OBJECT_ID_RE.match(object_id)
+    m = OBJECT_ID_RE.fullmatch(object_id)
     if not m:
         raise NamingError(f"object id {object_id!r} does not follow the naming standard")
     return m.group("customer")

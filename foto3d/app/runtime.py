@@ -25,6 +25,7 @@ from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
+from foto3d.libs.web.client_faults import server_logger
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,10 @@ class Runtime:
         auth = Auth(self.settings)
         routes += auth.routes()
         app = build_app(routes, nav, self.health, auth.user)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        # a stranger's unparseable request is a WARNING, not an alert (see client_faults)
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=2.0, logger=server_logger("foto3d.app.http.server")
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.http_host, self.http_port)
         try:

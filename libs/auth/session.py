@@ -44,12 +44,15 @@ class SessionSigner:
 
     def verify(self, cookie: str, now: float | None = None) -> str | None:
         """The user name in a valid, unexpired cookie, else None."""
+        # The cookie is a stranger's text: compare_digest raises on a non-ASCII str, encode() on a
+        # lone surrogate, int() on digits isdigit() admits; any of those is simply not a session.
         try:
             user, expires, mac = cookie.rsplit("|", 2)
-            exp = int(expires)
-        except ValueError:
+            exp = int(expires) if expires.isascii() else -1
+            expected = self._mac(f"{user}|{expires}")
+        except (ValueError, UnicodeEncodeError):
             return None
-        if not hmac.compare_digest(mac, self._mac(f"{user}|{expires}")):
+        if exp < 0 or not mac.isascii() or not hmac.compare_digest(mac, expected):
             return None
         if exp < (now or time.time()):
             return None

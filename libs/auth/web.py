@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from msgspec import Meta
 
 from foto3d.libs.auth.gate import public
@@ -111,7 +112,12 @@ class Auth:
 
     @public
     async def _login(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError):  # not a form: bytes that are not UTF-8, broken multipart
+            resp = await self._login_page(request, "The sign-in form could not be read.")
+            resp.set_status(400)
+            return resp
         name = str(form.get("username", "")).strip().lower()
         password = str(form.get("password", ""))
         nxt = _safe_next(str(form.get("next", "/objects")))

@@ -24,6 +24,7 @@ from foto3d.libs.rig.problems import ProblemLog
 from foto3d.libs.rig.settings import RigSettings
 from foto3d.libs.rig.status import read_status
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.logs import LogBatch
 from foto3d.proto.rig import RIG_LOGS_SUBJECTS, RigStatus
 
@@ -94,7 +95,8 @@ class Panel:
         app = web.Application()
         app.router.add_get("/", self._page)
         app.router.add_get("/api/status", self._api)
-        self._runner = web.AppRunner(app, access_log=None)
+        # a stranger's unparseable request is a WARNING, not an alert (see client_faults)
+        self._runner = web.AppRunner(app, access_log=None, logger=server_logger(__name__ + ".server"))
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, self.settings.panel_port if port is None else port)
         await site.start()

@@ -43,7 +43,10 @@ def request_origin(request: web.Request) -> str:
         return origin
     referer = request.headers.get("Referer", "")
     if referer:
-        parts = urlsplit(referer)
+        try:
+            parts = urlsplit(referer)
+        except ValueError:  # e.g. "http://[": a malformed IPv6 host
+            return ""
         if parts.scheme and parts.netloc:
             return f"{parts.scheme}://{parts.netloc}"
     return ""

@@ -17,10 +17,10 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from foto3d.services.token_gateway import params
 from foto3d.services.token_gateway.links import LinkSigner
 
 EMBED_API_PREFIX = "/embed-api"
-_PASS_RE = re.compile(r"^(\d{1,12})\.([0-9a-f]{16})\.([A-Za-z0-9_-]{0,400})\.([A-Za-z0-9_-]{43})$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def issue(signer: LinkSigner, object_id: str, origin: str, credential_id: str, e
 
 
 def parse(text: str) -> EmbedPass | None:
-    m = _PASS_RE.match(text)
+    m = params.EMBED_PASS.regex.fullmatch(text)
     return EmbedPass(*m.groups()) if m else None
 
 

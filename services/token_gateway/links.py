@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto.objects import PublishedFile
+from foto3d.services.token_gateway import params
 
 GRANULE_S = 10
 FILES_PREFIX = "/v1/files"
@@ -76,11 +77,16 @@ class LinkSigner:
     def check(
         self, path: str, exp_text: str, credential_id: str, sig: str, now: float | None = None
     ) -> str | None:
-        """None when the link is good, else why not (for the access log; the client sees less)."""
-        if not exp_text.isdigit() or len(exp_text) > 12:
+        """None when the link is good, else why not (for the access log; the client sees less).
+
+        The parameters are a stranger's text: their shapes are checked before anything else
+        (``hmac.compare_digest`` raises on a non-ASCII str, ``int`` on digits ``isdigit`` admits)."""
+        if not params.EXPIRY.fits(exp_text):
             return "bad expiry"
+        if not params.CREDENTIAL_ID.fits(credential_id) or not params.SIGNATURE.fits(sig):
+            return "malformed link"
         exp = int(exp_text)
-        if not hmac.compare_digest(self.signature(path, exp, credential_id), sig):
+        if not hmac.compare_digest(self.signature(path, exp, credential_id).encode(), sig.encode()):
             return "bad signature"
         t = time.time() if now is None else now
         if exp <= t:

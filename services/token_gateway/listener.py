@@ -17,11 +17,19 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.gateway import ErrorReply
 from foto3d.services.token_gateway.accesslog import Access
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
 log = logging.getLogger(__name__)
+
+HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
+# The HTTP server's own log (parse errors, lost connections), apart from the request handlers':
+# a stranger's unparseable request is a WARNING there.
+server_log = server_logger(__name__ + ".server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,8 +119,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     else:
         try:
             resp = await handler(request)
-        except web.HTTPException as exc:
-            resp = error_response(exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason)
+        except web.HTTPException as exc:  # the router's 404 and 405
+            resp = error_response(exc.status, HTTP_ERRORS.get(exc.status, "bad_request"), exc.reason)
+            if "Allow" in exc.headers:  # RFC 9110: a 405 says which methods the resource takes
+                resp.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("customer request %s %s failed", request.method, request.path)
             n.reason = "internal error"
@@ -162,6 +172,7 @@ class Listener:
             max_line_size=self.max_header_bytes,
             max_field_size=self.max_header_bytes,
             max_headers=64,
+            logger=server_log,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -11,7 +11,6 @@ through the same guard middleware (rate limits, bans, access log) as everything 
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -32,7 +31,7 @@ from foto3d.proto.gateway import (
 from foto3d.proto.jobs import UpAxis
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.proto.objects import LiveStatus, PublishedFile
-from foto3d.services.token_gateway import embed, openapi
+from foto3d.services.token_gateway import embed, openapi, params
 from foto3d.services.token_gateway.auth import Caller, Denied, authenticate, request_origin
 from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import TEST_SCOPE, expiry, file_path
@@ -41,9 +40,7 @@ from foto3d.services.token_gateway.objects import SPLAT_FORMATS, ObjectState
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
 UP_AXES: tuple[str, ...] = get_args(UpAxis)
-FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}$")
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-CREDENTIAL_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+LINK_PARAMS = ("exp", "cid", "sig", "scope")
 NOT_FOUND_MESSAGE = "no such model for this credential"
 _encoder = msgspec.json.Encoder()
 
@@ -275,20 +272,29 @@ async def get_file(request: web.Request) -> web.StreamResponse:
         return _not_found()
     object_id = request.match_info["object_id"]
     name = request.match_info["name"]
-    try:
-        validate_object_id(object_id)
-        version = int(request.match_info["version"])
-    except (NamingError, ValueError):
+    version_text = request.match_info["version"]
+    if (
+        not params.OBJECT_ID.fits(object_id)
+        or len(version_text) > openapi.MAX_VERSION_DIGITS  # int() of thousands of digits raises
+        or not params.FILE_NAME.fits(name)
+        or ".." in name
+    ):
         n.reason = "bad path"
         return error_response(400, "bad_request", "not a file link of this gateway")
-    if not FILE_NAME_RE.match(name) or ".." in name:
-        n.reason = "bad path"
-        return error_response(400, "bad_request", "not a file link of this gateway")
+    version = int(version_text)  # ASCII digits only: the route's pattern
     n.object_id = object_id
     q = request.query
+    if any(len(q.getall(k, ())) > 1 for k in LINK_PARAMS):
+        # a proxy or cache in between may read the last of them where we read the first
+        n.reason = "repeated link parameter"
+        return error_response(400, "bad_request", "not a file link of this gateway")
     cid = q.get("cid", "")
-    n.credential_id = cid if CREDENTIAL_ID_RE.match(cid) else ""
-    test_link = q.get("scope") == "test"
+    n.credential_id = cid if params.CREDENTIAL_ID.fits(cid) else ""
+    scope = q.get("scope")
+    if scope is not None and scope not in params.LINK_SCOPES:
+        n.reason = "bad scope"
+        return error_response(400, "bad_request", "not a file link of this gateway")
+    test_link = scope == "test"
     signed = file_path(object_id, version, name) + (TEST_SCOPE if test_link else "")
     why = parts.signer.check(signed, q.get("exp", ""), cid, q.get("sig", ""))
     if why is not None:
@@ -336,10 +342,13 @@ async def get_usage(request: web.Request) -> web.StreamResponse:
     n.customer, n.credential_id = cred.customer, cred.credential_id
     if cred.kind != "secret":
         return error_response(403, "forbidden", "usage needs a secret token")
-    since, until, oid = (request.query.get(k) or None for k in ("since", "until", "object_id"))
+    # A parameter present is a value, even an empty one: the document says what each must be.
+    since, until, oid = (request.query.get(k) for k in ("since", "until", "object_id"))
     for v in (since, until):
-        if v is not None and not DAY_RE.match(v):
+        if v is not None and not params.DAY.fits(v):
             return error_response(400, "bad_request", "since and until are days: YYYY-MM-DD")
+    if oid is not None and not params.OBJECT_ID.fits(oid):
+        return error_response(400, "bad_request", "object_id does not follow the naming standard")
     rows = await parts.store.usage(
         UsageQuery(customer=cred.customer, object_id=oid, since=since, until=until)
     )
@@ -366,7 +375,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/healthz", healthz),
         web.get("/v1/openapi.json", get_openapi),
         web.get("/v1/models/{object_id}", get_model),
-        web.get(r"/v1/files/{object_id}/v{version:\d+}/{name}", get_file),
+        web.get(r"/v1/files/{object_id}/v{version:[0-9]+}/{name}", get_file),
         web.get("/v1/usage", get_usage),
         web.get("/viewer/{file}", assets.handle_bundle),
         web.get("/embed/{object_id}", get_embed),

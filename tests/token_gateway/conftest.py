@@ -19,3 +19,25 @@ async def gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
     }
     async with running_services(settings, ["token_gateway"], http=True) as rt:
         yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+
+
+# Rate limits and bans far above what a test sends: tests that send many bad requests on purpose
+# (hostile input, the fuzzer) must see each request's own answer, not the ban it earned.
+HIGH_LIMITS = {
+    "ip_rate": 1e6,
+    "ip_burst": 1_000_000,
+    "credential_rate": 1e6,
+    "credential_burst": 1_000_000,
+    "ban_after_failures": 1_000_000,
+}
+
+
+@pytest.fixture
+async def open_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
+    settings.raw["token_gateway"] = {
+        "port": 0,
+        "test_origins": ["https://staging.example.com"],
+        **HIGH_LIMITS,
+    }
+    async with running_services(settings, ["token_gateway"], http=False) as rt:
+        yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")

@@ -11,10 +11,12 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.splat.formats import registry as splat_formats
+from foto3d.libs.viewer import assets
 from foto3d.proto import subjects
 from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
 from foto3d.proto.objects import (
@@ -24,9 +26,13 @@ from foto3d.proto.objects import (
     ObjectStatusChanged,
     PublishedFile,
 )
+from foto3d.services.token_gateway import embed
+from foto3d.services.token_gateway.links import expiry
 from foto3d.services.token_gateway.service import TokenGateway
+from testkit.gateway_fuzz import FuzzInputs
 
 ORIGIN = "https://shop.example.com"
+OID = "acme-desk-lamp-001"
 # Stand-ins for splat files (the gateway serves bytes, it never parses them), sizes distinct
 # so that "smallest first" has one answer.
 SPLAT_BODIES = {
@@ -141,8 +147,44 @@ class Gateway:
         return contents
 
 
-async def get(session: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+async def get(session: aiohttp.ClientSession, url: str | URL, **kw: Any) -> tuple[int, Any, dict[str, str]]:
     async with session.get(url, **kw) as r:
         body = await r.read()
         ctype = r.headers.get("Content-Type", "")
         return r.status, (msgspec.json.decode(body) if "json" in ctype else body), dict(r.headers)
+
+
+async def fuzz_inputs(gw: Gateway) -> FuzzInputs:
+    """A published model and every credential, link and pass the document's operations take."""
+    await gw.publish_model(OID)
+    token = await gw.issue("acme")
+    key = await gw.issue("acme", kind=CredentialKind.PUBLISHABLE)
+    async with aiohttp.ClientSession() as s:
+        st, body, _ = await get(s, f"{gw.url}/v1/models/{OID}", headers={"Authorization": f"Bearer {token}"})
+        assert st == 200, body
+    link = URL(body["poster_url"])
+    parts = gw.svc.parts
+    assert parts is not None
+    key_id = key.split("_")[1]
+    embed_pass = embed.issue(parts.signer, OID, ORIGIN, key_id, expiry(parts.cfg.link_ttl_s))
+    _, _, version, name = link.path.rsplit("/", 3)
+    try:
+        bundle_file = assets.bundle().file
+    except assets.ViewerBundleMissing:  # not built here: the bundle and the embed page answer 503
+        bundle_file = "foto3d-viewer.js"
+    examples: dict[str, dict[str, Any]] = {
+        "getModel": {"object_id": OID, "formats": ["ply", "spz"]},
+        "getFile": {
+            "object_id": OID,
+            "version": int(version.removeprefix("v")),
+            "name": name,
+            **{k: link.query[k] for k in ("exp", "cid", "sig")},
+        },
+        "getUsage": {"since": "2026-01-01", "until": "2099-12-31", "object_id": OID},
+        "embedPage": {"object_id": OID},
+        "embedModel": {"pass": embed_pass, "object_id": OID, "formats": ["sog"]},
+        "viewerBundle": {"file": bundle_file},
+    }
+    return FuzzInputs(
+        base_url=gw.url, secret_token=token, publishable_key=key, origin=ORIGIN, examples=examples
+    )
