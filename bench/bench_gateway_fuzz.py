@@ -81,11 +81,11 @@ async def _count(gw: Gateway, q: LogQuery) -> int:
     """Records matching ``q`` in the log store, page by page."""
     n, before = 0, None
     while True:
-        page = await gw.bus.call(LOG_QUERY, msgspec.structs.replace(q, limit=PAGE, before_id=before))
+        page = await gw.bus.call(LOG_QUERY, msgspec.structs.replace(q, limit=PAGE, before=before))
         n += len(page.records)
-        if page.next_before_id is None or not page.records:
+        if page.next_before is None or not page.records:
             return n
-        before = page.next_before_id
+        before = page.next_before
 
 
 async def main(args: argparse.Namespace) -> int:
