@@ -133,6 +133,8 @@ async def prepare(
         thumbnail=url_of(thumb_key) if splat is not None else "",
         settings=req.viewer,  # the reviewer's saved adjustments, if any
         memory_up=memory_up,
+        # where the training cameras looked most (the trainer's record): the opening side
+        front_azimuth=next((a.front_azimuth for a in splats if a.front_azimuth is not None), None),
     )
     config_path = work / "viewer.json"
     config_path.write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))

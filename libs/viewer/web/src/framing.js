@@ -80,3 +80,61 @@ export function fitDistance(radius, fovDeg, aspect, margin = 1.12) {
   const h = Math.atan(Math.tan(v) * aspect);
   return (radius * margin) / Math.sin(Math.min(v, h));
 }
+
+// The opening side when nothing says where the object's front is (libs/viewer/opening.py has
+// the same rule and says why): the side holding the most fine gaussians (reasonably opaque, at
+// most the median size), since a side the capture saw well is resolved into many small splats.
+const STEEP = Math.tan(THREE.MathUtils.degToRad(75)); // straight above or below: no side
+const DETAIL_SAMPLES = 16384;
+
+/** The azimuth (degrees, upright frame, 0 = from +Z) with the most detail, or null. */
+export function detailAzimuth(mesh, upright, center) {
+  const splats = mesh.splats || mesh.packedSplats;
+  const n = splats ? splats.numSplats : 0;
+  const stride = Math.max(1, Math.ceil(n / DETAIL_SAMPLES));
+  const c = new THREE.Vector3(...center);
+  const p = new THREE.Vector3();
+  const points = [];
+  const sizes = [];
+  for (let i = 0; i < n; i += stride) {
+    const { center: at, scales, opacity } = splats.getSplat(i);
+    if (!(opacity > 0.1) || !Number.isFinite(at.x + at.y + at.z)) continue;
+    p.copy(at).applyQuaternion(upright).sub(c);
+    points.push([p.x, p.y, p.z]);
+    sizes.push(Math.max(scales.x, scales.y, scales.z));
+  }
+  if (points.length < 16) return null;
+  const median = Float64Array.from(sizes).sort()[Math.floor((sizes.length - 1) / 2)];
+  const azimuths = [];
+  points.forEach(([x, y, z], i) => {
+    const h = Math.hypot(x, z);
+    if (sizes[i] <= median && h > 0 && Math.abs(y) <= h * STEEP) azimuths.push(Math.atan2(x, z));
+  });
+  return preferredAzimuth(azimuths);
+}
+
+/**
+ * The direction (radians in, degrees out) the azimuths crowd towards: the peak, to the degree,
+ * of their density smoothed by a cos² kernel half a turn wide; null unless the quarter turn
+ * around it holds at least 1.25× its even share.
+ */
+export function preferredAzimuth(azimuths) {
+  if (azimuths.length === 0) return null;
+  // a histogram by the degree first: the smoothing then costs 360 × 180 steps, whatever the count
+  const bins = new Float64Array(360);
+  for (const a of azimuths) bins[(Math.round(THREE.MathUtils.radToDeg(a)) % 360 + 360) % 360]++;
+  const kernel = Array.from({ length: 179 }, (_, k) => Math.cos(THREE.MathUtils.degToRad(k - 89)) ** 2);
+  let best = 0;
+  let bestScore = -1;
+  for (let deg = 0; deg < 360; deg++) {
+    let score = 0;
+    for (let k = 0; k < kernel.length; k++) score += kernel[k] * bins[(deg + k - 89 + 360) % 360];
+    if (score > bestScore) {
+      bestScore = score;
+      best = deg;
+    }
+  }
+  let near = 0;
+  for (let k = -45; k <= 45; k++) near += bins[(best + k + 360) % 360];
+  return near >= 1.25 * azimuths.length * 0.25 ? best : null;
+}
