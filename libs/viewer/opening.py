@@ -13,10 +13,11 @@ round (the biker, framed from behind). The data says where the front is:
    few large blurs;
 3. else (an even, all-round capture of an object alike on all sides) the house default, 30°.
 
-The side is the peak, to the degree, of the directions' density (smoothed with a cos² kernel
-half a turn wide); it counts only if the quarter turn around it holds clearly more than its even
-share (1.25×), so an all-round capture keeps the default rather than a coin toss. Azimuths are degrees about +Y in the upright frame, 0 looking from +Z and 90 from
-+X (three.js, the viewer's ``camera.azimuth``).
+The side is the peak, to 5°, of the directions' density (smoothed with a cos² kernel half a
+turn wide); it counts only if the quarter turn around it holds clearly more than its even share
+(1.25×), so an all-round capture keeps the default rather than a coin toss. Azimuths are degrees
+about +Y in the upright frame, 0 looking from +Z and 90 from +X (three.js, the viewer's
+``camera.azimuth``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from foto3d.libs.splat.coords import rotation_between
 from foto3d.libs.splat.model import Splat
 
 SIDE_DEG = 90.0
-STEP_DEG = 1.0
+#: The side is found to this step: coarse enough that one model's files, quantised differently
+#: by each format, open on the same side.
+STEP_DEG = 5.0
 #: The best side must hold this many times its even share (a quarter) of the weight.
 CLEAR_LEAD = 1.25
 #: Cameras within this angle of straight above or below the centre say nothing about a side.
@@ -40,7 +43,7 @@ STEEP_DEG = 75.0
 
 def preferred_azimuth(azimuths_deg: npt.ArrayLike) -> float | None:
     """The direction ``azimuths_deg`` crowd towards most: the peak of their density smoothed by a
-    cos² kernel a half turn wide (its middle half is a quarter turn), found to the degree; None
+    cos² kernel a half turn wide (its middle half is a quarter turn), found to 5°; None
     when there are none or the quarter turn around the peak holds no clear lead."""
     a = np.asarray(azimuths_deg, dtype=np.float64).reshape(-1)
     a = a[np.isfinite(a)]

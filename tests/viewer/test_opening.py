@@ -18,11 +18,12 @@ import numpy.typing as npt
 import pytest
 
 from foto3d.libs.splat import io as splat_io
-from foto3d.libs.splat.coords import rotation_between
+from foto3d.libs.splat.coords import reorient, rotation_between
 from foto3d.libs.splat.model import Splat, logit
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.viewer.config import DEFAULT_AZIMUTH_DEG, build_viewer_config
-from foto3d.libs.viewer.opening import preferred_azimuth
+from foto3d.libs.viewer.opening import preferred_azimuth, to_upright
+from foto3d.libs.viewer.thumbnail import opening_camera
 from foto3d.proto.jobs import Artifact, TrainOptions
 from foto3d.proto.objects import PublishRequest
 from foto3d.proto.viewer import Camera, ViewerConfig, ViewerSettings
@@ -130,6 +131,20 @@ def test_a_reviewers_turn_turns_the_opening_side_with_the_object() -> None:
         settings=ViewerSettings(rotation=[0.0, 90.0, 0.0]),
     )
     assert apart(azimuth_of(config.camera), FACE + 90) < 10
+
+
+@pytest.mark.parametrize("stored_up", ["z", "-y", "y"])
+def test_the_thumbnail_shows_the_opening_side_whatever_the_files_axis(stored_up: str) -> None:
+    splat = reorient(figure(FACE), "z", stored_up)
+    cam = opening_camera(splat, stored_up)  # type: ignore[arg-type]  # an UpAxis
+    assert cam.position is not None and cam.target is not None
+    rel = to_upright(np.subtract(cam.position, cam.target), stored_up)[0]
+    az = math.degrees(math.atan2(rel[0], rel[2])) % 360
+    assert apart(az, FACE) < 10, f"the thumbnail looks from {az:.0f}°"
+    recorded = opening_camera(splat, stored_up, front_azimuth=100)  # type: ignore[arg-type]
+    assert recorded.position is not None and recorded.target is not None
+    rel = to_upright(np.subtract(recorded.position, recorded.target), stored_up)[0]
+    assert apart(math.degrees(math.atan2(rel[0], rel[2])) % 360, 100) < 0.5
 
 
 def test_an_even_all_round_object_keeps_the_default() -> None:
