@@ -15,6 +15,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 async def assert_icons_are_svg(page: Any) -> None:
+    assert await missing_glyphs(page) == []
     button = await page.evaluate(
         f"""() => {{
           const b = {VIEWER}.shadowRoot.querySelector('.fullscreen');
@@ -24,7 +25,6 @@ async def assert_icons_are_svg(page: Any) -> None:
     text, paths, label = button
     assert text == "" and paths >= 1, f"the full-screen button shows text {text!r}, not an SVG icon"
     assert label, "an icon-only button needs an accessible name"
-    assert await missing_glyphs(page) == []
 
 
 async def test_the_component_draws_no_missing_glyph_box(page: Any, site: Site) -> None:
