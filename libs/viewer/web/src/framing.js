@@ -86,7 +86,7 @@ export function fitDistance(radius, fovDeg, aspect, margin = 1.12) {
 // at most the median size) — a share, not a count, which would follow the object's shape: a side
 // the capture saw well is resolved into small splats, one it saw little into large blurs.
 const STEEP = Math.tan(THREE.MathUtils.degToRad(75)); // straight above or below: no side
-const DETAIL_SAMPLES = 65536;
+const DETAIL_SAMPLES = 16384; // ~10 ms between the file's arrival and the first frame
 const DETAIL_LEAD = 1.1; // the side's share of fine gaussians against the whole object's
 
 /** The azimuth (degrees, upright frame, 0 = from +Z) whose side has the finest detail, or null. */
