@@ -145,3 +145,32 @@ async def test_auto_rotate_turns_unless_the_visitor_asks_for_reduced_motion(page
     await page.wait_for_function(
         f"(az) => Math.abs({VIEWER}.currentView().azimuth - az) > 3", arg=still["azimuth"], timeout=60_000
     )
+
+
+async def test_one_finger_turns_and_two_fingers_pinch(page: Any, site: Site) -> None:
+    x, y = await open_viewer(page, site)
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
+
+    async def touch(kind: str, points: list[tuple[float, float]]) -> None:
+        pts = [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]
+        await cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": pts})
+
+    start = await view(page)
+    await touch("touchStart", [(x - 100, y)])
+    for step in range(1, 11):
+        await touch("touchMove", [(x - 100 + 20 * step, y)])
+    await frames_later(page)  # the finger rests before it lifts: no glide
+    await touch("touchEnd", [])
+    await frames_later(page)
+    turned = await view(page)
+    assert turn(start["azimuth"], turned["azimuth"]) == pytest.approx(-90, abs=3), (start, turned)
+
+    await touch("touchStart", [(x - 40, y), (x + 40, y)])
+    for step in range(1, 9):
+        await touch("touchMove", [(x - 40 - 10 * step, y), (x + 40 + 10 * step, y)])
+    await touch("touchEnd", [])
+    await frames_later(page)
+    pinched = await view(page)
+    assert pinched["distance"] < turned["distance"] * 0.8, (turned, pinched)  # fingers apart: closer
+    assert turn(turned["azimuth"], pinched["azimuth"]) == pytest.approx(0, abs=1)
