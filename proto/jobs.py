@@ -103,6 +103,10 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kind: str  # "splat", UNREDUCED_KIND, "config", "thumbnail", "log"
     format: str  # a SplatFormatName for kind "splat"; "yml", "png" for the others
     up: UpAxis | None = None  # for splats: the up axis of the file's data as stored (see UpAxis)
+    # For splats: the side the training cameras looked at most, as an azimuth in degrees about +Y
+    # of the upright frame (0 = from +Z, 90 = from +X; the viewer config's camera.azimuth). The
+    # viewer opens there when staff saved no view (libs/viewer/opening.py); None: no clear side.
+    front_azimuth: Annotated[float, msgspec.Meta(ge=0, lt=360)] | None = None
     uri: str
     bytes: Count
     sha256: str

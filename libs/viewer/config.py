@@ -2,9 +2,10 @@
 
 The schema lives in ``proto/viewer.py``; this module computes values for it from a splat. The
 default camera frames the splat's *robust* bounds (percentiles of the centres of reasonably
-opaque gaussians), so a few floaters far away do not shrink the object to a dot, from a
-three-quarter view a little above, at the distance where the bounds' sphere fits the frame
-whatever the orbit angle (the same rule as the browser's ``framing.js``).
+opaque gaussians), so a few floaters far away do not shrink the object to a dot, from a little
+above, at the distance where the bounds' sphere fits the frame whatever the orbit angle (the
+same rule as the browser's ``framing.js``), on the side the data says is the front
+(``opening.py``: where the training cameras looked most, else the side with the most detail).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from foto3d.libs.splat.coords import rotation_between
 from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.splat.model import Splat
+from foto3d.libs.viewer.opening import detail_azimuth
 from foto3d.proto.jobs import UpAxis
 from foto3d.proto.viewer import (
     CONFIG_VERSION,
@@ -102,11 +104,17 @@ def default_camera(
     fov_deg: float = DEFAULT_FOV_DEG,
     rotation: list[float] | None = None,
     up: tuple[float, float, float] = UP,
+    azimuth_deg: float = DEFAULT_AZIMUTH_DEG,
 ) -> Camera:
-    """The default view of upright ``bounds`` (optionally turned by the reviewer's ``rotation``)."""
+    """The default view of upright ``bounds`` (optionally turned by the reviewer's ``rotation``)
+    from ``azimuth_deg`` about the upright object (the reviewer's turn turns that side too)."""
     center = np.asarray(bounds.center, dtype=np.float64)
     if rotation:
-        center = euler_xyz(rotation) @ center
+        turn = euler_xyz(rotation)
+        center = turn @ center
+        a = math.radians(azimuth_deg)
+        side = turn @ np.array([math.sin(a), 0.0, math.cos(a)])
+        azimuth_deg = math.degrees(math.atan2(side[0], side[2]))
     up_v = np.asarray(up, dtype=np.float64)
     up_v /= np.linalg.norm(up_v)
     # a horizontal reference perpendicular to up, then azimuth about up and elevation towards it
@@ -114,7 +122,7 @@ def default_camera(
     forward = ref - (ref @ up_v) * up_v
     forward /= np.linalg.norm(forward)
     side = np.cross(up_v, forward)
-    az, el = math.radians(DEFAULT_AZIMUTH_DEG), math.radians(DEFAULT_ELEVATION_DEG)
+    az, el = math.radians(azimuth_deg), math.radians(DEFAULT_ELEVATION_DEG)
     direction = math.cos(el) * (math.cos(az) * forward + math.sin(az) * side) + math.sin(el) * up_v
     distance = fit_distance(bounds.radius, fov_deg)
     position = center + direction * distance
@@ -147,14 +155,21 @@ def build_viewer_config(
     thumbnail: str = "",
     settings: ViewerSettings | None = None,
     memory_up: UpAxis = TRAINER_UP,
+    front_azimuth: float | None = None,
 ) -> ViewerConfig:
     """``viewer.json``: computed defaults, then the reviewer's saved ``settings`` on top.
 
-    A saved camera replaces the default one; every other saved field is copied as is."""
+    A saved camera replaces the default one; every other saved field is copied as is. Without
+    one the camera opens on ``front_azimuth`` (the trainer's record of where its cameras looked
+    most), else on the side of ``splat`` with the most detail, else at the default azimuth."""
     s = settings or ViewerSettings()
+    azimuth = front_azimuth
     if splat is not None:
-        bounds = upright_bounds(robust_bounds(splat), memory_up)
+        own = robust_bounds(splat)
+        bounds = upright_bounds(own, memory_up)
         gaussians = splat.count
+        if azimuth is None and s.camera is None:
+            azimuth = detail_azimuth(splat, memory_up, own.center)
     else:  # no readable splat (e.g. only a format we cannot parse): a unit box
         bounds = Bounds(min=[-1.0] * 3, max=[1.0] * 3, center=[0.0] * 3, radius=math.sqrt(3))
         gaussians = 0
@@ -164,7 +179,10 @@ def build_viewer_config(
         name=name,
         model_version=model_version,
         gaussians=gaussians,
-        camera=s.camera or default_camera(bounds, rotation=s.rotation),
+        camera=s.camera
+        or default_camera(
+            bounds, rotation=s.rotation, azimuth_deg=DEFAULT_AZIMUTH_DEG if azimuth is None else azimuth
+        ),
         bounds=bounds,
         files=files,
         thumbnail=thumbnail,

@@ -12,9 +12,17 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from foto3d.libs.splat.coords import UP_AXES
+from foto3d.libs.splat.coords import UP_AXES, rotation_between
 from foto3d.libs.splat.model import Splat
-from foto3d.libs.viewer.config import TRAINER_UP, Camera, default_camera, robust_bounds
+from foto3d.libs.viewer.config import (
+    DEFAULT_AZIMUTH_DEG,
+    TRAINER_UP,
+    Camera,
+    default_camera,
+    robust_bounds,
+    upright_bounds,
+)
+from foto3d.libs.viewer.opening import detail_azimuth
 from foto3d.libs.viewer.png import encode_png
 from foto3d.proto.jobs import UpAxis
 
@@ -23,14 +31,46 @@ MAX_POINTS = 300_000
 
 
 def render_thumbnail(
-    splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0, up: UpAxis = TRAINER_UP
+    splat: Splat,
+    size: int = 256,
+    camera: Camera | None = None,
+    seed: int = 0,
+    up: UpAxis = TRAINER_UP,
+    front_azimuth: float | None = None,
 ) -> bytes:
-    """PNG bytes of a ``size`` x ``size`` preview; ``up`` is the splat's up axis in memory."""
-    return encode_png(render_rgb(splat, size, camera, seed, up))
+    """PNG bytes of a ``size`` x ``size`` preview; ``up`` is the splat's up axis in memory.
+    Without a ``camera``, the view the viewer opens on (``front_azimuth``: the trainer's record of
+    where its cameras looked most, else the side with the most detail), so the poster a visitor
+    sees first shows the same side as the first frame."""
+    return encode_png(render_rgb(splat, size, camera, seed, up, front_azimuth))
+
+
+def opening_camera(splat: Splat, up: UpAxis = TRAINER_UP, front_azimuth: float | None = None) -> Camera:
+    """The viewer's opening view of ``splat`` (no reviewer settings), in the splat's own frame."""
+    own = robust_bounds(splat)
+    azimuth = front_azimuth if front_azimuth is not None else detail_azimuth(splat, up, own.center)
+    # chosen in the upright frame, where azimuths are defined, then turned back into the data's
+    cam = default_camera(
+        upright_bounds(own, up), azimuth_deg=DEFAULT_AZIMUTH_DEG if azimuth is None else azimuth
+    )
+    back = rotation_between(up, "y").T
+    assert cam.position is not None and cam.target is not None
+
+    def turn(v: list[float]) -> list[float]:
+        return [float(x) for x in back @ np.asarray(v, dtype=np.float64)]
+
+    return Camera(
+        position=turn(cam.position), target=turn(cam.target), up=list(UP_AXES[up]), fov=cam.fov, near=cam.near
+    )
 
 
 def render_rgb(
-    splat: Splat, size: int = 256, camera: Camera | None = None, seed: int = 0, up: UpAxis = TRAINER_UP
+    splat: Splat,
+    size: int = 256,
+    camera: Camera | None = None,
+    seed: int = 0,
+    up: UpAxis = TRAINER_UP,
+    front_azimuth: float | None = None,
 ) -> npt.NDArray[np.uint8]:
     ss = 2
     res = size * ss
@@ -38,8 +78,8 @@ def render_rgb(
     if splat.count == 0:
         return _to_u8(img, ss)
     cam = camera if camera is not None and camera.position and camera.target else None
-    if cam is None:  # the default view in the splat's own frame, upright
-        cam = default_camera(robust_bounds(splat), up=UP_AXES[up])
+    if cam is None:
+        cam = opening_camera(splat, up, front_azimuth)
     assert cam.position is not None and cam.target is not None
     cam_up = cam.up or list(UP_AXES[up])
     fov = cam.fov or 40.0

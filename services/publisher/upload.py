@@ -118,9 +118,12 @@ async def prepare(
         )
     preview = await asyncio.to_thread(_read_for_preview, local)
     splat, memory_up = preview if preview is not None else (None, TRAINER_UP)
+    # where the training cameras looked most (the trainer's record): the side the viewer and the
+    # thumbnail open on
+    front = next((a.front_azimuth for a in splats if a.front_azimuth is not None), None)
     thumb_key = f"{prefix}/thumbnail.png"
     if splat is not None:
-        png = await asyncio.to_thread(render_thumbnail, splat, thumb_size, up=memory_up)
+        png = await asyncio.to_thread(render_thumbnail, splat, thumb_size, up=memory_up, front_azimuth=front)
         thumb_path = work / "thumbnail.png"
         thumb_path.write_bytes(png)
         planned.append(PlannedFile("thumbnail", "png", thumb_key, thumb_path, "image/png"))
@@ -133,6 +136,7 @@ async def prepare(
         thumbnail=url_of(thumb_key) if splat is not None else "",
         settings=req.viewer,  # the reviewer's saved adjustments, if any
         memory_up=memory_up,
+        front_azimuth=front,
     )
     config_path = work / "viewer.json"
     config_path.write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))

@@ -256,6 +256,7 @@ class Pipeline:
                         sha256=info.sha256 or "",
                         gaussians=reduced.gaussians_out,
                         up=reduced.up.get(fmt),
+                        front_azimuth=reduced.front_azimuth,
                     )
                 )
             if reduced.reduced and self.cfg.keep_unreduced:

@@ -23,6 +23,8 @@ from foto3d.libs.splat.formats.spz import SMALLEST_GZIP_LEVEL
 from foto3d.libs.splat.model import Splat
 from foto3d.libs.splat.quality import QualityUnavailable, compare_splats
 from foto3d.libs.splat.reduce import recommended_refit_seconds, reduce_splat
+from foto3d.libs.viewer.config import robust_bounds
+from foto3d.libs.viewer.opening import camera_azimuth
 from foto3d.proto.jobs import TrainOptions, UpAxis
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class ReducedOutput:
     psnr: float | None = None
     ssim: float | None = None
     refit: dict[str, object] | None = None  # the re-fit's RefitResult.to_dict(), when one ran
+    # The side the training cameras looked at most (libs/viewer/opening.py), None when unknown.
+    front_azimuth: float | None = None
 
 
 def file_name(fmt: str) -> str:
@@ -104,6 +108,7 @@ def reduce_export(
     recorded, known = up_axis(src, "ply")
     src_up = recorded if known else NERFSTUDIO_UP
     splat = original = read(src)
+    front = training_front(cameras, original, src_up)
     refit: dict[str, object] | None = None
     if options.reduce:
         splat, report = reduce_splat(
@@ -159,7 +164,17 @@ def reduce_export(
         psnr=quality[0] if quality else None,
         ssim=quality[1] if quality else None,
         refit=refit,
+        front_azimuth=front,
     )
+
+
+def training_front(cameras: Sequence[Camera] | None, splat: Splat, up: str) -> float | None:
+    """Where the viewer should open: the side of the exported object the training cameras
+    looked at most (cameras and splat in the export's frame, whose up axis is ``up``)."""
+    if not cameras:
+        return None
+    center = robust_bounds(splat).center
+    return camera_azimuth([c.position for c in cameras], center, up)
 
 
 def _refit_progress(progress: Callable[[int, int], None]) -> Callable[[str, int, int], None]:

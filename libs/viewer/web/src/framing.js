@@ -80,3 +80,74 @@ export function fitDistance(radius, fovDeg, aspect, margin = 1.12) {
   const h = Math.atan(Math.tan(v) * aspect);
   return (radius * margin) / Math.sin(Math.min(v, h));
 }
+
+// The opening side when nothing says where the object's front is (libs/viewer/opening.py has
+// the same rule and says why): the side whose gaussians are most often fine (reasonably opaque,
+// at most the median size) — a share, not a count, which would follow the object's shape: a side
+// the capture saw well is resolved into small splats, one it saw little into large blurs.
+const STEEP = Math.tan(THREE.MathUtils.degToRad(75)); // straight above or below: no side
+const DETAIL_SAMPLES = 16384; // ~10 ms between the file's arrival and the first frame
+const DETAIL_LEAD = 1.1; // the side's share of fine gaussians against the whole object's
+
+/** The azimuth (degrees, upright frame, 0 = from +Z) whose side has the finest detail, or null. */
+export function detailAzimuth(mesh, upright, center) {
+  const splats = mesh.splats || mesh.packedSplats;
+  const n = splats ? splats.numSplats : 0;
+  const stride = Math.max(1, Math.ceil(n / DETAIL_SAMPLES));
+  const c = new THREE.Vector3(...center);
+  const p = new THREE.Vector3();
+  const degrees = [];
+  const sizes = [];
+  for (let i = 0; i < n; i += stride) {
+    const { center: at, scales, opacity } = splats.getSplat(i);
+    if (!(opacity > 0.1) || !Number.isFinite(at.x + at.y + at.z)) continue;
+    p.copy(at).applyQuaternion(upright).sub(c);
+    const h = Math.hypot(p.x, p.z);
+    if (h === 0 || Math.abs(p.y) > h * STEEP) continue;
+    degrees.push(THREE.MathUtils.radToDeg(Math.atan2(p.x, p.z)));
+    sizes.push(Math.max(scales.x, scales.y, scales.z));
+  }
+  if (degrees.length < 16) return null;
+  const median = Float64Array.from(sizes).sort()[Math.floor((sizes.length - 1) / 2)];
+  const all = new Float64Array(360);
+  const fine = new Float64Array(360);
+  let fineCount = 0;
+  degrees.forEach((d, i) => {
+    const bin = ((Math.round(d) % 360) + 360) % 360;
+    all[bin]++;
+    if (sizes[i] <= median) {
+      fine[bin]++;
+      fineCount++;
+    }
+  });
+  const everything = sideScores(all);
+  const fineScores = sideScores(fine);
+  const most = Math.max(...everything.values());
+  let best = -1;
+  let bestShare = 0;
+  everything.forEach((total, deg) => {
+    // sides with few gaussians (an edge-on flat object) give noisy shares: they do not compete
+    const share = total >= 0.2 * most ? fineScores.get(deg) / total : 0;
+    if (share > bestShare) {
+      bestShare = share;
+      best = deg;
+    }
+  });
+  return best >= 0 && bestShare >= DETAIL_LEAD * (fineCount / degrees.length) ? best : null;
+}
+
+/**
+ * Side centre (degrees, every 5°, as opening.py: one model's files, quantised differently per
+ * format, agree) -> the weight of a by-the-degree histogram towards it, smoothed by a cos²
+ * kernel half a turn wide so that the peak of an even arc is its middle.
+ */
+function sideScores(bins) {
+  const kernel = Array.from({ length: 179 }, (_, k) => Math.cos(THREE.MathUtils.degToRad(k - 89)) ** 2);
+  const scores = new Map();
+  for (let deg = 0; deg < 360; deg += 5) {
+    let score = 0;
+    for (let k = 0; k < kernel.length; k++) score += kernel[k] * bins[(deg + k - 89 + 360) % 360];
+    scores.set(deg, score);
+  }
+  return scores;
+}

@@ -5,15 +5,16 @@
 //   model="OBJECT_ID" api="https://gateway" key="pk_..."   -> GET {api}/v1/models/{id}?key=...&formats=...
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
-import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import { SplatMesh } from "@sparkjsdev/spark";
 import { BatchedSparkRenderer } from "./batched.js";
 import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
-import { fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
+import { detailAzimuth, fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
 import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
 import { openDownload } from "./download.js";
+import { FULLSCREEN_ICON } from "./icons.js";
+import { OrbitController } from "./orbit.js";
 import { recordedUp } from "./plyheader.js";
 import { shDegree } from "./shdegree.js";
 
@@ -34,7 +35,9 @@ const DEFAULTS = {
   azimuth: 30,
   elevation: 18,
   distance: 1,
-  limits: { min_distance: 0.55, max_distance: 2.5, min_elevation: -30, max_elevation: 85, zoom: true },
+  // Elevation stays between a little below the horizon and well above it: past ~60° a product
+  // is seen from the top, a shape without its face (docs/viewer.md).
+  limits: { min_distance: 0.55, max_distance: 2, min_elevation: -20, max_elevation: 60, zoom: true },
   autoRotateDegPerSec: 12,
   ui: { fullscreen: true, progress: true, poster: true, hotspots: true },
 };
@@ -73,11 +76,12 @@ class Foto3dViewer extends HTMLElement {
     this._built = true;
     this.shadowRoot.innerHTML = `<style>${STYLE}</style>
       <div class="stage" part="stage">
-        <canvas part="canvas"></canvas>
+        <canvas part="canvas" tabindex="0" role="img"
+          aria-label="3D view: drag or use the arrow keys to turn it, + and - to zoom"></canvas>
         <img class="poster" part="poster" alt="" hidden>
         <div class="hotspots"></div>
         <div class="progress" part="progress" hidden><div class="bar"></div></div>
-        <button class="fullscreen" part="fullscreen" type="button" title="Full screen" aria-label="Full screen" hidden>⛶</button>
+        <button class="fullscreen" part="fullscreen" type="button" title="Full screen" aria-label="Full screen" hidden>${FULLSCREEN_ICON}</button>
         <div class="card" part="card" role="status" hidden><strong>Not available</strong><span>This model cannot be shown right now.</span></div>
       </div>`;
     const $ = (sel) => this.shadowRoot.querySelector(sel);
@@ -281,7 +285,7 @@ class Foto3dViewer extends HTMLElement {
     if (this.state === "framing" && !this._frameDue && now - this._lastFrameAt < 1000) return;
     this._frameDue = false;
     this._lastFrameAt = now;
-    if (this.controls && this.controls.update()) this._awakeUntil = performance.now() + 600;
+    if (this.controls && this.controls.update(this.camera, now)) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
     const early = this.state !== "ready";
     if (early) mark("render-start");
@@ -290,7 +294,7 @@ class Foto3dViewer extends HTMLElement {
     this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
-    const busy = this.state !== "ready" || (this.controls && this.controls.autoRotate);
+    const busy = this.state !== "ready" || (this.controls && this.controls.moving);
     if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
       this._looping = false;
       this.renderer.setAnimationLoop(null);
@@ -326,7 +330,7 @@ class Foto3dViewer extends HTMLElement {
   /** Draw one frame now (for reading the canvas back in the same task, e.g. in tests). */
   renderNow() {
     if (!this.renderer) return;
-    if (this.controls) this.controls.update();
+    if (this.controls) this.controls.update(this.camera);
     this.renderer.render(this.scene, this.camera);
     this._wake();
   }
@@ -349,6 +353,7 @@ class Foto3dViewer extends HTMLElement {
       b = { ...this._dataBounds, center: c.toArray() };
     }
     this.bounds = b;
+    this._upright = upright;
     this.center = new THREE.Vector3(...b.center).applyQuaternion(this.adjust);
     this.radius = b.radius;
     this._placeCamera();
@@ -367,7 +372,7 @@ class Foto3dViewer extends HTMLElement {
       this.camera.position.set(...cam.position);
       this.center = new THREE.Vector3(...cam.target);
     } else {
-      const az = THREE.MathUtils.degToRad(cam.azimuth ?? DEFAULTS.azimuth);
+      const az = THREE.MathUtils.degToRad(cam.azimuth ?? this._openingAzimuth());
       const el = THREE.MathUtils.degToRad(cam.elevation ?? DEFAULTS.elevation);
       const d = fit * (cam.distance ?? DEFAULTS.distance);
       const dir = new THREE.Vector3(Math.cos(el) * Math.sin(az), Math.sin(el), Math.cos(el) * Math.cos(az));
@@ -380,45 +385,54 @@ class Foto3dViewer extends HTMLElement {
     this.camera.updateProjectionMatrix();
   }
 
+  /** Degrees: the side with the most detail, turned with the object by the reviewer's rotation;
+   * else the default. (Published configs carry the trainer's choice as camera.position.) */
+  _openingAzimuth() {
+    // measured once per model, and only when the config names no view
+    if (this._detailAzimuth === undefined) this._detailAzimuth = detailAzimuth(this.mesh, this._upright, this.bounds.center);
+    if (this._detailAzimuth === null) return DEFAULTS.azimuth;
+    const a = THREE.MathUtils.degToRad(this._detailAzimuth);
+    const side = new THREE.Vector3(Math.sin(a), 0, Math.cos(a)).applyQuaternion(this.adjust);
+    return THREE.MathUtils.radToDeg(Math.atan2(side.x, side.z));
+  }
+
   _limits() {
     return { ...DEFAULTS.limits, ...(this.config.limits || {}) };
   }
 
   _applyControls() {
     if (!this.controls) {
-      this.controls = new OrbitControls(this.camera, this.$.canvas);
-      // No damping: it is counted in frames, and each idle-to-rest glide would cost dozens of
-      // full splat draws (seconds each on a software rasteriser) for a cosmetic effect.
-      this.controls.enableDamping = false;
-      this.controls.enablePan = false; // the orbit centre stays the object's centre: it cannot leave the frame
-      this.controls.addEventListener("start", () => {
-        this.controls.autoRotate = false;
+      // Our own orbit (orbit.js): no panning, so the orbit centre stays the object's centre and
+      // it cannot leave the frame; rates and glide are time-based, not per frame.
+      this.controls = new OrbitController(this.$.canvas, {
+        onStart: () => {
+          this.controls.autoRotateDegPerSec = 0;
+        },
+        onChange: () => this._wake(),
       });
-      this.controls.addEventListener("change", () => this._wake());
     }
+    this.controls.jumpTo(this.camera, this.center);
+    this._setOrbitLimits();
+    // The camera is placed from the orbit's own numbers once, here, before a frame: Spark
+    // regenerates every splat of a model with view-dependent colour when the camera moves at all.
+    this.controls.place(this.camera);
+  }
+
+  /** The orbit's limits from the config and the fit distance; true if they moved the camera. */
+  _setOrbitLimits() {
     const lim = this._limits();
     const fit = this._fit();
     const minD = Math.min(lim.min_distance, lim.max_distance);
     const maxD = Math.max(lim.min_distance, lim.max_distance);
     // Never inside the object's sphere, whatever the config says.
-    this.controls.minDistance = Math.max(fit * minD, this.radius * 1.05);
-    this.controls.maxDistance = Math.max(fit * maxD, this.controls.minDistance);
-    const lo = Math.min(lim.min_elevation, lim.max_elevation);
-    const hi = Math.max(lim.min_elevation, lim.max_elevation);
-    this.controls.minPolarAngle = THREE.MathUtils.degToRad(90 - hi);
-    this.controls.maxPolarAngle = THREE.MathUtils.degToRad(90 - lo);
-    this.controls.enableZoom = lim.zoom !== false;
-    this.controls.target.copy(this.center);
-    // OrbitControls rebuilds the camera from spherical coordinates, which can move it by a
-    // rounding error on the first updates; Spark regenerates every splat of a model with
-    // view-dependent colour when the camera moves at all, so settle it here, before a frame.
-    const before = new THREE.Matrix4();
-    for (let i = 0; i < 4; i++) {
-      before.copy(this.camera.matrixWorld);
-      this.controls.update();
-      this.camera.updateMatrixWorld();
-      if (before.equals(this.camera.matrixWorld)) break;
-    }
+    const minDistance = Math.max(fit * minD, this.radius * 1.05);
+    this.controls.zoom = lim.zoom !== false;
+    return this.controls.setLimits({
+      minDistance,
+      maxDistance: Math.max(fit * maxD, minDistance),
+      minElevation: THREE.MathUtils.degToRad(Math.min(lim.min_elevation, lim.max_elevation)),
+      maxElevation: THREE.MathUtils.degToRad(Math.max(lim.min_elevation, lim.max_elevation)),
+    });
   }
 
   _applyAutoRotate() {
@@ -428,8 +442,8 @@ class Foto3dViewer extends HTMLElement {
     if (attr !== null) degPerSec = attr === "" || attr === "true" ? DEFAULTS.autoRotateDegPerSec : Number(attr) || 0;
     else if (this.config.auto_rotate === true) degPerSec = DEFAULTS.autoRotateDegPerSec;
     else if (typeof this.config.auto_rotate === "number") degPerSec = this.config.auto_rotate;
-    this.controls.autoRotate = degPerSec !== 0;
-    this.controls.autoRotateSpeed = degPerSec / 6; // OrbitControls: speed 1 = one turn a minute
+    // a visitor whose system asks for reduced motion gets none (orbit.js checks it live)
+    this.controls.autoRotateDegPerSec = degPerSec;
   }
 
   /** The background colour: the attribute's, else the config's, else the default. */
@@ -455,15 +469,9 @@ class Foto3dViewer extends HTMLElement {
     this.renderer.setSize(w, h, false);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
-    if (this.controls) {
-      const d = this.camera.position.distanceTo(this.center);
-      this._applyControls();
-      const clamped = Math.min(Math.max(d, this.controls.minDistance), this.controls.maxDistance);
-      if (clamped !== d) {
-        const dir = this.camera.position.clone().sub(this.center).normalize();
-        this.camera.position.copy(this.center).addScaledVector(dir, clamped);
-      }
-    }
+    // The fit distance, and so the zoom range, follows the aspect; the camera moves only if the
+    // new range excludes where it is.
+    if (this.controls && this._setOrbitLimits()) this.controls.place(this.camera);
   }
 
   // ---- the parts around the picture -------------------------------------------------------
