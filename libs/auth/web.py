@@ -10,19 +10,30 @@ Settings: the ``[auth]`` table below (listed in docs/configuration.md).
 
 from __future__ import annotations
 
+import math
+import socket
+import time
 import urllib.parse
+import uuid
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from foto3d.libs.auth.client import client_address, is_https
 from foto3d.libs.auth.gate import public
 from foto3d.libs.auth.session import SessionSigner, load_secret
+from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
+from foto3d.libs.auth.signinlog import SignInLog, describe
+from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key
 from foto3d.libs.auth.users import User, UserStore
+from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.settings import Env, Table
 from foto3d.libs.web.layout import esc, render_page
+from foto3d.proto.auth import SIGN_IN_MEMORY_S, SignInChecked, SignInUnlocked
+from foto3d.proto.logs import Level
 
 COOKIE = "f3d_session"
 
@@ -41,19 +52,58 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         Env("FOTO3D_AUTH_TRUSTED_PROXIES"),
     ] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
     session_hours: Annotated[float, Meta(description="how long a sign-in lasts")] = 12.0
-    secure_cookie: Annotated[bool, Meta(description="set the cookie's Secure flag (behind HTTPS)")] = False
+    secure_cookie: Annotated[
+        bool,
+        Meta(
+            description="always set the cookie's Secure flag (it is set anyway whenever the request came "
+            "over HTTPS, directly or with X-Forwarded-Proto from a trusted proxy)"
+        ),
+    ] = False
+    account_free_failures: Annotated[
+        int, Meta(ge=1, description="failed sign-ins an account may have before each further one must wait")
+    ] = 5
+    address_free_failures: Annotated[
+        int,
+        Meta(
+            ge=1, description="failed sign-ins one client address (IPv6: one /64) may have before waits start"
+        ),
+    ] = 10
+    lock_base_s: Annotated[
+        float, Meta(gt=0, description="the first wait, in seconds; it doubles with every further failure")
+    ] = 1.0
+    lock_max_s: Annotated[float, Meta(gt=0, description="the longest wait between two checked passwords")] = (
+        900.0
+    )
 
 
 SETTINGS = Table("auth", AuthSettings, "staff sign-in for the dashboard", docs="catalog.md")
 
 
 class Auth:
-    def __init__(self, settings: Settings, cfg: AuthSettings | None = None) -> None:
+    def __init__(self, settings: Settings, cfg: AuthSettings | None = None, bus: Bus | None = None) -> None:
         self.cfg = cfg or SETTINGS.load(settings)
         self.users = UserStore.in_data_dir(settings.data_dir)
         self.signer = SessionSigner(
             load_secret(settings.data_dir / "auth" / "session.key"), self.cfg.session_hours * 3600
         )
+        self.instance = uuid.uuid4().hex[:8]
+        limits = SignInLimits(
+            Backoff(self.cfg.account_free_failures, self.cfg.lock_base_s, self.cfg.lock_max_s),
+            Backoff(self.cfg.address_free_failures, self.cfg.lock_base_s, self.cfg.lock_max_s),
+            SIGN_IN_MEMORY_S,
+        )
+        self.limits = SharedLimits(limits, bus, self.instance)
+        self.signin_log = SignInLog(bus, self.instance, socket.gethostname())
+        self._one_at_a_time = KeyedLocks()
+
+    async def start(self) -> None:
+        """Learn the limits already running on the other instances; start shipping the sign-in log."""
+        await self.limits.start()
+        self.signin_log.start()
+
+    async def stop(self) -> None:
+        await self.limits.stop()
+        await self.signin_log.stop()
 
     async def user(self, request: web.Request) -> User | None:
         if self.cfg.proxy_header and request.remote in self.cfg.trusted_proxies:
@@ -88,10 +138,13 @@ class Auth:
             web.post("/login", self._login),
             web.post("/logout", self._logout),
             web.get("/logout", self._logout),
+            web.post("/api/auth/unlock", self._unlock),
         ]
 
     @public
-    async def _login_page(self, request: web.Request, error: str = "", nxt: str = "") -> web.Response:
+    async def _login_page(
+        self, request: web.Request, error: str = "", nxt: str = "", status: int = 0
+    ) -> web.Response:
         nxt = _safe_next(nxt or request.query.get("next", "/objects"))
         user = await self.user(request)
         who = f'<p class="muted">Signed in as <b>{esc(user.name)}</b>.</p>' if user else ""
@@ -104,32 +157,93 @@ class Auth:
 <button type="submit">Sign in</button></form></div>
 <style>.login-panel{{max-width:360px}} .login-form label{{display:block;margin:.6em 0}}
 .login-form input{{width:100%;box-sizing:border-box}} .login-error{{color:#c0392b}}</style>"""
-        status = 401 if error else 200
         resp = render_page(request, "Sign in", body)
-        resp.set_status(status)
+        resp.set_status(status or (401 if error else 200))
         return resp
 
     @public
     async def _login(self, request: web.Request) -> web.Response:
         form = await request.post()
-        name = str(form.get("username", "")).strip().lower()
+        name = str(form.get("username", "")).strip().lower()[:128]
         password = str(form.get("password", ""))
         nxt = _safe_next(str(form.get("next", "/objects")))
-        user = await self.users.authenticate(name, password) if name and password else None
-        if user is None:
+        if not name or not password:
             return await self._login_page(request, "Wrong user name or password.", nxt)
+        address = client_address(request, self.cfg.trusted_proxies)
+        agent = request.headers.get("User-Agent", "")
+        async with self._one_at_a_time.hold(f"user:{name}", f"ip:{address_key(address)}"):
+            wait = self.limits.limits.retry_after(name, address, time.time())
+            if wait > 0:
+                # Refused unseen: the password is not looked at, and this try counts for nothing.
+                self.signin_log.add(
+                    Level.WARNING, describe("refused", name, address, agent, f"wait={wait:.0f}s")
+                )
+                retry = max(1, math.ceil(wait))
+                resp = await self._login_page(
+                    request,
+                    f"Too many failed sign-ins for this account or from this address. Try again in {retry} s.",
+                    nxt,
+                    status=429,
+                )
+                resp.headers["Retry-After"] = str(retry)
+                return resp
+            user = await self.users.authenticate(name, password)
+            checked = SignInChecked(
+                account=name,
+                address=address,
+                ok=user is not None,
+                at=time.time(),
+                instance=self.instance,
+                attempt_id=uuid.uuid4().hex,
+            )
+            incident = self.limits.record(checked)
+        if user is None:
+            self.signin_log.add(Level.WARNING, describe("failed", name, address, agent))
+            if incident:
+                # The first line names the account only: the notifier's fingerprint is that line,
+                # so one burst (from any number of addresses) is one alert, one mail.
+                self.signin_log.add(
+                    Level.ERROR,
+                    f"locked user={name}: {self.cfg.account_free_failures} wrong passwords in a row, "
+                    "further sign-ins to this account now wait (is someone guessing?)\n"
+                    + describe("last", name, address, agent),
+                )
+            return await self._login_page(request, "Wrong user name or password.", nxt)
+        self.signin_log.add(Level.INFO, describe("ok", name, address, agent))
         resp = web.HTTPFound(nxt)
-        self.set_cookie(resp, user.name)
+        self.set_cookie(resp, user.name, request)
         raise resp
 
-    def set_cookie(self, resp: web.StreamResponse, name: str) -> None:
+    async def _unlock(self, request: web.Request) -> web.Response:
+        """An administrator lifts the limits of an account and/or a client address."""
+        admin = await self.require_api(request)
+        if not admin.admin:
+            raise web.HTTPForbidden(
+                text='{"error": "only an administrator may unlock"}', content_type="application/json"
+            )
+        body = await request.json()
+        account = str(body.get("account", "")).strip().lower()[:128]
+        address = str(body.get("address", "")).strip()[:64]
+        if not account and not address:
+            raise web.HTTPBadRequest(
+                text='{"error": "name an account or an address"}', content_type="application/json"
+            )
+        self.limits.record(SignInUnlocked(account=account, address=address, by=admin.name, at=time.time()))
+        self.signin_log.add(
+            Level.WARNING,
+            describe("unlocked", account, address, request.headers.get("User-Agent", ""), f"by={admin.name}"),
+        )
+        return web.json_response({"account": account, "address": address, "unlocked_by": admin.name})
+
+    def set_cookie(self, resp: web.StreamResponse, name: str, request: web.Request | None = None) -> None:
+        https = request is not None and is_https(request, self.cfg.trusted_proxies)
         resp.set_cookie(
             COOKIE,
             self.signer.issue(name),
             max_age=int(self.signer.max_age_s),
             httponly=True,
             samesite="Strict",
-            secure=self.cfg.secure_cookie,
+            secure=self.cfg.secure_cookie or https,
             path="/",
         )
 

@@ -7,10 +7,12 @@ import asyncio
 import getpass
 import secrets
 import sys
+import time
 from datetime import UTC, datetime
 
-from foto3d.cli.common import fail, settings_from, system_options
+from foto3d.cli.common import connect_cli, default_actor, fail, run_async, settings_from, system_options
 from foto3d.libs.auth import UserError, UserStore
+from foto3d.libs.config import ConfigError
 
 ORDER = 60
 
@@ -60,6 +62,32 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Lift the sign-in limits of an account (or an address) on every dashboard instance."""
+    from foto3d.proto import subjects
+    from foto3d.proto.auth import SignInUnlocked
+
+    if not args.name and not args.address:
+        return fail("name an account, or give --address")
+    event = SignInUnlocked(
+        account=(args.name or "").lower(), address=args.address or "", by=default_actor(), at=time.time()
+    )
+
+    async def run() -> int:
+        try:
+            bus = await connect_cli(settings_from(args))
+        except ConfigError as exc:
+            return fail(str(exc))
+        try:
+            await bus.publish(subjects.auth_signin("cli"), event, deadline=10.0)
+        finally:
+            await bus.close()
+        print("unlocked " + " and ".join(w for w in (args.name, args.address) if w))
+        return 0
+
+    return run_async(run)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for user, disabled, created in asyncio.run(_store(args).list()):
         flags = ", ".join(f for f, on in (("admin", user.admin), ("disabled", disabled)) if on)
@@ -98,5 +126,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--enable", action="store_true", help="allow signing in again")
     p.set_defaults(func=cmd_disable)
+    p = usub.add_parser(
+        "unlock",
+        parents=[system_options()],
+        help="lift the sign-in wait of an account after failed passwords (on every instance)",
+    )
+    p.add_argument("name", nargs="?", help="the account")
+    p.add_argument("--address", help="also (or only) lift the wait of this client address")
+    p.set_defaults(func=cmd_unlock)
     p = usub.add_parser("list", parents=[system_options()], help="list people")
     p.set_defaults(func=cmd_list)
