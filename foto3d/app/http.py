@@ -48,10 +48,16 @@ async def home(request: web.Request) -> web.Response:
 
 
 def build_app(
-    routes: list[web.AbstractRouteDef], nav: list[NavLink], health: HealthFn, user_of: UserLookup
+    routes: list[web.AbstractRouteDef],
+    nav: list[NavLink],
+    health: HealthFn,
+    user_of: UserLookup,
+    guards: list[Any] | None = None,
 ) -> web.Application:
-    """The dashboard: every route behind staff sign-in unless its handler is ``@public``."""
-    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[sign_in_required(user_of)])
+    """The dashboard: every route behind staff sign-in unless its handler is ``@public``;
+    ``guards`` run before the sign-in check (the cross-site request refusal)."""
+    middlewares = [*(guards or []), sign_in_required(user_of)]
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[HEALTH_KEY] = health
     app[NAV_KEY] = [NavLink("Overview", "/", 0), *nav]
     app.router.add_get("/healthz", healthz)

@@ -102,7 +102,10 @@ class Runtime:
         auth = self.auth = Auth(self.settings, bus=self._control)
         await auth.start()
         routes += auth.routes()
-        app = build_app(routes, nav, self.health, auth.user)
+        nav += auth.nav()
+        app = build_app(
+            routes, nav, self.health, auth.user, guards=[auth.csrf_guard(self.settings.public_url)]
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.http_host, self.http_port)

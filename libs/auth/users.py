@@ -78,7 +78,30 @@ CREATE TABLE IF NOT EXISTS users (
     created REAL NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created REAL NOT NULL,
+    seen REAL NOT NULL,
+    expires REAL NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    user_agent TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user);
 """
+# A session's "last seen" is written at most this often (not on every request).
+SEEN_EVERY_S = 300.0
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user: str
+    created: float
+    seen: float
+    expires: float
+    address: str
+    user_agent: str
 
 
 class UserStore:
@@ -114,16 +137,83 @@ class UserStore:
             await db.close()
         return User(name, display_name or name, admin)
 
-    async def set_password(self, name: str, password: str) -> None:
+    async def set_password(self, name: str, password: str, keep_session: str = "") -> None:
+        """A new password; every session of the user ends but ``keep_session`` (the one that
+        changed it), so whoever knew the old password is signed out too."""
         if len(password) < MIN_PASSWORD:
             raise UserError(f"password must be at least {MIN_PASSWORD} characters")
         hashed = await asyncio.to_thread(hash_password, password)
         db = await self._connect()
         try:
             cur = await db.execute("UPDATE users SET password=? WHERE name=?", (hashed, name))
-            await db.commit()
             if cur.rowcount == 0:
                 raise UserError(f"no user {name!r}")
+            await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep_session))
+            await db.commit()
+        finally:
+            await db.close()
+
+    # ---- sessions: one row per sign-in, so a sign-in can be listed and ended -------------
+
+    async def open_session(
+        self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
+    ) -> str:
+        sid = secrets.token_urlsafe(16)
+        now = time.time()
+        db = await self._connect()
+        try:
+            await db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            await db.execute(
+                "INSERT INTO sessions(id, user, created, seen, expires, address, user_agent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sid, name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
+            )
+            await db.commit()
+        finally:
+            await db.close()
+        return sid
+
+    async def session_user(self, sid: str, name: str) -> User | None:
+        """The enabled user of a live session, else None (ended, expired, or someone else's)."""
+        now = time.time()
+        db = await self._connect()
+        try:
+            async with db.execute(
+                "SELECT u.name, u.display_name, u.admin, s.seen FROM sessions s JOIN users u ON u.name = s.user "
+                "WHERE s.id=? AND s.user=? AND s.expires>? AND u.disabled=0",
+                (sid, name, now),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None and now - float(row[3]) > SEEN_EVERY_S:
+                await db.execute("UPDATE sessions SET seen=? WHERE id=?", (now, sid))
+                await db.commit()
+        finally:
+            await db.close()
+        return User(row[0], row[1], bool(row[2])) if row else None
+
+    async def sessions(self, name: str | None = None) -> list[Session]:
+        db = await self._connect()
+        try:
+            async with db.execute(
+                "SELECT id, user, created, seen, expires, address, user_agent FROM sessions "
+                "WHERE expires>? AND (? IS NULL OR user=?) ORDER BY user, created DESC",
+                (time.time(), name, name),
+            ) as cur:
+                rows = await cur.fetchall()
+        finally:
+            await db.close()
+        return [Session(r[0], r[1], float(r[2]), float(r[3]), float(r[4]), r[5], r[6]) for r in rows]
+
+    async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
+        """End one session of ``name`` (``sid``), or all of them but ``keep``; how many ended."""
+        db = await self._connect()
+        try:
+            if sid is not None:
+                cur = await db.execute("DELETE FROM sessions WHERE user=? AND id=?", (name, sid))
+            else:
+                cur = await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep))
+            await db.commit()
+            return int(cur.rowcount)
         finally:
             await db.close()
 

@@ -22,7 +22,9 @@ from aiohttp import web
 from msgspec import Meta
 
 from foto3d.libs.auth.client import client_address, is_https
+from foto3d.libs.auth.csrf import same_origin_required
 from foto3d.libs.auth.gate import public
+from foto3d.libs.auth.pages import ACCOUNT_PATH, SIGNINS_PATH, AuthPages
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
 from foto3d.libs.auth.signinlog import SignInLog, describe
@@ -30,6 +32,7 @@ from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key
 from foto3d.libs.auth.users import User, UserStore
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.libs.service import NavLink
 from foto3d.libs.settings import Env, Table
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.auth import SIGN_IN_MEMORY_S, SignInChecked, SignInUnlocked
@@ -86,6 +89,7 @@ class Auth:
         self.signer = SessionSigner(
             load_secret(settings.data_dir / "auth" / "session.key"), self.cfg.session_hours * 3600
         )
+        self.bus = bus
         self.instance = uuid.uuid4().hex[:8]
         limits = SignInLimits(
             Backoff(self.cfg.account_free_failures, self.cfg.lock_base_s, self.cfg.lock_max_s),
@@ -110,11 +114,18 @@ class Auth:
             name = request.headers.get(self.cfg.proxy_header, "").strip()
             if name:
                 return User(name=name, display_name=name, admin=False)
+        found = self.session_of(request)
+        return await self.users.session_user(found[1], found[0]) if found else None
+
+    def session_of(self, request: web.Request) -> tuple[str, str] | None:
+        """(user name, session id) of the request's signed cookie (not yet checked against the store)."""
         cookie = request.cookies.get(COOKIE)
-        if not cookie:
-            return None
-        signed = self.signer.verify(cookie)
-        return await self.users.get(signed) if signed else None
+        return self.signer.verify_session(cookie) if cookie else None
+
+    async def issue_cookie(self, name: str, address: str = "", user_agent: str = "") -> str:
+        """Open a session for ``name`` and return its cookie value."""
+        sid = await self.users.open_session(name, self.signer.max_age_s, address, user_agent)
+        return self.signer.issue(name, session=sid)
 
     async def require_page(self, request: web.Request) -> User:
         user = await self.user(request)
@@ -139,7 +150,18 @@ class Auth:
             web.post("/logout", self._logout),
             web.get("/logout", self._logout),
             web.post("/api/auth/unlock", self._unlock),
+            *AuthPages(self).routes(),
         ]
+
+    def nav(self) -> list[NavLink]:
+        return [NavLink("Sign-ins", SIGNINS_PATH, 80), NavLink("Account", ACCOUNT_PATH, 90)]
+
+    def csrf_guard(self, public_url: str | None) -> Any:
+        """The middleware that refuses cross-site state changes (see ``libs/auth/csrf.py``)."""
+        return same_origin_required(self.cfg.trusted_proxies, public_url)
+
+    def client_address(self, request: web.Request) -> str:
+        return client_address(request, self.cfg.trusted_proxies)
 
     @public
     async def _login_page(
@@ -169,7 +191,7 @@ class Auth:
         nxt = _safe_next(str(form.get("next", "/objects")))
         if not name or not password:
             return await self._login_page(request, "Wrong user name or password.", nxt)
-        address = client_address(request, self.cfg.trusted_proxies)
+        address = self.client_address(request)
         agent = request.headers.get("User-Agent", "")
         async with self._one_at_a_time.hold(f"user:{name}", f"ip:{address_key(address)}"):
             wait = self.limits.limits.retry_after(name, address, time.time())
@@ -211,7 +233,7 @@ class Auth:
             return await self._login_page(request, "Wrong user name or password.", nxt)
         self.signin_log.add(Level.INFO, describe("ok", name, address, agent))
         resp = web.HTTPFound(nxt)
-        self.set_cookie(resp, user.name, request)
+        self.set_cookie(resp, await self.issue_cookie(user.name, address, agent), request)
         raise resp
 
     async def _unlock(self, request: web.Request) -> web.Response:
@@ -235,11 +257,11 @@ class Auth:
         )
         return web.json_response({"account": account, "address": address, "unlocked_by": admin.name})
 
-    def set_cookie(self, resp: web.StreamResponse, name: str, request: web.Request | None = None) -> None:
-        https = request is not None and is_https(request, self.cfg.trusted_proxies)
+    def set_cookie(self, resp: web.StreamResponse, value: str, request: web.Request) -> None:
+        https = is_https(request, self.cfg.trusted_proxies)
         resp.set_cookie(
             COOKIE,
-            self.signer.issue(name),
+            value,
             max_age=int(self.signer.max_age_s),
             httponly=True,
             samesite="Strict",
@@ -249,6 +271,9 @@ class Auth:
 
     @public
     async def _logout(self, request: web.Request) -> web.Response:
+        found = self.session_of(request)
+        if found:
+            await self.users.end_sessions(found[0], found[1])  # the cookie is worthless from now on
         resp = web.HTTPFound("/login")
         resp.del_cookie(COOKIE, path="/")
         raise resp

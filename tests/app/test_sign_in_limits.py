@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -176,3 +177,39 @@ async def test_the_cli_unlocks_an_account_on_every_instance(settings: Settings) 
         done = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "unlocked ana" in done.stdout, done.stderr
         await eventually(lambda: _signs_in(http, "ana"), "ana signing in after the unlock")
+
+
+async def test_the_sign_ins_page_shows_the_log_and_an_admin_unlocks_there(
+    page: Any, settings: Settings
+) -> None:
+    settings.raw["auth"] = {"account_free_failures": 3, "lock_base_s": 600.0}
+    users = UserStore.in_data_dir(settings.data_dir)
+    await users.add("ana", RIGHT)
+    await users.add("root", RIGHT, admin=True)
+    async with running_services(settings, ["log_collector"]) as rt:
+        # A person at the browser meets the lock as a message, not as a silent failure.
+        for i in range(4):
+            await page.goto(rt.http_url + "/login")
+            await page.fill("input[name=username]", "ana")
+            await page.fill("input[name=password]", f"wrong-{i}")
+            await page.click("button[type=submit]")
+            await page.wait_for_selector(".login-error")
+        assert "Try again in" in await page.inner_text(".login-error")
+        await page.fill("input[name=username]", "root")
+        await page.fill("input[name=password]", RIGHT)
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/objects")
+        await page.goto(rt.http_url + "/signins")
+        row = page.locator('#locked tr[data-account="ana"]')
+        assert "3" in await row.inner_text()
+
+        async def logged() -> bool:
+            await page.goto(rt.http_url + "/signins?q=ana")
+            return bool(await page.locator("#signin-log tbody tr").count() >= 4)
+
+        await eventually(logged, "ana's tries on the sign-ins page")
+        text = await page.inner_text("#signin-log")
+        assert "failed user=ana" in text and "refused user=ana" in text and "locked user=ana" in text
+        await page.locator('#locked tr[data-account="ana"] button').click()
+        await page.wait_for_url("**/signins")
+        assert await page.locator('#locked tr[data-account="ana"]').count() == 0

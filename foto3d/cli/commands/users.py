@@ -49,7 +49,11 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         asyncio.run(_store(args).set_password(args.name.lower(), password))
     except UserError as exc:
         return fail(str(exc))
-    print(f"changed the password of {args.name}" + (f" to {password} (shown once)" if generated else ""))
+    print(
+        f"changed the password of {args.name}"
+        + (f" to {password} (shown once)" if generated else "")
+        + "; its sessions are signed out"
+    )
     return 0
 
 
@@ -86,6 +90,27 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         return 0
 
     return run_async(run)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List sign-in sessions; end one (--end ID) or all of a person's (--end-all)."""
+    store = _store(args)
+    name = args.name.lower() if args.name else None
+    if args.end or args.end_all:
+        if name is None:
+            return fail("name the person whose sessions end")
+        n = asyncio.run(store.end_sessions(name, sid=args.end) if args.end else store.end_sessions(name))
+        if args.end and n == 0:
+            return fail(f"{name} has no session {args.end}")
+        print(f"ended {n} session(s) of {name}")
+        return 0
+    for s in asyncio.run(store.sessions(name)):
+        started = datetime.fromtimestamp(s.created, UTC).strftime("%Y-%m-%d %H:%M")
+        seen = datetime.fromtimestamp(s.seen, UTC).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{s.id}  {s.user:<20} since {started}  seen {seen}  {s.address:<16} {s.user_agent[:60]}".rstrip()
+        )
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -134,5 +159,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", nargs="?", help="the account")
     p.add_argument("--address", help="also (or only) lift the wait of this client address")
     p.set_defaults(func=cmd_unlock)
+    p = usub.add_parser(
+        "sessions",
+        parents=[system_options()],
+        help="list dashboard sessions, or end them (sign a person out everywhere)",
+    )
+    p.add_argument("name", nargs="?", help="only this person's sessions")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--end", metavar="ID", help="end this session")
+    g.add_argument("--end-all", action="store_true", help="end every session of NAME (sign out everywhere)")
+    p.set_defaults(func=cmd_sessions)
     p = usub.add_parser("list", parents=[system_options()], help="list people")
     p.set_defaults(func=cmd_list)
