@@ -65,7 +65,8 @@ def same_origin_required(trusted: list[str], public_url: str | None) -> Any:
         why = cross_site_refusal(request, trusted, also)
         if why is not None:
             raise web.HTTPForbidden(
-                text=json.dumps({"error": f"cross-site request refused: {why}"}), content_type="application/json"
+                text=json.dumps({"error": f"cross-site request refused: {why}"}),
+                content_type="application/json",
             )
         return await handler(request)
 
