@@ -104,7 +104,12 @@ class Runtime:
         routes += auth.routes()
         nav += auth.nav()
         app = build_app(
-            routes, nav, self.health, auth.user, guards=[auth.csrf_guard(self.settings.public_url)]
+            routes,
+            nav,
+            self.health,
+            auth.user,
+            guards=[auth.csrf_guard(self.settings.public_url)],
+            after_sign_in=[auth.steps_guard()],
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()

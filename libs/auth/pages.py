@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from foto3d.libs.auth.signinlog import SIGN_IN_SOURCE_KIND, describe
+from foto3d.libs.auth.totp import new_secret, provisioning_uri, secret_bytes
 from foto3d.libs.auth.users import UserError
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.auth import SignInChecked, SignInUnlocked
@@ -41,12 +42,19 @@ class AuthPages:
             web.get(ACCOUNT_PATH, self.account),
             web.post(ACCOUNT_PATH + "/password", self.change_password),
             web.post(ACCOUNT_PATH + "/sessions/end", self.end_sessions),
+            web.post(ACCOUNT_PATH + "/totp/start", self.totp_start),
+            web.post(ACCOUNT_PATH + "/totp/confirm", self.totp_confirm),
+            web.post(ACCOUNT_PATH + "/totp/off", self.totp_off),
             web.get(SIGNINS_PATH, self.signins),
             web.post(SIGNINS_PATH + "/unlock", self.unlock),
         ]
 
-    async def account(self, request: web.Request, note: str = "", status: int = 200) -> web.Response:
+    async def account(
+        self, request: web.Request, note: str = "", status: int = 200, enrol: str = ""
+    ) -> web.Response:
         user = await self.auth.require_page(request)
+        user = await self.auth.users.get(user.name) or user  # fresh flags after a change here
+        pending = self.auth.pending_step(user)
         found = self.auth.session_of(request)
         current = found[1] if found else ""
         rows = []
@@ -57,6 +65,8 @@ class AuthPages:
                 f"<td>{esc(s.address)}</td><td>{esc(s.user_agent[:120])}</td></tr>"
             )
         banner = f'<p class="notice" role="status">{esc(note)}</p>' if note else ""
+        if pending:
+            banner += f'<p class="notice pending" role="alert" id="pending-step">{esc(pending)}</p>'
         body = f"""{banner}<div class="panel"><h2>Password</h2>
 <form method="post" action="{ACCOUNT_PATH}/password" class="login-form" id="password-form">
 <label>Current password <input name="current" type="password" autocomplete="current-password" required></label>
@@ -69,10 +79,84 @@ class AuthPages:
 <form method="post" action="{ACCOUNT_PATH}/sessions/end" style="display:inline">
 <input type="hidden" name="keep" value="this"><button type="submit">Sign out everywhere else</button></form>
 <form method="post" action="{ACCOUNT_PATH}/sessions/end" style="display:inline">
-<button type="submit">Sign out everywhere</button></form></div>"""
+<button type="submit">Sign out everywhere</button></form></div>
+{self._totp_panel(user.totp, enrol, user.name)}"""
         resp = render_page(request, f"Account: {user.name}", body)
         resp.set_status(status)
         return resp
+
+    def _totp_panel(self, on: bool, enrol: str, name: str) -> str:
+        if on:
+            return f"""<div class="panel" id="totp"><h2>One-time codes</h2><p>On: signing in asks for a code
+from your authenticator app.</p><form method="post" action="{ACCOUNT_PATH}/totp/off" class="login-form">
+<label>Password <input name="current" type="password" autocomplete="current-password" required></label>
+<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" required></label>
+<button type="submit">Turn off</button></form></div>"""
+        if enrol:
+            uri = provisioning_uri(enrol, name)
+            return f"""<div class="panel" id="totp"><h2>One-time codes</h2>
+<p>Add this key to your authenticator app (or open the link on the phone that has it), then
+enter the code it shows.</p><p>Key: <code id="totp-secret">{esc(enrol)}</code></p>
+<p><a href="{esc(uri)}" id="totp-uri">{esc(uri)}</a></p>
+<form method="post" action="{ACCOUNT_PATH}/totp/confirm" class="login-form">
+<input type="hidden" name="secret" value="{esc(enrol)}">
+<label>Password <input name="current" type="password" autocomplete="current-password" required></label>
+<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" required></label>
+<button type="submit">Turn on</button></form></div>"""
+        return f"""<div class="panel" id="totp"><h2>One-time codes</h2><p>Off. With them on, signing in
+also asks for a code from an authenticator app (TOTP, RFC 6238).</p>
+<form method="post" action="{ACCOUNT_PATH}/totp/start"><button type="submit">Set up</button></form></div>"""
+
+    async def _password_ok(self, request: web.Request, name: str, password: str) -> str | None:
+        """None when ``password`` is the user's; else what to say. A wrong one counts like a failed
+        sign-in, so a borrowed session cannot be used to guess the password."""
+        address = self.auth.client_address(request)
+        if self.auth.limits.limits.retry_after(name, address, time.time()) > 0:
+            return "Too many wrong passwords; try again later."
+        ok = await self.auth.users.authenticate(name, password) is not None
+        self.auth.limits.record(SignInChecked(account=name, address=address, ok=ok, at=time.time()))
+        return None if ok else "The current password is wrong."
+
+    async def totp_start(self, request: web.Request) -> web.Response:
+        await self.auth.require_page(request)
+        return await self.account(request, enrol=new_secret())
+
+    async def totp_confirm(self, request: web.Request) -> web.Response:
+        user = await self.auth.require_page(request)
+        form = await request.post()
+        secret = str(form.get("secret", ""))
+        try:
+            secret_bytes(secret)
+        except ValueError:
+            return await self.account(request, "That key is not valid; start again.", 400)
+        why = await self._password_ok(request, user.name, str(form.get("current", "")))
+        if why:
+            return await self.account(request, why, 400, enrol=secret)
+        if not await self.auth.users.check_code(user.name, str(form.get("code", "")), secret=secret):
+            return await self.account(
+                request, "That code is not right (is the phone's clock right?).", 400, secret
+            )
+        await self.auth.users.set_totp(user.name, secret)
+        ua = request.headers.get("User-Agent", "")
+        self.auth.signin_log.add(
+            Level.INFO, describe("totp-on", user.name, self.auth.client_address(request), ua)
+        )
+        return await self.account(request, "One-time codes are on: signing in asks for one from now on.")
+
+    async def totp_off(self, request: web.Request) -> web.Response:
+        user = await self.auth.require_page(request)
+        form = await request.post()
+        why = await self._password_ok(request, user.name, str(form.get("current", "")))
+        if why:
+            return await self.account(request, why, 400)
+        if not await self.auth.users.check_code(user.name, str(form.get("code", ""))):
+            return await self.account(request, "That code is not right.", 400)
+        await self.auth.users.set_totp(user.name, "")
+        ua = request.headers.get("User-Agent", "")
+        self.auth.signin_log.add(
+            Level.WARNING, describe("totp-off", user.name, self.auth.client_address(request), ua)
+        )
+        return await self.account(request, "One-time codes are off.")
 
     async def change_password(self, request: web.Request) -> web.Response:
         user = await self.auth.require_page(request)
@@ -80,14 +164,12 @@ class AuthPages:
         current, new = str(form.get("current", "")), str(form.get("new", ""))
         if new != str(form.get("again", "")):
             return await self.account(request, "The two new passwords differ.", 400)
+        if new == current:
+            return await self.account(request, "The new password must differ from the current one.", 400)
+        why = await self._password_ok(request, user.name, current)
+        if why:
+            return await self.account(request, why, 400)
         address = self.auth.client_address(request)
-        if self.auth.limits.limits.retry_after(user.name, address, time.time()) > 0:
-            return await self.account(request, "Too many wrong passwords; try again later.", 429)
-        ok = await self.auth.users.authenticate(user.name, current) is not None
-        # A wrong current password counts like a failed sign-in: a borrowed session cannot guess.
-        self.auth.limits.record(SignInChecked(account=user.name, address=address, ok=ok, at=time.time()))
-        if not ok:
-            return await self.account(request, "The current password is wrong.", 400)
         found = self.auth.session_of(request)
         try:
             await self.auth.users.set_password(user.name, new, keep_session=found[1] if found else "")

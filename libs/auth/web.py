@@ -10,6 +10,7 @@ Settings: the ``[auth]`` table below (listed in docs/configuration.md).
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import time
@@ -23,7 +24,7 @@ from msgspec import Meta
 
 from foto3d.libs.auth.client import client_address, is_https
 from foto3d.libs.auth.csrf import same_origin_required
-from foto3d.libs.auth.gate import public
+from foto3d.libs.auth.gate import Handler, public, signed_in_user, wants_page
 from foto3d.libs.auth.pages import ACCOUNT_PATH, SIGNINS_PATH, AuthPages
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
@@ -39,6 +40,7 @@ from foto3d.proto.auth import SIGN_IN_MEMORY_S, SignInChecked, SignInUnlocked
 from foto3d.proto.logs import Level
 
 COOKIE = "f3d_session"
+WRONG = "Wrong user name, password or code."
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,6 +79,14 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     lock_max_s: Annotated[float, Meta(gt=0, description="the longest wait between two checked passwords")] = (
         900.0
     )
+    admin_totp_required: Annotated[
+        bool,
+        Meta(
+            description="administrators must use one-time codes (TOTP): one without is sent to set them up "
+            "before anything else"
+        ),
+        Env("FOTO3D_AUTH_ADMIN_TOTP"),
+    ] = False
 
 
 SETTINGS = Table("auth", AuthSettings, "staff sign-in for the dashboard", docs="catalog.md")
@@ -156,6 +166,32 @@ class Auth:
     def nav(self) -> list[NavLink]:
         return [NavLink("Sign-ins", SIGNINS_PATH, 80), NavLink("Account", ACCOUNT_PATH, 90)]
 
+    def pending_step(self, user: User) -> str | None:
+        """What a signed-in user must do before anything else, if anything."""
+        if user.must_change:
+            return "Choose a new password before going on (the one you signed in with was generated)."
+        if self.cfg.admin_totp_required and user.admin and not user.totp:
+            return "Administrators here sign in with one-time codes: set yours up before going on."
+        return None
+
+    def steps_guard(self) -> Any:
+        """After sign-in: a user with a pending step (a forced password change, required TOTP) gets
+        only their account page and signing out until it is done."""
+
+        @web.middleware
+        async def steps(request: web.Request, handler: Handler) -> web.StreamResponse:
+            user = signed_in_user(request)
+            if user is None or request.path.startswith(ACCOUNT_PATH) or request.path == "/logout":
+                return await handler(request)
+            why = self.pending_step(user)
+            if why is None:
+                return await handler(request)
+            if wants_page(request):
+                raise web.HTTPFound(ACCOUNT_PATH)
+            raise web.HTTPForbidden(text=json.dumps({"error": why}), content_type="application/json")
+
+        return steps
+
     def csrf_guard(self, public_url: str | None) -> Any:
         """The middleware that refuses cross-site state changes (see ``libs/auth/csrf.py``)."""
         return same_origin_required(self.cfg.trusted_proxies, public_url)
@@ -176,6 +212,8 @@ class Auth:
 <input type="hidden" name="next" value="{esc(nxt)}">
 <label>User <input name="username" autocomplete="username" required autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<label>One-time code <span class="muted">(if you set one up)</span>
+<input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="8"></label>
 <button type="submit">Sign in</button></form></div>
 <style>.login-panel{{max-width:360px}} .login-form label{{display:block;margin:.6em 0}}
 .login-form input{{width:100%;box-sizing:border-box}} .login-error{{color:#c0392b}}</style>"""
@@ -190,7 +228,7 @@ class Auth:
         password = str(form.get("password", ""))
         nxt = _safe_next(str(form.get("next", "/objects")))
         if not name or not password:
-            return await self._login_page(request, "Wrong user name or password.", nxt)
+            return await self._login_page(request, WRONG, nxt)
         address = self.client_address(request)
         agent = request.headers.get("User-Agent", "")
         async with self._one_at_a_time.hold(f"user:{name}", f"ip:{address_key(address)}"):
@@ -210,6 +248,14 @@ class Auth:
                 resp.headers["Retry-After"] = str(retry)
                 return resp
             user = await self.users.authenticate(name, password)
+            # A right password without its code is a failure like any other (and says nothing
+            # more: the answer is the same as for a wrong password).
+            if (
+                user is not None
+                and user.totp
+                and not await self.users.check_code(user.name, str(form.get("code", "")))
+            ):
+                user = None
             checked = SignInChecked(
                 account=name,
                 address=address,
@@ -230,8 +276,8 @@ class Auth:
                     "further sign-ins to this account now wait (is someone guessing?)\n"
                     + describe("last", name, address, agent),
                 )
-            return await self._login_page(request, "Wrong user name or password.", nxt)
-        self.signin_log.add(Level.INFO, describe("ok", name, address, agent))
+            return await self._login_page(request, WRONG, nxt)
+        self.signin_log.add(Level.INFO, describe("ok", name, address, agent, "totp" if user.totp else ""))
         resp = web.HTTPFound(nxt)
         self.set_cookie(resp, await self.issue_cookie(user.name, address, agent), request)
         raise resp
