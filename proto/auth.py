@@ -43,3 +43,17 @@ class SignInUnlocked(Event, frozen=True, kw_only=True, tag="auth.unlock/1"):
 
 
 SignInEvent = SignInChecked | SignInUnlocked
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class StaffNotice(Event, frozen=True, kw_only=True, tag="auth.notice/1"):
+    """A mail for one staff member about their own account (a sign-in from a new address); the
+    notifier sends it. ``notice_id`` is unique: a redelivered notice is sent once."""
+
+    notice_id: Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    to: Email
+    user: Name
+    subject: Annotated[str, msgspec.Meta(max_length=200)]
+    text: Annotated[str, msgspec.Meta(max_length=4000)]
+    at: Real

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import msgspec
 
@@ -70,10 +71,14 @@ class SharedLimits:
             attempt_id = getattr(event, "attempt_id", "")
             if attempt_id:
                 self._own.add(attempt_id)
-            task = asyncio.create_task(self._share(event), name="auth:share-signin")
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+            self.spawn(self._share(event))
         return incident
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a publish in the background; :meth:`stop` waits for it (briefly)."""
+        task = asyncio.create_task(coro, name="auth:publish")
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     async def _share(self, event: SignInEvent) -> None:
         assert self.bus is not None

@@ -101,13 +101,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     user_agent TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user);
+CREATE TABLE IF NOT EXISTS known_addresses (
+    user TEXT NOT NULL,
+    address TEXT NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    PRIMARY KEY (user, address)
+);
 """
 # Columns added after the first release, with their definitions (added to older files on open).
 LATER_COLUMNS = {
     "must_change": "INTEGER NOT NULL DEFAULT 0",
     "totp_secret": "TEXT NOT NULL DEFAULT ''",
     "totp_step": "INTEGER NOT NULL DEFAULT 0",
+    "email": "TEXT NOT NULL DEFAULT ''",
 }
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 USER_COLUMNS = "name, display_name, admin, must_change, totp_secret != ''"
 
 
@@ -307,6 +316,45 @@ class UserStore:
         if not await asyncio.to_thread(verify_password, password, row[5]):
             return None
         return _user(row)
+
+    # ---- where people sign in from ------------------------------------------------------
+
+    async def set_email(self, name: str, email: str) -> None:
+        """The address mails about the account go to (empty: none)."""
+        if email and not EMAIL_RE.match(email):
+            raise UserError(f"{email!r} is not a mail address")
+        db = await self._connect()
+        try:
+            cur = await db.execute("UPDATE users SET email=? WHERE name=?", (email, name))
+            await db.commit()
+            if cur.rowcount == 0:
+                raise UserError(f"no user {name!r}")
+        finally:
+            await db.close()
+
+    async def note_address(self, name: str, address: str) -> tuple[bool, str]:
+        """Record a sign-in of ``name`` from ``address``: (whether it is new for a user who signed
+        in from elsewhere before, the user's mail address)."""
+        now = time.time()
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT email FROM users WHERE name=?", (name,)) as cur:
+                row = await cur.fetchone()
+            async with db.execute(
+                "SELECT address = ? FROM known_addresses WHERE user=? ORDER BY address = ? DESC LIMIT 1",
+                (address, name, address),
+            ) as cur:
+                known = await cur.fetchone()
+            await db.execute(
+                "INSERT INTO known_addresses(user, address, first, last) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(user, address) DO UPDATE SET last=excluded.last",
+                (name, address, now, now),
+            )
+            await db.commit()
+        finally:
+            await db.close()
+        # The very first sign-in is no news; one from an address not seen before is.
+        return (known is not None and not known[0]), (str(row[0]) if row else "")
 
     # ---- one-time codes (TOTP) -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ Settings: the ``[auth]`` table below (listed in docs/configuration.md).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import time
@@ -36,8 +37,11 @@ from foto3d.libs.config import Settings
 from foto3d.libs.service import NavLink
 from foto3d.libs.settings import Env, Table
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.auth import SIGN_IN_MEMORY_S, SignInChecked, SignInUnlocked
+from foto3d.proto import subjects
+from foto3d.proto.auth import SIGN_IN_MEMORY_S, SignInChecked, SignInUnlocked, StaffNotice
 from foto3d.proto.logs import Level
+
+log = logging.getLogger(__name__)
 
 COOKIE = "f3d_session"
 WRONG = "Wrong user name, password or code."
@@ -79,6 +83,14 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     lock_max_s: Annotated[float, Meta(gt=0, description="the longest wait between two checked passwords")] = (
         900.0
     )
+    new_address_mail: Annotated[
+        bool,
+        Meta(
+            description="mail a person (at the address `foto3d users email` set) when their account signs "
+            "in from an address it never used before"
+        ),
+        Env("FOTO3D_AUTH_NEW_ADDRESS_MAIL"),
+    ] = False
     admin_totp_required: Annotated[
         bool,
         Meta(
@@ -278,9 +290,37 @@ class Auth:
                 )
             return await self._login_page(request, WRONG, nxt)
         self.signin_log.add(Level.INFO, describe("ok", name, address, agent, "totp" if user.totp else ""))
+        await self._tell_of_new_address(user.name, address, agent)
         resp = web.HTTPFound(nxt)
         self.set_cookie(resp, await self.issue_cookie(user.name, address, agent), request)
         raise resp
+
+    async def _tell_of_new_address(self, name: str, address: str, agent: str) -> None:
+        new, email = await self.users.note_address(name, address_key(address))
+        if not (new and email and self.cfg.new_address_mail and self.bus is not None):
+            return
+        notice = StaffNotice(
+            notice_id=uuid.uuid4().hex,
+            to=email,
+            user=name,
+            subject=f"New sign-in to {name} from {address}",
+            text=(
+                f"Your dashboard account {name} was signed in to from {address}, an address it was "
+                f"not used from before, at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.\n"
+                f"Browser: {agent[:200]}\n\n"
+                "If this was not you, change your password at once (Account page; it signs out the "
+                "other sessions) and tell an administrator."
+            ),
+            at=time.time(),
+        )
+        self.limits.spawn(self._publish_notice(notice))
+
+    async def _publish_notice(self, notice: StaffNotice) -> None:
+        assert self.bus is not None
+        try:
+            await self.bus.publish(subjects.auth_notices(self.instance), notice, deadline=10.0)
+        except Exception as exc:
+            log.warning("the new-address mail for %s was not handed to the notifier: %r", notice.user, exc)
 
     async def _unlock(self, request: web.Request) -> web.Response:
         """An administrator lifts the limits of an account and/or a client address."""

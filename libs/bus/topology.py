@@ -218,6 +218,15 @@ STREAMS: list[StreamSpec] = [
         max_bytes=64 * MiB,
         max_msg_size=4 * 1024,
     ),
+    StreamSpec(
+        subjects.AUTH_NOTICES_STREAM,
+        [subjects.AUTH_NOTICES_ALL],
+        "Mails for one staff member about their own account (a sign-in from a new address); "
+        "the notifier sends them.",
+        max_age=7 * DAY,
+        max_bytes=64 * MiB,
+        max_msg_size=16 * 1024,
+    ),
 ]
 
 

@@ -70,3 +70,28 @@ async def test_a_burst_of_guesses_mails_once_per_account_and_is_in_the_sign_in_l
         errors = await bus.call(LOG_QUERY, LogQuery(source_kind="signin", min_level=40, limit=50))
         assert [r.message.splitlines()[0][:19] for r in errors.records] == ["locked user=admin: "]
         assert len(smtp.inbox.messages) == 1
+
+
+async def test_a_sign_in_from_a_new_address_is_mailed_to_the_owner_when_configured(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
+    monkeypatch.setenv("FOTO3D_AUTH_NEW_ADDRESS_MAIL", "true")
+    users = UserStore.in_data_dir(settings.data_dir)
+    await users.add("ana", RIGHT)
+    await users.set_email("ana", "ana@example.com")
+    async with (
+        running_services(settings, ["notifier"]) as rt,
+        aiohttp.ClientSession(base_url=rt.http_url) as http,
+    ):
+        # The first sign-in ever, and again from the same place: nothing to tell.
+        assert await _login(http, "ana", RIGHT, "192.0.2.1") == 302
+        assert await _login(http, "ana", RIGHT, "192.0.2.1") == 302
+        # From somewhere new: one mail, to ana only.
+        assert await _login(http, "ana", RIGHT, "203.0.113.77") == 302
+        await eventually(lambda: smtp.inbox.messages, what="the new-address mail")
+        assert smtp.inbox.rcpts == [["ana@example.com"]]
+        msg = smtp.inbox.messages[0]
+        assert smtp.inbox.subjects() == ["[foto3d] New sign-in to ana from 203.0.113.77"]
+        body = msg.get_payload(decode=True)
+        assert isinstance(body, bytes) and b"guesser/1.0" in body and b"change your password" in body

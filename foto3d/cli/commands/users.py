@@ -36,7 +36,10 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 def cmd_add(args: argparse.Namespace) -> int:
     try:
         password, generated = _password(args)
-        user = asyncio.run(_store(args).add(args.name.lower(), password, args.display_name or "", args.admin))
+        store = _store(args)
+        user = asyncio.run(store.add(args.name.lower(), password, args.display_name or "", args.admin))
+        if args.email:
+            asyncio.run(store.set_email(user.name, args.email))
     except UserError as exc:
         return fail(str(exc))
     print(f"added user {user.name}" + (f" with password {password} (shown once)" if generated else ""))
@@ -54,6 +57,15 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         + (f" to {password} (shown once)" if generated else "")
         + "; its sessions are signed out"
     )
+    return 0
+
+
+def cmd_email(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_store(args).set_email(args.name.lower(), args.address))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"mail about {args.name}'s account goes to {args.address}" if args.address else "no mail address")
     return 0
 
 
@@ -141,12 +153,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", help="sign-in name: lowercase letters, digits, '.', '_', '@', '-'")
     p.add_argument("--display-name", help="full name shown in the dashboard")
     p.add_argument("--admin", action="store_true", help="mark as administrator")
+    p.add_argument("--email", help="where mails about the account go (a sign-in from a new address)")
     _password_options(p)
     p.set_defaults(func=cmd_add)
     p = usub.add_parser("passwd", parents=[system_options()], help="set a new password")
     p.add_argument("name")
     _password_options(p)
     p.set_defaults(func=cmd_passwd)
+    p = usub.add_parser(
+        "email", parents=[system_options()], help="set where mails about a person's account go"
+    )
+    p.add_argument("name")
+    p.add_argument("address", help="a mail address ('' for none)")
+    p.set_defaults(func=cmd_email)
     p = usub.add_parser("disable", parents=[system_options()], help="stop a person from signing in")
     p.add_argument("name")
     p.add_argument("--enable", action="store_true", help="allow signing in again")
