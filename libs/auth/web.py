@@ -5,6 +5,12 @@ default); pages that change things also call :meth:`Auth.require_page` /
 :meth:`Auth.require_api`, which return the signed-in :class:`User`, whose name goes into
 every event as the actor.
 
+``/login`` checks a password (and a one-time code where the account has them) only when
+the sign-in limits allow (:mod:`foto3d.libs.auth.throttle`, shared over the bus by
+:mod:`foto3d.libs.auth.shared`), writes every outcome to the sign-in log
+(:mod:`foto3d.libs.auth.signinlog`) and opens a server-side session. The whole picture is in
+docs/security.md.
+
 Settings: the ``[auth]`` table below (listed in docs/configuration.md).
 """
 
