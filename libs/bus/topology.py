@@ -215,7 +215,9 @@ STREAMS: list[StreamSpec] = [
         "Checked staff sign-ins and unlocks; every dashboard instance folds them into its "
         "sign-in limits. Kept as long as failures are remembered.",
         max_age=SIGN_IN_MEMORY_S,
-        max_bytes=64 * MiB,
+        # Bounded by count, not bytes (events are ~300 bytes), so it stays out of the disk sizing
+        # of the big streams; only checked attempts are published, and those are rate-limited.
+        max_msgs=200_000,
         max_msg_size=4 * 1024,
     ),
     StreamSpec(
@@ -224,7 +226,7 @@ STREAMS: list[StreamSpec] = [
         "Mails for one staff member about their own account (a sign-in from a new address); "
         "the notifier sends them.",
         max_age=7 * DAY,
-        max_bytes=64 * MiB,
+        max_msgs=10_000,
         max_msg_size=16 * 1024,
     ),
 ]
