@@ -20,6 +20,8 @@ DEAD_ALL = "f3d.dead.>"
 GATEWAY_CREDENTIALS_ALL = "f3d.gateway.credentials.>"
 GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
 GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
+AUTH_SIGNIN_ALL = "f3d.auth.signin.>"
+AUTH_NOTICES_ALL = "f3d.auth.notices.>"
 
 # Stream names (their declarations: libs/bus/topology.py).
 LOGS_STREAM = "LOGS"
@@ -34,6 +36,8 @@ ALERTS_STREAM = "ALERTS"
 GATEWAY_CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
 GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
 GATEWAY_BANS_STREAM = "GATEWAY_BANS"
+AUTH_SIGNIN_STREAM = "AUTH_SIGNIN"
+AUTH_NOTICES_STREAM = "AUTH_NOTICES"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
 TRAINER_VIP_CONSUMER = "trainer-vip"
 TRAINER_NORMAL_CONSUMER = "trainer-normal"
@@ -95,3 +99,13 @@ def gateway_usage(instance: str) -> str:
 def gateway_bans(instance: str) -> str:
     """Automatic IP bans decided by one token gateway instance."""
     return f"f3d.gateway.bans.{token(instance)}"
+
+
+def auth_signin(instance: str) -> str:
+    """Checked sign-in attempts and unlocks, as seen by one dashboard instance (or the CLI)."""
+    return f"f3d.auth.signin.{token(instance)}"
+
+
+def auth_notices(instance: str) -> str:
+    """Mails for one staff member about their account, for the notifier to send."""
+    return f"f3d.auth.notices.{token(instance)}"

@@ -14,7 +14,7 @@ async def staff_cookie(settings: Settings, name: str = "staff") -> dict[str, str
     auth = Auth(settings)
     if await auth.users.get(name) is None:
         await auth.users.add(name, "correct horse battery", name.title())
-    return {COOKIE: auth.signer.issue(name)}
+    return {COOKIE: await auth.issue_cookie(name)}
 
 
 async def sign_in_browser(page: Any, settings: Settings, base_url: str) -> None:

@@ -48,10 +48,18 @@ async def home(request: web.Request) -> web.Response:
 
 
 def build_app(
-    routes: list[web.AbstractRouteDef], nav: list[NavLink], health: HealthFn, user_of: UserLookup
+    routes: list[web.AbstractRouteDef],
+    nav: list[NavLink],
+    health: HealthFn,
+    user_of: UserLookup,
+    guards: list[Any] | None = None,
+    after_sign_in: list[Any] | None = None,
 ) -> web.Application:
-    """The dashboard: every route behind staff sign-in unless its handler is ``@public``."""
-    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[sign_in_required(user_of)])
+    """The dashboard: every route behind staff sign-in unless its handler is ``@public``;
+    ``guards`` run before the sign-in check (the cross-site request refusal), ``after_sign_in``
+    after it (steps a signed-in user must take first)."""
+    middlewares = [*(guards or []), sign_in_required(user_of), *(after_sign_in or [])]
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[HEALTH_KEY] = health
     app[NAV_KEY] = [NavLink("Overview", "/", 0), *nav]
     app.router.add_get("/healthz", healthz)

@@ -45,6 +45,7 @@ class Runtime:
     _runner: web.AppRunner | None = None
     _control: Bus | None = None
     http_url: str = ""
+    auth: Auth | None = None
     extra_health: dict[str, Any] = field(default_factory=dict)
     # Components that only the composition root knows (the embedded server, the disk).
     extra_health_fns: dict[str, Callable[[], Health]] = field(default_factory=dict)
@@ -98,9 +99,19 @@ class Runtime:
         for svc in self.services:
             routes += svc.routes()
             nav += svc.nav()
-        auth = Auth(self.settings)
+        # The one Auth that answers /login: its sign-in limits are shared over the bus.
+        auth = self.auth = Auth(self.settings, bus=self._control)
+        await auth.start()
         routes += auth.routes()
-        app = build_app(routes, nav, self.health, auth.user)
+        nav += auth.nav()
+        app = build_app(
+            routes,
+            nav,
+            self.health,
+            auth.user,
+            guards=[auth.csrf_guard(self.settings.public_url)],
+            after_sign_in=[auth.steps_guard()],
+        )
         # a stranger's unparseable request is a WARNING, not an alert (see client_faults)
         self._runner = web.AppRunner(
             app, access_log=None, shutdown_timeout=2.0, logger=server_logger("foto3d.app.http.server")
@@ -154,6 +165,9 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.auth is not None:
+            await self.auth.stop()
+            self.auth = None
         for hb in self.heartbeats:
             await hb.stop(clean=True)  # a planned stop, not an interruption
         for m in self.micro:

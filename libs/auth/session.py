@@ -1,8 +1,9 @@
-"""Signed session cookies: ``name|expiry|hmac`` with a secret kept in the data folder.
+"""Signed session cookies: ``name|session|expiry|hmac`` with a secret kept in the data folder.
 
-No server-side session table: a cookie is valid while its signature checks and it has
-not expired; disabling a user takes effect at the next request because the user is
-looked up on every request.
+A cookie is valid while its signature checks, it has not expired, and its session is still
+in the user store (``UserStore.session_user``): ending a session there ("sign out
+everywhere", a changed password) signs it out at its next request, on every instance that
+shares the data folder. Disabling a user likewise takes effect at the next request.
 """
 
 from __future__ import annotations
@@ -37,23 +38,28 @@ class SessionSigner:
         digest = hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def issue(self, user: str, now: float | None = None) -> str:
+    def issue(self, user: str, now: float | None = None, session: str = "") -> str:
         expires = int((now or time.time()) + self.max_age_s)
-        payload = f"{user}|{expires}"
+        payload = f"{user}|{session}|{expires}"
         return f"{payload}|{self._mac(payload)}"
 
-    def verify(self, cookie: str, now: float | None = None) -> str | None:
-        """The user name in a valid, unexpired cookie, else None."""
+    def verify_session(self, cookie: str, now: float | None = None) -> tuple[str, str] | None:
+        """(user name, session id) of a valid, unexpired cookie, else None."""
         # The cookie is a stranger's text: compare_digest raises on a non-ASCII str, encode() on a
         # lone surrogate, int() on digits isdigit() admits; any of those is simply not a session.
         try:
-            user, expires, mac = cookie.rsplit("|", 2)
+            user, session, expires, mac = cookie.rsplit("|", 3)
             exp = int(expires) if expires.isascii() else -1
-            expected = self._mac(f"{user}|{expires}")
+            expected = self._mac(f"{user}|{session}|{expires}")
         except (ValueError, UnicodeEncodeError):
             return None
         if exp < 0 or not mac.isascii() or not hmac.compare_digest(mac, expected):
             return None
         if exp < (now or time.time()):
             return None
-        return user
+        return user, session
+
+    def verify(self, cookie: str, now: float | None = None) -> str | None:
+        """The user name in a valid, unexpired cookie, else None."""
+        found = self.verify_session(cookie, now)
+        return found[0] if found else None

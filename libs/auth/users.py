@@ -16,13 +16,16 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+
+from foto3d.libs.auth.passwords import password_problem
+from foto3d.libs.auth.totp import accepted_step
 
 # scrypt cost: ~50 ms per check on a small machine; enough to make offline guessing slow.
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-MIN_PASSWORD = 8
 
 
 class UserError(ValueError):
@@ -34,6 +37,10 @@ class User:
     name: str
     display_name: str
     admin: bool
+    # Must choose a new password before doing anything else (the generated first admin's).
+    must_change: bool = False
+    # Signs in with a one-time code from an authenticator app too.
+    totp: bool = False
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -60,6 +67,12 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
+def check_password(password: str, user: str = "") -> None:
+    problem = password_problem(password, user)
+    if problem:
+        raise UserError(problem)
+
+
 def validate_username(name: str) -> str:
     if not USERNAME_RE.match(name):
         raise UserError(
@@ -78,7 +91,52 @@ CREATE TABLE IF NOT EXISTS users (
     created REAL NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created REAL NOT NULL,
+    seen REAL NOT NULL,
+    expires REAL NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    user_agent TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user);
+CREATE TABLE IF NOT EXISTS known_addresses (
+    user TEXT NOT NULL,
+    address TEXT NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    PRIMARY KEY (user, address)
+);
 """
+# Columns added after the first release, with their definitions (added to older files on open).
+LATER_COLUMNS = {
+    "must_change": "INTEGER NOT NULL DEFAULT 0",
+    "totp_secret": "TEXT NOT NULL DEFAULT ''",
+    "totp_step": "INTEGER NOT NULL DEFAULT 0",
+    "email": "TEXT NOT NULL DEFAULT ''",
+}
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+USER_COLUMNS = "name, display_name, admin, must_change, totp_secret != ''"
+
+
+def _user(row: Any) -> User:
+    return User(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]))
+
+
+# A session's "last seen" is written at most this often (not on every request).
+SEEN_EVERY_S = 300.0
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user: str
+    created: float
+    seen: float
+    expires: float
+    address: str
+    user_agent: str
 
 
 class UserStore:
@@ -94,36 +152,110 @@ class UserStore:
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path)
         await db.executescript(SCHEMA)
+        async with db.execute("PRAGMA table_info(users)") as cur:
+            have = {r[1] for r in await cur.fetchall()}
+        for column, definition in LATER_COLUMNS.items():
+            if column not in have:
+                await db.execute(f"ALTER TABLE users ADD COLUMN {column} {definition}")
         return db
 
-    async def add(self, name: str, password: str, display_name: str = "", admin: bool = False) -> User:
+    async def add(
+        self, name: str, password: str, display_name: str = "", admin: bool = False, must_change: bool = False
+    ) -> User:
         validate_username(name)
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+        check_password(password, name)
         hashed = await asyncio.to_thread(hash_password, password)
         db = await self._connect()
         try:
             await db.execute(
-                "INSERT INTO users(name, display_name, password, admin, created) VALUES (?, ?, ?, ?, ?)",
-                (name, display_name or name, hashed, int(admin), time.time()),
+                "INSERT INTO users(name, display_name, password, admin, created, must_change) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, display_name or name, hashed, int(admin), time.time(), int(must_change)),
             )
             await db.commit()
         except sqlite3.IntegrityError:
             raise UserError(f"user {name!r} already exists") from None
         finally:
             await db.close()
-        return User(name, display_name or name, admin)
+        return User(name, display_name or name, admin, must_change)
 
-    async def set_password(self, name: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    async def set_password(self, name: str, password: str, keep_session: str = "") -> None:
+        """A new password; every session of the user ends but ``keep_session`` (the one that
+        changed it), so whoever knew the old password is signed out too."""
+        check_password(password, name)
         hashed = await asyncio.to_thread(hash_password, password)
         db = await self._connect()
         try:
-            cur = await db.execute("UPDATE users SET password=? WHERE name=?", (hashed, name))
-            await db.commit()
+            cur = await db.execute("UPDATE users SET password=?, must_change=0 WHERE name=?", (hashed, name))
             if cur.rowcount == 0:
                 raise UserError(f"no user {name!r}")
+            await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep_session))
+            await db.commit()
+        finally:
+            await db.close()
+
+    # ---- sessions: one row per sign-in, so a sign-in can be listed and ended -------------
+
+    async def open_session(
+        self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
+    ) -> str:
+        sid = secrets.token_urlsafe(16)
+        now = time.time()
+        db = await self._connect()
+        try:
+            await db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            await db.execute(
+                "INSERT INTO sessions(id, user, created, seen, expires, address, user_agent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sid, name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
+            )
+            await db.commit()
+        finally:
+            await db.close()
+        return sid
+
+    async def session_user(self, sid: str, name: str) -> User | None:
+        """The enabled user of a live session, else None (ended, expired, or someone else's)."""
+        now = time.time()
+        db = await self._connect()
+        try:
+            async with db.execute(
+                "SELECT u.name, u.display_name, u.admin, u.must_change, u.totp_secret != '', s.seen "
+                "FROM sessions s JOIN users u ON u.name = s.user "
+                "WHERE s.id=? AND s.user=? AND s.expires>? AND u.disabled=0",
+                (sid, name, now),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None and now - float(row[5]) > SEEN_EVERY_S:
+                await db.execute("UPDATE sessions SET seen=? WHERE id=?", (now, sid))
+                await db.commit()
+        finally:
+            await db.close()
+        return _user(row) if row else None
+
+    async def sessions(self, name: str | None = None) -> list[Session]:
+        db = await self._connect()
+        try:
+            async with db.execute(
+                "SELECT id, user, created, seen, expires, address, user_agent FROM sessions "
+                "WHERE expires>? AND (? IS NULL OR user=?) ORDER BY user, created DESC",
+                (time.time(), name, name),
+            ) as cur:
+                rows = await cur.fetchall()
+        finally:
+            await db.close()
+        return [Session(r[0], r[1], float(r[2]), float(r[3]), float(r[4]), r[5], r[6]) for r in rows]
+
+    async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
+        """End one session of ``name`` (``sid``), or all of them but ``keep``; how many ended."""
+        db = await self._connect()
+        try:
+            if sid is not None:
+                cur = await db.execute("DELETE FROM sessions WHERE user=? AND id=?", (name, sid))
+            else:
+                cur = await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep))
+            await db.commit()
+            return int(cur.rowcount)
         finally:
             await db.close()
 
@@ -141,23 +273,23 @@ class UserStore:
         db = await self._connect()
         try:
             async with db.execute(
-                "SELECT name, display_name, admin FROM users WHERE name=? AND disabled=0", (name,)
+                f"SELECT {USER_COLUMNS} FROM users WHERE name=? AND disabled=0", (name,)
             ) as cur:
                 row = await cur.fetchone()
         finally:
             await db.close()
-        return User(row[0], row[1], bool(row[2])) if row else None
+        return _user(row) if row else None
 
     async def list(self) -> list[tuple[User, bool, float]]:
         db = await self._connect()
         try:
             async with db.execute(
-                "SELECT name, display_name, admin, disabled, created FROM users ORDER BY name"
+                f"SELECT {USER_COLUMNS}, disabled, created FROM users ORDER BY name"
             ) as cur:
                 rows = await cur.fetchall()
         finally:
             await db.close()
-        return [(User(r[0], r[1], bool(r[2])), bool(r[3]), float(r[4])) for r in rows]
+        return [(_user(r), bool(r[5]), float(r[6])) for r in rows]
 
     async def count(self) -> int:
         db = await self._connect()
@@ -172,7 +304,7 @@ class UserStore:
         db = await self._connect()
         try:
             async with db.execute(
-                "SELECT name, display_name, admin, password FROM users WHERE name=? AND disabled=0", (name,)
+                f"SELECT {USER_COLUMNS}, password FROM users WHERE name=? AND disabled=0", (name,)
             ) as cur:
                 row = await cur.fetchone()
         finally:
@@ -181,6 +313,89 @@ class UserStore:
             # spend the same time as a real check so user names cannot be probed by timing
             await asyncio.to_thread(hash_password, password)
             return None
-        if not await asyncio.to_thread(verify_password, password, row[3]):
+        if not await asyncio.to_thread(verify_password, password, row[5]):
             return None
-        return User(row[0], row[1], bool(row[2]))
+        return _user(row)
+
+    # ---- where people sign in from ------------------------------------------------------
+
+    async def set_email(self, name: str, email: str) -> None:
+        """The address mails about the account go to (empty: none)."""
+        if email and not EMAIL_RE.match(email):
+            raise UserError(f"{email!r} is not a mail address")
+        db = await self._connect()
+        try:
+            cur = await db.execute("UPDATE users SET email=? WHERE name=?", (email, name))
+            await db.commit()
+            if cur.rowcount == 0:
+                raise UserError(f"no user {name!r}")
+        finally:
+            await db.close()
+
+    async def note_address(self, name: str, address: str) -> tuple[bool, str]:
+        """Record a sign-in of ``name`` from ``address``: (whether it is new for a user who signed
+        in from elsewhere before, the user's mail address)."""
+        now = time.time()
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT email FROM users WHERE name=?", (name,)) as cur:
+                row = await cur.fetchone()
+            async with db.execute(
+                "SELECT address = ? FROM known_addresses WHERE user=? ORDER BY address = ? DESC LIMIT 1",
+                (address, name, address),
+            ) as cur:
+                known = await cur.fetchone()
+            await db.execute(
+                "INSERT INTO known_addresses(user, address, first, last) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(user, address) DO UPDATE SET last=excluded.last",
+                (name, address, now, now),
+            )
+            await db.commit()
+        finally:
+            await db.close()
+        # The very first sign-in is no news; one from an address not seen before is.
+        return (known is not None and not known[0]), (str(row[0]) if row else "")
+
+    # ---- one-time codes (TOTP) -----------------------------------------------------------
+
+    async def totp_secret(self, name: str) -> tuple[str, int]:
+        """(secret, last accepted step); the secret is empty when the user has no TOTP."""
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT totp_secret, totp_step FROM users WHERE name=?", (name,)) as cur:
+                row = await cur.fetchone()
+        finally:
+            await db.close()
+        return (str(row[0]), int(row[1])) if row else ("", 0)
+
+    async def check_code(self, name: str, code: str, secret: str | None = None) -> bool:
+        """Whether ``code`` is a fresh right code of the user's secret (or of ``secret``, while
+        enrolling); a right one is used up (its step is remembered: no replay)."""
+        stored, last = await self.totp_secret(name)
+        key = secret if secret is not None else stored
+        if not key:
+            return False
+        step = accepted_step(key, code, last)
+        if step is None:
+            return False
+        db = await self._connect()
+        try:
+            # Compare-and-set: of two requests racing with the same code, one wins.
+            cur = await db.execute(
+                "UPDATE users SET totp_step=? WHERE name=? AND totp_step=?", (step, name, last)
+            )
+            await db.commit()
+            return cur.rowcount == 1
+        finally:
+            await db.close()
+
+    async def set_totp(self, name: str, secret: str) -> None:
+        """Turn one-time codes on (a secret) or off (empty)."""
+        db = await self._connect()
+        try:
+            cur = await db.execute("UPDATE users SET totp_secret=? WHERE name=?", (secret, name))
+            await db.commit()
+            if cur.rowcount == 0:
+                raise UserError(f"no user {name!r}")
+        finally:
+            await db.close()

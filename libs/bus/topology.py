@@ -32,6 +32,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from foto3d.proto import subjects
+from foto3d.proto.auth import SIGN_IN_MEMORY_S
 from foto3d.proto.gateway import MAX_BAN_S
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,26 @@ STREAMS: list[StreamSpec] = [
         [subjects.GATEWAY_BANS_ALL],
         "Automatic IP bans; every token gateway instance applies each one until it ends.",
         max_age=MAX_BAN_S,
+    ),
+    StreamSpec(
+        subjects.AUTH_SIGNIN_STREAM,
+        [subjects.AUTH_SIGNIN_ALL],
+        "Checked staff sign-ins and unlocks; every dashboard instance folds them into its "
+        "sign-in limits. Kept as long as failures are remembered.",
+        max_age=SIGN_IN_MEMORY_S,
+        # Bounded by count, not bytes (events are ~300 bytes), so it stays out of the disk sizing
+        # of the big streams; only checked attempts are published, and those are rate-limited.
+        max_msgs=200_000,
+        max_msg_size=4 * 1024,
+    ),
+    StreamSpec(
+        subjects.AUTH_NOTICES_STREAM,
+        [subjects.AUTH_NOTICES_ALL],
+        "Mails for one staff member about their own account (a sign-in from a new address); "
+        "the notifier sends them.",
+        max_age=7 * DAY,
+        max_msgs=10_000,
+        max_msg_size=16 * 1024,
     ),
 ]
 

@@ -107,7 +107,8 @@ class CatalogService(Service):
         first = folder / FIRST_PASSWORD_FILE
         if self.cfg.create_admin and await self._auth.users.count() == 0:
             password = secrets.token_urlsafe(12)
-            await self._auth.users.add("admin", password, "Administrator", admin=True)
+            # Generated and printed: whoever signs in with it first must choose a new one.
+            await self._auth.users.add("admin", password, "Administrator", admin=True, must_change=True)
             await asyncio.to_thread(_write_private, first, password)
         self._banner = await self._first_password_banner(first)
         self.ctx = ctx
@@ -169,8 +170,9 @@ class CatalogService(Service):
             await asyncio.to_thread(first.unlink, missing_ok=True)  # changed since: forget it
             return []
         return [
-            f"staff user 'admin' has password {password} (shown on every start until it is changed "
-            "with `foto3d users passwd admin`; add people with `foto3d users add NAME`)"
+            f"staff user 'admin' has password {password} (shown on every start until it is changed: "
+            "the first sign-in asks for a new one, or `foto3d users passwd admin`; add people with "
+            "`foto3d users add NAME`)"
         ]
 
     def banner(self) -> list[str]:

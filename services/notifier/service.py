@@ -24,6 +24,7 @@ from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.heartbeat import Seen
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto.auth import StaffNotice
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LogBatch
 from foto3d.services.notifier import pages
@@ -33,6 +34,7 @@ from foto3d.services.notifier.log_context import LogContext
 from foto3d.services.notifier.model import (
     interruption_fingerprint,
 )
+from foto3d.services.notifier.notices import decode_notice, notice_mail
 from foto3d.services.notifier.occurrences import (
     decode_batch,
     decode_job_event,
@@ -44,7 +46,7 @@ from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.starved import NO_TRAINER_FINGERPRINT, Starvation, no_trainer_occurrence
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
-from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES
 from foto3d.services.notifier.watch import HeartbeatWatch
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ ERROR_KINDS = ("log_error", "job_failed", "job_dead")
 
 class Notifier(Service):
     name = "notifier"
-    consumer_specs = (WATCH_LOGS, WATCH_JOBS)
+    consumer_specs = (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES)
     description = "Alerts by email and webhook on errors, failed jobs and interruptions"
 
     def __init__(self) -> None:
@@ -64,7 +66,9 @@ class Notifier(Service):
         self.sender: OutboxSender | None = None
         self.watch: HeartbeatWatch | None = None
         self.outbox_dir = Path()
-        self._consumers: list[PullConsumer[LogBatch] | PullConsumer[JobFailed | JobDead | None]] = []
+        self._consumers: list[
+            PullConsumer[LogBatch] | PullConsumer[JobFailed | JobDead | None] | PullConsumer[StaffNotice]
+        ] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._open_count = 0
@@ -114,7 +118,14 @@ class Notifier(Service):
             handler=self._on_jobs,
             fetch_timeout=0.5,
         )
-        self._consumers = [logs, jobs]
+        notices = PullConsumer[StaffNotice](
+            bus=ctx.bus,
+            spec=WATCH_NOTICES,
+            decode=decode_notice,
+            handler=self._on_notices,
+            fetch_timeout=0.5,
+        )
+        self._consumers = [logs, jobs, notices]
         for c in self._consumers:
             c.start()
         self._open_count = len(await store.open_alerts())
@@ -149,6 +160,14 @@ class Notifier(Service):
             if occurrences:
                 await store.record(occurrences, f"logs:{d.event.batch_id}", cfg.section.group_wait)
                 self._wake.set()
+
+    async def _on_notices(self, deliveries: list[Delivery[StaffNotice]]) -> None:
+        cfg, store, sender = self._parts()
+        for d in deliveries:
+            mail = notice_mail(d.event, cfg.mail_from, smtp=cfg.smtp is not None)
+            await store.add_messages(f"notice:{d.event.notice_id}", [mail])
+        if deliveries:
+            sender.wake()
 
     async def _on_jobs(self, deliveries: list[Delivery[JobFailed | JobDead | None]]) -> None:
         cfg, store, _ = self._parts()

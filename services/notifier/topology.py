@@ -1,4 +1,4 @@
-"""The consumers the notifier reads: new log batches and job events (not the history)."""
+"""The consumers the notifier reads: new log batches, job events and staff notices (not the history)."""
 
 from __future__ import annotations
 
@@ -17,5 +17,11 @@ WATCH_JOBS = ConsumerSpec(
     subjects.JOB_EVENTS_STREAM,
     "notifier-jobs",
     "Watches job events for failed and dead jobs.",
+    deliver_policy=DeliverPolicy.NEW,
+)
+WATCH_NOTICES = ConsumerSpec(
+    subjects.AUTH_NOTICES_STREAM,
+    "notifier-notices",
+    "Mails for one staff member about their account (a sign-in from a new address).",
     deliver_policy=DeliverPolicy.NEW,
 )

@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 
 from foto3d.libs.auth.web import Auth
+from foto3d.libs.bus.follow import StreamFollower
 from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
@@ -30,7 +31,6 @@ from foto3d.services.token_gateway import pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
 from foto3d.services.token_gateway.accesslog import AccessLog
-from foto3d.services.token_gateway.follow import StreamFollower
 from foto3d.services.token_gateway.links import LinkSigner, Presigner, load_or_create_key
 from foto3d.services.token_gateway.listener import Listener, build_app
 from foto3d.services.token_gateway.manage import CredentialManager

@@ -7,10 +7,12 @@ import asyncio
 import getpass
 import secrets
 import sys
+import time
 from datetime import UTC, datetime
 
-from foto3d.cli.common import fail, settings_from, system_options
+from foto3d.cli.common import connect_cli, default_actor, fail, run_async, settings_from, system_options
 from foto3d.libs.auth import UserError, UserStore
+from foto3d.libs.config import ConfigError
 
 ORDER = 60
 
@@ -34,7 +36,10 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 def cmd_add(args: argparse.Namespace) -> int:
     try:
         password, generated = _password(args)
-        user = asyncio.run(_store(args).add(args.name.lower(), password, args.display_name or "", args.admin))
+        store = _store(args)
+        user = asyncio.run(store.add(args.name.lower(), password, args.display_name or "", args.admin))
+        if args.email:
+            asyncio.run(store.set_email(user.name, args.email))
     except UserError as exc:
         return fail(str(exc))
     print(f"added user {user.name}" + (f" with password {password} (shown once)" if generated else ""))
@@ -47,7 +52,20 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         asyncio.run(_store(args).set_password(args.name.lower(), password))
     except UserError as exc:
         return fail(str(exc))
-    print(f"changed the password of {args.name}" + (f" to {password} (shown once)" if generated else ""))
+    print(
+        f"changed the password of {args.name}"
+        + (f" to {password} (shown once)" if generated else "")
+        + "; its sessions are signed out"
+    )
+    return 0
+
+
+def cmd_email(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_store(args).set_email(args.name.lower(), args.address))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"mail about {args.name}'s account goes to {args.address}" if args.address else "no mail address")
     return 0
 
 
@@ -57,6 +75,53 @@ def cmd_disable(args: argparse.Namespace) -> int:
     except UserError as exc:
         return fail(str(exc))
     print(f"{'enabled' if args.enable else 'disabled'} {args.name}")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Lift the sign-in limits of an account (or an address) on every dashboard instance."""
+    from foto3d.proto import subjects
+    from foto3d.proto.auth import SignInUnlocked
+
+    if not args.name and not args.address:
+        return fail("name an account, or give --address")
+    event = SignInUnlocked(
+        account=(args.name or "").lower(), address=args.address or "", by=default_actor(), at=time.time()
+    )
+
+    async def run() -> int:
+        try:
+            bus = await connect_cli(settings_from(args))
+        except ConfigError as exc:
+            return fail(str(exc))
+        try:
+            await bus.publish(subjects.auth_signin("cli"), event, deadline=10.0)
+        finally:
+            await bus.close()
+        print("unlocked " + " and ".join(w for w in (args.name, args.address) if w))
+        return 0
+
+    return run_async(run)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List sign-in sessions; end one (--end ID) or all of a person's (--end-all)."""
+    store = _store(args)
+    name = args.name.lower() if args.name else None
+    if args.end or args.end_all:
+        if name is None:
+            return fail("name the person whose sessions end")
+        n = asyncio.run(store.end_sessions(name, sid=args.end) if args.end else store.end_sessions(name))
+        if args.end and n == 0:
+            return fail(f"{name} has no session {args.end}")
+        print(f"ended {n} session(s) of {name}")
+        return 0
+    for s in asyncio.run(store.sessions(name)):
+        started = datetime.fromtimestamp(s.created, UTC).strftime("%Y-%m-%d %H:%M")
+        seen = datetime.fromtimestamp(s.seen, UTC).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{s.id}  {s.user:<20} since {started}  seen {seen}  {s.address:<16} {s.user_agent[:60]}".rstrip()
+        )
     return 0
 
 
@@ -88,15 +153,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", help="sign-in name: lowercase letters, digits, '.', '_', '@', '-'")
     p.add_argument("--display-name", help="full name shown in the dashboard")
     p.add_argument("--admin", action="store_true", help="mark as administrator")
+    p.add_argument("--email", help="where mails about the account go (a sign-in from a new address)")
     _password_options(p)
     p.set_defaults(func=cmd_add)
     p = usub.add_parser("passwd", parents=[system_options()], help="set a new password")
     p.add_argument("name")
     _password_options(p)
     p.set_defaults(func=cmd_passwd)
+    p = usub.add_parser(
+        "email", parents=[system_options()], help="set where mails about a person's account go"
+    )
+    p.add_argument("name")
+    p.add_argument("address", help="a mail address ('' for none)")
+    p.set_defaults(func=cmd_email)
     p = usub.add_parser("disable", parents=[system_options()], help="stop a person from signing in")
     p.add_argument("name")
     p.add_argument("--enable", action="store_true", help="allow signing in again")
     p.set_defaults(func=cmd_disable)
+    p = usub.add_parser(
+        "unlock",
+        parents=[system_options()],
+        help="lift the sign-in wait of an account after failed passwords (on every instance)",
+    )
+    p.add_argument("name", nargs="?", help="the account")
+    p.add_argument("--address", help="also (or only) lift the wait of this client address")
+    p.set_defaults(func=cmd_unlock)
+    p = usub.add_parser(
+        "sessions",
+        parents=[system_options()],
+        help="list dashboard sessions, or end them (sign a person out everywhere)",
+    )
+    p.add_argument("name", nargs="?", help="only this person's sessions")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--end", metavar="ID", help="end this session")
+    g.add_argument("--end-all", action="store_true", help="end every session of NAME (sign out everywhere)")
+    p.set_defaults(func=cmd_sessions)
     p = usub.add_parser("list", parents=[system_options()], help="list people")
     p.set_defaults(func=cmd_list)
