@@ -47,7 +47,10 @@ class JobsApi:
             )
         except (msgspec.ValidationError, ValueError) as exc:
             return _json({"error": f"bad query: {exc}"}, 400)
-        return _json(await self.svc.list_jobs(query))
+        listed = await self.svc.list_jobs(query)
+        # JobsList omits an empty counts map on the wire; the page wants every state, 0 included.
+        counts = {state.value: listed.counts.get(state.value, 0) for state in JobState}
+        return _json({**msgspec.to_builtins(listed), "counts": counts})
 
     async def api_waiting(self, _request: web.Request) -> web.Response:
         """Whether queued jobs wait with no trainer alive, and since when (the Jobs page's banner)."""

@@ -43,3 +43,16 @@ async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Sett
             await page.screenshot(path=str(Path(settings.data_dir) / "job.png"))
         finally:
             await trainer.stop()
+
+
+async def test_jobs_page_on_a_fresh_install_shows_zero_counts(page: Any, settings: Settings) -> None:
+    """No job yet: the counts read 0 and the table says so (the reply once omitted empty counts)."""
+    async with running_services(settings, ["queue"]) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(rt.http_url + "/jobs")
+        # The first refresh either fills the page or says why it is "not updating".
+        await page.wait_for_function("document.getElementById('leader').textContent !== ''")
+        assert "not updating" not in await page.locator("#leader").inner_text()
+        assert await page.locator("#jobs-table td.empty").inner_text() == "No jobs match."
+        values = await page.locator("#job-counts .card .value").all_inner_texts()
+        assert values == ["0"] * 6, values
