@@ -15,9 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from foto3d.libs.auth.web import Auth
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.gateway import STAFF_MODEL_PAGE
+from foto3d.proto.gateway import STAFF_MODEL_PAGE, STAFF_PUBLISHED_PREFIX
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.services.token_gateway.links import expiry
 from foto3d.services.token_gateway.objects import ObjectState
@@ -26,6 +27,8 @@ from foto3d.services.token_gateway.parts import GatewayParts
 # The bundle on the dashboard under the gateway's own prefix, so the page works whichever
 # other services run beside it.
 BUNDLE_PREFIX = "/customers/viewer/"
+# What the publisher writes besides splats (their types come from the format registry).
+PUBLISHED_TYPES = {".png": "image/png", ".json": "application/json"}
 
 
 def _state(parts: GatewayParts, object_id: str) -> ObjectState:
@@ -99,7 +102,22 @@ status <b class="model-status">{esc(status)}</b>{" (customers get 404)" if not s
             raise web.HTTPNotFound(text="the file is missing from the store")
         return web.FileResponse(path, headers={"Content-Type": f.content_type, "Cache-Control": "private"})
 
+    async def published_file(request: web.Request) -> web.StreamResponse:
+        """Any published file of the local store by its key, for staff (the catalog's preview,
+        file links and ``live_url`` point here); in S3 mode those addresses are the bucket's."""
+        await auth.require_page(request)
+        key = request.match_info["key"]
+        if parts.local_root is None or not key.startswith("models/"):
+            raise web.HTTPNotFound(text="no such published file")
+        path = parts.local_file(key)
+        if not path.is_file():
+            raise web.HTTPNotFound(text="no such published file")
+        spec = splat_formats.from_name(path.name)
+        ctype = spec.content_type if spec else PUBLISHED_TYPES.get(path.suffix, "application/octet-stream")
+        return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "private"})
+
     return [
+        web.get(STAFF_PUBLISHED_PREFIX + "{key:.+}", published_file),
         web.get(page_path, model_page),
         web.get(page_path + "/files/{name}", model_file),
         web.get(BUNDLE_PREFIX + "{file}", assets.handle_bundle),

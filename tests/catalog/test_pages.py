@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 async def test_sign_in_approve_publish_and_see_the_live_link(
     settings: Settings, bus: Bus, tmp_path: Path, page: Any
 ) -> None:
-    async with running_services(settings, ["catalog", "publisher"]) as rt:
+    settings.raw["token_gateway"] = {"port": 0}
+    async with running_services(settings, ["catalog", "publisher", "token_gateway"]) as rt:
         await UserStore.in_data_dir(settings.data_dir).add("maria", PASSWORD, "Maria")
         s = await signed_in(rt, settings, "setup")
         async with s:
@@ -68,11 +69,31 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
         await link.wait_for()
         # the live link opens the token gateway's staff page of the live model
         assert await link.get_attribute("href") == f"/customers/models/{oid}"
-        # customers get files only through the token gateway; read what was published
+        # every published address staff are shown answers: the preview, each file, live_url
+        await page.wait_for_function(
+            "() => { const i = document.querySelector('img.preview'); return i && i.complete; }"
+        )
+        assert await page.locator("img.preview").evaluate("img => img.naturalWidth") > 0
+        hrefs = await page.locator("table.files a").evaluate_all("(as) => as.map((a) => a.href)")
+        assert len(hrefs) == 4, hrefs  # ply, spz, thumbnail, viewer.json
+        for href in hrefs:
+            got = await page.request.get(href)
+            assert got.ok, f"{href} -> {got.status}"
+            key = href.split("/customers/published/", 1)[1]
+            assert await got.body() == (settings.data_dir / "published" / key).read_bytes()
         shown = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
-        assert shown["live_url"].startswith(f"{rt.http_url}/published/models/acme/{oid}/v1/viewer.json")
-        published = settings.data_dir / "published" / shown["live_url"].split("/published/", 1)[1]
-        assert json.loads(published.read_bytes())["object_id"] == oid
+        assert shown["live_url"] == f"{rt.http_url}/customers/published/models/acme/{oid}/v1/viewer.json"
+        live = await page.request.get(shown["live_url"])
+        assert live.ok and json.loads(await live.body())["object_id"] == oid
+        csv_text = await (await page.request.get(f"{rt.http_url}/api/objects.csv")).text()
+        assert shown["live_url"] in csv_text
+        # ... and only to staff
+        anonymous = await page.context.browser.new_context()
+        try:
+            refused = await anonymous.request.get(shown["live_url"], max_redirects=0)
+            assert refused.status == 302 and "/login" in refused.headers["location"]
+        finally:
+            await anonymous.close()
         timeline = (await page.text_content(".timeline")) or ""
         assert "published v1" in timeline and "maria" in timeline
         await page.screenshot(path=str(tmp_path / "object.png"), full_page=True)
