@@ -263,7 +263,7 @@ async def refused_frame(page: Any, shop: str, embed_url: str) -> tuple[str, list
     await page.goto(f"{shop}/shop?src={quote(embed_url)}")
     handle = await page.wait_for_selector("iframe")
     frame = await handle.content_frame()
-    await frame.wait_for_selector(".card", timeout=10_000)
+    await frame.get_by_text("Not available").wait_for(timeout=10_000)
     await frame.wait_for_load_state("load")
     return await frame.locator("body").inner_text(), said
 
@@ -286,3 +286,18 @@ async def test_a_refused_embed_shows_the_card_not_json(settings: Settings, bus: 
             text, said = await refused_frame(page, shop, f"{gw.url}/embed/{OID}?key={key}")
             assert "Not available" in text and "rate_limited" not in text, text
             assert any("HTTP 429 rate_limited" in s for s in said), said
+
+
+async def test_an_embed_whose_bundle_is_refused_shows_the_card(
+    settings: Settings, bus: Any, page: Any
+) -> None:
+    """The page is answered but the viewer bundle is not (the address's one request is spent):
+    the frame shows the card, not an empty page."""
+    settings.raw["token_gateway"] = {"port": 0, "ip_rate": 0.001, "ip_burst": 1}
+    async with running_services(settings, ["token_gateway"], http=True) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        async with customer_site() as shop:
+            key = await gw.issue("acme", CredentialKind.PUBLISHABLE, origins=[shop])
+            text, said = await refused_frame(page, shop, f"{gw.url}/embed/{OID}?key={key}")
+            assert "Not available" in text, text
+            assert any("viewer bundle could not be loaded" in s for s in said), said
