@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
 from testkit.running import running_services
+from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
 from tests.catalog.helpers import PASSWORD, call, make_artifacts, signed_in, train
+from tests.trainer.helpers import make_dataset
 
 pytestmark = pytest.mark.browser
 
@@ -119,3 +122,56 @@ async def test_sign_in_approve_publish_and_see_the_live_link(
         await page.goto(f"{rt.http_url}/board")
         assert await page.text_content('.board [data-stage="published"]') == "1"
         await page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
+
+
+async def test_capture_submit_and_approval_from_the_object_page(
+    settings: Settings, bus: Bus, tmp_path: Path, page: Any
+) -> None:
+    """The object page takes an object from registered to training without the CLI, offers a
+    live status only once there is something live, and shows who approved and when."""
+    async with running_services(settings, ["catalog", "queue"]) as rt:
+        s = await signed_in(rt, settings, "maria")
+        async with s:
+            await call(s, "POST", "/api/customers", {"slug": "acme", "name": "ACME"})
+            _, obj = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Stool"})
+        oid = obj["object_id"]
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(f"{rt.http_url}/objects/{oid}")
+        assert await page.locator('form[data-post$="/status"]').count() == 0  # nothing live to set
+        assert await page.locator("form.submit").count() == 0  # nothing captured to train
+        dataset = make_dataset(tmp_path / "stool-photos")
+        capture = page.locator("form.capture")
+        await capture.locator('input[name="dataset"]').fill(str(dataset))
+        await capture.locator('input[name="photos"]').fill("3")
+        await capture.locator('input[name="rig"]').fill("turntable-1")
+        await capture.locator('button[type="submit"]').click()
+        await page.locator("form.submit, form.capture .msg.error").first.wait_for()
+        assert await capture.locator(".msg.error").count() == 0, await capture.locator(".msg").inner_text()
+        assert "captured" in (await page.locator(".cards").inner_text()).lower()
+        await page.locator("button.submit-btn").click()
+        await page.locator("form.submit").wait_for(state="detached")
+        timeline = await page.locator(".timeline").inner_text()
+        assert "captured" in timeline and "submitted" in timeline, timeline
+        row = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
+        assert row["job_id"] and row["dataset"] == str(dataset)
+
+        await train(bus, oid, make_artifacts(tmp_path / "a"), job_id=row["job_id"], dataset=str(dataset))
+
+        async def in_review() -> bool:
+            got = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
+            return bool(got["stage"] == "in_review")
+
+        await eventually(in_review, "the training events")
+        await page.reload()
+        assert await page.locator('form[data-post$="/status"]').count() == 0  # trained, not published
+        review = page.locator("form.review")
+        for name in ("training_quality", "alignment", "manual_adjustments"):
+            await review.locator(f'input[name="{name}"]').check()
+        await review.locator('textarea[name="comment"]').fill("clean edges")
+        await review.locator('button[value="approved"]').click()
+        done = page.locator(".approved-review")
+        await done.wait_for()
+        text = await done.locator(".approved-by").inner_text()
+        assert re.search(r"Approved by staff at \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+        assert await done.locator("input:checked").count() == 3
+        assert "clean edges" in await done.inner_text()
