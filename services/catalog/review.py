@@ -23,6 +23,7 @@ from foto3d.libs.web.layout import esc
 from foto3d.proto.jobs import UNREDUCED_KIND
 from foto3d.proto.objects import ObjectViewerSaved
 from foto3d.proto.viewer import ViewerSettings
+from foto3d.services.catalog import figures as review_figures
 from foto3d.services.catalog import review_files
 from foto3d.services.catalog.actions import ActionError
 from foto3d.services.catalog.review_files import ReviewFiles, clear_partial
@@ -145,14 +146,6 @@ class CatalogReview:
         )
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
 def _viewer(
     object_id: str, job_id: str, art: dict[str, Any], settings: dict[str, Any], role: str, note: str = ""
 ) -> str:
@@ -168,7 +161,7 @@ def _viewer(
     label = "full, as trained" if art.get("kind") == UNREDUCED_KIND else role
     return (
         f'<figure class="review-view"><div class="review-canvas">{tag}</div>'
-        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(_fmt_bytes(float(art['bytes'])))}"
+        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(review_figures.fmt_bytes(float(art['bytes'])))}"
         f"{esc(note)}</figcaption></figure>"
     )
 
@@ -216,11 +209,7 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
         views += _viewer(
             object_id, jid, delivery, settings, "delivery", _reduction_note(full, delivery, metrics)
         )
-    figures = "".join(
-        f"<tr><td>{esc(k.replace('_', ' '))}</td><td>{esc(f'{v:,.4g}' if isinstance(v, float) else str(v))}</td></tr>"
-        for k, v in sorted(metrics.items())
-        if k.startswith(("gaussians", "bytes", "psnr", "ssim", "lpips", "quality", "reduced"))
-    )
+    figures = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in review_figures.rows(metrics))
     history = "".join(
         f"<li>v{esc(str(v['version']))} by {esc(v['actor'])}{': ' + esc(v['comment']) if v['comment'] else ''}</li>"
         for v in reversed(versions)

@@ -155,7 +155,10 @@ async def test_capture_submit_and_approval_from_the_object_page(
         row = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
         assert row["job_id"] and row["dataset"] == str(dataset)
 
-        await train(bus, oid, make_artifacts(tmp_path / "a"), job_id=row["job_id"], dataset=str(dataset))
+        metrics = {"gaussians_raw": 237500.0, "gaussians": 118750.0, "reduced": 1.0, "bytes_ply": 237500.0,
+                   "bytes_compressed_ply": 61440.0, "reduced_psnr": 41.234, "reduced_ssim": 0.99123}  # fmt: skip
+        artifacts = make_artifacts(tmp_path / "a")
+        await train(bus, oid, artifacts, job_id=row["job_id"], dataset=str(dataset), metrics=metrics)
 
         async def in_review() -> bool:
             got = await (await page.request.get(f"{rt.http_url}/api/objects/{oid}")).json()
@@ -164,6 +167,22 @@ async def test_capture_submit_and_approval_from_the_object_page(
         await eventually(in_review, "the training events")
         await page.reload()
         assert await page.locator('form[data-post$="/status"]').count() == 0  # trained, not published
+        # the review's figures in words and units
+        figures = [
+            tuple(r.split("\t"))
+            for r in await page.locator("table.figures tr").evaluate_all(
+                "(rs) => rs.map((r) => [...r.cells].map((c) => c.innerText).join('\\t'))"
+            )
+        ]
+        assert figures == [
+            ("Gaussians after reduction", "118,750"),
+            ("Gaussians as trained", "237,500"),
+            ("Reduced", "yes"),
+            ("Reduced copy against the full one: PSNR", "41.2 dB"),
+            ("Reduced copy against the full one: SSIM", "0.991"),
+            ("Size, compressed .ply", "60.0 KiB"),
+            ("Size, .ply", "231.9 KiB"),
+        ], figures
         review = page.locator("form.review")
         for name in ("training_quality", "alignment", "manual_adjustments"):
             await review.locator(f'input[name="{name}"]').check()
