@@ -81,12 +81,34 @@ def routes(auth: Auth, parts: GatewayParts) -> list[web.AbstractRouteDef]:
                     f'<div style="height:480px">{tag}</div>{assets.script_tag(BUNDLE_PREFIX + b.file, b.sri)}'
                 )
         iframe = assets.iframe_snippet(embed_url=embed_url)
+        try:
+            b = assets.bundle()
+        except assets.ViewerBundleMissing:
+            module = ""
+        else:
+            module = assets.embed_snippet(
+                object_id=oid,
+                api_base=parts.base_url,
+                key="pk_…",
+                bundle_url=f"{parts.base_url}/viewer/{b.file}",
+                sri=b.sri,
+            )
+        module_html = (
+            "<h3>In the page itself (recommended)</h3><p>The viewer module, pinned by its hash, and the "
+            "element; the key's origins must include the shop's:</p>"
+            f'<pre class="snippet">{esc(module)}</pre>'
+            if module
+            else ""
+        )
         body = f"""<p class="muted"><span class="mono">{esc(oid)}</span> · v{state.version} ·
 status <b class="model-status">{esc(status)}</b>{" (customers get 404)" if not state.live else ""}</p>
 <div class="panel live-model">{view}</div>
 <div class="panel"><h2>For the customer's site</h2>
-<p>Iframe page (with one of the customer's publishable keys, from <a href="/customers/access">Customers' access</a>):</p>
-<pre class="embed-url">{esc(embed_url)}</pre><pre>{esc(iframe)}</pre></div>"""
+<p>Replace <code>pk_…</code> with one of the customer's publishable keys (from
+<a href="/customers/access">Customers' access</a>).</p>
+{module_html}
+<h3>Or as an iframe page</h3>
+<pre class="embed-url snippet">{esc(embed_url)}</pre><pre class="snippet">{esc(iframe)}</pre></div>"""
         return render_page(request, state.name or oid, body)
 
     async def model_file(request: web.Request) -> web.StreamResponse:

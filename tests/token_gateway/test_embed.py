@@ -243,6 +243,17 @@ async def test_staff_page_of_a_live_model_draws_it_behind_sign_in(
 
     await sign_in_browser(page, settings, dashboard)
     await page.goto(f"{dashboard}{path}")
+    # the two ways to embed, each ready to copy: the pinned module + element, and the iframe
+    snippets = await page.locator("pre.snippet").all_inner_texts()
+    module = next(t for t in snippets if "<foto3d-viewer" in t)
+    assert f'src="{gateway.url}/viewer/{bundle.file}"' in module and f'integrity="{bundle.sri}"' in module
+    assert f'model="{OID}"' in module and f'api="{gateway.url}"' in module and 'key="pk_' in module
+    assert any("<iframe" in t and f"{gateway.url}/embed/{OID}?key=pk_" in t for t in snippets)
+    for width in (1280, 420):  # no snippet line makes the page wider than the screen
+        await page.set_viewport_size({"width": width, "height": 860})
+        wide = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= width, f"{wide} px wide at {width} px"
+    await page.set_viewport_size({"width": 1280, "height": 860})
     await page.wait_for_function(f"() => {VIEWER}?.state === 'ready'", timeout=120_000)
     await page.wait_for_function(f"() => {VIEWER}.idle", timeout=120_000)
     assert await page.evaluate(f"{VIEWER}.config.up") == "-z"
