@@ -223,7 +223,16 @@ class CatalogPages:
             nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page - 1})}">← newer</a>')
         if page.page < pages:
             nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page + 1})}">older →</a>')
+        params.pop("added", None)
         csv_link = "/api/objects.csv" + (("?" + urllib.parse.urlencode(params)) if params else "")
+        added = next((c for c in customers if c["slug"] == q.get("added")), None)
+        if added is not None:  # back from "Add customer": say it worked, where the form is
+            error += f'<p class="msg ok" role="status">Added customer {esc(added["slug"])} ({esc(added["name"])}).</p>'
+        # Before the first customer the register form cannot work: say so instead of an empty list.
+        no_customers = (
+            "" if customers else '<p class="hint">No customers yet: add one with "Add a customer" first.</p>'
+        )
+        off = "" if customers else " disabled"
         body = f"""{error}
 <form class="filters" method="get" action="/objects">
 <label>Customer<select name="customer">{cust_opts}</select></label>
@@ -238,12 +247,12 @@ class CatalogPages:
 <div class="two-col">
 <form class="panel action" data-post="/api/objects" data-go="object">
 <h2>Register an object</h2>
-<label>Customer<select name="customer" required>{_options([(c["slug"], c["slug"] + " — " + c["name"]) for c in customers], "")}</select></label>
+{no_customers}<label>Customer<select name="customer" required{off}>{_options([(c["slug"], c["slug"] + " — " + c["name"]) for c in customers], "")}</select></label>
 <label>Display name<input name="display_name" required maxlength="200" placeholder="Desk lamp"></label>
 <label>Reference image (PNG/JPEG/WebP, up to 768 KiB)<input name="reference_file" type="file" accept="image/png,image/jpeg,image/webp"></label>
 <label>… or its URL<input name="reference_image" placeholder="optional"></label>
-<button type="submit">Register</button><p class="msg"></p></form>
-<form class="panel action" data-post="/api/customers">
+<button type="submit"{off}>Register</button><p class="msg"></p></form>
+<form class="panel action add-customer" data-post="/api/customers" data-go="customer">
 <h2>Add a customer</h2>
 <label>Customer id<input name="slug" required pattern="[a-z0-9]{{1,20}}" placeholder="acme"></label>
 <label>Name<input name="name" placeholder="ACME Furniture Ltd"></label>

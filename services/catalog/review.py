@@ -241,6 +241,11 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
 <p class="muted">Saved versions: {f"<ol reversed>{history}</ol>" if history else "none yet: the published viewer frames the object itself"}</p>
 </div>
 <style>.review-views{{display:flex;gap:12px;flex-wrap:wrap}}.review-view{{flex:1 1 320px;margin:0}}
-.review-canvas{{height:360px}}.review-adjust label{{display:block}}</style>
+.review-canvas{{height:360px}}
+.review-adjust{{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px 16px;align-items:end;
+margin-top:12px}}.review-adjust h3,.review-adjust .msg,.review-adjust .set-view{{grid-column:1/-1}}
+.review-adjust .set-view{{justify-self:start}}.review-adjust label{{display:flex;flex-direction:column;gap:3px;
+font-size:12px;color:var(--muted)}}.review-adjust label.check{{flex-direction:row;align-items:center;gap:8px}}
+.review-adjust output{{font-size:12px;color:var(--ink)}}.review-adjust button.save-viewer{{justify-self:start}}</style>
 {assets.script_tag("/viewer/" + b.file, b.sri)}
 <script src="{REVIEW_SCRIPT}" defer></script>"""

@@ -194,3 +194,25 @@ async def test_capture_submit_and_approval_from_the_object_page(
         assert re.search(r"Approved by staff at \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
         assert await done.locator("input:checked").count() == 3
         assert "clean edges" in await done.inner_text()
+
+
+async def test_first_customer_hint_and_confirmation(settings: Settings, page: Any) -> None:
+    """Before the first customer the register form says what to do first; adding one confirms it
+    and offers it in the register form."""
+    async with running_services(settings, ["catalog"]) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(f"{rt.http_url}/objects")
+        register = page.locator('form[data-post="/api/objects"]')
+        assert "No customers yet" in await register.locator(".hint").inner_text()
+        assert await register.locator('button[type="submit"]').is_disabled()
+        add = page.locator("form.add-customer")
+        await add.locator('input[name="slug"]').fill("acme")
+        await add.locator('input[name="name"]').fill("Acme Furniture")
+        await add.locator('button[type="submit"]').click()
+        done = page.locator('.msg.ok[role="status"]')
+        await done.wait_for()
+        assert await done.inner_text() == "Added customer acme (Acme Furniture)."
+        assert await register.locator(".hint").count() == 0
+        assert await register.locator('select[name="customer"] option').all_inner_texts() == [
+            "acme — Acme Furniture"
+        ]

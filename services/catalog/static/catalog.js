@@ -47,6 +47,9 @@
       const result = await window.f3d.postJSON(attr(form, "post"), await body(form, ev.submitter));
       if (attr(form, "go") === "object" && result.object_id) {
         window.location.href = "/objects/" + encodeURIComponent(result.object_id);
+      } else if (attr(form, "go") === "customer" && result.slug) {
+        // the page says "Added customer …" and lists it in the register form
+        window.location.href = "/objects?added=" + encodeURIComponent(result.slug);
       } else {
         window.location.reload();
       }
