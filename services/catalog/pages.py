@@ -216,14 +216,13 @@ class CatalogPages:
             if rows
             else '<div class="panel empty">No objects match these filters.</div>'
         )
-        params = {k: v for k, v in q.items() if k != "page" and v}
+        params = {k: v for k, v in q.items() if k not in ("page", "added") and v}
         pages = max(1, -(-page.total // page.limit))
         nav = []
         if page.page > 1:
             nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page - 1})}">← newer</a>')
         if page.page < pages:
             nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page + 1})}">older →</a>')
-        params.pop("added", None)
         csv_link = "/api/objects.csv" + (("?" + urllib.parse.urlencode(params)) if params else "")
         added = next((c for c in customers if c["slug"] == q.get("added")), None)
         if added is not None:  # back from "Add customer": say it worked, where the form is
