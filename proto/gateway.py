@@ -190,6 +190,10 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 # The dashboard page (staff only) where the gateway shows a live model as customers get it;
 # the catalog's "live link" points here.
 STAFF_MODEL_PAGE = "/customers/models/{object_id}"
+# Where staff read any published file of the local store, by its key (the dashboard, behind
+# sign-in, served by the gateway, which reads that store): the publisher's addresses for the
+# local store (``PublishedFile.url``, ``live_url``, the viewer.json's links) point here.
+STAFF_PUBLISHED_PREFIX = "/customers/published/"
 
 ModelStatus = Literal["production", "demo", "test"]
 

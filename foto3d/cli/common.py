@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foto3d.libs.config import ConfigError, Settings
@@ -43,24 +44,44 @@ def system_options() -> argparse.ArgumentParser:
     return p
 
 
-def default_actor() -> str:
-    """Who a command acts as when `--as` is not given, the one rule for every command:
-    env FOTO3D_USER, else the login name."""
+def login_name() -> str:
     try:
-        login = getpass.getuser()
+        return getpass.getuser()
     except (OSError, KeyError):  # no login name in some containers
-        login = "unknown"
-    return os.environ.get("FOTO3D_USER") or login
+        return "unknown"
+
+
+def default_actor(data_dir: Path | None = None) -> str:
+    """Who a command acts as when `--as` is not given, the one rule for every command: env
+    FOTO3D_USER; else the staff account the login is linked to in the data folder's user store
+    (`foto3d users link`), or the account named like the login; else the login name. So one
+    person's CLI and page actions carry the same name: their staff account's."""
+    if explicit := os.environ.get("FOTO3D_USER"):
+        return explicit
+    login = login_name()
+    if data_dir is not None:
+        from foto3d.libs.auth.users import account_for_login
+
+        return account_for_login(data_dir / "auth" / "users.db", login) or login
+    return login
 
 
 def add_actor_option(p: argparse.ArgumentParser, what: str = "recorded in the timeline") -> None:
+    # None until main() resolves it: the data folder (the user store) is known only after parsing.
     p.add_argument(
         "--as",
         dest="actor",
         metavar="NAME",
-        default=default_actor(),
-        help=f"who is doing this, {what} (env FOTO3D_USER; default your login name)",
+        default=None,
+        help=f"who is doing this, {what} (env FOTO3D_USER; default the staff account your login "
+        "is linked to, else your login name)",
     )
+
+
+def resolve_actor(args: argparse.Namespace) -> None:
+    """Fill in ``args.actor`` where the command has `--as` and it was not given."""
+    if hasattr(args, "actor") and args.actor is None:
+        args.actor = default_actor(settings_from(args).data_dir)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -10,7 +10,7 @@ import sys
 
 from foto3d import __version__
 from foto3d.cli import commands
-from foto3d.cli.common import fail, setup_logging
+from foto3d.cli.common import fail, resolve_actor, setup_logging
 from foto3d.libs.config import ConfigError
 
 
@@ -85,6 +85,7 @@ def _run(argv: list[str] | None) -> int:
         return 2
     setup_logging(getattr(args, "verbose", 0) or 0)
     try:
+        resolve_actor(args)
         return int(args.func(args))
     except ConfigError as exc:
         return fail(str(exc))

@@ -107,6 +107,13 @@ CREATE TABLE IF NOT EXISTS known_addresses (
     first REAL NOT NULL,
     last REAL NOT NULL,
     PRIMARY KEY (user, address)
+
+);
+-- Which staff account a login name of the hosts acts as: the CLI records that account's name,
+-- so a person's page and CLI actions carry one name (see account_for_login).
+CREATE TABLE IF NOT EXISTS logins (
+    login TEXT PRIMARY KEY,
+    name TEXT NOT NULL
 );
 """
 # Columns added after the first release, with their definitions (added to older files on open).
@@ -399,3 +406,57 @@ class UserStore:
                 raise UserError(f"no user {name!r}")
         finally:
             await db.close()
+
+    async def link_login(self, name: str, login: str) -> None:
+        """Record that the host login ``login`` is the person with the account ``name`` (a login
+        belongs to one account; linking it again moves it)."""
+        if not login or len(login) > 256:
+            raise UserError("a login name is 1-256 characters")
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT 1 FROM users WHERE name=?", (name,)) as cur:
+                if await cur.fetchone() is None:
+                    raise UserError(f"no user {name!r}")
+            await db.execute(
+                "INSERT INTO logins(login, name) VALUES (?, ?) ON CONFLICT(login) DO UPDATE SET name=excluded.name",
+                (login, name),
+            )
+            await db.commit()
+        finally:
+            await db.close()
+
+    async def logins(self) -> dict[str, str]:
+        """login -> account name."""
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT login, name FROM logins ORDER BY login") as cur:
+                return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+        finally:
+            await db.close()
+
+
+def account_for_login(path: Path, login: str) -> str | None:
+    """The staff account a host login acts as: the one linked to it, else an account of the same
+    name; None when neither exists (or there is no user store here, e.g. a CLI on another host).
+
+    Synchronous and read-only: the CLI asks once, before it connects to anything."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return None
+    try:
+        for query in (
+            "SELECT name FROM logins WHERE login=?",
+            "SELECT name FROM users WHERE name=? AND disabled=0",
+        ):
+            try:
+                row = db.execute(query, (login,)).fetchone()
+            except sqlite3.Error:  # an older store without the logins table, or one being created
+                continue
+            if row:
+                return str(row[0])
+        return None
+    finally:
+        db.close()

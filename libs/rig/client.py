@@ -49,7 +49,8 @@ class Reduction:
 
     enabled: bool = True
     keep: float = RECOMMENDED_KEEP  # fraction of gaussians kept, 0 < keep <= 1
-    rounds: int = 0  # prune + fine-tune rounds with nerfstudio (0 = prune only)
+    # prune + fine-tune rounds with nerfstudio: accepted, not done yet (docs/trainer.md); keep 0
+    rounds: int = 0
     sh_degree: int = RECOMMENDED_SH_DEGREE
 
     def options(self, steps: int | None = None) -> TrainOptions:

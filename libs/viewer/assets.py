@@ -170,15 +170,26 @@ def embed_page_html(
     the bundle has even been parsed."""
     tag = viewer_tag(object_id=object_id, api_base=api_base, key=key, poster=poster_url, options=options)
     title = html.escape(object_id)
+    # The bundle refused (a busy shared address) or not loadable: the viewer's own card instead
+    # of an empty frame, and the reason for the developer. A module script's error event comes
+    # after the document is parsed, so the card is there to show.
+    onerror = (
+        "document.querySelector('.f3d-card').hidden=false;"
+        "console.warn('foto3d embed: the viewer bundle could not be loaded')"
+    )
+    script = script_tag(bundle_url, sri).replace("></script>", f' onerror="{onerror}"></script>', 1)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="strict-origin-when-cross-origin">
 <title>{title}</title>
-<style>html,body{{margin:0;height:100%;background:#eef0f3}}foto3d-viewer{{position:fixed;inset:0;height:auto}}</style>
-{script_tag(bundle_url, sri)}
+<style>html,body{{margin:0;height:100%;background:#eef0f3}}foto3d-viewer{{position:fixed;inset:0;height:auto}}
+.f3d-card{{position:fixed;inset:0;display:flex;flex-direction:column;align-items:center;justify-content:center;
+gap:6px;font:15px system-ui,sans-serif;color:#555;background:#f4f5f7}}.f3d-card[hidden]{{display:none}}</style>
+{script}
 </head><body>
 {tag}
+<div class="f3d-card" role="status" hidden><strong>Not available</strong><span>This model cannot be shown right now.</span></div>
 </body></html>
 """
 

@@ -28,6 +28,7 @@ from foto3d.proto.jobs import (
     Artifact,
     JobQueued,
     Priority,
+    SubmitReply,
     SubmitRequest,
     TrainOptions,
     readable_decode_error,
@@ -385,19 +386,43 @@ class Catalog:
             submitted_by=actor,
             force=True,
         )
-        try:
-            reply = await self.bus.call(SUBMIT, req, timeout=10.0)
-        except ServiceError as exc:
-            raise ActionError(f"the queue refused the resubmission: {exc.description}", 409) from None
-        except nats.errors.NoRespondersError:
-            raise ActionError("the queue service is not running; resubmit when it is up", 503) from None
-        except (TimeoutError, nats.errors.TimeoutError):
-            raise ActionError("the queue service did not answer; try again", 504) from None
+        reply = await self._submit(req, "resubmission")
         out = await self.obj(object_id)
         out["job_id"] = reply.job_id
         out["priority"] = req.priority.value
         out["options"] = msgspec.to_builtins(req.options)
         return out
+
+    async def submit(self, object_id: str, actor: str) -> dict[str, Any]:
+        """The first training of a captured object (its recorded dataset), as `foto3d submit` does;
+        the queue checks the dataset and the options and answers with the job id."""
+        row = await self.obj(object_id)
+        if row["stage"] != Stage.CAPTURED.value:
+            hint = (
+                "mark it captured first"
+                if row["stage"] == Stage.REGISTERED.value
+                else "it has been submitted"
+            )
+            raise ActionError(f"{object_id} is {row['stage'].replace('_', ' ')}; {hint}", 409)
+        if not row["dataset"]:
+            raise ActionError(f"{object_id} has no recorded dataset; mark it captured with one", 409)
+        req = SubmitRequest(object_id=object_id, dataset=row["dataset"], submitted_by=actor)
+        reply = await self._submit(req, "submission")
+        out = await self.obj(object_id)
+        out["job_id"] = reply.job_id
+        return out
+
+    async def _submit(self, req: SubmitRequest, what: str) -> SubmitReply:
+        try:
+            return await self.bus.call(SUBMIT, req, timeout=10.0)
+        except ServiceError as exc:
+            raise ActionError(f"the queue refused the {what}: {exc.description}", 409) from None
+        except nats.errors.NoRespondersError:
+            raise ActionError(
+                f"the queue service is not running; retry the {what} when it is up", 503
+            ) from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise ActionError("the queue service did not answer; try again", 504) from None
 
     async def _last_submission(self, job_id: str | None) -> JobQueued | None:
         """The last job's submission as recorded here, so a resubmission keeps its priority and options."""

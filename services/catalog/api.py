@@ -109,6 +109,7 @@ class CatalogApi:
             web.post("/api/objects/{object_id}/publish", self.publish),
             web.post("/api/objects/{object_id}/resubmit", self.resubmit),
             web.post("/api/objects/{object_id}/capture", self.capture),
+            web.post("/api/objects/{object_id}/submit", self.submit),
         ]
 
     async def guarded(self, request: web.Request, fn: Any) -> web.Response:
@@ -248,6 +249,16 @@ class CatalogApi:
 
         return await self.guarded(request, run)
 
+    async def submit(self, request: web.Request) -> web.Response:
+        user = await self.svc.auth.require_api(request)
+
+        async def run() -> web.Response:
+            return web.json_response(
+                await self.svc.catalog.submit(request.match_info["object_id"], user.name)
+            )
+
+        return await self.guarded(request, run)
+
     async def capture(self, request: web.Request) -> web.Response:
         user = await self.svc.auth.require_api(request)
 
@@ -257,7 +268,7 @@ class CatalogApi:
             row = await self.svc.catalog.captured(
                 request.match_info["object_id"],
                 str(b.get("dataset", "")),
-                int(photos) if isinstance(photos, int) else 0,
+                int(photos) if isinstance(photos, int) or str(photos).isdigit() else 0,  # forms send text
                 str(b.get("rig", "")),
                 user.name,
             )

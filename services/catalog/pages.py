@@ -106,6 +106,54 @@ def _page(request: web.Request, title: str, user: User, body: str) -> web.Respon
     return render_page(request, title, css + _who(user) + body, scripts=ASSETS)
 
 
+#: Stages in which the page offers "mark captured" (again: a new dataset before training).
+CAPTURABLE = {Stage.REGISTERED.value, Stage.CAPTURED.value}
+
+
+def _capture_form(oid: str, o: dict[str, Any]) -> str:
+    again = o["stage"] == Stage.CAPTURED.value
+    return f"""<form class="panel action capture" data-post="/api/objects/{esc(oid)}/capture">
+<h2>{"Captured: change the dataset" if again else "Mark captured"}</h2>
+<p class="muted">Where the photos are, as the trainers see it (a rig uploading through
+<span class="mono">foto3d rig</span> records this by itself).</p>
+<label>Dataset (folder or s3://bucket/prefix)<input name="dataset" required maxlength="2000" value="{esc(o["dataset"] or "")}" placeholder="/data/captures/{esc(oid)}"></label>
+<label>Photos<input name="photos" type="number" min="0" step="1" placeholder="e.g. 120"></label>
+<label>Rig<input name="rig" maxlength="200" placeholder="e.g. turntable-1"></label>
+<button type="submit" class="{"secondary" if again else ""}">Mark captured</button><p class="msg"></p></form>"""
+
+
+def _approval(timeline: list[dict[str, Any]], approved_job_id: str | None) -> dict[str, Any] | None:
+    """The latest review, when it approved the approved job: who, when, the comment."""
+    reviews = [e for e in timeline if e["kind"] in ("approved", "rejected")]
+    last = max(reviews, key=lambda e: e["ts"], default=None)
+    if last is None or last["kind"] != "approved" or not approved_job_id or last["job_id"] != approved_job_id:
+        return None
+    return last
+
+
+def _approved_panel(oid: str, job_id: str, approval: dict[str, Any]) -> str:
+    """The checklist once approved: what was confirmed, by whom and when; rejecting stays possible."""
+    summary = str(approval.get("summary", ""))
+    comment = summary.split(": ", 1)[1] if ": " in summary else ""
+    items = "".join(
+        f'<li><input type="checkbox" checked disabled aria-label="{esc(label)}"> {esc(label)}</li>'
+        for label in (
+            "Training quality is good",
+            "Position and alignment are right",
+            "Manual adjustments are done",
+        )
+    )
+    return f"""<div class="panel approved-review"><h2>Review job <span class="mono">{esc(job_id)}</span></h2>
+<p class="approved-by">Approved by <b>{esc(approval["actor"])}</b>
+at {esc(fmt_time(approval["ts"]))}</p>
+<ul class="checklist">{items}</ul>{f'<p class="muted">{esc(comment)}</p>' if comment else ""}
+<details><summary>Reject after all</summary>
+<form class="action review" data-post="/api/objects/{esc(oid)}/review" data-kind="review">
+<label>Reason<textarea name="comment" rows="2" required></textarea></label>
+<button type="submit" name="decision" value="rejected" class="danger">Reject: back to training</button>
+<p class="msg"></p></form></details></div>"""
+
+
 class CatalogPages:
     """The staff pages: the objects table, an object's page, the pipeline board."""
 
@@ -168,7 +216,7 @@ class CatalogPages:
             if rows
             else '<div class="panel empty">No objects match these filters.</div>'
         )
-        params = {k: v for k, v in q.items() if k != "page" and v}
+        params = {k: v for k, v in q.items() if k not in ("page", "added") and v}
         pages = max(1, -(-page.total // page.limit))
         nav = []
         if page.page > 1:
@@ -176,6 +224,14 @@ class CatalogPages:
         if page.page < pages:
             nav.append(f'<a href="?{urllib.parse.urlencode({**params, "page": page.page + 1})}">older →</a>')
         csv_link = "/api/objects.csv" + (("?" + urllib.parse.urlencode(params)) if params else "")
+        added = next((c for c in customers if c["slug"] == q.get("added")), None)
+        if added is not None:  # back from "Add customer": say it worked, where the form is
+            error += f'<p class="msg ok" role="status">Added customer {esc(added["slug"])} ({esc(added["name"])}).</p>'
+        # Before the first customer the register form cannot work: say so instead of an empty list.
+        no_customers = (
+            "" if customers else '<p class="hint">No customers yet: add one with "Add a customer" first.</p>'
+        )
+        off = "" if customers else " disabled"
         body = f"""{error}
 <form class="filters" method="get" action="/objects">
 <label>Customer<select name="customer">{cust_opts}</select></label>
@@ -190,12 +246,12 @@ class CatalogPages:
 <div class="two-col">
 <form class="panel action" data-post="/api/objects" data-go="object">
 <h2>Register an object</h2>
-<label>Customer<select name="customer" required>{_options([(c["slug"], c["slug"] + " — " + c["name"]) for c in customers], "")}</select></label>
+{no_customers}<label>Customer<select name="customer" required{off}>{_options([(c["slug"], c["slug"] + " — " + c["name"]) for c in customers], "")}</select></label>
 <label>Display name<input name="display_name" required maxlength="200" placeholder="Desk lamp"></label>
 <label>Reference image (PNG/JPEG/WebP, up to 768 KiB)<input name="reference_file" type="file" accept="image/png,image/jpeg,image/webp"></label>
 <label>… or its URL<input name="reference_image" placeholder="optional"></label>
-<button type="submit">Register</button><p class="msg"></p></form>
-<form class="panel action" data-post="/api/customers">
+<button type="submit"{off}>Register</button><p class="msg"></p></form>
+<form class="panel action add-customer" data-post="/api/customers" data-go="customer">
 <h2>Add a customer</h2>
 <label>Customer id<input name="slug" required pattern="[a-z0-9]{{1,20}}" placeholder="acme"></label>
 <label>Name<input name="name" placeholder="ACME Furniture Ltd"></label>
@@ -235,7 +291,17 @@ class CatalogPages:
         preview = preview or '<div class="empty">No preview yet (published models get a thumbnail).</div>'
 
         actions = []
-        if o["stage"] in REVIEWABLE and job:
+        if o["stage"] in CAPTURABLE:
+            actions.append(_capture_form(oid, o))
+        if o["stage"] == Stage.CAPTURED.value:
+            actions.append(f"""<form class="panel action submit" data-post="/api/objects/{esc(oid)}/submit" data-busy="Submitting…">
+<h2>Submit for training</h2><p class="muted">Queues the dataset <span class="mono">{esc(o["dataset"] or "")}</span>
+with the default training options (the CLI's <span class="mono">foto3d submit</span> sets others).</p>
+<button type="submit" class="submit-btn">Submit for training</button><p class="msg"></p></form>""")
+        approval = _approval(timeline, o["approved_job_id"])
+        if o["stage"] in REVIEWABLE and job and approval and approval["job_id"] == job["job_id"]:
+            actions.append(_approved_panel(oid, job["job_id"], approval))
+        elif o["stage"] in REVIEWABLE and job:
             actions.append(f"""<form class="panel action review" data-post="/api/objects/{esc(oid)}/review" data-kind="review">
 <h2>Review job <span class="mono">{esc(job["job_id"])}</span></h2>
 <label class="check"><input type="checkbox" name="training_quality"> Training quality is good</label>
@@ -243,7 +309,7 @@ class CatalogPages:
 <label class="check"><input type="checkbox" name="manual_adjustments"> Manual adjustments are done</label>
 <label>Comment<textarea name="comment" rows="2" placeholder="required when rejecting"></textarea></label>
 <button type="submit" name="decision" value="approved">Approve</button>
-<button type="submit" name="decision" value="rejected" class="danger">Reject → back to training</button>
+<button type="submit" name="decision" value="rejected" class="danger">Reject: back to training</button>
 <p class="msg"></p></form>""")
         if o["approved_job_id"] and o["status"] != "disabled":
             label = (
@@ -258,10 +324,10 @@ class CatalogPages:
             actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/resubmit">
 <h2>Back to training</h2><p class="muted">Submits the dataset {esc(o["dataset"] or "(none recorded)")} again.</p>
 <button type="submit" class="secondary">Resubmit</button><p class="msg"></p></form>""")
-        # A never-published object has no status: preselecting "production" would read as if it were live.
-        unset = [] if o["status"] else [("", "not live yet: choose…")]
-        status_opts = _options(unset + [(s.value, s.value) for s in LiveStatus], o["status"] or "")
-        actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/status">
+        # A status is about a published model: offered once there is one (or a status was set).
+        if o["published_version"] is not None or o["status"]:
+            status_opts = _options([(s.value, s.value) for s in LiveStatus], o["status"] or "")
+            actions.append(f"""<form class="panel action" data-post="/api/objects/{esc(oid)}/status">
 <h2>Live status</h2><p class="muted">Disabling takes effect at the token gateway at once.</p>
 <label>Status<select name="status" required>{status_opts}</select></label>
 <label>Reason<input name="reason" placeholder="e.g. subscription ended"></label>

@@ -23,6 +23,7 @@ from foto3d.libs.web.layout import esc
 from foto3d.proto.jobs import UNREDUCED_KIND
 from foto3d.proto.objects import ObjectViewerSaved
 from foto3d.proto.viewer import ViewerSettings
+from foto3d.services.catalog import figures as review_figures
 from foto3d.services.catalog import review_files
 from foto3d.services.catalog.actions import ActionError
 from foto3d.services.catalog.review_files import ReviewFiles, clear_partial
@@ -145,14 +146,6 @@ class CatalogReview:
         )
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
 def _viewer(
     object_id: str, job_id: str, art: dict[str, Any], settings: dict[str, Any], role: str, note: str = ""
 ) -> str:
@@ -168,7 +161,7 @@ def _viewer(
     label = "full, as trained" if art.get("kind") == UNREDUCED_KIND else role
     return (
         f'<figure class="review-view"><div class="review-canvas">{tag}</div>'
-        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(_fmt_bytes(float(art['bytes'])))}"
+        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(review_figures.fmt_bytes(float(art['bytes'])))}"
         f"{esc(note)}</figcaption></figure>"
     )
 
@@ -216,11 +209,7 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
         views += _viewer(
             object_id, jid, delivery, settings, "delivery", _reduction_note(full, delivery, metrics)
         )
-    figures = "".join(
-        f"<tr><td>{esc(k.replace('_', ' '))}</td><td>{esc(f'{v:,.4g}' if isinstance(v, float) else str(v))}</td></tr>"
-        for k, v in sorted(metrics.items())
-        if k.startswith(("gaussians", "bytes", "psnr", "ssim", "lpips", "quality", "reduced"))
-    )
+    figures = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in review_figures.rows(metrics))
     history = "".join(
         f"<li>v{esc(str(v['version']))} by {esc(v['actor'])}{': ' + esc(v['comment']) if v['comment'] else ''}</li>"
         for v in reversed(versions)
@@ -238,10 +227,10 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
 <label>Level X° <input type="range" name="rot_x" min="-180" max="180" step="0.5" value="{rot[0]}"><output></output></label>
 <label>Turn Y° <input type="range" name="rot_y" min="-180" max="180" step="0.5" value="{rot[1]}"><output></output></label>
 <label>Level Z° <input type="range" name="rot_z" min="-180" max="180" step="0.5" value="{rot[2]}"><output></output></label>
-<label>Lowest view° <input type="number" name="min_elevation" min="-89" max="89" value="{esc(str(lim.get("min_elevation", "")))}" placeholder="-30"></label>
-<label>Highest view° <input type="number" name="max_elevation" min="-89" max="89" value="{esc(str(lim.get("max_elevation", "")))}" placeholder="85"></label>
+<label>Lowest view° <input type="number" name="min_elevation" min="-89" max="89" value="{esc(str(lim.get("min_elevation", "")))}" placeholder="-20"></label>
+<label>Highest view° <input type="number" name="max_elevation" min="-89" max="89" value="{esc(str(lim.get("max_elevation", "")))}" placeholder="60"></label>
 <label>Closest zoom × <input type="number" name="min_distance" min="0.1" step="0.05" value="{esc(str(lim.get("min_distance", "")))}" placeholder="0.55"></label>
-<label>Farthest zoom × <input type="number" name="max_distance" min="0.1" step="0.05" value="{esc(str(lim.get("max_distance", "")))}" placeholder="2.5"></label>
+<label>Farthest zoom × <input type="number" name="max_distance" min="0.1" step="0.05" value="{esc(str(lim.get("max_distance", "")))}" placeholder="2"></label>
 <label>Background <input type="text" name="background" value="{esc(str(s.get("background") or ""))}" placeholder="#eef0f3"></label>
 <label class="check"><input type="checkbox" name="auto_rotate"{" checked" if s.get("auto_rotate") else ""}> Auto-rotate</label>
 <button type="button" class="secondary set-view">Use the full view's current angle as the default</button>
@@ -252,6 +241,11 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
 <p class="muted">Saved versions: {f"<ol reversed>{history}</ol>" if history else "none yet: the published viewer frames the object itself"}</p>
 </div>
 <style>.review-views{{display:flex;gap:12px;flex-wrap:wrap}}.review-view{{flex:1 1 320px;margin:0}}
-.review-canvas{{height:360px}}.review-adjust label{{display:block}}</style>
+.review-canvas{{height:360px}}
+.review-adjust{{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px 16px;align-items:end;
+margin-top:12px}}.review-adjust h3,.review-adjust .msg,.review-adjust .set-view{{grid-column:1/-1}}
+.review-adjust .set-view{{justify-self:start}}.review-adjust label{{display:flex;flex-direction:column;gap:3px;
+font-size:12px;color:var(--muted)}}.review-adjust label.check{{flex-direction:row;align-items:center;gap:8px}}
+.review-adjust output{{font-size:12px;color:var(--ink)}}.review-adjust button.save-viewer{{justify-self:start}}</style>
 {assets.script_tag("/viewer/" + b.file, b.sri)}
 <script src="{REVIEW_SCRIPT}" defer></script>"""

@@ -8,6 +8,8 @@ the staff pages ``/objects``, ``/objects/{id}``, ``/board`` with their JSON API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import logging
 import os
 import secrets
@@ -109,6 +111,10 @@ class CatalogService(Service):
             password = secrets.token_urlsafe(12)
             # Generated and printed: whoever signs in with it first must choose a new one.
             await self._auth.users.add("admin", password, "Administrator", admin=True, must_change=True)
+            # Whoever started the first `up` is admin: their CLI actions on this host carry that
+            # name too, not the login's (`foto3d users link` changes it).
+            with contextlib.suppress(OSError, KeyError):
+                await self._auth.users.link_login("admin", getpass.getuser())
             await asyncio.to_thread(_write_private, first, password)
         self._banner = await self._first_password_banner(first)
         self.ctx = ctx

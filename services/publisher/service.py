@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 
@@ -27,6 +28,7 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, FAILED, ServiceError
 from foto3d.proto.base import DecodeError, decode, decoder
+from foto3d.proto.gateway import STAFF_PUBLISHED_PREFIX
 from foto3d.proto.objects import (
     PUBLISHER_PUBLISH,
     ObjectPublished,
@@ -132,7 +134,9 @@ class PublisherService(Service):
     def url_of(self, key: str) -> str:
         c = self.cfg
         if not c.s3:
-            return f"{self.context.base_url.rstrip('/')}/published/{key}"
+            # Staff-only (the gateway serves the store to signed-in staff); customers never get
+            # this address: the gateway hands them its own signed links instead.
+            return f"{self.context.base_url.rstrip('/')}{STAFF_PUBLISHED_PREFIX}{quote(key)}"
         assert isinstance(self.store, S3Store)
         full = self.store.full_key(key)
         if c.public_base_url:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import web
 
+from foto3d.libs.auth.gate import signed_in_user
 from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto.api import Api, ServiceError
 from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery, JobState
@@ -47,7 +48,10 @@ class JobsApi:
             )
         except (msgspec.ValidationError, ValueError) as exc:
             return _json({"error": f"bad query: {exc}"}, 400)
-        return _json(await self.svc.list_jobs(query))
+        listed = await self.svc.list_jobs(query)
+        # JobsList omits an empty counts map on the wire; the page wants every state, 0 included.
+        counts = {state.value: listed.counts.get(state.value, 0) for state in JobState}
+        return _json({**msgspec.to_builtins(listed), "counts": counts})
 
     async def api_waiting(self, _request: web.Request) -> web.Response:
         """Whether queued jobs wait with no trainer alive, and since when (the Jobs page's banner)."""
@@ -66,7 +70,10 @@ class JobsApi:
 
     async def _action(self, request: web.Request, command: Api[JobRef, JobActionReply]) -> web.Response:
         job_id = request.match_info["job_id"]
-        ref = JobRef(job_id=job_id, actor="dashboard", reason=f"{command.name} from the jobs page")
+        # The person, by their staff account name, as every page action records it.
+        user = signed_in_user(request)
+        actor = user.name if user else "dashboard"
+        ref = JobRef(job_id=job_id, actor=actor, reason=f"{command.name} from the jobs page")
         try:
             reply = await self.svc.command(command, ref)
         except ServiceError as exc:

@@ -12,13 +12,14 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 from aiohttp import web
 
 from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.gateway import ErrorReply
+from foto3d.services.token_gateway import refusal
 from foto3d.services.token_gateway.accesslog import Access
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
@@ -127,31 +128,51 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             log.exception("customer request %s %s failed", request.method, request.path)
             n.reason = "internal error"
             resp = error_response(500, "internal", "the gateway could not answer; try again")
+    if refusal.is_embed_page(request):
+        resp = refusal.as_card(resp)
     if n.cors_origin:
         resp.headers["Access-Control-Allow-Origin"] = n.cors_origin
         resp.headers["Access-Control-Expose-Headers"] = "Content-Length, Retry-After"
     resp.headers.setdefault("Vary", "Origin")
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    parts.access.add(
-        Access(
-            method=request.method,
-            path=request.path,
-            status=resp.status,
-            ip=ip,
-            ms=(time.perf_counter() - started) * 1000,
-            bytes=n.bytes,
-            customer=n.customer,
-            object_id=n.object_id,
-            credential_id=n.credential_id,
-            reason=n.reason,
-        )
+    access = Access(
+        method=request.method,
+        path=request.path,
+        status=resp.status,
+        ip=ip,
+        ms=(time.perf_counter() - started) * 1000,
+        bytes=n.bytes,
+        customer=n.customer,
+        object_id=n.object_id,
+        credential_id=n.credential_id,
+        reason=n.reason,
     )
+    if isinstance(resp, web.FileResponse):
+        # A file response picks what it sends while it is sent (a precompressed variant, a
+        # range, a 304): its record is written then, in log_file_sent.
+        request[PENDING_KEY] = access
+    else:
+        parts.access.add(access)
     return resp
+
+
+PENDING_KEY: web.RequestKey[Access] = web.RequestKey("f3d_access", Access)
+
+
+async def log_file_sent(request: web.Request, resp: web.StreamResponse) -> None:
+    """``on_response_prepare``: a file response's access record, with the status and the byte
+    count it goes out with (its headers are final now, its body not yet sent)."""
+    access = request.get(PENDING_KEY)
+    if access is not None:
+        del request[PENDING_KEY]
+        sent = (resp.content_length or 0) if resp.status < 300 else 0
+        request.app[PARTS_KEY].access.add(replace(access, status=resp.status, bytes=sent))
 
 
 def build_app(parts: GatewayParts, routes: list[web.AbstractRouteDef]) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=parts.cfg.max_body_bytes)
     app[PARTS_KEY] = parts
+    app.on_response_prepare.append(log_file_sent)
     app.router.add_routes(routes)
     return app
 

@@ -68,7 +68,7 @@ def routes(settings: Settings, parts: GatewayParts, manager: CredentialManager) 
             notice = (
                 '<div class="panel" id="new-token"><h2>New credential</h2>'
                 "<p>Copy it now: it is shown only once and cannot be read again.</p>"
-                f"<pre><code>{esc(shown)}</code></pre></div>"
+                f'<pre class="snippet"><code>{esc(shown)}</code></pre></div>'
             )
         if error:
             notice += f'<div class="panel error">{esc(error)}</div>'

@@ -15,9 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from foto3d.libs.auth.web import Auth
+from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc, render_page
-from foto3d.proto.gateway import STAFF_MODEL_PAGE
+from foto3d.proto.gateway import STAFF_MODEL_PAGE, STAFF_PUBLISHED_PREFIX
 from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.services.token_gateway.links import expiry
 from foto3d.services.token_gateway.objects import ObjectState
@@ -26,6 +27,8 @@ from foto3d.services.token_gateway.parts import GatewayParts
 # The bundle on the dashboard under the gateway's own prefix, so the page works whichever
 # other services run beside it.
 BUNDLE_PREFIX = "/customers/viewer/"
+# What the publisher writes besides splats (their types come from the format registry).
+PUBLISHED_TYPES = {".png": "image/png", ".json": "application/json"}
 
 
 def _state(parts: GatewayParts, object_id: str) -> ObjectState:
@@ -78,12 +81,34 @@ def routes(auth: Auth, parts: GatewayParts) -> list[web.AbstractRouteDef]:
                     f'<div style="height:480px">{tag}</div>{assets.script_tag(BUNDLE_PREFIX + b.file, b.sri)}'
                 )
         iframe = assets.iframe_snippet(embed_url=embed_url)
+        try:
+            b = assets.bundle()
+        except assets.ViewerBundleMissing:
+            module = ""
+        else:
+            module = assets.embed_snippet(
+                object_id=oid,
+                api_base=parts.base_url,
+                key="pk_…",
+                bundle_url=f"{parts.base_url}/viewer/{b.file}",
+                sri=b.sri,
+            )
+        module_html = (
+            "<h3>In the page itself (recommended)</h3><p>The viewer module, pinned by its hash, and the "
+            "element; the key's origins must include the shop's:</p>"
+            f'<pre class="snippet">{esc(module)}</pre>'
+            if module
+            else ""
+        )
         body = f"""<p class="muted"><span class="mono">{esc(oid)}</span> · v{state.version} ·
 status <b class="model-status">{esc(status)}</b>{" (customers get 404)" if not state.live else ""}</p>
 <div class="panel live-model">{view}</div>
 <div class="panel"><h2>For the customer's site</h2>
-<p>Iframe page (with one of the customer's publishable keys, from <a href="/customers/access">Customers' access</a>):</p>
-<pre class="embed-url">{esc(embed_url)}</pre><pre>{esc(iframe)}</pre></div>"""
+<p>Replace <code>pk_…</code> with one of the customer's publishable keys (from
+<a href="/customers/access">Customers' access</a>).</p>
+{module_html}
+<h3>Or as an iframe page</h3>
+<pre class="embed-url snippet">{esc(embed_url)}</pre><pre class="snippet">{esc(iframe)}</pre></div>"""
         return render_page(request, state.name or oid, body)
 
     async def model_file(request: web.Request) -> web.StreamResponse:
@@ -99,7 +124,22 @@ status <b class="model-status">{esc(status)}</b>{" (customers get 404)" if not s
             raise web.HTTPNotFound(text="the file is missing from the store")
         return web.FileResponse(path, headers={"Content-Type": f.content_type, "Cache-Control": "private"})
 
+    async def published_file(request: web.Request) -> web.StreamResponse:
+        """Any published file of the local store by its key, for staff (the catalog's preview,
+        file links and ``live_url`` point here); in S3 mode those addresses are the bucket's."""
+        await auth.require_page(request)
+        key = request.match_info["key"]
+        if parts.local_root is None or not key.startswith("models/"):
+            raise web.HTTPNotFound(text="no such published file")
+        path = parts.local_file(key)
+        if not path.is_file():
+            raise web.HTTPNotFound(text="no such published file")
+        spec = splat_formats.from_name(path.name)
+        ctype = spec.content_type if spec else PUBLISHED_TYPES.get(path.suffix, "application/octet-stream")
+        return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "private"})
+
     return [
+        web.get(STAFF_PUBLISHED_PREFIX + "{key:.+}", published_file),
         web.get(page_path, model_page),
         web.get(page_path + "/files/{name}", model_file),
         web.get(BUNDLE_PREFIX + "{file}", assets.handle_bundle),

@@ -173,16 +173,37 @@ async def _model_reply(
         if not wanted or f.format in wanted
     ]
     thumb = state.by_kind("thumbnail")
+    poster = _link(parts, state, thumb, cred_id, exp) if thumb else None
     return ModelReply(
         object_id=state.object_id,
         name=state.name or str(config.get("name", state.object_id)),
         status=state.effective_status.value,  # type: ignore[arg-type]  # live: never disabled
         model_version=state.version,
-        config=config,
+        config=customer_config(config, files, poster),
         files=files,
-        poster_url=_link(parts, state, thumb, cred_id, exp) if thumb else None,
+        poster_url=poster,
         expires_at=_rfc3339(exp),
     )
+
+
+def customer_config(config: dict[str, Any], files: list[ModelFile], poster: str | None) -> dict[str, Any]:
+    """The published viewer.json as a customer may see it: its links are the publisher's (staff
+    addresses on the dashboard for the local store, bucket addresses for S3), so each file entry
+    gets this reply's link for its format (entries the reply does not serve are dropped) and the
+    thumbnail the poster's link. A copy: the cached config stays as published."""
+    links = {f.format: f.url for f in files}
+    out = dict(config)
+    if "files" in out:
+        out["files"] = [
+            {**f, "url": links[f["format"]]}
+            for f in out["files"] or []
+            if isinstance(f, dict) and f.get("format") in links
+        ]
+    if poster:
+        out["thumbnail"] = poster
+    else:
+        out.pop("thumbnail", None)
+    return out
 
 
 def _ups(config: dict[str, Any]) -> dict[str, UpAxis]:

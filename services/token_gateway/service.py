@@ -224,4 +224,7 @@ class TokenGateway(Service):
         ]
 
     def nav(self) -> list[NavLink]:
-        return [NavLink("Customers' access", pages.CREDENTIALS_PATH, 70)]
+        return [
+            NavLink("Customers' access", pages.CREDENTIALS_PATH, 70),
+            NavLink("Customers' usage", pages.USAGE_PATH, 71),
+        ]

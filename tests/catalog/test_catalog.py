@@ -173,9 +173,11 @@ async def test_approval_rules_publish_status_and_csv(settings: Settings, bus: Bu
             pub = body["published"]
             assert body["stage"] == "published" and body["status"] == "production"
             assert pub["version"] == 1 and pub["uploaded"] == 4
-            assert body["live_url"].startswith(rt.http_url + "/published/models/acme/" + oid + "/v1/")
+            assert body["live_url"].startswith(
+                rt.http_url + "/customers/published/models/acme/" + oid + "/v1/"
+            )
             # customers get files only through the token gateway; read what was published
-            key = body["live_url"].split("/published/", 1)[1]
+            key = body["live_url"].split("/customers/published/", 1)[1]
             config = json.loads((settings.data_dir / "published" / key).read_bytes())
             assert config["object_id"] == oid and len(config["camera"]["position"]) == 3
             assert {f["format"] for f in config["files"]} == {"ply", "spz"}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from testkit.running import running_services
-from testkit.signin import sign_in_browser
+from testkit.signin import sign_in_browser, staff_cookie
 from testkit.trainer_stub import StubTrainer
 from tests.queue.test_queue import submit
 
@@ -43,3 +45,31 @@ async def test_jobs_page_shows_live_progress(page: Any, bus: Bus, settings: Sett
             await page.screenshot(path=str(Path(settings.data_dir) / "job.png"))
         finally:
             await trainer.stop()
+
+
+async def test_jobs_page_on_a_fresh_install_shows_zero_counts(page: Any, settings: Settings) -> None:
+    """No job yet: the counts read 0 and the table says so (the reply once omitted empty counts)."""
+    async with running_services(settings, ["queue"]) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(rt.http_url + "/jobs")
+        # The first refresh either fills the page or says why it is "not updating".
+        await page.wait_for_function("document.getElementById('leader').textContent !== ''")
+        assert "not updating" not in await page.locator("#leader").inner_text()
+        assert await page.locator("#jobs-table td.empty").inner_text() == "No jobs match."
+        values = await page.locator("#job-counts .card .value").all_inner_texts()
+        assert values == ["0"] * 6, values
+
+
+async def test_a_job_cancelled_on_the_page_records_the_person(
+    bus: Bus, settings: Settings, dataset: Path
+) -> None:
+    """The jobs page's cancel records the signed-in staff account, as every page action does."""
+    async with running_services(settings, ["queue"]) as rt:
+        reply = await submit(bus, "acme-chair-001", dataset)
+        async with aiohttp.ClientSession(cookies=await staff_cookie(settings, "maria")) as s:
+            async with s.post(f"{rt.http_url}/api/jobs/{reply.job_id}/cancel") as r:
+                assert r.status == 200, await r.text()
+            async with s.get(f"{rt.http_url}/api/jobs/{reply.job_id}") as r:
+                detail = await r.json()
+    texts = [e["text"] for e in detail["timeline"]]
+    assert any(t.startswith("cancelled by maria") for t in texts), texts

@@ -69,7 +69,7 @@ async def test_docs_example_submits_and_logs(tmp_path: Path) -> None:
         (req, _), *_ = await read_submissions(js)
         assert req.request_id == request_id and req.object_id == "acme-chair-001"
         assert req.priority == Priority.VIP
-        assert (req.options.reduce, req.options.reduce_keep, req.options.reduce_iterations) == (True, 0.3, 1)
+        assert (req.options.reduce, req.options.reduce_keep, req.options.reduce_iterations) == (True, 0.3, 0)
         assert req.options.sh_degree == RECOMMENDED_SH_DEGREE  # the docs/splat.md default
 
         async def both_logged() -> bool:

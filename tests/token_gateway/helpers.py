@@ -18,7 +18,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.splat.formats import registry as splat_formats
 from foto3d.libs.viewer import assets
 from foto3d.proto import subjects
-from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
+from foto3d.proto.gateway import STAFF_PUBLISHED_PREFIX, TOKENS_ISSUE, CredentialKind, IssueRequest
 from foto3d.proto.objects import (
     LiveStatus,
     ObjectPublished,
@@ -87,11 +87,29 @@ class Gateway:
         one file per splat format (named by the format registry's suffix), a thumbnail, viewer.json."""
         customer = object_id.split("-", 1)[0]
         prefix = f"models/{customer}/{object_id}/v{version}"
-        contents = {
-            f"{object_id}{splat_formats.get(fmt).suffixes[0]}": SPLAT_BODIES[fmt] for fmt in formats
-        } | {
+        splats = {
+            f"{object_id}{splat_formats.get(fmt).suffixes[0]}": (fmt, SPLAT_BODIES[fmt]) for fmt in formats
+        }
+        # viewer.json links as the publisher writes them for the local store: staff addresses
+        staff = f"{self.rt.http_url}{STAFF_PUBLISHED_PREFIX}{prefix}/"
+        config = {
+            "object_id": object_id,
+            "camera": {"fov": 50},
+            "version": 1,
+            "files": [
+                {
+                    "format": fmt,
+                    "url": staff + name,
+                    "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+                for name, (fmt, data) in splats.items()
+            ],
+            "thumbnail": staff + "thumbnail.png",
+        }
+        contents = {name: data for name, (_, data) in splats.items()} | {
             "thumbnail.png": b"\x89PNG" + b"t" * 100,
-            "viewer.json": msgspec.json.encode({"object_id": object_id, "camera": {"fov": 50}, "version": 1}),
+            "viewer.json": msgspec.json.encode(config),
         }
         kinds = {
             "thumbnail.png": ("thumbnail", "png", "image/png"),

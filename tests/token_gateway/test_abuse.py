@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import jsonschema
@@ -10,6 +11,7 @@ import pytest
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.libs.viewer import assets
 from foto3d.proto.gateway import (
     ACCESS_LOG_SOURCE_KIND,
     USAGE,
@@ -181,3 +183,34 @@ async def test_a_taken_port_is_reported(settings: Settings, bus: Bus) -> None:
         with pytest.raises(OSError, match="token gateway cannot listen"):
             async with running_services(settings, ["token_gateway"], http=False):
                 pass
+
+
+async def test_the_access_log_counts_the_bytes_that_went_out(strict_gateway: Gateway) -> None:
+    """The viewer bundle (a file the gateway sends itself, plain or precompressed) is logged with
+    the bytes sent, as are the files behind signed links; a 304 sent none."""
+    gw = strict_gateway
+    b = assets.load_bundle()
+    url = f"{gw.url}/viewer/{b.file}"
+    sent: list[int] = []
+    async with aiohttp.ClientSession(auto_decompress=False) as s:
+        for encoding in ("identity", "gzip"):
+            async with s.get(url, headers={"Accept-Encoding": encoding}) as r:
+                assert r.status == 200
+                sent.append(len(await r.read()))
+                etag = r.headers["ETag"]
+        async with s.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": etag}) as r:
+            assert r.status == 304
+    assert sent[0] == b.bytes and sent[1] < b.bytes  # the .gz beside the bundle went out
+
+    async def logged() -> list[str]:
+        reply = await gw.bus.call(LOG_QUERY, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, limit=50))
+        return [r.message for r in reply.records if f"/viewer/{b.file}" in r.message]
+
+    lines = await eventually(lambda: _at_least(logged(), 3), "the bundle's requests in the access log")
+    got = sorted(int(m.split(" bytes=", 1)[1].split()[0]) for m in lines)
+    assert got == sorted([*sent, 0]), lines
+
+
+async def _at_least(value: Any, n: int) -> Any:
+    got = await value
+    return got if len(got) >= n else None

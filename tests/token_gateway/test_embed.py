@@ -23,6 +23,7 @@ from foto3d.libs.viewer import assets
 from foto3d.libs.viewer.config import ViewerFile, build_viewer_config, file_up
 from foto3d.proto.gateway import STAFF_MODEL_PAGE, CredentialKind
 from foto3d.proto.objects import LiveStatus, ObjectPublished, ObjectRegistered, PublishedFile
+from testkit.running import running_services
 from testkit.signin import sign_in_browser, staff_cookie
 from testkit.waiting import eventually
 from tests.token_gateway.helpers import Gateway, get
@@ -173,13 +174,14 @@ async def test_embed_checks_the_embedding_page_and_its_pass_is_bound(
         # framed by a page of another site (or with no Referer at all): refused
         for headers in ({"Referer": "https://evil.example.net/page"}, {}):
             st, body, _ = await get(s, url, headers=headers)
-            assert st == 403 and body["error"] == "forbidden", body
+            # as the viewer's card (the iframe shows it), the reason for the developer's console
+            assert st == 403 and b"Not available" in body and b"HTTP 403 forbidden" in body, body
         # a secret token does not open the embed page (it would hand a browser a pass)
         secret = await gateway.issue("acme")
         st, body, _ = await get(
             s, f"{gateway.url}/embed/acme-desk-lamp-001", headers={"Authorization": f"Bearer {secret}"}
         )
-        assert st == 403 and "publishable" in body["message"], body
+        assert st == 403 and b"publishable" in body, body
         st, page, h = await get(s, url, headers={"Referer": f"{shop}/products/lamp"})
         assert st == 200 and h["Content-Security-Policy"] == f"frame-ancestors {shop}"
         assert h["Cache-Control"] == "no-store"
@@ -241,6 +243,17 @@ async def test_staff_page_of_a_live_model_draws_it_behind_sign_in(
 
     await sign_in_browser(page, settings, dashboard)
     await page.goto(f"{dashboard}{path}")
+    # the two ways to embed, each ready to copy: the pinned module + element, and the iframe
+    snippets = await page.locator("pre.snippet").all_inner_texts()
+    module = next(t for t in snippets if "<foto3d-viewer" in t)
+    assert f'src="{gateway.url}/viewer/{bundle.file}"' in module and f'integrity="{bundle.sri}"' in module
+    assert f'model="{OID}"' in module and f'api="{gateway.url}"' in module and 'key="pk_' in module
+    assert any("<iframe" in t and f"{gateway.url}/embed/{OID}?key=pk_" in t for t in snippets)
+    for width in (1280, 420):  # no snippet line makes the page wider than the screen
+        await page.set_viewport_size({"width": width, "height": 860})
+        wide = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= width, f"{wide} px wide at {width} px"
+    await page.set_viewport_size({"width": 1280, "height": 860})
     await page.wait_for_function(f"() => {VIEWER}?.state === 'ready'", timeout=120_000)
     await page.wait_for_function(f"() => {VIEWER}.idle", timeout=120_000)
     assert await page.evaluate(f"{VIEWER}.config.up") == "-z"
@@ -252,3 +265,50 @@ async def test_staff_page_of_a_live_model_draws_it_behind_sign_in(
         return bool((await page.text_content(".model-status")) == "disabled")
 
     await eventually(marked_disabled, "the page to show the model disabled")
+
+
+async def refused_frame(page: Any, shop: str, embed_url: str) -> tuple[str, list[str]]:
+    """The text the iframe shows for ``embed_url`` inside the shop page, and the console's words."""
+    said: list[str] = []
+    page.on("console", lambda m: said.append(m.text))
+    await page.goto(f"{shop}/shop?src={quote(embed_url)}")
+    handle = await page.wait_for_selector("iframe")
+    frame = await handle.content_frame()
+    await frame.get_by_text("Not available").wait_for(timeout=10_000)
+    await frame.wait_for_load_state("load")
+    return await frame.locator("body").inner_text(), said
+
+
+async def test_a_refused_embed_shows_the_card_not_json(settings: Settings, bus: Any, page: Any) -> None:
+    """Refusals a shop visitor can meet in the iframe (a key not for this site, a busy shared
+    address) render as the viewer's card, with the reason in the console for the developer."""
+    settings.raw["token_gateway"] = {"port": 0, "ip_rate": 0.001, "ip_burst": 4}
+    async with running_services(settings, ["token_gateway"], http=True) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        async with customer_site() as shop:
+            key = await gw.issue("acme", CredentialKind.PUBLISHABLE, origins=["https://other.example.com"])
+            text, said = await refused_frame(page, shop, f"{gw.url}/embed/{OID}?key={key}")
+            assert "Not available" in text and "error" not in text, text
+            assert any("foto3d embed: HTTP 403" in s for s in said), said
+            # the address's burst is spent (4 requests): the next iframe is rate limited
+            async with aiohttp.ClientSession() as s:
+                while (await get(s, f"{gw.url}/healthz"))[0] != 429:
+                    pass
+            text, said = await refused_frame(page, shop, f"{gw.url}/embed/{OID}?key={key}")
+            assert "Not available" in text and "rate_limited" not in text, text
+            assert any("HTTP 429 rate_limited" in s for s in said), said
+
+
+async def test_an_embed_whose_bundle_is_refused_shows_the_card(
+    settings: Settings, bus: Any, page: Any
+) -> None:
+    """The page is answered but the viewer bundle is not (the address's one request is spent):
+    the frame shows the card, not an empty page."""
+    settings.raw["token_gateway"] = {"port": 0, "ip_rate": 0.001, "ip_burst": 1}
+    async with running_services(settings, ["token_gateway"], http=True) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        async with customer_site() as shop:
+            key = await gw.issue("acme", CredentialKind.PUBLISHABLE, origins=[shop])
+            text, said = await refused_frame(page, shop, f"{gw.url}/embed/{OID}?key={key}")
+            assert "Not available" in text, text
+            assert any("viewer bundle could not be loaded" in s for s in said), said

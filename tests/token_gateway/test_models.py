@@ -6,6 +6,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import msgspec
 import pytest
 
 from foto3d.libs.splat.formats import registry
@@ -53,6 +54,40 @@ async def test_model_reply_and_signed_links(gateway: Gateway) -> None:
         assert [f["format"] for f in body["files"]] == ["spz", "ply"]
         st, body, _ = await get(s, f"{gateway.url}/v1/models/{OID}?formats=gltf", headers=bearer(token))
         assert st == 400 and body["error"] == "bad_request"
+
+
+async def test_no_customer_reply_names_the_dashboard(gateway: Gateway) -> None:
+    """The published viewer.json links to staff addresses on the dashboard; customers get the
+    gateway's own links in their place (config.files[].url, config.thumbnail), never the
+    dashboard's address: not from the API, not from the embed page or its model answer."""
+    await gateway.publish_model(OID)
+    token = await gateway.issue("acme")
+    key = await gateway.issue("acme", CredentialKind.PUBLISHABLE)
+    dashboard = gateway.rt.http_url
+    async with aiohttp.ClientSession() as s:
+        st, body, _ = await get(s, f"{gateway.url}/v1/models/{OID}", headers=bearer(token))
+        assert st == 200, body
+        config = body["config"]
+        links = {f["format"]: f["url"] for f in body["files"]}
+        assert {f["format"]: f["url"] for f in config["files"]} == links
+        assert config["thumbnail"] == body["poster_url"]
+        # fewer formats asked for: the config lists only what the reply serves
+        st, fewer, _ = await get(s, f"{gateway.url}/v1/models/{OID}?formats=spz", headers=bearer(token))
+        assert [f["format"] for f in fewer["config"]["files"]] == ["spz"]
+        st, page, _ = await get(s, f"{gateway.url}/embed/{OID}?key={key}", headers={"Referer": ORIGIN + "/p"})
+        assert st == 200
+        api = page.decode().split(' api="', 1)[1].split('"', 1)[0]
+        st, embedded, _ = await get(s, f"{gateway.url}{api}/v1/models/{OID}")
+        assert st == 200, embedded
+        replies = {
+            "model": msgspec.json.encode(body),
+            "model?formats": msgspec.json.encode(fewer),
+            "embed page": page,
+            "embed model": msgspec.json.encode(embedded),
+        }
+        for name, data in replies.items():
+            text = data.decode()
+            assert dashboard not in text and "/customers/" not in text, f"{name}: {text[:400]}"
 
 
 async def test_formats_are_the_registry_names(gateway: Gateway) -> None:

@@ -469,7 +469,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--priority", choices=[x.value for x in Priority], help="default: the last job's")
     p.add_argument("--steps", type=int, metavar="N", help="training iterations (default: the last job's)")
     p.add_argument("--reduce-keep", type=float, metavar="F", help="fraction of gaussians kept")
-    p.add_argument("--reduce-iterations", type=int, metavar="N", help="prune + fine-tune rounds")
+    p.add_argument(
+        "--reduce-iterations",
+        type=int,
+        metavar="N",
+        help="prune + fine-tune rounds: accepted but not done yet (the trainer only prunes; docs/trainer.md)",
+    )
     p.add_argument("--no-reduce", action="store_true", help="skip splat reduction")
     p.add_argument("--sh-degree", type=int, metavar="N", help="spherical-harmonics degree (0..3)")
     _actor(p)

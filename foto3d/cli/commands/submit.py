@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--reduce-iterations",
         type=int,
         metavar="N",
-        help="prune + fine-tune rounds (0..10; default 0 = prune only)",
+        help="prune + fine-tune rounds (0..10): accepted but not done yet, the trainer only prunes "
+        "and its log says so (docs/trainer.md); tune --reduce-keep instead",
     )
     p.add_argument("--no-reduce", action="store_true", help="skip splat reduction")
     p.add_argument("--sh-degree", type=int, metavar="N", help="spherical-harmonics degree (0..3; default 3)")

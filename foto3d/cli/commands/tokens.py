@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 import nats.errors
 
-from foto3d.cli.common import connect_cli, default_actor, fail, run_async, settings_from, system_options
+from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import (
@@ -171,7 +171,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--label", default="", help="what it is for, shown in lists")
     p.add_argument("--days", type=float, default=90.0, help="days until it expires (default 90)")
     p.add_argument("--never-expires", action="store_true", help="no expiry (secret tokens only)")
-    p.add_argument("--as", dest="actor", metavar="NAME", default=default_actor(), help="who issues it")
+    add_actor_option(p, "recorded as the issuer")
     common(p)
     p.set_defaults(func=cmd_issue)
 
@@ -184,7 +184,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = tsub.add_parser("revoke", parents=[system_options()], help="revoke a credential at once")
     p.add_argument("credential_id", help="the 16-hex id shown by `tokens list`")
     p.add_argument("--reason", default="", help="why, kept with the revocation")
-    p.add_argument("--as", dest="actor", metavar="NAME", default=default_actor(), help="who revokes it")
+    add_actor_option(p, "recorded as the revoker")
     common(p)
     p.set_defaults(func=cmd_revoke)
 

@@ -10,7 +10,15 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from foto3d.cli.common import connect_cli, default_actor, fail, run_async, settings_from, system_options
+from foto3d.cli.common import (
+    connect_cli,
+    default_actor,
+    fail,
+    login_name,
+    run_async,
+    settings_from,
+    system_options,
+)
 from foto3d.libs.auth import UserError, UserStore
 from foto3d.libs.config import ConfigError
 
@@ -125,9 +133,25 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    login = args.login or login_name()
+    try:
+        asyncio.run(_store(args).link_login(args.name.lower(), login))
+    except UserError as exc:
+        return fail(str(exc))
+    print(f"the login {login} now acts as {args.name} in the CLI (its actions are recorded as {args.name})")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    for user, disabled, created in asyncio.run(_store(args).list()):
+    store = _store(args)
+    logins: dict[str, list[str]] = {}
+    for login, name in asyncio.run(store.logins()).items():
+        logins.setdefault(name, []).append(login)
+    for user, disabled, created in asyncio.run(store.list()):
         flags = ", ".join(f for f, on in (("admin", user.admin), ("disabled", disabled)) if on)
+        if user.name in logins:
+            flags = ", ".join(filter(None, [flags, "logins " + " ".join(logins[user.name])]))
         when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d")
         print(f"{user.name:<24} {user.display_name:<30} {when}  {flags}".rstrip())
     return 0
@@ -188,5 +212,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--end", metavar="ID", help="end this session")
     g.add_argument("--end-all", action="store_true", help="end every session of NAME (sign out everywhere)")
     p.set_defaults(func=cmd_sessions)
-    p = usub.add_parser("list", parents=[system_options()], help="list people")
+    p = usub.add_parser(
+        "link",
+        parents=[system_options()],
+        help="make a host login act as a person in the CLI (one actor name for their page and CLI actions)",
+    )
+    p.add_argument("name", help="the person's sign-in name")
+    p.add_argument("--login", help="the login name on this kind of host (default: yours)")
+    p.set_defaults(func=cmd_link)
+    p = usub.add_parser(
+        "list", parents=[system_options()], help="list people (and the logins linked to them)"
+    )
     p.set_defaults(func=cmd_list)

@@ -9,9 +9,12 @@
     });
   }
 
+  // getAttribute, not form.dataset: a field named "dataset" would shadow that property.
+  const attr = (form, name) => form.getAttribute(`data-${name}`);
+
   async function body(form, submitter) {
     const data = {};
-    if (form.dataset.kind === "review") {
+    if (attr(form, "kind") === "review") {
       data.decision = submitter ? submitter.value : "approved";
       data.checklist = {};
       for (const cb of form.querySelectorAll('input[type="checkbox"]')) data.checklist[cb.name] = cb.checked;
@@ -38,12 +41,15 @@
     buttons.forEach((b) => (b.disabled = true));
     if (msg) {
       msg.className = "msg busy";
-      msg.textContent = form.dataset.busy || "Working…";
+      msg.textContent = attr(form, "busy") || "Working…";
     }
     try {
-      const result = await window.f3d.postJSON(form.dataset.post, await body(form, ev.submitter));
-      if (form.dataset.go === "object" && result.object_id) {
+      const result = await window.f3d.postJSON(attr(form, "post"), await body(form, ev.submitter));
+      if (attr(form, "go") === "object" && result.object_id) {
         window.location.href = "/objects/" + encodeURIComponent(result.object_id);
+      } else if (attr(form, "go") === "customer" && result.slug) {
+        // the page says "Added customer …" and lists it in the register form
+        window.location.href = "/objects?added=" + encodeURIComponent(result.slug);
       } else {
         window.location.reload();
       }

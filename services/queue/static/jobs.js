@@ -43,7 +43,7 @@
     try {
       const data = await getJSON(`/api/jobs?${q}`);
       counts.innerHTML = STATES.map((s) =>
-        `<div class="card"><div class="label">${s}</div><div class="value">${data.counts[s] || 0}</div></div>`).join("");
+        `<div class="card"><div class="label">${s}</div><div class="value">${(data.counts || {})[s] || 0}</div></div>`).join("");
       body.innerHTML = data.jobs.length ? data.jobs.map(row).join("") :
         '<tr><td colspan="10" class="empty">No jobs match.</td></tr>';
       leader.textContent = data.leader ? `queue leader: ${data.leader}` : "no queue leader";
