@@ -297,6 +297,11 @@ STREAM_SUBJECTS: dict[str, str] = {
 }
 
 
+def service_role(service: str) -> str:
+    """The role a service (its name in ``foto3d serve NAME``) runs as."""
+    return "gateway" if service == "token_gateway" else service
+
+
 def all_apis() -> list[Api[Any, Any]]:
     """Every request/reply endpoint declared in proto."""
     found: dict[str, Api[Any, Any]] = {}
