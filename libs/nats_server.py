@@ -98,6 +98,10 @@ class NatsServer:
             if self.config_text is not None or self.includes:
                 conf = self.store_dir / "nats.conf"
                 text = self.config_text or ""
+                if "server_name" not in text:
+                    # Also in the file, not only the flag: a reload (SIGHUP) re-reads the file and
+                    # refuses to run when the name seems to change.
+                    text = f"server_name: {json.dumps(self.name)}\n" + text
                 # nats-server resolves an include relative to the including file only.
                 text += "".join(
                     f"include {json.dumps(os.path.relpath(p.resolve(), conf.parent.resolve()))}\n"

@@ -138,9 +138,11 @@ ROLES: dict[str, Role] = {
         Role(
             "staff",
             "people: the CLI and the dashboards; call every service's management API, read "
-            "logs, events and the streams' state; never delete streams",
+            "logs, events and the streams' state, ship a command's logs (`foto3d run`); "
+            "never delete streams",
             publish=(
                 f"{API_PREFIX}.>",
+                subjects.LOGS_ALL,
                 f"{JS_API}.INFO",
                 f"{JS_API}.STREAM.NAMES",
                 f"{JS_API}.STREAM.LIST",
@@ -148,6 +150,8 @@ ROLES: dict[str, Role] = {
                 f"{JS_API}.CONSUMER.INFO.*.*",
                 f"{JS_API}.CONSUMER.NAMES.*",
                 f"{JS_API}.CONSUMER.LIST.*",
+                f"{JS_API}.STREAM.MSG.GET.*",
+                f"{JS_API}.DIRECT.GET.>",
                 MICRO,
             ),
             subscribe=(

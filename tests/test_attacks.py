@@ -19,6 +19,7 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
@@ -67,14 +68,16 @@ async def test_a_stolen_rig_or_trainer_key_is_refused_everything_else(
         seen: list[str] = []
         try:
 
-            async def on_msg(msg: nats.aio.msg.Msg) -> None:
+            async def on_msg(msg: Msg) -> None:
                 seen.append(msg.subject)
 
             # Reading: log lines, credential events, object events.
             for subject in (subjects.LOGS_ALL, subjects.GATEWAY_CREDENTIALS_ALL, subjects.OBJECT_EVENTS_ALL):
                 await nc.subscribe(subject, cb=on_msg)
             # Writing: a token for any customer, a status change, a submitted or cancelled job.
-            issue = gateway.IssueRequest(customer="acme", kind="secret", actor="staff@example.com")
+            issue = gateway.IssueRequest(
+                customer="acme", kind=gateway.CredentialKind.SECRET, actor="staff@example.com"
+            )
             for subject, body in (
                 (gateway.TOKENS_ISSUE.subject, msgspec.json.encode(issue)),
                 (jobs.SUBMIT.subject, b"{}"),

@@ -100,12 +100,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         # Also for the processes a command starts (`foto3d run`'s log shipping).
         _explicit_creds = Path(creds).expanduser()
         os.environ[CREDS_ENV] = str(_explicit_creds)
-    return Settings.load(
+    settings = Settings.load(
         data_dir=getattr(args, "data", None),
         nats=getattr(args, "nats", None),
         http_port=getattr(args, "port", None),
         config=getattr(args, "config", None),
     )
+    key = cli_creds(settings)
+    if key is not None:
+        # Every connection of this command (and of what it starts) is the same person.
+        os.environ[CREDS_ENV] = str(key)
+    return settings
 
 
 def setup_logging(verbose: int) -> None:

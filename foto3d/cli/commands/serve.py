@@ -51,10 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     urls = resolve_nats_urls(settings)
     role = service_role(entry.name)
-    if not os.environ.get(CREDS_ENV):
-        key = data_key(settings, role)
-        if key is not None:  # the data folder's identity of this service (`foto3d auth`)
-            os.environ[CREDS_ENV] = str(key)
+    # The data folder's identity of this service (`foto3d auth`), unless --creds named one;
+    # against a --nats cluster, FOTO3D_NATS_CREDS comes first.
+    key = data_key(settings, role)
+    if key is not None and not args.creds and not (settings.nats_urls and os.environ.get(CREDS_ENV)):
+        os.environ[CREDS_ENV] = str(key)
     if args.max_jobs is not None:
         if entry.name != "trainer" or args.max_jobs < 0:
             return fail("--max-jobs takes a number >= 0 and only applies to the trainer")
