@@ -107,7 +107,11 @@ class NatsServer:
                     f"include {json.dumps(os.path.relpath(p.resolve(), conf.parent.resolve()))}\n"
                     for p in self.includes
                 )
-                conf.write_text(text)
+                # Owner-only: it may hold a leaf link's seed.
+                fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    os.fchmod(f.fileno(), 0o600)
+                    f.write(text)
                 args += ["-c", str(conf)]
             args += self.extra_args
             args += ["-l", str(self._log_path)]

@@ -256,10 +256,15 @@ ROLES: dict[str, Role] = {
                 f"{JS_API}.DIRECT.GET.{subjects.JOB_EVENTS_STREAM}.>",
                 subjects.JOB_EVENTS_ALL,
                 subjects.dead(subjects.WORK_STREAM),
-                "f3d.logs.trainer.{id}",
-                "f3d.hb.trainer.{id}",
+                # A trainer's id is chosen at its start (host and pid unless configured), so
+                # its logs and heartbeats are not tied to its key's id; the runtime's service
+                # heartbeat names it too.
+                "f3d.logs.trainer.*",
+                subjects.heartbeats_of("trainer"),
+                subjects.heartbeats_of("service"),
             ),
-            subscribe=(INBOX, subjects.JOB_EVENTS_ALL),
+            subscribe=(INBOX, MICRO, subjects.JOB_EVENTS_ALL),
+            responds=True,
             per_participant=True,
         ),
         Role(
@@ -274,9 +279,15 @@ ROLES: dict[str, Role] = {
                 f"{JS_API}.INFO",
                 f"{JS_API}.STREAM.INFO.{subjects.LOGS_STREAM}",
                 f"{JS_API}.STREAM.UPDATE.{subjects.LOGS_STREAM}",
+                # Over the leaf link: the sourced batches, and the rig server's answers to the
+                # site's sourcing requests (JetStream's internal reply subjects).
                 "f3d.leaf.{id}.>",
+                "$JSC.R.>",
+                INBOX,
             ),
-            subscribe=(INBOX, "f3d.leaf.{id}.>", "$JS.rig-{id}.API.>"),
+            # The site's sourcing requests to the rig's own JetStream domain and its flow
+            # control (which acknowledges what the site stored).
+            subscribe=(INBOX, "f3d.leaf.{id}.>", "$JS.rig-{id}.API.>", "$JS.FC.>"),
             per_participant=True,
             leaf=True,
         ),

@@ -19,6 +19,7 @@ from pathlib import Path
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.connection import CREDS_ENV
 from foto3d.libs.bus.identities import IdentityStore, participant_name
+from foto3d.libs.nats_server import NatsServer
 
 # The per-participant identities every session also holds, for tests of those roles.
 TEST_RIG = "r1"
@@ -64,3 +65,30 @@ def creds_for(role: str, participant_id: str = "") -> Path:
 def use_session_identities() -> None:
     """Make ``up``'s key the default of every connection of this process and its children."""
     os.environ[CREDS_ENV] = str(creds_for("up"))
+
+
+# Servers started with the session's authorization that must see identities added later.
+_watching: list[NatsServer] = []
+
+
+def reload_on_change(server: NatsServer) -> NatsServer:
+    """Have ``server`` re-read the session's authorization when :func:`add_participant` adds one."""
+    _watching.append(server)
+    return server
+
+
+def add_participant(role: str, participant_id: str) -> Path:
+    """One more rig or trainer in this session (e.g. a rig test's ``rig-k8``); its key file.
+
+    The watched servers reload at once; a participant that connects in the moment before
+    is refused and retries, as it would after `foto3d auth add` on a live site.
+    """
+    store = session_identities()
+    name = participant_name(role, participant_id)
+    if store.get(name) is None:
+        store.add(role, participant_id)
+        write_authorization(store)
+        for server in _watching:
+            if server.running:
+                server.reload()
+    return store.key_path(name)

@@ -65,6 +65,7 @@ class Cli:
 def start_trainer(nats_url: str, data: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """A real trainer process that takes one job and exits (one trainer per dataset)."""
     argv = ["serve", "trainer", "--nats", nats_url, "--data", str(data), "--no-http", "--max-jobs", "1"]
+    argv += ["--creds", str(creds_for("trainer"))]  # the trainer's own key, as in the cloud
     return subprocess.Popen(
         [sys.executable, "-m", "foto3d.cli.main", *argv],
         cwd=REPO,

@@ -76,6 +76,7 @@ def test_least_privilege_in_the_table() -> None:
     assert may_publish(rig, subjects.logs("rig", TEST_RIG))
     assert not may_publish(rig, subjects.logs("rig", "other"))
     assert not may_publish(rig, subjects.heartbeat("rig", "other"))
+    assert not may_publish(trainer, subjects.heartbeat("rig", TEST_RIG))
     assert not may_publish(trainer, subjects.JOB_SUBMIT)
     for name in WORKERS:
         if name != "staff":

@@ -114,6 +114,7 @@ class SitePicker:
                     ping_interval=2,
                     max_outstanding_pings=2,
                     error_cb=_quiet,
+                    nkeys_seed=self.settings.creds,
                 )
                 link.nc, link.js = nc, nc.jetstream(timeout=self.settings.publish_timeout_s)
                 link.connected_at = time.monotonic()
