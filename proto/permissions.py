@@ -262,6 +262,7 @@ ROLES: dict[str, Role] = {
                 "f3d.logs.trainer.*",
                 subjects.heartbeats_of("trainer"),
                 subjects.heartbeats_of("service"),
+                subjects.heartbeats_of("job"),  # a running job's own heartbeat
             ),
             subscribe=(INBOX, MICRO, subjects.JOB_EVENTS_ALL),
             responds=True,

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from foto3d.libs.bus.publish import Publisher
+from foto3d.libs.bus.tls import client_context_from_env
 from foto3d.libs.tracing.setup import setup_tracing
 from foto3d.proto.api import ERROR_CODE_HEADER, ERROR_HEADER, Api, ServiceError
 
@@ -126,6 +127,8 @@ async def connect(
     refuses the connection).
     """
     creds_file = str(creds) if creds else os.environ.get(CREDS_ENV) or None
+    # Off the host the bus runs TLS with the site's private CA (``libs/bus/tls.py``).
+    tls = client_context_from_env()
     servers = [urls] if isinstance(urls, str) else list(urls)
     # Spans (and so traceparent headers) need a real provider; first caller names it.
     setup_tracing(name.removeprefix("foto3d-"))
@@ -172,6 +175,7 @@ async def connect(
                 max_outstanding_pings=2,
                 pending_size=8 * 1024 * 1024,
                 nkeys_seed=creds_file,
+                tls=tls,
             )
             break
         except (TimeoutError, nats.errors.NoServersError, OSError) as exc:

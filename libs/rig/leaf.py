@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from foto3d.libs.bus.identities import write_private
+from foto3d.libs.bus.tls import TlsFiles, server_tls_block
 from foto3d.libs.nats_server import NatsServer
 from foto3d.libs.rig.settings import RigSettings
 from foto3d.proto.rig import LEAF_DENIED, rig_domain
@@ -34,8 +35,13 @@ def leaf_config(settings: RigSettings) -> str:
     # The rig's identity on each link (the site checks it against its authorization); the
     # seed sits in this file, which is written owner-only like the key itself.
     nkey = f", nkey: {json.dumps(Path(settings.creds).read_text().strip())}" if settings.creds else ""
+    tls = ""
+    if settings.tls_ca and settings.tls_cert and settings.tls_key:
+        files = TlsFiles(Path(settings.tls_ca), Path(settings.tls_cert), Path(settings.tls_key))
+        # The rig checks the site's certificate against the CA and shows its own.
+        tls = ", " + server_tls_block(files, verify=False)
     remotes = "".join(
-        f"    {{ urls: {_strings(site.leaf_urls())}, deny_imports: {denied}, deny_exports: {denied}{nkey} }}\n"
+        f"    {{ urls: {_strings(site.leaf_urls())}, deny_imports: {denied}, deny_exports: {denied}{nkey}{tls} }}\n"
         for site in settings.sites
     )
     return (

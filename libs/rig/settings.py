@@ -121,6 +121,16 @@ class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             "by `rig init --creds`); used for the sites' client connections and leaf links"
         ),
     ] = None
+    tls_ca: Annotated[
+        str | None,
+        Meta(
+            description="the sites' CA certificate: the rig talks only to a site whose certificate it signed"
+        ),
+    ] = None
+    tls_cert: Annotated[
+        str | None, Meta(description="the rig's certificate from that CA (the site verifies the rig by it)")
+    ] = None
+    tls_key: Annotated[str | None, Meta(description="the private key of `tls_cert` (owner-only)")] = None
     # nats-server syncs every 2 minutes by default; this trades write rate for power-loss safety.
     sync_always: Annotated[
         bool, Meta(description="fsync every write of the rig's JetStream (for rigs that lose power)")
