@@ -19,6 +19,7 @@ from pathlib import Path
 
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.identities import IdentityStore
+from foto3d.libs.bus.leafcut import reload_and_cut
 from foto3d.libs.nats_server import NatsServer, NatsServerError, take_store_lock_released
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,13 @@ class EmbeddedNats:
         assert self.auth_dir is not None
         return IdentityStore(self.auth_dir)
 
-    def reload_authorization(self) -> None:
-        """Apply the identities as they are now (a revocation) to the running server."""
+    async def reload_authorization(self) -> None:
+        """Apply the identities as they are now (a revocation) to the running server, and
+        close its leaf links so a revoked rig's goes too (``leafcut.py``)."""
         write_authorization(self.identities)
         if self.server is not None:
-            self.server.reload()
+            key, _ = self.identities.system_key()
+            await reload_and_cut(self.server.reload, self.client_url, self.monitor_url, key)
 
     @property
     def log_path(self) -> Path:

@@ -47,15 +47,20 @@ def user_entry(identity: Identity) -> str:
     )
 
 
-def authorization_block(identities: Iterable[Identity]) -> str:
-    """The server's ``authorization`` block: every live identity, nobody else."""
+def authorization_block(identities: Iterable[Identity], system_key: str | None = None) -> str:
+    """The server's ``authorization`` block: every live identity, nobody else; with
+    ``system_key``, the system account that only talks to the server itself."""
     users = "".join(user_entry(i) for i in identities if not i.revoked)
-    return f"authorization {{\n  users = [\n{users}  ]\n}}\n"
+    text = f"authorization {{\n  users = [\n{users}  ]\n}}\n"
+    if system_key:
+        text += f"accounts {{\n  SYS {{ users = [ {{ nkey: {json.dumps(system_key)} }} ] }}\n}}\nsystem_account: SYS\n"
+    return text
 
 
 def write_authorization(store: IdentityStore) -> Path:
     """(Re)write the store's compiled ``authorization.conf``; a server that includes it
     applies it at its next reload."""
     path = store.folder / AUTH_FILE
-    write_private(path, authorization_block(store.load()).encode())
+    _, system = store.system_key()
+    write_private(path, authorization_block(store.load(), system).encode())
     return path

@@ -40,6 +40,10 @@ SITE_PARTICIPANTS = (
 )
 
 
+# The system account's key file (keys/system.nk).
+SYSTEM = "system"
+
+
 class IdentityError(RuntimeError):
     pass
 
@@ -128,6 +132,17 @@ class IdentityStore:
         ident = Identity(name, role, participant_id if ROLES[role].per_participant else "", public_key(seed))
         self._save([i for i in identities if i.name != name] + [ident])
         return ident
+
+    def system_key(self) -> tuple[Path, str]:
+        """The site's system-account key (made on first use) and its public key.
+
+        Not a role: it may only talk to the server itself, e.g. to close a revoked rig's
+        leaf link, which a configuration reload leaves open (``leafcut.py``).
+        """
+        path = self.key_path(SYSTEM)
+        if not path.exists():
+            write_private(path, new_seed() + b"\n")
+        return path, public_key(path.read_bytes().strip())
 
     def ensure_site(self) -> list[Identity]:
         """Every site participant, created where missing (idempotent)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.leafcut import reload_and_cut
 from foto3d.libs.rig.client import RigClient
 from foto3d.proto.rig import LinkState
 from testkit.identities import session_identities
@@ -21,13 +22,13 @@ RIG = "rig-rv"
 RECORDS = 2_000
 
 
-def rig_links(monitor_url: str) -> int:
-    """The rig's connections at the site: its leaf link and its client connection."""
+def rig_links(monitor_url: str) -> tuple[int, int]:
+    """The rig's connections at the site: its leaf links and its client connections."""
     with urllib.request.urlopen(f"{monitor_url}/leafz", timeout=2) as r:
         leafs = len(json.load(r).get("leafs") or [])
     with urllib.request.urlopen(f"{monitor_url}/connz?limit=1024", timeout=2) as r:
         conns = json.load(r).get("connections") or []
-    return leafs + sum(1 for c in conns if c.get("name") == f"foto3d-rig-{RIG}")
+    return leafs, sum(1 for c in conns if c.get("name") == f"foto3d-rig-{RIG}")
 
 
 async def test_revoked_rig_is_cut_off_and_its_outbox_waits_for_a_new_key(tmp_path: Path) -> None:
@@ -38,15 +39,15 @@ async def test_revoked_rig_is_cut_off_and_its_outbox_waits_for_a_new_key(tmp_pat
     bus = await connect([hub.client_url], "test-check")
     try:
         await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail())
-        await eventually(lambda: rig_links(hub.monitor_url) == 2, "the rig's two links", timeout=30)
+        await eventually(lambda: rig_links(hub.monitor_url) == (1, 1), "the rig's two links", timeout=30)
         server_pid = hub.pid
 
         identities = session_identities()
         identities.revoke(f"rig-{RIG}")
         write_authorization(identities)
         started = time.monotonic()
-        hub.reload()
-        await eventually(lambda: rig_links(hub.monitor_url) == 0, "the revoked rig cut off", timeout=5)
+        await reload_and_cut(hub.reload, hub.client_url, hub.monitor_url, identities.system_key()[0])
+        await eventually(lambda: rig_links(hub.monitor_url) == (0, 0), "the revoked rig cut off", timeout=5)
         assert time.monotonic() - started < 5
         assert hub.pid == server_pid and hub.running  # a reload, not a restart
 

@@ -14,9 +14,12 @@ import os
 import signal
 from pathlib import Path
 
-from foto3d.cli.common import AUTH_DIR, fail, settings_from, system_options
+from foto3d.cli.common import AUTH_DIR, fail, run_async, settings_from, system_options
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.identities import IdentityError, IdentityStore
+from foto3d.libs.bus.leafcut import reload_and_cut
+from foto3d.libs.config import Settings
+from foto3d.libs.discovery import read_endpoints
 from foto3d.libs.nats_server import PID_FILE
 from foto3d.proto.permissions import ROLES
 
@@ -72,15 +75,28 @@ def cmd_auth(args: argparse.Namespace) -> int:
     conf = write_authorization(store)
     print(f"wrote {conf}")
     if args.reload:
-        return reload_embedded(settings.data_dir / "nats")
+        return reload_embedded(settings, store)
     return 0
 
 
-def reload_embedded(store_dir: Path) -> int:
+def reload_embedded(settings: Settings, store: IdentityStore) -> int:
+    """SIGHUP the data folder's embedded server, then close its leaf links (a revoked rig's)."""
+    store_dir = settings.data_dir / "nats"
+    ep = read_endpoints(settings.data_dir)
     try:
         pid = int((store_dir / PID_FILE).read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return fail(f"no running nats-server recorded in {store_dir}")
-    print(f"reloaded the nats-server (pid {pid})")
+    if ep is None or not ep.monitor_url:
+        return fail(f"no running `foto3d up` on {settings.data_dir}")
+
+    def hup() -> None:
+        os.kill(pid, signal.SIGHUP)
+
+    key, _ = store.system_key()
+    try:
+        cut = run_async(lambda: reload_and_cut(hup, ep.nats_url, ep.monitor_url, key))
+    except (ProcessLookupError, TimeoutError, OSError) as exc:
+        return fail(f"reloading the nats-server (pid {pid}) failed: {exc}")
+    print(f"reloaded the nats-server (pid {pid}); {cut} leaf link(s) asked to reconnect")
     return 0
