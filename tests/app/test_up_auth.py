@@ -35,7 +35,7 @@ async def test_up_refuses_a_client_without_a_key_and_the_cli_uses_the_data_folde
         # The CLI, found through the data folder, connects with the staff key.
         done = await asyncio.to_thread(
             subprocess.run,
-            [*FOTO3D, "jobs", "list"],
+            [*FOTO3D, "jobs"],
             env=up_env(data),
             capture_output=True,
             text=True,
