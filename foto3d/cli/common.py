@@ -143,7 +143,8 @@ async def connect_cli(
     except TimeoutError:
         raise ConfigError(
             f"cannot reach NATS at {', '.join(urls)} within {timeout:g} s "
-            "(is `foto3d up` running? check --nats / FOTO3D_NATS_URL)"
+            "(is `foto3d up` running? check --nats / FOTO3D_NATS_URL; if it refused the key "
+            "(Authorization Violation above), check --creds / FOTO3D_NATS_CREDS)"
         ) from None
     except ConnectionError as exc:
         raise ConfigError(str(exc)) from exc
