@@ -10,9 +10,11 @@ In one run, on one embedded nats-server (JetStream in a temp folder):
     log_collector`` in its own process) -> committed in sqlite, for ``--records``
     records; timed from the first emit until the last record is committed. The
     collector's peak RSS (VmHWM) is read from /proc at the end.
+(d) with ``--tls``: (c) again in the same run against a second server whose client port
+    requires mutual TLS with a private CA (``libs/bus/tls.py``), the cost of TLS on ingest.
 
 Usage: .venv/bin/python bench/bench_logs.py [--records 1000000] [--insert-rows 200000]
-       [--baseline 20000] [--sources 2]
+       [--baseline 20000] [--sources 2] [--tls]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import msgspec
 
 from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.tls import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, create_ca, issue, server_tls_block
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.nats_server import NatsServer
@@ -215,12 +218,41 @@ def end_to_end(
     return want / elapsed, want / emitted, rss, cpu_us, stats
 
 
+def end_to_end_tls(folder: Path, total: int, sources: int) -> float:
+    """(d): (c) against a server that requires mutual TLS; the clients find it in the environment."""
+    tls_dir = folder / "tls"
+    tls_dir.mkdir()
+    create_ca(tls_dir)
+    server_files = issue(tls_dir, tls_dir / "server", "server", ("127.0.0.1",))
+    client_files = issue(tls_dir, tls_dir / "client", "client")
+    os.environ |= {TLS_CA_ENV: str(client_files.ca), TLS_CERT_ENV: str(client_files.cert)}
+    os.environ[TLS_KEY_ENV] = str(client_files.key)
+    sub = folder / "with-tls"
+    sub.mkdir()
+    server = NatsServer(store_dir=sub / "nats", config_text=server_tls_block(server_files) + "\n").start()
+    try:
+
+        async def setup() -> None:
+            bus = await connect([server.client_url], "bench-setup")
+            await provision(bus.js, assemble())
+            await bus.close()
+
+        asyncio.run(setup())
+        rate, *_ = end_to_end(server.client_url, sub, total, sources)
+        return rate
+    finally:
+        server.stop()
+        for name in (TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV):
+            os.environ.pop(name, None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000, help="records for (c), default 1,000,000")
     ap.add_argument("--insert-rows", type=int, default=200_000, help="rows for (a), default 200,000")
     ap.add_argument("--baseline", type=int, default=20_000, help="messages for each (b) variant")
     ap.add_argument("--sources", type=int, default=2, help="log sources (shippers) in (c), default 2")
+    ap.add_argument("--tls", action="store_true", help="also (d): (c) over mutual TLS, same run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         folder = Path(tmp)
@@ -243,6 +275,7 @@ def main() -> None:
             load = max(load, os.getloadavg()[0])
         finally:
             server.stop()
+        d = end_to_end_tls(folder, args.records, args.sources) if args.tls else None
     b = max(b_awaited, b_pipelined)
     print(f"Log server benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print()
@@ -254,7 +287,11 @@ def main() -> None:
     print(
         f"| (c) end to end, SDK -> NATS -> collector -> committed ({args.records:,} records) | **{c:,.0f}** |"
     )
+    if d is not None:
+        print(f"| (d) the same as (c) over mutual TLS (private CA, P-256) | **{d:,.0f}** |")
     print()
+    if d is not None:
+        print(f"TLS costs {(1 - d / c) * 100:.0f}% of end-to-end ingest ((d) / (c) = {d / c:.2f})")
     print(f"(c) / (a) = {c / a:.2f}   (goal >= 0.5)")
     print(f"(c) / best (b) = {c / b:.1f}x   (goal >= 4)")
     print(f"(c) >= 100,000 records/s: {'yes' if c >= 100_000 else 'NO'}")

@@ -64,6 +64,9 @@ class NatsServer:
     host: str = "127.0.0.1"
     name: str = "foto3d"
     config_text: str | None = None
+    # Configuration files the server's own includes (the ``authorization`` block that
+    # ``foto3d auth`` compiles): re-read by :meth:`reload`, so a revocation needs no restart.
+    includes: list[Path] = field(default_factory=list)
     extra_args: list[str] = field(default_factory=list)
     log_file: Path | None = None
     die_with_parent: bool = False
@@ -92,9 +95,23 @@ class NatsServer:
             args += ["-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
             args += ["--ports_file_dir", str(ports_dir), "-n", self.name]
             args += ["-P", str(self.store_dir / PID_FILE)]
-            if self.config_text is not None:
+            if self.config_text is not None or self.includes:
                 conf = self.store_dir / "nats.conf"
-                conf.write_text(self.config_text)
+                text = self.config_text or ""
+                if "server_name" not in text:
+                    # Also in the file, not only the flag: a reload (SIGHUP) re-reads the file and
+                    # refuses to run when the name seems to change.
+                    text = f"server_name: {json.dumps(self.name)}\n" + text
+                # nats-server resolves an include relative to the including file only.
+                text += "".join(
+                    f"include {json.dumps(os.path.relpath(p.resolve(), conf.parent.resolve()))}\n"
+                    for p in self.includes
+                )
+                # Owner-only: it may hold a leaf link's seed.
+                fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    os.fchmod(f.fileno(), 0o600)
+                    f.write(text)
                 args += ["-c", str(conf)]
             args += self.extra_args
             args += ["-l", str(self._log_path)]
@@ -155,6 +172,12 @@ class NatsServer:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def reload(self) -> None:
+        """Re-read the configuration (SIGHUP, as ``nats-server --signal reload``): a changed
+        authorization applies to live connections at once, with no restart."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL: the 'server burns down' case."""

@@ -17,6 +17,7 @@ from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import ProvisionError, provision
 from foto3d.libs.nats_server import NatsServer
+from testkit.identities import auth_includes
 from testkit.servers import free_port
 
 
@@ -33,7 +34,13 @@ cluster {{
 }}
 """
         servers.append(
-            NatsServer(store_dir=root / f"n{i + 1}", port=free_port(), name=f"n{i + 1}", config_text=conf)
+            NatsServer(
+                store_dir=root / f"n{i + 1}",
+                port=free_port(),
+                name=f"n{i + 1}",
+                config_text=conf,
+                includes=auth_includes(),
+            )
         )
     for s in servers:
         s.start()

@@ -16,6 +16,7 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from testkit.identities import auth_includes, use_session_identities
 from testkit.running import running_services
 from testkit.servers import MOTO, MotoServer, SmtpServer, free_port
 
@@ -24,12 +25,15 @@ __all__ = ["free_port", "running_services"]
 # The trainer's re-fit after reducing runs for minutes by design, and the suite's trainers reduce
 # fake exports for other reasons; tests/trainer/test_trainer.py runs a job with it on.
 os.environ.setdefault("FOTO3D_TRAINER_REDUCE_REFIT_STEPS", "0")
+# The suite's servers run with authorization on; what the tests start finds its key.
+use_session_identities()
 
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream on a free port, storing under tmp_path."""
-    server = NatsServer(store_dir=tmp_path / "nats", port=free_port()).start()
+    """A real nats-server with JetStream on a free port, storing under tmp_path, with
+    authorization on (the session's identities, ``testkit.identities``)."""
+    server = NatsServer(store_dir=tmp_path / "nats", port=free_port(), includes=auth_includes()).start()
     yield server
     server.stop()
 

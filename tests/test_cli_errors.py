@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from foto3d.cli.common import CLI_CONNECT_TIMEOUT_S
+from foto3d.libs.bus.connection import CREDS_ENV
 from foto3d.libs.config import Settings
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import free_port
 
@@ -211,7 +213,7 @@ async def test_bad_input_against_a_running_system(settings: Settings, tmp_path: 
     data = tmp_path / "cli-data"
     data.mkdir()
     assert settings.nats_urls
-    env = cli_env(data, {"FOTO3D_NATS_URL": settings.nats_urls[0]})
+    env = cli_env(data, {"FOTO3D_NATS_URL": settings.nats_urls[0], CREDS_ENV: str(creds_for("staff"))})
     cases: list[tuple[list[str], str]] = [
         (["job", "j-nonexistent"], "j-nonexistent"),
         (["cancel", "j-nonexistent"], "j-nonexistent"),

@@ -23,9 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.config import Settings
 from foto3d.proto.jobs import JobFailed, JobSucceeded
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.signin import staff_cookie
 from testkit.waiting import eventually
@@ -64,6 +65,7 @@ class Cli:
 def start_trainer(nats_url: str, data: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """A real trainer process that takes one job and exits (one trainer per dataset)."""
     argv = ["serve", "trainer", "--nats", nats_url, "--data", str(data), "--no-http", "--max-jobs", "1"]
+    argv += ["--creds", str(creds_for("trainer"))]  # the trainer's own key, as in the cloud
     return subprocess.Popen(
         [sys.executable, "-m", "foto3d.cli.main", *argv],
         cwd=REPO,
@@ -86,6 +88,7 @@ async def test_capture_to_live_link_and_a_failure_that_alerts(
     nats_url = settings.nats_urls[0]
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
     cli_env |= {"FOTO3D_NATS_URL": nats_url, "FOTO3D_DATA": str(settings.data_dir), "FOTO3D_USER": "rita"}
+    cli_env[CREDS_ENV] = str(creds_for("staff"))  # a person's key, as on a staff laptop
     cli = Cli(cli_env)
     dataset = make_dataset(tmp_path / "chair-photos")
     trainers: list[subprocess.Popen[bytes]] = []

@@ -17,6 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from foto3d.libs.bus.authconf import write_authorization
+from foto3d.libs.bus.identities import IdentityStore
+from foto3d.libs.bus.leafcut import reload_and_cut
 from foto3d.libs.nats_server import NatsServer, NatsServerError, take_store_lock_released
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,9 @@ class EmbeddedNats:
     on_restart: Callable[[NatsServer], Awaitable[None]] | None = None
     # Capture rigs join as leaf nodes here (0: no listener). Chosen once, kept across restarts.
     leafnode_port: int = 0
+    # The site's identities (`foto3d auth`): with it, authorization is on, every participant
+    # made where missing; without it (a test's bare server) anyone may connect.
+    auth_dir: Path | None = None
     server: NatsServer | None = None
     restarts: int = 0
     _log_offset: int = 0
@@ -108,6 +114,9 @@ class EmbeddedNats:
         # A server left running on this store goes first: it may hold the remembered port.
         await asyncio.to_thread(take_store_lock_released, self.store_dir)
         port = choose_port(self.store_dir, self.host)
+        if self.auth_dir is not None:
+            self.identities.ensure_site()
+            write_authorization(self.identities)
         if self.leafnode_port and not port_is_free(self.host, self.leafnode_port):
             taken = self.leafnode_port
             self.leafnode_port = free_port(self.host)
@@ -121,6 +130,19 @@ class EmbeddedNats:
             self.server = await self._spawn(-1)
         remember_port(self.store_dir, self.server.port)
         self._watch = asyncio.create_task(self._supervise(), name="embedded-nats")
+
+    @property
+    def identities(self) -> IdentityStore:
+        assert self.auth_dir is not None
+        return IdentityStore(self.auth_dir)
+
+    async def reload_authorization(self) -> None:
+        """Apply the identities as they are now (a revocation) to the running server, and
+        close its leaf links so a revoked rig's goes too (``leafcut.py``)."""
+        write_authorization(self.identities)
+        if self.server is not None:
+            key, _ = self.identities.system_key()
+            await reload_and_cut(self.server.reload, self.client_url, self.monitor_url, key)
 
     @property
     def log_path(self) -> Path:
@@ -159,6 +181,7 @@ class EmbeddedNats:
             host=self.host,
             die_with_parent=True,
             config_text=leafnodes,
+            includes=[self.identities.folder / "authorization.conf"] if self.auth_dir else [],
         )
         return await server.astart()
 

@@ -53,12 +53,15 @@ class Runtime:
     # What to provision (None: every registered service's, as assembled); `up` passes the
     # assembled table with stream limits sized to its disk.
     topology: Topology | None = None
+    # Make the server match the declared topology first; off for a role that may not.
+    provision_topology: bool = True
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
         topology = self.topology if self.topology is not None else assemble()
-        await provision(self._control.js, topology, replicas=BUS_SETTINGS.load(self.settings).replicas)
+        if self.provision_topology:
+            await provision(self._control.js, topology, replicas=BUS_SETTINGS.load(self.settings).replicas)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()

@@ -15,7 +15,7 @@ from foto3d.app.embedded_nats import EmbeddedNats
 from foto3d.app.registry import ServiceEntry, available_services
 from foto3d.app.runtime import Runtime
 from foto3d.app.topology import assemble
-from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.connection import CREDS_ENV, connect
 from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
 from foto3d.libs.config import ConfigError, Settings
 from foto3d.libs.discovery import Endpoints, clear_endpoints, write_endpoints
@@ -28,6 +28,8 @@ from foto3d.libs.service import Health
 from foto3d.libs.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+# The site's identities in the data folder (`foto3d auth` manages the same folder).
+AUTH_DIR = "auth"
 
 
 class DataDirLock:
@@ -85,8 +87,12 @@ async def run_up(
             store_dir=data / "nats",
             on_restart=restarted,
             leafnode_port=BUS_SETTINGS.load(settings).leafnode_port,
+            auth_dir=data / AUTH_DIR,
         )
         await nats.start()
+        # Every connection of this process (services, log shippers, the spool drainer) is
+        # the embedded system's own identity, whatever the environment names.
+        os.environ[CREDS_ENV] = str(nats.identities.key_path("up"))
         disk_cfg = DISK_SETTINGS.load(settings)
         try:
             max_storage = await asyncio.to_thread(jetstream_max_storage, nats.monitor_url)

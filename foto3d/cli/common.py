@@ -40,6 +40,12 @@ def system_options() -> argparse.ArgumentParser:
     g.add_argument(
         "--config", metavar="FILE", help="config file (env FOTO3D_CONFIG; default DATA/foto3d.toml)"
     )
+    g.add_argument(
+        "--creds",
+        metavar="FILE",
+        help="this participant's nkey seed file from `foto3d auth` (env FOTO3D_NATS_CREDS; "
+        "default: the data folder's key when talking to its `foto3d up`)",
+    )
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     return p
 
@@ -84,13 +90,47 @@ def resolve_actor(args: argparse.Namespace) -> None:
         args.actor = default_actor(settings_from(args).data_dir)
 
 
+# Environment variable naming the participant's key (read by the bus client itself).
+CREDS_ENV = "FOTO3D_NATS_CREDS"
+# The data folder's identities (`foto3d up`, `foto3d auth`): keys/<participant>.nk.
+AUTH_DIR = "auth"
+_explicit_creds: Path | None = None
+
+
+def data_key(settings: Settings, participant: str) -> Path | None:
+    """``participant``'s key in the data folder's identities, if it has one."""
+    key = settings.data_dir / AUTH_DIR / "keys" / f"{participant}.nk"
+    return key if key.exists() else None
+
+
+def cli_creds(settings: Settings) -> Path | None:
+    """The key a command connects with: ``--creds``; else, for the `foto3d up` found through
+    the data folder, that folder's staff key; else none here (FOTO3D_NATS_CREDS applies)."""
+    if _explicit_creds is not None:
+        return _explicit_creds
+    if not settings.nats_urls:
+        return data_key(settings, "staff")
+    return None
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.load(
+    global _explicit_creds
+    creds = getattr(args, "creds", None)
+    if creds:
+        # Also for the processes a command starts (`foto3d run`'s log shipping).
+        _explicit_creds = Path(creds).expanduser()
+        os.environ[CREDS_ENV] = str(_explicit_creds)
+    settings = Settings.load(
         data_dir=getattr(args, "data", None),
         nats=getattr(args, "nats", None),
         http_port=getattr(args, "port", None),
         config=getattr(args, "config", None),
     )
+    key = cli_creds(settings)
+    if key is not None:
+        # Every connection of this command (and of what it starts) is the same person.
+        os.environ[CREDS_ENV] = str(key)
+    return settings
 
 
 def setup_logging(verbose: int) -> None:
@@ -117,11 +157,14 @@ async def connect_cli(
 
     urls = resolve_nats_urls(settings)
     try:
-        return await asyncio.wait_for(connect(urls, name, retry_initial=False), timeout)
+        return await asyncio.wait_for(
+            connect(urls, name, retry_initial=False, creds=cli_creds(settings)), timeout
+        )
     except TimeoutError:
         raise ConfigError(
             f"cannot reach NATS at {', '.join(urls)} within {timeout:g} s "
-            "(is `foto3d up` running? check --nats / FOTO3D_NATS_URL)"
+            "(is `foto3d up` running? check --nats / FOTO3D_NATS_URL; if it refused the key "
+            "(Authorization Violation above), check --creds / FOTO3D_NATS_CREDS)"
         ) from None
     except ConnectionError as exc:
         raise ConfigError(str(exc)) from exc

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,12 +15,15 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from foto3d.libs.bus.publish import Publisher
+from foto3d.libs.bus.tls import client_context_from_env
 from foto3d.libs.tracing.setup import setup_tracing
 from foto3d.proto.api import ERROR_CODE_HEADER, ERROR_HEADER, Api, ServiceError
 
 log = logging.getLogger(__name__)
 # How long a request waits for a responder to appear (service restart, leader change).
 NO_RESPONDER_GRACE_S = 2.0
+# The participant's nkey seed file (``foto3d auth``), when no caller names one.
+CREDS_ENV = "FOTO3D_NATS_CREDS"
 Q = TypeVar("Q", bound=msgspec.Struct)
 R = TypeVar("R")
 
@@ -108,6 +113,7 @@ async def connect(
     reconnect_wait: float = 0.5,
     js_timeout: float = 5.0,
     domain: str | None = None,
+    creds: str | Path | None = None,
 ) -> Bus:
     """Connect to any of ``urls`` and never give up reconnecting afterwards.
 
@@ -115,7 +121,14 @@ async def connect(
     rig must outlive much longer ones, so reconnect attempts are unlimited.
     With ``retry_initial`` the first connection is retried too (a service may
     start before its server), until ``initial_timeout`` if given.
+
+    ``creds`` is the participant's nkey seed file (``foto3d auth``); without it, the
+    file named by ``FOTO3D_NATS_CREDS``, else none (a server with authorization on
+    refuses the connection).
     """
+    creds_file = str(creds) if creds else os.environ.get(CREDS_ENV) or None
+    # Off the host the bus runs TLS with the site's private CA (``libs/bus/tls.py``).
+    tls = client_context_from_env()
     servers = [urls] if isinstance(urls, str) else list(urls)
     # Spans (and so traceparent headers) need a real provider; first caller names it.
     setup_tracing(name.removeprefix("foto3d-"))
@@ -136,7 +149,11 @@ async def connect(
         log.info("%s: reconnected to NATS at %s", name, nc.connected_url.netloc if nc.connected_url else "?")
 
     async def on_error(exc: Exception) -> None:
-        log.debug("%s: NATS error: %s", name, exc)
+        if "violation" in str(exc).lower():
+            # A role used a subject it may not (or the key was revoked): worth seeing.
+            log.warning("%s: NATS refused: %s", name, exc)
+        else:
+            log.debug("%s: NATS error: %s", name, exc)
 
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -157,6 +174,8 @@ async def connect(
                 ping_interval=5,
                 max_outstanding_pings=2,
                 pending_size=8 * 1024 * 1024,
+                nkeys_seed=creds_file,
+                tls=tls,
             )
             break
         except (TimeoutError, nats.errors.NoServersError, OSError) as exc:

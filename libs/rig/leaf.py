@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from foto3d.libs.bus.identities import write_private
+from foto3d.libs.bus.tls import TlsFiles, server_tls_block
 from foto3d.libs.nats_server import NatsServer
 from foto3d.libs.rig.settings import RigSettings
 from foto3d.proto.rig import LEAF_DENIED, rig_domain
@@ -30,8 +32,16 @@ def _strings(items: list[str] | tuple[str, ...]) -> str:
 def leaf_config(settings: RigSettings) -> str:
     sync = "  sync_interval: always\n" if settings.sync_always else ""
     denied = _strings(LEAF_DENIED)
+    # The rig's identity on each link (the site checks it against its authorization); the
+    # seed sits in this file, which is written owner-only like the key itself.
+    nkey = f", nkey: {json.dumps(Path(settings.creds).read_text().strip())}" if settings.creds else ""
+    tls = ""
+    if settings.tls_ca and settings.tls_cert and settings.tls_key:
+        files = TlsFiles(Path(settings.tls_ca), Path(settings.tls_cert), Path(settings.tls_key))
+        # The rig checks the site's certificate against the CA and shows its own.
+        tls = ", " + server_tls_block(files, verify=False)
     remotes = "".join(
-        f"    {{ urls: {_strings(site.leaf_urls())}, deny_imports: {denied}, deny_exports: {denied} }}\n"
+        f"    {{ urls: {_strings(site.leaf_urls())}, deny_imports: {denied}, deny_exports: {denied}{nkey}{tls} }}\n"
         for site in settings.sites
     )
     return (
@@ -44,8 +54,7 @@ def leaf_config(settings: RigSettings) -> str:
 def write_leaf_config(rig_dir: Path, settings: RigSettings) -> Path:
     """``leaf/nats.conf`` (rewritten from ``rig.toml`` at every start; flags add ports and store)."""
     conf = rig_dir / "leaf" / "nats.conf"
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(leaf_config(settings))
+    write_private(conf, leaf_config(settings).encode())
     return conf
 
 

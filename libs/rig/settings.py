@@ -114,6 +114,23 @@ class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     publish_timeout_s: Annotated[
         float, Meta(gt=0, description="seconds to wait for a site's ack before the message is retried")
     ] = 5.0
+    creds: Annotated[
+        str | None,
+        Meta(
+            description="the rig's key on the bus: its nkey seed file (`foto3d auth add rig ID`, copied "
+            "by `rig init --creds`); used for the sites' client connections and leaf links"
+        ),
+    ] = None
+    tls_ca: Annotated[
+        str | None,
+        Meta(
+            description="the sites' CA certificate: the rig talks only to a site whose certificate it signed"
+        ),
+    ] = None
+    tls_cert: Annotated[
+        str | None, Meta(description="the rig's certificate from that CA (the site verifies the rig by it)")
+    ] = None
+    tls_key: Annotated[str | None, Meta(description="the private key of `tls_cert` (owner-only)")] = None
     # nats-server syncs every 2 minutes by default; this trades write rate for power-loss safety.
     sync_always: Annotated[
         bool, Meta(description="fsync every write of the rig's JetStream (for rigs that lose power)")
@@ -167,7 +184,7 @@ def dump(settings: RigSettings) -> str:
     raw = msgspec.to_builtins(settings)
     lines = ["# foto3d rig settings (docs/rig.md)"]
     for key, value in raw.items():
-        if key != "sites":
+        if key != "sites" and value is not None:
             lines.append(f"{key} = {_toml_value(value)}")
     for site in raw["sites"]:
         lines += ["", "[[sites]]"]

@@ -21,10 +21,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from foto3d.libs.bus.tls import client_context
 from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import SiteState
@@ -82,6 +84,13 @@ class SitePicker:
         self.links = [SiteLink(s) for s in settings.sites]
         self.current: SiteLink | None = None
         self.changed = asyncio.Event()  # set whenever the choice or a site's health changes
+        # Mutual TLS with the sites when the rig has a certificate (docs/security.md).
+        s = settings
+        self._tls = (
+            client_context(Path(s.tls_ca), Path(s.tls_cert), Path(s.tls_key))
+            if s.tls_ca and s.tls_cert and s.tls_key
+            else None
+        )
 
     async def start(self) -> None:
         for link in self.links:
@@ -114,6 +123,8 @@ class SitePicker:
                     ping_interval=2,
                     max_outstanding_pings=2,
                     error_cb=_quiet,
+                    nkeys_seed=self.settings.creds,
+                    tls=self._tls,
                 )
                 link.nc, link.js = nc, nc.jetstream(timeout=self.settings.publish_timeout_s)
                 link.connected_at = time.monotonic()

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.nats_server import NatsServer
+from testkit.identities import creds_for
 
 
 async def test_status_reports_disk_and_stream_fill_with_warnings(
@@ -20,6 +21,7 @@ async def test_status_reports_disk_and_stream_fill_with_warnings(
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
     env |= {"FOTO3D_NATS_URL": nats_server.client_url, "FOTO3D_DATA": str(data)}
+    env[CREDS_ENV] = str(creds_for("staff"))  # a person's key
     cmd = [sys.executable, "-m", "foto3d.cli.main", "status"]
     done = await asyncio.to_thread(
         subprocess.run, [*cmd, "--json"], env=env, capture_output=True, text=True, timeout=60

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.heartbeat import HeartbeatSender, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.signin import sign_in_browser
@@ -84,6 +85,7 @@ async def test_submit_and_job_say_that_no_trainer_is_alive(
     dataset = make_dataset(tmp_path / "photos")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
     env |= {"FOTO3D_NATS_URL": nats_server.client_url, "FOTO3D_DATA": str(settings.data_dir)}
+    env[CREDS_ENV] = str(creds_for("staff"))  # a person's key
     async with running_services(settings, ["queue"], http=False):
         code, out, err = await cli(env, "submit", "--object", "acme-oak-chair-001", "--dataset", str(dataset))
         assert code == 0, err
@@ -125,6 +127,7 @@ async def test_jobs_page_says_that_no_trainer_is_alive(
     dataset = make_dataset(tmp_path / "photos")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
     env |= {"FOTO3D_NATS_URL": nats_server.client_url, "FOTO3D_DATA": str(settings.data_dir)}
+    env[CREDS_ENV] = str(creds_for("staff"))  # a person's key
     async with running_services(settings, ["queue"]) as rt:
         code, _, err = await cli(env, "submit", "--object", "acme-oak-chair-001", "--dataset", str(dataset))
         assert code == 0, err

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.heartbeat import HeartbeatSender, current, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
 from foto3d.services.notifier.service import Notifier
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
@@ -107,6 +108,7 @@ async def test_restarted_trainer_process_with_the_default_id_replaces_its_predec
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    env[CREDS_ENV] = str(creds_for("trainer"))  # the trainer's own key
     argv = [
         "serve",
         "trainer",

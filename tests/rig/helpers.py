@@ -24,6 +24,7 @@ from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.rig.status import read_status
 from foto3d.proto.jobs import SubmitRequest
 from foto3d.proto.rig import RigStatus
+from testkit.identities import add_participant, auth_includes, reload_on_change
 from testkit.servers import free_port
 from testkit.waiting import eventually
 
@@ -70,8 +71,10 @@ async def start_hub(store: Path, port: int | None = None, leaf_port: int | None 
         # no_advertise: a rig must not learn the hub's own leafnode address and go round the
         # tests' cuttable link in front of it.
         config_text=f"leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n  no_advertise: true\n}}\n",
+        includes=auth_includes(),
     )
     await hub.astart()
+    reload_on_change(hub)
     bus = await connect([hub.client_url], "test-hub")
     await provision(bus.js, assemble())
     await bus.close()
@@ -82,6 +85,8 @@ def write_rig(rig_dir: Path, rig_id: str, sites: list[SiteSettings], **kw: objec
     raw = {
         "rig_id": rig_id,
         "sites": [msgspec.to_builtins(s) for s in sites],
+        # The rig's own key: its links are checked against the rig role, as on a real site.
+        "creds": str(add_participant("rig", rig_id)),
         "leaf_port": free_port(),
         "panel_port": free_port(),
         # Fast health checks so tests see a site go and come back within a second or two.

@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from foto3d.cli.common import fail, run_async
+from foto3d.libs.bus.identities import write_private
 from foto3d.libs.config import ConfigError
 from foto3d.libs.rig import settings as rig_settings
 from foto3d.libs.rig.leaf import write_leaf_config
@@ -69,6 +70,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--leaf-port", type=int, default=4290, help="port of the rig's own nats-server (default 4290)"
     )
     i.add_argument("--panel-port", type=int, default=8290, help="port of `foto3d rig panel` (default 8290)")
+    i.add_argument(
+        "--creds",
+        metavar="FILE",
+        help="the rig's key from `foto3d auth add rig ID` (copied owner-only into the rig's folder)",
+    )
     i.add_argument("--force", action="store_true", help="overwrite existing settings")
     i.set_defaults(func=cmd_init)
 
@@ -85,6 +91,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pn.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pn.add_argument("--port", type=int, help="port (default: panel_port of rig.toml)")
     pn.set_defaults(func=cmd_panel)
+
+
+# The rig's own copy of its key, beside rig.toml.
+RIG_KEY = "rig.nk"
 
 
 def _rig_dir(args: argparse.Namespace) -> Path:
@@ -117,7 +127,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         return fail(
             "give at least one site: --local-nats and --local-store, or --cloud-nats and --cloud-store"
         )
-    raw = {"rig_id": args.rig_id, "sites": sites, "leaf_port": args.leaf_port, "panel_port": args.panel_port}
+    raw: dict[str, object] = {
+        "rig_id": args.rig_id,
+        "sites": sites,
+        "leaf_port": args.leaf_port,
+        "panel_port": args.panel_port,
+    }
+    if args.creds:
+        try:
+            seed = Path(args.creds).expanduser().read_bytes()
+        except OSError as exc:
+            return fail(f"cannot read the rig's key: {exc}")
+        key = rig_dir / RIG_KEY
+        write_private(key, seed)
+        raw["creds"] = str(key.resolve())
     try:  # the same rules as reading rig.toml back
         settings = rig_settings.SETTINGS.read(raw, "rig init", env={})
     except ConfigError as exc:

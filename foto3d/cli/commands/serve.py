@@ -10,8 +10,10 @@ import signal
 
 from foto3d.app.registry import SERVICES, by_name
 from foto3d.app.runtime import Runtime
-from foto3d.cli.common import fail, run_async, settings_from, system_options
+from foto3d.cli.common import CREDS_ENV, data_key, fail, run_async, settings_from, system_options
 from foto3d.libs.discovery import resolve_nats_urls
+from foto3d.proto.permissions import ROLES, may_publish, service_role
+from foto3d.proto.subjects import LOGS_STREAM
 
 ORDER = 2
 
@@ -48,6 +50,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.INFO)
     settings = settings_from(args)
     urls = resolve_nats_urls(settings)
+    role = service_role(entry.name)
+    # The data folder's identity of this service (`foto3d auth`), unless --creds named one;
+    # against a --nats cluster, FOTO3D_NATS_CREDS comes first.
+    key = data_key(settings, role)
+    if key is not None and not args.creds and not (settings.nats_urls and os.environ.get(CREDS_ENV)):
+        os.environ[CREDS_ENV] = str(key)
     if args.max_jobs is not None:
         if entry.name != "trainer" or args.max_jobs < 0:
             return fail("--max-jobs takes a number >= 0 and only applies to the trainer")
@@ -61,6 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             http=not args.no_http,
             http_host=settings.http_host,
             http_port=settings.http_port,
+            # A role that may not create streams (a trainer) finds them made by the services.
+            provision_topology=may_publish(ROLES[role], f"$JS.API.STREAM.CREATE.{LOGS_STREAM}"),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -1,0 +1,102 @@
+"""`foto3d auth`: the bus's identities: create them, add or revoke a rig or trainer, rotate all.
+
+Works on an identity folder (``DATA/auth``, the one `foto3d up` uses, or ``--dir``): it
+writes each participant's key owner-only and the server's compiled ``authorization.conf``;
+``--reload`` then applies it to the data folder's running embedded server (SIGHUP), so a
+revocation takes effect within seconds and without a restart. For a deployed server, send
+it ``nats-server --signal reload`` after copying the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+
+from foto3d.cli.common import AUTH_DIR, fail, run_async, settings_from, system_options
+from foto3d.libs.bus.authconf import write_authorization
+from foto3d.libs.bus.identities import IdentityError, IdentityStore
+from foto3d.libs.bus.leafcut import reload_and_cut
+from foto3d.libs.config import Settings
+from foto3d.libs.discovery import read_endpoints
+from foto3d.libs.nats_server import PID_FILE
+from foto3d.proto.permissions import ROLES
+
+ORDER = 80
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "auth",
+        parents=[system_options()],
+        help="identities on the bus: create, add, revoke, rotate (docs/security.md)",
+        description=(
+            "Manage the bus's identities (nkeys) and write the server's authorization config. "
+            "Keys are written owner-only and never printed; only public keys are shown."
+        ),
+    )
+    p.add_argument("--dir", metavar="DIR", help="identity folder (default DATA/auth)")
+    p.add_argument(
+        "--reload", action="store_true", help="apply at once to the data folder's running `foto3d up`"
+    )
+    acts = p.add_subparsers(dest="action", required=True)
+    acts.add_parser("init", help="create the site's identities (every service, staff, up) where missing")
+    add = acts.add_parser("add", help="add a participant, e.g. `add rig r7` or `add trainer gpu1`")
+    add.add_argument("role", choices=sorted(ROLES))
+    add.add_argument("id", nargs="?", default="", help="the rig's or trainer's id")
+    rev = acts.add_parser("revoke", help="revoke one participant, e.g. `revoke rig-r7`")
+    rev.add_argument("name")
+    acts.add_parser("rotate", help="new keys for every participant (hand them out again)")
+    acts.add_parser("list", help="every participant, its role and public key")
+    p.set_defaults(func=cmd_auth)
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    folder = Path(args.dir).expanduser() if args.dir else settings.data_dir / AUTH_DIR
+    store = IdentityStore(folder)
+    try:
+        if args.action == "init":
+            store.ensure_site()
+        elif args.action == "add":
+            ident = store.add(args.role, args.id)
+            print(f"{ident.name}: key {store.key_path(ident.name)}")
+        elif args.action == "revoke":
+            store.revoke(args.name)
+        elif args.action == "rotate":
+            store.rotate_all()
+    except IdentityError as exc:
+        return fail(str(exc))
+    if args.action == "list":
+        for i in store.load():
+            print(f"{i.name:24} {i.role:14} {i.public_key}{'  (revoked)' if i.revoked else ''}")
+        return 0
+    conf = write_authorization(store)
+    print(f"wrote {conf}")
+    if args.reload:
+        return reload_embedded(settings, store)
+    return 0
+
+
+def reload_embedded(settings: Settings, store: IdentityStore) -> int:
+    """SIGHUP the data folder's embedded server, then close its leaf links (a revoked rig's)."""
+    store_dir = settings.data_dir / "nats"
+    ep = read_endpoints(settings.data_dir)
+    try:
+        pid = int((store_dir / PID_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return fail(f"no running nats-server recorded in {store_dir}")
+    if ep is None or not ep.monitor_url:
+        return fail(f"no running `foto3d up` on {settings.data_dir}")
+
+    def hup() -> None:
+        os.kill(pid, signal.SIGHUP)
+
+    key, _ = store.system_key()
+    try:
+        cut = run_async(lambda: reload_and_cut(hup, ep.nats_url, ep.monitor_url, key))
+    except (ProcessLookupError, TimeoutError, OSError) as exc:
+        return fail(f"reloading the nats-server (pid {pid}) failed: {exc}")
+    print(f"reloaded the nats-server (pid {pid}); {cut} leaf link(s) asked to reconnect")
+    return 0

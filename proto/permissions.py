@@ -1,0 +1,349 @@
+"""Who may use which subject: one role per kind of participant, written beside the subjects.
+
+Every connection to the bus is someone (an nkey, ``foto3d auth``) of one of these roles,
+and may publish and subscribe only where its role says. The table is compiled into the
+nats-server's ``authorization`` block (``foto3d.libs.bus.auth``), so a subject added to
+``proto`` without a role that may use it fails ``tests/test_permissions.py``.
+
+Patterns use NATS wildcards. ``{id}`` stands for the participant's own id (a rig's or a
+trainer's): the compiler writes it out per participant, so a rig may publish only its
+own logs and heartbeats. JetStream's API is scoped by stream and consumer
+(``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>``), so a role reaches only the streams it
+works on; deleting or purging a stream is no role's job but the embedded ``up``'s.
+
+Roles that answer requests (the services' endpoints) get ``allow_responses``: they may
+publish a reply to whoever asked, once, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from foto3d.proto import gateway, jobs, logs, objects, subjects
+from foto3d.proto.api import API_PREFIX, Api
+from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
+from foto3d.proto.jobs import LEADER_PREFIX
+from foto3d.proto.rig import RIG_DATASETS_ALL
+
+JS_API = "$JS.API"
+INBOX = "_INBOX.>"
+# The NATS services framework's discovery subjects (`nats micro ls|info|stats`).
+MICRO = "$SRV.>"
+LEADER_LEASE_BUCKET = "queue-leader"
+
+
+def _api(group: str) -> str:
+    return f"{API_PREFIX}.{group}.>"
+
+
+def _stream_api(stream: str) -> tuple[str, ...]:
+    """What a reader of ``stream`` needs: its info, its consumers, fetching and acking."""
+    return (
+        f"{JS_API}.STREAM.INFO.{stream}",
+        f"{JS_API}.CONSUMER.INFO.{stream}.*",
+        f"{JS_API}.CONSUMER.CREATE.{stream}.>",
+        f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.*",
+        f"{JS_API}.CONSUMER.DELETE.{stream}.*",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",
+        f"{JS_API}.STREAM.MSG.GET.{stream}",
+        f"{JS_API}.DIRECT.GET.{stream}",
+        f"{JS_API}.DIRECT.GET.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    )
+
+
+# Provisioning the declared topology (every service start does it): create and update
+# streams and consumers, never delete or purge them.
+PROVISION = (
+    f"{JS_API}.INFO",
+    f"{JS_API}.STREAM.NAMES",
+    f"{JS_API}.STREAM.LIST",
+    f"{JS_API}.STREAM.INFO.*",
+    f"{JS_API}.STREAM.CREATE.*",
+    f"{JS_API}.STREAM.UPDATE.*",
+    f"{JS_API}.CONSUMER.INFO.*.*",
+    f"{JS_API}.CONSUMER.CREATE.*.>",
+    f"{JS_API}.CONSUMER.DURABLE.CREATE.*.*",
+)
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one kind of participant may do on the bus."""
+
+    name: str
+    description: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    publish_deny: tuple[str, ...] = ()
+    # May answer requests made to it (a responder's reply goes to the asker's inbox).
+    responds: bool = False
+    # One identity per participant (``{id}`` in the patterns), or one for the whole role.
+    per_participant: bool = False
+    # Client connections, and for a rig its leaf link too.
+    leaf: bool = False
+
+    def expand(self, participant_id: str) -> Role:
+        """The role with ``{id}`` replaced by one participant's id (a subject token)."""
+        tok = subjects.token(participant_id)
+
+        def sub(pats: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(p.replace("{id}", tok) for p in pats)
+
+        return Role(
+            self.name,
+            self.description,
+            sub(self.publish),
+            sub(self.subscribe),
+            sub(self.publish_deny),
+            self.responds,
+            self.per_participant,
+            self.leaf,
+        )
+
+
+# What every service does whatever its job: provision, heartbeat, log, answer micro pings.
+_SERVICE_PUB = (
+    *PROVISION,
+    subjects.heartbeats_of("service"),
+    "f3d.logs.service.>",
+    subjects.DEAD_ALL,
+)
+_SERVICE_SUB = (INBOX, MICRO)
+
+
+def _service(name: str, description: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> Role:
+    return Role(
+        name,
+        description,
+        publish=(*_SERVICE_PUB, *publish),
+        subscribe=(*_SERVICE_SUB, *subscribe),
+        responds=True,
+    )
+
+
+ROLES: dict[str, Role] = {
+    r.name: r
+    for r in (
+        Role(
+            "up",
+            "the embedded one-process system (`foto3d up`): every service runs in its process, so "
+            "every service's key would be there anyway; it also provisions and repairs the store",
+            publish=(">",),
+            subscribe=(">",),
+            responds=True,
+        ),
+        Role(
+            "staff",
+            "people: the CLI and the dashboards; call every service's management API, read "
+            "logs, events and the streams' state, ship a command's logs (`foto3d run`); "
+            "never delete streams",
+            publish=(
+                f"{API_PREFIX}.>",
+                subjects.LOGS_ALL,
+                f"{JS_API}.INFO",
+                f"{JS_API}.STREAM.NAMES",
+                f"{JS_API}.STREAM.LIST",
+                f"{JS_API}.STREAM.INFO.*",
+                f"{JS_API}.CONSUMER.INFO.*.*",
+                f"{JS_API}.CONSUMER.NAMES.*",
+                f"{JS_API}.CONSUMER.LIST.*",
+                f"{JS_API}.STREAM.MSG.GET.*",
+                f"{JS_API}.DIRECT.GET.>",
+                MICRO,
+            ),
+            subscribe=(
+                INBOX,
+                subjects.LOGS_ALL,
+                subjects.JOB_EVENTS_ALL,
+                subjects.OBJECT_EVENTS_ALL,
+                subjects.ALERTS_ALL,
+                subjects.HEARTBEATS_ALL,
+            ),
+            publish_deny=(f"{LEADER_PREFIX}.>",),
+        ),
+        _service(
+            "queue",
+            "job records and their state machine: takes submissions, feeds the work stream",
+            publish=(
+                subjects.JOB_EVENTS_ALL,
+                subjects.WORK_TRAIN_ALL,
+                f"{LEADER_PREFIX}.>",
+                *_stream_api(subjects.SUBMISSIONS_STREAM),
+                *_stream_api(subjects.QUEUE_ADVISORIES_STREAM),
+                *_stream_api(subjects.JOB_EVENTS_STREAM),
+                *_stream_api(subjects.WORK_STREAM),
+                f"{JS_API}.STREAM.MSG.DELETE.{subjects.WORK_STREAM}",
+                *_stream_api(f"KV_{LEADER_LEASE_BUCKET}"),
+                f"$KV.{LEADER_LEASE_BUCKET}.>",
+            ),
+            subscribe=(_api("jobs"), f"{LEADER_PREFIX}.>", subjects.JOB_EVENTS_ALL),
+        ),
+        _service(
+            "log_collector",
+            "stores every log batch; answers log searches",
+            publish=(*_stream_api(subjects.LOGS_STREAM),),
+            subscribe=(_api("logs"), subjects.LOGS_ALL),
+        ),
+        _service(
+            "notifier",
+            "raises and resolves alerts from logs, job events and heartbeats; sends mail",
+            publish=(
+                subjects.ALERTS_ALL,
+                *_stream_api(subjects.LOGS_STREAM),
+                *_stream_api(subjects.JOB_EVENTS_STREAM),
+                *_stream_api(subjects.HEARTBEATS_STREAM),
+                *_stream_api(subjects.ALERTS_STREAM),
+            ),
+            subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
+        ),
+        _service(
+            "catalog",
+            "objects, approvals and statuses; the only writer of status changes",
+            publish=(
+                subjects.OBJECT_EVENTS_ALL,
+                f"{API_PREFIX}.jobs.submit",
+                f"{API_PREFIX}.jobs.get",
+                f"{API_PREFIX}.jobs.cancel",
+                f"{API_PREFIX}.jobs.requeue",
+                f"{API_PREFIX}.publisher.>",
+                *_stream_api(subjects.OBJECT_EVENTS_STREAM),
+                *_stream_api(subjects.JOB_EVENTS_STREAM),
+            ),
+            subscribe=(_api("catalog"),),
+        ),
+        _service(
+            "publisher",
+            "uploads approved models; reports publish results as object events",
+            publish=(subjects.OBJECT_EVENTS_ALL, *_stream_api(subjects.OBJECT_EVENTS_STREAM)),
+            subscribe=(_api("publisher"),),
+        ),
+        _service(
+            "gateway",
+            "customer credentials and the viewer's files; follows object statuses",
+            publish=(
+                subjects.GATEWAY_CREDENTIALS_ALL,
+                subjects.GATEWAY_USAGE_ALL,
+                subjects.GATEWAY_BANS_ALL,
+                f"f3d.logs.{ACCESS_LOG_SOURCE_KIND}.>",
+                *_stream_api(subjects.GATEWAY_CREDENTIALS_STREAM),
+                *_stream_api(subjects.GATEWAY_USAGE_STREAM),
+                *_stream_api(subjects.GATEWAY_BANS_STREAM),
+                *_stream_api(subjects.OBJECT_EVENTS_STREAM),
+            ),
+            subscribe=(_api("gateway"),),
+        ),
+        _service(
+            "scaler",
+            "starts and stops trainers from the work waiting and the trainers' heartbeats",
+            publish=(*_stream_api(subjects.WORK_STREAM),),
+            subscribe=(subjects.heartbeats_of("trainer"),),
+        ),
+        Role(
+            "trainer",
+            "takes training work and reports on it; cannot submit, publish, read credentials "
+            "or change statuses",
+            publish=(
+                f"{JS_API}.INFO",
+                f"{JS_API}.STREAM.INFO.{subjects.WORK_STREAM}",
+                f"{JS_API}.CONSUMER.INFO.{subjects.WORK_STREAM}.*",
+                f"{JS_API}.CONSUMER.MSG.NEXT.{subjects.WORK_STREAM}.{subjects.TRAINER_VIP_CONSUMER}",
+                f"{JS_API}.CONSUMER.MSG.NEXT.{subjects.WORK_STREAM}.{subjects.TRAINER_NORMAL_CONSUMER}",
+                f"$JS.ACK.{subjects.WORK_STREAM}.>",
+                f"{JS_API}.STREAM.MSG.GET.{subjects.JOB_EVENTS_STREAM}",
+                f"{JS_API}.DIRECT.GET.{subjects.JOB_EVENTS_STREAM}.>",
+                subjects.JOB_EVENTS_ALL,
+                subjects.dead(subjects.WORK_STREAM),
+                # A trainer's id is chosen at its start (host and pid unless configured), so
+                # its logs and heartbeats are not tied to its key's id; the runtime's service
+                # heartbeat names it too.
+                "f3d.logs.trainer.*",
+                subjects.heartbeats_of("trainer"),
+                subjects.heartbeats_of("service"),
+                subjects.heartbeats_of("job"),  # a running job's own heartbeat
+            ),
+            subscribe=(INBOX, MICRO, subjects.JOB_EVENTS_ALL),
+            responds=True,
+            per_participant=True,
+        ),
+        Role(
+            "rig",
+            "a capture rig: its own logs, heartbeats and dataset submissions, over its client "
+            "connection and its leaf link",
+            publish=(
+                "f3d.logs.rig.{id}",
+                "f3d.hb.rig.{id}",
+                "f3d.rig.datasets.{id}",
+                subjects.JOB_SUBMIT,
+                f"{JS_API}.INFO",
+                f"{JS_API}.STREAM.INFO.{subjects.LOGS_STREAM}",
+                f"{JS_API}.STREAM.UPDATE.{subjects.LOGS_STREAM}",
+                # Over the leaf link: the sourced batches, and the rig server's answers to the
+                # site's sourcing requests (JetStream's internal reply subjects).
+                "f3d.leaf.{id}.>",
+                "$JSC.R.>",
+                INBOX,
+            ),
+            # The site's sourcing requests to the rig's own JetStream domain and its flow
+            # control (which acknowledges what the site stored).
+            subscribe=(INBOX, "f3d.leaf.{id}.>", "$JS.rig-{id}.API.>", "$JS.FC.>"),
+            per_participant=True,
+            leaf=True,
+        ),
+    )
+}
+
+# Every subject family in proto, each with an example subject (for the table test) and the
+# roles that are meant to produce it and consume it.
+STREAM_SUBJECTS: dict[str, str] = {
+    subjects.LOGS_ALL: subjects.logs("service", "x"),
+    subjects.JOB_EVENTS_ALL: subjects.job_events("j1"),
+    subjects.JOB_SUBMIT: subjects.JOB_SUBMIT,
+    subjects.WORK_TRAIN_ALL: subjects.work_train("normal"),
+    subjects.OBJECT_EVENTS_ALL: subjects.object_events("o1"),
+    subjects.HEARTBEATS_ALL: subjects.heartbeat("service", "x"),
+    subjects.ALERTS_ALL: subjects.alerts("error"),
+    subjects.DEAD_ALL: subjects.dead("work"),
+    subjects.GATEWAY_CREDENTIALS_ALL: subjects.gateway_credentials("c1"),
+    subjects.GATEWAY_USAGE_ALL: subjects.gateway_usage("i1"),
+    subjects.GATEWAY_BANS_ALL: subjects.gateway_bans("i1"),
+    RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
+}
+
+
+def service_role(service: str) -> str:
+    """The role a service (its name in ``foto3d serve NAME``) runs as."""
+    return "gateway" if service == "token_gateway" else service
+
+
+def all_apis() -> list[Api[Any, Any]]:
+    """Every request/reply endpoint declared in proto."""
+    found: dict[str, Api[Any, Any]] = {}
+    for mod in (gateway, jobs, logs, objects):
+        for value in vars(mod).values():
+            if isinstance(value, Api):
+                found[value.subject] = value
+    return [found[k] for k in sorted(found)]
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` one token, ``>`` one or more trailing tokens."""
+    pt, st = pattern.split("."), subject.split(".")
+    for i, p in enumerate(pt):
+        if p == ">":
+            return len(st) > i
+        if i >= len(st) or (p != "*" and p != st[i]):
+            return False
+    return len(pt) == len(st)
+
+
+def may_publish(role: Role, subject: str) -> bool:
+    if any(matches(p, subject) for p in role.publish_deny):
+        return False
+    return any(matches(p, subject) for p in role.publish)
+
+
+def may_subscribe(role: Role, subject: str) -> bool:
+    return any(matches(p, subject) for p in role.subscribe)

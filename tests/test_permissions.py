@@ -1,0 +1,164 @@
+"""The role table against proto and against a real nats-server.
+
+Every subject family and API in proto has a role that may produce it and one that may
+consume it; and on a real server, each role's key is refused (the server's permissions
+violation, seen through the client's error callback, never a time-out) exactly where
+its role says no, and accepted where it says yes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from foto3d.libs.bus.topology import STREAMS
+from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import permissions, subjects
+from foto3d.proto.permissions import ROLES, STREAM_SUBJECTS, Role, all_apis, may_publish, may_subscribe
+from testkit.identities import TEST_RIG, TEST_TRAINER, auth_includes, creds_for
+from testkit.servers import free_port
+from testkit.waiting import eventually
+
+WORKERS = [name for name in ROLES if name != "up"]
+
+
+def reads_stream(role: Role, stream: str) -> bool:
+    return may_publish(role, f"$JS.API.CONSUMER.MSG.NEXT.{stream}.x") or may_publish(
+        role, f"$JS.API.CONSUMER.CREATE.{stream}.x"
+    )
+
+
+def sample(role_name: str, subject: str) -> Role:
+    role = ROLES[role_name]
+    if role.per_participant:
+        return role.expand(TEST_RIG if role_name == "rig" else TEST_TRAINER)
+    return role
+
+
+def test_every_stream_subject_has_a_producer_and_a_consumer() -> None:
+    covered = set(STREAM_SUBJECTS)
+    for stream in STREAMS:
+        assert set(stream.subjects) <= covered | {subjects.WORK_MAX_DELIVERIES}, stream.name
+    for family, example in STREAM_SUBJECTS.items():
+        producers = [r for r in WORKERS if may_publish(sample(r, example), example)]
+        assert producers, f"no role but up may publish {family}"
+    for stream in STREAMS:
+        consumers = [
+            r
+            for r in WORKERS
+            if reads_stream(ROLES[r], stream.name)
+            or any(may_subscribe(ROLES[r], STREAM_SUBJECTS.get(s, s)) for s in stream.subjects)
+        ]
+        assert consumers, f"no role but up reads {stream.name}"
+
+
+def test_every_api_has_a_caller_and_a_responder() -> None:
+    for api in all_apis():
+        callers = [r for r in WORKERS if may_publish(ROLES[r], api.subject)]
+        responders = [r for r in WORKERS if may_subscribe(ROLES[r], api.subject) and ROLES[r].responds]
+        assert callers, f"no role may call {api.subject}"
+        assert responders == [r for r in responders if r != "staff"] and responders, api.subject
+
+
+def test_least_privilege_in_the_table() -> None:
+    trainer, rig = sample("trainer", ""), sample("rig", "")
+    for role in (trainer, rig):
+        for api in all_apis():
+            assert not may_publish(role, api.subject), (role.name, api.subject)
+        assert not may_subscribe(role, subjects.GATEWAY_CREDENTIALS_ALL)
+        assert not may_subscribe(role, subjects.logs("service", "x"))
+        assert not may_publish(role, subjects.object_events("o1"))
+        assert not may_publish(role, "$JS.API.STREAM.DELETE.LOGS")
+    assert may_publish(rig, subjects.logs("rig", TEST_RIG))
+    assert not may_publish(rig, subjects.logs("rig", "other"))
+    assert not may_publish(rig, subjects.heartbeat("rig", "other"))
+    assert not may_publish(trainer, subjects.heartbeat("rig", TEST_RIG))
+    assert not may_publish(trainer, subjects.JOB_SUBMIT)
+    for name in WORKERS:
+        if name != "staff":
+            assert not may_publish(sample(name, ""), "f3d.api.gateway.tokens-issue"), name
+    assert permissions.matches("a.>", "a.b.c") and not permissions.matches("a.*", "a.b.c")
+
+
+# Subjects every role is tried on: each family's example, every API, the JetStream API's
+# dangerous corners and each role's own allowances made concrete.
+PROBES = sorted(
+    {
+        *STREAM_SUBJECTS.values(),
+        *(a.subject for a in all_apis()),
+        "$JS.API.STREAM.DELETE.LOGS",
+        "$JS.API.STREAM.PURGE.GATEWAY_CREDENTIALS",
+        "$JS.API.STREAM.UPDATE.OBJECT_EVENTS",
+        "$JS.API.CONSUMER.MSG.NEXT.WORK.trainer-vip",
+        "$JS.API.CONSUMER.MSG.NEXT.GATEWAY_CREDENTIALS.x",
+        subjects.logs("rig", TEST_RIG),
+        subjects.logs("rig", "r2"),
+        subjects.heartbeat("trainer", TEST_TRAINER),
+        subjects.heartbeat("trainer", "t2"),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A bare server (no streams: a publish here changes nothing) with authorization on."""
+    root = tmp_path_factory.mktemp("perm")
+    s = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
+    yield s
+    s.stop()
+
+
+async def connect_as(server: NatsServer, key: Path | None, errors: list[str]) -> Client:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    opts = {"nkeys_seed": str(key)} if key else {}
+    return await nats.connect(server.client_url, error_cb=on_error, allow_reconnect=False, **opts)
+
+
+def refused(errors: list[str], kind: str, subject: str) -> bool:
+    return any(f'violation for {kind} to "{subject.lower()}"' in e for e in errors)
+
+
+async def test_no_key_is_refused(server: NatsServer) -> None:
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect_as(server, None, [])
+
+
+@pytest.mark.parametrize("role_name", WORKERS)
+async def test_each_role_is_refused_outside_and_accepted_inside(server: NatsServer, role_name: str) -> None:
+    role = sample(role_name, "")
+    errors: list[str] = []
+    nc = await connect_as(server, creds_for(role_name), errors)
+    try:
+        for subject in PROBES:
+            await nc.publish(subject, b"{}")
+        subs = [await nc.subscribe(subject) for subject in PROBES]
+        await nc.flush(timeout=10)
+
+        def expected_refusals_arrived() -> bool:
+            return all(
+                (may_publish(role, subj) or refused(errors, "publish", subj))
+                and (may_subscribe(role, subj) or refused(errors, "subscription", subj))
+                for subj in PROBES
+            )
+
+        # Refusals come as asynchronous -ERR lines: wait for each one the table predicts.
+        await eventually(expected_refusals_arrived, "the refusals the table predicts", timeout=15)
+        await nc.flush(timeout=10)
+        wrong = []
+        for subject in PROBES:
+            if refused(errors, "publish", subject) == may_publish(role, subject):
+                wrong.append(f"publish {subject}: table says {may_publish(role, subject)}")
+            if refused(errors, "subscription", subject) == may_subscribe(role, subject):
+                wrong.append(f"subscribe {subject}: table says {may_subscribe(role, subject)}")
+        assert not wrong, "\n".join(wrong)
+        for s in subs:
+            if not nc.is_closed:
+                await s.unsubscribe()
+    finally:
+        await nc.close()
