@@ -104,12 +104,18 @@ class Role:
         )
 
 
-# What every service does whatever its job: provision, heartbeat, log, answer micro pings.
+# What every service does whatever its job: provision, heartbeat, log, answer micro pings;
+# and, since each service's HTTP port serves the dashboard's sign-in, share its sign-in
+# limits (AUTH_SIGNIN, followed by every instance) and hand new-address notices to the
+# notifier (AUTH_NOTICES).
 _SERVICE_PUB = (
     *PROVISION,
     subjects.heartbeats_of("service"),
     "f3d.logs.service.>",
     subjects.DEAD_ALL,
+    subjects.AUTH_SIGNIN_ALL,
+    *_stream_api(subjects.AUTH_SIGNIN_STREAM),
+    subjects.AUTH_NOTICES_ALL,
 )
 _SERVICE_SUB = (INBOX, MICRO)
 
@@ -143,6 +149,7 @@ ROLES: dict[str, Role] = {
             publish=(
                 f"{API_PREFIX}.>",
                 subjects.LOGS_ALL,
+                subjects.AUTH_SIGNIN_ALL,  # `foto3d users unlock`
                 f"{JS_API}.INFO",
                 f"{JS_API}.STREAM.NAMES",
                 f"{JS_API}.STREAM.LIST",
@@ -196,6 +203,7 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
                 *_stream_api(subjects.HEARTBEATS_STREAM),
                 *_stream_api(subjects.ALERTS_STREAM),
+                *_stream_api(subjects.AUTH_NOTICES_STREAM),
             ),
             subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
         ),
@@ -310,6 +318,8 @@ STREAM_SUBJECTS: dict[str, str] = {
     subjects.GATEWAY_USAGE_ALL: subjects.gateway_usage("i1"),
     subjects.GATEWAY_BANS_ALL: subjects.gateway_bans("i1"),
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
+    subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
+    subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
 }
 
 

@@ -60,6 +60,18 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _json(ErrorReply, ERROR_TEXT[c]) for c in sorted({*codes, *GUARD_CODES})}
 
 
+def _page_errors(*codes: int) -> dict[str, Any]:
+    """The iframe page's refusals: the viewer's not-available card, the reason in the console
+    (``refusal.py``), with the same status codes as the JSON API's."""
+    return {
+        str(c): {
+            "description": ERROR_TEXT[c] + " (shown as the not-available card)",
+            "content": {"text/html": {}},
+        }
+        for c in sorted({*codes, *GUARD_CODES})
+    }
+
+
 SECRET: dict[str, list[str]] = {"bearer": []}
 PUBLISHABLE: dict[str, list[str]] = {"publishableKey": []}
 CREDENTIALS_NOTE = (
@@ -201,7 +213,7 @@ def _document() -> dict[str, Any]:
                             "description": "The page (framable only by the key's origins); a model that is not live shows a not-available card",
                             "content": {"text/html": {}},
                         },
-                        **_errors(400, 401, 403, 503),
+                        **_page_errors(400, 401, 403, 404, 503),
                     },
                 }
             },
