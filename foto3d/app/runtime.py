@@ -15,6 +15,7 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.app.system_metrics import SystemMetrics
 from foto3d.app.topology import assemble
 from foto3d.libs.auth import Auth
 from foto3d.libs.bus.connection import Bus, connect
@@ -23,6 +24,9 @@ from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
 from foto3d.libs.bus.topology import Topology, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
+from foto3d.libs.metrics import Metrics
+from foto3d.libs.metrics.settings import SETTINGS as METRICS_SETTINGS
+from foto3d.libs.metrics.web import metrics_route
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
 
@@ -51,18 +55,27 @@ class Runtime:
     # What to provision (None: every registered service's, as assembled); `up` passes the
     # assembled table with stream limits sized to its disk.
     topology: Topology | None = None
+    # One registry for every service of this process, served at /metrics.
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
         self._control = await connect(self.nats_urls, "foto3d-runtime")
         topology = self.topology if self.topology is not None else assemble()
         await provision(self._control.js, topology, replicas=BUS_SETTINGS.load(self.settings).replicas)
+        SystemMetrics(self._control, self.settings.data_dir, topology).install(self.metrics)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
         for entry in self.entries:
             svc = entry.create()
             bus = await connect(self.nats_urls, f"foto3d-{entry.name}")
             self.buses[entry.name] = bus
-            ctx = ServiceContext(settings=self.settings, bus=bus, nats_urls=self.nats_urls, base_url=base_url)
+            ctx = ServiceContext(
+                settings=self.settings,
+                bus=bus,
+                nats_urls=self.nats_urls,
+                base_url=base_url,
+                metrics=self.metrics,
+            )
             await svc.start(ctx)
             self.services.append(svc)
             hb = HeartbeatSender(
@@ -99,6 +112,7 @@ class Runtime:
             nav += svc.nav()
         auth = Auth(self.settings)
         routes += auth.routes()
+        routes.append(metrics_route(self.metrics, METRICS_SETTINGS.load(self.settings).token, auth.user))
         app = build_app(routes, nav, self.health, auth.user)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()

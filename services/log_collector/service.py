@@ -20,6 +20,7 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import BAD_REQUEST, UNAVAILABLE, ServiceError
 from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
+from foto3d.services.log_collector.metrics import LogCollectorMetrics
 from foto3d.services.log_collector.otlp import OtlpSink
 from foto3d.services.log_collector.pages import LogsPage
 from foto3d.services.log_collector.retention import Pruner
@@ -78,6 +79,8 @@ class LogCollector(Service):
         cfg = self.config = SETTINGS.load(ctx.settings)
         self.store = await LogStore(ctx.data_dir(self.name) / DB_NAME, synchronous=cfg.synchronous).open()
         self._api = LogHttpApi(self.store, self.hub, self.stats)
+        store = self.store
+        LogCollectorMetrics(ctx.bus, lambda: self.counts, store.file_bytes).install(ctx.metrics)
         if cfg.otlp_endpoint:
             self.sink = OtlpSink(
                 cfg.otlp_endpoint,

@@ -30,6 +30,7 @@ from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
 from foto3d.services.notifier.delivery import OutboxSender
 from foto3d.services.notifier.log_context import LogContext
+from foto3d.services.notifier.metrics import NotifierMetrics
 from foto3d.services.notifier.model import (
     interruption_fingerprint,
 )
@@ -80,6 +81,7 @@ class Notifier(Service):
         store = await Store.open(data / "notifier.sqlite")
         store.repeat_interval = cfg.section.repeat_interval
         self.store = store
+        NotifierMetrics(store).install(ctx.metrics)
         self.sender = OutboxSender(store, cfg, ctx.bus, self.outbox_dir)
         self._log_context = LogContext(ctx.bus, cfg.section.context_lines, cfg.section.context_timeout)
         await self.sender.start()

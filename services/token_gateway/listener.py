@@ -122,20 +122,21 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp.headers["Access-Control-Expose-Headers"] = "Content-Length, Retry-After"
     resp.headers.setdefault("Vary", "Origin")
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    parts.access.add(
-        Access(
-            method=request.method,
-            path=request.path,
-            status=resp.status,
-            ip=ip,
-            ms=(time.perf_counter() - started) * 1000,
-            bytes=n.bytes,
-            customer=n.customer,
-            object_id=n.object_id,
-            credential_id=n.credential_id,
-            reason=n.reason,
-        )
+    access = Access(
+        method=request.method,
+        path=request.path,
+        status=resp.status,
+        ip=ip,
+        ms=(time.perf_counter() - started) * 1000,
+        bytes=n.bytes,
+        customer=n.customer,
+        object_id=n.object_id,
+        credential_id=n.credential_id,
+        reason=n.reason,
     )
+    parts.access.add(access)
+    if parts.metrics is not None:
+        parts.metrics.observe(access)
     return resp
 
 
