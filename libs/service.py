@@ -67,6 +67,9 @@ class Service(abc.ABC):
     # runtime provisions every registered service's before any starts.
     consumer_specs: ClassVar[tuple[ConsumerSpec, ...]] = ()
     bucket_specs: ClassVar[tuple[KVSpec, ...]] = ()
+    # Whether this service's own WARNING/ERROR records go to the log server. False for a
+    # service that consumes the logs itself: its failures must not feed themselves.
+    ships_own_logs: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.ctx: ServiceContext | None = None

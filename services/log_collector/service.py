@@ -54,6 +54,8 @@ class OversizedMessage(ValueError):
 class LogCollector(Service):
     name = "log_collector"
     consumer_specs = (STORE_LOGS,)
+    # A record about a failing store would go to the stream it cannot store (libs/logsdk/service_logs).
+    ships_own_logs = False
     description = "Stores log batches in sqlite with full-text search; search API and live tail."
 
     def __init__(self) -> None:

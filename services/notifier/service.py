@@ -22,6 +22,7 @@ import msgspec
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.heartbeat import Seen
+from foto3d.libs.logsdk.service_logs import not_shipped
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.jobs import JobDead, JobFailed
@@ -117,8 +118,9 @@ class Notifier(Service):
             fetch_timeout=0.5,
         )
         self._consumers = [logs, jobs]
-        for c in self._consumers:
-            c.start()
+        with not_shipped():  # its failures must not become log records it then consumes
+            logs.start()
+        jobs.start()
         self._open_count = len(await store.open_alerts())
         self._task = asyncio.create_task(self._schedule(), name="notifier:schedule")
 
