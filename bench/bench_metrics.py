@@ -25,7 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.bench_logs import committed, cpu_seconds
+from bench_logs import committed, cpu_seconds
+
 from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
