@@ -51,7 +51,8 @@ def one_round(
 ) -> tuple[float, float, int, float]:
     start = committed(db)
     stop = threading.Event()
-    count, took = [0], []
+    count: list[int] = [0]
+    took: list[float] = []
     t = threading.Thread(target=scraper, args=(http_url, stop, count, took)) if scrape else None
     sh = LogShipper(
         "bench",
