@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -45,6 +46,15 @@ class Metrics:
         self._collectors: dict[str, Collector] = {}
         self._refreshers: dict[str, Refresher] = {}
         self.refresh_failures = 0
+        # Stale figures must be visible: a refresher that fails leaves its last values.
+        self.add_function("metrics", self._own)
+
+    def _own(self) -> Iterable[Metric]:
+        failures = CounterMetricFamily(
+            "f3d_metrics_refresh_failures", "refreshers that failed or timed out before a scrape"
+        )
+        failures.add_metric([], self.refresh_failures)
+        yield failures
 
     def add(self, name: str, collector: Collector) -> None:
         """Register ``collector`` under ``name``, replacing whatever was there."""
@@ -69,6 +79,7 @@ class Metrics:
             try:
                 await asyncio.wait_for(fn(), REFRESH_TIMEOUT_S)
             except Exception as exc:
+                # Debug only: a scrape every few seconds would flood the log (and the log server).
                 self.refresh_failures += 1
                 log.debug("metrics refresher %s failed: %r", name, exc)
 

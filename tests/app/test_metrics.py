@@ -179,5 +179,6 @@ async def test_trainers_alive_stream_fill_and_free_disk(system: Runtime, bus: Bu
     s = await scrape(system)
     free = [v for (n, _), v in s.items() if n == "f3d_disk_free_bytes"]
     assert free and free[0] > 0
+    assert value(s, "f3d_metrics_refresh_failures_total") == 0  # every figure was fresh
     streams = {dict(labels)["stream"] for (n, labels) in s if n == "f3d_stream_bytes"}
     assert "LOGS" in streams or any("LOG" in x for x in streams), streams
