@@ -20,6 +20,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.micro import Endpoint
 from foto3d.libs.bus.topology import ConsumerSpec, KVSpec
 from foto3d.libs.config import Settings
+from foto3d.libs.metrics import Metrics
 
 State = Literal["starting", "ok", "degraded", "down", "stopped"]
 
@@ -51,6 +52,8 @@ class ServiceContext:
     host: str = field(default_factory=socket.gethostname)
     # Where links in mails and pages point (the dashboard of `up`, or public_url).
     base_url: str = ""
+    # The runtime's one registry: services add their collectors here (served at /metrics).
+    metrics: Metrics = field(default_factory=Metrics)
 
     def data_dir(self, service: str) -> Path:
         return self.settings.service_dir(service)
@@ -64,6 +67,9 @@ class Service(abc.ABC):
     # runtime provisions every registered service's before any starts.
     consumer_specs: ClassVar[tuple[ConsumerSpec, ...]] = ()
     bucket_specs: ClassVar[tuple[KVSpec, ...]] = ()
+    # Whether this service's own WARNING/ERROR records go to the log server. False for a
+    # service that consumes the logs itself: its failures must not feed themselves.
+    ships_own_logs: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.ctx: ServiceContext | None = None

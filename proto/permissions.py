@@ -268,6 +268,7 @@ ROLES: dict[str, Role] = {
                 # its logs and heartbeats are not tied to its key's id; the runtime's service
                 # heartbeat names it too.
                 "f3d.logs.trainer.*",
+                "f3d.logs.service.*",  # the runtime's own WARNING/ERROR records (service_logs)
                 subjects.heartbeats_of("trainer"),
                 subjects.heartbeats_of("service"),
                 subjects.heartbeats_of("job"),  # a running job's own heartbeat

@@ -21,6 +21,7 @@ from foto3d.libs.auth.web import SETTINGS as AUTH
 from foto3d.libs.bus.settings import SETTINGS as BUS
 from foto3d.libs.config import CORE
 from foto3d.libs.diskspace import SETTINGS as DISK
+from foto3d.libs.metrics.settings import SETTINGS as METRICS
 from foto3d.libs.rig.settings import SETTINGS as RIG
 from foto3d.libs.settings import Table, TableKind, params_of
 
@@ -78,7 +79,7 @@ region = "eu-central-1"
 
 
 def library_tables() -> list[Table[Any]]:
-    return [CORE, BUS, AUTH, DISK]
+    return [CORE, BUS, AUTH, DISK, METRICS]
 
 
 def file_tables() -> list[tuple[str, str, Table[Any]]]:

@@ -29,6 +29,7 @@ from foto3d.libs.diskspace import (
     judge,
     stream_fills,
 )
+from foto3d.libs.logsdk.service_logs import ALREADY_SHIPPED
 from foto3d.libs.logsdk.shipper import LogShipper, safe_source_id
 from foto3d.libs.service import Health
 from foto3d.proto.logs import Level
@@ -81,13 +82,13 @@ class DiskWatch:
         now = {f.key for f in found}
         for f in found:
             if f.key not in before:
-                log.error("%s", f.text)
+                log.error("%s", f.text, extra=ALREADY_SHIPPED)
                 self._record(Level.ERROR, f.text)
                 self.alerts_sent += 1
         for f in self.findings:
             if f.key not in now:
                 text = f"resolved: {f.text.split(',')[0]} is back within its threshold"
-                log.info("%s", text)
+                log.info("%s", text, extra=ALREADY_SHIPPED)
                 self._record(Level.INFO, text)
         self.findings = found
         await self._resume_streams(found)

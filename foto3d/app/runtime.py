@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from nats.micro.service import Service as MicroService
 from foto3d import __version__
 from foto3d.app.http import build_app
 from foto3d.app.registry import ServiceEntry
+from foto3d.app.system_metrics import SystemMetrics
 from foto3d.app.topology import assemble
 from foto3d.libs.auth import Auth
 from foto3d.libs.bus.connection import Bus, connect
@@ -23,6 +25,10 @@ from foto3d.libs.bus.settings import SETTINGS as BUS_SETTINGS
 from foto3d.libs.bus.topology import Topology, provision
 from foto3d.libs.config import Settings
 from foto3d.libs.heartbeat import HeartbeatSender
+from foto3d.libs.logsdk.service_logs import ServiceLogs, service_context
+from foto3d.libs.metrics import Metrics
+from foto3d.libs.metrics.settings import SETTINGS as METRICS_SETTINGS
+from foto3d.libs.metrics.web import metrics_route
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tracing.setup import setup_tracing
 from foto3d.libs.web.client_faults import server_logger
@@ -55,6 +61,11 @@ class Runtime:
     topology: Topology | None = None
     # Make the server match the declared topology first; off for a role that may not.
     provision_topology: bool = True
+    # One registry for every service of this process, served at /metrics.
+    metrics: Metrics = field(default_factory=Metrics)
+    # Ship the services' own WARNING/ERROR records to the log server (off: stderr only).
+    ship_logs: bool = True
+    service_logs: ServiceLogs | None = None
 
     async def start(self) -> None:
         setup_tracing(self.entries[0].name if len(self.entries) == 1 else "up")
@@ -62,13 +73,29 @@ class Runtime:
         topology = self.topology if self.topology is not None else assemble()
         if self.provision_topology:
             await provision(self._control.js, topology, replicas=BUS_SETTINGS.load(self.settings).replicas)
+        SystemMetrics(self._control, self.settings.data_dir, topology).install(self.metrics)
         base_url = self.settings.public_url or f"http://{self.http_host}:{self.http_port}"
+        quiet = frozenset(e.name for e in self.entries if not e.service_class().ships_own_logs)
+        if self.ship_logs:
+            name = self.entries[0].name if len(self.entries) == 1 else "up"
+            self.service_logs = ServiceLogs(
+                f"{name}.{socket.gethostname()}", self.nats_urls, self.settings.data_dir, quiet
+            )
         for entry in self.entries:
             svc = entry.create()
-            bus = await connect(self.nats_urls, f"foto3d-{entry.name}")
-            self.buses[entry.name] = bus
-            ctx = ServiceContext(settings=self.settings, bus=bus, nats_urls=self.nats_urls, base_url=base_url)
-            await svc.start(ctx)
+            # Everything the service starts (its connection's tasks too) runs in its context,
+            # which tells the log handler whose record it is.
+            with service_context(entry.name):
+                bus = await connect(self.nats_urls, f"foto3d-{entry.name}")
+                self.buses[entry.name] = bus
+                ctx = ServiceContext(
+                    settings=self.settings,
+                    bus=bus,
+                    nats_urls=self.nats_urls,
+                    base_url=base_url,
+                    metrics=self.metrics,
+                )
+                await svc.start(ctx)
             self.services.append(svc)
             hb = HeartbeatSender(
                 bus,
@@ -107,6 +134,7 @@ class Runtime:
         await auth.start()
         routes += auth.routes()
         nav += auth.nav()
+        routes.append(metrics_route(self.metrics, METRICS_SETTINGS.load(self.settings).token, auth.user))
         app = build_app(
             routes,
             nav,
@@ -187,3 +215,7 @@ class Runtime:
             await bus.close()
         if self._control:
             await self._control.close()
+        if self.service_logs is not None:
+            # Last, so that warnings from stopping the services still go out.
+            await asyncio.to_thread(self.service_logs.close)
+            self.service_logs = None

@@ -297,6 +297,11 @@ class LogShipper:
         self.close()
 
     @property
+    def thread_ident(self) -> int | None:
+        """The shipper thread's id: records logged there are about shipping itself."""
+        return self._thread.ident
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

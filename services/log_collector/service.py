@@ -20,6 +20,7 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import BAD_REQUEST, UNAVAILABLE, ServiceError
 from foto3d.proto.logs import LOG_QUERY, LogBatch, LogQuery, LogQueryReply
 from foto3d.services.log_collector.api import LogHttpApi
+from foto3d.services.log_collector.metrics import LogCollectorMetrics
 from foto3d.services.log_collector.otlp import OtlpSink
 from foto3d.services.log_collector.pages import LogsPage
 from foto3d.services.log_collector.retention import Pruner
@@ -53,6 +54,8 @@ class OversizedMessage(ValueError):
 class LogCollector(Service):
     name = "log_collector"
     consumer_specs = (STORE_LOGS,)
+    # A record about a failing store would go to the stream it cannot store (libs/logsdk/service_logs).
+    ships_own_logs = False
     description = "Stores log batches in sqlite with full-text search; search API and live tail."
 
     def __init__(self) -> None:
@@ -78,6 +81,8 @@ class LogCollector(Service):
         cfg = self.config = SETTINGS.load(ctx.settings)
         self.store = await LogStore(ctx.data_dir(self.name) / DB_NAME, synchronous=cfg.synchronous).open()
         self._api = LogHttpApi(self.store, self.hub, self.stats)
+        store = self.store
+        LogCollectorMetrics(ctx.bus, lambda: self.counts, store.file_bytes).install(ctx.metrics)
         if cfg.otlp_endpoint:
             self.sink = OtlpSink(
                 cfg.otlp_endpoint,

@@ -22,6 +22,7 @@ import msgspec
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.heartbeat import Seen
+from foto3d.libs.logsdk.service_logs import not_shipped
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.auth import StaffNotice
@@ -31,6 +32,7 @@ from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
 from foto3d.services.notifier.delivery import OutboxSender
 from foto3d.services.notifier.log_context import LogContext
+from foto3d.services.notifier.metrics import NotifierMetrics
 from foto3d.services.notifier.model import (
     interruption_fingerprint,
 )
@@ -84,6 +86,7 @@ class Notifier(Service):
         store = await Store.open(data / "notifier.sqlite")
         store.repeat_interval = cfg.section.repeat_interval
         self.store = store
+        NotifierMetrics(store).install(ctx.metrics)
         self.sender = OutboxSender(store, cfg, ctx.bus, self.outbox_dir)
         self._log_context = LogContext(ctx.bus, cfg.section.context_lines, cfg.section.context_timeout)
         await self.sender.start()
@@ -126,8 +129,10 @@ class Notifier(Service):
             fetch_timeout=0.5,
         )
         self._consumers = [logs, jobs, notices]
-        for c in self._consumers:
-            c.start()
+        with not_shipped():  # its failures must not become log records it then consumes
+            logs.start()
+        jobs.start()
+        notices.start()
         self._open_count = len(await store.open_alerts())
         self._task = asyncio.create_task(self._schedule(), name="notifier:schedule")
 

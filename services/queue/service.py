@@ -57,6 +57,7 @@ from foto3d.proto.jobs import (
 from foto3d.services.queue.api import JobsApi
 from foto3d.services.queue.leader import LeaderDuties
 from foto3d.services.queue.lease import LeaderLease, LeaseHolder
+from foto3d.services.queue.metrics import QueueMetrics
 from foto3d.services.queue.pages import JobsPages
 from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
@@ -96,6 +97,7 @@ class QueueService(Service):
         self.cfg = SETTINGS.load(ctx.settings)
         self.store = JobStore(ctx.data_dir("queue") / "jobs.sqlite")
         await self.store.open()
+        QueueMetrics(self.store).install(ctx.metrics)
         self.tail = EventTail(ctx.bus, self.store, self._on_change, self.instance_id)
         self.duties = LeaderDuties(ctx.bus, self.store, self.tail, self.cfg, f"queue@{ctx.host}")
         self.tail.start()

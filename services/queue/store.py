@@ -341,6 +341,15 @@ class JobStore:
             rows = await cur.fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
+    async def waiting_by_priority(self) -> dict[str, tuple[int, float]]:
+        """Queued jobs per priority and the oldest one's creation time (for /metrics)."""
+        async with self.db.execute(
+            "SELECT priority, COUNT(*), MIN(created) FROM jobs WHERE state=? GROUP BY priority",
+            (JobState.QUEUED.value,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
+
     async def timeline(self, job_id: str) -> list[TimelineEntry]:
         async with self.db.execute(
             "SELECT ts, type, attempt, text FROM timeline WHERE job_id=? ORDER BY seq", (job_id,)

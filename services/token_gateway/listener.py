@@ -152,7 +152,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         # range, a 304): its record is written then, in log_file_sent.
         request[PENDING_KEY] = access
     else:
-        parts.access.add(access)
+        record_access(parts, access)
     return resp
 
 
@@ -166,7 +166,14 @@ async def log_file_sent(request: web.Request, resp: web.StreamResponse) -> None:
     if access is not None:
         del request[PENDING_KEY]
         sent = (resp.content_length or 0) if resp.status < 300 else 0
-        request.app[PARTS_KEY].access.add(replace(access, status=resp.status, bytes=sent))
+        record_access(request.app[PARTS_KEY], replace(access, status=resp.status, bytes=sent))
+
+
+def record_access(parts: GatewayParts, access: Access) -> None:
+    """One answered request: into the access log, and into the metrics where they are on."""
+    parts.access.add(access)
+    if parts.metrics is not None:
+        parts.metrics.observe(access)
 
 
 def build_app(parts: GatewayParts, routes: list[web.AbstractRouteDef]) -> web.Application:

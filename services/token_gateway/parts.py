@@ -18,6 +18,7 @@ from foto3d.proto.objects import PublishedFile
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, Network, TokenBuckets
 from foto3d.services.token_gateway.accesslog import AccessLog
 from foto3d.services.token_gateway.links import LinkSigner, Presigner
+from foto3d.services.token_gateway.metrics import GatewayMetrics
 from foto3d.services.token_gateway.objects import ObjectIndex
 from foto3d.services.token_gateway.settings import GatewaySettings
 from foto3d.services.token_gateway.store import GatewayStore
@@ -43,6 +44,8 @@ class GatewayParts:
     trusted_proxies: list[Network]
     # Tells the other instances about a ban this one decided (None: this instance only).
     share_ban: Callable[[str, float, str], Coroutine[Any, Any, None]] | None = None
+    # Per-customer counters for /metrics (None: not counted).
+    metrics: GatewayMetrics | None = None
     # Where customers reach the listener (public_url, else the listener's own address).
     base_url: str = ""
     ready: bool = False

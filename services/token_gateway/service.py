@@ -34,6 +34,7 @@ from foto3d.services.token_gateway.accesslog import AccessLog
 from foto3d.services.token_gateway.links import LinkSigner, Presigner, load_or_create_key
 from foto3d.services.token_gateway.listener import Listener, build_app
 from foto3d.services.token_gateway.manage import CredentialManager
+from foto3d.services.token_gateway.metrics import GatewayMetrics
 from foto3d.services.token_gateway.objects import ObjectIndex
 from foto3d.services.token_gateway.parts import GatewayParts
 from foto3d.services.token_gateway.store import GatewayStore
@@ -94,7 +95,10 @@ class TokenGateway(Service):
             bans=bans,
             ip_filter=ip_filter,
             trusted_proxies=trusted,
+            metrics=GatewayMetrics(bans),
         )
+        assert parts.metrics is not None
+        ctx.metrics.add("token_gateway", parts.metrics)
         self.manager = CredentialManager(ctx.bus, store)
         try:
             await self._follow(ctx, parts)

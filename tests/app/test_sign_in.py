@@ -23,6 +23,9 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/logout"),
     ("POST", "/logout"),
+    # Past the gate so that Prometheus' bearer token can stand in for a session; the handler
+    # refuses everyone else itself (tests/app/test_metrics.py, docs/metrics.md).
+    ("GET", "/metrics"),
 }
 
 
