@@ -97,7 +97,10 @@ class AccessLog:
     def add(self, a: Access) -> None:
         now = time.time()
         self._seq += 1
-        level = Level.ERROR if a.status >= 500 else (Level.WARNING if a.status >= 400 else Level.INFO)
+        # A refusal (4xx) and the gateway's own fault (5xx) are WARNINGs here: the fault is reported
+        # once, by the ERROR record (with its traceback) the failing handler logs, which reaches the
+        # notifier with the services' own records. An ERROR here too would be a second mail.
+        level = Level.WARNING if a.status >= 400 else Level.INFO
         self._records.append(
             LogRecord(
                 ts=now,
