@@ -29,6 +29,7 @@ from foto3d.libs.auth import UserStore
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
 from testkit.running import running_services
+from testkit.site import local_site
 from testkit.waiting import eventually
 from tests.browser import MISSING_GLYPHS, SIDEWAYS, PageWatch
 from tests.test_e2e import start_trainer
@@ -56,15 +57,8 @@ async def shop_site() -> AsyncIterator[tuple[str, dict[str, str]]]:
 
     app = web.Application()
     app.router.add_get("/product", product)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with local_site(app, "127.0.0.1") as port:
         yield f"http://127.0.0.1:{port}", pages
-    finally:
-        await runner.cleanup()
 
 
 async def look(page: Any, watch: PageWatch, where: str, settle: bool = True) -> None:

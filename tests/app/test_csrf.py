@@ -14,6 +14,7 @@ from aiohttp import web
 from foto3d.libs.auth import UserStore
 from foto3d.libs.config import Settings
 from testkit.running import running_services
+from testkit.site import local_site
 
 RIGHT = "correct horse battery"
 
@@ -31,15 +32,8 @@ async def evil_site(host: str, target: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with local_site(app, "127.0.0.1") as port:
         yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
 
 
 async def sign_in_with_the_form(page: Any, base: str, name: str = "ana") -> None:

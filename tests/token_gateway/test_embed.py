@@ -25,6 +25,7 @@ from foto3d.proto.gateway import STAFF_MODEL_PAGE, CredentialKind
 from foto3d.proto.objects import LiveStatus, ObjectPublished, ObjectRegistered, PublishedFile
 from testkit.running import running_services
 from testkit.signin import sign_in_browser, staff_cookie
+from testkit.site import local_site
 from testkit.waiting import eventually
 from tests.token_gateway.helpers import Gateway, get
 from tests.viewer.pixels import canvas_rgb, object_mask
@@ -85,15 +86,8 @@ async def customer_site() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/shop", shop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with local_site(app, "127.0.0.1") as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def viewer_frame(page: Any) -> Any:

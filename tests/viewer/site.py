@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from foto3d.libs.viewer import assets
+from testkit.site import local_site
 
 CONTENT_TYPES = {
     ".ply": "application/octet-stream",
@@ -87,16 +88,9 @@ async def serve_site(files_dir: Path) -> AsyncIterator[Site]:
     app.router.add_get("/page", _page)
     app.router.add_get("/v1/models/{object_id}", model)
     app.router.add_get("/files/{name}", file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    site.base = f"http://127.0.0.1:{port}"
-    try:
+    async with local_site(app, "127.0.0.1") as port:
+        site.base = f"http://127.0.0.1:{port}"
         yield site
-    finally:
-        await runner.cleanup()
 
 
 def tag(**attrs: str) -> str:
