@@ -13,14 +13,18 @@ from pathlib import Path
 
 from foto3d.libs.auth import UserStore
 from foto3d.libs.auth.users import account_for_login
+from foto3d.libs.bus.connection import CREDS_ENV
 from foto3d.libs.config import Settings
+from testkit.identities import creds_for
 from testkit.running import running_services
 from tests.catalog.helpers import PASSWORD, call, signed_in
 from tests.catalog.test_submit_checks import foto3d
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    """No FOTO3D_* setting that could name the actor; only the staff key the bus asks for."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    return {**plain, CREDS_ENV: str(creds_for("staff"))}
 
 
 async def test_page_and_cli_actions_of_one_person_carry_one_name(settings: Settings) -> None:
