@@ -93,13 +93,19 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
     if not args.name and not args.address:
         return fail("name an account, or give --address")
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    # Recorded as the person's staff account, as every CLI action is (default_actor's one rule).
+    by = default_actor(settings.data_dir)
     event = SignInUnlocked(
-        account=(args.name or "").lower(), address=args.address or "", by=default_actor(), at=time.time()
+        account=(args.name or "").lower(), address=args.address or "", by=by, at=time.time()
     )
 
     async def run() -> int:
         try:
-            bus = await connect_cli(settings_from(args))
+            bus = await connect_cli(settings)
         except ConfigError as exc:
             return fail(str(exc))
         try:
