@@ -145,7 +145,7 @@ async def main(args: argparse.Namespace) -> int:
 
             async def flushed() -> bool:
                 return (
-                    not access._records
+                    not access.batches.pending
                     and await _count(gw, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND)) >= access.sent
                 )
 

@@ -11,19 +11,13 @@ must not be able to turn each try into a JetStream message of its own.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.tasks import cancel_and_wait
-from foto3d.proto import subjects
-from foto3d.proto.logs import Level, LogBatch, LogRecord
-
-log = logging.getLogger(__name__)
+from foto3d.libs.logsdk.batched import BatchedRecords
+from foto3d.proto.logs import Level, LogRecord
 
 SIGN_IN_SOURCE_KIND = "signin"
-MAX_BATCH = 500
 MAX_BUFFERED = 20_000
 MAX_UA_CHARS = 200
 
@@ -38,63 +32,31 @@ def describe(outcome: str, user: str, address: str, user_agent: str, detail: str
 
 class SignInLog:
     def __init__(self, bus: Bus | None, instance: str, host: str, flush_s: float = 0.5) -> None:
-        self.bus = bus
         self.host = host
-        self.source_id = f"dashboard.{instance}"[:128]
-        self.subject = subjects.logs(SIGN_IN_SOURCE_KIND, self.source_id)
-        self.flush_s = flush_s
-        self.dropped = 0
         self._seq = int(time.time() * 1000) * 1000
-        self._records: list[LogRecord] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.batches = BatchedRecords(
+            bus,
+            SIGN_IN_SOURCE_KIND,
+            f"dashboard.{instance}",
+            host,
+            flush_s=flush_s,
+            max_buffered=MAX_BUFFERED,
+        )
+
+    @property
+    def dropped(self) -> int:
+        return self.batches.dropped
 
     def start(self) -> None:
-        if self.bus is not None:
-            self._task = asyncio.create_task(self._loop(), name="auth:signin-log")
+        self.batches.start("auth:signin-log")
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self._flush()
+        await self.batches.stop()
 
     def add(self, level: Level, message: str) -> None:
-        if self.bus is None:
-            return
         self._seq += 1
         record = LogRecord(
             ts=time.time(), seq=self._seq, level=int(level), message=message, logger="signin", host=self.host
         )
-        self._records.append(record)
-        if len(self._records) > MAX_BUFFERED:
-            cut = len(self._records) - MAX_BUFFERED
-            del self._records[:cut]
-            self.dropped += cut
-        if level >= Level.ERROR or len(self._records) >= MAX_BATCH:
-            self._wake.set()  # people are waiting to hear of an incident
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        while self._records and self.bus is not None:
-            chunk = self._records[:MAX_BATCH]
-            batch = LogBatch(
-                batch_id=f"{self.source_id}:{chunk[0].seq}",
-                source_kind=SIGN_IN_SOURCE_KIND,
-                source_id=self.source_id,
-                host=self.host,
-                records=chunk,
-            )
-            try:
-                await self.bus.publish(self.subject, batch, msg_id=batch.batch_id, deadline=10.0)
-            except Exception as exc:
-                log.warning("sign-in log batch not sent (kept for the next flush): %r", exc)
-                return
-            del self._records[: len(chunk)]
+        # an ERROR is an incident: people are waiting to hear of it
+        self.batches.add(record, urgent=level >= Level.ERROR)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.logsdk.batched import BatchedRecords
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, UsageCount, UsageDelta
-from foto3d.proto.logs import Level, LogBatch, LogRecord
+from foto3d.proto.logs import Level, LogRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,29 +71,38 @@ class AccessLog:
         self.bus = bus
         self.instance = instance
         self.host = host
-        self.source_id = f"token_gateway.{instance}"[:128]
-        self.subject = subjects.logs(ACCESS_LOG_SOURCE_KIND, self.source_id)
-        self.flush_s = flush_s
         self.usage_flush_s = usage_flush_s
-        self.dropped = 0
-        self.sent = 0
         self._seq = int(time.time() * 1000) * 1000  # grows across restarts of the same instance id
-        self._records: list[LogRecord] = []
+        self.batches = BatchedRecords(
+            bus,
+            ACCESS_LOG_SOURCE_KIND,
+            f"token_gateway.{instance}",
+            host,
+            flush_s=flush_s,
+            max_batch=MAX_BATCH,
+            max_buffered=MAX_BUFFERED,
+            deadline_s=5.0,
+        )
         self._usage: dict[tuple[str, str, str, str], list[int]] = {}
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._log_loop(), name="gateway-access-log"),
-            asyncio.create_task(self._usage_loop(), name="gateway-usage"),
-        ]
+        self.batches.start("gateway-access-log")
+        self._tasks = [asyncio.create_task(self._usage_loop(), name="gateway-usage")]
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
-        await self._flush_logs()
+        await self.batches.stop()
         await self._flush_usage()
+
+    @property
+    def dropped(self) -> int:
+        return self.batches.dropped
+
+    @property
+    def sent(self) -> int:
+        return self.batches.sent
 
     def add(self, a: Access) -> None:
         now = time.time()
@@ -101,7 +111,7 @@ class AccessLog:
         # once, by the ERROR record (with its traceback) the failing handler logs, which reaches the
         # notifier with the services' own records. An ERROR here too would be a second mail.
         level = Level.WARNING if a.status >= 400 else Level.INFO
-        self._records.append(
+        self.batches.add(
             LogRecord(
                 ts=now,
                 seq=self._seq,
@@ -112,12 +122,6 @@ class AccessLog:
                 object_id=a.object_id or None,
             )
         )
-        if len(self._records) > MAX_BUFFERED:
-            cut = len(self._records) - MAX_BUFFERED
-            del self._records[:cut]
-            self.dropped += cut
-        if len(self._records) >= MAX_BATCH:
-            self._wake.set()
         if a.customer:
             key = (utc_day(now), a.customer, a.object_id, a.credential_id)
             c = self._usage.get(key)
@@ -126,33 +130,6 @@ class AccessLog:
             c[0] += 1
             c[1] += 1 if a.status >= 400 else 0
             c[2] += a.bytes
-
-    async def _log_loop(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            await self._flush_logs()
-
-    async def _flush_logs(self) -> None:
-        while self._records:
-            chunk = self._records[:MAX_BATCH]
-            batch = LogBatch(
-                batch_id=f"{self.source_id}:{chunk[0].seq}",
-                source_kind=ACCESS_LOG_SOURCE_KIND,
-                source_id=self.source_id,
-                host=self.host,
-                records=chunk,
-            )
-            try:
-                await self.bus.publish(self.subject, batch, msg_id=batch.batch_id, deadline=5.0)
-            except Exception as exc:  # keep the records; the next flush tries again
-                log.warning("access log batch not sent (%d records kept): %r", len(self._records), exc)
-                return
-            del self._records[: len(chunk)]
-            self.sent += len(chunk)
 
     async def _usage_loop(self) -> None:
         while True:
