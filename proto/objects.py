@@ -17,7 +17,7 @@ import msgspec
 
 from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
-from foto3d.proto.jobs import Artifact, ObjectId, Priority, UpAxis
+from foto3d.proto.jobs import Artifact, ObjectId, Priority, TrainOptions, UpAxis
 from foto3d.proto.viewer import ViewerSettings
 
 CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
@@ -252,21 +252,144 @@ class PublishReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     event: ObjectPublished
 
 
-# The catalog's API. Its replies are the catalog's row views (the same JSON its HTTP
-# API serves), so they are plain objects and lists rather than Structs.
-Row = dict[str, Any]
-CUSTOMER_ADD: Api[CustomerAdd, Row] = Api("catalog", "customer-add", CustomerAdd, Row)
-CUSTOMERS: Api[NoBody, list[Row]] = Api("catalog", "customers", NoBody, list[Row])
-REGISTER: Api[RegisterObject, Row] = Api("catalog", "register", RegisterObject, Row)
-LIST: Api[ObjectQuery, Row] = Api("catalog", "list", ObjectQuery, Row)  # {"items", "total", "page", "limit"}
-SHOW: Api[ObjectRef, Row] = Api("catalog", "show", ObjectRef, Row)
-TIMELINE: Api[ObjectRef, list[Row]] = Api("catalog", "timeline", ObjectRef, list[Row])
-CAPTURE: Api[CaptureRequest, Row] = Api("catalog", "capture", CaptureRequest, Row)
-REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
-STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
-PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
-RESUBMIT: Api[ResubmitRequest, Row] = Api("catalog", "resubmit", ResubmitRequest, Row)
-BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
+# ---------------------------------------------------------------------------
+# The catalog's replies: what its store reads, its NATS endpoints answer and its HTTP API
+# serves (the same JSON). Field names are the catalog's; a reader never guesses a key.
+# ---------------------------------------------------------------------------
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    slug: str
+    name: str
+    created: Real
+    actor: str = ""  # who added the customer
+    objects: Count = 0  # how many objects it has (the customer list counts them)
+
+
+class ObjectSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One object as the objects table (and the CSV export) shows it."""
+
+    object_id: str
+    customer: str
+    display_name: str
+    reference_image: str
+    registered: Int  # 1: registered here; 0: known only from job events (a mixed-up dataset)
+    created: Real
+    created_by: str
+    stage: Stage  # the board's column: "disabled" while the live status is disabled
+    stage_ts: Real
+    status: LiveStatus | None  # None: never published
+    dataset: str | None
+    job_id: str | None  # the latest job
+    approved_job_id: str | None
+    published_version: Count | None
+    live_url: str | None
+
+
+class ObjectView(ObjectSummary, frozen=True, kw_only=True):
+    """One object with the times that order its changes (what every action starts from)."""
+
+    slug: str
+    serial: Count
+    pipeline_stage: Stage  # the stage without the live status's "disabled"
+    pipeline_ts: Real
+    status_ts: Real
+    job_ts: Real
+    review_ts: Real
+    published_ts: Real
+
+
+class ObjectPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a filtered object list; ``total`` is -1 when it was not counted."""
+
+    items: list[ObjectSummary]
+    total: Int
+    page: Count
+    limit: Count
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A training job of an object, as the catalog recorded it from the job events."""
+
+    job_id: str
+    object_id: str
+    state: str  # queued, running, succeeded, failed, dead, cancelled
+    dataset: str | None
+    attempt: Count
+    artifacts: list[Artifact]
+    metrics: dict[str, Real]
+    ts: Real
+
+
+class PublicationView(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    version: Count
+    job_id: str
+    live_url: str
+    files: list[PublishedFile]
+    ts: Real
+    actor: str
+
+
+class ObjectDetails(ObjectView, frozen=True, kw_only=True):
+    """An object with its jobs (newest first) and publications (newest version first)."""
+
+    jobs: list[JobView]
+    publications: list[PublicationView]
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # the natural key that keeps a redelivered event once
+    ts: Real
+    kind: str  # registered, captured, submitted, training, trained, reduced, approved, …
+    actor: str
+    summary: str
+    # The recorded event as JSON (its own type tag says which); ``{}`` for derived entries.
+    detail: dict[str, Any]
+    job_id: str | None
+
+
+class PublishedObject(ObjectView, frozen=True, kw_only=True):
+    """Reply of ``catalog.publish``: the object after publishing, and the published event."""
+
+    published: ObjectPublished
+
+
+class SubmittedObject(ObjectView, frozen=True, kw_only=True, omit_defaults=True):
+    """Reply of ``catalog.resubmit`` (and the HTTP submit): ``job_id`` is the new job;
+    a resubmission also says the priority and options it used."""
+
+    priority: Priority | None = None
+    options: TrainOptions | None = None
+
+
+class StuckObject(msgspec.Struct, frozen=True, kw_only=True):
+    object_id: str
+    customer: str
+    display_name: str
+    stage: Stage
+    stage_ts: Real
+    for_s: Real = 0.0  # how long it has been in that stage
+
+
+class Board(msgspec.Struct, frozen=True, kw_only=True):
+    counts: dict[str, Count]  # objects per stage (stages with none are left out)
+    stuck: list[StuckObject]  # longest first
+    now: Real
+
+
+CUSTOMER_ADD: Api[CustomerAdd, Customer] = Api("catalog", "customer-add", CustomerAdd, Customer)
+CUSTOMERS: Api[NoBody, list[Customer]] = Api("catalog", "customers", NoBody, list[Customer])
+REGISTER: Api[RegisterObject, ObjectView] = Api("catalog", "register", RegisterObject, ObjectView)
+LIST: Api[ObjectQuery, ObjectPage] = Api("catalog", "list", ObjectQuery, ObjectPage)
+SHOW: Api[ObjectRef, ObjectDetails] = Api("catalog", "show", ObjectRef, ObjectDetails)
+TIMELINE: Api[ObjectRef, list[TimelineEntry]] = Api("catalog", "timeline", ObjectRef, list[TimelineEntry])
+CAPTURE: Api[CaptureRequest, ObjectView] = Api("catalog", "capture", CaptureRequest, ObjectView)
+REVIEW: Api[ReviewRequest, ObjectView] = Api("catalog", "review", ReviewRequest, ObjectView)
+STATUS: Api[StatusRequest, ObjectView] = Api("catalog", "status", StatusRequest, ObjectView)
+PUBLISH: Api[ObjectRef, PublishedObject] = Api("catalog", "publish", ObjectRef, PublishedObject)
+RESUBMIT: Api[ResubmitRequest, SubmittedObject] = Api("catalog", "resubmit", ResubmitRequest, SubmittedObject)
+BOARD: Api[NoBody, Board] = Api("catalog", "board", NoBody, Board)
 # The publisher's: upload an approved job's files and answer with the published event.
 PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
     "publisher", "publish", PublishRequest, PublishReply
@@ -284,6 +407,18 @@ SCHEMAS = (
     PublishRequest,
     PublishReply,
     PublishProgress,
+    Customer,
+    ObjectSummary,
+    ObjectView,
+    ObjectPage,
+    JobView,
+    PublicationView,
+    ObjectDetails,
+    TimelineEntry,
+    PublishedObject,
+    SubmittedObject,
+    StuckObject,
+    Board,
 )
 
 # Column order of the catalog's CSV export (HTTP /api/objects.csv and `foto3d objects export`).

@@ -46,7 +46,7 @@ async def test_every_dashboard_page_fits_a_phone(
         catalog = next(s for s in rt.services if isinstance(s, CatalogService))
         await catalog.catalog.add_customer("acme", "Acme Furniture", "staff")
         obj = await catalog.catalog.register("acme", "A rather long oak dining chair name", "staff")
-        oid = obj["object_id"]
+        oid = obj.object_id
         job_id = await train(bus, oid, make_artifacts(tmp_path / "a"))
         await bus.publish(
             subjects.logs("trainer", "gpu-1"), batch(30, job_id=job_id, object_id=oid, message=LONG)
@@ -54,7 +54,7 @@ async def test_every_dashboard_page_fits_a_phone(
 
         async def in_review() -> bool:
             row = await catalog.store.get(oid)
-            return row is not None and row["stage"] == "in_review"
+            return row is not None and row.stage == "in_review"
 
         await eventually(in_review, "the trained job in the catalog")
 

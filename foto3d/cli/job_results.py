@@ -68,9 +68,9 @@ async def job_results(bus: Bus, object_id: str, job_id: str, timeout: float = 10
     except (ServiceError, nats.errors.NoRespondersError, TimeoutError, nats.errors.TimeoutError):
         return None
     for e in reversed(entries):
-        if e.get("job_id") == job_id and e.get("kind") == "trained" and isinstance(e.get("detail"), dict):
+        if e.job_id == job_id and e.kind == "trained":
             try:
-                return results_of(msgspec.convert(e["detail"], JobSucceeded))
+                return results_of(msgspec.convert(e.detail, JobSucceeded))
             except msgspec.ValidationError:
                 return None
     return None

@@ -45,7 +45,7 @@ async def registration_problem(bus: Bus, object_id: str, timeout: float) -> str 
         return f"the catalog did not answer within {timeout:g} s; cannot check that {object_id} is registered"
     customers = await bus.call(catalog.CUSTOMERS, NoBody(), timeout=timeout)
     register = f"foto3d objects register --customer {customer} --name NAME"
-    if not any(row.get("slug") == customer for row in customers):
+    if not any(row.slug == customer for row in customers):
         return (
             f"unknown customer {customer!r} (from {object_id}): add it with "
             f"`foto3d objects customer-add {customer} --name 'FULL NAME'`, then `{register}`"

@@ -25,7 +25,6 @@ from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import (
     SUBMIT,
-    Artifact,
     JobQueued,
     Priority,
     SubmitReply,
@@ -37,15 +36,20 @@ from foto3d.proto.naming import CUSTOMER_RE, NamingError, make_object_id, slugif
 from foto3d.proto.objects import (
     PUBLISHER_PUBLISH,
     Checklist,
+    Customer,
     Decision,
+    JobView,
     LiveStatus,
     ObjectCaptured,
     ObjectEvent,
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
+    ObjectView,
+    PublishedObject,
     PublishRequest,
     Stage,
+    SubmittedObject,
 )
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.viewer_settings import latest_settings
@@ -75,10 +79,10 @@ def _clean_text(value: str, what: str, max_len: int) -> str:
     return text
 
 
-def _after(row: dict[str, Any]) -> float:
+def _after(row: ObjectView) -> float:
     """Now, but never before the object's current stage (a trainer's clock may run ahead),
     so a decision always lands after the event it decides on."""
-    return max(time.time(), float(row["pipeline_ts"]) + 0.001, float(row["status_ts"]) + 0.001)
+    return max(time.time(), row.pipeline_ts + 0.001, row.status_ts + 0.001)
 
 
 class Catalog:
@@ -102,7 +106,7 @@ class Catalog:
             ) from exc
         await self.store.ingest([event])
 
-    async def obj(self, object_id: str) -> dict[str, Any]:
+    async def obj(self, object_id: str) -> ObjectView:
         row = await self.store.get(object_id)
         if row is None:
             raise ActionError(f"no object {object_id!r} in the catalog", 404)
@@ -110,7 +114,7 @@ class Catalog:
 
     # -- customers and onboarding ------------------------------------------------------------
 
-    async def add_customer(self, slug: str, name: str, actor: str) -> dict[str, Any]:
+    async def add_customer(self, slug: str, name: str, actor: str) -> Customer:
         slug = slug.strip()
         if not CUSTOMER_RE.match(slug) or len(slug) > 20:
             suggestion = slugify(slug, 20).replace("-", "")
@@ -147,7 +151,7 @@ class Catalog:
         reference_image: str = "",
         image_b64: str = "",
         image_name: str = "",
-    ) -> dict[str, Any]:
+    ) -> ObjectView:
         customer = customer.strip()
         if await self.store.customer(customer) is None:
             raise ActionError(await self._unknown_customer(customer), 404)
@@ -206,9 +210,7 @@ class Catalog:
                 return p
         return None
 
-    async def captured(
-        self, object_id: str, dataset: str, photos: int, rig: str, actor: str
-    ) -> dict[str, Any]:
+    async def captured(self, object_id: str, dataset: str, photos: int, rig: str, actor: str) -> ObjectView:
         row = await self.obj(object_id)
         dataset = _clean_text(dataset, "dataset", 2000)
         if not dataset:
@@ -228,20 +230,20 @@ class Catalog:
 
     # -- approval ----------------------------------------------------------------------------
 
-    async def latest_trained_job(self, object_id: str) -> dict[str, Any] | None:
+    async def latest_trained_job(self, object_id: str) -> JobView | None:
         for job in await self.store.jobs(object_id):
-            if job["state"] == "succeeded" and job["artifacts"]:
+            if job.state == "succeeded" and job.artifacts:
                 return job
         return None
 
     async def review(
         self, object_id: str, decision: Decision, checklist: Checklist, comment: str, actor: str
-    ) -> dict[str, Any]:
+    ) -> ObjectView:
         row = await self.obj(object_id)
         comment = _clean_text(comment, "comment", 4000)
-        if row["stage"] not in REVIEWABLE:
+        if row.stage not in REVIEWABLE:
             raise ActionError(
-                f"{object_id} is {row['stage'].replace('_', ' ')}; only a trained object waiting for review "
+                f"{object_id} is {row.stage.replace('_', ' ')}; only a trained object waiting for review "
                 "can be approved or rejected",
                 409,
             )
@@ -268,7 +270,7 @@ class Catalog:
                 ts=_after(row),
                 actor=actor,
                 decision=decision,
-                job_id=job["job_id"],
+                job_id=job.job_id,
                 checklist=checklist,
                 comment=comment,
             )
@@ -277,16 +279,16 @@ class Catalog:
 
     # -- live status ---------------------------------------------------------------------------
 
-    async def set_status(self, object_id: str, status: LiveStatus, reason: str, actor: str) -> dict[str, Any]:
+    async def set_status(self, object_id: str, status: LiveStatus, reason: str, actor: str) -> ObjectView:
         row = await self.obj(object_id)
         reason = _clean_text(reason, "reason", 1000)
-        if row["status"] == status.value:
+        if row.status == status.value:
             return row
-        if status != LiveStatus.DISABLED and row["published_version"] is None:
+        if status != LiveStatus.DISABLED and row.published_version is None:
             raise ActionError(
                 f"{object_id} is not published yet; publish it before making it {status.value}", 409
             )
-        previous = LiveStatus(row["status"]) if row["status"] else None
+        previous = LiveStatus(row.status) if row.status else None
         await self.record(
             ObjectStatusChanged(
                 event_id=f"status-{uuid.uuid4().hex}",
@@ -302,32 +304,32 @@ class Catalog:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, object_id: str, actor: str) -> dict[str, Any]:
+    async def publish(self, object_id: str, actor: str) -> PublishedObject:
         row = await self.obj(object_id)
-        if row["status"] == LiveStatus.DISABLED.value:
+        if row.status == LiveStatus.DISABLED.value:
             raise ActionError(f"{object_id} is disabled; set its status to production/demo/test first", 409)
-        job_id = row["approved_job_id"]
+        job_id = row.approved_job_id
         if not job_id:
             raise ActionError(
-                f"{object_id} is not approved (stage: {row['stage'].replace('_', ' ')}); "
+                f"{object_id} is not approved (stage: {row.stage.replace('_', ' ')}); "
                 "only approved objects can be published",
                 409,
             )
         job = await self.store.job(job_id)
-        if job is None or not job["artifacts"]:
+        if job is None or not job.artifacts:
             raise ActionError(f"the approved job {job_id} of {object_id} has no recorded artifacts", 409)
         pubs = await self.store.publications(object_id)
-        same = [p for p in pubs if p["job_id"] == job_id]
-        version = same[0]["version"] if same else (max((p["version"] for p in pubs), default=0) + 1)
+        same = [p for p in pubs if p.job_id == job_id]
+        version = same[0].version if same else (max((p.version for p in pubs), default=0) + 1)
         if object_id in self._publishing:
             raise ActionError(f"{object_id} is being published right now", 409)
         req = PublishRequest(
             object_id=object_id,
-            customer=row["customer"],
+            customer=row.customer,
             version=version,
             job_id=job_id,
-            artifacts=msgspec.convert(job["artifacts"], list[Artifact]),
-            display_name=row["display_name"],
+            artifacts=job.artifacts,
+            display_name=row.display_name,
             actor=actor,
             not_before=_after(row),
             viewer=await latest_settings(self.store, object_id),
@@ -351,8 +353,7 @@ class Catalog:
             self._publishing.discard(object_id)
         await self.store.ingest([reply.event])
         out = await self.obj(object_id)
-        out["published"] = msgspec.to_builtins(reply.event)
-        return out
+        return PublishedObject(**msgspec.structs.asdict(out), published=reply.event)
 
     # -- back to training -----------------------------------------------------------------------
 
@@ -362,16 +363,16 @@ class Catalog:
         actor: str,
         priority: Priority | None = None,
         overrides: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SubmittedObject:
         row = await self.obj(object_id)
-        if row["stage"] not in RESUBMITTABLE:
+        if row.stage not in RESUBMITTABLE:
             raise ActionError(
-                f"{object_id} is {row['stage'].replace('_', ' ')}; only rejected or failed objects are resubmitted",
+                f"{object_id} is {row.stage.replace('_', ' ')}; only rejected or failed objects are resubmitted",
                 409,
             )
-        if not row["dataset"]:
+        if not row.dataset:
             raise ActionError(f"{object_id} has no recorded dataset to train again", 409)
-        last = await self._last_submission(row["job_id"])
+        last = await self._last_submission(row.job_id)
         options = msgspec.to_builtins(last.options) if last else {}
         options.update(overrides or {})
         try:
@@ -380,7 +381,7 @@ class Catalog:
             raise ActionError(f"bad training option: {readable_decode_error(exc)}") from None
         req = SubmitRequest(
             object_id=object_id,
-            dataset=row["dataset"],
+            dataset=row.dataset,
             priority=priority or (last.priority if last else Priority.NORMAL),
             options=train,
             submitted_by=actor,
@@ -388,29 +389,27 @@ class Catalog:
         )
         reply = await self._submit(req, "resubmission")
         out = await self.obj(object_id)
-        out["job_id"] = reply.job_id
-        out["priority"] = req.priority.value
-        out["options"] = msgspec.to_builtins(req.options)
-        return out
+        return SubmittedObject(
+            **{**msgspec.structs.asdict(out), "job_id": reply.job_id},
+            priority=req.priority,
+            options=req.options,
+        )
 
-    async def submit(self, object_id: str, actor: str) -> dict[str, Any]:
+    async def submit(self, object_id: str, actor: str) -> SubmittedObject:
         """The first training of a captured object (its recorded dataset), as `foto3d submit` does;
         the queue checks the dataset and the options and answers with the job id."""
         row = await self.obj(object_id)
-        if row["stage"] != Stage.CAPTURED.value:
+        if row.stage != Stage.CAPTURED.value:
             hint = (
-                "mark it captured first"
-                if row["stage"] == Stage.REGISTERED.value
-                else "it has been submitted"
+                "mark it captured first" if row.stage == Stage.REGISTERED.value else "it has been submitted"
             )
-            raise ActionError(f"{object_id} is {row['stage'].replace('_', ' ')}; {hint}", 409)
-        if not row["dataset"]:
+            raise ActionError(f"{object_id} is {row.stage.replace('_', ' ')}; {hint}", 409)
+        if not row.dataset:
             raise ActionError(f"{object_id} has no recorded dataset; mark it captured with one", 409)
-        req = SubmitRequest(object_id=object_id, dataset=row["dataset"], submitted_by=actor)
+        req = SubmitRequest(object_id=object_id, dataset=row.dataset, submitted_by=actor)
         reply = await self._submit(req, "submission")
         out = await self.obj(object_id)
-        out["job_id"] = reply.job_id
-        return out
+        return SubmittedObject(**{**msgspec.structs.asdict(out), "job_id": reply.job_id})
 
     async def _submit(self, req: SubmitRequest, what: str) -> SubmitReply:
         try:

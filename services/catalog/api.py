@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from foto3d.proto.objects import CSV_COLUMNS, Checklist, Decision, LiveStatus
+from foto3d.proto.objects import CSV_COLUMNS, Checklist, Decision, LiveStatus, ObjectSummary
 
 if TYPE_CHECKING:
     from foto3d.services.catalog.service import CatalogService
@@ -24,6 +24,13 @@ from foto3d.services.catalog.actions import ActionError
 
 def _error(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _reply(data: msgspec.Struct | list[Any], status: int = 200) -> web.Response:
+    """A catalog reply as JSON: the same bytes its NATS endpoint answers with."""
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json", charset="utf-8"
+    )
 
 
 def parse_time(value: str, what: str) -> float:
@@ -62,7 +69,7 @@ def query_filters(q: Any) -> dict[str, Any]:
     return out
 
 
-def csv_text(rows: list[dict[str, Any]], header: bool = True) -> str:
+def csv_text(rows: list[ObjectSummary], header: bool = True) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     if header:
@@ -70,7 +77,7 @@ def csv_text(rows: list[dict[str, Any]], header: bool = True) -> str:
     for r in rows:
         out = []
         for col in CSV_COLUMNS:
-            v = r.get(col)
+            v = getattr(r, col)
             if col == "created" and v is not None:
                 v = datetime.fromtimestamp(float(v), UTC).isoformat(timespec="seconds")
             out.append("" if v is None else v)
@@ -122,10 +129,7 @@ class CatalogApi:
 
     async def list_objects(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            page = await self.svc.store.search(**query_filters(request.query))
-            return web.json_response(
-                {"items": page.items, "total": page.total, "page": page.page, "limit": page.limit}
-            )
+            return _reply(await self.svc.store.search(**query_filters(request.query)))
 
         return await self.guarded(request, run)
 
@@ -155,7 +159,7 @@ class CatalogApi:
 
     async def show(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            return web.json_response(await self.svc.details(request.match_info["object_id"]))
+            return _reply(await self.svc.details(request.match_info["object_id"]))
 
         return await self.guarded(request, run)
 
@@ -163,15 +167,15 @@ class CatalogApi:
         async def run() -> web.Response:
             oid = request.match_info["object_id"]
             await self.svc.catalog.obj(oid)
-            return web.json_response(await self.svc.store.timeline(oid))
+            return _reply(await self.svc.store.timeline(oid))
 
         return await self.guarded(request, run)
 
     async def customers(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.svc.store.customers())
+        return _reply(await self.svc.store.customers())
 
     async def board(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.svc.board())
+        return _reply(await self.svc.board())
 
     async def add_customer(self, request: web.Request) -> web.Response:
         user = await self.svc.auth.require_api(request)
@@ -181,7 +185,7 @@ class CatalogApi:
             row = await self.svc.catalog.add_customer(
                 str(b.get("slug", "")), str(b.get("name", "")), user.name
             )
-            return web.json_response(row, status=201)
+            return _reply(row, status=201)
 
         return await self.guarded(request, run)
 
@@ -198,7 +202,7 @@ class CatalogApi:
                 str(b.get("reference_image_b64", "")),
                 str(b.get("reference_image_name", "")),
             )
-            return web.json_response(row, status=201)
+            return _reply(row, status=201)
 
         return await self.guarded(request, run)
 
@@ -212,7 +216,7 @@ class CatalogApi:
             row = await self.svc.catalog.review(
                 request.match_info["object_id"], decision, checklist, str(b.get("comment", "")), user.name
             )
-            return web.json_response(row)
+            return _reply(row)
 
         return await self.guarded(request, run)
 
@@ -225,7 +229,7 @@ class CatalogApi:
             row = await self.svc.catalog.set_status(
                 request.match_info["object_id"], st, str(b.get("reason", "")), user.name
             )
-            return web.json_response(row)
+            return _reply(row)
 
         return await self.guarded(request, run)
 
@@ -233,9 +237,7 @@ class CatalogApi:
         user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
-            return web.json_response(
-                await self.svc.catalog.publish(request.match_info["object_id"], user.name)
-            )
+            return _reply(await self.svc.catalog.publish(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
@@ -243,9 +245,7 @@ class CatalogApi:
         user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
-            return web.json_response(
-                await self.svc.catalog.resubmit(request.match_info["object_id"], user.name)
-            )
+            return _reply(await self.svc.catalog.resubmit(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
@@ -253,9 +253,7 @@ class CatalogApi:
         user = await self.svc.auth.require_api(request)
 
         async def run() -> web.Response:
-            return web.json_response(
-                await self.svc.catalog.submit(request.match_info["object_id"], user.name)
-            )
+            return _reply(await self.svc.catalog.submit(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
@@ -272,6 +270,6 @@ class CatalogApi:
                 str(b.get("rig", "")),
                 user.name,
             )
-            return web.json_response(row)
+            return _reply(row)
 
         return await self.guarded(request, run)

@@ -20,8 +20,8 @@ from aiohttp import web
 from foto3d.libs.viewer import assets
 from foto3d.libs.viewer.config import file_up
 from foto3d.libs.web.layout import esc
-from foto3d.proto.jobs import UNREDUCED_KIND
-from foto3d.proto.objects import ObjectViewerSaved
+from foto3d.proto.jobs import UNREDUCED_KIND, Artifact
+from foto3d.proto.objects import JobView, ObjectViewerSaved
 from foto3d.proto.viewer import ViewerSettings
 from foto3d.services.catalog import figures as review_figures
 from foto3d.services.catalog import review_files
@@ -56,11 +56,11 @@ async def save_settings(
                 event_id=f"viewer-{uuid.uuid4().hex}",
                 object_id=object_id,
                 # after the object's latest change, like every catalog decision
-                ts=max(time.time(), float(row["pipeline_ts"]) + 0.001, float(row["status_ts"]) + 0.001),
+                ts=max(time.time(), row.pipeline_ts + 0.001, row.status_ts + 0.001),
                 actor=actor,
                 version=version,
                 settings=settings,
-                job_id=job["job_id"] if job else "",
+                job_id=job.job_id if job else "",
                 comment=comment.strip(),
             )
         )
@@ -129,7 +129,7 @@ class CatalogReview:
         """A trained job's splat file, for the reviewer's viewer (staff only, before publishing)."""
         await self.svc.auth.require_page(request)
         job = await self.svc.store.job(request.match_info["job_id"])
-        if job is None or job.get("object_id") != request.match_info["object_id"]:
+        if job is None or job.object_id != request.match_info["object_id"]:
             raise web.HTTPNotFound(text="no such job for this object")
         art = review_files.find(job, request.match_info["name"])
         if art is None:
@@ -147,31 +147,31 @@ class CatalogReview:
 
 
 def _viewer(
-    object_id: str, job_id: str, art: dict[str, Any], settings: dict[str, Any], role: str, note: str = ""
+    object_id: str, job_id: str, art: Artifact, settings: dict[str, Any], role: str, note: str = ""
 ) -> str:
-    fmt = str(art["format"])
+    fmt = art.format
     # The file's up axis as the trainer recorded it; older trainers wrote +Z-up data and recorded none.
-    config = {**settings, "up": art.get("up") or file_up(fmt)}
+    config = {**settings, "up": art.up or file_up(fmt)}
     tag = assets.viewer_tag(
         src=f"/review/{object_id}/{job_id}/files/{review_files.url_name(art)}",
         config=json.dumps(config),
         options={"format": fmt, "data-role": role},
     )
-    gaussians = f"{int(art['gaussians']):,} gaussians · " if art.get("gaussians") else ""
-    label = "full, as trained" if art.get("kind") == UNREDUCED_KIND else role
+    gaussians = f"{art.gaussians:,} gaussians · " if art.gaussians else ""
+    label = "full, as trained" if art.kind == UNREDUCED_KIND else role
     return (
         f'<figure class="review-view"><div class="review-canvas">{tag}</div>'
-        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(review_figures.fmt_bytes(float(art['bytes'])))}"
+        f"<figcaption><b>{esc(label)}</b> · {esc(fmt)} · {gaussians}{esc(review_figures.fmt_bytes(float(art.bytes)))}"
         f"{esc(note)}</figcaption></figure>"
     )
 
 
-def _reduction_note(full: dict[str, Any], delivery: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _reduction_note(full: Artifact, delivery: Artifact, metrics: dict[str, float]) -> str:
     """`` · 9.4× smaller · 41.2 dB / SSIM 0.991 against the full one`` where the job measured it."""
     parts = []
-    if full.get("bytes") and delivery.get("bytes"):
-        parts.append(f"{float(full['bytes']) / float(delivery['bytes']):.1f}× smaller")
-    if full.get("kind") == UNREDUCED_KIND and isinstance(metrics.get("reduced_psnr"), int | float):
+    if full.bytes and delivery.bytes:
+        parts.append(f"{full.bytes / delivery.bytes:.1f}× smaller")
+    if full.kind == UNREDUCED_KIND and isinstance(metrics.get("reduced_psnr"), int | float):
         ssim = metrics.get("reduced_ssim")
         parts.append(
             f"{float(metrics['reduced_psnr']):.1f} dB"
@@ -181,7 +181,7 @@ def _reduction_note(full: dict[str, Any], delivery: dict[str, Any], metrics: dic
     return "".join(" · " + p for p in parts)
 
 
-def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict[str, Any]]) -> str:
+def section_html(object_id: str, job: JobView | None, versions: list[dict[str, Any]]) -> str:
     """The object page's "Review in 3D" panel: the splat as trained beside the reduced copy
     customers will get, with sizes and the reduction's measured quality, and the controls that
     save viewer settings."""
@@ -198,12 +198,12 @@ def section_html(object_id: str, job: dict[str, Any] | None, versions: list[dict
             "the dashboard can open (local folder or S3).</p></div>"
         )
     settings = versions[-1]["settings"] if versions else {}
-    jid = str(job["job_id"])
-    splats = {a["format"]: a for a in arts if a.get("kind") == "splat"}
-    unreduced = next((a for a in arts if a.get("kind") == UNREDUCED_KIND), None)
+    jid = job.job_id
+    splats = {a.format: a for a in arts if a.kind == "splat"}
+    unreduced = next((a for a in arts if a.kind == UNREDUCED_KIND), None)
     full = unreduced or splats.get("ply") or arts[0]
     delivery = next((splats[f] for f in DELIVERY_ORDER if f in splats), full)
-    metrics = job.get("metrics") or {}
+    metrics = job.metrics
     views = _viewer(object_id, jid, full, settings, "full")
     if delivery is not full:
         views += _viewer(

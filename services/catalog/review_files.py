@@ -14,11 +14,11 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from foto3d.libs.storage.artifacts import fetch_artifact
 from foto3d.libs.storage.base import StorageError
-from foto3d.proto.jobs import UNREDUCED_KIND
+from foto3d.proto.jobs import UNREDUCED_KIND, Artifact
+from foto3d.proto.objects import JobView
 
 #: Total size the review cache may keep; the least recently used files go first beyond it.
 CACHE_BYTES = 2 * 1024**3
@@ -27,21 +27,22 @@ UNREDUCED = "unreduced"
 _REVIEWABLE = ("splat", UNREDUCED_KIND)
 
 
-def reviewable(job: dict[str, Any]) -> list[dict[str, Any]]:
+def can_review(art: Artifact) -> bool:
+    """A splat a reviewer can open (local or S3)."""
+    return art.kind in _REVIEWABLE and art.uri.startswith(("file://", "s3://"))
+
+
+def reviewable(job: JobView) -> list[Artifact]:
     """The job's splat artifacts a reviewer can open (local or S3)."""
-    return [
-        a
-        for a in job.get("artifacts", [])
-        if a.get("kind") in _REVIEWABLE and str(a.get("uri", "")).startswith(("file://", "s3://"))
-    ]
+    return [a for a in job.artifacts if can_review(a)]
 
 
-def url_name(art: dict[str, Any]) -> str:
+def url_name(art: Artifact) -> str:
     """The last part of the artifact's review URL: its format, or ``unreduced``."""
-    return UNREDUCED if art.get("kind") == UNREDUCED_KIND else str(art["format"])
+    return UNREDUCED if art.kind == UNREDUCED_KIND else art.format
 
 
-def find(job: dict[str, Any], name: str) -> dict[str, Any] | None:
+def find(job: JobView, name: str) -> Artifact | None:
     return next((a for a in reviewable(job) if url_name(a) == name), None)
 
 
@@ -53,9 +54,9 @@ class ReviewFiles:
         self.limit = limit
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def path(self, art: dict[str, Any]) -> Path:
+    async def path(self, art: Artifact) -> Path:
         """Raises StorageError (missing, unreadable or changed since training)."""
-        uri, sha = str(art["uri"]), str(art.get("sha256", ""))
+        uri, sha = art.uri, art.sha256
         if not uri.startswith("s3://"):
             return await fetch_artifact(uri, sha, self.cache_dir)
         name = sha or hashlib.sha256(uri.encode()).hexdigest()
@@ -92,4 +93,13 @@ def clear_partial(cache_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-__all__ = ["UNREDUCED", "ReviewFiles", "StorageError", "clear_partial", "find", "reviewable", "url_name"]
+__all__ = [
+    "UNREDUCED",
+    "ReviewFiles",
+    "StorageError",
+    "can_review",
+    "clear_partial",
+    "find",
+    "reviewable",
+    "url_name",
+]

@@ -13,6 +13,7 @@ import getpass
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,23 @@ from foto3d.proto.objects import (
     SHOW,
     STATUS,
     TIMELINE,
+    Board,
     CaptureRequest,
+    Customer,
     CustomerAdd,
+    ObjectDetails,
     ObjectEvent,
+    ObjectPage,
     ObjectQuery,
     ObjectRef,
+    ObjectView,
+    PublishedObject,
     RegisterObject,
     ResubmitRequest,
     ReviewRequest,
     StatusRequest,
+    SubmittedObject,
+    TimelineEntry,
 )
 from foto3d.services.catalog import api, pages, review, topology
 from foto3d.services.catalog.actions import Catalog
@@ -201,45 +210,44 @@ class CatalogService(Service):
     def endpoints(self) -> list[Endpoint]:
         c = self.catalog
 
-        async def customer_add(b: CustomerAdd) -> Any:
+        async def customer_add(b: CustomerAdd) -> Customer:
             return await c.add_customer(b.slug, b.name, b.actor)
 
-        async def customers(_: NoBody) -> Any:
+        async def customers(_: NoBody) -> list[Customer]:
             return await self.store.customers()
 
-        async def register(b: RegisterObject) -> Any:
+        async def register(b: RegisterObject) -> ObjectView:
             return await c.register(
                 b.customer, b.display_name, b.actor, b.reference_image, b.reference_image_b64,
                 b.reference_image_name,
             )  # fmt: skip
 
-        async def list_(q: ObjectQuery) -> Any:
-            page = await self.store.search(
+        async def list_(q: ObjectQuery) -> ObjectPage:
+            return await self.store.search(
                 customer=q.customer, status=q.status, stage=q.stage, q=q.q, since=q.since,
                 until=q.until, page=q.page, limit=q.limit,
             )  # fmt: skip
-            return {"items": page.items, "total": page.total, "page": page.page, "limit": page.limit}
 
-        async def show(ref: ObjectRef) -> Any:
+        async def show(ref: ObjectRef) -> ObjectDetails:
             return await self.details(ref.object_id)
 
-        async def timeline(ref: ObjectRef) -> Any:
+        async def timeline(ref: ObjectRef) -> list[TimelineEntry]:
             await c.obj(ref.object_id)
             return await self.store.timeline(ref.object_id)
 
-        async def capture(b: CaptureRequest) -> Any:
+        async def capture(b: CaptureRequest) -> ObjectView:
             return await c.captured(b.object_id, b.dataset, b.photos, b.rig, b.actor)
 
-        async def review(b: ReviewRequest) -> Any:
+        async def review(b: ReviewRequest) -> ObjectView:
             return await c.review(b.object_id, b.decision, b.checklist, b.comment, b.actor)
 
-        async def status(b: StatusRequest) -> Any:
+        async def status(b: StatusRequest) -> ObjectView:
             return await c.set_status(b.object_id, b.status, b.reason, b.actor)
 
-        async def publish(ref: ObjectRef) -> Any:
+        async def publish(ref: ObjectRef) -> PublishedObject:
             return await c.publish(ref.object_id, ref.actor)
 
-        async def resubmit(ref: ResubmitRequest) -> Any:
+        async def resubmit(ref: ResubmitRequest) -> SubmittedObject:
             overrides = {
                 k: v
                 for k, v in msgspec.structs.asdict(ref).items()
@@ -247,7 +255,7 @@ class CatalogService(Service):
             }
             return await c.resubmit(ref.object_id, ref.actor, ref.priority, overrides)
 
-        async def board(_: NoBody) -> Any:
+        async def board(_: NoBody) -> Board:
             return await self.board()
 
         return [
@@ -269,17 +277,15 @@ class CatalogService(Service):
 
     # -- shared reads -----------------------------------------------------------------------------
 
-    async def details(self, object_id: str) -> dict[str, Any]:
+    async def details(self, object_id: str) -> ObjectDetails:
         row = await self.catalog.obj(object_id)
-        row["jobs"] = await self.store.jobs(object_id)
-        row["publications"] = await self.store.publications(object_id)
-        return row
+        return ObjectDetails(
+            **msgspec.structs.asdict(row),
+            jobs=await self.store.jobs(object_id),
+            publications=await self.store.publications(object_id),
+        )
 
-    async def board(self) -> dict[str, Any]:
-        import time
-
+    async def board(self) -> Board:
         now = time.time()
         stuck = await self.store.stuck(self.cfg.stuck_after_s, now)
-        for s in stuck:
-            s["for_s"] = round(now - s["stage_ts"], 1)
-        return {"counts": await self.store.stage_counts(), "stuck": stuck, "now": now}
+        return Board(counts=await self.store.stage_counts(), stuck=stuck, now=now)

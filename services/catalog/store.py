@@ -10,13 +10,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+import msgspec
 
+from foto3d.proto.objects import (
+    Customer,
+    JobView,
+    ObjectPage,
+    ObjectSummary,
+    ObjectView,
+    PublicationView,
+    StuckObject,
+    TimelineEntry,
+)
 from foto3d.services.catalog.projection import AnyEvent, Entry, Op, project
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -179,14 +191,8 @@ OBJECT_COLUMNS = (
     " status, dataset, job_id, approved_job_id, published_version, live_url"
 )
 _INSERT_CHUNK = 400
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    total: int
-    page: int
-    limit: int
+# Columns stored as JSON text, decoded into the reply's types when read.
+_JSON_COLUMNS = ("artifacts", "metrics", "files", "detail")
 
 
 class CatalogStore:
@@ -287,14 +293,16 @@ class CatalogStore:
             await self.db.commit()
         return cur.rowcount == 1
 
-    async def customer(self, slug: str) -> dict[str, Any] | None:
-        return await self._one("SELECT * FROM customers WHERE slug=?", (slug,))
+    async def customer(self, slug: str) -> Customer | None:
+        return await self._view(Customer, "SELECT * FROM customers WHERE slug=?", (slug,))
 
-    async def customer_names(self) -> list[dict[str, Any]]:
-        return await self._all("SELECT slug, name FROM customers ORDER BY slug", ())
+    async def customer_names(self) -> list[Customer]:
+        """Every customer without counting its objects (for pickers)."""
+        return await self._views(Customer, "SELECT * FROM customers ORDER BY slug", ())
 
-    async def customers(self) -> list[dict[str, Any]]:
-        return await self._all(
+    async def customers(self) -> list[Customer]:
+        return await self._views(
+            Customer,
             "SELECT c.*, (SELECT count(*) FROM objects o WHERE o.customer=c.slug) AS objects"
             " FROM customers c ORDER BY slug",
             (),
@@ -306,8 +314,8 @@ class CatalogStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def get(self, object_id: str) -> dict[str, Any] | None:
-        return await self._one("SELECT * FROM objects WHERE object_id=?", (object_id,))
+    async def get(self, object_id: str) -> ObjectView | None:
+        return await self._view(ObjectView, "SELECT * FROM objects WHERE object_id=?", (object_id,))
 
     async def search(
         self,
@@ -321,7 +329,7 @@ class CatalogStore:
         page: int = 1,
         limit: int = 50,
         count: bool = True,
-    ) -> Page:
+    ) -> ObjectPage:
         where: list[str] = []
         params: list[Any] = []
         if customer:
@@ -349,7 +357,8 @@ class CatalogStore:
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         page = max(1, page)
         limit = max(1, min(limit, 1000))
-        items = await self._all(
+        items = await self._views(
+            ObjectSummary,
             f"SELECT {OBJECT_COLUMNS} FROM objects{clause} ORDER BY created DESC, object_id LIMIT ? OFFSET ?",
             (*params, limit, (page - 1) * limit),
         )
@@ -357,17 +366,15 @@ class CatalogStore:
         if count:
             row = await self._one(f"SELECT count(*) AS n FROM objects{clause}", tuple(params))
             total = int(row["n"]) if row else 0
-        return Page(items=items, total=total, page=page, limit=limit)
+        return ObjectPage(items=items, total=total, page=page, limit=limit)
 
-    async def timeline(self, object_id: str) -> list[dict[str, Any]]:
-        rows = await self._all(
+    async def timeline(self, object_id: str) -> list[TimelineEntry]:
+        return await self._views(
+            TimelineEntry,
             "SELECT key, ts, kind, actor, summary, detail, job_id FROM events WHERE object_id=?"
             " ORDER BY ts, id",
             (object_id,),
         )
-        for r in rows:
-            r["detail"] = _unjson(r["detail"])
-        return rows
 
     async def submitted_detail(self, job_id: str) -> Any:
         """The recorded submission event of ``job_id`` (its priority and options), or None."""
@@ -377,33 +384,26 @@ class CatalogStore:
         )
         return row["detail"] if row else None
 
-    async def jobs(self, object_id: str) -> list[dict[str, Any]]:
-        rows = await self._all("SELECT * FROM jobs WHERE object_id=? ORDER BY ts DESC", (object_id,))
-        for r in rows:
-            r["artifacts"] = _unjson(r["artifacts"]) if r["artifacts"] else []
-            r["metrics"] = _unjson(r["metrics"]) if r["metrics"] else {}
-        return rows
-
-    async def job(self, job_id: str) -> dict[str, Any] | None:
-        row = await self._one("SELECT * FROM jobs WHERE job_id=?", (job_id,))
-        if row:
-            row["artifacts"] = _unjson(row["artifacts"]) if row["artifacts"] else []
-            row["metrics"] = _unjson(row["metrics"]) if row["metrics"] else {}
-        return row
-
-    async def publications(self, object_id: str) -> list[dict[str, Any]]:
-        rows = await self._all(
-            "SELECT * FROM publications WHERE object_id=? ORDER BY version DESC", (object_id,)
+    async def jobs(self, object_id: str) -> list[JobView]:
+        return await self._views(
+            JobView, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE object_id=? ORDER BY ts DESC", (object_id,)
         )
-        for r in rows:
-            r["files"] = _unjson(r["files"])
-        return rows
+
+    async def job(self, job_id: str) -> JobView | None:
+        return await self._view(JobView, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id=?", (job_id,))
+
+    async def publications(self, object_id: str) -> list[PublicationView]:
+        return await self._views(
+            PublicationView,
+            "SELECT * FROM publications WHERE object_id=? ORDER BY version DESC",
+            (object_id,),
+        )
 
     async def stage_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT stage, count(*) AS n FROM objects GROUP BY stage", ())
         return {r["stage"]: int(r["n"]) for r in rows}
 
-    async def stuck(self, thresholds: dict[str, float], now: float, limit: int = 100) -> list[dict[str, Any]]:
+    async def stuck(self, thresholds: dict[str, float], now: float, limit: int = 100) -> list[StuckObject]:
         """Objects that sat in a stage longer than its threshold, longest first."""
         parts: list[str] = []
         params: list[Any] = []
@@ -412,11 +412,13 @@ class CatalogStore:
             params += [stage, now - seconds]
         if not parts:
             return []
-        return await self._all(
+        found = await self._views(
+            StuckObject,
             f"SELECT object_id, customer, display_name, stage, stage_ts FROM objects WHERE {' OR '.join(parts)}"
             " ORDER BY stage_ts LIMIT ?",
             (*params, limit),
         )
+        return [msgspec.structs.replace(s, for_s=round(now - s.stage_ts, 1)) for s in found]
 
     async def counts(self) -> dict[str, int]:
         objects = await self._one("SELECT count(*) AS n FROM objects", ())
@@ -432,8 +434,25 @@ class CatalogStore:
         async with self.db.execute(sql, params) as cur:
             return [dict(r) for r in await cur.fetchall()]
 
+    async def _view(self, tp: type[T], sql: str, params: Sequence[Any]) -> T | None:
+        row = await self._one(sql, params)
+        return _as(tp, row) if row is not None else None
 
-def _unjson(text: str) -> Any:
-    import msgspec
+    async def _views(self, tp: type[T], sql: str, params: Sequence[Any]) -> list[T]:
+        return [_as(tp, r) for r in await self._all(sql, params)]
 
-    return msgspec.json.decode(text)
+
+# A job's artifacts and metrics are NULL until it succeeds: read as empty.
+_JOB_COLUMNS = (
+    "job_id, object_id, state, dataset, attempt, coalesce(artifacts, '[]') AS artifacts,"
+    " coalesce(metrics, '{}') AS metrics, ts"
+)
+
+
+def _as(tp: type[T], row: dict[str, Any]) -> T:
+    """A row as its reply type (JSON columns decoded into their Structs); a row that does not
+    fit is a bug in the store, so it raises instead of answering with something else."""
+    for col in _JSON_COLUMNS:
+        if isinstance(row.get(col), str):
+            row[col] = msgspec.json.decode(row[col])
+    return msgspec.convert(row, tp)

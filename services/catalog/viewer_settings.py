@@ -18,15 +18,15 @@ async def saved_versions(store: CatalogStore, object_id: str) -> list[dict[str, 
     """Every saved settings version of an object, oldest first."""
     out = []
     for r in await store.timeline(object_id):
-        if r["kind"] != VIEWER_KIND or not isinstance(r["detail"], dict):
+        if r.kind != VIEWER_KIND:
             continue
-        d = r["detail"]
+        d = r.detail
         out.append(
             {
                 "version": d.get("version"),
                 "settings": d.get("settings", {}),
-                "actor": r["actor"],
-                "ts": r["ts"],
+                "actor": r.actor,
+                "ts": r.ts,
                 "comment": d.get("comment", ""),
                 "job_id": d.get("job_id", ""),
             }

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
@@ -32,6 +32,8 @@ from foto3d.proto.api import Api, ServiceError
 from foto3d.proto.jobs import Priority
 from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
+R = TypeVar("R")
+
 ORDER = 20
 CHECKLIST = ("training_quality", "alignment", "manual_adjustments")
 MAX_IMAGE = 768 * 1024
@@ -41,7 +43,7 @@ class CatalogError(Exception):
     """The catalog refused or could not be reached; the message is for the person."""
 
 
-async def catalog_call(bus: Bus, api: Api[Any, Any], body: dict[str, Any], timeout: float = 10.0) -> Any:
+async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout: float = 10.0) -> R:
     """Call a catalog endpoint with ``body`` (checked against its request type first)."""
     try:
         request = msgspec.convert(body, api.request)
@@ -86,7 +88,7 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    print(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ def cmd_customer_add(args: argparse.Namespace) -> int:
         row = await catalog_call(
             bus, catalog.CUSTOMER_ADD, {"slug": args.slug, "name": args.name or "", "actor": args.actor}
         )
-        print(f"added customer {row['slug']} ({row['name']})")
+        print(f"added customer {row.slug} ({row.name})")
         return 0
 
     return run_catalog(args, go)
@@ -111,7 +113,7 @@ def cmd_customers(args: argparse.Namespace) -> int:
         if args.json:
             print_json(rows)
         else:
-            print_table([[r["slug"], r["name"], str(r["objects"]), fmt_time(r["created"])] for r in rows],
+            print_table([[r.slug, r.name, str(r.objects), fmt_time(r.created)] for r in rows],
                         ["customer", "name", "objects", "added"])  # fmt: skip
         return 0
 
@@ -136,7 +138,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         row = await catalog_call(bus, catalog.REGISTER, body)
-        print(row["object_id"])
+        print(row.object_id)
         return 0
 
     return run_catalog(args, go)
@@ -168,13 +170,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             print_json(res)
             return 0
         rows = [
-            [o["object_id"], o["display_name"][:40], o["customer"], o["stage"], o["status"] or "-",
-             fmt_time(o["created"]), o["live_url"] or ""]
-            for o in res["items"]
+            [o.object_id, o.display_name[:40], o.customer, o.stage, o.status or "-",
+             fmt_time(o.created), o.live_url or ""]
+            for o in res.items
         ]  # fmt: skip
         print_table(rows, ["object", "name", "customer", "stage", "status", "registered", "live link"])
-        pages = max(1, -(-res["total"] // res["limit"]))
-        print(f"\n{res['total']} objects, page {res['page']} of {pages}", file=sys.stderr)
+        pages = max(1, -(-res.total // res.limit))
+        print(f"\n{res.total} objects, page {res.page} of {pages}", file=sys.stderr)
         return 0
 
     return run_catalog(args, go)
@@ -190,17 +192,18 @@ def cmd_show(args: argparse.Namespace) -> int:
                            ("stage", "stage"), ("status", "status"), ("dataset", "dataset"),
                            ("latest job", "job_id"), ("approved job", "approved_job_id"),
                            ("version", "published_version"), ("live link", "live_url")):  # fmt: skip
-            print(f"{label:>13}: {o.get(key) if o.get(key) is not None else '-'}")
-        print(f"{'registered':>13}: {fmt_time(o['created'])} by {o['created_by'] or '?'}")
-        if o.get("jobs"):
+            value = getattr(o, key)
+            print(f"{label:>13}: {value if value is not None else '-'}")
+        print(f"{'registered':>13}: {fmt_time(o.created)} by {o.created_by or '?'}")
+        if o.jobs:
             print("\njobs (newest first; `foto3d job ID` for details):")
-            for j in o["jobs"]:
-                files = ", ".join(file_name(a["uri"]) for a in j["artifacts"] if a.get("kind") == "splat")
-                print(f"  {j['job_id']:<22} {j['state']:<10} {fmt_time(j['ts'])}  {files}")
-        for p in o["publications"]:
-            print(f"\npublished v{p['version']} ({fmt_time(p['ts'])}, {p['actor']}):")
-            for f in p["files"]:
-                print(f"  {f['kind']:<13} {f['bytes']:>12,}  {f['url']}")
+            for j in o.jobs:
+                files = ", ".join(file_name(a.uri) for a in j.artifacts if a.kind == "splat")
+                print(f"  {j.job_id:<22} {j.state:<10} {fmt_time(j.ts)}  {files}")
+        for p in o.publications:
+            print(f"\npublished v{p.version} ({fmt_time(p.ts)}, {p.actor}):")
+            for f in p.files:
+                print(f"  {f.kind:<13} {f.bytes:>12,}  {f.url}")
         return 0
 
     return run_catalog(args, go)
@@ -212,7 +215,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         if args.json:
             print_json(events)
             return 0
-        print_table([[fmt_time(e["ts"]), e["kind"], e["actor"] or "-", e["summary"]] for e in events],
+        print_table([[fmt_time(e.ts), e.kind, e.actor or "-", e.summary] for e in events],
                     ["when (utc)", "what", "who", "details"])  # fmt: skip
         return 0
 
@@ -225,7 +228,7 @@ def cmd_captured(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.CAPTURE, body)
-        print(f"{o['object_id']}: {o['stage']}")
+        print(f"{o.object_id}: {o.stage}")
         return 0
 
     return run_catalog(args, go)
@@ -238,9 +241,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.REVIEW, body)
-        print(
-            f"{o['object_id']}: approved job {o['approved_job_id']}; publish with `foto3d publish {o['object_id']}`"
-        )
+        print(f"{o.object_id}: approved job {o.approved_job_id}; publish with `foto3d publish {o.object_id}`")
         return 0
 
     return run_catalog(args, go)
@@ -251,7 +252,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.REVIEW, body)
-        print(f"{o['object_id']}: rejected; train it again with `foto3d objects resubmit {o['object_id']}`")
+        print(f"{o.object_id}: rejected; train it again with `foto3d objects resubmit {o.object_id}`")
         return 0
 
     return run_catalog(args, go)
@@ -267,7 +268,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.STATUS, body)
-        print(f"{o['object_id']}: status {o['status']} (stage {o['stage']})")
+        print(f"{o.object_id}: status {o.status} (stage {o.stage})")
         return 0
 
     return run_catalog(args, go)
@@ -283,9 +284,10 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.RESUBMIT, body, timeout=15)
-        opts = ", ".join(f"{k} {v}" for k, v in sorted(o.get("options", {}).items()) if k != "formats")
+        options = msgspec.to_builtins(o.options) if o.options is not None else {}
+        opts = ", ".join(f"{k} {v}" for k, v in sorted(options.items()) if k != "formats")
         print(
-            f"{o['object_id']}: submitted again as job {o['job_id']} ({o.get('priority', '?')}{', ' + opts if opts else ''})"
+            f"{o.object_id}: submitted again as job {o.job_id} ({o.priority or '?'}{', ' + opts if opts else ''})"
         )
         return 0
 
@@ -309,11 +311,12 @@ def cmd_export(args: argparse.Namespace) -> int:
                 res = await catalog_call(
                     bus, catalog.LIST, {**filters, "page": page, "limit": 1000}, timeout=30
                 )
-                for o in res["items"]:
-                    o["created"] = datetime.fromtimestamp(o["created"], UTC).isoformat(timespec="seconds")
-                    w.writerow(["" if o.get(c) is None else o.get(c) for c in CSV_COLUMNS])
-                n += len(res["items"])
-                if len(res["items"]) < 1000:
+                for o in res.items:
+                    row = msgspec.structs.asdict(o)
+                    row["created"] = datetime.fromtimestamp(o.created, UTC).isoformat(timespec="seconds")
+                    w.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+                n += len(res.items)
+                if len(res.items) < 1000:
                     break
                 page += 1
         finally:
@@ -333,10 +336,10 @@ def cmd_board(args: argparse.Namespace) -> int:
             print_json(b)
             return 0
         for s in Stage:
-            print(f"{s.value:>10}: {b['counts'].get(s.value, 0)}")
-        if b["stuck"]:
+            print(f"{s.value:>10}: {b.counts.get(s.value, 0)}")
+        if b.stuck:
             print("\nstuck:")
-            print_table([[s["object_id"], s["stage"], f"{s['for_s'] / 3600:.1f} h"] for s in b["stuck"]],
+            print_table([[x.object_id, x.stage, f"{x.for_s / 3600:.1f} h"] for x in b.stuck],
                         ["object", "stage", "for"])  # fmt: skip
         return 0
 

@@ -55,16 +55,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 await sub.unsubscribe()
             if drew:
                 sys.stderr.write("\n")
-        pub = o["published"]
-        uploaded = pub.get("uploaded", 0)
-        note = (
-            "nothing new to upload" if uploaded == 0 else f"{uploaded} of {len(pub['files'])} files uploaded"
-        )
-        print(f"{o['object_id']} v{pub['version']} is live ({note}):")
-        print(f"  {o['live_url']}")
-        for f in pub["files"]:
+        pub = o.published
+        uploaded = pub.uploaded
+        note = "nothing new to upload" if uploaded == 0 else f"{uploaded} of {len(pub.files)} files uploaded"
+        print(f"{o.object_id} v{pub.version} is live ({note}):")
+        print(f"  {o.live_url}")
+        for f in pub.files:
             if args.verbose:
-                print(f"  {f['kind']:<13} {f['bytes']:>12,}  {f['url']}")
+                print(f"  {f.kind:<13} {f.bytes:>12,}  {f.url}")
         return 0
 
     return run_catalog(args, go)
