@@ -16,6 +16,7 @@ import msgspec
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Event, Real
 from foto3d.proto.jobs import SplatFormatName, UpAxis
+from foto3d.proto.rules import CredentialId, CustomerSlug, ObjectId, Origin
 
 # ---------------------------------------------------------------------------
 # Wire names
@@ -38,16 +39,10 @@ class CredentialKind(StrEnum):
     PUBLISHABLE = "publishable"
 
 
-CredentialId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$")]
-Customer = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
-# An allowed origin exactly as browsers send it: scheme://host[:port], no path.
-Origin = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
-
-
 class CredentialIssued(Event, frozen=True, kw_only=True, tag="credential.issued/1"):
     credential_id: CredentialId
     kind: CredentialKind
-    customer: Customer
+    customer: CustomerSlug
     token_hash: str  # sha256 hex of the whole token; the token itself is never stored
     prefix: str  # first characters of the token, shown in lists so a person can tell them apart
     label: str = ""
@@ -121,14 +116,27 @@ class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
 # ---------------------------------------------------------------------------
 
 
+#: Bounds of one credential: how many models and origins it may name, how long it may live.
+MAX_MODELS = 1000
+MAX_ORIGINS = 50
+MAX_DAYS = 3650.0
+
+
 class IssueRequest(msgspec.Struct, frozen=True, kw_only=True):
-    customer: str
+    """Decoding checks each field; the rules between fields (a model of this customer, origins for
+    publishable keys only, …) are the token gateway's (``token_gateway/manage.py``)."""
+
+    customer: CustomerSlug
     kind: CredentialKind
-    label: str = ""
-    models: list[str] = msgspec.field(default_factory=list)
-    origins: list[str] = msgspec.field(default_factory=list)
+    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    models: Annotated[list[ObjectId], msgspec.Meta(max_length=MAX_MODELS)] = msgspec.field(
+        default_factory=list
+    )
+    origins: Annotated[list[Origin], msgspec.Meta(max_length=MAX_ORIGINS)] = msgspec.field(
+        default_factory=list
+    )
     # Days until it expires; None: never (allowed for secret tokens only).
-    expires_in_days: Real | None = 90.0
+    expires_in_days: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_DAYS)] | None = 90.0
     actor: str = ""
 
 
@@ -138,7 +146,7 @@ class IssueReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ListRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    customer: str | None = None
+    customer: CustomerSlug | None = None
     include_revoked: bool = False
 
 
@@ -147,7 +155,7 @@ class ListReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RevokeRequest(msgspec.Struct, frozen=True, kw_only=True):
-    credential_id: str
+    credential_id: CredentialId
     reason: str = ""
     actor: str = ""
 
@@ -157,8 +165,8 @@ class RevokeReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UsageQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    customer: str | None = None
-    object_id: str | None = None
+    customer: CustomerSlug | None = None
+    object_id: ObjectId | None = None
     since: str | None = None  # YYYY-MM-DD inclusive
     until: str | None = None  # YYYY-MM-DD inclusive
 

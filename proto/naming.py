@@ -10,11 +10,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
-CUSTOMER_RE = re.compile(r"^[a-z0-9]+$")
-OBJECT_ID_RE = re.compile(
-    r"^(?P<customer>[a-z0-9]+)-(?P<object>[a-z0-9]+(?:-[a-z0-9]+)*)-(?P<serial>[0-9]{3,})$"
+from foto3d.proto.rules import (
+    CUSTOMER_PART,
+    CUSTOMER_PATTERN,
+    MAX_OBJECT_ID,
+    OBJECT_PART,
+    RULE_WORDING,
+    SERIAL_PART,
 )
-MAX_OBJECT_ID = 80
+
+__all__ = ["CUSTOMER_RE", "MAX_OBJECT_ID", "OBJECT_ID_RE", "NamingError"]
+
+CUSTOMER_RE = re.compile(CUSTOMER_PATTERN)
+# The rule of ``rules.ObjectId`` with its parts named, for reading an id's customer.
+OBJECT_ID_RE = re.compile(
+    f"^(?P<customer>{CUSTOMER_PART})-(?P<object>{OBJECT_PART})-(?P<serial>{SERIAL_PART})$"
+)
 
 
 class NamingError(ValueError):
@@ -34,11 +45,14 @@ def validate_object_id(object_id: str) -> str:
         raise NamingError(f"object id {object_id!r} is longer than {MAX_OBJECT_ID} characters")
     # fullmatch: ``$`` alone would let a trailing newline through
     if not OBJECT_ID_RE.fullmatch(object_id):
-        raise NamingError(
-            f"object id {object_id!r} does not follow the naming standard <customer>-<object>-<NNN> "
-            "(lowercase letters, digits and dashes, ending in a serial number such as acme-chair-001)"
-        )
+        raise NamingError(f"object id {object_id!r} does not follow the naming standard{_STANDARD}")
     return object_id
+
+
+# "… <customer>-<object>-<NNN> (lowercase letters, …)": the rule's own wording, after its "not an object id by".
+_STANDARD = RULE_WORDING[f"^{CUSTOMER_PART}-{OBJECT_PART}-{SERIAL_PART}$"].removeprefix(
+    "not an object id by the naming standard"
+)
 
 
 def customer_of(object_id: str) -> str:

@@ -17,10 +17,10 @@ import msgspec
 
 from foto3d.proto.api import Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
-from foto3d.proto.jobs import Artifact, ObjectId, Priority, TrainOptions, UpAxis
+from foto3d.proto.jobs import Artifact, Priority, TrainOptions, TrainOverrides, UpAxis
+from foto3d.proto.rules import CustomerSlug, ObjectId
 from foto3d.proto.viewer import ViewerSettings
 
-CustomerSlug = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -163,12 +163,15 @@ class PublishProgress(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CustomerAdd(msgspec.Struct, frozen=True, kw_only=True):
+    # Not a CustomerSlug: the catalog answers "Big Co" with the slug it would take ('bigco'),
+    # which a decoding error cannot; it checks the slug by the same rule (``rules.CustomerSlug``).
     slug: str
     name: str = ""
     actor: str = ""
 
 
 class RegisterObject(msgspec.Struct, frozen=True, kw_only=True):
+    # Not a CustomerSlug: "Acme" is answered with "did you mean 'acme'?" (see CustomerAdd).
     customer: str
     display_name: str
     reference_image: str = ""
@@ -190,26 +193,22 @@ class ObjectQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
-    object_id: str
+    object_id: ObjectId
     actor: str = ""
 
 
 class ResubmitRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Body of ``catalog.resubmit``: train the object's dataset again with its last job's
-    priority and options; each field set here overrides that one setting."""
+    priority and options; ``priority`` and each option set in ``options`` override that one."""
 
-    object_id: str
+    object_id: ObjectId
     actor: str = ""
     priority: Priority | None = None
-    steps: int | None = None
-    reduce: bool | None = None
-    reduce_keep: float | None = None
-    reduce_iterations: int | None = None
-    sh_degree: int | None = None
+    options: TrainOverrides = msgspec.field(default_factory=TrainOverrides)
 
 
 class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
-    object_id: str
+    object_id: ObjectId
     dataset: str
     photos: Count = 0
     rig: str = ""
@@ -217,7 +216,7 @@ class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReviewRequest(msgspec.Struct, frozen=True, kw_only=True):
-    object_id: str
+    object_id: ObjectId
     decision: Decision
     checklist: Checklist = msgspec.field(default_factory=Checklist)
     comment: str = ""
@@ -225,7 +224,7 @@ class ReviewRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StatusRequest(msgspec.Struct, frozen=True, kw_only=True):
-    object_id: str
+    object_id: ObjectId
     status: LiveStatus
     reason: str = ""
     actor: str = ""
@@ -235,7 +234,7 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Catalog -> publisher: upload this approved version."""
 
     object_id: ObjectId
-    customer: str
+    customer: CustomerSlug
     version: Count
     job_id: str
     artifacts: list[Artifact]

@@ -17,7 +17,8 @@ from typing import Annotated
 import msgspec
 
 from foto3d.proto.base import Count, Int, Real
-from foto3d.proto.jobs import ObjectId, Priority, TrainOptions
+from foto3d.proto.jobs import Priority, TrainOptions
+from foto3d.proto.rules import ObjectId
 from foto3d.proto.subjects import LOGS_ALL
 
 RigId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]

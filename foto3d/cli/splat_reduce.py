@@ -21,6 +21,7 @@ from foto3d.cli.splat_output import (
     output_format,
     output_up,
 )
+from foto3d.proto.jobs import DEFAULT_KEEP
 
 # Mirrors foto3d.libs.splat.reduce's RECOMMENDED_REFIT_*: importing it here would load numpy and
 # scipy for `--help`; tests/splat/test_refit_fallback.py keeps the two equal.
@@ -103,7 +104,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--keep",
         type=_fraction,
         default=None,
-        help="fraction of the gaussians to keep, e.g. 0.5 or 50%% (default 0.5 unless --count)",
+        help=f"fraction of the gaussians to keep, e.g. 0.5 or 50%% (default {DEFAULT_KEEP:g} unless --count)",
     )
     size.add_argument("--count", type=_count, help="number of gaussians to keep")
     red.add_argument(
@@ -246,7 +247,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         splat, in_fmt = _read(src)
         up = input_up(src, in_fmt, args.up)
         target_up = output_up(out_fmt, up, args.target_up)
-        keep = args.keep if args.keep is not None else (None if args.count is not None else 0.5)
+        keep = args.keep if args.keep is not None else (None if args.count is not None else DEFAULT_KEEP)
         refit_steps = RECOMMENDED_REFIT_STEPS if args.refit_steps is None else args.refit_steps
         refit_seconds = (
             recommended_refit_seconds(splat.count) if args.refit_seconds is None else args.refit_seconds

@@ -15,6 +15,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 
 from foto3d.proto.api import BAD_REQUEST, INTERNAL, Api, ServiceError
+from foto3d.proto.rules import readable
 
 log = logging.getLogger(__name__)
 MicroHandler = Callable[[Request], Awaitable[None]]
@@ -37,7 +38,7 @@ def decode_request(api: Api[Q, Any], data: bytes) -> Q:
     try:
         req: Q = msgspec.json.decode(data or b"{}", type=api.request)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ServiceError(BAD_REQUEST, f"bad request: {exc}") from None
+        raise ServiceError(BAD_REQUEST, f"bad request: {readable(exc)}") from None
     return req
 
 

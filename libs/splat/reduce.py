@@ -22,11 +22,12 @@ from foto3d.libs.splat.formats.compressed_ply import morton_order
 from foto3d.libs.splat.importance import importance
 from foto3d.libs.splat.merge import merge_to_count
 from foto3d.libs.splat.model import Splat, sigmoid
+from foto3d.proto.jobs import DEFAULT_KEEP, PUBLISH_SH_DEGREE
 
 #: Defaults recommended for publishing (see docs/splat.md, "Reduction and quality"): half the
 #: gaussians (by significance over the training views, else opacity x area), SH degree 1, .spz.
-RECOMMENDED_KEEP = 0.5
-RECOMMENDED_SH_DEGREE = 1
+RECOMMENDED_KEEP = DEFAULT_KEEP
+RECOMMENDED_SH_DEGREE = PUBLISH_SH_DEGREE
 RECOMMENDED_FORMAT = "spz"
 #: The CLI's re-fit defaults (``reduce --refit-steps/--refit-seconds``): at most this many steps,
 #: and a time budget of RECOMMENDED_REFIT_SECONDS per REFIT_BUDGET_GAUSSIANS gaussians of the input
@@ -106,7 +107,7 @@ def _resolve_cameras(cameras: Sequence[Camera] | str | Path | None) -> list[Came
 def reduce_splat(
     splat: Splat,
     *,
-    keep: float | None = 0.5,
+    keep: float | None = RECOMMENDED_KEEP,
     count: int | None = None,
     sh_degree: int | None = None,
     min_opacity: float | None = None,

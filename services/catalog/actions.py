@@ -15,7 +15,6 @@ import shlex
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -30,9 +29,9 @@ from foto3d.proto.jobs import (
     SubmitReply,
     SubmitRequest,
     TrainOptions,
-    readable_decode_error,
+    TrainOverrides,
 )
-from foto3d.proto.naming import CUSTOMER_RE, NamingError, make_object_id, slugify
+from foto3d.proto.naming import NamingError, make_object_id, slugify
 from foto3d.proto.objects import (
     PUBLISHER_PUBLISH,
     Checklist,
@@ -51,6 +50,7 @@ from foto3d.proto.objects import (
     Stage,
     SubmittedObject,
 )
+from foto3d.proto.rules import MAX_CUSTOMER, CustomerSlug
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.viewer_settings import latest_settings
 
@@ -116,12 +116,14 @@ class Catalog:
 
     async def add_customer(self, slug: str, name: str, actor: str) -> Customer:
         slug = slug.strip()
-        if not CUSTOMER_RE.match(slug) or len(slug) > 20:
-            suggestion = slugify(slug, 20).replace("-", "")
+        try:
+            msgspec.convert(slug, CustomerSlug)
+        except msgspec.ValidationError:
+            suggestion = slugify(slug, MAX_CUSTOMER).replace("-", "")
             hint = f" (e.g. {suggestion!r})" if suggestion else ""
             raise ActionError(
                 f"customer id {slug!r} must be 1-20 lowercase letters and digits, no dashes or spaces{hint}"
-            )
+            ) from None
         name = _clean_text(name or slug, "customer name", 200)
         if not await self.store.add_customer(slug, name, actor):
             raise ActionError(f"customer {slug!r} already exists", 409)
@@ -362,7 +364,7 @@ class Catalog:
         object_id: str,
         actor: str,
         priority: Priority | None = None,
-        overrides: dict[str, Any] | None = None,
+        overrides: TrainOverrides | None = None,
     ) -> SubmittedObject:
         row = await self.obj(object_id)
         if row.stage not in RESUBMITTABLE:
@@ -373,12 +375,7 @@ class Catalog:
         if not row.dataset:
             raise ActionError(f"{object_id} has no recorded dataset to train again", 409)
         last = await self._last_submission(row.job_id)
-        options = msgspec.to_builtins(last.options) if last else {}
-        options.update(overrides or {})
-        try:
-            train = msgspec.convert(options, TrainOptions)
-        except msgspec.ValidationError as exc:
-            raise ActionError(f"bad training option: {readable_decode_error(exc)}") from None
+        train = (overrides or TrainOverrides()).over(last.options if last else TrainOptions())
         req = SubmitRequest(
             object_id=object_id,
             dataset=row.dataset,

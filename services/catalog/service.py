@@ -248,12 +248,7 @@ class CatalogService(Service):
             return await c.publish(ref.object_id, ref.actor)
 
         async def resubmit(ref: ResubmitRequest) -> SubmittedObject:
-            overrides = {
-                k: v
-                for k, v in msgspec.structs.asdict(ref).items()
-                if v is not None and k not in ("object_id", "actor", "priority")
-            }
-            return await c.resubmit(ref.object_id, ref.actor, ref.priority, overrides)
+            return await c.resubmit(ref.object_id, ref.actor, ref.priority, ref.options)
 
         async def board(_: NoBody) -> Board:
             return await self.board()

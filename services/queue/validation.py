@@ -17,7 +17,6 @@ import msgspec
 
 from foto3d.libs.storage.s3 import default_endpoint
 from foto3d.proto.jobs import SubmissionError, SubmitRequest, TrainOptions
-from foto3d.proto.naming import NamingError, validate_object_id
 from foto3d.services.queue.settings import QueueSettings
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".dng", ".exr"})
@@ -40,11 +39,8 @@ def normalise_dataset(uri: str) -> str:
 
 
 async def validate_submission(req: SubmitRequest, cfg: QueueSettings) -> None:
-    """Raise :class:`SubmissionError` if ``req`` cannot be trained."""
-    try:
-        validate_object_id(req.object_id)
-    except NamingError as exc:
-        raise SubmissionError(str(exc)) from exc
+    """Raise :class:`SubmissionError` if ``req`` cannot be trained (its object id was checked by
+    the naming standard when it was decoded: ``SubmitRequest.object_id`` is a ``rules.ObjectId``)."""
     uri = req.dataset.strip()
     scheme = urlparse(uri).scheme if "://" in uri else "file"
     if scheme == "file":

@@ -15,8 +15,8 @@ from foto3d.libs.auth.web import Auth
 from foto3d.libs.config import Settings
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.api import ServiceError
-from foto3d.proto.gateway import CredentialKind, IssueRequest, RevokeRequest, UsageQuery
-from foto3d.services.token_gateway.manage import CredentialManager
+from foto3d.proto.gateway import CredentialKind, RevokeRequest, UsageQuery
+from foto3d.services.token_gateway.manage import CredentialManager, issue_request
 from foto3d.services.token_gateway.parts import GatewayParts
 
 CREDENTIALS_PATH = "/customers/access"
@@ -104,14 +104,16 @@ def routes(settings: Settings, parts: GatewayParts, manager: CredentialManager) 
             return render_page(request, "Customers' access", credentials_body(customer, error="unknown kind"))
         try:
             reply = await manager.issue(
-                IssueRequest(
-                    customer=customer,
-                    kind=CredentialKind(kind_text),
-                    label=str(form.get("label", "")).strip(),
-                    origins=str(form.get("origins", "")).split(),
-                    models=str(form.get("models", "")).split(),
-                    expires_in_days=days,
-                    actor=user.name,
+                issue_request(
+                    {
+                        "customer": customer,
+                        "kind": kind_text,
+                        "label": str(form.get("label", "")).strip(),
+                        "origins": str(form.get("origins", "")).split(),
+                        "models": str(form.get("models", "")).split(),
+                        "expires_in_days": days,
+                        "actor": user.name,
+                    }
                 )
             )
         except ServiceError as exc:

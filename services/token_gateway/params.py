@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from foto3d.proto.naming import MAX_OBJECT_ID, OBJECT_ID_RE
+from foto3d.proto.rules import CREDENTIAL_ID_PATTERN, MAX_OBJECT_ID, OBJECT_ID_PATTERN
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,8 @@ class Shape:
         return {"type": "string", "pattern": self.pattern, "maxLength": self.max_length}
 
 
-# Named groups are Python's spelling; the document's regex dialect has none of them.
-OBJECT_ID = Shape(re.sub(r"\(\?P<\w+>", "(", OBJECT_ID_RE.pattern), MAX_OBJECT_ID)
-CREDENTIAL_ID = Shape("^[0-9a-f]{16}$", 16)
+OBJECT_ID = Shape(OBJECT_ID_PATTERN, MAX_OBJECT_ID)
+CREDENTIAL_ID = Shape(CREDENTIAL_ID_PATTERN, 16)
 # The HMAC-SHA256 of a link, base64url without padding.
 SIGNATURE = Shape("^[A-Za-z0-9_-]{43}$", 43)
 # A link's expiry, unix seconds.

@@ -29,7 +29,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
 from foto3d.proto.api import Api, ServiceError
-from foto3d.proto.jobs import Priority
+from foto3d.proto.jobs import Priority, readable_decode_error
 from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
 R = TypeVar("R")
@@ -48,7 +48,7 @@ async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout
     try:
         request = msgspec.convert(body, api.request)
     except msgspec.ValidationError as exc:
-        raise CatalogError(f"bad request: {exc}") from None
+        raise CatalogError(f"bad request: {readable_decode_error(exc)}") from None
     try:
         return await bus.call(api, request, timeout=timeout)
     except ServiceError as exc:
@@ -275,12 +275,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"object_id": args.object_id, "actor": args.actor}
-    for name in ("priority", "steps", "reduce_keep", "reduce_iterations", "sh_degree"):
+    options: dict[str, Any] = {}
+    for name in ("steps", "reduce_keep", "reduce_iterations", "sh_degree"):
         if getattr(args, name) is not None:
-            body[name] = getattr(args, name)
+            options[name] = getattr(args, name)
     if args.no_reduce:
-        body["reduce"] = False
+        options["reduce"] = False
+    body: dict[str, Any] = {"object_id": args.object_id, "actor": args.actor, "options": options}
+    if args.priority is not None:
+        body["priority"] = args.priority
 
     async def go(bus: Bus) -> int:
         o = await catalog_call(bus, catalog.RESUBMIT, body, timeout=15)

@@ -17,7 +17,16 @@ from foto3d.cli.registration import registration_problem
 from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
-from foto3d.proto.jobs import SUBMIT, Priority, SubmitReply, SubmitRequest, job_id_for, readable_decode_error
+from foto3d.proto.jobs import (
+    DEFAULT_KEEP,
+    DEFAULT_SH_DEGREE,
+    SUBMIT,
+    Priority,
+    SubmitReply,
+    SubmitRequest,
+    job_id_for,
+    readable_decode_error,
+)
 
 ORDER = 20
 
@@ -53,7 +62,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--steps", type=int, metavar="N", help="training iterations (100..1000000; default 30000)")
     p.add_argument(
-        "--reduce-keep", type=float, metavar="F", help="fraction of gaussians kept (0..1; default 0.5)"
+        "--reduce-keep",
+        type=float,
+        metavar="F",
+        help=f"fraction of gaussians kept (0..1; default {DEFAULT_KEEP:g})",
     )
     p.add_argument(
         "--reduce-iterations",
@@ -63,7 +75,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "and its log says so (docs/trainer.md); tune --reduce-keep instead",
     )
     p.add_argument("--no-reduce", action="store_true", help="skip splat reduction")
-    p.add_argument("--sh-degree", type=int, metavar="N", help="spherical-harmonics degree (0..3; default 3)")
+    p.add_argument(
+        "--sh-degree",
+        type=int,
+        metavar="N",
+        help=f"spherical-harmonics degree (0..3; default {DEFAULT_SH_DEGREE})",
+    )
     p.add_argument("--force", action="store_true", help="train again even if the same training exists")
     p.add_argument(
         "--durable",
