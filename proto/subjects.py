@@ -86,6 +86,13 @@ def dead(origin: str) -> str:
     return f"f3d.dead.{token(origin.lower())}"
 
 
+# Headers of a dead letter (``libs/bus/dead.py`` writes them; ``nats stream view DEAD`` shows them).
+DEAD_REASON = "F3D-Reason"  # why it could not be processed (at most 1,000 characters)
+DEAD_ORIGINAL_SUBJECT = "F3D-Original-Subject"  # where it was published
+DEAD_CONSUMER = "F3D-Consumer"  # the durable consumer that gave up on it, where one did
+DEAD_JOB_ID = "F3D-Job-Id"  # the job it belonged to, for work the queue gave up on
+
+
 def gateway_credentials(credential_id: str) -> str:
     """Events of one customer credential (issued, revoked)."""
     return f"f3d.gateway.credentials.{token(credential_id)}"

@@ -32,8 +32,8 @@ from nats.aio.msg import Msg
 from nats.js.errors import FetchTimeoutError
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.dead import dead_letter_message
 from foto3d.libs.bus.topology import ConsumerSpec
-from foto3d.proto import subjects
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,6 +123,10 @@ class PullConsumer(Generic[T]):
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"consumer:{self.spec.durable}")
         return self._task
+
+    def request_stop(self) -> None:
+        """Stop after the batch in hand (``stop()`` also waits for that)."""
+        self._stop.set()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -229,30 +233,7 @@ class PullConsumer(Generic[T]):
 
     async def dead_letter(self, m: Msg, reason: str) -> None:
         """Keep a message that cannot be processed, with why, then stop its redelivery."""
-        meta = m.metadata
-        headers = {
-            "F3D-Reason": reason[:1000],
-            "F3D-Original-Subject": m.subject,
-            "F3D-Consumer": self.spec.durable,
-            "Nats-Msg-Id": f"{meta.stream}:{meta.sequence.stream}",
-        }
-        try:
-            await self.bus.publisher.publish_bytes(
-                subjects.dead(meta.stream or self.spec.stream), m.data, headers=headers, deadline=None
-            )
-        except Exception:
-            stub = msgspec.json.encode({"reason": reason, "bytes": len(m.data), "subject": m.subject})
-            await self.bus.publisher.publish_bytes(
-                subjects.dead(meta.stream or self.spec.stream), stub, headers=headers, deadline=None
-            )
-        log.warning(
-            "%s: dead-lettered message %s on %s: %s",
-            self.spec.durable,
-            meta.sequence.stream,
-            m.subject,
-            reason,
-        )
-        await _quiet(m.term())
+        await dead_letter_message(self.bus, m, reason, consumer=self.spec.durable, origin=self.spec.stream)
 
 
 async def _quiet(aw: Awaitable[None]) -> None:

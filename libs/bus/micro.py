@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
@@ -88,6 +89,17 @@ def serve(
         task.add_done_callback(tasks.discard)
 
     return Endpoint(api.name, api.subject, on_request, queue_group)
+
+
+def plain_handler(api: Api[Q, R], handler: Callable[[Q], Awaitable[R]]) -> Callable[[Msg], Awaitable[None]]:
+    """A plain subscription's callback that answers as ``serve(api, handler)`` does: the same
+    decoding and the same error rule, for a subject outside the micro service (the queue
+    leader's own subjects, where standbys forward the commands they receive)."""
+
+    async def on_msg(msg: Msg) -> None:
+        await answer(Request(msg), lambda: handler(decode_request(api, msg.data)), api.subject)
+
+    return on_msg
 
 
 def micro_name(service: str) -> str:

@@ -20,6 +20,7 @@ import nats.errors
 from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.dead import publish_dead_letter
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, CONFLICT, NOT_FOUND, ServiceError
 from foto3d.proto.jobs import (
@@ -94,14 +95,16 @@ class LeaderDuties:
             options=job.options,
             priority=job.priority,
         )
-        headers = {
-            "F3D-Reason": reason[:1000],
-            "F3D-Job-Id": job.job_id,
-            "F3D-Original-Subject": subjects.work_train(job.priority.value),
-            "Nats-Msg-Id": f"dead:{job.job_id}:{job.attempt}",
-        }
-        data = payload if payload is not None else msgspec.json.encode(item)
-        await self.bus.publisher.publish_bytes(subjects.dead("work"), data, headers=headers)
+        await publish_dead_letter(
+            self.bus,
+            "work",
+            payload if payload is not None else msgspec.json.encode(item),
+            reason=reason,
+            original_subject=subjects.work_train(job.priority.value),
+            msg_id=f"dead:{job.job_id}:{job.attempt}",
+            job_id=job.job_id,
+            deadline=30.0,
+        )
 
     def _prune_recent(self) -> None:
         horizon = time.monotonic() - 120

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -22,15 +23,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.bus.micro import Endpoint, decode_request, serve
+from foto3d.libs.bus.micro import Endpoint, plain_handler, serve
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import (
     BAD_REQUEST,
-    ERROR_CODE_HEADER,
-    ERROR_HEADER,
-    INTERNAL,
     NOT_FOUND,
     UNAVAILABLE,
     Api,
@@ -65,7 +63,6 @@ from foto3d.services.queue.tail import EventTail
 from foto3d.services.queue.topology import ADVISORIES, LEADER_LEASE, SUBMISSIONS
 
 log = logging.getLogger(__name__)
-_enc = msgspec.json.Encoder()
 
 
 class QueueService(Service):
@@ -220,7 +217,7 @@ class QueueService(Service):
                 await sub.unsubscribe()
         self._leader_subs.clear()
         for c in self._consumers:
-            c._stop.set()
+            c.request_stop()
         await cancel_and_wait(*self._leader_tasks)
         self._leader_tasks.clear()
         for c in self._consumers:
@@ -320,22 +317,13 @@ class QueueService(Service):
                 UNAVAILABLE, "no queue leader is reachable right now (a failover takes up to 10 s); try again"
             ) from None
 
-    def _forwarded(self, command: Api[Any, Any]) -> Any:
-        """The leader's handler of commands a standby forwards: the same error rule as the API."""
+    def _forwarded(self, command: Api[Any, Any]) -> Callable[[Msg], Awaitable[None]]:
+        """The leader's handler of commands a standby forwards: answered as the API answers."""
 
-        async def cb(msg: Msg) -> None:
-            headers: dict[str, str] | None = None
-            try:
-                out = _enc.encode(await self._here(command, decode_request(command, msg.data)))
-            except ServiceError as exc:
-                out, headers = b"", {ERROR_CODE_HEADER: exc.code, ERROR_HEADER: exc.description}
-            except Exception as exc:
-                log.exception("queue: leader command failed")
-                out, headers = b"", {ERROR_CODE_HEADER: INTERNAL, ERROR_HEADER: f"queue error: {exc!r}"}
-            with contextlib.suppress(nats.errors.Error):
-                await self.context.bus.nc.publish(msg.reply, out, headers=headers)
+        async def here(body: Any) -> Any:
+            return await self._here(command, body)
 
-        return cb
+        return plain_handler(command, here)
 
     # -- queries (any instance) --------------------------------------------------
 

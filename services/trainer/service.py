@@ -21,6 +21,7 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
+from foto3d.libs.bus.dead import dead_letter_message
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, Service, ServiceContext
 from foto3d.libs.storage import BlobStore, open_store
@@ -219,20 +220,16 @@ class Trainer(Service):
         return outcome
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
-        log.warning("dead-lettering work message on %s: %s", msg.subject, reason)
-        meta = msg.metadata
-        headers = {
-            "F3D-Reason": reason[:1000],
-            "F3D-Original-Subject": msg.subject,
-            "F3D-Consumer": meta.consumer or "trainer",
-            "Nats-Msg-Id": f"{meta.stream}:{meta.sequence.stream}",
-        }
+        # A letter that cannot be stored leaves the item unterminated: it comes back and is tried again.
         with contextlib.suppress(Exception):
-            await self.context.bus.publisher.publish_bytes(
-                subjects.dead(meta.stream or subjects.WORK_STREAM), msg.data, headers=headers
+            await dead_letter_message(
+                self.context.bus,
+                msg,
+                reason,
+                consumer=msg.metadata.consumer or "trainer",
+                origin=subjects.WORK_STREAM,
+                deadline=30.0,
             )
-        with contextlib.suppress(nats.errors.Error):
-            await msg.term()
 
     # ---- reporting -----------------------------------------------------------------------------
     def _beat_state(self) -> dict[str, object]:
