@@ -113,11 +113,12 @@ async def test_collector_killed_mid_burst_and_restarted_loses_and_doubles_nothin
     assert settings.nats_urls
     proc = serve_collector(settings.nats_urls[0], settings.data_dir)
     try:
-        deadline = time.monotonic() + 60
-        while db_counts(db)[0] == 0:
+
+        def stored_some() -> bool:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-            assert time.monotonic() < deadline, "the collector stored nothing"
-            await asyncio.sleep(0.01)
+            return db_counts(db)[0] > 0
+
+        await eventually(stored_some, "the collector to store something", 60, interval=0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -128,11 +129,12 @@ async def test_collector_killed_mid_burst_and_restarted_loses_and_doubles_nothin
     assert 0 < at_kill < total, "the kill should land mid-burst"
     proc = serve_collector(settings.nats_urls[0], settings.data_dir)
     try:
-        deadline = time.monotonic() + 60
-        while db_counts(db)[0] < total:
+
+        def stored_all() -> bool:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-            assert time.monotonic() < deadline, f"only {db_counts(db)[0]} of {total} stored"
-            await asyncio.sleep(0.05)
+            return db_counts(db)[0] >= total
+
+        await eventually(stored_all, f"all {total} records stored", 60)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -19,11 +19,12 @@ import pytest
 
 from foto3d.libs.bus.connection import connect
 from foto3d.proto.api import ServiceError
-from foto3d.proto.jobs import LIST, SUBMIT, JobsQuery, SubmitRequest, job_id_for
+from foto3d.proto.jobs import LIST, SUBMIT, JobsList, JobsQuery, SubmitRequest, job_id_for
 from foto3d.services.queue.lease import KEY, LeaseHolder
 from foto3d.services.queue.topology import LEADER_LEASE
 from testkit.cluster import connections, provision_r3, start_cluster, start_queue_ready
 from testkit.trainer_stub import StubTrainer
+from testkit.waiting import eventually
 
 JOBS = 40
 
@@ -48,12 +49,10 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
 
         first = await start_queue_ready(urls, tmp_path / "qa", tmp_path / "qa.log")
         procs.append(first)
-        deadline = time.monotonic() + 20
-        while (leader := await holder()) is None:
-            assert time.monotonic() < deadline, (
-                "no queue leader: " + (tmp_path / "qa.log").read_text()[-2000:]
-            )
-            await asyncio.sleep(0.1)
+        try:
+            leader = await eventually(holder, "a queue leader", 20)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n" + (tmp_path / "qa.log").read_text()[-2000:]) from None
         home = next(s for s in servers if connections(s, "foto3d-queue") == 1)
         procs.append(await start_queue_ready(urls, tmp_path / "qb", tmp_path / "qb.log"))
         for t in trainers:
@@ -79,24 +78,27 @@ async def test_standby_takes_over_and_every_job_runs_once(tmp_path: Path, datase
                 await asyncio.sleep(0.05)
 
         submitting = asyncio.create_task(submit_all())
-        while not killed_at:
-            await asyncio.sleep(0.05)
-        while (now_leader := await holder()) in (None, leader):
-            assert time.monotonic() - killed_at[0] < 15, "no standby took over"
-            await asyncio.sleep(0.1)
+        await eventually(lambda: killed_at, "the leader killed")
+
+        async def new_leader() -> str | None:
+            now = await holder()
+            return now if now not in (None, leader) else None
+
+        now_leader = await eventually(
+            new_leader, "a standby to take over", 15 - (time.monotonic() - killed_at[0])
+        )
         takeover = time.monotonic() - killed_at[0]
         assert now_leader != leader
         assert takeover <= 10.0, f"takeover took {takeover:.1f} s"
         await asyncio.wait_for(submitting, 30)
 
         expected = {job_id_for(r) for r in request_ids}
-        deadline = time.monotonic() + 30
-        while True:
+
+        async def finished() -> JobsList | None:
             listed = await bus.call(LIST, JobsQuery(limit=1000), timeout=5)
-            if listed.counts.get("succeeded") == JOBS:
-                break
-            assert time.monotonic() < deadline, f"jobs did not all finish: {listed.counts}"
-            await asyncio.sleep(0.2)
+            return listed if listed.counts.get("succeeded") == JOBS else None
+
+        listed = await eventually(finished, "every job succeeded", 30)
         assert {j.job_id for j in listed.jobs} == expected
         runs = Counter(job_id for t in trainers for job_id, _ in t.ran)
         assert set(runs) == expected

@@ -24,6 +24,7 @@ from foto3d.services.scaler.service import Scaler
 from foto3d.services.scaler.settings import AwsSettings
 from testkit.running import running_services
 from testkit.servers import MotoServer, free_port
+from testkit.waiting import eventually
 from tests.trainer.helpers import make_dataset, submit_work, work_item
 
 REGION = "eu-central-1"
@@ -109,10 +110,7 @@ async def test_scaler_launches_for_waiting_work_and_reaps_silent_instances(
     async with running_services(settings, ["scaler"], http=False) as rt:
         scaler = rt.services[0]
         assert isinstance(scaler, Scaler)
-        end = time.monotonic() + 10
-        while not live(aws):
-            assert time.monotonic() < end, "no instance was started for the waiting job"
-            await asyncio.sleep(0.1)
+        await eventually(lambda: live(aws), "an instance started for the waiting job", 10)
         (inst,) = live(aws)
         tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
         assert tags["foto3d:job"] == item.job_id and tags["foto3d:token"] == item.job_id

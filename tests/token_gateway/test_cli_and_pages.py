@@ -12,6 +12,7 @@ from foto3d.cli.main import main
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from testkit.running import running_services
+from testkit.waiting import eventually
 from tests.token_gateway.helpers import ORIGIN, Gateway, get
 from tests.token_gateway.test_models import OID, bearer
 
@@ -99,10 +100,11 @@ async def test_staff_pages(settings: Settings, bus: Bus) -> None:
                 async with s.get(f"{rt.http_url}/customers/usage?customer=acme", headers=staff) as r:
                     return await r.text()
 
-            for _ in range(100):
-                if OID in (text := await usage_page()):
-                    break
-                await asyncio.sleep(0.05)
+            async def usage_shown() -> str | None:
+                text = await usage_page()
+                return text if OID in text else None
+
+            text = await eventually(usage_shown, "the usage page lists the model")
             assert OID in text and "<td class='num'>1</td>" in text
             # the customer listener serves none of the staff pages, and the dashboard none of the API
             assert (await get(s, f"{gw.url}/customers/access", headers=staff))[0] == 404

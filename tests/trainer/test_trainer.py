@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from foto3d.proto.jobs import UNREDUCED_KIND, JobCancelled, JobFailed, JobProgre
 from foto3d.services.trainer.progress import ProgressParser
 from foto3d.services.trainer.service import Trainer
 from testkit.running import running_services
+from testkit.waiting import eventually
 from tests.trainer.helpers import (
     EventLog,
     fake_env,
@@ -64,12 +63,12 @@ async def consumer_counts(bus: Bus) -> tuple[int, int]:
 async def settled_counts(bus: Bus, timeout: float = 10.0) -> tuple[int, int]:
     """The consumers' counts once the trainer's ack has landed (it acks just after publishing the
     job's final event, so a test that saw the event can look before the ack arrives)."""
-    deadline = time.monotonic() + timeout
-    counts = await consumer_counts(bus)
-    while counts != (0, 0) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        counts = await consumer_counts(bus)
-    return counts
+
+    async def settled() -> bool:
+        return await consumer_counts(bus) == (0, 0)
+
+    await eventually(settled, "the work consumers settled", timeout)
+    return await consumer_counts(bus)
 
 
 async def test_job_succeeds_with_progress_and_artifacts(
@@ -112,9 +111,8 @@ async def test_job_succeeds_with_progress_and_artifacts(
     # acked, and the work folder is gone after a success
     assert await settled_counts(bus) == (0, 0)
     work = settings.data_dir / "trainer" / "work"
-    deadline = time.monotonic() + 10
-    while any(work.iterdir()) and time.monotonic() < deadline:  # removed just after the ack
-        await asyncio.sleep(0.05)
+    # removed just after the ack
+    await eventually(lambda: not any(work.iterdir()), "the work folder removed", 10)
     assert not any(work.iterdir())
 
 
@@ -208,19 +206,19 @@ async def test_cancel_stops_the_subprocess(
     events = await EventLog.watch(bus, item.job_id)
     await submit_work(bus, item)
     await events.wait_for(JobStarted)
-    while not ledger.exists():
-        await asyncio.sleep(0.05)
+    await eventually(ledger.exists, "ns-train started (its ledger)")
     pid = int(ledger.read_text().split()[1])
     assert pid_alive(pid)
     cancel = JobCancelled(job_id=item.job_id, object_id=item.object_id, ts=now(), reason="operator")
     await bus.publish(subjects.job_events(item.job_id), cancel)
     svc = trainer.services[0]
     assert isinstance(svc, Trainer)
-    deadline = asyncio.get_running_loop().time() + 10
     # the job leaves the trainer's table just after its message is settled: wait for both
-    while pid_alive(pid) or await _ack_pending(bus) or svc.jobs:
-        assert asyncio.get_running_loop().time() < deadline, "subprocess still running after cancel"
-        await asyncio.sleep(0.05)
+
+    async def ended() -> bool:
+        return not (pid_alive(pid) or await _ack_pending(bus) or svc.jobs)
+
+    await eventually(ended, "the subprocess ended and the work settled after cancel", 10)
     assert svc.counts["cancelled"] == 1
     assert not events.of(JobSucceeded) and not events.of(JobFailed)
 
@@ -280,19 +278,14 @@ async def test_cut_off_from_nats_the_job_is_given_up(
         events = await EventLog.watch(bus, item.job_id)
         await submit_work(bus, item)
         await events.wait_for(JobStarted)
-        while not ledger.exists():
-            await asyncio.sleep(0.05)
+        await eventually(ledger.exists, "ns-train started (its ledger)")
         pid = int(ledger.read_text().split()[1])
         nats_server.kill()
         try:
-            deadline = asyncio.get_running_loop().time() + 10
-            while pid_alive(pid):
-                assert asyncio.get_running_loop().time() < deadline, "ns-train kept running while cut off"
-                await asyncio.sleep(0.05)
+            await eventually(lambda: not pid_alive(pid), "ns-train stopped while cut off", 10)
             svc = rt.services[0]
             assert isinstance(svc, Trainer)
-            while svc.jobs:
-                await asyncio.sleep(0.05)
+            await eventually(lambda: not svc.jobs, "the job left the trainer's table")
             assert svc.counts["lost"] == 1
         finally:
             nats_server.restart()
