@@ -84,6 +84,13 @@ class Role:
     per_participant: bool = False
     # Client connections, and for a rig its leaf link too.
     leaf: bool = False
+    # Management requests it signs are recorded as done by the person it names in them: it
+    # signed that person in itself (the dashboard's pages), so the name is its word, not a
+    # claim anyone could make (``libs/bus/proof.py``). Other roles' bodies name nobody.
+    names_people: bool = False
+    # Besides the one shared identity, one per person (`foto3d auth add staff NAME`), whose
+    # signed requests are recorded as that person whatever their body says.
+    per_person: bool = False
 
     def expand(self, participant_id: str) -> Role:
         """The role with ``{id}`` replaced by one participant's id (a subject token)."""
@@ -101,6 +108,8 @@ class Role:
             self.responds,
             self.per_participant,
             self.leaf,
+            self.names_people,
+            self.per_person,
         )
 
 
@@ -120,13 +129,21 @@ _SERVICE_PUB = (
 _SERVICE_SUB = (INBOX, MICRO)
 
 
-def _service(name: str, description: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> Role:
+def _service(
+    name: str,
+    description: str,
+    publish: tuple[str, ...],
+    subscribe: tuple[str, ...],
+    *,
+    names_people: bool = False,
+) -> Role:
     return Role(
         name,
         description,
         publish=(*_SERVICE_PUB, *publish),
         subscribe=(*_SERVICE_SUB, *subscribe),
         responds=True,
+        names_people=names_people,
     )
 
 
@@ -140,6 +157,7 @@ ROLES: dict[str, Role] = {
             publish=(">",),
             subscribe=(">",),
             responds=True,
+            names_people=True,
         ),
         Role(
             "staff",
@@ -170,6 +188,10 @@ ROLES: dict[str, Role] = {
                 subjects.HEARTBEATS_ALL,
             ),
             publish_deny=(f"{LEADER_PREFIX}.>",),
+            # The shared key (the site host's, in its data folder) names the person the host's
+            # login acts as; a personal key (staff-NAME) is that person, whatever it names.
+            names_people=True,
+            per_person=True,
         ),
         _service(
             "queue",
@@ -221,6 +243,7 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
             ),
             subscribe=(_api("catalog"),),
+            names_people=True,
         ),
         _service(
             "publisher",

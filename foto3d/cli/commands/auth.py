@@ -42,9 +42,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     acts = p.add_subparsers(dest="action", required=True)
     acts.add_parser("init", help="create the site's identities (every service, staff, up) where missing")
-    add = acts.add_parser("add", help="add a participant, e.g. `add rig r7` or `add trainer gpu1`")
+    add = acts.add_parser(
+        "add",
+        help="add a participant, e.g. `add rig r7`, `add trainer gpu1` or a person's own `add staff ana`",
+    )
     add.add_argument("role", choices=sorted(ROLES))
-    add.add_argument("id", nargs="?", default="", help="the rig's or trainer's id")
+    add.add_argument(
+        "id", nargs="?", default="", help="the rig's or trainer's id; for staff, the person (their own key)"
+    )
     rev = acts.add_parser("revoke", help="revoke one participant, e.g. `revoke rig-r7`")
     rev.add_argument("name")
     acts.add_parser("rotate", help="new keys for every participant (hand them out again)")
