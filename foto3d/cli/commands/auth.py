@@ -11,6 +11,7 @@ it ``nats-server --signal reload`` after copying the file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -60,6 +61,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rev.add_argument("name")
     acts.add_parser("rotate", help="new keys for every participant (hand them out again)")
     acts.add_parser("list", help="every participant, its role and public key")
+    bundle = acts.add_parser(
+        "bundle",
+        help="one participant's key and TLS certificate in one owner-only JSON file, for a secret store",
+        description=(
+            "Write NAME's nkey seed and the CA, certificate and key of `auth tls issue CERT` to FILE "
+            "(owner-only JSON: nkey, ca, cert, key), e.g. for the cloud trainers' user-data: "
+            "`aws secretsmanager put-secret-value --secret-id foto3d/trainer --secret-string file://FILE`, "
+            "then delete FILE."
+        ),
+    )
+    bundle.add_argument("name", help="the participant, e.g. trainer-cloud (`auth add trainer cloud`)")
+    bundle.add_argument("--tls", metavar="CERT", help="its certificate's name (default: NAME)")
+    bundle.add_argument("--out", metavar="FILE", required=True, help="where to write it (owner-only)")
     tls = acts.add_parser(
         "tls",
         help="the bus's private CA and certificates (DIR/tls; keys owner-only)",
@@ -91,6 +105,8 @@ def cmd_auth(args: argparse.Namespace) -> int:
     store = IdentityStore(folder)
     if args.action == "tls":
         return cmd_tls(args, folder / TLS_DIR)
+    if args.action == "bundle":
+        return cmd_bundle(args, store)
     try:
         if args.action == "init":
             store.ensure_site()
@@ -134,6 +150,30 @@ def cmd_tls(args: argparse.Namespace, folder: Path) -> int:
     files = issue(ca, out, args.name, tuple(args.host))
     os.chmod(out, 0o700)
     print(f"{args.name}: certificate {files.cert}, key {files.key} (owner-only), CA {files.ca}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace, store: IdentityStore) -> int:
+    """``auth bundle``: what a participant with no share of the site's disk needs, in one file."""
+    ident = store.get(args.name)
+    if ident is None or ident.revoked or not store.key_path(args.name).exists():
+        return fail(f"no live participant {args.name!r} here (`foto3d auth add ROLE ID` first)")
+    cert = args.tls or args.name
+    tls = store.folder / TLS_DIR / cert
+    files = {"ca": tls / CA_CERT, "cert": tls / f"{cert}.pem", "key": tls / f"{cert}.key"}
+    if not all(f.exists() for f in files.values()):
+        return fail(f"no certificate {cert!r} in {tls.parent} (`foto3d auth tls issue {cert}` first)")
+    body = {"nkey": store.key_path(args.name).read_text().strip()}
+    body |= {field: path.read_text() for field, path in files.items()}
+    out = Path(args.out).expanduser()
+    # Owner-only from its first byte (not write_private: that would also close FILE's folder).
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, json.dumps(body).encode())
+    finally:
+        os.close(fd)
+    print(f"wrote {out} (owner-only: {args.name}'s key and certificate {cert}); delete it once stored")
     return 0
 
 
