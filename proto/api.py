@@ -22,6 +22,8 @@ API_PREFIX = "f3d.api"
 
 # Error codes (the header Nats-Service-Error-Code).
 BAD_REQUEST = "400"  # the body does not decode or validate; fix the request
+UNAUTHORIZED = "401"  # no valid proof of who sent the request (libs/bus/proof.py)
+FORBIDDEN = "403"  # the proven sender's role may not do this
 NOT_FOUND = "404"
 CONFLICT = "409"  # the request is valid but the current state refuses it
 FAILED = "502"  # a step the service depends on failed (an upload, a peer service)

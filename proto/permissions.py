@@ -24,6 +24,7 @@ from foto3d.proto import gateway, jobs, logs, objects, subjects
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
+from foto3d.proto.objects import publish_progress_subject
 from foto3d.proto.rig import RIG_DATASETS_ALL
 
 JS_API = "$JS.API"
@@ -31,6 +32,8 @@ INBOX = "_INBOX.>"
 # The NATS services framework's discovery subjects (`nats micro ls|info|stats`).
 MICRO = "$SRV.>"
 LEADER_LEASE_BUCKET = "queue-leader"
+# A publish's upload progress (core, not stored): the publisher reports, `foto3d publish` shows.
+PUBLISH_PROGRESS_ALL = publish_progress_subject("*")
 
 
 def _api(group: str) -> str:
@@ -84,6 +87,13 @@ class Role:
     per_participant: bool = False
     # Client connections, and for a rig its leaf link too.
     leaf: bool = False
+    # Management requests it signs are recorded as done by the person it names in them: it
+    # signed that person in itself (the dashboard's pages), so the name is its word, not a
+    # claim anyone could make (``libs/bus/proof.py``). Other roles' bodies name nobody.
+    names_people: bool = False
+    # Besides the one shared identity, one per person (`foto3d auth add staff NAME`), whose
+    # signed requests are recorded as that person whatever their body says.
+    per_person: bool = False
 
     def expand(self, participant_id: str) -> Role:
         """The role with ``{id}`` replaced by one participant's id (a subject token)."""
@@ -101,10 +111,14 @@ class Role:
             self.responds,
             self.per_participant,
             self.leaf,
+            self.names_people,
+            self.per_person,
         )
 
 
 # What every service does whatever its job: provision, heartbeat, log, answer micro pings;
+# (a service that consumes a stream also dead-letters what it cannot handle: DEAD_ALL, in
+# its own grants);
 # and, since each service's HTTP port serves the dashboard's sign-in, share its sign-in
 # limits (AUTH_SIGNIN, followed by every instance) and hand new-address notices to the
 # notifier (AUTH_NOTICES).
@@ -112,7 +126,6 @@ _SERVICE_PUB = (
     *PROVISION,
     subjects.heartbeats_of("service"),
     "f3d.logs.service.>",
-    subjects.DEAD_ALL,
     subjects.AUTH_SIGNIN_ALL,
     *_stream_api(subjects.AUTH_SIGNIN_STREAM),
     subjects.AUTH_NOTICES_ALL,
@@ -120,13 +133,21 @@ _SERVICE_PUB = (
 _SERVICE_SUB = (INBOX, MICRO)
 
 
-def _service(name: str, description: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> Role:
+def _service(
+    name: str,
+    description: str,
+    publish: tuple[str, ...],
+    subscribe: tuple[str, ...],
+    *,
+    names_people: bool = False,
+) -> Role:
     return Role(
         name,
         description,
         publish=(*_SERVICE_PUB, *publish),
         subscribe=(*_SERVICE_SUB, *subscribe),
         responds=True,
+        names_people=names_people,
     )
 
 
@@ -140,11 +161,12 @@ ROLES: dict[str, Role] = {
             publish=(">",),
             subscribe=(">",),
             responds=True,
+            names_people=True,
         ),
         Role(
             "staff",
             "people: the CLI and the dashboards; call every service's management API, read "
-            "logs, events and the streams' state, ship a command's logs (`foto3d run`); "
+            "logs, heartbeats and the streams' state, ship a command's logs (`foto3d run`); "
             "never delete streams",
             publish=(
                 f"{API_PREFIX}.>",
@@ -155,21 +177,18 @@ ROLES: dict[str, Role] = {
                 f"{JS_API}.STREAM.LIST",
                 f"{JS_API}.STREAM.INFO.*",
                 f"{JS_API}.CONSUMER.INFO.*.*",
-                f"{JS_API}.CONSUMER.NAMES.*",
-                f"{JS_API}.CONSUMER.LIST.*",
                 f"{JS_API}.STREAM.MSG.GET.*",
                 f"{JS_API}.DIRECT.GET.>",
                 MICRO,
             ),
-            subscribe=(
-                INBOX,
-                subjects.LOGS_ALL,
-                subjects.JOB_EVENTS_ALL,
-                subjects.OBJECT_EVENTS_ALL,
-                subjects.ALERTS_ALL,
-                subjects.HEARTBEATS_ALL,
-            ),
+            # What the CLI reads live: logs (`logs --follow`), heartbeats (`status`) and a
+            # publish's progress (`publish`); events and alerts it reads through the services.
+            subscribe=(INBOX, subjects.LOGS_ALL, subjects.HEARTBEATS_ALL, PUBLISH_PROGRESS_ALL),
             publish_deny=(f"{LEADER_PREFIX}.>",),
+            # The shared key (the site host's, in its data folder) names the person the host's
+            # login acts as; a personal key (staff-NAME) is that person, whatever it names.
+            names_people=True,
+            per_person=True,
         ),
         _service(
             "queue",
@@ -177,6 +196,7 @@ ROLES: dict[str, Role] = {
             publish=(
                 subjects.JOB_EVENTS_ALL,
                 subjects.WORK_TRAIN_ALL,
+                subjects.DEAD_ALL,
                 f"{LEADER_PREFIX}.>",
                 *_stream_api(subjects.SUBMISSIONS_STREAM),
                 *_stream_api(subjects.QUEUE_ADVISORIES_STREAM),
@@ -191,7 +211,7 @@ ROLES: dict[str, Role] = {
         _service(
             "log_collector",
             "stores every log batch; answers log searches",
-            publish=(*_stream_api(subjects.LOGS_STREAM),),
+            publish=(subjects.DEAD_ALL, *_stream_api(subjects.LOGS_STREAM)),
             subscribe=(_api("logs"), subjects.LOGS_ALL),
         ),
         _service(
@@ -199,6 +219,7 @@ ROLES: dict[str, Role] = {
             "raises and resolves alerts from logs, job events and heartbeats; sends mail",
             publish=(
                 subjects.ALERTS_ALL,
+                subjects.DEAD_ALL,
                 *_stream_api(subjects.LOGS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
                 *_stream_api(subjects.HEARTBEATS_STREAM),
@@ -212,20 +233,24 @@ ROLES: dict[str, Role] = {
             "objects, approvals and statuses; the only writer of status changes",
             publish=(
                 subjects.OBJECT_EVENTS_ALL,
+                subjects.DEAD_ALL,
                 f"{API_PREFIX}.jobs.submit",
                 f"{API_PREFIX}.jobs.get",
-                f"{API_PREFIX}.jobs.cancel",
-                f"{API_PREFIX}.jobs.requeue",
                 f"{API_PREFIX}.publisher.>",
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
             ),
             subscribe=(_api("catalog"),),
+            names_people=True,
         ),
         _service(
             "publisher",
             "uploads approved models; reports publish results as object events",
-            publish=(subjects.OBJECT_EVENTS_ALL, *_stream_api(subjects.OBJECT_EVENTS_STREAM)),
+            publish=(
+                subjects.OBJECT_EVENTS_ALL,
+                PUBLISH_PROGRESS_ALL,
+                *_stream_api(subjects.OBJECT_EVENTS_STREAM),
+            ),
             subscribe=(_api("publisher"),),
         ),
         _service(

@@ -44,6 +44,14 @@ TRAINER_NORMAL_CONSUMER = "trainer-normal"
 # MaxDeliver advisories of the WORK stream's consumers.
 WORK_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.*"
 
+# A management request's proof of who sent it (``libs/bus/proof.py``): the sender's public
+# nkey, when it signed (unix ms), a one-time nonce, and its Ed25519 signature over
+# subject, time, nonce and the body's sha256. The responder takes the actor from these.
+SIGNER_HEADER = "F3d-Signer"
+SIGNED_AT_HEADER = "F3d-Signed-At"
+NONCE_HEADER = "F3d-Nonce"
+SIGNATURE_HEADER = "F3d-Signature"
+
 _TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 

@@ -24,16 +24,20 @@ from foto3d.libs.nats_server import NatsServer
 # The per-participant identities every session also holds, for tests of those roles.
 TEST_RIG = "r1"
 TEST_TRAINER = "t1"
+# A person with a personal staff key (`foto3d auth add staff maria`): recorded as themself.
+TEST_PERSON = "maria"
 
 _session: IdentityStore | None = None
 
 
 def make_identities(folder: Path) -> IdentityStore:
-    """Every site role, a rig ``r1`` and a trainer ``t1``, with the server's config written."""
+    """Every site role, a rig ``r1``, a trainer ``t1`` and maria's personal staff key, with the
+    server's config written."""
     store = IdentityStore(folder)
     store.ensure_site()
     store.add("rig", TEST_RIG)
     store.add("trainer", TEST_TRAINER)
+    store.add("staff", TEST_PERSON)
     write_authorization(store)
     return store
 
@@ -55,7 +59,8 @@ def auth_includes() -> list[Path]:
 
 
 def creds_for(role: str, participant_id: str = "") -> Path:
-    """The seed file of one role's identity in this session (``rig``/``trainer``: r1/t1 by default)."""
+    """The seed file of one role's identity in this session (``rig``/``trainer``: r1/t1 by
+    default; ``staff`` with an id: that person's own key)."""
     store = session_identities()
     if role in ("rig", "trainer") and not participant_id:
         participant_id = TEST_RIG if role == "rig" else TEST_TRAINER

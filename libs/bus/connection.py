@@ -14,6 +14,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from foto3d.libs.bus.proof import RequestSigner
 from foto3d.libs.bus.publish import Publisher
 from foto3d.libs.bus.tls import client_context_from_env
 from foto3d.libs.tracing.setup import setup_tracing
@@ -39,6 +40,9 @@ class Bus:
     reconnects: int = 0
     disconnected: bool = False
     closing: bool = False
+    # Signs every request with this participant's key, so a responder knows who asked
+    # (``proof.py``); None when connected without a key.
+    signer: RequestSigner | None = None
 
     def __post_init__(self) -> None:
         self.publisher = Publisher(self.js)
@@ -76,16 +80,18 @@ class Bus:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(NO_RESPONDER_GRACE_S, timeout)
         while True:
+            # Signed afresh each try: a nonce is good for one delivery.
+            headers = self.signer.headers(subject, payload) if self.signer else None
             try:
-                msg = await self.nc.request(subject, payload, timeout=timeout)
+                msg = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
                 break
             except nats.errors.NoRespondersError:
                 if loop.time() >= give_up:
                     raise
                 await asyncio.sleep(0.1)
-        headers = msg.headers or {}
-        if ERROR_CODE_HEADER in headers:
-            raise ServiceError(headers[ERROR_CODE_HEADER], headers.get(ERROR_HEADER, "") or "refused")
+        answer = msg.headers or {}
+        if ERROR_CODE_HEADER in answer:
+            raise ServiceError(answer[ERROR_CODE_HEADER], answer.get(ERROR_HEADER, "") or "refused")
         return msgspec.json.decode(msg.data, type=reply_type)
 
     @property
@@ -185,6 +191,6 @@ async def connect(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     js = nc.jetstream(timeout=js_timeout, domain=domain)
-    bus = Bus(nc=nc, js=js, name=name)
+    bus = Bus(nc=nc, js=js, name=name, signer=RequestSigner.from_file(creds_file) if creds_file else None)
     holder["bus"] = bus
     return bus

@@ -52,7 +52,7 @@ class IdentityError(RuntimeError):
 class Identity:
     name: str  # the participant: `queue`, `staff`, `rig-r1`, `trainer-gpu1`
     role: str
-    participant_id: str  # a rig's or trainer's id ("" for one-per-role participants)
+    participant_id: str  # a rig's or trainer's id, a person's for a personal staff key ("" otherwise)
     public_key: str
     revoked: bool = False
 
@@ -122,14 +122,15 @@ class IdentityStore:
             raise IdentityError(f"no role {role!r} (roles: {', '.join(ROLES)})")
         if ROLES[role].per_participant and not participant_id:
             raise IdentityError(f"a {role} needs an id (one identity per {role})")
-        name = participant_name(role, participant_id if ROLES[role].per_participant else "")
+        own_id = participant_id if ROLES[role].per_participant or ROLES[role].per_person else ""
+        name = participant_name(role, own_id)
         identities = self.load()
         existing = next((i for i in identities if i.name == name), None)
         if existing is not None and not existing.revoked and not replace:
             return existing
         seed = new_seed()
         write_private(self.key_path(name), seed + b"\n")
-        ident = Identity(name, role, participant_id if ROLES[role].per_participant else "", public_key(seed))
+        ident = Identity(name, role, own_id, public_key(seed))
         self._save([i for i in identities if i.name != name] + [ident])
         return ident
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,7 +16,10 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 
-from foto3d.proto.api import BAD_REQUEST, INTERNAL, Api, ServiceError
+from foto3d.libs.bus.connection import CREDS_ENV
+from foto3d.libs.bus.identities import Identity
+from foto3d.libs.bus.proof import actor_of, checker_for, roster_path
+from foto3d.proto.api import BAD_REQUEST, INTERNAL, UNAUTHORIZED, Api, ServiceError
 from foto3d.proto.rules import readable
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ def serve(
     tasks: set[asyncio.Task[None]] | None = None,
     decode: Callable[[bytes], Q] | None = None,
     queue_group: str | None = "q",
+    actor: str | None = None,
 ) -> Endpoint:
     """The micro endpoint for ``api``: decode the request, run ``handler``, answer by the one rule.
 
@@ -71,11 +76,20 @@ def serve(
     ends), so a slow one (a publish waits for uploads) does not hold up the next.
     ``decode`` replaces the plain decoding where a service words its errors itself; it
     raises :class:`ServiceError`.
+
+    ``actor`` makes it a management endpoint: the name of the body's field that records who
+    acted. The request must then carry its sender's proof (``proof.py``), and that field is
+    set from the proven identity before ``handler`` sees the body, whatever the sender wrote.
     """
 
     async def respond(req: Request) -> None:
         async def run() -> R:
+            # The proof first: a sender that cannot show who it is learns nothing, not even
+            # whether its body would decode.
+            signer = proven_sender(req) if actor is not None else None
             body = decode(req.data) if decode is not None else decode_request(api, req.data)
+            if signer is not None and actor is not None:
+                body = with_actor(req, body, actor, signer)
             return await handler(body)
 
         await answer(req, run, api.subject)
@@ -100,6 +114,28 @@ def plain_handler(api: Api[Q, R], handler: Callable[[Q], Awaitable[R]]) -> Calla
         await answer(Request(msg), lambda: handler(decode_request(api, msg.data)), api.subject)
 
     return on_msg
+
+
+def proven_sender(req: Request) -> Identity:
+    """The identity that signed ``req`` (``proof.py``); ServiceError 401 when none did."""
+    roster = roster_path(os.environ.get(CREDS_ENV))
+    if roster is None:
+        raise ServiceError(
+            UNAUTHORIZED,
+            "refused: this service has no roster of the site's keys to check who sent the "
+            "request (run it with its key, FOTO3D_NATS_CREDS)",
+        )
+    return checker_for(roster).check(req.subject, req.headers, req.data)
+
+
+def with_actor(req: Request, body: Q, field: str, signer: Identity) -> Q:
+    """``body`` with its ``field`` set to who acted by ``signer``'s word (or refused, 403)."""
+    claimed = getattr(body, field)
+    proven = actor_of(signer, claimed)
+    # Every management action says which key acted, also where a signer names a person.
+    named = f"; the request named {claimed!r}" if claimed and claimed != proven else ""
+    log.info("%s by %s (signed by %s%s)", req.subject, proven, signer.name, named)
+    return msgspec.structs.replace(body, **{field: proven})  # type: ignore[type-var]
 
 
 def micro_name(service: str) -> str:

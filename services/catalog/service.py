@@ -254,19 +254,19 @@ class CatalogService(Service):
             return await self.board()
 
         return [
-            serve(CUSTOMER_ADD, customer_add),
+            serve(CUSTOMER_ADD, customer_add, actor="actor"),
             serve(CUSTOMERS, customers),
-            serve(REGISTER, register),
+            serve(REGISTER, register, actor="actor"),
             serve(LIST, list_),
             serve(SHOW, show),
             serve(TIMELINE, timeline),
-            serve(CAPTURE, capture),
-            serve(REVIEW, review),
-            serve(STATUS, status),
+            serve(CAPTURE, capture, actor="actor"),
+            serve(REVIEW, review, actor="actor"),
+            serve(STATUS, status, actor="actor"),
             # A publish waits minutes for the upload; each is answered from its own task so
             # the next request on this endpoint (another object) is not held up behind it.
-            serve(PUBLISH, publish, tasks=self._tasks),
-            serve(RESUBMIT, resubmit),
+            serve(PUBLISH, publish, tasks=self._tasks, actor="actor"),
+            serve(RESUBMIT, resubmit, actor="actor"),
             serve(BOARD, board),
         ]
 

@@ -127,7 +127,9 @@ class PublisherService(Service):
 
     def endpoints(self) -> list[Endpoint]:
         # Uploads take a while: each request is answered from its own task.
-        return [serve(PUBLISHER_PUBLISH, self.publish, tasks=self._tasks, decode=_decode_request)]
+        return [
+            serve(PUBLISHER_PUBLISH, self.publish, tasks=self._tasks, decode=_decode_request, actor="actor")
+        ]
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -354,11 +354,11 @@ class QueueService(Service):
             return reply
 
         return [
-            serve(SUBMIT, submit, decode=_api_submission),
+            serve(SUBMIT, submit, decode=_api_submission, actor="submitted_by"),
             serve(LIST, self.list_jobs),
             serve(GET, self.job_detail),
-            serve(CANCEL, cancel),
-            serve(REQUEUE, requeue),
+            serve(CANCEL, cancel, actor="actor"),
+            serve(REQUEUE, requeue, actor="actor"),
         ]
 
     # -- dashboard ---------------------------------------------------------------

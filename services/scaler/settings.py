@@ -37,6 +37,13 @@ class AwsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             description="where trainers store results (s3://bucket/prefix), passed as FOTO3D_ARTIFACT_STORE"
         ),
     ] = ""
+    credentials_secret: Annotated[
+        str,
+        Meta(
+            description="Secrets Manager secret the user-data reads the trainer's key and TLS certificate from "
+            "(`foto3d auth bundle`, docs/security.md)"
+        ),
+    ] = "foto3d/trainer"
     user_data_file: Annotated[
         str,
         Meta(description="own user-data script template (placeholders in docs/scaler.md); empty = built-in"),

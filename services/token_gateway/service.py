@@ -213,9 +213,9 @@ class TokenGateway(Service):
         m = self.manager
         assert m is not None
         return [
-            serve(TOKENS_ISSUE, m.issue),
+            serve(TOKENS_ISSUE, m.issue, actor="actor"),
             serve(TOKENS_LIST, m.listing),
-            serve(TOKENS_REVOKE, m.revoke),
+            serve(TOKENS_REVOKE, m.revoke, actor="actor"),
             serve(USAGE, m.usage),
         ]
 

@@ -109,7 +109,12 @@ def test_aws_launch_template_terminates_on_shutdown_and_user_data_matches_the_sc
     assert lt["LaunchTemplateData"]["InstanceInitiatedShutdownBehavior"] == "terminate"
     assert (DEPLOY / "aws" / "user-data.sh").read_text() == USER_DATA
     rendered = USER_DATA.format(
-        nats_urls="nats://a:4222", image="img", artifact_store="s3://b/p", max_jobs_arg=""
+        nats_urls="nats://a:4222",
+        image="img",
+        artifact_store="s3://b/p",
+        max_jobs_arg="",
+        region="eu-central-1",
+        credentials_secret="foto3d/trainer",
     )
     assert "{" not in rendered.replace("${", "")
 

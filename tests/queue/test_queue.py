@@ -267,7 +267,9 @@ async def _raw_request(bus: Bus, subject: str, body: bytes) -> Msg:
     deadline = time.monotonic() + 5.0
     while True:
         try:
-            return await bus.nc.request(subject, body, timeout=10)
+            # Signed as Bus.request signs, so the management endpoint gets as far as the body.
+            headers = bus.signer.headers(subject, body) if bus.signer else None
+            return await bus.nc.request(subject, body, timeout=10, headers=headers)
         except nats.errors.NoRespondersError:
             if time.monotonic() > deadline:
                 raise

@@ -1,4 +1,5 @@
-"""`foto3d auth`: the bus's identities: create them, add or revoke a rig or trainer, rotate all.
+"""`foto3d auth`: the bus's identities: create them, add or revoke a rig or trainer, rotate all;
+and `auth tls`: the bus's private CA and its certificates.
 
 Works on an identity folder (``DATA/auth``, the one `foto3d up` uses, or ``--dir``): it
 writes each participant's key owner-only and the server's compiled ``authorization.conf``;
@@ -10,7 +11,9 @@ it ``nats-server --signal reload`` after copying the file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -18,12 +21,16 @@ from foto3d.cli.common import AUTH_DIR, fail, run_async, settings_from, system_o
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.identities import IdentityError, IdentityStore
 from foto3d.libs.bus.leafcut import reload_and_cut
+from foto3d.libs.bus.tls import CA_CERT, CA_KEY, create_ca, issue
 from foto3d.libs.config import Settings
 from foto3d.libs.discovery import read_endpoints
 from foto3d.libs.nats_server import PID_FILE
 from foto3d.proto.permissions import ROLES
 
 ORDER = 80
+# Inside the identity folder: the private CA (tls/ca) and one folder per certificate.
+TLS_DIR = "tls"
+CA_DIR = "ca"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,13 +49,53 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     acts = p.add_subparsers(dest="action", required=True)
     acts.add_parser("init", help="create the site's identities (every service, staff, up) where missing")
-    add = acts.add_parser("add", help="add a participant, e.g. `add rig r7` or `add trainer gpu1`")
+    add = acts.add_parser(
+        "add",
+        help="add a participant, e.g. `add rig r7`, `add trainer gpu1` or a person's own `add staff ana`",
+    )
     add.add_argument("role", choices=sorted(ROLES))
-    add.add_argument("id", nargs="?", default="", help="the rig's or trainer's id")
+    add.add_argument(
+        "id", nargs="?", default="", help="the rig's or trainer's id; for staff, the person (their own key)"
+    )
     rev = acts.add_parser("revoke", help="revoke one participant, e.g. `revoke rig-r7`")
     rev.add_argument("name")
     acts.add_parser("rotate", help="new keys for every participant (hand them out again)")
     acts.add_parser("list", help="every participant, its role and public key")
+    bundle = acts.add_parser(
+        "bundle",
+        help="one participant's key and TLS certificate in one owner-only JSON file, for a secret store",
+        description=(
+            "Write NAME's nkey seed and the CA, certificate and key of `auth tls issue CERT` to FILE "
+            "(owner-only JSON: nkey, ca, cert, key), e.g. for the cloud trainers' user-data: "
+            "`aws secretsmanager put-secret-value --secret-id foto3d/trainer --secret-string file://FILE`, "
+            "then delete FILE."
+        ),
+    )
+    bundle.add_argument("name", help="the participant, e.g. trainer-cloud (`auth add trainer cloud`)")
+    bundle.add_argument("--tls", metavar="CERT", help="its certificate's name (default: NAME)")
+    bundle.add_argument("--out", metavar="FILE", required=True, help="where to write it (owner-only)")
+    tls = acts.add_parser(
+        "tls",
+        help="the bus's private CA and certificates (DIR/tls; keys owner-only)",
+        description=(
+            "TLS off the host (docs/security.md): `init` creates the site's private CA in DIR/tls/ca; "
+            "`issue NAME` a certificate of it for one participant (a server, a route, a rig's "
+            "leaf link, a client) in DIR/tls/NAME, with the CA's certificate beside it."
+        ),
+    )
+    tls_acts = tls.add_subparsers(dest="tls_action", required=True)
+    tls_acts.add_parser("init", help="create the private CA (kept if it exists)")
+    iss = tls_acts.add_parser(
+        "issue", help="a certificate for one participant, e.g. `issue nats-1 --host nats.example`"
+    )
+    iss.add_argument("name", help="the participant (the certificate's common name and file names)")
+    iss.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME|IP",
+        help="a name or address a server is reached by (repeat); a pure client needs none",
+    )
     p.set_defaults(func=cmd_auth)
 
 
@@ -56,6 +103,10 @@ def cmd_auth(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     folder = Path(args.dir).expanduser() if args.dir else settings.data_dir / AUTH_DIR
     store = IdentityStore(folder)
+    if args.action == "tls":
+        return cmd_tls(args, folder / TLS_DIR)
+    if args.action == "bundle":
+        return cmd_bundle(args, store)
     try:
         if args.action == "init":
             store.ensure_site()
@@ -76,6 +127,53 @@ def cmd_auth(args: argparse.Namespace) -> int:
     print(f"wrote {conf}")
     if args.reload:
         return reload_embedded(settings, store)
+    return 0
+
+
+def cmd_tls(args: argparse.Namespace, folder: Path) -> int:
+    """``auth tls init|issue``: the CA's key and each certificate's key are written owner-only."""
+    ca = folder / CA_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    if args.tls_action == "init":
+        if (ca / CA_CERT).exists():
+            print(f"kept the CA in {ca}")
+        else:
+            create_ca(ca)
+            print(f"created the CA: {ca / CA_CERT} (its key stays in {ca}, owner-only)")
+        return 0
+    if not (ca / CA_KEY).exists():
+        return fail(f"no CA in {ca}: run `foto3d auth tls init` first, or bring your own certificates")
+    if args.name == CA_DIR or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
+        return fail(f"{args.name!r} is not a name for a certificate (letters, digits, . _ -)")
+    out = folder / args.name
+    files = issue(ca, out, args.name, tuple(args.host))
+    os.chmod(out, 0o700)
+    print(f"{args.name}: certificate {files.cert}, key {files.key} (owner-only), CA {files.ca}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace, store: IdentityStore) -> int:
+    """``auth bundle``: what a participant with no share of the site's disk needs, in one file."""
+    ident = store.get(args.name)
+    if ident is None or ident.revoked or not store.key_path(args.name).exists():
+        return fail(f"no live participant {args.name!r} here (`foto3d auth add ROLE ID` first)")
+    cert = args.tls or args.name
+    tls = store.folder / TLS_DIR / cert
+    files = {"ca": tls / CA_CERT, "cert": tls / f"{cert}.pem", "key": tls / f"{cert}.key"}
+    if not all(f.exists() for f in files.values()):
+        return fail(f"no certificate {cert!r} in {tls.parent} (`foto3d auth tls issue {cert}` first)")
+    body = {"nkey": store.key_path(args.name).read_text().strip()}
+    body |= {field: path.read_text() for field, path in files.items()}
+    out = Path(args.out).expanduser()
+    # Owner-only from its first byte (not write_private: that would also close FILE's folder).
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, json.dumps(body).encode())
+    finally:
+        os.close(fd)
+    print(f"wrote {out} (owner-only: {args.name}'s key and certificate {cert}); delete it once stored")
     return 0
 
 
