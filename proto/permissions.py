@@ -31,6 +31,9 @@ INBOX = "_INBOX.>"
 # The NATS services framework's discovery subjects (`nats micro ls|info|stats`).
 MICRO = "$SRV.>"
 LEADER_LEASE_BUCKET = "queue-leader"
+# The notifier's instances: who delivers (a lease), and what any of them delivered.
+NOTIFIER_LEASE_BUCKET = "notifier-leader"
+NOTIFIER_SENT_BUCKET = "notifier-sent"
 
 
 def _api(group: str) -> str:
@@ -204,6 +207,10 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.HEARTBEATS_STREAM),
                 *_stream_api(subjects.ALERTS_STREAM),
                 *_stream_api(subjects.AUTH_NOTICES_STREAM),
+                *_stream_api(f"KV_{NOTIFIER_LEASE_BUCKET}"),
+                f"$KV.{NOTIFIER_LEASE_BUCKET}.>",
+                *_stream_api(f"KV_{NOTIFIER_SENT_BUCKET}"),
+                f"$KV.{NOTIFIER_SENT_BUCKET}.>",
             ),
             subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
         ),

@@ -49,7 +49,8 @@ def interruption_occurrence(seen: Seen) -> Occurrence:
         severity="error",
         title=f"{b.kind} {b.id} is silent",
         what=what,
-        ts=time.time(),
+        # The last beat's own time, the same at every notifier instance (store.alert_id_for).
+        ts=float(b.ts),
         source_kind=b.kind,
         source_id=b.id,
         host=b.host,

@@ -89,6 +89,14 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         Meta(gt=0, description="seconds jobs may wait with no trainer alive before an alert"),
         Env("FOTO3D_ALERT_NO_TRAINER_WAIT"),
     ] = 300.0
+    instance: Annotated[
+        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        Meta(
+            description="this instance's name where several notifiers run (one per site or more): each "
+            "reads the bus through its own consumers and the lease holder sends; unset = the only instance"
+        ),
+        Env("FOTO3D_NOTIFIER_INSTANCE"),
+    ] = None
 
 
 SETTINGS = Table("notifier", NotifierSettings, "the notifier", docs="notifier.md")
