@@ -211,6 +211,7 @@ ROLES: dict[str, Role] = {
                 f"$KV.{NOTIFIER_LEASE_BUCKET}.>",
                 *_stream_api(f"KV_{NOTIFIER_SENT_BUCKET}"),
                 f"$KV.{NOTIFIER_SENT_BUCKET}.>",
+                subjects.heartbeats_of("site"),
             ),
             subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
         ),

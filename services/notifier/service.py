@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.heartbeat import Seen
+from foto3d.libs.heartbeat import HeartbeatSender, Seen
 from foto3d.libs.lease import LeaderLease, LeaseHolder
 from foto3d.libs.logsdk.service_logs import not_shipped
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
@@ -40,6 +40,7 @@ from foto3d.services.notifier.model import (
 )
 from foto3d.services.notifier.notices import decode_notice, notice_mail
 from foto3d.services.notifier.occurrences import (
+    SITE_KIND,
     decode_batch,
     decode_job_event,
     interruption_occurrence,
@@ -48,6 +49,7 @@ from foto3d.services.notifier.occurrences import (
 )
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
+from foto3d.services.notifier.sites import CheckIn
 from foto3d.services.notifier.starved import NO_TRAINER_FINGERPRINT, Starvation, no_trainer_occurrence
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
 from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES, instance_consumers
@@ -82,6 +84,8 @@ class Notifier(Service):
         self.lease: LeaderLease | None = None
         self.ledger: SentLedger | None = None
         self._follower: asyncio.Task[None] | None = None
+        self.site_beacon: HeartbeatSender | None = None
+        self.checkin: CheckIn | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -148,6 +152,20 @@ class Notifier(Service):
         holder = LeaseHolder(instance=instance, host=ctx.host, since=time.time())
         self.lease = LeaderLease(ctx.bus, NOTIFIER_LEASE, holder, LEASE_RENEW_S, self._on_leadership)
         self.lease.start()
+        if ctx.settings.site:
+            self.site_beacon = HeartbeatSender(
+                ctx.bus,
+                SITE_KIND,
+                ctx.settings.site,
+                host=ctx.host,
+                interval=cfg.section.site_beat,
+                grace=cfg.section.site_grace,
+                site=ctx.settings.site,
+            )
+            self.site_beacon.start()
+        if cfg.section.checkin_url:
+            self.checkin = CheckIn(ctx.bus, cfg.section.checkin_url, cfg.section.checkin_every, self._failing)
+            self.checkin.start()
 
     # -- instances ----------------------------------------------------------------------
 
@@ -173,7 +191,21 @@ class Notifier(Service):
             except Exception as exc:
                 log.info("notifier: following the sent ledger failed (%r); trying again", exc)
 
+    def _failing(self) -> str | None:
+        """Why this instance cannot deliver alerts now (only the leader delivers)."""
+        h = self.sender.health if self.sender else None
+        leading = self.lease is not None and self.lease.is_leader
+        if leading and h is not None and h.failing_since is not None:
+            return f"cannot send alerts: {h.last_error}"
+        return None
+
     async def stop(self) -> None:
+        if self.checkin:
+            await self.checkin.stop()
+            self.checkin = None
+        if self.site_beacon:
+            await self.site_beacon.stop()  # with a goodbye: a planned stop is no site outage
+            self.site_beacon = None
         for c in self._consumers:
             await c.stop()
         self._consumers = []
@@ -346,6 +378,9 @@ class Notifier(Service):
             "malformed_heartbeats": self.watch.malformed if self.watch else 0,
             "role": "leader" if self.lease is not None and self.lease.is_leader else "standby",
         }
+        if self.checkin is not None:
+            extra["checkins"] = self.checkin.health.sent
+            extra["checkin_failures"] = self.checkin.health.failed
         if h.failing_since is not None:
             since = time.strftime("%H:%M:%S", time.gmtime(h.failing_since))
             return Health(

@@ -270,8 +270,10 @@ class Store:
                             (alert_id, root.id, root.id),
                         )
                         due = root.next_mail_at if root.next_mail_at is not None else due
-                    elif rank(info.kind) > rank(root.kind):
-                        parent_id = root.id  # a later, graver step: its own mail, in the root's thread
+                    elif rank(info.kind) > rank(root.kind) or info.kind == "interruption":
+                        # A later, graver step, or another silence at the same site: its own
+                        # mail, in the root's thread.
+                        parent_id = root.id
                     else:
                         parent_id, muted, due = root.id, 1, None  # a symptom of the root: inhibited
                 await db.execute(

@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,20 @@ from typing import Any
 import msgspec
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from foto3d.libs.bus.connection import CREDS_ENV, Bus
+from foto3d.libs.bus.connection import Bus
 from foto3d.libs.lease import KEY, LeaseHolder
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.logs import Level
 from foto3d.proto.permissions import NOTIFIER_LEASE_BUCKET
-from testkit.identities import creds_for
 from testkit.servers import Inbox, SmtpServer
 from testkit.waiting import eventually
-from tests.notifier.helpers import FAST, batch, publish_batch
+from tests.notifier.helpers import batch, publish_batch, start_notifier_process, stop_process_group
 
 BURST = 24
-HOLD_AT = 6  # the SMTP server keeps the 6th mail's RCPT waiting until the leader is dead
+HOLD_AT = 6
+ONE_AT_A_TIME = (
+    "send_concurrency = 1\n"  # the SMTP server keeps the 6th mail's RCPT waiting until the leader is dead
+)
 
 
 class HoldingInbox(Inbox):
@@ -53,24 +54,6 @@ class HoldingInbox(Inbox):
                 await asyncio.sleep(0.02)
         envelope.rcpt_tos.append(address)
         return "250 OK"
-
-
-def start_notifier(name: str, tmp_path: Path, nats_url: str, smtp_url: str) -> subprocess.Popen[bytes]:
-    data = tmp_path / name
-    data.mkdir()
-    (data / "foto3d.toml").write_text(FAST + "send_concurrency = 1\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
-    env |= {
-        CREDS_ENV: str(creds_for("notifier")),
-        "FOTO3D_NOTIFIER_INSTANCE": name,
-        "FOTO3D_SMTP_URL": smtp_url,
-        "FOTO3D_ALERT_TO": "ops@example.com",
-    }
-    argv = [sys.executable, "-m", "foto3d.cli.main", "serve", "notifier", "--nats", nats_url]
-    argv += ["--data", str(data), "--no-http"]
-    log = (tmp_path / f"{name}.log").open("ab")
-    # Its own process group, so the kill takes it and anything it started at once.
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 async def lease_holder(bus: Bus) -> str | None:
@@ -104,11 +87,13 @@ async def test_kill_9_of_the_delivering_notifier_mid_burst_mails_every_alert_exa
     smtp.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        a = start_notifier("site-a", tmp_path, nats_server.client_url, smtp.url)
+        a = start_notifier_process("site-a", tmp_path, [nats_server.client_url], smtp.url, ONE_AT_A_TIME)
         procs.append(a)
         await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=60)
         assert await lease_holder(bus) == "site-a"
-        procs.append(start_notifier("site-b", tmp_path, nats_server.client_url, smtp.url))
+        procs.append(
+            start_notifier_process("site-b", tmp_path, [nats_server.client_url], smtp.url, ONE_AT_A_TIME)
+        )
         await eventually(
             lambda: has_consumer(bus, "notifier-logs-site-b"), what="site-b's consumer", timeout=60
         )
@@ -139,11 +124,5 @@ async def test_kill_9_of_the_delivering_notifier_mid_burst_mails_every_alert_exa
     finally:
         inbox.release.set()
         for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(10)
+            stop_process_group(p)
         smtp.stop()
