@@ -13,14 +13,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.heartbeat import read_heartbeats
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.logs import Level
 from testkit.cluster import provision_r3, start_cluster
+from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.site import local_site
 from testkit.waiting import eventually
-from tests.notifier.helpers import start_notifier_process, stop_process_group
+from tests.notifier.helpers import (
+    batch,
+    notifier_settings,
+    publish_batch,
+    start_notifier_process,
+    stop_process_group,
+)
 
 
 async def test_check_ins_reach_the_outside_url_and_stop_when_the_notifier_dies(
@@ -58,6 +66,31 @@ async def test_check_ins_reach_the_outside_url_and_stop_when_the_notifier_dies(
 # Every process provisions the topology at start: each must ask for three replicas, or it
 # would scale the streams down to one, and the killed node might hold them.
 R3 = {"FOTO3D_STREAM_REPLICAS": "3"}
+
+
+async def test_check_ins_say_fail_while_mail_cannot_go_out(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        paths.append(request.path)
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/ping/abc", ping)
+    app.router.add_get("/ping/abc/fail", ping)
+    async with local_site(app) as port:
+        extra = f'checkin_url = "http://127.0.0.1:{port}/ping/abc"\ncheckin_every = 0.2\n'
+        settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url, extra)
+        smtp.stop()
+        async with running_services(settings, ["notifier"], http=False):
+            await publish_batch(bus, batch([(int(Level.CRITICAL), "disk full on /data")]))
+            await eventually(lambda: "/ping/abc/fail" in paths, what="a failure check-in")
+            smtp.start()
+            await eventually(lambda: smtp.inbox.messages, what="the delayed mail")
+            seen = len(paths)
+            await eventually(lambda: paths[seen:] and paths[-1] == "/ping/abc", what="check-ins back to ok")
 
 
 def start_queue(site: str, urls: list[str], data: Path, log: Path) -> subprocess.Popen[bytes]:
