@@ -50,6 +50,14 @@ class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
         msgspec.Meta(description="base of links in mails and pages (set it behind a reverse proxy)"),
         Env("FOTO3D_PUBLIC_URL"),
     ] = None
+    site: Annotated[
+        Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        msgspec.Meta(
+            description="the site this host belongs to (e.g. onprem, cloud), sent in heartbeats: a "
+            "site's silences share one alert thread, and its notifier announces the site"
+        ),
+        Env("FOTO3D_SITE"),
+    ] = None
 
 
 CORE = Table("", CoreSettings, "core settings (the top level of the file)")
@@ -94,6 +102,7 @@ class Settings:
     http_port: int = DEFAULT_HTTP_PORT
     # Base URL that mails and pages use for links back to the dashboard.
     public_url: str | None = None
+    site: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     config_path: Path | None = None
 
@@ -127,6 +136,7 @@ class Settings:
             http_host=core.http_host,
             http_port=core.http_port if http_port is None else http_port,
             public_url=core.public_url,
+            site=core.site,
             raw=raw,
             config_path=cfg_path if cfg_path.exists() else None,
         )

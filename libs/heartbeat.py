@@ -71,6 +71,7 @@ class HeartbeatSender:
         grace: float | None = None,
         state_fn: StateFn | None = None,
         lineage: str | None = None,
+        site: str | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"heartbeat interval must be positive, got {interval}")
@@ -83,6 +84,7 @@ class HeartbeatSender:
         self.grace = grace
         self.state_fn = state_fn
         self.lineage = lineage
+        self.site = site
         self.started_at = time.time()
         self.subject = subjects.heartbeat(kind, id)
         self.sent = 0
@@ -116,6 +118,7 @@ class HeartbeatSender:
             "object_id": extra.get("object_id"),
             "lineage": self.lineage,
             "started_at": self.started_at,
+            "site": self.site,
         }
         # Decoding through the contract validates kind/id patterns with a clear message.
         return msgspec.json.decode(encode(Heartbeat(**fields)), type=Heartbeat)

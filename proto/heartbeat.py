@@ -41,3 +41,6 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
     # When this instance began beating (sender's clock; compared only with beats from the same
     # host): an instance that was already running when another went silent did not replace it.
     started_at: Real | None = None
+    # The site (data centre, cloud region) the sender runs at, from its `site` setting: the
+    # notifier threads the silences of one site into one mail conversation.
+    site: str | None = None

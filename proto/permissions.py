@@ -34,6 +34,9 @@ MICRO = "$SRV.>"
 LEADER_LEASE_BUCKET = "queue-leader"
 # A publish's upload progress (core, not stored): the publisher reports, `foto3d publish` shows.
 PUBLISH_PROGRESS_ALL = publish_progress_subject("*")
+# The notifier's instances: who delivers (a lease), and what any of them delivered.
+NOTIFIER_LEASE_BUCKET = "notifier-leader"
+NOTIFIER_SENT_BUCKET = "notifier-sent"
 
 
 def _api(group: str) -> str:
@@ -225,6 +228,11 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.HEARTBEATS_STREAM),
                 *_stream_api(subjects.ALERTS_STREAM),
                 *_stream_api(subjects.AUTH_NOTICES_STREAM),
+                *_stream_api(f"KV_{NOTIFIER_LEASE_BUCKET}"),
+                f"$KV.{NOTIFIER_LEASE_BUCKET}.>",
+                *_stream_api(f"KV_{NOTIFIER_SENT_BUCKET}"),
+                f"$KV.{NOTIFIER_SENT_BUCKET}.>",
+                subjects.heartbeats_of("site"),
             ),
             subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
         ),

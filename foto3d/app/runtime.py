@@ -104,6 +104,7 @@ class Runtime:
                 host=ctx.host,
                 version=svc.version,
                 lineage=entry.name,
+                site=self.settings.site,
             )
             self.heartbeats.append(hb)
             hb.start()

@@ -61,6 +61,7 @@ from foto3d.proto.objects import (
 )
 from foto3d.services.catalog import api, pages, review, topology
 from foto3d.services.catalog.actions import Catalog
+from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 
@@ -93,6 +94,7 @@ class CatalogService(Service):
         self._banner: list[str] = []
         self._optimizer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.last_rebuild: RebuildReport | None = None
 
     @property
     def store(self) -> CatalogStore:
@@ -112,8 +114,15 @@ class CatalogService(Service):
     async def start(self, ctx: ServiceContext) -> None:
         self.cfg = SETTINGS.load(ctx.settings)
         folder = ctx.settings.service_dir("catalog")
+        lost = database_is_new(folder / "catalog.db")
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
+        if lost:
+            # A new database on a bus that has history (first start, or the file was lost):
+            # the live consumers have long acknowledged that history, so read it again.
+            self.last_rebuild = await rebuild(ctx.bus, self._store, folder / "refs")
+            if self.last_rebuild.object_events or self.last_rebuild.job_events:
+                log.warning("%s", self.last_rebuild.line())
         self._auth = Auth(ctx.settings)
         first = folder / FIRST_PASSWORD_FILE
         if self.cfg.create_admin and await self._auth.users.count() == 0:

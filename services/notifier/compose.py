@@ -7,9 +7,9 @@ same thread as the alert it closes.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
-import uuid
 from datetime import UTC, datetime
 from email import charset
 from email.header import Header
@@ -67,8 +67,14 @@ def thread_id(alert_id: str) -> str:
     return f"<alert-{alert_id}@{MSGID_DOMAIN}>"
 
 
-def new_message_id() -> str:
-    return f"<{uuid.uuid4().hex}@{MSGID_DOMAIN}>"
+def message_id_for(alert: AlertRow, kind: MailKind, target: str) -> str:
+    """The same message gets the same id at every notifier instance (see ``ledger.py``).
+
+    The alert id is derived from what opened the alert (``store.alert_id_for``); the
+    mail's place in the alert's sequence and its target make it unique.
+    """
+    digest = hashlib.sha256(target.encode()).hexdigest()[:10]
+    return f"<{alert.id}.{kind}.{alert.mails}.{digest}@{MSGID_DOMAIN}>"
 
 
 def subject_line(alert: AlertRow, kind: MailKind, count: int) -> str:
@@ -188,7 +194,7 @@ def render_mail(
 
     # The compat32 MIME classes: about 3x cheaper than EmailMessage, which matters in a burst.
     msg = MIMEMultipart("alternative")
-    message_id = new_message_id()
+    message_id = message_id_for(alert, kind, to)
     subject = subject_line(alert, kind, count)
     msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     msg["From"] = sender
@@ -256,7 +262,7 @@ def messages_for(
             NewMail(
                 WebhookChannel.name,
                 hook,
-                new_message_id(),
+                message_id_for(alert, kind, hook),
                 subject_line(alert, kind, count),
                 webhook_text(alert, kind, count, base_url, reason),
             )

@@ -27,6 +27,7 @@ from pathlib import Path
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.services.notifier.channels import Channel, Permanent, channels_for
+from foto3d.services.notifier.ledger import SentLedger
 from foto3d.services.notifier.settings import NotifierConfig
 from foto3d.services.notifier.store import OutboxRow, Store
 
@@ -63,6 +64,8 @@ class OutboxSender:
     _sent_log: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _inflight: set[int] = field(default_factory=set)
     channels: dict[str, Channel] = field(default_factory=dict)
+    # Set where several instances run: skip what another delivered, record what this one did.
+    ledger: SentLedger | None = None
 
     async def start(self) -> None:
         self.channels = channels_for(self.cfg, self.bus, self.outbox_dir)
@@ -158,7 +161,14 @@ class OutboxSender:
             channel = self.channels.get(row.channel)
             async with sem if channel is None or channel.uses_slot else contextlib.nullcontext():
                 try:
+                    if self.ledger is not None and await self.ledger.was_sent(row.message_id):
+                        log.info("outbox: %s was delivered by another instance", row.message_id)
+                        await self.store.mark_sent(row.id)
+                        return
                     await self._send(row)
+                    if self.ledger is not None:
+                        # Before the slot is freed: the next delivery starts only once this is known.
+                        await self.ledger.note(row.message_id)
                 except Permanent as exc:
                     self.health.rejected += 1
                     self.health.last_error = f"{row.channel} {row.target}: {exc}"

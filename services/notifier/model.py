@@ -38,6 +38,7 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     exc: str | None = None
     pending: int | None = None
     progress: str | None = None
+    site: str | None = None
     context: list[ContextLine] = msgspec.field(default_factory=list)
 
 
@@ -90,10 +91,12 @@ def rank(kind: str) -> int:
 def story_key(info: AlertInfo) -> str | None:
     """What groups alerts by root cause: the job they are about, else their source.
 
-    Interruptions stand alone: a silent participant is its own story.
+    Interruptions stand alone (a silent participant is its own story), unless their sender
+    named its site: then the silences of one site (the site itself, its queue, its services)
+    share a story, so a site's death and the queue's takeover read as one mail thread.
     """
     if info.kind == "interruption":
-        return None
+        return f"site:{info.site}" if info.site else None
     if info.job_id:
         return f"job:{info.job_id}"
     if info.source_kind and info.source_id:

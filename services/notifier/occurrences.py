@@ -26,6 +26,8 @@ from foto3d.services.notifier.model import (
 )
 
 _batch_json = msgspec.json.Decoder(LogBatch)
+# The heartbeat kind of a site's announcement (``sites.py``).
+SITE_KIND = "site"
 # Only failed and dead jobs matter here; other (and future) event types pass untouched.
 decode_job_event = tolerant_decoder(JobFailed | JobDead)
 
@@ -44,12 +46,18 @@ def interruption_occurrence(seen: Seen) -> Occurrence:
     )
     if b.pending:
         what += f" It holds {b.pending} item(s) of unsent work."
+    title = f"{b.kind} {b.id} is silent"
+    if b.kind == SITE_KIND:
+        # Every notifier of a site announces it; none heard means the site (or its link) is down.
+        title = f"site {b.id} down"
+        what = f"No notifier at site {b.id} (last: {b.host}) has been heard. " + what
     info = AlertInfo(
         kind="interruption",
         severity="error",
-        title=f"{b.kind} {b.id} is silent",
+        title=title,
         what=what,
-        ts=time.time(),
+        # The last beat's own time, the same at every notifier instance (store.alert_id_for).
+        ts=float(b.ts),
         source_kind=b.kind,
         source_id=b.id,
         host=b.host,
@@ -57,6 +65,7 @@ def interruption_occurrence(seen: Seen) -> Occurrence:
         object_id=b.object_id,
         pending=b.pending or None,
         progress=progress_text(seen),
+        site=b.site,
     )
     return Occurrence(fingerprint=interruption_fingerprint(b.kind, b.id), info=info)
 

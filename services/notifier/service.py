@@ -21,7 +21,8 @@ from pathlib import Path
 import msgspec
 
 from foto3d.libs.bus.consume import Delivery, PullConsumer
-from foto3d.libs.heartbeat import Seen
+from foto3d.libs.heartbeat import HeartbeatSender, Seen
+from foto3d.libs.lease import LeaderLease, LeaseHolder
 from foto3d.libs.logsdk.service_logs import not_shipped
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
@@ -31,6 +32,7 @@ from foto3d.proto.logs import LogBatch
 from foto3d.services.notifier import pages
 from foto3d.services.notifier.compose import MailKind, event_for, messages_for
 from foto3d.services.notifier.delivery import OutboxSender
+from foto3d.services.notifier.ledger import NOTIFIER_LEASE, SENT_LEDGER, SentLedger
 from foto3d.services.notifier.log_context import LogContext
 from foto3d.services.notifier.metrics import NotifierMetrics
 from foto3d.services.notifier.model import (
@@ -38,6 +40,7 @@ from foto3d.services.notifier.model import (
 )
 from foto3d.services.notifier.notices import decode_notice, notice_mail
 from foto3d.services.notifier.occurrences import (
+    SITE_KIND,
     decode_batch,
     decode_job_event,
     interruption_occurrence,
@@ -46,19 +49,22 @@ from foto3d.services.notifier.occurrences import (
 )
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
+from foto3d.services.notifier.sites import CheckIn
 from foto3d.services.notifier.starved import NO_TRAINER_FINGERPRINT, Starvation, no_trainer_occurrence
 from foto3d.services.notifier.store import AlertRow, NewMail, Store
-from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES, instance_consumers
 from foto3d.services.notifier.watch import HeartbeatWatch
 
 log = logging.getLogger(__name__)
 
 ERROR_KINDS = ("log_error", "job_failed", "job_dead")
+LEASE_RENEW_S = 1.5
 
 
 class Notifier(Service):
     name = "notifier"
     consumer_specs = (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES)
+    bucket_specs = (NOTIFIER_LEASE, SENT_LEDGER)
     description = "Alerts by email and webhook on errors, failed jobs and interruptions"
 
     def __init__(self) -> None:
@@ -75,6 +81,11 @@ class Notifier(Service):
         self._task: asyncio.Task[None] | None = None
         self._open_count = 0
         self._log_context: LogContext | None = None
+        self.lease: LeaderLease | None = None
+        self.ledger: SentLedger | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self.site_beacon: HeartbeatSender | None = None
+        self.checkin: CheckIn | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -87,9 +98,11 @@ class Notifier(Service):
         store.repeat_interval = cfg.section.repeat_interval
         self.store = store
         NotifierMetrics(store).install(ctx.metrics)
-        self.sender = OutboxSender(store, cfg, ctx.bus, self.outbox_dir)
+        instance = cfg.section.instance or self.instance_id
+        self.ledger = SentLedger(ctx.bus, instance)
+        self.sender = OutboxSender(store, cfg, ctx.bus, self.outbox_dir, ledger=self.ledger)
         self._log_context = LogContext(ctx.bus, cfg.section.context_lines, cfg.section.context_timeout)
-        await self.sender.start()
+        specs = await instance_consumers(ctx.bus, cfg.section.instance)
         alerted = set()
         for a in await store.open_alerts("interruption"):
             _, kind, pid = a.fingerprint.split(":", 2)
@@ -109,21 +122,21 @@ class Notifier(Service):
         await self.watch.start()
         logs = PullConsumer[LogBatch](
             bus=ctx.bus,
-            spec=WATCH_LOGS,
+            spec=specs[WATCH_LOGS.durable],
             decode=decode_batch,
             handler=self._on_logs,
             fetch_timeout=0.5,
         )
         jobs = PullConsumer[JobFailed | JobDead | None](
             bus=ctx.bus,
-            spec=WATCH_JOBS,
+            spec=specs[WATCH_JOBS.durable],
             decode=decode_job_event,
             handler=self._on_jobs,
             fetch_timeout=0.5,
         )
         notices = PullConsumer[StaffNotice](
             bus=ctx.bus,
-            spec=WATCH_NOTICES,
+            spec=specs[WATCH_NOTICES.durable],
             decode=decode_notice,
             handler=self._on_notices,
             fetch_timeout=0.5,
@@ -135,8 +148,64 @@ class Notifier(Service):
         notices.start()
         self._open_count = len(await store.open_alerts())
         self._task = asyncio.create_task(self._schedule(), name="notifier:schedule")
+        self._follower = asyncio.create_task(self._follow(), name="notifier:follow")
+        holder = LeaseHolder(instance=instance, host=ctx.host, since=time.time())
+        self.lease = LeaderLease(ctx.bus, NOTIFIER_LEASE, holder, LEASE_RENEW_S, self._on_leadership)
+        self.lease.start()
+        if ctx.settings.site:
+            self.site_beacon = HeartbeatSender(
+                ctx.bus,
+                SITE_KIND,
+                ctx.settings.site,
+                host=ctx.host,
+                interval=cfg.section.site_beat,
+                grace=cfg.section.site_grace,
+                site=ctx.settings.site,
+            )
+            self.site_beacon.start()
+        if cfg.section.checkin_url:
+            self.checkin = CheckIn(ctx.bus, cfg.section.checkin_url, cfg.section.checkin_every, self._failing)
+            self.checkin.start()
+
+    # -- instances ----------------------------------------------------------------------
+
+    async def _on_leadership(self, leading: bool) -> None:
+        """Only the lease holder delivers; every instance keeps its projection and outbox warm."""
+        if self.sender is None:
+            return
+        if leading:
+            await self.sender.start()
+        else:
+            await self.sender.stop()
+
+    async def _follow(self) -> None:
+        """While standing by, drop from the outbox what the leader reports delivered."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.lease is None or self.lease.is_leader or self.store is None or self.ledger is None:
+                continue
+            try:
+                await self.ledger.follow(self.store)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("notifier: following the sent ledger failed (%r); trying again", exc)
+
+    def _failing(self) -> str | None:
+        """Why this instance cannot deliver alerts now (only the leader delivers)."""
+        h = self.sender.health if self.sender else None
+        leading = self.lease is not None and self.lease.is_leader
+        if leading and h is not None and h.failing_since is not None:
+            return f"cannot send alerts: {h.last_error}"
+        return None
 
     async def stop(self) -> None:
+        if self.checkin:
+            await self.checkin.stop()
+            self.checkin = None
+        if self.site_beacon:
+            await self.site_beacon.stop()  # with a goodbye: a planned stop is no site outage
+            self.site_beacon = None
         for c in self._consumers:
             await c.stop()
         self._consumers = []
@@ -145,6 +214,11 @@ class Notifier(Service):
         if self._task:
             await cancel_and_wait(self._task)
             self._task = None
+        if self.lease:
+            await self.lease.stop()
+            self.lease = None
+        await cancel_and_wait(self._follower)
+        self._follower = None
         if self.sender:
             await self.sender.stop()
         if self.store:
@@ -302,7 +376,11 @@ class Notifier(Service):
             "rejected": h.rejected,
             "participants": len(self.watch.participants) if self.watch else 0,
             "malformed_heartbeats": self.watch.malformed if self.watch else 0,
+            "role": "leader" if self.lease is not None and self.lease.is_leader else "standby",
         }
+        if self.checkin is not None:
+            extra["checkins"] = self.checkin.health.sent
+            extra["checkin_failures"] = self.checkin.health.failed
         if h.failing_since is not None:
             since = time.strftime("%H:%M:%S", time.gmtime(h.failing_since))
             return Health(

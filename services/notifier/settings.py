@@ -89,6 +89,31 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         Meta(gt=0, description="seconds jobs may wait with no trainer alive before an alert"),
         Env("FOTO3D_ALERT_NO_TRAINER_WAIT"),
     ] = 300.0
+    instance: Annotated[
+        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        Meta(
+            description="this instance's name where several notifiers run (one per site or more): each "
+            "reads the bus through its own consumers and the lease holder sends; unset = the only instance"
+        ),
+        Env("FOTO3D_NOTIFIER_INSTANCE"),
+    ] = None
+    site_beat: Annotated[
+        float,
+        Meta(gt=0, description="seconds between this notifier's announcements of its site (core `site`)"),
+    ] = 2.0
+    site_grace: Annotated[
+        float, Meta(gt=0, description='seconds without any notifier of a site before "site X down" is mailed')
+    ] = 10.0
+    checkin_url: Annotated[
+        str | None,
+        Meta(
+            description="dead man's switch: URL requested every checkin_every seconds while this instance "
+            "is connected (a Healthchecks or Uptime Kuma push URL; <url>/fail while mail cannot go out); "
+            "unset = off"
+        ),
+        Env("FOTO3D_NOTIFIER_CHECKIN_URL"),
+    ] = None
+    checkin_every: Annotated[float, Meta(gt=0, description="seconds between check-ins")] = 60.0
 
 
 SETTINGS = Table("notifier", NotifierSettings, "the notifier", docs="notifier.md")
@@ -175,6 +200,10 @@ class NotifierConfig:
         for h in [*hooks, *(w for r in section.routes for w in r.webhooks)]:
             if not h.startswith(("http://", "https://")):
                 raise ConfigError(f"webhook URL {h!r} must start with http:// or https://")
+        if section.checkin_url and not section.checkin_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"[notifier] checkin_url {section.checkin_url!r} must start with http:// or https://"
+            )
         mail_from = section.mail_from or (f"foto3d@{smtp.host}" if smtp else f"foto3d@{socket.gethostname()}")
         _check_address(mail_from, "[notifier] mail_from (FOTO3D_SMTP_FROM)")
         return cls(

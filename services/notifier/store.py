@@ -7,6 +7,7 @@ a lock, so an alert's state and the mails it produced always commit together.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -70,6 +71,16 @@ CREATE TABLE IF NOT EXISTS processed (
 """
 
 _info_dec = msgspec.json.Decoder(AlertInfo)
+
+
+def alert_id_for(fingerprint: str, origin_ts: float) -> str:
+    """An alert's id from what opened it, so every notifier instance names it alike.
+
+    Instances read the same streams in the same order, so the occurrence that opens an
+    alert (its fingerprint and its own timestamp, not the time it was read) is the same
+    at each; mail ids and threads built on the alert id then match too (``ledger.py``).
+    """
+    return hashlib.sha256(f"{fingerprint}|{origin_ts!r}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -244,7 +255,7 @@ class Store:
                 )
                 if await cur.fetchone() is not None:
                     continue
-                alert_id = uuid.uuid4().hex[:16]
+                alert_id = await self._free_alert_id(db, alert_id_for(occ.fingerprint, info.ts))
                 story = story_key(info)
                 root = await self._story_root(db, story, info.kind, now) if story else None
                 parent_id: str | None = None
@@ -259,8 +270,10 @@ class Store:
                             (alert_id, root.id, root.id),
                         )
                         due = root.next_mail_at if root.next_mail_at is not None else due
-                    elif rank(info.kind) > rank(root.kind):
-                        parent_id = root.id  # a later, graver step: its own mail, in the root's thread
+                    elif rank(info.kind) > rank(root.kind) or info.kind == "interruption":
+                        # A later, graver step, or another silence at the same site: its own
+                        # mail, in the root's thread.
+                        parent_id = root.id
                     else:
                         parent_id, muted, due = root.id, 1, None  # a symptom of the root: inhibited
                 await db.execute(
@@ -287,6 +300,11 @@ class Store:
                 if row is not None:
                     opened.append(row)
         return opened
+
+    async def _free_alert_id(self, db: aiosqlite.Connection, wanted: str) -> str:
+        """The derived id, unless an older alert of the same origin holds it (then a random one)."""
+        cur = await db.execute("SELECT 1 FROM alerts WHERE id = ?", (wanted,))
+        return wanted if await cur.fetchone() is None else uuid.uuid4().hex[:16]
 
     async def _story_root(
         self, db: aiosqlite.Connection, story: str, kind: str, now: float

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from nats.js.api import DeliverPolicy
 
-from foto3d.libs.bus.topology import ConsumerSpec
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.topology import ConsumerSpec, provision_consumer
 from foto3d.proto import subjects
 
 WATCH_LOGS = ConsumerSpec(
@@ -25,3 +28,21 @@ WATCH_NOTICES = ConsumerSpec(
     "Mails for one staff member about their account (a sign-in from a new address).",
     deliver_policy=DeliverPolicy.NEW,
 )
+
+
+async def instance_consumers(bus: Bus, instance: str | None) -> dict[str, ConsumerSpec]:
+    """The consumers one instance reads, by their declared name.
+
+    A named instance (several notifiers) gets its own copy of each declared consumer, so
+    every instance sees every message and keeps a warm projection; the unnamed single
+    instance uses the declared ones.
+    """
+    specs = {c.durable: c for c in (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES)}
+    if instance is None:
+        return specs
+    out: dict[str, ConsumerSpec] = {}
+    for name, spec in specs.items():
+        own = dataclasses.replace(spec, durable=f"{spec.durable}-{instance}")
+        await provision_consumer(bus.js, own)
+        out[name] = own
+    return out

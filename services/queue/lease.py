@@ -1,145 +1,19 @@
-"""Leadership lease in the ``queue-leader`` KV bucket: at most one queue leader at a time.
-
-The leader holds key ``leader`` and renews it with a revision-checked update
-every ``renew_s``; the bucket's TTL removes the key when renewals stop, and a
-standby's ``create`` (which only succeeds when the key is absent) makes it the
-leader. A leader that cannot renew steps down itself before the TTL runs out,
-so two instances never both believe they lead.
-"""
+"""The queue's leadership lease: the shared lease (``libs/lease.py``) on the ``queue-leader`` bucket."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
-
-import msgspec
-import nats.errors
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.tasks import cancel_and_wait
+from foto3d.libs.lease import KEY, LeaseHolder, Transition
+from foto3d.libs.lease import LeaderLease as _Lease
 from foto3d.services.queue.topology import LEADER_LEASE
 
-log = logging.getLogger(__name__)
-KEY = "leader"
-
-
-class LeaseHolder(msgspec.Struct, frozen=True):
-    instance: str
-    host: str
-    since: float
+__all__ = ["KEY", "LeaderLease", "LeaseHolder", "lease_ttl"]
 
 
 def lease_ttl() -> float:
     return LEADER_LEASE.ttl
 
 
-Transition = Callable[[bool], Awaitable[None]]
-
-
-class LeaderLease:
+class LeaderLease(_Lease):
     def __init__(self, bus: Bus, holder: LeaseHolder, renew_s: float, on_change: Transition) -> None:
-        self.bus = bus
-        self.holder = holder
-        self.renew_s = renew_s
-        self.ttl = lease_ttl()
-        self.on_change = on_change
-        self.is_leader = False
-        self.leader: LeaseHolder | None = None
-        self.acquired_at: float | None = None
-        self._revision = 0
-        self._last_renewed = 0.0
-        self._kv: KeyValue | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self.rounds = 0
-        self.round_done = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="queue:lease")
-
-    async def stop(self) -> None:
-        """Stop and give the lease up at once, so a standby need not wait for the TTL."""
-        self._stop.set()
-        await cancel_and_wait(self._task)
-        if self.is_leader and self._kv is not None:
-            try:
-                await asyncio.wait_for(self._kv.delete(KEY, last=self._revision), 2.0)
-            except Exception:
-                pass
-            await self._set(False)
-
-    async def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            self._kv = await self.bus.js.key_value(LEADER_LEASE.bucket)
-        return self._kv
-
-    async def _set(self, leading: bool) -> None:
-        if leading == self.is_leader:
-            return
-        self.is_leader = leading
-        if leading:
-            self.acquired_at = time.time()
-            self.leader = self.holder
-            log.info("queue: %s is now the leader", self.holder.instance)  # routine, not a problem
-        else:
-            log.warning("queue: %s is no longer the leader", self.holder.instance)
-        await self.on_change(leading)
-
-    async def _run(self) -> None:
-        value = msgspec.json.encode(self.holder)
-        # A KV call that hangs while the cluster elects new stream leaders must not
-        # outlive the lease; a timed-out write may still land, which _reconcile handles.
-        op_timeout = max(1.0, self.renew_s)
-        while not self._stop.is_set():
-            try:
-                kv = await self._bucket()
-                if self.is_leader:
-                    self._revision = await asyncio.wait_for(
-                        kv.update(KEY, value, last=self._revision), op_timeout
-                    )
-                    self._last_renewed = time.monotonic()
-                else:
-                    self._revision = await asyncio.wait_for(kv.create(KEY, value), op_timeout)
-                    self._last_renewed = time.monotonic()
-                    await self._set(True)
-            except KeyWrongLastSequenceError as exc:
-                log.info("queue lease: %r", exc)
-                await self._reconcile()
-            except (TimeoutError, nats.errors.Error) as exc:
-                log.info("queue lease: %s failed: %r", "renewal" if self.is_leader else "claim", exc)
-                if self.is_leader and time.monotonic() - self._last_renewed > self.ttl - self.renew_s:
-                    # Cannot renew: the lease may expire and another instance take it.
-                    await self._set(False)
-            self.rounds += 1
-            self.round_done.set()
-            await self._sleep(self.renew_s if self.is_leader else min(1.0, self.renew_s))
-
-    async def _reconcile(self) -> None:
-        """The key is not at the revision we expected: find out who holds it."""
-        try:
-            kv = await self._bucket()
-            entry = await asyncio.wait_for(kv.get(KEY), max(1.0, self.renew_s))
-            holder = msgspec.json.decode(entry.value or b"", type=LeaseHolder)
-        except (KeyNotFoundError, TimeoutError, nats.errors.Error, msgspec.DecodeError) as exc:
-            log.info("queue lease: cannot read the lease (%r)", exc)
-            self.leader = None
-            await self._set(False)
-            return
-        self.leader = holder
-        if holder == self.holder:
-            # Our own write that timed out had landed: we still hold the lease.
-            self._revision = int(entry.revision or 0)
-            self._last_renewed = time.monotonic()
-            await self._set(True)
-        else:
-            await self._set(False)
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            pass
+        super().__init__(bus, LEADER_LEASE, holder, renew_s, on_change)

@@ -278,6 +278,7 @@ class QueueService(Service):
             interval=self.cfg.heartbeat_s,
             state_fn=lambda: {"pending": queued},
             lineage="queue",
+            site=ctx.settings.site,
         )
         try:
             while True:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.config import Settings
 from foto3d.proto import subjects
 from foto3d.proto.logs import Level, LogBatch, LogRecord
+from testkit.identities import creds_for
 
 FAST = """
 [notifier]
@@ -77,3 +82,45 @@ async def publish_batch(bus: Bus, b: LogBatch) -> None:
 
 def info_lines(n: int) -> list[tuple[int, str]]:
     return [(int(Level.INFO), f"step {i} loss 0.{i:03d}") for i in range(n)]
+
+
+def start_notifier_process(
+    name: str,
+    tmp_path: Path,
+    nats_urls: list[str],
+    smtp_url: str,
+    extra: str = "",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``foto3d serve notifier`` as instance ``name`` (data folder and log under tmp_path).
+
+    It runs in its own process group, so a test's ``killpg`` takes it at once, as a host's
+    power loss would.
+    """
+    data = tmp_path / name
+    data.mkdir()
+    (data / "foto3d.toml").write_text(FAST + extra)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    full |= {
+        CREDS_ENV: str(creds_for("notifier")),
+        "FOTO3D_NOTIFIER_INSTANCE": name,
+        "FOTO3D_SMTP_URL": smtp_url,
+        "FOTO3D_ALERT_TO": "ops@example.com",
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "foto3d.cli.main", "serve", "notifier", "--nats", ",".join(nats_urls)]
+    argv += ["--data", str(data), "--no-http"]
+    log = (tmp_path / f"{name}.log").open("ab")
+    return subprocess.Popen(argv, env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a test's process (SIGTERM, then SIGKILL) if it still runs."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 import nats.errors
 
+from foto3d.cli.catalog_rebuild import add_rebuild
 from foto3d.cli.common import (
     add_actor_option,
     connect_cli,
@@ -490,6 +491,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _filter_options(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(func=cmd_export)
+
+    add_rebuild(osub, common)
 
     p = osub.add_parser("board", parents=common, help="objects per pipeline stage and the stuck ones")
     p.add_argument("--json", action="store_true", help="print JSON")

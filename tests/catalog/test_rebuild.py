@@ -1,0 +1,155 @@
+"""Losing the catalog's database: it comes back from the event streams, reply for reply.
+
+A catalog is filled through its real HTTP API (customers, objects with and without a
+reference image, a trained and approved object, a disabled one), every API reply and
+page is recorded, the database is deleted, and the catalog rebuilds it, once at its own
+start and once through `foto3d objects rebuild`; the replies must be the same. The one
+difference allowed is what the events do not hold: customers' names (docs/failover.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import sys
+from asyncio.subprocess import PIPE, STDOUT
+from pathlib import Path
+from typing import Any
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.libs.config import Settings
+from foto3d.libs.nats_server import NatsServer
+from testkit.running import running_services
+from testkit.waiting import eventually
+from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train
+
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+# Per-request tokens in forms, and "N s/min ago" renderings that move with the clock.
+VOLATILE = re.compile(r'name="csrf[^"]*" value="[^"]*"|content="[0-9a-f]{32,}"|\d+ (?:s|min|h|d)\b')
+NAMES = {"ACME Corporation": "acme", "Globex": "globex"}
+
+
+async def snapshot(rt: Any, settings: Settings, oids: list[str]) -> dict[str, Any]:
+    s = await signed_in(rt, settings)
+    out: dict[str, Any] = {}
+    async with s:
+        urls = ["/api/customers", "/api/board", "/api/objects?customer=acme", "/api/objects?stage=in_review"]
+        urls += [f"/api/objects?limit=2&page={p}" for p in (1, 2, 3, 4)]
+        for oid in oids:
+            urls += [f"/api/objects/{oid}", f"/api/objects/{oid}/timeline"]
+        for url in urls:
+            status, body = await call(s, "GET", url)
+            out[url] = (status, body)
+        for page in ["/objects", "/objects?customer=acme&page=2", "/board", *(f"/objects/{o}" for o in oids)]:
+            async with s.get(page) as r:
+                out[page] = (r.status, VOLATILE.sub("~", await r.text()))
+        async with s.get(f"/objects/{oids[0]}/reference") as r:
+            out["image"] = (r.status, await r.read())
+    return out
+
+
+def without_customer_names(snap: dict[str, Any]) -> dict[str, Any]:
+    """What the events hold: customers by id (with their object counts), pages naming them by id."""
+    rest = dict(snap)
+    status, customers = snap["/api/customers"]
+    rest["/api/customers"] = (status, [(c["slug"], c["objects"]) for c in customers])
+    status, board = snap["/api/board"]
+    rest["/api/board"] = (status, {k: v for k, v in board.items() if k != "now"})
+    for key, (status, body) in snap.items():
+        if isinstance(body, str):
+            for name, slug in NAMES.items():
+                body = body.replace(f"{slug} — {name}", f"{slug} — {slug}")
+            rest[key] = (status, body)
+    return rest
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> str:
+    import difflib
+
+    out = []
+    for k in a:
+        if a[k] != b.get(k):
+            x, y = str(a[k][1]).splitlines(), str(b.get(k, (0, ""))[1]).splitlines()
+            out.append(k + "\n" + "\n".join(list(difflib.unified_diff(x, y, lineterm="", n=0))[:12]))
+    return "\n".join(out)
+
+
+def delete_database(settings: Settings) -> None:
+    folder = settings.data_dir / "catalog"
+    for suffix in ("", "-wal", "-shm"):
+        (folder / f"catalog.db{suffix}").unlink(missing_ok=True)
+
+
+async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_same_replies(
+    settings: Settings, bus: Bus, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with running_services(settings, ["catalog"]) as rt:
+        s = await signed_in(rt, settings)
+        async with s:
+            for slug, name in (("acme", "ACME Corporation"), ("globex", "Globex")):
+                assert (await call(s, "POST", "/api/customers", {"slug": slug, "name": name}))[0] == 201
+            oids: list[str] = []
+            for customer, name in (
+                ("acme", "Desk lamp"),
+                ("acme", "Desk lamp"),
+                ("acme", "Vase"),
+                ("globex", "Chair"),
+            ):
+                body: dict[str, Any] = {"customer": customer, "display_name": name}
+                if not oids:
+                    body |= {
+                        "reference_image_b64": base64.b64encode(PNG).decode(),
+                        "reference_image_name": "a.png",
+                    }
+                st, obj = await call(s, "POST", "/api/objects", body)
+                assert st == 201, obj
+                oids.append(obj["object_id"])
+            await train(bus, oids[0], make_artifacts(tmp_path / "a"))
+            await train(bus, oids[2], make_artifacts(tmp_path / "b"))
+
+            async def in_review() -> bool:
+                for oid in (oids[0], oids[2]):
+                    _, o = await call(s, "GET", f"/api/objects/{oid}")
+                    if o["stage"] != "in_review":
+                        return False
+                return True
+
+            await eventually(in_review, "both trained objects in review")
+            st, body = await call(s, "POST", f"/api/objects/{oids[0]}/review", APPROVE)
+            assert st == 200, body
+            st, body = await call(
+                s, "POST", f"/api/objects/{oids[3]}/status", {"status": "disabled", "reason": "test"}
+            )
+            assert st == 200, body
+        before = await snapshot(rt, settings, oids)
+    assert before["/api/objects/" + oids[0]][1]["stage"] == "approved"
+    assert before["image"] == (200, PNG)
+
+    # The database is lost; the catalog notices at start and reads the streams again.
+    delete_database(settings)
+    async with running_services(settings, ["catalog"]) as rt:
+        svc = rt.services[0]
+        report = getattr(svc, "last_rebuild", None)
+        assert report is not None and report.objects == 4 and not report.missing_images
+        after = await snapshot(rt, settings, oids)
+    assert without_customer_names(after) == without_customer_names(before), differences(
+        without_customer_names(before), without_customer_names(after)
+    )
+    assert after["/api/customers"][1] != before["/api/customers"][1]  # names are not in the events
+
+    # The runbook's command, on a stopped catalog.
+    delete_database(settings)
+    argv = [sys.executable, "-m", "foto3d.cli.main", "objects", "rebuild", "--replace"]
+    argv += ["--nats", nats_server.client_url, "--data", str(settings.data_dir)]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=STDOUT)
+    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    assert proc.returncode == 0, out
+    assert "4 objects" in out, out
+    async with running_services(settings, ["catalog"]) as rt:
+        assert getattr(rt.services[0], "last_rebuild", None) is None  # it found the rebuilt database
+        again = await snapshot(rt, settings, oids)
+    assert without_customer_names(again) == without_customer_names(before)
