@@ -9,7 +9,10 @@ import { SplatMesh } from "@sparkjsdev/spark";
 import { BatchedSparkRenderer } from "./batched.js";
 import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
-import { detailAzimuth, fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
+import {
+  boxCorners, detailAzimuth, fitBoxDistance, fitDistance, orbitDirection, outlinePoints, robustBounds, upForFormat,
+  uprightQuaternion,
+} from "./framing.js";
 import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
 import { openDownload } from "./download.js";
@@ -356,28 +359,55 @@ class Foto3dViewer extends HTMLElement {
     this._upright = upright;
     this.center = new THREE.Vector3(...b.center).applyQuaternion(this.adjust);
     this.radius = b.radius;
+    // The object's outline around the centre, world frame: what the framing fits to the screen.
+    // Sampled from the file inside the robust box (data-frame for the file's own bounds,
+    // upright-frame for a config's); the box's corners when the sample is too thin, the
+    // sphere when a config gives only a centre and radius.
+    const box = this.config.bounds && this.config.bounds.min && this.config.bounds.max ? this.config.bounds : null;
+    if (box || !this.config.bounds) {
+      const { min, max } = box || this._dataBounds;
+      const toBox = box ? upright : new THREE.Quaternion();
+      const turn = box ? this.adjust : this.adjust.clone().multiply(upright);
+      const sample = outlinePoints(this.mesh, toBox, min, max);
+      const points = sample.length >= 16 ? sample : boxCorners(min, max);
+      this.outline = points.map((p) => p.applyQuaternion(turn).sub(this.center));
+    } else {
+      this.outline = null;
+    }
+    this._visitorMoved = false;
     this._placeCamera();
     this._applyControls();
     this._applyAutoRotate();
   }
 
-  _fit() {
-    return fitDistance(this.radius, this.camera.fov, this.camera.aspect);
+  /**
+   * The distance at which the object fills the frame, seen from `dir` (from the centre towards
+   * the camera; the camera's own direction when not given): its projected box fitted to both
+   * axes of the canvas as it is now, so a portrait phone shows a tall object tall.
+   */
+  _fit(dir) {
+    if (!this.outline) return fitDistance(this.radius, this.camera.fov, this.camera.aspect);
+    const toward = dir || this.camera.position.clone().sub(this.center);
+    if (toward.lengthSq() === 0) toward.set(0, 0, 1);
+    return fitBoxDistance(this.outline, toward, this.camera.fov, this.camera.aspect);
   }
 
   _placeCamera() {
     const cam = this.config.camera || {};
-    const fit = this._fit();
+    let fit;
     if (cam.position && cam.target) {
       this.camera.position.set(...cam.position);
       this.center = new THREE.Vector3(...cam.target);
+      fit = this._fit();
+      this._framing = null; // a saved camera stays where it was saved
     } else {
-      const az = THREE.MathUtils.degToRad(cam.azimuth ?? this._openingAzimuth());
-      const el = THREE.MathUtils.degToRad(cam.elevation ?? DEFAULTS.elevation);
+      const dir = orbitDirection(cam.azimuth ?? this._openingAzimuth(), cam.elevation ?? DEFAULTS.elevation);
+      fit = this._fit(dir);
       const d = fit * (cam.distance ?? DEFAULTS.distance);
-      const dir = new THREE.Vector3(Math.cos(el) * Math.sin(az), Math.sin(el), Math.cos(el) * Math.cos(az));
       this.camera.position.copy(this.center).addScaledVector(dir, d);
+      this._framing = { distance: cam.distance ?? DEFAULTS.distance }; // re-fitted on resize
     }
+    this._frameFit = fit; // the zoom range's unit
     this.camera.up.set(0, 1, 0);
     this.camera.near = Math.max(fit * 0.01, 0.001);
     this.camera.far = fit * 10 + this.radius * 4;
@@ -407,6 +437,7 @@ class Foto3dViewer extends HTMLElement {
       this.controls = new OrbitController(this.$.canvas, {
         onStart: () => {
           this.controls.autoRotateDegPerSec = 0;
+          this._visitorMoved = true; // from now on a resize keeps their view
         },
         onChange: () => this._wake(),
       });
@@ -421,7 +452,7 @@ class Foto3dViewer extends HTMLElement {
   /** The orbit's limits from the config and the fit distance; true if they moved the camera. */
   _setOrbitLimits() {
     const lim = this._limits();
-    const fit = this._fit();
+    const fit = this._frameFit;
     const minD = Math.min(lim.min_distance, lim.max_distance);
     const maxD = Math.max(lim.min_distance, lim.max_distance);
     // Never inside the object's sphere, whatever the config says.
@@ -469,9 +500,22 @@ class Foto3dViewer extends HTMLElement {
     this.renderer.setSize(w, h, false);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    if (!this.controls) return;
+    const v = this.controls.view;
+    const dir = orbitDirection(THREE.MathUtils.radToDeg(v.azimuth), THREE.MathUtils.radToDeg(v.elevation));
+    if (this._framing && !this._visitorMoved) {
+      // Nobody has moved the camera: frame again for the new shape (a phone turned from
+      // portrait to landscape, a resized embed), from where the camera looks now.
+      this._frameFit = this._fit(dir);
+      v.distance = this.controls.goal.distance = this._frameFit * this._framing.distance;
+      this._setOrbitLimits();
+      this.controls.place(this.camera);
+      return;
+    }
     // The fit distance, and so the zoom range, follows the aspect; the camera moves only if the
     // new range excludes where it is.
-    if (this.controls && this._setOrbitLimits()) this.controls.place(this.camera);
+    this._frameFit = this._fit(dir);
+    if (this._setOrbitLimits()) this.controls.place(this.camera);
   }
 
   // ---- the parts around the picture -------------------------------------------------------
@@ -588,7 +632,7 @@ class Foto3dViewer extends HTMLElement {
     return {
       azimuth: round(THREE.MathUtils.radToDeg(Math.atan2(rel.x, rel.z)), 2),
       elevation: round(THREE.MathUtils.radToDeg(Math.asin(rel.y / d)), 2),
-      distance: round(d / this._fit(), 3),
+      distance: round(d / this._fit(rel), 3),
       fov: this.camera.fov,
     };
   }
