@@ -169,7 +169,14 @@ class Foto3dViewer extends HTMLElement {
     const params = new URLSearchParams({ formats: (this.getAttribute("formats") || FORMATS.join(",")) });
     const key = this.getAttribute("key");
     if (key) params.set("key", key);
-    const resp = await fetch(`${base}/v1/models/${id}?${params}`, { credentials: "omit" });
+    const url = `${base}/v1/models/${id}?${params}`;
+    // The page's inline early fetch (libs/viewer/assets.py) may have asked already, while this
+    // bundle was loading: take its answer, and its download of the model file, once.
+    const early = this.foto3dEarly && this.foto3dEarly.url === url ? this.foto3dEarly : null;
+    this.foto3dEarly = null;
+    this._earlyFile = early ? early.file.catch(() => null) : null;
+    if (early) mark("early-fetch");
+    const resp = await (early ? early.api : fetch(url, { credentials: "omit" }));
     if (!resp.ok) {
       log(`model ${this.getAttribute("model")}: not available (HTTP ${resp.status})`);
       return null;
@@ -187,7 +194,12 @@ class Foto3dViewer extends HTMLElement {
   async _show(file) {
     // The download starts first: everything below happens while it is under way.
     const format = FORMAT_TABLE.formats[file.format];
-    const download = openDownload(file.url, { onProgress: (loaded, total) => this._progress(loaded, total) });
+    const early = this._earlyFile ? await this._earlyFile : null;
+    this._earlyFile = null;
+    const download = openDownload(file.url, {
+      response: early && early.url === file.url ? early.response : null, // already under way
+      onProgress: (loaded, total) => this._progress(loaded, total),
+    });
     // Spark decodes in a worker it starts now, while the bytes are on their way.
     this.mesh = new SplatMesh({
       stream: download.stream,
