@@ -390,6 +390,8 @@ class Foto3dViewer extends HTMLElement {
     this._placeCamera();
     this._applyControls();
     this._applyAutoRotate();
+    this.model.updateMatrixWorld(true);
+    this.spark.sortOnCpu(this.mesh); // no GPU read-back per sort from here on
   }
 
   /**
