@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import shutil
@@ -43,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from bench_viewer import SUPERSPLAT, SUPERSPLAT_SETTINGS, browser_and_site
@@ -181,11 +182,9 @@ async def swipe(cdp: Any, x: float, y: float, dx: float, moves: int = 10) -> Non
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
-async def screenshots_until_still(
-    page: Any, t0: float, shots: list[tuple[float, bytes]], done: Any, limit_s: float = SETTLE_TIMEOUT_S
-) -> bool:
+async def screenshots_until_still(page: Any, t0: float, shots: list[tuple[float, bytes]], done: Any) -> bool:
     """Screenshots until four in a row are the same (and ``done()`` agrees); whether it settled."""
-    while time.perf_counter() - t0 < limit_s:
+    while time.perf_counter() - t0 < SETTLE_TIMEOUT_S:
         try:
             png = await page.screenshot(type="png", scale="css")
         except Exception:  # one capture refused under load: take the next
@@ -218,19 +217,26 @@ async def measure(browser: Any, base: str, url: str, res: Load) -> None:
 
     def finished(e: dict[str, Any]) -> None:
         received.append(int(e.get("encodedDataLength", 0)))
-        if "/scenes/" in urls.get(e["requestId"], ""):
+        if urlsplit(urls.get(e["requestId"], "")).path.startswith("/scenes/"):
             model_in.append(True)
 
     cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
     cdp.on("Network.loadingFinished", finished)
 
+    judge_ctx = await browser.new_context()
+    judge = await judge_ctx.new_page()
+
     async def ours_done() -> bool:
         # a still picture before the model has arrived is a loading screen, not the result
         if not model_in:
             return False
-        if res.viewer != "foto3d":
-            return True
-        return bool(await page.evaluate("document.querySelector('foto3d-viewer')?.state === 'ready'"))
+        if res.viewer == "foto3d":
+            return bool(await page.evaluate("document.querySelector('foto3d-viewer')?.state === 'ready'"))
+        # the peer says nothing: still, and showing something besides its background (judged
+        # in an unthrottled page)
+        last = base64.b64encode(shots[-1][1]).decode()
+        verdict = await judge.evaluate(_JUDGE, [last])
+        return float(verdict["objectShare"]) > 0.005
 
     shots: list[tuple[float, bytes]] = []
     t0 = time.perf_counter()
@@ -242,7 +248,11 @@ async def measure(browser: Any, base: str, url: str, res: Load) -> None:
         for dx in (150.0, -150.0):
             await swipe(cdp, WIDTH / 2 - dx / 2, HEIGHT / 2, dx)
         after: list[tuple[float, bytes]] = []
-        await screenshots_until_still(page, time.perf_counter(), after, ours_done, SWIPE_WINDOW_S)
+        # a screenshot waits for a frame, seconds each here: the window is cut off from outside
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                screenshots_until_still(page, time.perf_counter(), after, ours_done), SWIPE_WINDOW_S
+            )
         perf = await page.evaluate("window.__phone")
         by_interaction: dict[int, float] = {}
         for iid, duration in perf["events"]:
@@ -253,9 +263,8 @@ async def measure(browser: Any, base: str, url: str, res: Load) -> None:
     await context.close()
     if not settled:
         res.errors.append("never settled")
+        await judge_ctx.close()
         return
-    judge_ctx = await browser.new_context()
-    judge = await judge_ctx.new_page()
     verdict = await judge.evaluate(_JUDGE, [base64.b64encode(p).decode() for _, p in shots])
     await judge_ctx.close()
     res.height_share = round(float(verdict["heightShare"]), 3)

@@ -24,10 +24,14 @@ from tests.viewer.test_render import VIEWER, frames_later, settle
 pytestmark = pytest.mark.timeout(300)
 
 CPU_SLOWDOWN = 4  # Lighthouse's mobile profile
+PHONE_DPR = 2
+WIDTH = 412
 
 OBSERVE = """() => {
-  window.__perf = {frames: [], events: [], longtasks: [], readbacks: 0, sorts: 0};
+  window.__perf = {frames: [], events: [], longtasks: [], readbacks: 0, sorts: 0, widths: []};
   const viewer = document.querySelector('foto3d-viewer');
+  const render = viewer.renderer.render.bind(viewer.renderer);
+  viewer.renderer.render = (...args) => { window.__perf.widths.push(viewer.renderer.domElement.width); return render(...args); };
   const gl = viewer.renderer.getContext();
   const read = gl.getBufferSubData.bind(gl);
   gl.getBufferSubData = (...args) => { window.__perf.readbacks++; return read(...args); };
@@ -59,10 +63,15 @@ async def swipe(page: Any, cdp: Any, x: float, y: float, dx: float, moves: int =
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
-async def test_turning_the_model_leaves_no_long_task(page: Any, site: Site) -> None:
-    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.spz"), width=412, height=600))
-    assert await settle(page) == "ready"
+async def test_turning_the_model_reads_nothing_back_and_draws_lighter(page: Any, site: Site) -> None:
     cdp = await page.context.new_cdp_session(page)
+    # a phone's screen: two device pixels per CSS pixel
+    await cdp.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 500, "height": 700, "deviceScaleFactor": PHONE_DPR, "mobile": False},
+    )
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.spz"), width=WIDTH, height=500))
+    assert await settle(page) == "ready"
     await cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
     await cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
     try:
@@ -89,3 +98,9 @@ async def test_turning_the_model_leaves_no_long_task(page: Any, site: Site) -> N
     )
     assert perf["sorts"] > 0, "the model turned without being sorted again"
     assert perf["readbacks"] == 0, f"{perf['readbacks']} GPU read-backs while turning the model"
+    # while the finger moves, frames at one device pixel per CSS pixel; at rest, the screen's own
+    assert WIDTH in perf["widths"], (
+        f"every frame while turning was drawn at full resolution: {perf['widths']}"
+    )
+    rest = await page.evaluate(f"{VIEWER}.shadowRoot.querySelector('canvas').width")
+    assert rest == WIDTH * PHONE_DPR, f"the resting picture is {rest} device pixels wide"

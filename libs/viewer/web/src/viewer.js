@@ -45,6 +45,10 @@ const DEFAULTS = {
   ui: { fullscreen: true, progress: true, poster: true, hotspots: true },
 };
 
+// Input within this many ms counts as moving (below the waking window, _wake's 500 ms).
+const INTERACTION_MS = 250;
+const MOVING_PIXEL_RATIO = 1;
+
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
 // Phases of the first frame, as performance marks ("foto3d:NAME", ms since navigation) that
@@ -209,7 +213,8 @@ class Foto3dViewer extends HTMLElement {
     });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    this._pixelRatio = Math.min(window.devicePixelRatio || 1, 2);
+    this.renderer.setPixelRatio(this._pixelRatio);
     this.scene = new THREE.Scene();
     this.spark = new BatchedSparkRenderer({
       renderer: this.renderer,
@@ -302,6 +307,7 @@ class Foto3dViewer extends HTMLElement {
     this._lastFrameAt = now;
     if (this.controls && this.controls.update(this.camera, now)) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
+    this._matchPixelRatio(now);
     const early = this.state !== "ready";
     if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
@@ -309,11 +315,26 @@ class Foto3dViewer extends HTMLElement {
     this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
-    const busy = this.state !== "ready" || (this.controls && this.controls.moving);
+    // (and never resting on a frame drawn at the moving resolution)
+    const busy = this.state !== "ready" || (this.controls && this.controls.moving)
+      || this.renderer.getPixelRatio() !== this._pixelRatio;
     if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
       this._looping = false;
       this.renderer.setAnimationLoop(null);
     }
+  }
+
+  /**
+   * While a visitor's finger (or mouse, wheel, keys) moves the model, draw at most one device
+   * pixel per CSS pixel; at rest, at the screen's own ratio again. A splat frame's cost is its
+   * pixels: on a phone at 1.75-3× a moving frame cost 3-9× as much, and the next touch waited on
+   * it. The frame after the last input comes within INTERACTION_MS, inside the waking window, so
+   * the picture the visitor rests on is always drawn at full resolution.
+   */
+  _matchPixelRatio(now) {
+    const moving = this.state === "ready" && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
+    const ratio = moving ? Math.min(this._pixelRatio, MOVING_PIXEL_RATIO) : this._pixelRatio;
+    if (this.renderer.getPixelRatio() !== ratio) this.renderer.setPixelRatio(ratio);
   }
 
   // The frame just drawn showed the splats in sorted order: Spark draws nothing until its first
@@ -453,7 +474,10 @@ class Foto3dViewer extends HTMLElement {
           this.controls.autoRotateDegPerSec = 0;
           this._visitorMoved = true; // from now on a resize keeps their view
         },
-        onChange: () => this._wake(),
+        onChange: () => {
+          this._touchedAt = performance.now();
+          this._wake();
+        },
       });
     }
     this.controls.jumpTo(this.camera, this.center);
