@@ -23,6 +23,7 @@
 // Sorting, accumulation and everything else are Spark's.
 import * as THREE from "three";
 import { SparkRenderer } from "@sparkjsdev/spark";
+import { packedCentres, squaredDistances } from "./cpusort.js";
 import leanFragment from "./shaders/splat.frag.glsl";
 import leanVertexBody from "./shaders/splat.vert.glsl";
 
@@ -136,6 +137,31 @@ export class BatchedSparkRenderer extends SparkRenderer {
       && !(u.focalDistance.value > 0 && u.apertureAngle.value > 0)
       && u.falloff.value === 1 && !u.encodeLinear.value
       && !camera.isOrthographicCamera && !renderer.capabilities.logarithmicDepthBuffer;
+  }
+
+  /**
+   * Sort `mesh`, the only splats in the scene, by distances worked out on the CPU (cpusort.js)
+   * rather than drawn and read back from the GPU; null goes back to Spark's read-back.
+   */
+  sortOnCpu(mesh) {
+    const centres = mesh ? packedCentres(mesh) : null;
+    this.cpuSort = centres ? { mesh, centres, eye: new THREE.Vector3(), toMesh: new THREE.Matrix4() } : null;
+  }
+
+  async readbackDepth(args) {
+    const sort = this.cpuSort;
+    const { current, numSplats, readback } = args;
+    // Spark's own pass for anything else: other splats in the scene, LoD, extended encodings
+    if (!sort || numSplats !== sort.centres.length / 3 || current.extSplats || sort.mesh.parent === null) {
+      this.cpuSorted = false;
+      return super.readbackDepth(args);
+    }
+    // the camera as it was when these splats were generated, in the mesh's own frame
+    sort.toMesh.copy(sort.mesh.matrixWorld).invert();
+    sort.eye.copy(current.viewOrigin).applyMatrix4(sort.toMesh);
+    squaredDistances(sort.centres, sort.eye, new Float32Array(readback.buffer, readback.byteOffset, numSplats));
+    this.cpuSorted = true;
+    return readback;
   }
 
   /**

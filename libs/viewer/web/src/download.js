@@ -25,8 +25,10 @@ function concat(parts) {
  * begins) and a promise of its first `headBytes` bytes (fewer for a smaller file).
  * `onProgress(loaded, length)` follows the bytes as they arrive (length 0 when not announced).
  * A failed response errors the stream and rejects `head` with a message that says what came back.
+ * `response`, when given, is a fetch of `url` the page already started (the embed page's early
+ * fetch): it is read instead of asking again.
  */
-export function openDownload(url, { onProgress = () => {}, headBytes = 4096 } = {}) {
+export function openDownload(url, { onProgress = () => {}, headBytes = 4096, response: started = null } = {}) {
   const queue = [];
   let finished = false;
   let failure = null;
@@ -44,7 +46,7 @@ export function openDownload(url, { onProgress = () => {}, headBytes = 4096 } = 
   (async () => {
     let loaded = 0;
     try {
-      const response = await fetch(url, { credentials: "same-origin" });
+      const response = await (started || fetch(url, { credentials: "same-origin" }));
       if (!response.ok || !response.body) {
         const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
         throw new Error(`the model file answered HTTP ${status}`);

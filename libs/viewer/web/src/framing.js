@@ -73,12 +73,95 @@ export function robustBounds(mesh, lo = 0.02, hi = 0.98) {
 /**
  * The camera distance at which a sphere of `radius` fits the frame whatever the orbit angle:
  * the sphere's silhouette subtends asin(r/d), so it must fit the narrower of the two fields of
- * view. Orbiting around the sphere's centre never moves it out of the frame.
+ * view. (The fallback when only a centre and radius are known.)
  */
 export function fitDistance(radius, fovDeg, aspect, margin = 1.12) {
   const v = THREE.MathUtils.degToRad(fovDeg) / 2;
   const h = Math.atan(Math.tan(v) * aspect);
   return (radius * margin) / Math.sin(Math.min(v, h));
+}
+
+/** The eight corners of the box `min`..`max` (arrays of three numbers). */
+export function boxCorners(min, max) {
+  const out = [];
+  for (const x of [min[0], max[0]]) for (const y of [min[1], max[1]]) for (const z of [min[2], max[2]]) out.push(new THREE.Vector3(x, y, z));
+  return out;
+}
+
+// Enough centres to find the outline within a pixel or two at phone sizes; cheap enough to
+// fit again on every resize.
+const OUTLINE_SAMPLES = 8192;
+const OUTLINE_SLACK = 0.1;
+
+/**
+ * A sample of the object's reasonably opaque centres near the box `min`..`max` (the robust
+ * bounds grown by OUTLINE_SLACK of their size each way: the object's own rim beyond the 2nd and
+ * 98th percentiles stays in, far floaters stay out), in the box's frame: `toBox` turns the data
+ * into it. Fitting these rather than the box's corners frames a rounded object by its outline (a
+ * vase's corners stand a third wider than the vase seen from 30°).
+ */
+export function outlinePoints(mesh, toBox, min, max, limit = OUTLINE_SAMPLES) {
+  const splats = mesh.splats || mesh.packedSplats;
+  const n = splats ? splats.numSplats : 0;
+  const stride = Math.max(1, Math.ceil(n / limit));
+  const lo = min.map((v, k) => v - OUTLINE_SLACK * (max[k] - min[k]));
+  const hi = max.map((v, k) => v + OUTLINE_SLACK * (max[k] - min[k]));
+  const reachCap = 0.05 * Math.hypot(max[0] - min[0], max[1] - min[1], max[2] - min[2]);
+  const out = [];
+  for (let i = 0; i < n; i += stride) {
+    const { center, scales, opacity } = splats.getSplat(i);
+    if (!(opacity > 0.1)) continue;
+    const p = center.clone().applyQuaternion(toBox);
+    if (p.x < lo[0] || p.y < lo[1] || p.z < lo[2] || p.x > hi[0] || p.y > hi[1] || p.z > hi[2]) continue;
+    // how far the splat's bright core reaches beyond its centre (one standard deviation)
+    p.reach = Math.min(Math.max(scales.x, scales.y, scales.z), reachCap);
+    out.push(p);
+  }
+  return out;
+}
+
+// Room left around the object's outline: its centres stay inside 1/FIT_MARGIN of the frame on
+// the binding axis (the splats around them reach a little further).
+export const FIT_MARGIN = 1.12;
+
+/**
+ * The camera distance at which `points` (the object's outline points or its box's corners,
+ * relative to the orbit centre, world frame; a point's `reach` is how far its splat extends
+ * beyond it) fit both
+ * axes of the frame, seen from `dir` (unit vector from the centre towards the camera, +Y up).
+ *
+ * A bounding sphere fitted to the narrower field of view leaves a tall object at under half
+ * the height of a portrait phone: the horizontal field is the narrower one there, and the
+ * sphere is as wide as the object is long. Fitting the projected points instead lets the
+ * object fill whichever axis it meets first. Exact under perspective: a corner at depth z in
+ * front of the camera projects to x/z, y/z, so it fits once z >= |x|/tan(hfov/2) and
+ * z >= |y|/tan(vfov/2).
+ */
+export function fitBoxDistance(points, dir, fovDeg, aspect, margin = FIT_MARGIN) {
+  const ty = Math.tan(THREE.MathUtils.degToRad(fovDeg) / 2) / margin;
+  const tx = ty * aspect;
+  const back = dir.clone().normalize();
+  const forward = back.clone().negate();
+  const right = new THREE.Vector3().crossVectors(forward, new THREE.Vector3(0, 1, 0));
+  if (right.lengthSq() < 1e-12) right.set(1, 0, 0); // straight above or below
+  right.normalize();
+  const up = new THREE.Vector3().crossVectors(right, forward);
+  let d = 0;
+  let reach = 0;
+  for (const p of points) {
+    const pad = p.reach || 0;
+    const toward = p.dot(back) + pad; // how far the point stands out towards the camera
+    reach = Math.max(reach, p.length() + pad);
+    d = Math.max(d, toward + (Math.abs(p.dot(right)) + pad) / tx, toward + (Math.abs(p.dot(up)) + pad) / ty);
+  }
+  return Math.max(d, reach * 1.05, 1e-3); // never inside the object
+}
+
+/** The unit vector from the orbit centre towards a camera at (azimuth, elevation) degrees. */
+export function orbitDirection(azimuthDeg, elevationDeg) {
+  const az = THREE.MathUtils.degToRad(azimuthDeg);
+  const el = THREE.MathUtils.degToRad(elevationDeg);
+  return new THREE.Vector3(Math.cos(el) * Math.sin(az), Math.sin(el), Math.cos(el) * Math.cos(az));
 }
 
 // The opening side when nothing says where the object's front is (libs/viewer/opening.py has

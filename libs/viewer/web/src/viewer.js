@@ -9,7 +9,10 @@ import { SplatMesh } from "@sparkjsdev/spark";
 import { BatchedSparkRenderer } from "./batched.js";
 import { checkConfig } from "./config.js";
 import FORMAT_TABLE from "./formats.json";
-import { detailAzimuth, fitDistance, robustBounds, upForFormat, uprightQuaternion } from "./framing.js";
+import {
+  boxCorners, detailAzimuth, fitBoxDistance, fitDistance, orbitDirection, outlinePoints, robustBounds, upForFormat,
+  uprightQuaternion,
+} from "./framing.js";
 import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
 import { openDownload } from "./download.js";
@@ -41,6 +44,10 @@ const DEFAULTS = {
   autoRotateDegPerSec: 12,
   ui: { fullscreen: true, progress: true, poster: true, hotspots: true },
 };
+
+// Input within this many ms counts as moving (below the waking window, _wake's 500 ms).
+const INTERACTION_MS = 250;
+const MOVING_PIXEL_RATIO = 1;
 
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
@@ -166,7 +173,14 @@ class Foto3dViewer extends HTMLElement {
     const params = new URLSearchParams({ formats: (this.getAttribute("formats") || FORMATS.join(",")) });
     const key = this.getAttribute("key");
     if (key) params.set("key", key);
-    const resp = await fetch(`${base}/v1/models/${id}?${params}`, { credentials: "omit" });
+    const url = `${base}/v1/models/${id}?${params}`;
+    // The page's inline early fetch (libs/viewer/assets.py) may have asked already, while this
+    // bundle was loading: take its answer, and its download of the model file, once.
+    const early = this.foto3dEarly && this.foto3dEarly.url === url ? this.foto3dEarly : null;
+    this.foto3dEarly = null;
+    this._earlyFile = early ? early.file.catch(() => null) : null;
+    if (early) mark("early-fetch");
+    const resp = await (early ? early.api : fetch(url, { credentials: "omit" }));
     if (!resp.ok) {
       log(`model ${this.getAttribute("model")}: not available (HTTP ${resp.status})`);
       return null;
@@ -184,7 +198,12 @@ class Foto3dViewer extends HTMLElement {
   async _show(file) {
     // The download starts first: everything below happens while it is under way.
     const format = FORMAT_TABLE.formats[file.format];
-    const download = openDownload(file.url, { onProgress: (loaded, total) => this._progress(loaded, total) });
+    const early = this._earlyFile ? await this._earlyFile : null;
+    this._earlyFile = null;
+    const download = openDownload(file.url, {
+      response: early && early.url === file.url ? early.response : null, // already under way
+      onProgress: (loaded, total) => this._progress(loaded, total),
+    });
     // Spark decodes in a worker it starts now, while the bytes are on their way.
     this.mesh = new SplatMesh({
       stream: download.stream,
@@ -194,7 +213,8 @@ class Foto3dViewer extends HTMLElement {
     });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    this._pixelRatio = Math.min(window.devicePixelRatio || 1, 2);
+    this.renderer.setPixelRatio(this._pixelRatio);
     this.scene = new THREE.Scene();
     this.spark = new BatchedSparkRenderer({
       renderer: this.renderer,
@@ -287,6 +307,7 @@ class Foto3dViewer extends HTMLElement {
     this._lastFrameAt = now;
     if (this.controls && this.controls.update(this.camera, now)) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
+    this._matchPixelRatio(now);
     const early = this.state !== "ready";
     if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
@@ -294,11 +315,26 @@ class Foto3dViewer extends HTMLElement {
     this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
-    const busy = this.state !== "ready" || (this.controls && this.controls.moving);
+    // (and never resting on a frame drawn at the moving resolution)
+    const busy = this.state !== "ready" || (this.controls && this.controls.moving)
+      || this.renderer.getPixelRatio() !== this._pixelRatio;
     if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
       this._looping = false;
       this.renderer.setAnimationLoop(null);
     }
+  }
+
+  /**
+   * While a visitor's finger (or mouse, wheel, keys) moves the model, draw at most one device
+   * pixel per CSS pixel; at rest, at the screen's own ratio again. A splat frame's cost is its
+   * pixels: on a phone at 1.75-3× a moving frame cost 3-9× as much, and the next touch waited on
+   * it. The frame after the last input comes within INTERACTION_MS, inside the waking window, so
+   * the picture the visitor rests on is always drawn at full resolution.
+   */
+  _matchPixelRatio(now) {
+    const moving = this.state === "ready" && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
+    const ratio = moving ? Math.min(this._pixelRatio, MOVING_PIXEL_RATIO) : this._pixelRatio;
+    if (this.renderer.getPixelRatio() !== ratio) this.renderer.setPixelRatio(ratio);
   }
 
   // The frame just drawn showed the splats in sorted order: Spark draws nothing until its first
@@ -356,28 +392,57 @@ class Foto3dViewer extends HTMLElement {
     this._upright = upright;
     this.center = new THREE.Vector3(...b.center).applyQuaternion(this.adjust);
     this.radius = b.radius;
+    // The object's outline around the centre, world frame: what the framing fits to the screen.
+    // Sampled from the file inside the robust box (data-frame for the file's own bounds,
+    // upright-frame for a config's); the box's corners when the sample is too thin, the
+    // sphere when a config gives only a centre and radius.
+    const box = this.config.bounds && this.config.bounds.min && this.config.bounds.max ? this.config.bounds : null;
+    if (box || !this.config.bounds) {
+      const { min, max } = box || this._dataBounds;
+      const toBox = box ? upright : new THREE.Quaternion();
+      const turn = box ? this.adjust : this.adjust.clone().multiply(upright);
+      const sample = outlinePoints(this.mesh, toBox, min, max);
+      const points = sample.length >= 16 ? sample : boxCorners(min, max);
+      this.outline = points.map((p) => p.applyQuaternion(turn).sub(this.center));
+    } else {
+      this.outline = null;
+    }
+    this._visitorMoved = false;
     this._placeCamera();
     this._applyControls();
     this._applyAutoRotate();
+    this.model.updateMatrixWorld(true);
+    this.spark.sortOnCpu(this.mesh); // no GPU read-back per sort from here on
   }
 
-  _fit() {
-    return fitDistance(this.radius, this.camera.fov, this.camera.aspect);
+  /**
+   * The distance at which the object fills the frame, seen from `dir` (from the centre towards
+   * the camera; the camera's own direction when not given): its projected box fitted to both
+   * axes of the canvas as it is now, so a portrait phone shows a tall object tall.
+   */
+  _fit(dir) {
+    if (!this.outline) return fitDistance(this.radius, this.camera.fov, this.camera.aspect);
+    const toward = dir || this.camera.position.clone().sub(this.center);
+    if (toward.lengthSq() === 0) toward.set(0, 0, 1);
+    return fitBoxDistance(this.outline, toward, this.camera.fov, this.camera.aspect);
   }
 
   _placeCamera() {
     const cam = this.config.camera || {};
-    const fit = this._fit();
+    let fit;
     if (cam.position && cam.target) {
       this.camera.position.set(...cam.position);
       this.center = new THREE.Vector3(...cam.target);
+      fit = this._fit();
+      this._framing = null; // a saved camera stays where it was saved
     } else {
-      const az = THREE.MathUtils.degToRad(cam.azimuth ?? this._openingAzimuth());
-      const el = THREE.MathUtils.degToRad(cam.elevation ?? DEFAULTS.elevation);
+      const dir = orbitDirection(cam.azimuth ?? this._openingAzimuth(), cam.elevation ?? DEFAULTS.elevation);
+      fit = this._fit(dir);
       const d = fit * (cam.distance ?? DEFAULTS.distance);
-      const dir = new THREE.Vector3(Math.cos(el) * Math.sin(az), Math.sin(el), Math.cos(el) * Math.cos(az));
       this.camera.position.copy(this.center).addScaledVector(dir, d);
+      this._framing = { distance: cam.distance ?? DEFAULTS.distance }; // re-fitted on resize
     }
+    this._frameFit = fit; // the zoom range's unit
     this.camera.up.set(0, 1, 0);
     this.camera.near = Math.max(fit * 0.01, 0.001);
     this.camera.far = fit * 10 + this.radius * 4;
@@ -407,8 +472,12 @@ class Foto3dViewer extends HTMLElement {
       this.controls = new OrbitController(this.$.canvas, {
         onStart: () => {
           this.controls.autoRotateDegPerSec = 0;
+          this._visitorMoved = true; // from now on a resize keeps their view
         },
-        onChange: () => this._wake(),
+        onChange: () => {
+          this._touchedAt = performance.now();
+          this._wake();
+        },
       });
     }
     this.controls.jumpTo(this.camera, this.center);
@@ -421,7 +490,7 @@ class Foto3dViewer extends HTMLElement {
   /** The orbit's limits from the config and the fit distance; true if they moved the camera. */
   _setOrbitLimits() {
     const lim = this._limits();
-    const fit = this._fit();
+    const fit = this._frameFit;
     const minD = Math.min(lim.min_distance, lim.max_distance);
     const maxD = Math.max(lim.min_distance, lim.max_distance);
     // Never inside the object's sphere, whatever the config says.
@@ -469,9 +538,22 @@ class Foto3dViewer extends HTMLElement {
     this.renderer.setSize(w, h, false);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    if (!this.controls) return;
+    const v = this.controls.view;
+    const dir = orbitDirection(THREE.MathUtils.radToDeg(v.azimuth), THREE.MathUtils.radToDeg(v.elevation));
+    if (this._framing && !this._visitorMoved) {
+      // Nobody has moved the camera: frame again for the new shape (a phone turned from
+      // portrait to landscape, a resized embed), from where the camera looks now.
+      this._frameFit = this._fit(dir);
+      v.distance = this.controls.goal.distance = this._frameFit * this._framing.distance;
+      this._setOrbitLimits();
+      this.controls.place(this.camera);
+      return;
+    }
     // The fit distance, and so the zoom range, follows the aspect; the camera moves only if the
     // new range excludes where it is.
-    if (this.controls && this._setOrbitLimits()) this.controls.place(this.camera);
+    this._frameFit = this._fit(dir);
+    if (this._setOrbitLimits()) this.controls.place(this.camera);
   }
 
   // ---- the parts around the picture -------------------------------------------------------
@@ -588,7 +670,7 @@ class Foto3dViewer extends HTMLElement {
     return {
       azimuth: round(THREE.MathUtils.radToDeg(Math.atan2(rel.x, rel.z)), 2),
       elevation: round(THREE.MathUtils.radToDeg(Math.asin(rel.y / d)), 2),
-      distance: round(d / this._fit(), 3),
+      distance: round(d / this._fit(rel), 3),
       fov: this.camera.fov,
     };
   }
