@@ -50,8 +50,9 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages, review, topology
+from foto3d.services.catalog import api, note_pages, pages, review, topology
 from foto3d.services.catalog.actions import Catalog
+from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 
@@ -80,6 +81,7 @@ class CatalogService(Service):
         self._store: CatalogStore | None = None
         self._catalog: Catalog | None = None
         self._auth: Auth | None = None
+        self._notes: CaptureNotes | None = None
         self.consumers: list[PullConsumer[Any]] = []
         self._banner: list[str] = []
         self._optimizer: asyncio.Task[None] | None = None
@@ -96,6 +98,11 @@ class CatalogService(Service):
         return self._catalog
 
     @property
+    def notes(self) -> CaptureNotes:
+        assert self._notes is not None, "catalog not started"
+        return self._notes
+
+    @property
     def auth(self) -> Auth:
         assert self._auth is not None, "catalog not started"
         return self._auth
@@ -105,6 +112,7 @@ class CatalogService(Service):
         folder = ctx.settings.service_dir("catalog")
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
+        self._notes = CaptureNotes(self._catalog, folder / "notes")
         self._auth = Auth(ctx.settings)
         first = folder / FIRST_PASSWORD_FILE
         if self.cfg.create_admin and await self._auth.users.count() == 0:
@@ -186,7 +194,11 @@ class CatalogService(Service):
         return lines
 
     def nav(self) -> list[NavLink]:
-        return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
+        return [
+            NavLink("Objects", "/objects", 30),
+            NavLink("Pipeline", "/board", 31),
+            NavLink("Notes", "/notes", 32),
+        ]
 
     def routes(self) -> list[web.AbstractRouteDef]:
         # /login is the runtime's (every page needs it).
@@ -194,6 +206,7 @@ class CatalogService(Service):
             *api.CatalogApi(self).routes(),
             *review.CatalogReview(self).routes(),
             *pages.CatalogPages(self).routes(),
+            *note_pages.NotePages(self).routes(),
         ]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
@@ -265,6 +278,7 @@ class CatalogService(Service):
             serve(PUBLISH, publish, tasks=self._tasks),
             serve(RESUBMIT, resubmit),
             serve(BOARD, board),
+            *note_pages.endpoints(self),
         ]
 
     # -- shared reads -----------------------------------------------------------------------------
