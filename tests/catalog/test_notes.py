@@ -227,3 +227,34 @@ async def test_note_commands(settings: Settings, tmp_path: Path, capsys: pytest.
         assert "note [material:glass finish:transparent]" in out
         code, out, _ = await cli("objects", "note-tags")
         assert code == 0 and out.startswith("shape: ")
+
+
+async def test_a_note_written_on_the_object_page(settings: Settings, page: Any, tmp_path: Path) -> None:
+    """The page's form sends text, typed tags and a photo; after the reload the note is there."""
+    from testkit.signin import sign_in_browser
+
+    async with running_services(settings, ["catalog"]) as rt:
+        s = await signed_in(rt, settings)
+        async with s:
+            await call(s, "POST", "/api/customers", {"slug": "acme"})
+            _, o = await call(s, "POST", "/api/objects", {"customer": "acme", "display_name": "Glass bowl"})
+        oid = o["object_id"]
+        await sign_in_browser(page, settings, rt.http_url)
+        await page.goto(f"{rt.http_url}/objects/{oid}")
+        form = page.locator("form.note-form")
+        await form.locator('[name="text"]').fill("Rim needs dulling spray")
+        await form.locator('[name="tags"]').fill("material:glass, finish:transparnt")
+        photo = tmp_path / "rim.png"
+        photo.write_bytes(_png())
+        await form.locator('input[name="photos"]').set_input_files(str(photo))
+        await form.locator("button").click()
+        error = form.locator(".msg.error")
+        await error.wait_for()
+        assert "finish:transparent" in await error.inner_text()  # the near miss, not saved
+        await form.locator('[name="tags"]').fill("material:glass, finish:transparent")
+        await form.locator("button").click()
+        saved = page.locator(".object-notes li.note")
+        await saved.wait_for()
+        assert "Rim needs dulling spray" in await saved.inner_text()
+        assert await saved.locator("img.note-photo").count() == 1
+        assert "material:glass" in (await page.locator(".object-notes .tags").text_content() or "")
