@@ -216,7 +216,10 @@ def _project_note(ev: ObjectNoted, out: Projected) -> None:
     summary += (f": {text}" if text else "") + photos
     out.entries.append(Entry(f"ev:{ev.event_id}", oid, ev.ts, "note", ev.actor, summary, _detail(ev)))
     photos_json = msgspec.json.encode(ev.photos).decode()
-    out.ops.append(Op("note", (ev.note_id, oid, ev.ts, ev.actor, ev.text, " ".join(ev.tags), photos_json)))
+    customer = oid.split("-", 1)[0]  # the naming standard's first part, as "ensure" has it
+    out.ops.append(
+        Op("note", (ev.note_id, oid, customer, ev.ts, ev.actor, ev.text, " ".join(ev.tags), photos_json))
+    )
     out.ops.extend(Op("note_tag", (tag, ev.note_id)) for tag in ev.tags)
 
 
