@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 UV_VERSION := 0.13.8
 
-.PHONY: up test test-deps lint typecheck pytest bootstrap clean viewer lock upgrade
+.PHONY: up test test-deps lint typecheck pytest bootstrap clean viewer lock upgrade docs
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ $(VIEWER_MANIFEST): $(VIEWER_WEB)/node_modules/.package-lock.json $(VIEWER_WEB)/
 	cd $(VIEWER_WEB) && node build.mjs
 
 viewer: $(VIEWER_MANIFEST)
+
+# The customer docs and the staff handbook (build/docs/), served by the gateway at /docs/ and
+# the dashboard at /handbook/; code samples are checked against the CLI and the OpenAPI document.
+docs: $(STAMP)
+	$(BIN)/python -m foto3d.app.docsite
 
 up: $(STAMP) viewer
 	$(BIN)/foto3d up $(ARGS)

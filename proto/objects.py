@@ -132,6 +132,18 @@ class ObjectViewerSaved(ObjectEventBase, frozen=True, kw_only=True, tag="object.
     comment: str = ""
 
 
+class ObjectNoted(ObjectEventBase, frozen=True, kw_only=True, tag="object.note/1"):
+    """A capture note: what someone learned photographing this object (``proto.notes``).
+
+    ``tags`` are ``facet:value`` words from the notes vocabulary; ``photos`` are the catalog's
+    own paths of the photos it stored with the note (like ``reference_image``)."""
+
+    note_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    text: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    photos: list[str] = msgspec.field(default_factory=list)
+
+
 ObjectEvent = (
     ObjectRegistered
     | ObjectCaptured
@@ -140,6 +152,7 @@ ObjectEvent = (
     | ObjectPublished
     | ObjectPublishFailed
     | ObjectViewerSaved
+    | ObjectNoted
 )
 
 

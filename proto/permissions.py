@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from foto3d.proto import gateway, jobs, logs, objects, subjects
+from foto3d.proto import gateway, jobs, logs, notes, objects, subjects
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
@@ -365,7 +365,7 @@ def service_role(service: str) -> str:
 def all_apis() -> list[Api[Any, Any]]:
     """Every request/reply endpoint declared in proto."""
     found: dict[str, Api[Any, Any]] = {}
-    for mod in (gateway, jobs, logs, objects):
+    for mod in (gateway, jobs, logs, notes, objects):
         for value in vars(mod).values():
             if isinstance(value, Api):
                 found[value.subject] = value

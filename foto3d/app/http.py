@@ -9,6 +9,7 @@ from aiohttp import web
 
 from foto3d.libs.auth.gate import UserLookup, public, public_static, sign_in_required
 from foto3d.libs.service import NavLink
+from foto3d.libs.web import docsite
 from foto3d.libs.web.layout import NAV_KEY, STATIC_DIR, esc, render_page
 
 HealthFn = Callable[[], dict[str, Any]]
@@ -47,6 +48,11 @@ async def home(request: web.Request) -> web.Response:
     return render_page(request, "Overview", body)
 
 
+async def handbook(request: web.Request) -> web.StreamResponse:
+    """The internal documentation (built by `make docs`): staff only, like every dashboard page."""
+    return docsite.serve(request, docsite.INTERNAL, "/handbook", cache="private, max-age=300")
+
+
 def build_app(
     routes: list[web.AbstractRouteDef],
     nav: list[NavLink],
@@ -61,8 +67,10 @@ def build_app(
     middlewares = [*(guards or []), sign_in_required(user_of), *(after_sign_in or [])]
     app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[HEALTH_KEY] = health
-    app[NAV_KEY] = [NavLink("Overview", "/", 0), *nav]
+    app[NAV_KEY] = [NavLink("Overview", "/", 0), *nav, NavLink("Handbook", "/handbook/", 90)]
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", home)
+    app.router.add_get("/handbook", handbook)
+    app.router.add_get("/handbook/{tail:.*}", handbook)
     app.router.add_routes([public_static("/static", STATIC_DIR), *routes])
     return app

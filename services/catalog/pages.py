@@ -19,7 +19,7 @@ from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.gateway import STAFF_MODEL_PAGE
 from foto3d.proto.jobs import Artifact
 from foto3d.proto.objects import LiveStatus, ObjectSummary, ObjectView, Stage, TimelineEntry
-from foto3d.services.catalog import review, review_files
+from foto3d.services.catalog import note_pages, review, review_files
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
 from foto3d.services.catalog.viewer_settings import saved_versions
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from foto3d.services.catalog.service import CatalogService
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = ["/catalog/static/catalog.js"]
+ASSETS = ["/catalog/static/catalog.js", "/catalog/static/notes.js"]
 STAGE_LABELS = {
     "registered": "Registered",
     "captured": "Captured",
@@ -369,6 +369,7 @@ by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(o
 <div><div class="panel"><h2>Preview</h2>{preview}</div>
 <div class="panel"><h2>Files</h2>{files_html}</div></div></div>
 {review.section_html(oid, job, await saved_versions(self.svc.store, oid))}
+{await note_pages.section_html(self.svc, o)}
 <h2>Timeline</h2>
 <table class="data timeline"><thead><tr><th>When</th><th>What</th><th>Details</th><th>Who</th></tr></thead>
 <tbody>{tl}</tbody></table>"""

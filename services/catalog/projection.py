@@ -29,6 +29,7 @@ from foto3d.proto.objects import (
     Decision,
     ObjectCaptured,
     ObjectEvent,
+    ObjectNoted,
     ObjectPublished,
     ObjectPublishFailed,
     ObjectRegistered,
@@ -196,9 +197,30 @@ def project(ev: AnyEvent) -> Projected:
         out.entries.append(
             Entry(key, oid, ev.ts, "viewer", ev.actor, summary, _detail(ev), ev.job_id or None)
         )
+    elif isinstance(ev, ObjectNoted):
+        _project_note(ev, out)
     else:
         _project_job(ev, out)
     return out
+
+
+NOTE_SUMMARY_CHARS = 200
+
+
+def _project_note(ev: ObjectNoted, out: Projected) -> None:
+    """A capture note: a timeline entry, its row and one row per tag (``notes``)."""
+    oid = ev.object_id
+    text = ev.text if len(ev.text) <= NOTE_SUMMARY_CHARS else ev.text[: NOTE_SUMMARY_CHARS - 1] + "…"
+    photos = f" ({len(ev.photos)} photo{'s' if len(ev.photos) != 1 else ''})" if ev.photos else ""
+    summary = f"note [{' '.join(ev.tags)}]" if ev.tags else "note"
+    summary += (f": {text}" if text else "") + photos
+    out.entries.append(Entry(f"ev:{ev.event_id}", oid, ev.ts, "note", ev.actor, summary, _detail(ev)))
+    photos_json = msgspec.json.encode(ev.photos).decode()
+    customer = oid.split("-", 1)[0]  # the naming standard's first part, as "ensure" has it
+    out.ops.append(
+        Op("note", (ev.note_id, oid, customer, ev.ts, ev.actor, ev.text, " ".join(ev.tags), photos_json))
+    )
+    out.ops.extend(Op("note_tag", (tag, ev.note_id)) for tag in ev.tags)
 
 
 def _project_job(ev: JobEvent, out: Projected) -> None:

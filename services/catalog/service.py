@@ -59,8 +59,9 @@ from foto3d.proto.objects import (
     SubmittedObject,
     TimelineEntry,
 )
-from foto3d.services.catalog import api, pages, review, topology
+from foto3d.services.catalog import api, note_pages, pages, review, topology
 from foto3d.services.catalog.actions import Catalog
+from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
@@ -90,6 +91,7 @@ class CatalogService(Service):
         self._store: CatalogStore | None = None
         self._catalog: Catalog | None = None
         self._auth: Auth | None = None
+        self._notes: CaptureNotes | None = None
         self.consumers: list[PullConsumer[Any]] = []
         self._banner: list[str] = []
         self._optimizer: asyncio.Task[None] | None = None
@@ -107,6 +109,11 @@ class CatalogService(Service):
         return self._catalog
 
     @property
+    def notes(self) -> CaptureNotes:
+        assert self._notes is not None, "catalog not started"
+        return self._notes
+
+    @property
     def auth(self) -> Auth:
         assert self._auth is not None, "catalog not started"
         return self._auth
@@ -117,6 +124,7 @@ class CatalogService(Service):
         lost = database_is_new(folder / "catalog.db")
         self._store = await CatalogStore(folder / "catalog.db").open()
         self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
+        self._notes = CaptureNotes(self._catalog, folder / "notes")
         if lost:
             # A new database on a bus that has history (first start, or the file was lost):
             # the live consumers have long acknowledged that history, so read it again.
@@ -204,7 +212,11 @@ class CatalogService(Service):
         return lines
 
     def nav(self) -> list[NavLink]:
-        return [NavLink("Objects", "/objects", 30), NavLink("Pipeline", "/board", 31)]
+        return [
+            NavLink("Objects", "/objects", 30),
+            NavLink("Pipeline", "/board", 31),
+            NavLink("Notes", "/notes", 32),
+        ]
 
     def routes(self) -> list[web.AbstractRouteDef]:
         # /login is the runtime's (every page needs it).
@@ -212,6 +224,7 @@ class CatalogService(Service):
             *api.CatalogApi(self).routes(),
             *review.CatalogReview(self).routes(),
             *pages.CatalogPages(self).routes(),
+            *note_pages.NotePages(self).routes(),
         ]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
@@ -277,6 +290,7 @@ class CatalogService(Service):
             serve(PUBLISH, publish, tasks=self._tasks, actor="actor"),
             serve(RESUBMIT, resubmit, actor="actor"),
             serve(BOARD, board),
+            *note_pages.endpoints(self),
         ]
 
     # -- shared reads -----------------------------------------------------------------------------

@@ -26,11 +26,13 @@ from foto3d.proto.objects import (
     StuckObject,
     TimelineEntry,
 )
+from foto3d.services.catalog import notes
 from foto3d.services.catalog.projection import AnyEvent, Entry, Op, project
 
 T = TypeVar("T", bound=msgspec.Struct)
 
-SCHEMA = """
+SCHEMA = (
+    """
 PRAGMA journal_mode=WAL;
 PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS customers (
@@ -109,6 +111,8 @@ CREATE TABLE IF NOT EXISTS publications (
     PRIMARY KEY (object_id, version)
 );
 """
+    + notes.SCHEMA
+)
 
 # Applied in this order; each is guarded by timestamps so order inside a batch does not matter.
 OPS: dict[str, str] = {
@@ -139,6 +143,7 @@ OPS: dict[str, str] = {
     "published": "UPDATE objects SET published_version=?, live_url=?, published_ts=?,"
     " status=coalesce(status, 'production') WHERE object_id=? AND published_ts<=?",
     "stage": "UPDATE objects SET pipeline_stage=?, pipeline_ts=? WHERE object_id=? AND pipeline_ts<=?",
+    **notes.OPS,
 }
 
 # Sampled statistics (about 1,000 rows per index): milliseconds even on millions of rows.

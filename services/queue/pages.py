@@ -65,6 +65,8 @@ class JobsPages:
   <div class="panel"><div class="progress"><span id="job-progress" style="width:0%"></span></div>
     <div class="muted" id="job-stage" style="margin-top:6px"></div></div>
   <div class="panel mono" id="job-error" hidden></div>
+  <p class="msg error" id="job-note" hidden>This job failed: what did you learn? <a id="job-note-link" href="#">Add a
+    capture note on its object</a>, so the next person who photographs something like it finds it.</p>
   <h2>Timeline</h2>
   <table class="data" id="timeline"><thead><tr><th>Time</th><th>Event</th><th>Attempt</th><th>What happened</th>
   </tr></thead><tbody></tbody></table>

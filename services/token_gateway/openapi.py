@@ -245,6 +245,17 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/docs/{tail}": {
+                "get": {
+                    "operationId": "customerDocs",
+                    "summary": "The customer documentation: static pages built with the product (`/docs/` is its start)",
+                    "parameters": [_param("tail", "path", {"type": "string"})],
+                    "responses": {
+                        "200": {"description": "A page, or a file of the site", "content": {"*/*": {}}},
+                        **_errors(404),
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from foto3d import __version__
 from foto3d.libs.viewer import assets
+from foto3d.libs.web import docsite
 from foto3d.proto.gateway import (
     CredentialKind,
     HealthReply,
@@ -381,6 +382,11 @@ async def get_openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(doc, headers={"Cache-Control": "public, max-age=300"})
 
 
+async def get_docs(request: web.Request) -> web.StreamResponse:
+    """The customer documentation (built by `make docs`), public like the viewer's files."""
+    return docsite.serve(request, docsite.CUSTOMER, "/docs")
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     parts = request.app[PARTS_KEY]
     reply = HealthReply(
@@ -401,4 +407,5 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/viewer/{file}", assets.handle_bundle),
         web.get("/embed/{object_id}", get_embed),
         web.get(embed.EMBED_API_PREFIX + "/{pass}/v1/models/{object_id}", get_embed_model),
+        web.get("/docs/{tail:.*}", get_docs),
     ]

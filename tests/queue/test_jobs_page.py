@@ -73,3 +73,22 @@ async def test_a_job_cancelled_on_the_page_records_the_person(
                 detail = await r.json()
     texts = [e["text"] for e in detail["timeline"]]
     assert any(t.startswith("cancelled by maria") for t in texts), texts
+
+
+async def test_a_failed_job_page_asks_for_a_capture_note(
+    page: Any, bus: Bus, settings: Settings, dataset: Path
+) -> None:
+    """A failure someone understood becomes a note: the job's page links to its object's notes."""
+    async with running_services(settings, ["queue"]) as rt:
+        await sign_in_browser(page, settings, rt.http_url)
+        trainer = StubTrainer(bus, "gpu-box-1", mode="fail")
+        trainer.start()
+        try:
+            reply = await submit(bus, "acme-chair-001", dataset)
+            await page.goto(f"{rt.http_url}/jobs/{reply.job_id}")
+            note = page.locator("#job-note")
+            await note.wait_for(state="visible", timeout=15000)
+            href = await page.locator("#job-note-link").get_attribute("href")
+            assert href == "/objects/acme-chair-001#notes"
+        finally:
+            await trainer.stop()

@@ -497,3 +497,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = osub.add_parser("board", parents=common, help="objects per pipeline stage and the stuck ones")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_board)
+
+    from foto3d.cli.commands import notes  # its commands reuse this module's helpers
+
+    notes.add_actions(osub, common)

@@ -30,6 +30,9 @@
       const err = document.getElementById("job-error");
       err.hidden = !j.error;
       err.textContent = j.error || "";
+      // A failure someone understood is worth a capture note on the object (the catalog's notes).
+      document.getElementById("job-note").hidden = !["failed", "dead"].includes(j.state);
+      document.getElementById("job-note-link").href = `/objects/${encodeURIComponent(j.object_id)}#notes`;
       document.getElementById("logs-link").href = d.logs_url || `/logs?job=${encodeURIComponent(jobId)}`;
       cancelBtn.hidden = !["queued", "running", "failed"].includes(j.state);
       requeueBtn.hidden = !["dead", "failed", "cancelled"].includes(j.state);
