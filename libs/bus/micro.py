@@ -14,6 +14,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 
+from foto3d.libs.tracing.consume import consume_span
 from foto3d.proto.api import BAD_REQUEST, INTERNAL, Api, ServiceError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ def decode_request(api: Api[Q, Any], data: bytes) -> Q:
 async def answer(req: Request, run: Callable[[], Awaitable[Any]], what: str) -> None:
     """Respond with ``run()``'s result, or with the micro error headers when it raises."""
     try:
-        result = await run()
+        # The handler's work (and what it publishes) joins the caller's trace.
+        with consume_span(req.subject, req.headers, name=what):
+            result = await run()
     except ServiceError as exc:
         await req.respond_error(exc.code, exc.description)
         return
