@@ -171,6 +171,9 @@ class JobQueued(JobEventBase, frozen=True, kw_only=True, tag="job.queued/1"):
     # "submitted" (first attempt), "retry" (after a backoff) or "requeue" (by an operator).
     reason: str = "submitted"
     max_attempts: Count | None = None
+    # W3C trace context of the job's trace: every attempt's WorkItem carries it, so the
+    # trainer's spans join the trace the submission started (one trace per job).
+    traceparent: str | None = None
 
 
 class JobStarted(JobEventBase, frozen=True, kw_only=True, tag="job.started/1"):
@@ -257,6 +260,7 @@ class JobSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     eta_s: Real | None = None
     error: str | None = None
     retry_at: Real | None = None
+    traceparent: str | None = None
 
 
 class JobsList(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

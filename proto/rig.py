@@ -37,6 +37,10 @@ RIG_DATASETS_ALL = "f3d.rig.datasets.>"
 LEAF_DENIED = (LOGS_ALL, RIG_DATASETS_ALL)
 # The site's leafnode port when a site's URL names none (the nats-server default).
 LEAFNODE_PORT = 7422
+# Beside an uploaded dataset's files in a site's store: the ``RigDataset`` (JSON) listing every
+# file with its size and SHA-256. It goes up last, so its presence says the upload is complete;
+# a trainer checks every file it downloads against it. (A dot-name: no capture file has one.)
+DATASET_MANIFEST = ".foto3d-manifest.json"
 
 
 def rig_datasets_subject(rig_id: str) -> str:

@@ -19,6 +19,7 @@ from nats.micro.service import Service
 from foto3d.libs.bus.connection import CREDS_ENV
 from foto3d.libs.bus.identities import Identity
 from foto3d.libs.bus.proof import actor_of, checker_for, roster_path
+from foto3d.libs.tracing.consume import consume_span
 from foto3d.proto.api import BAD_REQUEST, INTERNAL, UNAUTHORIZED, Api, ServiceError
 from foto3d.proto.rules import readable
 
@@ -50,7 +51,9 @@ def decode_request(api: Api[Q, Any], data: bytes) -> Q:
 async def answer(req: Request, run: Callable[[], Awaitable[Any]], what: str) -> None:
     """Respond with ``run()``'s result, or with the micro error headers when it raises."""
     try:
-        result = await run()
+        # The handler's work (and what it publishes) joins the caller's trace.
+        with consume_span(req.subject, req.headers, name=what):
+            result = await run()
     except ServiceError as exc:
         await req.respond_error(exc.code, exc.description)
         return

@@ -27,13 +27,12 @@ from foto3d.libs.storage.base import BlobStore, StorageError, open_store, sha256
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
 from foto3d.proto.jobs import SubmitRequest
-from foto3d.proto.rig import RigDataset, UploadProgress
+from foto3d.proto.rig import DATASET_MANIFEST, RigDataset, UploadProgress
 
 _dec = msgspec.json.Decoder(RigDataset)
 _enc = msgspec.json.Encoder()
 UPLOAD_RETRY_S = 10.0
-# Beside the dataset's files in the site's store (a name no capture file has: files are listed without dot-files).
-MANIFEST_NAME = ".foto3d-manifest.json"
+MANIFEST_NAME = DATASET_MANIFEST
 
 
 def site_store(site: SiteSettings) -> BlobStore:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from foto3d.libs.tracing.job import trace_id_of
 from foto3d.proto.jobs import (
     JobCancelled,
     JobDead,
@@ -71,6 +72,12 @@ class Projected:
 
 
 _encoder = msgspec.json.Encoder()
+
+
+def _trace_note(traceparent: str | None) -> str:
+    """The job's trace id for the object's timeline (to look the trace up in the tracing backend)."""
+    trace_id = trace_id_of(traceparent)
+    return f"; trace {trace_id}" if trace_id else ""
 
 
 def _detail(ev: msgspec.Struct) -> bytes:
@@ -236,7 +243,8 @@ def _project_job(ev: JobEvent, out: Projected) -> None:
                 ev.ts,
                 "submitted",
                 ev.actor,
-                f"submitted job {jid} ({ev.priority.value}, dataset {ev.dataset})",
+                f"submitted job {jid} ({ev.priority.value}, dataset {ev.dataset})"
+                + _trace_note(ev.traceparent),
                 _detail(ev),
                 jid,
             )

@@ -21,6 +21,8 @@ from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.dead import publish_dead_letter
+from foto3d.libs.tracing.job import job_span
+from foto3d.libs.tracing.propagator import traceparent
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, CONFLICT, NOT_FOUND, ServiceError
 from foto3d.proto.jobs import (
@@ -79,6 +81,7 @@ class LeaderDuties:
             attempt=n,
             options=job.options,
             priority=job.priority,
+            traceparent=job.traceparent,
         )
         ack = await self.bus.publish(
             subjects.work_train(job.priority.value), item, msg_id=f"{job.job_id}:{n}"
@@ -94,6 +97,7 @@ class LeaderDuties:
             attempt=job.attempt,
             options=job.options,
             priority=job.priority,
+            traceparent=job.traceparent,
         )
         await publish_dead_letter(
             self.bus,
@@ -141,7 +145,11 @@ class LeaderDuties:
                 if key in self._recent_keys:
                     jid = self._recent_keys[key][0]
                     return SubmitReply(job_id=jid, duplicate=True, state=JobState.QUEUED)
+            with job_span("submit job", job_id=job_id, object_id=req.object_id, step="submit", attempt=1):
+                # The job's trace: this span's context, a child of the submitter's when it sent one.
+                trace_context = traceparent()
             queued = JobQueued(
+                traceparent=trace_context,
                 job_id=job_id,
                 object_id=req.object_id,
                 ts=time.time(),
@@ -349,6 +357,7 @@ def _summary_of(ev: JobQueued) -> JobSummary:
         updated=ev.ts,
         options=ev.options,
         request_id=ev.request_id,
+        traceparent=ev.traceparent,
     )
 
 
@@ -367,4 +376,5 @@ def _queued_again(
         request_id=job.request_id,
         reason=reason,
         max_attempts=max_attempts,
+        traceparent=job.traceparent,
     )

@@ -27,6 +27,7 @@ from foto3d.libs.bus.micro import Endpoint, plain_handler, serve
 from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.libs.tracing.consume import consume_span
 from foto3d.proto.api import (
     BAD_REQUEST,
     NOT_FOUND,
@@ -255,7 +256,8 @@ class QueueService(Service):
                 # No id from the sender: the stream position identifies it across redeliveries.
                 req = msgspec.structs.replace(req, request_id=f"submissions:{d.stream_seq}")
             try:
-                await self.duties.submit(req, actor=req.submitted_by or "rig")
+                with consume_span(d.subject, d.headers, name="submission"):
+                    await self.duties.submit(req, actor=req.submitted_by or "rig")
             except ServiceError as exc:
                 # Nobody waits for a reply on the stream path: keep it with the reason.
                 await self._consumers[0].dead_letter(d.msg, f"rejected: {exc.description}")

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     total INTEGER NOT NULL DEFAULT 0,
     eta_s REAL,
     error TEXT,
-    retry_at REAL
+    retry_at REAL,
+    traceparent TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_object ON jobs(object_id);
@@ -81,7 +82,7 @@ TERMINAL = (JobState.SUCCEEDED.value, JobState.DEAD.value, JobState.CANCELLED.va
 ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.SUCCEEDED.value)
 _COLUMNS = (
     "job_id, object_id, dataset, priority, options, state, attempt, first_attempt, max_attempts, "
-    "created, updated, request_id, started, finished, trainer, stage, step, total, eta_s, error, retry_at"
+    "created, updated, request_id, started, finished, trainer, stage, step, total, eta_s, error, retry_at, traceparent"
 )
 _options_dec = msgspec.json.Decoder(TrainOptions)
 
@@ -109,6 +110,7 @@ def _summary(row: Sequence[Any]) -> JobSummary:
         eta_s=row[18],
         error=row[19],
         retry_at=row[20],
+        traceparent=row[21],
     )
 
 
@@ -131,6 +133,10 @@ class JobStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(SCHEMA)
+        async with self._db.execute("PRAGMA table_info(jobs)") as cur:
+            columns = {str(r[1]) for r in await cur.fetchall()}
+        if "traceparent" not in columns:  # a store made before jobs carried their trace
+            await self._db.execute("ALTER TABLE jobs ADD COLUMN traceparent TEXT")
         await self._db.commit()
         async with self._db.execute("SELECT value FROM meta WHERE key='last_seq'") as cur:
             row = await cur.fetchone()
@@ -185,8 +191,8 @@ class JobStore:
                 key = dedupe_key(ev.object_id, ev.dataset, ev.options)
                 await self.db.execute(
                     "INSERT INTO jobs(job_id, object_id, dataset, priority, options, state, attempt, "
-                    "first_attempt, max_attempts, created, updated, request_id, dedupe_key) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "first_attempt, max_attempts, created, updated, request_id, dedupe_key, traceparent) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         ev.job_id,
                         ev.object_id,
@@ -201,6 +207,7 @@ class JobStore:
                         ev.ts,
                         ev.request_id,
                         key,
+                        ev.traceparent,
                     ),
                 )
                 await self._timeline(seq, ev, f"queued ({ev.priority.value}) by {ev.actor or 'unknown'}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -31,6 +32,7 @@ from foto3d.services.token_gateway import pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
 from foto3d.services.token_gateway.accesslog import AccessLog
+from foto3d.services.token_gateway.bucket_cors import BucketCors
 from foto3d.services.token_gateway.links import LinkSigner, Presigner, load_or_create_key
 from foto3d.services.token_gateway.listener import Listener, build_app
 from foto3d.services.token_gateway.manage import CredentialManager
@@ -54,6 +56,7 @@ class TokenGateway(Service):
         self._followers: list[StreamFollower] = []
         self._store: GatewayStore | None = None
         self._access: AccessLog | None = None
+        self.cors: BucketCors | None = None
 
     async def start(self, ctx: ServiceContext) -> None:
         cfg = gateway_settings.load(ctx.settings)
@@ -72,6 +75,8 @@ class TokenGateway(Service):
             presigner = Presigner(s3)
             # building a boto3 client takes a while: do it now, off the loop, not in a request
             await asyncio.to_thread(lambda: s3.client)
+            if cfg.bucket_cors:
+                self.cors = BucketCors(s3, store.credentials)
         else:
             local_root = gateway_settings.local_root(cfg, ctx.settings)
         key = cfg.link_secret.encode() if cfg.link_secret else load_or_create_key(ddir / "link.key")
@@ -102,6 +107,8 @@ class TokenGateway(Service):
         self.manager = CredentialManager(ctx.bus, store)
         try:
             await self._follow(ctx, parts)
+            if self.cors is not None:
+                self.cors.start()
             access.start()
             listener = Listener(build_app(parts, routes.routes()), cfg.host, cfg.port, cfg.max_header_bytes)
             await listener.start()
@@ -121,6 +128,8 @@ class TokenGateway(Service):
 
         async def on_credential(data: bytes, seq: int) -> None:
             await store.apply_credential(cred_decoder.decode(data), seq)
+            if self.cors is not None:
+                self.cors.changed()
 
         async def on_usage(data: bytes, seq: int) -> None:
             await store.apply_usage(usage_decoder.decode(data), seq)
@@ -172,6 +181,8 @@ class TokenGateway(Service):
     async def stop(self) -> None:
         if self.parts is not None:
             self.parts.ready = False
+        if self.cors is not None:
+            await self.cors.stop()
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
@@ -189,13 +200,17 @@ class TokenGateway(Service):
         if self.ctx is None or self.parts is None or self.listener is None:
             return Health("starting")
         p = self.parts
-        extra = {
+        extra: dict[str, Any] = {
             "listener": self.listener.url,
             "live_models": p.index.live_count(),
             "credentials": len(p.store.credentials),
             "bans": len(p.bans.bans),
             "access_log_dropped": p.access.dropped,
         }
+        if self.cors is not None:
+            extra["bucket_cors_origins"] = self.cors.origins
+            if self.cors.error:
+                return Health("degraded", self.cors.error, extra)
         if p.access.dropped:
             return Health(
                 "degraded", f"{p.access.dropped} access-log records dropped (bus unreachable?)", extra

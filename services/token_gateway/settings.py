@@ -87,6 +87,13 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     region: Annotated[
         str, Meta(description="S3 region; empty: the publisher's (`FOTO3D_S3_REGION`, `[publisher] region`)")
     ] = ""
+    bucket_cors: Annotated[
+        bool,
+        Meta(
+            description="in S3 mode, keep the bucket's CORS rule `foto3d-viewer` equal to the origins of the "
+            "usable publishable keys (browsers fetch presigned links cross-origin); off: the operator sets it"
+        ),
+    ] = True
     local_root: Annotated[
         str, Meta(description="the publisher's local store when there is no bucket; empty: <data>/published")
     ] = ""

@@ -4,6 +4,8 @@ A dataset is a folder (``/data/x`` or ``file:///data/x``) or an archive
 (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``) given as a path or as
 ``s3://bucket/key``; archives are fetched through the blob store and unpacked
 into the job's work folder, which is how a cloud trainer gets its photos.
+An ``s3://bucket/prefix/`` that is no archive is a folder a rig uploaded: it is
+fetched file by file against the rig's manifest (``s3_folder``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from foto3d.libs.storage import open_store
 from foto3d.services.trainer.preflight import PreflightError, check_dataset
+from foto3d.services.trainer.s3_folder import fetch_folder
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
@@ -50,7 +53,9 @@ async def fetch_dataset(uri: str, workdir: Path) -> Path:
     """A local folder holding the dataset; raises PreflightError with the reason if there is none."""
     if uri.startswith("s3://"):
         if not is_archive(uri):
-            raise PreflightError(f"dataset {uri}: an S3 dataset must be one archive (.zip, .tar.gz)")
+            folder = await fetch_folder(uri, workdir / "dataset")
+            await asyncio.to_thread(check_dataset, folder)
+            return folder
         bucket, _, key = uri[5:].partition("/")
         archive = workdir / "download" / Path(key).name
         archive.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.libs.storage import BlobStore
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.libs.tracing.consume import consume_span
+from foto3d.libs.tracing.job import job_attributes
 from foto3d.proto import subjects
 from foto3d.proto.base import now
 from foto3d.proto.heartbeat import Progress
@@ -123,9 +124,14 @@ class JobRun:
 
     async def run(self) -> Outcome:
         headers = dict(self.msg.headers or {})
-        if self.item.traceparent and "traceparent" not in headers:
+        if self.item.traceparent:
+            # The job's own trace wins over the dispatch's: a retry is dispatched from the
+            # queue's retry loop, outside any span, yet belongs to the same job.
             headers["traceparent"] = self.item.traceparent
-        with consume_span(self.msg.subject, headers, name="train"):
+        with consume_span(self.msg.subject, headers, name="train") as span:
+            span.set_attributes(
+                job_attributes(self.item.job_id, self.item.object_id, "attempt", self.item.attempt)
+            )
             return await self._run()
 
     async def _already_cancelled(self) -> bool:

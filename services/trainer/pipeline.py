@@ -17,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opentelemetry import trace
+
 from foto3d.libs.storage import BlobStore
+from foto3d.libs.tracing.job import job_attributes
 from foto3d.proto.jobs import UNREDUCED_KIND, Artifact, StepTiming, WorkItem
 from foto3d.services.trainer.dataset import fetch_dataset, image_folder, needs_processing
 from foto3d.services.trainer.preflight import PreflightError, host_checks, tool_path
@@ -27,6 +30,7 @@ from foto3d.services.trainer.reduce import load_training_cameras, reduce_export
 from foto3d.services.trainer.settings import TrainerSettings
 
 LineSink = Callable[[str, str, str], None]  # (step, line, stream)
+_tracer = trace.get_tracer("foto3d.trainer")
 ProgressSink = Callable[[str, int, int, float | None], None]  # (stage, step, total, eta_s)
 
 CONTENT_TYPES = {"ply": "application/octet-stream", "spz": "application/octet-stream", "yml": "text/yaml"}
@@ -94,6 +98,8 @@ class Pipeline:
     metrics: dict[str, float] = field(default_factory=dict)
     current: StepProcess | None = None
     stage: str = ""
+    # The open span of the step in hand (one at a time), a child of the attempt's span.
+    span: trace.Span | None = None
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -105,10 +111,23 @@ class Pipeline:
 
     def _enter(self, stage: str) -> float:
         self.stage = stage
+        self._end_span()
+        attrs = job_attributes(self.item.job_id, self.item.object_id, stage, self.item.attempt)
+        self.span = _tracer.start_span(stage, attributes=attrs)
         self.on_progress(stage, 0, 0, None)
         return time.monotonic()
 
+    def _end_span(self, error: BaseException | None = None) -> None:
+        if self.span is None:
+            return
+        if error is not None:
+            self.span.record_exception(error)
+            self.span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)[:500]))
+        self.span.end()
+        self.span = None
+
     def _done(self, stage: str, started: float) -> float:
+        self._end_span()
         seconds = round(time.monotonic() - started, 3)
         self.timings.append(StepTiming(step=stage, seconds=seconds))
         self.metrics[f"seconds_{stage.replace('-', '_')}"] = seconds
@@ -136,6 +155,13 @@ class Pipeline:
             self.current = None
 
     async def run(self) -> PipelineResult:
+        try:
+            return await self._run()
+        except BaseException as exc:
+            self._end_span(exc)
+            raise
+
+    async def _run(self) -> PipelineResult:
         item = self.item
         t = self._enter("preflight")
         try:

@@ -18,7 +18,7 @@ from foto3d.proto.objects import (
     ObjectReview,
     ObjectStatusChanged,
 )
-from foto3d.services.catalog.projection import AnyEvent
+from foto3d.services.catalog.projection import AnyEvent, project
 from foto3d.services.catalog.store import CatalogStore
 
 OK = Checklist(training_quality=True, alignment=True, manual_adjustments=True)
@@ -123,3 +123,20 @@ async def test_order_batching_and_redelivery_do_not_change_the_result(tmp_path: 
     assert {"registered", "captured", "submitted", "training", "in_review", "approved"} <= set(
         stages.values()
     )
+
+
+def test_the_objects_timeline_names_the_jobs_trace() -> None:
+    """The object's page shows the trace id of each job (to look it up in the tracing backend)."""
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    queued = JobQueued(
+        job_id="j-1",
+        object_id="acme-lamp-001",
+        ts=1.0,
+        attempt=1,
+        dataset="/data/x",
+        priority=Priority.NORMAL,
+        options=TrainOptions(),
+        traceparent=tp,
+    )
+    (entry,) = project(queued).entries
+    assert entry.summary.endswith("; trace 4bf92f3577b34da6a3ce929d0e0e4736")

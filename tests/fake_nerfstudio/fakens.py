@@ -5,10 +5,15 @@ formats (config.yml, checkpoints, a binary little-endian 3DGS ``splat.ply``)
 without CUDA. Behaviour switches, all environment variables:
 
 - ``FAKE_NS_FAIL=<step>``: ``process-data``, ``train`` or ``export`` exits 1 with a traceback.
+- ``FAKE_NS_FAIL_ONCE=<step>:<marker file>``: the same, on the first run only (a retry succeeds).
 - ``FAKE_NS_HANG=<step>``: that step stops making progress and sleeps forever.
 - ``FAKE_NS_STEP_DELAY=<seconds>``: time per training step (default 0.001).
 - ``FAKE_NS_GAUSSIANS=<n>``: size of the exported cloud (default 2000).
 - ``FAKE_NS_LEDGER=<file>``: ns-train appends ``start``/``end`` lines with pid, time and output dir.
+
+Every option is checked against the real nerfstudio 1.1.5's ``--help`` (dumped by
+``scripts/nerfstudio-help.sh`` into ``nerfstudio-1.1.5/``): an option nerfstudio does not know
+is refused the way tyro refuses it (exit 2), so a misspelt or removed flag fails the suite.
 
 Only the standard library is used: the scripts run under whatever ``python3`` is on PATH.
 """
@@ -18,18 +23,48 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import struct
 import sys
 import time
 from pathlib import Path
+
+HELP_DIR = Path(__file__).resolve().parent / "nerfstudio-1.1.5"
+# An option begins a cell of tyro's help boxes: "│ --name ..." or "│ -h, --help ...".
+_OPTION = re.compile(r"^│\s(?:-\w, )?(--[a-z0-9][a-z0-9._-]*)", re.MULTILINE)
+
+
+def known_options(command: str) -> frozenset[str]:
+    """The options ``command`` (e.g. ``ns-train-splatfacto``) has in nerfstudio 1.1.5."""
+    return frozenset(_OPTION.findall((HELP_DIR / f"{command}.txt").read_text(encoding="utf-8")))
+
+
+def refuse_unknown_options(command: str, argv: list[str]) -> None:
+    """Exit 2 naming every option nerfstudio 1.1.5 would not accept, as tyro does."""
+    known = known_options(command)
+    unknown = [a.split("=", 1)[0] for a in argv if a.startswith("--") and a.split("=", 1)[0] not in known]
+    if unknown:
+        print(f"usage: {command.replace('-', ' ', 1)} [-h] [OPTIONS]", file=sys.stderr)
+        print(f"Unrecognized options: {' '.join(unknown)} (not in nerfstudio 1.1.5)", file=sys.stderr)
+        sys.exit(2)
 
 
 def step_is(var: str, step: str) -> bool:
     return os.environ.get(var, "") == step
 
 
+def _fail_once(step: str) -> bool:
+    """``FAKE_NS_FAIL_ONCE=<step>:<marker file>``: fail the first run only (the marker remembers)."""
+    spec = os.environ.get("FAKE_NS_FAIL_ONCE", "")
+    name, _, marker = spec.partition(":")
+    if name != step or not marker or os.path.exists(marker):
+        return False
+    Path(marker).write_text("failed once\n")
+    return True
+
+
 def maybe_fail(step: str, message: str) -> None:
-    if step_is("FAKE_NS_FAIL", step):
+    if step_is("FAKE_NS_FAIL", step) or _fail_once(step):
         print("Traceback (most recent call last):", file=sys.stderr, flush=True)
         print(f'  File "nerfstudio/scripts/{step}.py", line 262, in main', file=sys.stderr, flush=True)
         print(message, file=sys.stderr, flush=True)

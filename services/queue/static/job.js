@@ -20,7 +20,9 @@
         card("Attempt", `${j.attempt} / ${j.max_attempts}`) +
         card("Priority", esc(j.priority)) +
         card("Trainer", esc(j.trainer || "—")) +
-        card("Dataset", `<span class="mono" style="font-size:12px">${esc(j.dataset)}</span>`);
+        card("Dataset", `<span class="mono" style="font-size:12px">${esc(j.dataset)}</span>`) +
+        // The job's OpenTelemetry trace (W3C traceparent "00-<trace id>-<span>-<flags>").
+        card("Trace", `<span class="mono" style="font-size:12px" id="trace-id">${esc((j.traceparent || "").split("-")[1] || "—")}</span>`);
       const pct = j.state === "succeeded" ? 100 : (j.total ? (100 * j.step) / j.total : 0);
       document.getElementById("job-progress").style.width = `${pct}%`;
       const eta = j.eta_s != null && j.state === "running" ? ` · ETA ${Math.round(j.eta_s)} s` : "";
