@@ -31,7 +31,7 @@ from foto3d.proto.notes import (
     NotesQuery,
     RelatedQuery,
 )
-from foto3d.proto.objects import Stage
+from foto3d.proto.objects import ObjectView, Stage
 from foto3d.services.catalog import notes
 from foto3d.services.catalog.actions import IMAGE_TYPES, ActionError
 from foto3d.services.catalog.api import parse_time
@@ -105,15 +105,15 @@ accept="image/png,image/jpeg,image/webp"></label>
 <button type="submit">Save note</button><p class="msg"></p></form>"""
 
 
-async def section_html(svc: CatalogService, o: dict[str, Any]) -> str:
+async def section_html(svc: CatalogService, o: ObjectView) -> str:
     """The object page's notes: lessons from similar objects, this object's notes, the form."""
     db = svc.store.db
-    oid = o["object_id"]
+    oid = o.object_id
     own = await notes.search(db, object_id=oid, limit=notes.MAX_LIMIT)
-    related = await notes.related(db, oid, o["customer"], limit=RELATED_SHOWN)
+    related = await notes.related(db, oid, o.customer, limit=RELATED_SHOWN)
     tags = await notes.object_tags(db, oid)
     vocab = await notes.vocabulary(db)
-    stage = o["stage"]
+    stage = o.stage
     if stage in WENT_WRONG:
         prompt = (
             "This object's job failed or was rejected: what did you learn? A note with its problem "
@@ -127,7 +127,7 @@ async def section_html(svc: CatalogService, o: dict[str, Any]) -> str:
         else '<p class="muted">No tags yet: a note with tags lets similar objects find its lessons.</p>'
     )
     lessons = f"""<div class="panel related-notes"><h2>Lessons from similar objects</h2>
-<p class="muted">Notes of other objects with the same tags or the same customer ({esc(o["customer"])}), best matches first.</p>
+<p class="muted">Notes of other objects with the same tags or the same customer ({esc(o.customer)}), best matches first.</p>
 {note_list(related, empty="No notes about similar objects yet.")}</div>"""
     mine = f"""<div class="panel object-notes"><h2>Notes on this object</h2>{known}
 {note_list(own, show_object=False)}</div>"""
@@ -223,7 +223,7 @@ class NotePages:
     async def related_api(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
             o = await self.svc.catalog.obj(request.match_info["object_id"])
-            return web.json_response(await notes.related(self.svc.store.db, o["object_id"], o["customer"]))
+            return web.json_response(await notes.related(self.svc.store.db, o.object_id, o.customer))
 
         return await self._guarded(run)
 
@@ -262,7 +262,7 @@ class NotePages:
         datalist = "".join(f'<option value="{esc(f)}:{esc(v)}">' for f in FACETS for v in vocab[f])
         customers = await self.svc.store.customer_names()
         cust = "".join(
-            f'<option value="{esc(c["slug"])}"{" selected" if c["slug"] == query.customer else ""}>{esc(c["slug"])}</option>'
+            f'<option value="{esc(c.slug)}"{" selected" if c.slug == query.customer else ""}>{esc(c.slug)}</option>'
             for c in customers
         )
         body = f"""<p class="muted">Signed in as <b class="user">{esc(user.name)}</b>. Every word must occur
@@ -301,13 +301,13 @@ def endpoints(svc: CatalogService) -> list[Endpoint]:
 
     async def related(q: RelatedQuery) -> Any:
         o = await svc.catalog.obj(q.object_id)
-        return await notes.related(svc.store.db, o["object_id"], o["customer"], q.limit)
+        return await notes.related(svc.store.db, o.object_id, o.customer, q.limit)
 
     async def vocabulary(_: NoBody) -> Any:
         return await notes.vocabulary(svc.store.db)
 
     return [
-        serve(NOTE, note),
+        serve(NOTE, note, actor="actor"),
         serve(NOTES, search_),
         serve(NOTES_RELATED, related),
         serve(NOTE_TAGS, vocabulary),
