@@ -57,10 +57,13 @@ async def test_every_dashboard_page_fits_a_phone(
             return row is not None and row.stage == "in_review"
 
         await eventually(in_review, "the trained job in the catalog")
+        await catalog.notes.write(
+            oid, "Legs needed markers; " + LONG, ["material:wood", "finish:matte"], [], False, "staff"
+        )
 
         pages = [
             "/objects", f"/objects/{oid}", "/board", "/jobs", f"/jobs/{job_id}", "/logs",
-            f"/logs?job={job_id}", "/status", "/alerts", "/customers/access",
+            f"/logs?job={job_id}", "/status", "/alerts", "/customers/access", "/notes?q=markers",
         ]  # fmt: skip
         too_wide: dict[str, tuple[int, list[str]]] = {}
         nav_hidden: dict[str, list[str]] = {}
