@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from foto3d.proto import gateway, jobs, logs, objects, subjects
+from foto3d.proto import gateway, jobs, logs, objects, subjects, subscriptions
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
@@ -220,7 +220,14 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
             ),
-            subscribe=(_api("catalog"),),
+            subscribe=(_api("catalog"), _api("subscriptions")),
+        ),
+        Role(
+            "crm",
+            "a CRM (or its adapter): sets customers' subscriptions through the subscriptions API "
+            "and reads its answers; nothing else",
+            publish=(_api("subscriptions"),),
+            subscribe=(INBOX,),
         ),
         _service(
             "publisher",
@@ -332,7 +339,7 @@ def service_role(service: str) -> str:
 def all_apis() -> list[Api[Any, Any]]:
     """Every request/reply endpoint declared in proto."""
     found: dict[str, Api[Any, Any]] = {}
-    for mod in (gateway, jobs, logs, objects):
+    for mod in (gateway, jobs, logs, objects, subscriptions):
         for value in vars(mod).values():
             if isinstance(value, Api):
                 found[value.subject] = value

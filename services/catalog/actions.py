@@ -277,7 +277,11 @@ class Catalog:
 
     # -- live status ---------------------------------------------------------------------------
 
-    async def set_status(self, object_id: str, status: LiveStatus, reason: str, actor: str) -> dict[str, Any]:
+    async def set_status(
+        self, object_id: str, status: LiveStatus, reason: str, actor: str, event_id: str = ""
+    ) -> dict[str, Any]:
+        """``event_id``: a caller that may repeat the change after a restart names it, so the
+        repeat is deduplicated on the bus and in the timeline."""
         row = await self.obj(object_id)
         reason = _clean_text(reason, "reason", 1000)
         if row["status"] == status.value:
@@ -289,7 +293,7 @@ class Catalog:
         previous = LiveStatus(row["status"]) if row["status"] else None
         await self.record(
             ObjectStatusChanged(
-                event_id=f"status-{uuid.uuid4().hex}",
+                event_id=event_id or f"status-{uuid.uuid4().hex}",
                 object_id=object_id,
                 ts=_after(row),
                 actor=actor,

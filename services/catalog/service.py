@@ -50,10 +50,12 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages, review, topology
+from foto3d.services.catalog import api, pages, review, subscription_api, topology
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
+from foto3d.services.catalog.subscription_clock import SubscriptionClock
+from foto3d.services.catalog.subscriptions import SubscriptionBook
 
 log = logging.getLogger(__name__)
 # The generated password of `admin`, kept (owner-only) until it no longer signs in.
@@ -84,6 +86,8 @@ class CatalogService(Service):
         self._banner: list[str] = []
         self._optimizer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._book: SubscriptionBook | None = None
+        self._clock: SubscriptionClock | None = None
 
     @property
     def store(self) -> CatalogStore:
@@ -130,6 +134,9 @@ class CatalogService(Service):
         for c in self.consumers:
             c.start()
         self._optimizer = asyncio.create_task(self._optimize_now_and_then(), name="catalog:optimize")
+        self._book = await SubscriptionBook(folder / "subscriptions.db").open()
+        self._clock = SubscriptionClock(self._book, self._catalog, ctx.bus, self.cfg.subscriptions)
+        self._clock.start()
 
     async def _optimize_now_and_then(self) -> None:
         while True:
@@ -146,6 +153,12 @@ class CatalogService(Service):
         # Everything that uses the store has ended before the store closes.
         await cancel_and_wait(self._optimizer, *self._tasks)
         self._optimizer = None
+        if self._clock is not None:
+            await self._clock.stop()
+            self._clock = None
+        if self._book is not None:
+            await self._book.close()
+            self._book = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []
@@ -159,6 +172,8 @@ class CatalogService(Service):
         extra = {c.spec.durable: c.stats.handled for c in self.consumers}
         if errors:
             return Health("degraded", f"recording events failed: {errors[-1]}", extra)
+        if self._clock is not None and self._clock.last_error:
+            return Health("degraded", f"ending subscriptions failed: {self._clock.last_error}", extra)
         return Health("ok", "recording object and job events", extra)
 
     async def _first_password_banner(self, first: Path) -> list[str]:
@@ -265,7 +280,12 @@ class CatalogService(Service):
             serve(PUBLISH, publish, tasks=self._tasks),
             serve(RESUBMIT, resubmit),
             serve(BOARD, board),
+            *self._subscription_endpoints(),
         ]
+
+    def _subscription_endpoints(self) -> list[Endpoint]:
+        assert self._book is not None and self._clock is not None, "catalog not started"
+        return subscription_api.endpoints(self._book, self.store, self._clock)
 
     # -- shared reads -----------------------------------------------------------------------------
 

@@ -12,6 +12,16 @@ from foto3d.libs.settings import Table
 DAY = 86_400.0
 
 
+class SubscriptionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    notice_days: Annotated[
+        float, Meta(ge=0, description="days before a subscription's end that staff get the 'ends soon' mail")
+    ] = 7.0
+    mail_to: Annotated[
+        list[str],
+        Meta(description="staff addresses for subscription mails (ends soon, ended); empty = no mails"),
+    ] = msgspec.field(default_factory=list)
+
+
 class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     publish_timeout_s: Annotated[
         float, Meta(description="how long a publish request waits for the publisher")
@@ -31,6 +41,9 @@ class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "approved": 1 * DAY,
         }
     )
+    subscriptions: Annotated[
+        SubscriptionSettings, Meta(description="customer subscriptions that end by themselves")
+    ] = msgspec.field(default_factory=SubscriptionSettings)
     create_admin: Annotated[
         bool, Meta(description="on first start, create the staff user `admin` and print its password")
     ] = True
