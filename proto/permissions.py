@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from foto3d.proto import gateway, jobs, logs, objects, subjects, subscriptions
+from foto3d.proto import gateway, jobs, logs, objects, subjects, subscriptions, webhooks
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
@@ -217,10 +217,12 @@ ROLES: dict[str, Role] = {
                 f"{API_PREFIX}.jobs.cancel",
                 f"{API_PREFIX}.jobs.requeue",
                 f"{API_PREFIX}.publisher.>",
+                subjects.WEBHOOKS_ALL,
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
+                *_stream_api(subjects.WEBHOOKS_STREAM),
             ),
-            subscribe=(_api("catalog"), _api("subscriptions")),
+            subscribe=(_api("catalog"), _api("subscriptions"), _api("webhooks")),
         ),
         Role(
             "crm",
@@ -328,6 +330,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
+    subjects.WEBHOOKS_ALL: subjects.webhooks("acme"),
 }
 
 
@@ -339,7 +342,7 @@ def service_role(service: str) -> str:
 def all_apis() -> list[Api[Any, Any]]:
     """Every request/reply endpoint declared in proto."""
     found: dict[str, Api[Any, Any]] = {}
-    for mod in (gateway, jobs, logs, objects, subscriptions):
+    for mod in (gateway, jobs, logs, objects, subscriptions, webhooks):
         for value in vars(mod).values():
             if isinstance(value, Api):
                 found[value.subject] = value

@@ -50,12 +50,15 @@ from foto3d.proto.objects import (
     ReviewRequest,
     StatusRequest,
 )
-from foto3d.services.catalog import api, pages, review, subscription_api, topology
+from foto3d.services.catalog import api, pages, review, subscription_api, topology, webhook_api
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.subscription_clock import SubscriptionClock
 from foto3d.services.catalog.subscriptions import SubscriptionBook
+from foto3d.services.catalog.webhook_book import WebhookBook
+from foto3d.services.catalog.webhook_events import WebhookQueue
+from foto3d.services.catalog.webhook_sender import WebhookSender
 
 log = logging.getLogger(__name__)
 # The generated password of `admin`, kept (owner-only) until it no longer signs in.
@@ -73,7 +76,12 @@ OPTIMIZE_EVERY_S = 1800.0
 
 class CatalogService(Service):
     name = "catalog"
-    consumer_specs = (topology.OBJECT_EVENTS, topology.JOB_EVENTS)
+    consumer_specs = (
+        topology.OBJECT_EVENTS,
+        topology.JOB_EVENTS,
+        topology.WEBHOOK_SOURCE,
+        topology.WEBHOOK_SENDER,
+    )
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -88,6 +96,8 @@ class CatalogService(Service):
         self._tasks: set[asyncio.Task[None]] = set()
         self._book: SubscriptionBook | None = None
         self._clock: SubscriptionClock | None = None
+        self._hooks: WebhookBook | None = None
+        self._sender: WebhookSender | None = None
 
     @property
     def store(self) -> CatalogStore:
@@ -134,8 +144,20 @@ class CatalogService(Service):
         for c in self.consumers:
             c.start()
         self._optimizer = asyncio.create_task(self._optimize_now_and_then(), name="catalog:optimize")
+        self._hooks = await WebhookBook(folder / "webhooks.db").open()
+        queue = WebhookQueue(self._hooks, ctx.bus)
+        hooks = PullConsumer[Any](
+            bus=ctx.bus,
+            spec=topology.WEBHOOK_SOURCE,
+            decode=tolerant_decoder(ObjectEvent),
+            handler=queue.on_object_events,
+        )
+        self.consumers.append(hooks)
+        hooks.start()
+        self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
+        self._sender.start()
         self._book = await SubscriptionBook(folder / "subscriptions.db").open()
-        self._clock = SubscriptionClock(self._book, self._catalog, ctx.bus, self.cfg.subscriptions)
+        self._clock = SubscriptionClock(self._book, self._catalog, ctx.bus, self.cfg.subscriptions, queue)
         self._clock.start()
 
     async def _optimize_now_and_then(self) -> None:
@@ -159,9 +181,15 @@ class CatalogService(Service):
         if self._book is not None:
             await self._book.close()
             self._book = None
+        if self._sender is not None:
+            await self._sender.stop()
+            self._sender = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []
+        if self._hooks is not None:
+            await self._hooks.close()
+            self._hooks = None
         if self._store is not None:
             await self._store.close()
 
@@ -285,7 +313,11 @@ class CatalogService(Service):
 
     def _subscription_endpoints(self) -> list[Endpoint]:
         assert self._book is not None and self._clock is not None, "catalog not started"
-        return subscription_api.endpoints(self._book, self.store, self._clock)
+        assert self._hooks is not None, "catalog not started"
+        return [
+            *subscription_api.endpoints(self._book, self.store, self._clock),
+            *webhook_api.endpoints(self._hooks, self.store),
+        ]
 
     # -- shared reads -----------------------------------------------------------------------------
 

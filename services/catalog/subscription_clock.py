@@ -28,6 +28,7 @@ from foto3d.proto import subjects
 from foto3d.proto.auth import StaffNotice
 from foto3d.proto.objects import LiveStatus
 from foto3d.proto.subscriptions import Requested
+from foto3d.proto.webhooks import WebhookType
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SubscriptionSettings
 from foto3d.services.catalog.subscriptions import (
@@ -37,6 +38,7 @@ from foto3d.services.catalog.subscriptions import (
     effective_end,
     next_due,
 )
+from foto3d.services.catalog.webhook_events import WebhookQueue
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -67,6 +69,7 @@ class SubscriptionClock:
         catalog: Catalog,
         bus: Bus,
         cfg: SubscriptionSettings,
+        webhooks: WebhookQueue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.book = book
@@ -74,6 +77,7 @@ class SubscriptionClock:
         self.bus = bus
         self.cfg = cfg
         self.clock = clock
+        self.webhooks = webhooks
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
@@ -132,6 +136,15 @@ class SubscriptionClock:
             f"Then {what} will be disabled by itself (the viewer stops showing them) unless the CRM "
             "moves its end date.",
         )
+        if self.webhooks is not None:
+            data = {"subscription_id": row["subscription_id"], "end": end, "object_id": row["object_id"]}
+            await self.webhooks.enqueue(
+                row["customer"],
+                WebhookType.SUBSCRIPTION_ENDING,
+                {k: v for k, v in data.items() if v != ""},
+                step_id("warn", row["subscription_id"], end),
+                self.clock(),
+            )
         await self.book.mark_warned(row["subscription_id"], row["revision"], end)
 
     async def end(self, row: dict[str, Any]) -> None:
