@@ -115,6 +115,9 @@ class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.pu
     live_url: str  # the viewer config, what an embed points at
     files: list[PublishedFile]
     uploaded: Count = 0  # files actually sent (0 on an idempotent re-publish)
+    # A rollback: an earlier version live again (its files as published then); this is the
+    # version that was live before. Readers take it even though its version is lower.
+    rollback_from: Count = 0
 
 
 class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="object.publish_failed/1"):
@@ -231,6 +234,14 @@ class StatusRequest(msgspec.Struct, frozen=True, kw_only=True):
     actor: str = ""
 
 
+class RollbackRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``catalog.rollback``: make an earlier published version live again."""
+
+    object_id: str
+    version: Count
+    actor: str = ""
+
+
 class PublishRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Catalog -> publisher: upload this approved version."""
 
@@ -266,6 +277,7 @@ REVIEW: Api[ReviewRequest, Row] = Api("catalog", "review", ReviewRequest, Row)
 STATUS: Api[StatusRequest, Row] = Api("catalog", "status", StatusRequest, Row)
 PUBLISH: Api[ObjectRef, Row] = Api("catalog", "publish", ObjectRef, Row)
 RESUBMIT: Api[ResubmitRequest, Row] = Api("catalog", "resubmit", ResubmitRequest, Row)
+ROLLBACK: Api[RollbackRequest, Row] = Api("catalog", "rollback", RollbackRequest, Row)
 BOARD: Api[NoBody, Row] = Api("catalog", "board", NoBody, Row)
 # The publisher's: upload an approved job's files and answer with the published event.
 PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
@@ -278,6 +290,7 @@ SCHEMAS = (
     ObjectQuery,
     ObjectRef,
     ResubmitRequest,
+    RollbackRequest,
     CaptureRequest,
     ReviewRequest,
     StatusRequest,

@@ -41,9 +41,11 @@ from foto3d.proto.objects import (
     LiveStatus,
     ObjectCaptured,
     ObjectEvent,
+    ObjectPublished,
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
+    PublishedFile,
     PublishRequest,
     Stage,
 )
@@ -357,6 +359,33 @@ class Catalog:
         out = await self.obj(object_id)
         out["published"] = msgspec.to_builtins(reply.event)
         return out
+
+    async def rollback(self, object_id: str, version: int, actor: str) -> dict[str, Any]:
+        """Make an earlier published version live again: its files, as published then, are
+        announced again (nothing is uploaded), so every gateway serves them at once."""
+        row = await self.obj(object_id)
+        pubs = {p["version"]: p for p in await self.store.publications(object_id)}
+        target = pubs.get(version)
+        if target is None:
+            have = ", ".join(f"v{v}" for v in sorted(pubs)) or "none"
+            raise ActionError(f"{object_id} has no published v{version} (published: {have})", 404)
+        current = row["published_version"]
+        if current == version:
+            return row
+        await self.record(
+            ObjectPublished(
+                event_id=f"rollback-{uuid.uuid4().hex}",
+                object_id=object_id,
+                ts=_after(row),
+                actor=actor,
+                version=version,
+                job_id=target["job_id"],
+                live_url=target["live_url"],
+                files=msgspec.convert(target["files"], list[PublishedFile]),
+                rollback_from=current or 0,
+            )
+        )
+        return await self.obj(object_id)
 
     # -- back to training -----------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from foto3d.proto.objects import (
     REGISTER,
     RESUBMIT,
     REVIEW,
+    ROLLBACK,
     SHOW,
     STATUS,
     TIMELINE,
@@ -48,6 +49,7 @@ from foto3d.proto.objects import (
     RegisterObject,
     ResubmitRequest,
     ReviewRequest,
+    RollbackRequest,
     StatusRequest,
 )
 from foto3d.services.catalog import api, pages, review, subscription_api, topology, webhook_api
@@ -290,6 +292,9 @@ class CatalogService(Service):
             }
             return await c.resubmit(ref.object_id, ref.actor, ref.priority, overrides)
 
+        async def rollback(b: RollbackRequest) -> Any:
+            return await c.rollback(b.object_id, b.version, b.actor)
+
         async def board(_: NoBody) -> Any:
             return await self.board()
 
@@ -307,6 +312,7 @@ class CatalogService(Service):
             # the next request on this endpoint (another object) is not held up behind it.
             serve(PUBLISH, publish, tasks=self._tasks),
             serve(RESUBMIT, resubmit),
+            serve(ROLLBACK, rollback),
             serve(BOARD, board),
             *self._subscription_endpoints(),
         ]

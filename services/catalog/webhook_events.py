@@ -38,9 +38,14 @@ def customer_of(object_id: str) -> str:
 def webhook_of(ev: ObjectEvent) -> tuple[WebhookType, dict[str, Any]] | None:
     """The customer-facing event an object event makes, if any."""
     if isinstance(ev, ObjectPublished):
-        return WebhookType.MODEL_PUBLISHED, {
-            "object_id": ev.object_id, "version": ev.version, "live_url": ev.live_url,
-        }  # fmt: skip
+        published: dict[str, Any] = {
+            "object_id": ev.object_id,
+            "version": ev.version,
+            "live_url": ev.live_url,
+        }
+        if ev.rollback_from:
+            published["rollback_from"] = ev.rollback_from
+        return WebhookType.MODEL_PUBLISHED, published
     if isinstance(ev, ObjectStatusChanged):
         data: dict[str, Any] = {"object_id": ev.object_id, "status": ev.status.value}
         if ev.previous is not None:
