@@ -33,6 +33,7 @@ from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.settings import SubscriptionSettings
 from foto3d.services.catalog.subscriptions import (
     SubscriptionBook,
+    covered_by_others,
     due_end,
     due_warning,
     effective_end,
@@ -156,6 +157,9 @@ class SubscriptionClock:
             live = [row["object_id"]] if row["object_id"] in await self._live(row["customer"]) else []
         else:
             live = await self._live(row["customer"])
+        whole, models = covered_by_others(await self.book.rows(row["customer"]), row, self.clock())
+        kept = live if whole else [o for o in live if o in models]
+        live = [o for o in live if o not in kept]
         for object_id in live:
             await self.catalog.set_status(
                 object_id,
@@ -165,6 +169,8 @@ class SubscriptionClock:
                 event_id=step_id("disable", sub, end, object_id),
             )
         names = ", ".join(live) if live else "none (no live model)"
+        if kept:
+            names += f"; kept live, as another subscription covers them: {', '.join(kept)}"
         await self._mail(
             step_id("ended", sub, end),
             f"subscription {sub} of {row['customer']} {how}: models disabled",

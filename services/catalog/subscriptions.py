@@ -251,6 +251,24 @@ def due_end(row: dict[str, Any], now: float) -> bool:
     return row["ended_at"] is None and effective_end(row) <= now
 
 
+def covered_by_others(
+    rows: list[dict[str, Any]], ending: dict[str, Any], now: float
+) -> tuple[bool, set[str]]:
+    """What the customer's other running subscriptions still cover while ``ending`` ends:
+    (every model, or these models). A renewal under a new contract id must not switch off
+    what it pays for."""
+    whole, models = False, set()
+    for r in rows:
+        if r["subscription_id"] == ending["subscription_id"] or r["customer"] != ending["customer"]:
+            continue
+        if r["ended_at"] is None and float(r["start"]) <= now < effective_end(r):
+            if r["object_id"]:
+                models.add(r["object_id"])
+            else:
+                whole = True
+    return whole, models
+
+
 def next_due(rows: list[dict[str, Any]], notice_s: float, now: float) -> float | None:
     """The earliest moment one of ``rows`` needs the clock (a warning or an end), if any."""
     times: list[float] = []

@@ -11,6 +11,7 @@ from foto3d.proto.api import ServiceError
 from foto3d.proto.subscriptions import Outcome, Requested, SubscriptionSet, SubscriptionState
 from foto3d.services.catalog.subscriptions import (
     SubscriptionBook,
+    covered_by_others,
     due_end,
     due_warning,
     effective_end,
@@ -82,6 +83,35 @@ async def test_cancel_ends_now_and_a_renewal_runs_again(tmp_path: Path) -> None:
         assert [r["subscription_id"] for r in await book.open_rows()] == ["crm-42"]
         # a change made while the end was being carried out keeps it open (mark_ended names the revision)
         assert not await book.mark_ended("crm-42", 2, T0 + 301)
+    finally:
+        await book.close()
+
+
+async def test_a_running_subscription_keeps_what_it_covers(tmp_path: Path) -> None:
+    book = await SubscriptionBook(tmp_path / "s.db").open()
+    try:
+
+        def contract(sid: str, start: float, end: float, object_id: str = "") -> SubscriptionSet:
+            return SubscriptionSet(
+                subscription_id=sid, customer="acme", start=start, end=end, revision=1, object_id=object_id
+            )
+
+        _, old = await book.apply(contract("old", T0 - 10 * DAY, T0), T0 - 10 * DAY)
+        await book.apply(contract("lamp", T0 - DAY, T0 + 30 * DAY, "acme-lamp-001"), T0 - DAY)
+        await book.apply(contract("later", T0 + DAY, T0 + 60 * DAY), T0 - DAY)  # not running yet
+        assert covered_by_others(await book.rows("acme"), old, T0) == (False, {"acme-lamp-001"})
+        _, renewal = await book.apply(contract("renewal", T0 - DAY, T0 + 365 * DAY), T0 - DAY)
+        assert covered_by_others(await book.rows("acme"), old, T0)[0]
+        # the renewal cancelled: nothing customer-wide runs any more
+        await book.apply(
+            SubscriptionSet(
+                subscription_id="renewal", customer="acme", start=T0 - DAY, end=T0 + 365 * DAY, revision=2,
+                state=Requested.CANCELLED,
+            ),
+            T0 - 1,
+        )  # fmt: skip
+        assert covered_by_others(await book.rows("acme"), old, T0) == (False, {"acme-lamp-001"})
+        assert renewal["subscription_id"] == "renewal"
     finally:
         await book.close()
 

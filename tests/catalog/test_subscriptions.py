@@ -159,7 +159,7 @@ async def test_the_end_disables_the_models_at_the_gateway_and_mails_staff(
         gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
         await bus.call(CUSTOMER_ADD, CustomerAdd(slug="acme"))
         await bus.call(CUSTOMER_ADD, CustomerAdd(slug="other"))
-        for oid in ("acme-lamp-001", "acme-chair-001", "other-vase-001"):
+        for oid in ("acme-lamp-001", "acme-chair-001", "acme-desk-001", "other-vase-001"):
             await gw.publish_model(oid)
         token = await gw.issue("acme", CredentialKind.SECRET)
         other = await gw.issue("other", CredentialKind.SECRET)
@@ -185,6 +185,10 @@ async def test_the_end_disables_the_models_at_the_gateway_and_mails_staff(
 
             await eventually(both_live, "acme's models to be served")
             end = time.time() + 5.0
+            # the desk has a contract of its own that runs on: the customer's end must not switch it off
+            await bus.call(
+                SUBSCRIPTION_SET, plan(1, end + 365 * DAY, sub_id="crm-desk", object_id="acme-desk-001")
+            )
             await bus.call(SUBSCRIPTION_SET, plan(1, end))
             await eventually(lambda: mails(smtp, "ends"), "the 'ends soon' mail", timeout=10)
             assert await codes() == [200, 200]
@@ -196,6 +200,7 @@ async def test_the_end_disables_the_models_at_the_gateway_and_mails_staff(
             # within a second of the end (the probe itself polls every 50 ms)
             assert time.time() - end < 1.0 + 0.2, time.time() - end
             assert await served(s, "other-vase-001", other) == 200  # another customer's model stays
+            assert await served(s, "acme-desk-001", token) == 200  # still paid for
             await eventually(lambda: mails(smtp, "models disabled"), "the 'ended' mail", timeout=10)
 
         for oid in ("acme-lamp-001", "acme-chair-001"):
@@ -206,7 +211,8 @@ async def test_the_end_disables_the_models_at_the_gateway_and_mails_staff(
         assert len(mails(smtp, "ends")) == 1 and len(mails(smtp, "models disabled")) == 1
         assert all(r == [STAFF] for r in smtp.inbox.rcpts)
         body = smtp.inbox.messages[-1].get_content()
-        assert "acme-chair-001, acme-lamp-001" in body and "other-vase-001" not in body
+        assert "acme-chair-001, acme-lamp-001;" in body and "other-vase-001" not in body
+        assert "another subscription covers them: acme-desk-001" in body
 
 
 async def test_a_restart_in_the_middle_of_an_end_loses_and_doubles_nothing(
