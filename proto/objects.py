@@ -115,6 +115,9 @@ class ObjectPublished(ObjectEventBase, frozen=True, kw_only=True, tag="object.pu
     live_url: str  # the viewer config, what an embed points at
     files: list[PublishedFile]
     uploaded: Count = 0  # files actually sent (0 on an idempotent re-publish)
+    # A rollback: an earlier version live again (its files as published then); this is the
+    # version that was live before. Readers take it even though its version is lower.
+    rollback_from: Count = 0
 
 
 class ObjectPublishFailed(ObjectEventBase, frozen=True, kw_only=True, tag="object.publish_failed/1"):
@@ -240,6 +243,14 @@ class StatusRequest(msgspec.Struct, frozen=True, kw_only=True):
     object_id: ObjectId
     status: LiveStatus
     reason: str = ""
+    actor: str = ""
+
+
+class RollbackRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``catalog.rollback``: make an earlier published version live again."""
+
+    object_id: str
+    version: Count
     actor: str = ""
 
 
@@ -401,6 +412,7 @@ REVIEW: Api[ReviewRequest, ObjectView] = Api("catalog", "review", ReviewRequest,
 STATUS: Api[StatusRequest, ObjectView] = Api("catalog", "status", StatusRequest, ObjectView)
 PUBLISH: Api[ObjectRef, PublishedObject] = Api("catalog", "publish", ObjectRef, PublishedObject)
 RESUBMIT: Api[ResubmitRequest, SubmittedObject] = Api("catalog", "resubmit", ResubmitRequest, SubmittedObject)
+ROLLBACK: Api[RollbackRequest, ObjectView] = Api("catalog", "rollback", RollbackRequest, ObjectView)
 BOARD: Api[NoBody, Board] = Api("catalog", "board", NoBody, Board)
 # The publisher's: upload an approved job's files and answer with the published event.
 PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
@@ -413,6 +425,7 @@ SCHEMAS = (
     ObjectQuery,
     ObjectRef,
     ResubmitRequest,
+    RollbackRequest,
     CaptureRequest,
     ReviewRequest,
     StatusRequest,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from foto3d.proto import gateway, jobs, logs, notes, objects, subjects
+from foto3d.proto import gateway, jobs, logs, notes, objects, subjects, subscriptions, webhooks
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
@@ -245,10 +245,21 @@ ROLES: dict[str, Role] = {
                 f"{API_PREFIX}.jobs.submit",
                 f"{API_PREFIX}.jobs.get",
                 f"{API_PREFIX}.publisher.>",
+                subjects.WEBHOOKS_ALL,
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
+                *_stream_api(subjects.WEBHOOKS_STREAM),
             ),
-            subscribe=(_api("catalog"),),
+            subscribe=(_api("catalog"), _api("subscriptions"), _api("webhooks")),
+            names_people=True,
+        ),
+        Role(
+            "crm",
+            "a CRM (or its adapter): sets customers' subscriptions through the subscriptions API "
+            "and reads its answers; nothing else",
+            publish=(_api("subscriptions"),),
+            subscribe=(INBOX,),
+            # The CRM signs its own users in; it names who changed a subscription there.
             names_people=True,
         ),
         _service(
@@ -354,6 +365,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
+    subjects.WEBHOOKS_ALL: subjects.webhooks("acme"),
 }
 
 
@@ -362,10 +374,14 @@ def service_role(service: str) -> str:
     return "gateway" if service == "token_gateway" else service
 
 
+# The modules that declare request/reply endpoints (``Api`` values).
+API_MODULES = (gateway, jobs, logs, notes, objects, subscriptions, webhooks)
+
+
 def all_apis() -> list[Api[Any, Any]]:
     """Every request/reply endpoint declared in proto."""
     found: dict[str, Api[Any, Any]] = {}
-    for mod in (gateway, jobs, logs, notes, objects):
+    for mod in API_MODULES:
         for value in vars(mod).values():
             if isinstance(value, Api):
                 found[value.subject] = value

@@ -22,6 +22,7 @@ GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
 GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
 AUTH_SIGNIN_ALL = "f3d.auth.signin.>"
 AUTH_NOTICES_ALL = "f3d.auth.notices.>"
+WEBHOOKS_ALL = "f3d.webhooks.>"
 
 # Stream names (their declarations: libs/bus/topology.py).
 LOGS_STREAM = "LOGS"
@@ -38,6 +39,7 @@ GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
 GATEWAY_BANS_STREAM = "GATEWAY_BANS"
 AUTH_SIGNIN_STREAM = "AUTH_SIGNIN"
 AUTH_NOTICES_STREAM = "AUTH_NOTICES"
+WEBHOOKS_STREAM = "WEBHOOKS"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
 TRAINER_VIP_CONSUMER = "trainer-vip"
 TRAINER_NORMAL_CONSUMER = "trainer-normal"
@@ -124,3 +126,8 @@ def auth_signin(instance: str) -> str:
 def auth_notices(instance: str) -> str:
     """Mails for one staff member about their account, for the notifier to send."""
     return f"f3d.auth.notices.{token(instance)}"
+
+
+def webhooks(customer: str) -> str:
+    """Webhook deliveries waiting to reach one customer's endpoints."""
+    return f"f3d.webhooks.{token(customer)}"

@@ -82,6 +82,12 @@ def test_least_privilege_in_the_table() -> None:
         if name != "staff":
             assert not may_publish(sample(name, ""), "f3d.api.gateway.tokens-issue"), name
     assert permissions.matches("a.>", "a.b.c") and not permissions.matches("a.*", "a.b.c")
+    # a CRM sets subscriptions and nothing else
+    crm = ROLES["crm"]
+    for api in all_apis():
+        assert may_publish(crm, api.subject) == api.subject.startswith("f3d.api.subscriptions."), api.subject
+    for example in STREAM_SUBJECTS.values():
+        assert not may_publish(crm, example) and not may_subscribe(crm, example), example
 
 
 # Subjects every role is tried on: each family's example, every API, the JetStream API's

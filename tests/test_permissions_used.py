@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from foto3d.libs.bus.topology import STREAMS
-from foto3d.proto import gateway, jobs, logs, objects, permissions, rig, subjects
+from foto3d.proto import gateway, jobs, objects, permissions, rig, subjects
 from foto3d.proto.api import Api
 from foto3d.proto.permissions import ROLES, matches
 
@@ -41,6 +41,8 @@ ENTRY: dict[str, tuple[str, ...]] = {
     "scaler": ("services/scaler", *RUNTIME),
     "trainer": ("services/trainer", *RUNTIME),
     "rig": ("libs/rig",),
+    # A CRM's adapter runs `foto3d subscriptions set --creds crm.nk …` (docs/catalog.md).
+    "crm": ("foto3d/cli/commands/subscriptions.py",),
 }
 # Declarations of every stream, not uses of any.
 NOT_USE = {ROOT / "libs/bus/topology.py", ROOT / "foto3d/app/topology.py"}
@@ -137,7 +139,7 @@ def _builders() -> dict[str, Callable[..., str]]:
 def _apis() -> dict[str, str]:
     return {
         v.subject: n
-        for mod in (gateway, jobs, logs, objects)
+        for mod in permissions.API_MODULES
         for n, v in vars(mod).items()
         if isinstance(v, Api)
     }

@@ -37,6 +37,7 @@ SITE_PARTICIPANTS = (
     "publisher",
     "gateway",
     "scaler",
+    "crm",
 )
 
 

@@ -178,6 +178,17 @@ STREAMS: list[StreamSpec] = [
         "Everything that happens to a catalog object, the source of its timeline.",
     ),
     StreamSpec(
+        subjects.WEBHOOKS_STREAM,
+        [subjects.WEBHOOKS_ALL],
+        "Webhook deliveries to customers' endpoints, each kept until its endpoint accepts it "
+        "(retried with backoff) or it is given up.",
+        retention=RetentionPolicy.WORK_QUEUE,
+        max_age=7 * DAY,
+        max_msgs=1_000_000,
+        # The catalog re-enqueues a redelivered source event under the same delivery id.
+        duplicate_window=3600.0,
+    ),
+    StreamSpec(
         subjects.HEARTBEATS_STREAM,
         [subjects.HEARTBEATS_ALL],
         "Last heartbeat of every participant (one message per subject); read by the notifier "

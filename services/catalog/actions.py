@@ -41,6 +41,7 @@ from foto3d.proto.objects import (
     LiveStatus,
     ObjectCaptured,
     ObjectEvent,
+    ObjectPublished,
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
@@ -281,7 +282,11 @@ class Catalog:
 
     # -- live status ---------------------------------------------------------------------------
 
-    async def set_status(self, object_id: str, status: LiveStatus, reason: str, actor: str) -> ObjectView:
+    async def set_status(
+        self, object_id: str, status: LiveStatus, reason: str, actor: str, event_id: str = ""
+    ) -> ObjectView:
+        """``event_id``: a caller that may repeat the change after a restart names it, so the
+        repeat is deduplicated on the bus and in the timeline."""
         row = await self.obj(object_id)
         reason = _clean_text(reason, "reason", 1000)
         if row.status == status.value:
@@ -293,7 +298,7 @@ class Catalog:
         previous = LiveStatus(row.status) if row.status else None
         await self.record(
             ObjectStatusChanged(
-                event_id=f"status-{uuid.uuid4().hex}",
+                event_id=event_id or f"status-{uuid.uuid4().hex}",
                 object_id=object_id,
                 ts=_after(row),
                 actor=actor,
@@ -356,6 +361,33 @@ class Catalog:
         await self.store.ingest([reply.event])
         out = await self.obj(object_id)
         return PublishedObject(**msgspec.structs.asdict(out), published=reply.event)
+
+    async def rollback(self, object_id: str, version: int, actor: str) -> ObjectView:
+        """Make an earlier published version live again: its files, as published then, are
+        announced again (nothing is uploaded), so every gateway serves them at once."""
+        row = await self.obj(object_id)
+        pubs = {p.version: p for p in await self.store.publications(object_id)}
+        target = pubs.get(version)
+        if target is None:
+            have = ", ".join(f"v{v}" for v in sorted(pubs)) or "none"
+            raise ActionError(f"{object_id} has no published v{version} (published: {have})", 404)
+        current = row.published_version
+        if current == version:
+            return row
+        await self.record(
+            ObjectPublished(
+                event_id=f"rollback-{uuid.uuid4().hex}",
+                object_id=object_id,
+                ts=_after(row),
+                actor=actor,
+                version=version,
+                job_id=target.job_id,
+                live_url=target.live_url,
+                files=list(target.files),
+                rollback_from=current or 0,
+            )
+        )
+        return await self.obj(object_id)
 
     # -- back to training -----------------------------------------------------------------------
 

@@ -169,6 +169,8 @@ def project(ev: AnyEvent) -> Projected:
         out.ops.append(Op("status", (ev.status.value, ev.ts, oid, ev.ts)))
     elif isinstance(ev, ObjectPublished):
         summary = f"published v{ev.version} ({len(ev.files)} files, {ev.uploaded} uploaded)"
+        if ev.rollback_from:
+            summary = f"rolled back to v{ev.version} (v{ev.rollback_from} was live)"
         out.entries.append(
             Entry(
                 f"ev:{ev.event_id}",

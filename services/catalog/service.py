@@ -38,6 +38,7 @@ from foto3d.proto.objects import (
     REGISTER,
     RESUBMIT,
     REVIEW,
+    ROLLBACK,
     SHOW,
     STATUS,
     TIMELINE,
@@ -55,16 +56,22 @@ from foto3d.proto.objects import (
     RegisterObject,
     ResubmitRequest,
     ReviewRequest,
+    RollbackRequest,
     StatusRequest,
     SubmittedObject,
     TimelineEntry,
 )
-from foto3d.services.catalog import api, note_pages, pages, review, topology
+from foto3d.services.catalog import api, note_pages, pages, review, subscription_api, topology, webhook_api
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
+from foto3d.services.catalog.subscription_clock import SubscriptionClock
+from foto3d.services.catalog.subscriptions import SubscriptionBook
+from foto3d.services.catalog.webhook_book import WebhookBook
+from foto3d.services.catalog.webhook_events import WebhookQueue
+from foto3d.services.catalog.webhook_sender import WebhookSender
 
 log = logging.getLogger(__name__)
 # The generated password of `admin`, kept (owner-only) until it no longer signs in.
@@ -82,7 +89,12 @@ OPTIMIZE_EVERY_S = 1800.0
 
 class CatalogService(Service):
     name = "catalog"
-    consumer_specs = (topology.OBJECT_EVENTS, topology.JOB_EVENTS)
+    consumer_specs = (
+        topology.OBJECT_EVENTS,
+        topology.JOB_EVENTS,
+        topology.WEBHOOK_SOURCE,
+        topology.WEBHOOK_SENDER,
+    )
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -97,6 +109,10 @@ class CatalogService(Service):
         self._optimizer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_rebuild: RebuildReport | None = None
+        self._book: SubscriptionBook | None = None
+        self._clock: SubscriptionClock | None = None
+        self._hooks: WebhookBook | None = None
+        self._sender: WebhookSender | None = None
 
     @property
     def store(self) -> CatalogStore:
@@ -156,6 +172,21 @@ class CatalogService(Service):
         for c in self.consumers:
             c.start()
         self._optimizer = asyncio.create_task(self._optimize_now_and_then(), name="catalog:optimize")
+        self._hooks = await WebhookBook(folder / "webhooks.db").open()
+        queue = WebhookQueue(self._hooks, ctx.bus)
+        hooks = PullConsumer[Any](
+            bus=ctx.bus,
+            spec=topology.WEBHOOK_SOURCE,
+            decode=tolerant_decoder(ObjectEvent),
+            handler=queue.on_object_events,
+        )
+        self.consumers.append(hooks)
+        hooks.start()
+        self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
+        self._sender.start()
+        self._book = await SubscriptionBook(folder / "subscriptions.db").open()
+        self._clock = SubscriptionClock(self._book, self._catalog, ctx.bus, self.cfg.subscriptions, queue)
+        self._clock.start()
 
     async def _optimize_now_and_then(self) -> None:
         while True:
@@ -172,9 +203,21 @@ class CatalogService(Service):
         # Everything that uses the store has ended before the store closes.
         await cancel_and_wait(self._optimizer, *self._tasks)
         self._optimizer = None
+        if self._clock is not None:
+            await self._clock.stop()
+            self._clock = None
+        if self._book is not None:
+            await self._book.close()
+            self._book = None
+        if self._sender is not None:
+            await self._sender.stop()
+            self._sender = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []
+        if self._hooks is not None:
+            await self._hooks.close()
+            self._hooks = None
         if self._store is not None:
             await self._store.close()
 
@@ -185,6 +228,8 @@ class CatalogService(Service):
         extra = {c.spec.durable: c.stats.handled for c in self.consumers}
         if errors:
             return Health("degraded", f"recording events failed: {errors[-1]}", extra)
+        if self._clock is not None and self._clock.last_error:
+            return Health("degraded", f"ending subscriptions failed: {self._clock.last_error}", extra)
         return Health("ok", "recording object and job events", extra)
 
     async def _first_password_banner(self, first: Path) -> list[str]:
@@ -272,6 +317,9 @@ class CatalogService(Service):
         async def resubmit(ref: ResubmitRequest) -> SubmittedObject:
             return await c.resubmit(ref.object_id, ref.actor, ref.priority, ref.options)
 
+        async def rollback(b: RollbackRequest) -> ObjectView:
+            return await c.rollback(b.object_id, b.version, b.actor)
+
         async def board(_: NoBody) -> Board:
             return await self.board()
 
@@ -289,8 +337,18 @@ class CatalogService(Service):
             # the next request on this endpoint (another object) is not held up behind it.
             serve(PUBLISH, publish, tasks=self._tasks, actor="actor"),
             serve(RESUBMIT, resubmit, actor="actor"),
+            serve(ROLLBACK, rollback, actor="actor"),
             serve(BOARD, board),
             *note_pages.endpoints(self),
+            *self._subscription_endpoints(),
+        ]
+
+    def _subscription_endpoints(self) -> list[Endpoint]:
+        assert self._book is not None and self._clock is not None, "catalog not started"
+        assert self._hooks is not None, "catalog not started"
+        return [
+            *subscription_api.endpoints(self._book, self.store, self._clock),
+            *webhook_api.endpoints(self._hooks, self.store),
         ]
 
     # -- shared reads -----------------------------------------------------------------------------

@@ -12,6 +12,28 @@ from foto3d.libs.settings import Table
 DAY = 86_400.0
 
 
+class SubscriptionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    notice_days: Annotated[
+        float, Meta(ge=0, description="days before a subscription's end that staff get the 'ends soon' mail")
+    ] = 7.0
+    mail_to: Annotated[
+        list[str],
+        Meta(description="staff addresses for subscription mails (ends soon, ended); empty = no mails"),
+    ] = msgspec.field(default_factory=list)
+
+
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    timeout_s: Annotated[
+        float, Meta(gt=0, le=25, description="seconds a customer's endpoint has to answer one delivery")
+    ] = 10.0
+    retry_initial_s: Annotated[float, Meta(gt=0, description="delay before the first retry; doubles")] = 5.0
+    retry_max_s: Annotated[float, Meta(gt=0, description="the longest delay between two tries")] = 600.0
+    give_up_after_s: Annotated[
+        float, Meta(gt=0, description="a delivery not accepted this long after it was made is dropped")
+    ] = 3 * DAY
+    concurrency: Annotated[int, Meta(ge=1, le=256, description="deliveries in flight at once")] = 8
+
+
 class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     publish_timeout_s: Annotated[
         float, Meta(description="how long a publish request waits for the publisher")
@@ -30,6 +52,12 @@ class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "rejected": 2 * DAY,
             "approved": 1 * DAY,
         }
+    )
+    subscriptions: Annotated[
+        SubscriptionSettings, Meta(description="customer subscriptions that end by themselves")
+    ] = msgspec.field(default_factory=SubscriptionSettings)
+    webhooks: Annotated[WebhookSettings, Meta(description="webhooks to customers' endpoints")] = (
+        msgspec.field(default_factory=WebhookSettings)
     )
     create_admin: Annotated[
         bool, Meta(description="on first start, create the staff user `admin` and print its password")

@@ -322,6 +322,16 @@ class CatalogStore:
     async def get(self, object_id: str) -> ObjectView | None:
         return await self._view(ObjectView, "SELECT * FROM objects WHERE object_id=?", (object_id,))
 
+    async def live_objects(self, customer: str) -> list[str]:
+        """The customer's models that are live (published and not disabled): what a
+        subscription's end switches off."""
+        rows = await self._all(
+            "SELECT object_id FROM objects WHERE customer=? AND status IS NOT NULL AND status != 'disabled'"
+            " ORDER BY object_id",
+            (customer,),
+        )
+        return [r["object_id"] for r in rows]
+
     async def search(
         self,
         *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nats.js.api import DeliverPolicy
+
 from foto3d.libs.bus.topology import ConsumerSpec
 from foto3d.proto import subjects
 
@@ -12,4 +14,20 @@ OBJECT_EVENTS = ConsumerSpec(
 )
 JOB_EVENTS = ConsumerSpec(
     subjects.JOB_EVENTS_STREAM, "catalog-jobs", "Adds job events to object timelines in the catalog."
+)
+# Webhooks: object events from when the catalog first ran (not the history), and the queue
+# of deliveries. An attempt lasts at most [catalog.webhooks] timeout_s (25 s), so a
+# delivery held by a process that died is offered again after 30 s.
+WEBHOOK_SOURCE = ConsumerSpec(
+    subjects.OBJECT_EVENTS_STREAM,
+    "catalog-webhooks",
+    "Turns object events into webhook deliveries for customers' endpoints.",
+    deliver_policy=DeliverPolicy.NEW,
+)
+WEBHOOK_SENDER = ConsumerSpec(
+    subjects.WEBHOOKS_STREAM,
+    "catalog-webhook-sender",
+    "Sends webhook deliveries to customers' endpoints, retrying with backoff.",
+    ack_wait=30.0,
+    max_ack_pending=1000,
 )

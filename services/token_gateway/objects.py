@@ -100,6 +100,6 @@ class ObjectIndex:
             state.name = ev.display_name
         elif isinstance(ev, ObjectStatusChanged):
             state.status = ev.status
-        elif isinstance(ev, ObjectPublished) and ev.version >= state.version:
+        elif isinstance(ev, ObjectPublished) and (ev.version >= state.version or ev.rollback_from):
             state.version = ev.version
             state.files = list(ev.files)

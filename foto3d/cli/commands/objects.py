@@ -275,6 +275,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return run_catalog(args, go)
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    body = {"object_id": args.object_id, "version": args.version, "actor": args.actor}
+
+    async def go(bus: Bus) -> int:
+        o = await catalog_call(bus, catalog.ROLLBACK, body)
+        print(f"{o.object_id}: v{o.published_version} is live ({o.live_url})")
+        return 0
+
+    return run_catalog(args, go)
+
+
 def cmd_resubmit(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     for name in ("steps", "reduce_keep", "reduce_iterations", "sh_degree"):
@@ -464,6 +475,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--reason", help="why (e.g. subscription ended)")
     _actor(p)
     p.set_defaults(func=cmd_status)
+
+    p = osub.add_parser(
+        "rollback",
+        parents=common,
+        help="make an earlier published version live again (the gateway serves it at once)",
+    )
+    p.add_argument("object_id")
+    p.add_argument("version", type=int, help="a version listed by `foto3d objects show ID`")
+    _actor(p)
+    p.set_defaults(func=cmd_rollback)
 
     p = osub.add_parser(
         "resubmit",

@@ -1,0 +1,146 @@
+"""Customers' webhook endpoints and the delivery log (the catalog's own sqlite file).
+
+The secret of an endpoint is kept as is: the catalog needs it to sign every delivery (unlike
+a credential, which is only ever checked). It is shown once, in the answer that creates it.
+The log has one row per delivery (endpoint x event), keyed by the delivery id, so a source
+event seen twice never makes a second delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=NORMAL;
+CREATE TABLE IF NOT EXISTS endpoints (
+    endpoint_id TEXT PRIMARY KEY,
+    customer TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    removed REAL
+);
+CREATE INDEX IF NOT EXISTS endpoints_customer ON endpoints(customer);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    endpoint_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_status INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    last_attempt REAL NOT NULL DEFAULT 0,
+    delivered REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries(customer, created);
+"""
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+class WebhookBook:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._write = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("webhook book is not open")
+        return self._db
+
+    async def open(self) -> WebhookBook:
+        self._db = await aiosqlite.connect(self.path)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _exec(self, sql: str, params: tuple[Any, ...]) -> int:
+        async with self._write:
+            cur = await self.db.execute(sql, params)
+            await self.db.commit()
+            return cur.rowcount
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self.db.execute(sql, params) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def add_endpoint(self, customer: str, url: str, actor: str) -> dict[str, Any]:
+        endpoint_id = f"we_{secrets.token_hex(8)}"
+        secret = f"whsec_{secrets.token_urlsafe(32)}"
+        await self._exec(
+            "INSERT INTO endpoints(endpoint_id, customer, url, secret, created, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+            (endpoint_id, customer, url, secret, time.time(), actor),
+        )
+        row = await self.endpoint(endpoint_id)
+        assert row is not None
+        return row
+
+    async def remove_endpoint(self, endpoint_id: str) -> bool:
+        n = await self._exec(
+            "UPDATE endpoints SET removed=? WHERE endpoint_id=? AND removed IS NULL",
+            (time.time(), endpoint_id),
+        )
+        return n == 1
+
+    async def endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        rows = await self._all("SELECT * FROM endpoints WHERE endpoint_id=?", (endpoint_id,))
+        return rows[0] if rows else None
+
+    async def endpoints(self, customer: str = "") -> list[dict[str, Any]]:
+        """Endpoints in use (of one customer, or all)."""
+        if customer:
+            return await self._all(
+                "SELECT * FROM endpoints WHERE customer=? AND removed IS NULL ORDER BY created", (customer,)
+            )
+        return await self._all("SELECT * FROM endpoints WHERE removed IS NULL ORDER BY customer, created", ())
+
+    # -- the delivery log ----------------------------------------------------------------------
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        rows = await self._all("SELECT * FROM deliveries WHERE delivery_id=?", (delivery_id,))
+        return rows[0] if rows else None
+
+    async def logged(
+        self, delivery_id: str, endpoint_id: str, customer: str, type_: str, created: float
+    ) -> None:
+        await self._exec(
+            "INSERT OR IGNORE INTO deliveries(delivery_id, endpoint_id, customer, type, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (delivery_id, endpoint_id, customer, type_, created),
+        )
+
+    async def attempted(self, delivery_id: str, status: int, error: str, state: str) -> None:
+        now = time.time()
+        await self._exec(
+            "UPDATE deliveries SET attempts=attempts+1, last_status=?, last_error=?, last_attempt=?,"
+            " state=CASE WHEN state='delivered' THEN state ELSE ? END,"
+            " delivered=CASE WHEN ?='delivered' AND delivered=0 THEN ? ELSE delivered END"
+            " WHERE delivery_id=?",
+            (status, error[:500], now, state, state, now, delivery_id),
+        )
+
+    async def deliveries(self, customer: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        if customer:
+            return await self._all(
+                "SELECT * FROM deliveries WHERE customer=? ORDER BY created DESC LIMIT ?", (customer, limit)
+            )
+        return await self._all("SELECT * FROM deliveries ORDER BY created DESC LIMIT ?", (limit,))
