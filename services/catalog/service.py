@@ -42,9 +42,9 @@ from foto3d.proto.objects import (
     TIMELINE,
     CaptureRequest,
     CustomerAdd,
-    ObjectEvent,
     ObjectQuery,
     ObjectRef,
+    ObjectStreamEvent,
     RegisterObject,
     ResubmitRequest,
     ReviewRequest,
@@ -134,7 +134,7 @@ class CatalogService(Service):
                 decode=tolerant_decoder(tp),
                 handler=self._ingest,
             )
-            for spec, tp in ((topology.OBJECT_EVENTS, ObjectEvent), (topology.JOB_EVENTS, JobEvent))
+            for spec, tp in ((topology.OBJECT_EVENTS, ObjectStreamEvent), (topology.JOB_EVENTS, JobEvent))
         ]
         for c in self.consumers:
             c.start()

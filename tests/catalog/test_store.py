@@ -10,6 +10,7 @@ from typing import Any
 from foto3d.proto.jobs import Artifact, JobFailed, JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
 from foto3d.proto.objects import (
     Checklist,
+    CustomerAdded,
     Decision,
     LiveStatus,
     ObjectCaptured,
@@ -123,3 +124,19 @@ async def test_order_batching_and_redelivery_do_not_change_the_result(tmp_path: 
     assert {"registered", "captured", "submitted", "training", "in_review", "approved"} <= set(
         stages.values()
     )
+
+
+async def test_a_customer_is_recorded_once_with_its_name_and_who_added_it(tmp_path: Path) -> None:
+    added = CustomerAdded(event_id="customer-acme", customer="acme", name="ACME Corp", ts=5.0, actor="rev")
+    # A later event for the same slug (it cannot be sent twice, but a stream could hold one)
+    # does not rename the customer: the first addition wins, whatever the batching.
+    again = CustomerAdded(event_id="customer-acme-2", customer="acme", name="Other", ts=9.0, actor="x")
+    events: list[AnyEvent] = [added, *life(0, 4), added, again, added]
+    for batch in (1, 2, len(events)):
+        path = tmp_path / f"customers-{batch}.db"
+        await ingest(path, events, batch)
+        con = sqlite3.connect(path)
+        rows = con.execute("SELECT slug, name, created, actor FROM customers").fetchall()
+        con.close()
+        assert rows == [("acme", "ACME Corp", 5.0, "rev")]
+        assert snapshot(path) == snapshot(tmp_path / f"customers-{1}.db")
