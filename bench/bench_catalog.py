@@ -177,8 +177,11 @@ def batches(objects: int, events: int, seed: int, size: int) -> Iterator[list[An
     made = 0
     for i in range(objects):
         evs = object_events(i, rng, now)
+        first = evs[0]
+        assert isinstance(first, ObjectRegistered)  # every object's life starts with it
+        oid = first.object_id
         while len(evs) < per:  # top up to the target density with status flips
-            evs.append(ObjectStatusChanged(event_id=f"x-{i}-{len(evs)}", object_id=evs[0].object_id,
+            evs.append(ObjectStatusChanged(event_id=f"x-{i}-{len(evs)}", object_id=oid,
                                            ts=evs[-1].ts + 60, actor="ops", status=LiveStatus.DEMO))  # fmt: skip
         made += len(evs)
         buf.extend(evs)

@@ -1,8 +1,10 @@
 """Catalog objects: their events (the timeline's source) and the catalog/publisher API bodies.
 
-Object events are published on ``f3d.objects.events.<object_id>`` (stream OBJECT_EVENTS).
-Each carries ``event_id`` (also its ``Nats-Msg-Id``) so a redelivered or re-published event
-is recorded once, ``actor`` (the person or service that caused it) and ``ts``.
+Object events are published on ``f3d.objects.events.<object_id>`` (stream OBJECT_EVENTS),
+a customer's addition on ``f3d.objects.events.customers.<slug>`` (the same stream, so the
+catalog's database can be rebuilt from it alone). Each carries ``event_id`` (also its
+``Nats-Msg-Id``) so a redelivered or re-published event is recorded once, ``actor`` (the
+person or service that caused it) and ``ts``.
 
 The token gateway reacts to ``object.status/1``: ``disabled`` means stop serving the model
 at once; ``production``/``demo``/``test`` mean serve it.
@@ -147,6 +149,16 @@ class ObjectNoted(ObjectEventBase, frozen=True, kw_only=True, tag="object.note/1
     photos: list[str] = msgspec.field(default_factory=list)
 
 
+class CustomerAdded(Event, frozen=True, kw_only=True, omit_defaults=True, tag="customer.added/1"):
+    """The catalog added a customer (a slug objects are registered for, and its display name)."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    customer: CustomerSlug
+    name: DisplayName
+    ts: Real
+    actor: str = ""
+
+
 ObjectEvent = (
     ObjectRegistered
     | ObjectCaptured
@@ -157,6 +169,9 @@ ObjectEvent = (
     | ObjectViewerSaved
     | ObjectNoted
 )
+# Everything on OBJECT_EVENTS. Readers that care about objects only (the token gateway)
+# decode ObjectEvent and skip the rest.
+ObjectStreamEvent = ObjectEvent | CustomerAdded
 
 
 def publish_progress_subject(object_id: str) -> str:

@@ -78,6 +78,12 @@ def object_events(object_id: str) -> str:
     return f"f3d.objects.events.{token(object_id)}"
 
 
+def customer_events(slug: str) -> str:
+    """A customer's events, on OBJECT_EVENTS beside the objects' (one token longer than
+    an object's subject, so never one)."""
+    return f"f3d.objects.events.customers.{token(slug)}"
+
+
 def heartbeat(kind: str, pid: str) -> str:
     return f"f3d.hb.{token(kind)}.{token(pid)}"
 

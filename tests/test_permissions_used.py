@@ -138,10 +138,7 @@ def _builders() -> dict[str, Callable[..., str]]:
 
 def _apis() -> dict[str, str]:
     return {
-        v.subject: n
-        for mod in permissions.API_MODULES
-        for n, v in vars(mod).items()
-        if isinstance(v, Api)
+        v.subject: n for mod in permissions.API_MODULES for n, v in vars(mod).items() if isinstance(v, Api)
     }
 
 

@@ -36,15 +36,16 @@ from foto3d.proto.objects import (
     PUBLISHER_PUBLISH,
     Checklist,
     Customer,
+    CustomerAdded,
     Decision,
     JobView,
     LiveStatus,
     ObjectCaptured,
-    ObjectEvent,
     ObjectPublished,
     ObjectRegistered,
     ObjectReview,
     ObjectStatusChanged,
+    ObjectStreamEvent,
     ObjectView,
     PublishedObject,
     PublishRequest,
@@ -95,12 +96,18 @@ class Catalog:
         self.refs_dir = refs_dir
         self.publish_timeout_s = publish_timeout_s
         self._register_lock = asyncio.Lock()
+        self._customer_lock = asyncio.Lock()
         self._publishing: set[str] = set()
 
-    async def record(self, event: ObjectEvent) -> None:
-        """Publish an object event, then record it (the consumer's later copy is skipped)."""
+    async def record(self, event: ObjectStreamEvent) -> None:
+        """Publish an object (or customer) event, then record it (the consumer's later copy
+        is skipped)."""
+        if isinstance(event, CustomerAdded):
+            subject = subjects.customer_events(event.customer)
+        else:
+            subject = subjects.object_events(event.object_id)
         try:
-            await self.bus.publish(subjects.object_events(event.object_id), event, msg_id=event.event_id)
+            await self.bus.publish(subject, event, msg_id=event.event_id)
         except Exception as exc:
             raise ActionError(
                 f"could not publish the change on the bus ({exc}); nothing changed", 503
@@ -126,8 +133,14 @@ class Catalog:
                 f"customer id {slug!r} must be 1-20 lowercase letters and digits, no dashes or spaces{hint}"
             ) from None
         name = _clean_text(name or slug, "customer name", 200)
-        if not await self.store.add_customer(slug, name, actor):
-            raise ActionError(f"customer {slug!r} already exists", 409)
+        # An event like any object's, so a rebuilt database has the name and who added it.
+        async with self._customer_lock:
+            if await self.store.customer(slug) is not None:
+                raise ActionError(f"customer {slug!r} already exists", 409)
+            event = CustomerAdded(
+                event_id=f"customer-{slug}", customer=slug, name=name, ts=time.time(), actor=actor
+            )
+            await self.record(event)
         row = await self.store.customer(slug)
         assert row is not None
         return row

@@ -27,6 +27,7 @@ from foto3d.proto.jobs import (
     JobSucceeded,
 )
 from foto3d.proto.objects import (
+    CustomerAdded,
     Decision,
     ObjectCaptured,
     ObjectEvent,
@@ -40,7 +41,7 @@ from foto3d.proto.objects import (
     Stage,
 )
 
-AnyEvent = ObjectEvent | JobEvent
+AnyEvent = ObjectEvent | CustomerAdded | JobEvent
 
 
 @dataclass
@@ -100,6 +101,11 @@ def _fmt_bytes(n: int) -> str:
 def project(ev: AnyEvent) -> Projected:
     """Timeline entries and row changes for one event (empty for events the catalog ignores)."""
     out = Projected()
+    if isinstance(ev, CustomerAdded):
+        # Not an object's: no timeline entry, one row change that keeps the first addition
+        # (ops without an entry are applied every time they are seen, so it must be idempotent).
+        out.ops.append(Op("customer", (ev.customer, ev.name, ev.ts, ev.actor)))
+        return out
     oid = ev.object_id
     if isinstance(ev, JobProgress):
         return out  # progress is the trainer's business; the stage already says "training"

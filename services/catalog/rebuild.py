@@ -8,10 +8,11 @@ use (idempotent, guarded by event time, so the order between the two streams doe
 matter). Live consumers stay where they were: what they deliver later was either read
 here too (recorded once) or is newer.
 
-What the streams do not hold (docs/failover.md): customers' display names and who added
-them (only their ids appear in events; the rebuilt rows take the id as the name), and job
-events older than JOB_EVENTS' 90 days. Reference images are files beside the database,
-not events: the rebuild counts the objects whose image is missing.
+Customers are events on OBJECT_EVENTS too (``customer.added/1``: slug, name, who, when).
+What the streams do not hold (docs/failover.md): customers added before that event existed
+(only their ids appear, in their objects' events; the rebuilt rows take the id as the
+name), and job events older than JOB_EVENTS' 90 days. Reference images are files beside
+the database, not events: the rebuild counts the objects whose image is missing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.proto import subjects
 from foto3d.proto.base import tolerant_decoder
 from foto3d.proto.jobs import JobEvent
-from foto3d.proto.objects import ObjectEvent
+from foto3d.proto.objects import ObjectStreamEvent
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildRepor
     started = time.monotonic()
     report = RebuildReport()
     report.object_events = await _replay(
-        bus, subjects.OBJECT_EVENTS_STREAM, tolerant_decoder(ObjectEvent), store
+        bus, subjects.OBJECT_EVENTS_STREAM, tolerant_decoder(ObjectStreamEvent), store
     )
     report.job_events = await _replay(bus, subjects.JOB_EVENTS_STREAM, tolerant_decoder(JobEvent), store)
     report.customers = await store_customers_from_objects(store)
@@ -125,7 +126,8 @@ async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildRepor
 
 
 async def store_customers_from_objects(store: CatalogStore) -> int:
-    """Customers appear in events only as the ids of their objects: recreate those rows."""
+    """Customers added before ``customer.added/1`` appear only as the ids of their objects:
+    recreate those rows (the ones that had an event are there already and kept)."""
     db = store.db
     await db.execute(
         "INSERT OR IGNORE INTO customers(slug, name, created, actor) "

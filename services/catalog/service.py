@@ -51,6 +51,7 @@ from foto3d.proto.objects import (
     ObjectPage,
     ObjectQuery,
     ObjectRef,
+    ObjectStreamEvent,
     ObjectView,
     PublishedObject,
     RegisterObject,
@@ -167,7 +168,7 @@ class CatalogService(Service):
                 decode=tolerant_decoder(tp),
                 handler=self._ingest,
             )
-            for spec, tp in ((topology.OBJECT_EVENTS, ObjectEvent), (topology.JOB_EVENTS, JobEvent))
+            for spec, tp in ((topology.OBJECT_EVENTS, ObjectStreamEvent), (topology.JOB_EVENTS, JobEvent))
         ]
         for c in self.consumers:
             c.start()

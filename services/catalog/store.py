@@ -2,13 +2,13 @@
 
 Objects, jobs and publications are a projection of the bus events (see ``projection``);
 ``ingest`` applies a batch in one transaction, skipping events already recorded, so a
-redelivered batch changes nothing. Customers and serial numbers are the catalog's own.
+redelivered batch changes nothing. Customers are events too (``customer.added/1`` on the
+same stream); serial numbers follow from the registrations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +116,8 @@ CREATE TABLE IF NOT EXISTS publications (
 
 # Applied in this order; each is guarded by timestamps so order inside a batch does not matter.
 OPS: dict[str, str] = {
+    # The first addition of a customer wins; a later copy of the event changes nothing.
+    "customer": "INSERT OR IGNORE INTO customers(slug, name, created, actor) VALUES (?, ?, ?, ?)",
     "ensure": "INSERT INTO objects(object_id, customer, display_name, created, registered)"
     " VALUES (?, ?, ?, ?, 0) ON CONFLICT(object_id) DO UPDATE SET created=min(objects.created, excluded.created)"
     " WHERE excluded.created < objects.created",
@@ -240,23 +242,28 @@ class CatalogStore:
         """Record a batch of events once each; returns how many were new."""
         entries: list[Entry] = []
         ops_by_key: dict[str, list[Op]] = {}
+        unkeyed: list[Op] = []  # changes of events without a timeline entry (idempotent)
         for ev in events:
             p = project(ev)
+            if not p.entries:
+                unkeyed += p.ops
             for i, e in enumerate(p.entries):
                 entries.append(e)
                 # the row changes ride on the event's first entry: new entry -> apply them
                 ops_by_key.setdefault(e.key, p.ops if i == 0 else [])
-        if not entries:
+        if not entries and not unkeyed:
             return 0
         async with self._write:
-            return await self._ingest(entries, ops_by_key)
+            return await self._ingest(entries, ops_by_key, unkeyed)
 
-    async def _ingest(self, entries: list[Entry], ops_by_key: dict[str, list[Op]]) -> int:
+    async def _ingest(self, entries: list[Entry], ops_by_key: dict[str, list[Op]], unkeyed: list[Op]) -> int:
         db = self.db
         new_keys: set[str] = set()
         seen: set[str] = set()
         unique = [e for e in entries if not (e.key in seen or seen.add(e.key))]  # type: ignore[func-returns-value]
         try:
+            for op in unkeyed:
+                await db.execute(OPS[op.name], op.params)
             for start in range(0, len(unique), _INSERT_CHUNK):
                 chunk = unique[start : start + _INSERT_CHUNK]
                 sql = (
@@ -288,15 +295,6 @@ class CatalogStore:
         return len(new_keys)
 
     # -- customers and serials ----------------------------------------------------------------
-
-    async def add_customer(self, slug: str, name: str, actor: str) -> bool:
-        async with self._write:
-            cur = await self.db.execute(
-                "INSERT OR IGNORE INTO customers(slug, name, created, actor) VALUES (?, ?, ?, ?)",
-                (slug, name, time.time(), actor),
-            )
-            await self.db.commit()
-        return cur.rowcount == 1
 
     async def customer(self, slug: str) -> Customer | None:
         return await self._view(Customer, "SELECT * FROM customers WHERE slug=?", (slug,))

@@ -10,6 +10,7 @@ from typing import Any
 from foto3d.proto.jobs import Artifact, JobFailed, JobQueued, JobStarted, JobSucceeded, Priority, TrainOptions
 from foto3d.proto.objects import (
     Checklist,
+    CustomerAdded,
     Decision,
     LiveStatus,
     ObjectCaptured,
@@ -140,3 +141,19 @@ def test_the_objects_timeline_names_the_jobs_trace() -> None:
     )
     (entry,) = project(queued).entries
     assert entry.summary.endswith("; trace 4bf92f3577b34da6a3ce929d0e0e4736")
+
+
+async def test_a_customer_is_recorded_once_with_its_name_and_who_added_it(tmp_path: Path) -> None:
+    added = CustomerAdded(event_id="customer-acme", customer="acme", name="ACME Corp", ts=5.0, actor="rev")
+    # A later event for the same slug (it cannot be sent twice, but a stream could hold one)
+    # does not rename the customer: the first addition wins, whatever the batching.
+    again = CustomerAdded(event_id="customer-acme-2", customer="acme", name="Other", ts=9.0, actor="x")
+    events: list[AnyEvent] = [added, *life(0, 4), added, again, added]
+    for batch in (1, 2, len(events)):
+        path = tmp_path / f"customers-{batch}.db"
+        await ingest(path, events, batch)
+        con = sqlite3.connect(path)
+        rows = con.execute("SELECT slug, name, created, actor FROM customers").fetchall()
+        con.close()
+        assert rows == [("acme", "ACME Corp", 5.0, "rev")]
+        assert snapshot(path) == snapshot(tmp_path / f"customers-{1}.db")
