@@ -14,13 +14,11 @@ in between repeats the step and never loses it.
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import msgspec
 
+from foto3d.libs.sqlitefile import SqliteFile
 from foto3d.proto.api import CONFLICT, ServiceError
 from foto3d.proto.subscriptions import (
     Outcome,
@@ -99,29 +97,9 @@ def view(row: dict[str, Any], now: float) -> SubscriptionView:
     )
 
 
-class SubscriptionBook:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
-        self._write = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("subscription book is not open")
-        return self._db
-
-    async def open(self) -> SubscriptionBook:
-        self._db = await aiosqlite.connect(self.path)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
-        return self
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+class SubscriptionBook(SqliteFile):
+    schema = SCHEMA
+    what = "subscription book"
 
     # -- changes ---------------------------------------------------------------------------
 

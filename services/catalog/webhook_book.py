@@ -8,13 +8,11 @@ event seen twice never makes a second delivery.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
+from foto3d.libs.sqlitefile import SqliteFile
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -47,29 +45,9 @@ CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries(customer, created);
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
-class WebhookBook:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
-        self._write = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("webhook book is not open")
-        return self._db
-
-    async def open(self) -> WebhookBook:
-        self._db = await aiosqlite.connect(self.path)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
-        return self
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+class WebhookBook(SqliteFile):
+    schema = SCHEMA
+    what = "webhook book"
 
     async def _exec(self, sql: str, params: tuple[Any, ...]) -> int:
         async with self._write:
