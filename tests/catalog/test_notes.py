@@ -17,7 +17,7 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.viewer.png import encode_png
 from foto3d.proto import subjects
-from foto3d.proto.objects import ObjectEvent, ObjectNoted
+from foto3d.proto.objects import ObjectNoted, ObjectStreamEvent
 from foto3d.services.catalog import notes
 from foto3d.services.catalog.store import CatalogStore
 from testkit.running import running_services
@@ -33,7 +33,7 @@ def _png() -> bytes:
 async def _stream_events(bus: Bus) -> list[Any]:
     """Every event in OBJECT_EVENTS, in stream order (what a rebuild replays)."""
     info = await bus.js.stream_info(subjects.OBJECT_EVENTS_STREAM)
-    decoder = msgspec.json.Decoder(ObjectEvent)
+    decoder = msgspec.json.Decoder(ObjectStreamEvent)
     out = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         msg = await bus.js.get_msg(subjects.OBJECT_EVENTS_STREAM, seq)
