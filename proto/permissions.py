@@ -24,6 +24,7 @@ from foto3d.proto import gateway, jobs, logs, notes, objects, subjects, subscrip
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
+from foto3d.proto.logs import LOG_QUERY
 from foto3d.proto.objects import publish_progress_subject
 from foto3d.proto.rig import RIG_DATASETS_ALL
 
@@ -233,6 +234,8 @@ ROLES: dict[str, Role] = {
                 *_stream_api(f"KV_{NOTIFIER_SENT_BUCKET}"),
                 f"$KV.{NOTIFIER_SENT_BUCKET}.>",
                 subjects.heartbeats_of("site"),
+                # The log lines around a problem, quoted in its mail (``log_context.py``).
+                LOG_QUERY.subject,
             ),
             subscribe=(subjects.HEARTBEATS_ALL, subjects.ALERTS_ALL),
         ),
