@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from foto3d.proto import gateway, jobs, logs, notes, objects, subjects, subscriptions, webhooks
+from foto3d.proto import analytics, gateway, jobs, logs, notes, objects, subjects, subscriptions, webhooks
 from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
@@ -378,7 +378,7 @@ def service_role(service: str) -> str:
 
 
 # The modules that declare request/reply endpoints (``Api`` values).
-API_MODULES = (gateway, jobs, logs, notes, objects, subscriptions, webhooks)
+API_MODULES = (analytics, gateway, jobs, logs, notes, objects, subscriptions, webhooks)
 
 
 def all_apis() -> list[Api[Any, Any]]:

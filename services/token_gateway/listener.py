@@ -109,7 +109,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.body_exists
         and (request.content_length or parts.cfg.max_body_bytes + 1) > parts.cfg.max_body_bytes
     ):
-        # Every customer route is a GET: a large (or unsized, chunked) body is refused unread.
+        # Every customer route but the beacon (whose own limit is lower) is a GET: a large (or
+        # unsized, chunked) body is refused unread.
         n.reason = "body too large"
         resp = error_response(
             413, "bad_request", f"request bodies are limited to {parts.cfg.max_body_bytes} bytes"

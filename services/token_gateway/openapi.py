@@ -17,6 +17,7 @@ import msgspec
 
 from foto3d import __version__
 from foto3d.libs.splat.formats import registry as splat_formats
+from foto3d.proto.analytics import MAX_BEACON_BYTES, Beacon, BeaconAccepted
 from foto3d.proto.gateway import ErrorReply, HealthReply, ModelReply, UsageReply
 from foto3d.services.token_gateway import params
 from foto3d.services.token_gateway.objects import SPLAT_FORMATS
@@ -46,7 +47,7 @@ ERROR_TEXT = {
     401: "Missing, invalid, expired or revoked credential",
     403: "Origin not allowed, link or pass not valid or expired, address banned or not allowed",
     404: "No such model for this credential (unknown, another customer's, or not live), or no such path",
-    413: "A request body (every route is a GET; bodies are refused unread)",
+    413: "A request body (bodies are refused unread, but the beacon's up to its limit)",
     429: "Rate limited; see Retry-After",
     500: "The gateway's own fault (never the request's); try again",
     503: "The viewer is not installed on this gateway",
@@ -106,7 +107,7 @@ def _formats() -> dict[str, Any]:
 @cache
 def _document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [ModelReply, ErrorReply, UsageReply, HealthReply], ref_template=REF
+        [ModelReply, ErrorReply, UsageReply, HealthReply, Beacon, BeaconAccepted], ref_template=REF
     )
     object_id = _param("object_id", "path", params.OBJECT_ID.schema(), "the object's id (naming standard)")
     link_params = [
@@ -132,7 +133,8 @@ def _document() -> dict[str, Any]:
             "version": __version__,
             "description": "Models, time-limited file links and usage for a customer's credentials. "
             + CREDENTIALS_NOTE
-            + " Every route answers only GET (and HEAD); any other method is a 405 with `Allow`.",
+            + " Every route but the viewer's beacon answers only GET (and HEAD); any other method is a "
+            "405 with `Allow`.",
         },
         "components": {
             "schemas": components,
@@ -202,6 +204,28 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/beacon": {
+                "post": {
+                    "operationId": "beacon",
+                    "summary": "The viewer's analytics beacon: one page's events for one model (no cookies, "
+                    "no personal data; the client's address is used only truncated, for the rate limit)",
+                    "description": "Sent by the viewer with navigator.sendBeacon as text/plain (no preflight); "
+                    f"the body is JSON whatever its type says, at most {MAX_BEACON_BYTES} bytes. "
+                    "Rate-limited per key and client network (/24, /48).",
+                    "security": [PUBLISHABLE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref(Beacon)},
+                            "text/plain": {"schema": _ref(Beacon)},
+                        },
+                    },
+                    "responses": {
+                        "202": _json(BeaconAccepted, "Taken (summed within seconds)"),
+                        **_errors(400, 401, 403, 404, 413, 429),
+                    },
+                }
+            },
             "/embed/{object_id}": {
                 "get": {
                     "operationId": "embedPage",
@@ -232,6 +256,32 @@ def _document() -> dict[str, Any]:
                         _formats(),
                     ],
                     "responses": {"200": _json(ModelReply, "The model"), **_errors(400, 403, 404)},
+                }
+            },
+            "/embed-api/{pass}/v1/beacon": {
+                "post": {
+                    "operationId": "embedBeacon",
+                    "summary": "The beacon of the viewer inside embedPage, with that page's pass (taken up to a "
+                    "day past the pass's expiry)",
+                    "parameters": [
+                        _param(
+                            "pass",
+                            "path",
+                            params.EMBED_PASS.schema(),
+                            "the pass embedPage put in its API base",
+                        )
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref(Beacon)},
+                            "text/plain": {"schema": _ref(Beacon)},
+                        },
+                    },
+                    "responses": {
+                        "202": _json(BeaconAccepted, "Taken (summed within seconds)"),
+                        **_errors(400, 403, 404, 413, 429),
+                    },
                 }
             },
             "/viewer/{file}": {

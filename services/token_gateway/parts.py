@@ -17,6 +17,7 @@ from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto.objects import PublishedFile
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, Network, TokenBuckets
 from foto3d.services.token_gateway.accesslog import AccessLog
+from foto3d.services.token_gateway.beacon_sums import BeaconSums
 from foto3d.services.token_gateway.links import LinkSigner, Presigner
 from foto3d.services.token_gateway.metrics import GatewayMetrics
 from foto3d.services.token_gateway.objects import ObjectIndex
@@ -42,6 +43,9 @@ class GatewayParts:
     bans: BanList
     ip_filter: IpFilter
     trusted_proxies: list[Network]
+    # Viewer beacons: a bucket per key and client network, and the sums waiting to be shared.
+    beacon_buckets: TokenBuckets
+    beacons: BeaconSums
     # Tells the other instances about a ban this one decided (None: this instance only).
     share_ban: Callable[[str, float, str], Coroutine[Any, Any, None]] | None = None
     # Per-customer counters for /metrics (None: not counted).

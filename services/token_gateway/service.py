@@ -19,6 +19,7 @@ from foto3d.libs.bus.micro import Endpoint, serve
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
+from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery, AnalyticsReply, BeaconDelta
 from foto3d.proto.gateway import (
     TOKENS_ISSUE,
     TOKENS_LIST,
@@ -28,10 +29,11 @@ from foto3d.proto.gateway import (
     IpBanned,
     UsageDelta,
 )
-from foto3d.services.token_gateway import pages, preview, routes
+from foto3d.services.token_gateway import analytics, beacons, pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
 from foto3d.services.token_gateway.accesslog import AccessLog
+from foto3d.services.token_gateway.beacon_sums import BeaconSums
 from foto3d.services.token_gateway.bucket_cors import BucketCors
 from foto3d.services.token_gateway.links import LinkSigner, Presigner, load_or_create_key
 from foto3d.services.token_gateway.listener import Listener, build_app
@@ -100,6 +102,8 @@ class TokenGateway(Service):
             bans=bans,
             ip_filter=ip_filter,
             trusted_proxies=trusted,
+            beacon_buckets=TokenBuckets(cfg.beacon_rate, cfg.beacon_burst),
+            beacons=BeaconSums(ctx.bus, self.instance_id, cfg.beacon_flush_s),
             metrics=GatewayMetrics(bans),
         )
         assert parts.metrics is not None
@@ -110,7 +114,13 @@ class TokenGateway(Service):
             if self.cors is not None:
                 self.cors.start()
             access.start()
-            listener = Listener(build_app(parts, routes.routes()), cfg.host, cfg.port, cfg.max_header_bytes)
+            parts.beacons.start()
+            listener = Listener(
+                build_app(parts, [*routes.routes(), *beacons.routes()]),
+                cfg.host,
+                cfg.port,
+                cfg.max_header_bytes,
+            )
             await listener.start()
         except BaseException:
             await self.stop()  # a start that fails (port taken, stream unreadable) leaves nothing open
@@ -124,7 +134,8 @@ class TokenGateway(Service):
         js = ctx.bus.js
         store = parts.store
         cred_decoder = msgspec.json.Decoder(CredentialEvent)
-        usage_decoder = msgspec.json.Decoder(UsageDelta)
+        # The usage stream carries request counts and the viewer's beacon sums.
+        usage_decoder = msgspec.json.Decoder(UsageDelta | BeaconDelta)
 
         async def on_credential(data: bytes, seq: int) -> None:
             await store.apply_credential(cred_decoder.decode(data), seq)
@@ -132,16 +143,20 @@ class TokenGateway(Service):
                 self.cors.changed()
 
         async def on_usage(data: bytes, seq: int) -> None:
-            await store.apply_usage(usage_decoder.decode(data), seq)
+            delta = usage_decoder.decode(data)
+            if isinstance(delta, BeaconDelta):
+                await store.apply_beacons(delta, seq)
+            else:
+                await store.apply_usage(delta, seq)
 
-        for stream, subject, handler, table in (
+        for stream, subject, handler, tables in (
             (
                 subjects.GATEWAY_CREDENTIALS_STREAM,
                 subjects.GATEWAY_CREDENTIALS_ALL,
                 on_credential,
-                "credentials",
+                ("credentials",),
             ),
-            (subjects.GATEWAY_USAGE_STREAM, subjects.GATEWAY_USAGE_ALL, on_usage, "usage"),
+            (subjects.GATEWAY_USAGE_STREAM, subjects.GATEWAY_USAGE_ALL, on_usage, ("usage", "beacons")),
         ):
             follower = StreamFollower(js, stream, subject, handler)
             done = await store.applied_seq(stream)
@@ -149,7 +164,7 @@ class TokenGateway(Service):
                 log.warning(
                     "stream %s is behind what this gateway folded (recreated?); folding it again", stream
                 )
-                await store.reset_stream(stream, table)
+                await store.reset_stream(stream, *tables)
                 done = 0
             await follower.start(done + 1)
             self._followers.append(follower)
@@ -186,6 +201,8 @@ class TokenGateway(Service):
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
+        if self.parts is not None:
+            await self.parts.beacons.stop()  # the last sums out before the bus goes
         for f in self._followers:
             await f.stop()
         self._followers = []
@@ -232,7 +249,12 @@ class TokenGateway(Service):
             serve(TOKENS_LIST, m.listing),
             serve(TOKENS_REVOKE, m.revoke, actor="actor"),
             serve(USAGE, m.usage),
+            serve(ANALYTICS, self._analytics),
         ]
+
+    async def _analytics(self, q: AnalyticsQuery) -> AnalyticsReply:
+        assert self._store is not None
+        return await analytics.analytics(self._store, q)
 
     def routes(self) -> list[web.AbstractRouteDef]:
         if self.ctx is None or self.parts is None or self.manager is None:

@@ -134,6 +134,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     usage_flush_s: Annotated[
         float, Positive, Meta(description="how often usage counts are shared over the bus")
     ] = 5.0
+    beacon_rate: Annotated[
+        float,
+        Positive,
+        Meta(description="sustained viewer beacons per second per key and client network (/24, /48)"),
+    ] = 5.0
+    beacon_burst: Annotated[
+        int, Meta(ge=1, description="burst of viewer beacons per key and client network")
+    ] = 60
+    beacon_flush_s: Annotated[
+        float, Positive, Meta(description="how often the viewer's beacon sums are shared over the bus")
+    ] = 2.0
 
     @property
     def s3(self) -> bool:

@@ -1,4 +1,5 @@
-"""The gateway's own sqlite: credentials (hashes), bans, usage per day, and how far each stream was read.
+"""The gateway's own sqlite: credentials (hashes), bans, usage and viewer beacons per day, and how
+far each stream was read.
 
 Credentials and usage are folds of the GATEWAY_* streams; each fold and the stream sequence
 it reached are written in one transaction, so a restart resumes exactly where it stopped and
@@ -14,8 +15,10 @@ import time
 from pathlib import Path
 
 import aiosqlite
+import msgspec
 
 from foto3d.proto import subjects
+from foto3d.proto.analytics import BeaconCount, BeaconDelta
 from foto3d.proto.gateway import (
     CredentialIssued,
     CredentialKind,
@@ -24,7 +27,12 @@ from foto3d.proto.gateway import (
     UsageQuery,
     UsageRow,
 )
+from foto3d.services.token_gateway import sketch
 from foto3d.services.token_gateway.credentials import Credential
+
+BEACON_COUNTS = ("views", "orbit", "zoom", "fullscreen", "time_in_view_ms", "errors")
+_sketch_encoder = msgspec.json.Encoder()
+_sketch_decoder = msgspec.json.Decoder(dict[int, int])
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -58,6 +66,24 @@ CREATE TABLE IF NOT EXISTS usage (
     denied INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     PRIMARY KEY (day, customer, object_id, credential_id)
+);
+-- Viewer beacons summed per day, customer, model, domain and device class (analytics.py).
+-- The sketches are JSON objects {bucket index: count} (sketch.py), never samples.
+CREATE TABLE IF NOT EXISTS beacons (
+    day TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    device TEXT NOT NULL,
+    views INTEGER NOT NULL,
+    orbit INTEGER NOT NULL,
+    zoom INTEGER NOT NULL,
+    fullscreen INTEGER NOT NULL,
+    time_in_view_ms INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    poster TEXT NOT NULL,
+    first_frame TEXT NOT NULL,
+    PRIMARY KEY (customer, day, object_id, domain, device)
 );
 CREATE TABLE IF NOT EXISTS applied (
     stream TEXT PRIMARY KEY,
@@ -118,12 +144,13 @@ class GatewayStore:
             (stream, seq),
         )
 
-    async def reset_stream(self, stream: str, table: str) -> None:
+    async def reset_stream(self, stream: str, *tables: str) -> None:
         """The stream was recreated (its sequence went backwards): fold it again from the start."""
-        await self.db.execute(f"DELETE FROM {table}")  # table is one of ours, never input
+        for table in tables:
+            await self.db.execute(f"DELETE FROM {table}")  # tables are ours, never input
         await self._mark(stream, 0)
         await self.db.commit()
-        if table == "credentials":
+        if "credentials" in tables:
             self.credentials.clear()
 
     # -- credentials --------------------------------------------------------------------------
@@ -221,6 +248,60 @@ class GatewayStore:
         )
         await self._mark(subjects.GATEWAY_USAGE_STREAM, seq)
         await self.db.commit()
+
+    async def apply_beacons(self, delta: BeaconDelta, seq: int) -> None:
+        """Fold one delta: counts add up, sketches add up bucket by bucket (read, merge, write
+        in one transaction; only this fold writes the table)."""
+        for c in delta.counts:
+            key = (c.customer, c.day, c.object_id, c.domain, c.device)
+            async with self.db.execute(
+                "SELECT * FROM beacons WHERE customer=? AND day=? AND object_id=? AND domain=? AND device=?",
+                key,
+            ) as cur:
+                old = await cur.fetchone()
+            poster, first_frame = dict(c.poster), dict(c.first_frame)
+            counts = [c.views, c.orbit, c.zoom, c.fullscreen, c.time_in_view_ms, c.errors]
+            if old is not None:
+                counts = [n + old[col] for n, col in zip(counts, BEACON_COUNTS, strict=True)]
+                sketch.merge(poster, _sketch_decoder.decode(old["poster"]))
+                sketch.merge(first_frame, _sketch_decoder.decode(old["first_frame"]))
+            await self.db.execute(
+                "INSERT OR REPLACE INTO beacons VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    c.day,
+                    c.customer,
+                    c.object_id,
+                    c.domain,
+                    c.device,
+                    *counts,
+                    _sketch_encoder.encode(poster).decode(),
+                    _sketch_encoder.encode(first_frame).decode(),
+                ),
+            )
+        await self._mark(subjects.GATEWAY_USAGE_STREAM, seq)
+        await self.db.commit()
+
+    async def beacon_rows(self, customer: str, since: str, object_id: str | None) -> list[BeaconCount]:
+        sql = "SELECT * FROM beacons WHERE customer=? AND day>=?"
+        args = [customer, since]
+        if object_id:
+            sql += " AND object_id=?"
+            args.append(object_id)
+        sql += " ORDER BY day DESC, object_id, domain, device LIMIT 20000"
+        async with self.db.execute(sql, args) as cur:
+            return [
+                BeaconCount(
+                    day=r["day"],
+                    customer=r["customer"],
+                    object_id=r["object_id"],
+                    domain=r["domain"],
+                    device=r["device"],
+                    **{col: r[col] for col in BEACON_COUNTS},
+                    poster=_sketch_decoder.decode(r["poster"]),
+                    first_frame=_sketch_decoder.decode(r["first_frame"]),
+                )
+                for r in await cur.fetchall()
+            ]
 
     async def usage(self, q: UsageQuery) -> list[UsageRow]:
         where: list[str] = []

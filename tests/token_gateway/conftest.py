@@ -29,6 +29,8 @@ HIGH_LIMITS = {
     "credential_rate": 1e6,
     "credential_burst": 1_000_000,
     "ban_after_failures": 1_000_000,
+    "beacon_rate": 1e6,
+    "beacon_burst": 1_000_000,
 }
 
 
@@ -38,6 +40,19 @@ async def open_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
         "port": 0,
         "test_origins": ["https://staging.example.com"],
         **HIGH_LIMITS,
+    }
+    async with running_services(settings, ["token_gateway"], http=False) as rt:
+        yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+
+
+# Beacon sums shared every 0.1 s, and a beacon bucket that does not refill within a test.
+@pytest.fixture
+async def beacon_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
+    settings.raw["token_gateway"] = {
+        "port": 0,
+        "beacon_flush_s": 0.1,
+        "beacon_rate": 0.001,  # no refill within a test: the burst is all a key gets
+        "beacon_burst": 20,
     }
     async with running_services(settings, ["token_gateway"], http=False) as rt:
         yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")

@@ -201,6 +201,7 @@ async def fuzz_inputs(gw: Gateway) -> FuzzInputs:
         "getUsage": {"since": "2026-01-01", "until": "2099-12-31", "object_id": OID},
         "embedPage": {"object_id": OID},
         "embedModel": {"pass": embed_pass, "object_id": OID, "formats": ["sog"]},
+        "embedBeacon": {"pass": embed_pass},
         "viewerBundle": {"file": bundle_file},
     }
     return FuzzInputs(
