@@ -3,6 +3,7 @@
 // Where the model comes from (first that applies):
 //   src="model.spz" [config="viewer.json" | config='{"background": "#fff"}'] [format="spz"] [poster=...]
 //   model="OBJECT_ID" api="https://gateway" key="pk_..."   -> GET {api}/v1/models/{id}?key=...&formats=...
+//     [analytics="off"]: no beacon (by default one goes to POST {api}/v1/beacon; beacon.js)
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
 import { SplatMesh } from "@sparkjsdev/spark";
@@ -16,6 +17,7 @@ import {
 import { STYLE } from "./style.js";
 import { warmUpSplatPipeline } from "./warmup.js";
 import { openDownload } from "./download.js";
+import { BeaconQueue } from "./beacon.js";
 import { FULLSCREEN_ICON } from "./icons.js";
 import { OrbitController } from "./orbit.js";
 import { recordedUp } from "./plyheader.js";
@@ -95,16 +97,31 @@ class Foto3dViewer extends HTMLElement {
     this.$ = { stage: $(".stage"), canvas: $("canvas"), poster: $(".poster"), progress: $(".progress"),
       bar: $(".bar"), fullscreen: $(".fullscreen"), card: $(".card"), hotspots: $(".hotspots") };
     this.$.fullscreen.addEventListener("click", () => this.toggleFullscreen());
+    this._startBeacon();
     this._showPoster(this.getAttribute("poster"));
     this._setState("loading");
     mark("connected");
     this._start().catch((err) => {
       log(err && err.message ? err.message : err);
-      this._unavailable();
+      this._unavailable("load_failed");
     });
   }
 
+  /** Analytics for models from the gateway (beacon.js): no cookie, nothing about the visitor. */
+  _startBeacon() {
+    const api = this.getAttribute("api");
+    const model = this.getAttribute("model");
+    if (this._beacon || !api || !model || this.getAttribute("analytics") === "off") return;
+    const key = this.getAttribute("key");
+    const url = `${api.replace(/\/+$/, "")}/v1/beacon${key ? `?${new URLSearchParams({ key })}` : ""}`;
+    this._beacon = new BeaconQueue(url, model);
+    this._beacon.view();
+    this._beacon.attach(this);
+  }
+
   disconnectedCallback() {
+    if (this._beacon) this._beacon.detach();
+    this._beacon = null;
     if (this.renderer) this.renderer.setAnimationLoop(null);
     if (this._resizeObserver) this._resizeObserver.disconnect();
     if (this.controls) this.controls.dispose();
@@ -131,13 +148,13 @@ class Foto3dViewer extends HTMLElement {
       rawConfig = await this._readConfigAttribute();
     } else if (this.getAttribute("model") && this.getAttribute("api")) {
       const answer = await this._fetchModel();
-      if (!answer) return this._unavailable();
+      if (!answer) return this._unavailable(this._modelError || "model_unavailable");
       files = answer.files || [];
       rawConfig = answer.config;
       if (answer.poster_url) this._showPoster(answer.poster_url);
     } else {
       log('give either src="…" or model="…" api="…" key="…"');
-      return this._unavailable();
+      return this._unavailable("no_source");
     }
     const { config, errors } = checkConfig(rawConfig);
     this.config = config;
@@ -147,7 +164,7 @@ class Foto3dViewer extends HTMLElement {
     const file = files.find((f) => f && typeof f.url === "string" && SPARK_TYPES[f.format]);
     if (!file) {
       log(`no file in a format this viewer reads (${FORMATS.join(", ")})`);
-      return this._unavailable();
+      return this._unavailable("no_format");
     }
     this.file = file;
     await this._show(file);
@@ -183,6 +200,7 @@ class Foto3dViewer extends HTMLElement {
     const resp = await (early ? early.api : fetch(url, { credentials: "omit" }));
     if (!resp.ok) {
       log(`model ${this.getAttribute("model")}: not available (HTTP ${resp.status})`);
+      this._modelError = `http_${resp.status}`;
       return null;
     }
     const body = await resp.json();
@@ -472,16 +490,19 @@ class Foto3dViewer extends HTMLElement {
       this.controls = new OrbitController(this.$.canvas, {
         onStart: () => {
           this.controls.autoRotateDegPerSec = 0;
+          this._lastGoal = { ...this.controls.goal }; // what auto-rotation or a glide moved is no gesture
           this._visitorMoved = true; // from now on a resize keeps their view
         },
         onChange: () => {
           this._touchedAt = performance.now();
           this._wake();
+          this._countGesture();
         },
       });
     }
     this.controls.jumpTo(this.camera, this.center);
     this._setOrbitLimits();
+    this._lastGoal = { ...this.controls.goal };
     // The camera is placed from the orbit's own numbers once, here, before a frame: Spark
     // regenerates every splat of a model with view-dependent colour when the camera moves at all.
     this.controls.place(this.camera);
@@ -502,6 +523,16 @@ class Foto3dViewer extends HTMLElement {
       minElevation: THREE.MathUtils.degToRad(Math.min(lim.min_elevation, lim.max_elevation)),
       maxElevation: THREE.MathUtils.degToRad(Math.max(lim.min_elevation, lim.max_elevation)),
     });
+  }
+
+  /** An orbit or a zoom for the beacon: what the visitor's input changed since the last call. */
+  _countGesture() {
+    const g = this.controls.goal;
+    const last = this._lastGoal;
+    this._lastGoal = { azimuth: g.azimuth, elevation: g.elevation, distance: g.distance };
+    if (!this._beacon || !last) return;
+    if (g.distance !== last.distance) this._beacon.interaction("zoom");
+    if (g.azimuth !== last.azimuth || g.elevation !== last.elevation) this._beacon.interaction("orbit");
   }
 
   _applyAutoRotate() {
@@ -567,7 +598,10 @@ class Foto3dViewer extends HTMLElement {
     this.$.poster.src = url;
     this.$.poster.hidden = false;
     this.$.poster.addEventListener("load", () => {
-      if (this.timings.poster === undefined) this.timings.poster = performance.now();
+      if (this.timings.poster === undefined) {
+        this.timings.poster = performance.now();
+        if (this._beacon) this._beacon.poster(this.timings.poster);
+      }
     }, { once: true });
   }
 
@@ -595,6 +629,7 @@ class Foto3dViewer extends HTMLElement {
 
   _ready() {
     this.timings.firstFrame = performance.now();
+    if (this._beacon) this._beacon.firstFrame(this.timings.firstFrame);
     mark("ready");
     this.$.poster.hidden = true;
     this.$.progress.hidden = true;
@@ -603,7 +638,8 @@ class Foto3dViewer extends HTMLElement {
     this._setState("ready");
   }
 
-  _unavailable() {
+  _unavailable(code = "unavailable") {
+    if (this._beacon) this._beacon.error(code);
     if (this.renderer) this.renderer.setAnimationLoop(null);
     this.$.progress.hidden = true;
     this.$.poster.hidden = true;
@@ -647,7 +683,10 @@ class Foto3dViewer extends HTMLElement {
 
   toggleFullscreen() {
     if (document.fullscreenElement) document.exitFullscreen();
-    else this.requestFullscreen().catch((err) => log(`full screen refused: ${err.message}`));
+    else {
+      if (this._beacon) this._beacon.interaction("fullscreen");
+      this.requestFullscreen().catch((err) => log(`full screen refused: ${err.message}`));
+    }
   }
 
   /** Apply a (partial) config on top of the current one, checked like any other. */
