@@ -90,6 +90,16 @@ class BanList:
         return None
 
 
+def client_network(ip: str) -> str:
+    """The client's /24 (IPv4) or /48 (IPv6): where an address must not be kept whole."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return "-"
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
 def parse_networks(values: list[str], what: str) -> list[Network]:
     nets: list[Network] = []
     for v in values:

@@ -11,7 +11,6 @@ refusal stores nothing and says why; an accepted beacon is only added to a sum i
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -23,10 +22,11 @@ from foto3d.proto.analytics import MAX_BEACON_BYTES, Beacon, BeaconAccepted, Dev
 from foto3d.proto.gateway import CredentialKind
 from foto3d.proto.rules import readable
 from foto3d.services.token_gateway import embed
+from foto3d.services.token_gateway.abuse import client_network
 from foto3d.services.token_gateway.auth import Denied, authenticate
 from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import LinkSigner
-from foto3d.services.token_gateway.listener import error_response, note
+from foto3d.services.token_gateway.listener import error_response, keeps_no_address, note
 from foto3d.services.token_gateway.parts import PARTS_KEY
 from foto3d.services.token_gateway.routes import NOT_FOUND_MESSAGE, _deny, visible
 
@@ -34,16 +34,6 @@ BEACON_PATH = "/v1/beacon"
 EMBED_PASS_GRACE_S = 86400.0
 _decoder = msgspec.json.Decoder(Beacon)
 _encoder = msgspec.json.Encoder()
-
-
-def client_network(ip: str) -> str:
-    """The client's /24 (IPv4) or /48 (IPv6): all of the address the gateway lets a beacon touch."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return "-"
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
 def device_class(hint: DeviceClass | None, headers: Mapping[str, str]) -> DeviceClass:
@@ -60,6 +50,7 @@ def device_class(hint: DeviceClass | None, headers: Mapping[str, str]) -> Device
     return "desktop"
 
 
+@keeps_no_address
 async def post_beacon(request: web.Request) -> web.StreamResponse:
     """``/v1/beacon?key=pk_…`` from a page of one of the key's origins."""
     parts = request.app[PARTS_KEY]
@@ -76,6 +67,7 @@ async def post_beacon(request: web.Request) -> web.StreamResponse:
     return await _take(request, cred, caller.origin, None)
 
 
+@keeps_no_address
 async def post_embed_beacon(request: web.Request) -> web.StreamResponse:
     """``/embed-api/{pass}/v1/beacon``: the beacon of the viewer inside ``/embed``, which runs on
     the gateway's origin and holds the page's pass instead of the key. A pass outlives its

@@ -20,6 +20,7 @@ from aiohttp import web
 from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.gateway import ErrorReply
 from foto3d.services.token_gateway import refusal
+from foto3d.services.token_gateway.abuse import client_network
 from foto3d.services.token_gateway.accesslog import Access
 from foto3d.services.token_gateway.parts import PARTS_KEY, GatewayParts
 
@@ -89,6 +90,16 @@ def client_ip(parts: GatewayParts, request: web.Request) -> str:
     return peer
 
 
+_KEEPS_NO_ADDRESS: set[Handler] = set()
+
+
+def keeps_no_address(handler: Handler) -> Handler:
+    """Mark a route whose access records carry the client's /24 or /48, never its address,
+    whatever the answer (bans, decided on the whole address, keep it until they end)."""
+    _KEEPS_NO_ADDRESS.add(handler)
+    return handler
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     parts = request.app[PARTS_KEY]
@@ -140,7 +151,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         method=request.method,
         path=request.path,
         status=resp.status,
-        ip=ip,
+        # routes that keep no whole address (the viewer's beacons) log the client's network
+        ip=client_network(ip) if request.match_info.handler in _KEEPS_NO_ADDRESS else ip,
         ms=(time.perf_counter() - started) * 1000,
         bytes=n.bytes,
         customer=n.customer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -32,7 +33,7 @@ from foto3d.proto.gateway import (
 from foto3d.services.token_gateway import analytics, beacons, pages, preview, routes
 from foto3d.services.token_gateway import settings as gateway_settings
 from foto3d.services.token_gateway.abuse import BanList, IpFilter, TokenBuckets, parse_networks
-from foto3d.services.token_gateway.accesslog import AccessLog
+from foto3d.services.token_gateway.accesslog import AccessLog, utc_day
 from foto3d.services.token_gateway.beacon_sums import BeaconSums
 from foto3d.services.token_gateway.bucket_cors import BucketCors
 from foto3d.services.token_gateway.links import LinkSigner, Presigner, load_or_create_key
@@ -44,6 +45,9 @@ from foto3d.services.token_gateway.parts import GatewayParts
 from foto3d.services.token_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
+
+# How often the viewer's analytics older than their retention are dropped (on a fold).
+PRUNE_EVERY_S = 3600.0
 
 
 class TokenGateway(Service):
@@ -142,10 +146,18 @@ class TokenGateway(Service):
             if self.cors is not None:
                 self.cors.changed()
 
+        pruned_at = 0.0
+
         async def on_usage(data: bytes, seq: int) -> None:
+            nonlocal pruned_at
             delta = usage_decoder.decode(data)
             if isinstance(delta, BeaconDelta):
                 await store.apply_beacons(delta, seq)
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                    # a delta folded late (a gateway that was away) may carry old days: drop them too
+                    pruned_at = time.monotonic()
+                    keep_from = time.time() - parts.cfg.analytics_retention_days * 86400
+                    await store.prune_beacons(utc_day(keep_from))
             else:
                 await store.apply_usage(delta, seq)
 

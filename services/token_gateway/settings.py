@@ -142,6 +142,15 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     beacon_burst: Annotated[
         int, Meta(ge=1, description="burst of viewer beacons per key and client network")
     ] = 60
+    analytics_retention_days: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=400,
+            description="days the viewer's analytics (per-day sums, no personal data) are kept; "
+            "at most the usage stream's 400",
+        ),
+    ] = 400
     beacon_flush_s: Annotated[
         float, Positive, Meta(description="how often the viewer's beacon sums are shared over the bus")
     ] = 2.0

@@ -281,6 +281,12 @@ class GatewayStore:
         await self._mark(subjects.GATEWAY_USAGE_STREAM, seq)
         await self.db.commit()
 
+    async def prune_beacons(self, before_day: str) -> int:
+        """Drop the days before ``before_day`` (retention); how many rows went."""
+        cur = await self.db.execute("DELETE FROM beacons WHERE day < ?", (before_day,))
+        await self.db.commit()
+        return cur.rowcount
+
     async def beacon_rows(self, customer: str, since: str, object_id: str | None) -> list[BeaconCount]:
         sql = "SELECT * FROM beacons WHERE customer=? AND day>=?"
         args = [customer, since]

@@ -45,7 +45,8 @@ async def open_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
         yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
 
 
-# Beacon sums shared every 0.1 s, and a beacon bucket that does not refill within a test.
+# Beacon sums shared every 0.1 s, a beacon bucket that does not refill within a test, and the
+# log server (what the access log kept).
 @pytest.fixture
 async def beacon_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]:
     settings.raw["token_gateway"] = {
@@ -53,6 +54,7 @@ async def beacon_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]
         "beacon_flush_s": 0.1,
         "beacon_rate": 0.001,  # no refill within a test: the burst is all a key gets
         "beacon_burst": 20,
+        "trusted_proxies": ["127.0.0.1/32"],  # a test may say, as a balancer, who the client is
     }
-    async with running_services(settings, ["token_gateway"], http=False) as rt:
+    async with running_services(settings, ["log_collector", "token_gateway"], http=False) as rt:
         yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")

@@ -7,6 +7,7 @@ import math
 import random
 import sqlite3
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,10 +15,20 @@ import msgspec
 import pytest
 
 from foto3d.cli.main import main
-from foto3d.proto.analytics import ANALYTICS, MAX_BEACON_BYTES, AnalyticsQuery, AnalyticsReply
-from foto3d.proto.gateway import CredentialKind
+from foto3d.proto import subjects
+from foto3d.proto.analytics import (
+    ANALYTICS,
+    MAX_BEACON_BYTES,
+    AnalyticsQuery,
+    AnalyticsReply,
+    BeaconCount,
+    BeaconDelta,
+)
+from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, CredentialKind
+from foto3d.proto.logs import LOG_QUERY, LogQuery
 from foto3d.services.token_gateway import embed, sketch
-from foto3d.services.token_gateway.beacons import client_network, device_class
+from foto3d.services.token_gateway.abuse import client_network
+from foto3d.services.token_gateway.beacons import device_class
 from testkit.waiting import eventually
 from tests.token_gateway.helpers import ORIGIN, Gateway
 
@@ -305,3 +316,58 @@ async def test_the_embed_pages_viewer_sends_its_beacon_with_the_pages_pass(beaco
     reply = await total_views(gw, 3)
     phone = next(r for r in reply.rows if r.device == "phone")
     assert (phone.views, phone.domain, phone.first_frame.count) == (2, "shop.example.com", 2)
+
+
+async def test_access_records_of_beacons_keep_the_clients_network_not_its_address(
+    beacon_gateway: Gateway,
+) -> None:
+    gw = beacon_gateway
+    await gw.publish_model(OID)
+    key = await gw.issue("acme", kind=CredentialKind.PUBLISHABLE)
+    client = {"X-Forwarded-For": "198.51.100.77"}  # the balancer (a trusted proxy) says so
+    async with aiohttp.ClientSession() as s:
+        await ready(s, gw, key)
+        good = beacon({"kind": "view"}, device="phone")
+        assert (await post(s, gw, key, good, headers=client))[0] == 202
+        assert (await post(s, gw, key, good, origin="https://evil.example", headers=client))[0] == 403
+        assert (await post(s, gw, key, b"x" * 20_000, headers=client))[0] == 413  # refused by the guard
+        # a model lookup from the same client is logged with its address, as before
+        async with s.get(
+            f"{gw.url}/v1/models/{OID}", params={"key": key}, headers={"Origin": ORIGIN, **client}
+        ) as r:
+            assert r.status == 200
+
+    async def logged() -> list[str] | None:
+        reply = await gw.bus.call(LOG_QUERY, LogQuery(source_kind=ACCESS_LOG_SOURCE_KIND, text="198.51.100"))
+        lines = [r.message for r in reply.records]
+        return lines if len(lines) >= 4 else None
+
+    lines = await eventually(logged, "the access records of the four requests")
+    beacons = [m for m in lines if "/v1/beacon" in m]
+    assert len(beacons) == 3 and all("ip=198.51.100.0/24" in m for m in beacons), beacons
+    assert not any("198.51.100.77" in m for m in beacons)
+    assert any("/v1/models/" in m and "ip=198.51.100.77" in m for m in lines)
+
+
+async def test_days_past_the_retention_are_dropped(beacon_gateway: Gateway) -> None:
+    """A delta that arrives late with an old day (an instance that was away a long time)."""
+    gw = beacon_gateway
+    old_day = "2020-01-01"
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    counts = [
+        BeaconCount(day=d, customer="acme", object_id=OID, domain="shop.example.com", device="phone", views=1)
+        for d in (old_day, today)
+    ]
+    delta = BeaconDelta(delta_id="late-1", instance="away", counts=counts)
+    await gw.bus.publish(subjects.gateway_usage("away"), delta, msg_id=delta.delta_id)
+    await total_views(gw, 1)
+    db_path = gw.rt.settings.data_dir / "token_gateway" / "gateway.sqlite"
+
+    def days() -> list[str]:
+        db = sqlite3.connect(db_path)
+        try:
+            return [r[0] for r in db.execute("SELECT day FROM beacons ORDER BY day")]
+        finally:
+            db.close()
+
+    await eventually(lambda: days() == [today], "the old day to be dropped")

@@ -1,0 +1,216 @@
+"""Viewer beacon ingest on one token gateway instance: events/s, beside the model lookup's rate.
+
+In one run, on one gateway, with 64 concurrent clients on loopback (the load from a separate
+process, so the client does not share the gateway's event loop):
+
+- ``GET /v1/models/{id}?key=pk_…`` from the key's origin: the request every page view makes,
+  the baseline of the ratio;
+- ``POST /v1/beacon?key=pk_…`` with 1 event, and with ``--events`` (default 12: a view, poster
+  and first-frame times, interactions, time in view: a page that was used) per beacon.
+
+After each beacon case it waits until the sums have gone over the bus and are in the gateway's
+sqlite (``analytics`` answers with every accepted view), and prints how long that took after
+the load stopped: the write path is off the request path, and this shows it keeps up.
+
+    .venv/bin/python bench/bench_beacon.py                 # ~40 s
+    .venv/bin/python bench/bench_beacon.py --seconds 3 --clients 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+from bench_gateway import OID, free_port, publish, run_load
+
+from foto3d.app.registry import by_name
+from foto3d.app.runtime import Runtime
+from foto3d.libs.config import Settings
+from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
+from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
+from foto3d.services.token_gateway.service import TokenGateway
+from testkit.identities import auth_includes, use_session_identities
+
+ORIGIN = "https://shop.example.com"
+
+
+def beacon_body(events: int) -> bytes:
+    page = [
+        {"kind": "view"},
+        {"kind": "poster", "ms": 310},
+        {"kind": "first_frame", "ms": 1450},
+        {"kind": "time_in_view", "ms": 21000},
+    ]
+    gestures = [{"kind": "interaction", "action": a} for a in ("orbit", "zoom", "orbit", "fullscreen")]
+    evs = [page[0], *(page[1:] + gestures * 16)[: events - 1]]
+    return msgspec.json.encode({"object_id": OID, "device": "phone", "events": evs})
+
+
+# -- the load generator (a child process) --------------------------------------------------------
+
+
+async def _post_load(url: str, body: bytes, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    sent_ok = 0  # accepted beacons, the warm-up's included (the sums hold them too)
+    headers = {"Origin": ORIGIN, "Content-Type": "text/plain;charset=UTF-8"}
+    conn = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        loop = asyncio.get_running_loop()
+        measure_from = loop.time() + warmup
+        stop_at = measure_from + seconds
+
+        async def client() -> None:
+            nonlocal errors, sent_ok
+            while True:
+                t0 = loop.time()
+                if t0 >= stop_at:
+                    return
+                async with s.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    ok = r.status == 202
+                t1 = loop.time()
+                sent_ok += ok
+                if t0 >= measure_from:
+                    if ok:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "rps": n / seconds,
+        "p50_ms": latencies[n // 2] * 1000 if n else 0.0,
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0,
+        "errors": errors,
+        "accepted": sent_ok,
+    }
+
+
+async def run_post_load(url: str, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        sys.executable, __file__, "--post", url, "--body", body.decode(),
+        "--clients", str(args.clients), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed for {url}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="f3d-bench-beacon-") as tmp:
+        root = Path(tmp)
+        # Authorization on, as a site runs (issuing a key is a signed management request).
+        use_session_identities()
+        nats = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
+        settings = Settings.load(data_dir=root / "data", nats=nats.client_url, http_port=0)
+        settings.raw["token_gateway"] = {
+            "port": 0,
+            # one client address and one key generate all the load: lift every bucket
+            "ip_rate": 1e9, "ip_burst": 1_000_000, "credential_rate": 1e9, "credential_burst": 1_000_000,
+            "beacon_rate": 1e9, "beacon_burst": 1_000_000,
+        }  # fmt: skip
+        rt = Runtime(settings, [nats.client_url], [by_name("token_gateway")], http=False)
+        rows: list[tuple[str, int, dict[str, Any], float | None]] = []
+        try:
+            await rt.start()
+            svc = rt.services[0]
+            assert isinstance(svc, TokenGateway) and svc.listener is not None
+            await publish(nats.client_url, settings.data_dir / "published", b"ply\n" + b"x" * 100_000)
+            bus = rt.buses["token_gateway"]
+            issued = await bus.call(
+                TOKENS_ISSUE,
+                IssueRequest(customer="bench", kind=CredentialKind.PUBLISHABLE, origins=[ORIGIN]),
+            )
+            model_url = f"{svc.listener.url}/v1/models/{OID}?key={issued.token}"
+            beacon_url = f"{svc.listener.url}/v1/beacon?key={issued.token}"
+            async with aiohttp.ClientSession() as s:
+                for _ in range(100):
+                    async with s.get(model_url, headers={"Origin": ORIGIN}) as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise RuntimeError("the gateway never served the bench model")
+            rows.append(
+                ("GET /v1/models/{id} (pk)", 0, await run_load(model_url, {"Origin": ORIGIN}, args), None)
+            )
+            views = 0
+            for n_events in (1, args.events):
+                res = await run_post_load(beacon_url, beacon_body(n_events), args)
+                stopped = time.monotonic()
+                views += res["accepted"]
+
+                async def folded(want: int = views) -> bool:
+                    reply = await bus.call(ANALYTICS, AnalyticsQuery(customer="bench", days=1))
+                    return reply.total is not None and reply.total.views >= want
+
+                while not await folded():
+                    if time.monotonic() - stopped > 120:
+                        raise RuntimeError("the beacon sums did not reach sqlite within 2 minutes")
+                    await asyncio.sleep(0.05)
+                rows.append(
+                    (f"POST /v1/beacon, {n_events} event(s)", n_events, res, time.monotonic() - stopped)
+                )
+        finally:
+            await rt.stop()
+            nats.stop()
+    print(
+        f"{args.clients} concurrent clients, {args.seconds:g} s each after {args.warmup:g} s warm-up, loopback"
+    )
+    print(
+        f"{'case':<32} {'req/s':>8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'vs lookup':>9} {'in sqlite after':>15}"
+    )
+    lookup = rows[0][2]["rps"]
+    for name, n_events, res, lag in rows:
+        events = f"{res['rps'] * n_events:,.0f}" if n_events else "-"
+        ratio = f"{res['rps'] / lookup:.2f}x" if n_events and lookup else ""
+        after = f"{lag:.1f} s" if lag is not None else ""
+        print(
+            f"{name:<32} {res['rps']:>8,.0f} {events:>9} {res['p50_ms']:>7.1f} {res['p99_ms']:>7.1f} "
+            f"{res['errors']:>6} {ratio:>9} {after:>15}"
+        )
+    best = rows[-1][2]["rps"] * args.events
+    print(f"beacon events one instance takes per second: {best:,.0f} (goal: 5,000)")
+    return 0
+
+
+def load_main(args: argparse.Namespace) -> int:
+    out = asyncio.run(_post_load(args.post, args.body.encode(), args.clients, args.seconds, args.warmup))
+    print(json.dumps(out))
+    return 0
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--events", type=int, default=12, help="events per beacon in the second case (2-64)")
+    p.add_argument("--post", help=argparse.SUPPRESS)
+    p.add_argument("--body", help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    a = parse()
+    sys.exit(load_main(a) if a.post else asyncio.run(main(a)))
