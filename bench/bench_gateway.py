@@ -50,6 +50,7 @@ from foto3d.proto.objects import (
     PublishedFile,
 )
 from foto3d.services.token_gateway.service import TokenGateway
+from testkit.identities import auth_includes, use_session_identities
 
 OID = "bench-guitar-001"
 
@@ -183,7 +184,9 @@ async def main(args: argparse.Namespace) -> int:
     payload = Path(args.file).read_bytes() if args.file else os.urandom(1_500_000)
     with tempfile.TemporaryDirectory(prefix="f3d-bench-gw-") as tmp:
         root = Path(tmp)
-        nats = NatsServer(store_dir=root / "nats", port=free_port()).start()
+        # Authorization on, as a site runs (issuing a token is a signed management request).
+        use_session_identities()
+        nats = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
         settings = Settings.load(data_dir=root / "data", nats=nats.client_url, http_port=0)
         settings.raw["token_gateway"] = {
             "port": 0,
