@@ -39,6 +39,7 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.logs import LOG_QUERY, Level, LogQuery
 from testkit.gateway_fuzz import FuzzRun, max_parameters, one_loose, run_schemathesis
+from testkit.identities import auth_includes, use_session_identities
 from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
 from tests.token_gateway.conftest import HIGH_LIMITS
@@ -95,7 +96,8 @@ async def main(args: argparse.Namespace) -> int:
     logging.getLogger().addHandler(logged_errors)
     with tempfile.TemporaryDirectory(prefix="f3d-bench-fuzz-") as tmp:
         root = Path(tmp)
-        nats = NatsServer(store_dir=root / "nats", port=free_port()).start()
+        use_session_identities()  # authorization on, as a site runs
+        nats = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
         smtp = SmtpServer().start()
         data = root / "data"
         data.mkdir()
