@@ -44,8 +44,8 @@ async def test_every_dashboard_page_fits_a_phone(
         base = rt.http_url
         await sign_in_browser(page, settings, base)
         catalog = next(s for s in rt.services if isinstance(s, CatalogService))
-        await catalog.catalog.add_customer("acme", "Acme Furniture", "staff")
-        obj = await catalog.catalog.register("acme", "A rather long oak dining chair name", "staff")
+        await catalog.parts.catalog.add_customer("acme", "Acme Furniture", "staff")
+        obj = await catalog.parts.catalog.register("acme", "A rather long oak dining chair name", "staff")
         oid = obj.object_id
         job_id = await train(bus, oid, make_artifacts(tmp_path / "a"))
         await bus.publish(
@@ -57,7 +57,7 @@ async def test_every_dashboard_page_fits_a_phone(
             return row is not None and row.stage == "in_review"
 
         await eventually(in_review, "the trained job in the catalog")
-        await catalog.notes.write(
+        await catalog.parts.notes.write(
             oid, "Legs needed markers; " + LONG, ["material:wood", "finish:matte"], [], False, "staff"
         )
 

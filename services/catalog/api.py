@@ -9,17 +9,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from foto3d.proto.objects import CSV_COLUMNS, Checklist, Decision, LiveStatus, ObjectSummary
-
-if TYPE_CHECKING:
-    from foto3d.services.catalog.service import CatalogService
-
 from foto3d.services.catalog.actions import ActionError
+from foto3d.services.catalog.parts import CatalogParts
 
 
 def _error(message: str, status: int = 400) -> web.Response:
@@ -98,8 +95,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 class CatalogApi:
     """The catalog's JSON API for the dashboard and scripts (staff sign-in required)."""
 
-    def __init__(self, svc: CatalogService) -> None:
-        self.svc = svc
+    def __init__(self, parts: CatalogParts) -> None:
+        self.parts = parts
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -129,7 +126,7 @@ class CatalogApi:
 
     async def list_objects(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            return _reply(await self.svc.store.search(**query_filters(request.query)))
+            return _reply(await self.parts.store.search(**query_filters(request.query)))
 
         return await self.guarded(request, run)
 
@@ -147,7 +144,7 @@ class CatalogApi:
             await resp.prepare(request)
             page_no = 1
             while True:
-                page = await self.svc.store.search(**filters, page=page_no, count=False)
+                page = await self.parts.store.search(**filters, page=page_no, count=False)
                 await resp.write(csv_text(page.items, header=page_no == 1).encode())
                 if len(page.items) < page.limit:
                     break
@@ -159,30 +156,30 @@ class CatalogApi:
 
     async def show(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            return _reply(await self.svc.details(request.match_info["object_id"]))
+            return _reply(await self.parts.details(request.match_info["object_id"]))
 
         return await self.guarded(request, run)
 
     async def timeline(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
             oid = request.match_info["object_id"]
-            await self.svc.catalog.obj(oid)
-            return _reply(await self.svc.store.timeline(oid))
+            await self.parts.catalog.obj(oid)
+            return _reply(await self.parts.store.timeline(oid))
 
         return await self.guarded(request, run)
 
     async def customers(self, request: web.Request) -> web.Response:
-        return _reply(await self.svc.store.customers())
+        return _reply(await self.parts.store.customers())
 
     async def board(self, request: web.Request) -> web.Response:
-        return _reply(await self.svc.board())
+        return _reply(await self.parts.board())
 
     async def add_customer(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await self.svc.catalog.add_customer(
+            row = await self.parts.catalog.add_customer(
                 str(b.get("slug", "")), str(b.get("name", "")), user.name
             )
             return _reply(row, status=201)
@@ -190,11 +187,11 @@ class CatalogApi:
         return await self.guarded(request, run)
 
     async def register(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await self.svc.catalog.register(
+            row = await self.parts.catalog.register(
                 str(b.get("customer", "")),
                 str(b.get("display_name", "")),
                 user.name,
@@ -207,13 +204,13 @@ class CatalogApi:
         return await self.guarded(request, run)
 
     async def review(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             checklist = msgspec.convert(b.get("checklist", {}), Checklist)
             decision = msgspec.convert(b.get("decision", ""), Decision)
-            row = await self.svc.catalog.review(
+            row = await self.parts.catalog.review(
                 request.match_info["object_id"], decision, checklist, str(b.get("comment", "")), user.name
             )
             return _reply(row)
@@ -221,12 +218,12 @@ class CatalogApi:
         return await self.guarded(request, run)
 
     async def status(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             st = msgspec.convert(b.get("status", ""), LiveStatus)
-            row = await self.svc.catalog.set_status(
+            row = await self.parts.catalog.set_status(
                 request.match_info["object_id"], st, str(b.get("reason", "")), user.name
             )
             return _reply(row)
@@ -234,36 +231,36 @@ class CatalogApi:
         return await self.guarded(request, run)
 
     async def publish(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
-            return _reply(await self.svc.catalog.publish(request.match_info["object_id"], user.name))
+            return _reply(await self.parts.catalog.publish(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
     async def resubmit(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
-            return _reply(await self.svc.catalog.resubmit(request.match_info["object_id"], user.name))
+            return _reply(await self.parts.catalog.resubmit(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
     async def submit(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
-            return _reply(await self.svc.catalog.submit(request.match_info["object_id"], user.name))
+            return _reply(await self.parts.catalog.submit(request.match_info["object_id"], user.name))
 
         return await self.guarded(request, run)
 
     async def capture(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             b = await _body(request)
             photos = b.get("photos", 0)
-            row = await self.svc.catalog.captured(
+            row = await self.parts.catalog.captured(
                 request.match_info["object_id"],
                 str(b.get("dataset", "")),
                 int(photos) if isinstance(photos, int) or str(photos).isdigit() else 0,  # forms send text

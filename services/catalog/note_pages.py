@@ -12,7 +12,7 @@ import re
 import time
 import urllib.parse
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -36,9 +36,7 @@ from foto3d.services.catalog import notes
 from foto3d.services.catalog.actions import IMAGE_TYPES, ActionError
 from foto3d.services.catalog.api import parse_time
 from foto3d.services.catalog.note_actions import NOTE_ID_RE
-
-if TYPE_CHECKING:
-    from foto3d.services.catalog.service import CatalogService
+from foto3d.services.catalog.parts import CatalogParts
 
 ASSETS = ["/catalog/static/catalog.js", "/catalog/static/notes.js"]
 # Stages where the page puts lessons from similar objects first: before and just after the shoot.
@@ -105,9 +103,9 @@ accept="image/png,image/jpeg,image/webp"></label>
 <button type="submit">Save note</button><p class="msg"></p></form>"""
 
 
-async def section_html(svc: CatalogService, o: ObjectView) -> str:
+async def section_html(parts: CatalogParts, o: ObjectView) -> str:
     """The object page's notes: lessons from similar objects, this object's notes, the form."""
-    db = svc.store.db
+    db = parts.store.db
     oid = o.object_id
     own = await notes.search(db, object_id=oid, limit=notes.MAX_LIMIT)
     related = await notes.related(db, oid, o.customer, limit=RELATED_SHOWN)
@@ -162,8 +160,8 @@ def _query(q: Any) -> NotesQuery:
 
 
 class NotePages:
-    def __init__(self, svc: CatalogService) -> None:
-        self.svc = svc
+    def __init__(self, parts: CatalogParts) -> None:
+        self.parts = parts
 
     def routes(self) -> list[web.AbstractRouteDef]:
         # Checked in the handler, not by a route pattern: a path the pattern refused would be a
@@ -188,7 +186,7 @@ class NotePages:
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
 
     async def write_api(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
             try:
@@ -198,7 +196,7 @@ class NotePages:
             if not isinstance(b, dict):
                 raise ActionError("the request body must be a JSON object")
             photos = msgspec.convert(b.get("photos", []), list[NotePhoto])
-            row = await self.svc.notes.write(
+            row = await self.parts.notes.write(
                 request.match_info["object_id"],
                 str(b.get("text", "")),
                 split_tags(b.get("tags", [])),
@@ -213,54 +211,54 @@ class NotePages:
     async def object_notes_api(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
             oid = request.match_info["object_id"]
-            await self.svc.catalog.obj(oid)
+            await self.parts.catalog.obj(oid)
             return web.json_response(
-                await notes.search(self.svc.store.db, object_id=oid, limit=notes.MAX_LIMIT)
+                await notes.search(self.parts.store.db, object_id=oid, limit=notes.MAX_LIMIT)
             )
 
         return await self._guarded(run)
 
     async def related_api(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            o = await self.svc.catalog.obj(request.match_info["object_id"])
-            return web.json_response(await notes.related(self.svc.store.db, o.object_id, o.customer))
+            o = await self.parts.catalog.obj(request.match_info["object_id"])
+            return web.json_response(await notes.related(self.parts.store.db, o.object_id, o.customer))
 
         return await self._guarded(run)
 
     async def search_api(self, request: web.Request) -> web.Response:
         async def run() -> web.Response:
-            return web.json_response(await search(self.svc, _query(request.query)))
+            return web.json_response(await search(self.parts, _query(request.query)))
 
         return await self._guarded(run)
 
     async def vocabulary_api(self, request: web.Request) -> web.Response:
-        return web.json_response(await notes.vocabulary(self.svc.store.db))
+        return web.json_response(await notes.vocabulary(self.parts.store.db))
 
     async def photo(self, request: web.Request) -> web.FileResponse:
-        await self.svc.auth.require_page(request)
+        await self.parts.auth.require_page(request)
         note_id, index = request.match_info["note_id"], request.match_info["index"]
         if not re.fullmatch(NOTE_ID_RE, note_id) or not index.isdigit():
             raise web.HTTPNotFound(text="no such photo")
-        path = self.svc.notes.photo_path(note_id, int(index))
+        path = self.parts.notes.photo_path(note_id, int(index))
         if path is None:
             raise web.HTTPNotFound(text="no such photo")
         return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})
 
     async def search_page(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_page(request)
+        user = await self.parts.auth.require_page(request)
         q = request.query
         error = ""
         started = time.perf_counter()
         try:
             query = _query(q)
-            found = await search(self.svc, query)
+            found = await search(self.parts, query)
         except ActionError as exc:
             query, found = NotesQuery(), []
             error = f'<p class="msg error">{esc(exc)}</p>'
         took_ms = (time.perf_counter() - started) * 1000
-        vocab = await notes.vocabulary(self.svc.store.db)
+        vocab = await notes.vocabulary(self.parts.store.db)
         datalist = "".join(f'<option value="{esc(f)}:{esc(v)}">' for f in FACETS for v in vocab[f])
-        customers = await self.svc.store.customer_names()
+        customers = await self.parts.store.customer_names()
         cust = "".join(
             f'<option value="{esc(c.slug)}"{" selected" if c.slug == query.customer else ""}>{esc(c.slug)}</option>'
             for c in customers
@@ -283,28 +281,28 @@ class NotePages:
         return render_page(request, "Capture notes", css + body, scripts=ASSETS)
 
 
-async def search(svc: CatalogService, q: NotesQuery) -> list[dict[str, Any]]:
+async def search(parts: CatalogParts, q: NotesQuery) -> list[dict[str, Any]]:
     return await notes.search(
-        svc.store.db, q=q.q, tags=q.tags, customer=q.customer, object_id=q.object_id, since=q.since,
+        parts.store.db, q=q.q, tags=q.tags, customer=q.customer, object_id=q.object_id, since=q.since,
         limit=q.limit,
     )  # fmt: skip
 
 
-def endpoints(svc: CatalogService) -> list[Endpoint]:
+def endpoints(parts: CatalogParts) -> list[Endpoint]:
     """The ``catalog.note*`` endpoints (``foto3d objects note`` and ``notes``)."""
 
     async def note(b: NoteRequest) -> Any:
-        return await svc.notes.write(b.object_id, b.text, b.tags, b.photos, b.new_tags, b.actor)
+        return await parts.notes.write(b.object_id, b.text, b.tags, b.photos, b.new_tags, b.actor)
 
     async def search_(q: NotesQuery) -> Any:
-        return await search(svc, q)
+        return await search(parts, q)
 
     async def related(q: RelatedQuery) -> Any:
-        o = await svc.catalog.obj(q.object_id)
-        return await notes.related(svc.store.db, o.object_id, o.customer, q.limit)
+        o = await parts.catalog.obj(q.object_id)
+        return await notes.related(parts.store.db, o.object_id, o.customer, q.limit)
 
     async def vocabulary(_: NoBody) -> Any:
-        return await notes.vocabulary(svc.store.db)
+        return await notes.vocabulary(parts.store.db)
 
     return [
         serve(NOTE, note, actor="actor"),

@@ -10,7 +10,6 @@ import time
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -22,10 +21,8 @@ from foto3d.proto.objects import LiveStatus, ObjectSummary, ObjectView, Stage, T
 from foto3d.services.catalog import note_pages, review, review_files
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
+from foto3d.services.catalog.parts import CatalogParts
 from foto3d.services.catalog.viewer_settings import saved_versions
-
-if TYPE_CHECKING:
-    from foto3d.services.catalog.service import CatalogService
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = ["/catalog/static/catalog.js", "/catalog/static/notes.js"]
@@ -158,8 +155,8 @@ at {esc(fmt_time(approval.ts))}</p>
 class CatalogPages:
     """The staff pages: the objects table, an object's page, the pipeline board."""
 
-    def __init__(self, svc: CatalogService) -> None:
-        self.svc = svc
+    def __init__(self, parts: CatalogParts) -> None:
+        self.parts = parts
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -172,7 +169,7 @@ class CatalogPages:
         ]
 
     async def objects_page(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_page(request)
+        user = await self.parts.auth.require_page(request)
         q = request.query
         try:
             filters = query_filters(q)
@@ -181,8 +178,8 @@ class CatalogPages:
             error = f'<p class="msg error">{esc(exc)}</p>'
         else:
             error = ""
-        page = await self.svc.store.search(**filters)
-        customers = await self.svc.store.customer_names()
+        page = await self.parts.store.search(**filters)
+        customers = await self.parts.store.customer_names()
         cust_opts = _options(
             [("", "all customers")] + [(c.slug, c.slug) for c in customers], q.get("customer", "")
         )
@@ -263,16 +260,16 @@ class CatalogPages:
         return _page(request, "Objects", user, body)
 
     async def object_page(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_page(request)
+        user = await self.parts.auth.require_page(request)
         oid = request.match_info["object_id"]
         try:
-            o = await self.svc.details(oid)
+            o = await self.parts.details(oid)
         except ActionError as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        timeline = await self.svc.store.timeline(oid)
+        timeline = await self.parts.store.timeline(oid)
         pubs = o.publications
         latest_pub = pubs[0] if pubs else None
-        job = await self.svc.catalog.latest_trained_job(oid)
+        job = await self.parts.catalog.latest_trained_job(oid)
         cards = f"""<div class="cards">
 <div class="card"><div class="label">Customer</div><div class="value">{esc(o.customer)}</div></div>
 <div class="card"><div class="label">Stage</div><div class="value">{stage_badge(o.stage)}</div>
@@ -368,16 +365,16 @@ by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(o
 <div class="two-col"><div><div class="actions">{"".join(actions)}</div></div>
 <div><div class="panel"><h2>Preview</h2>{preview}</div>
 <div class="panel"><h2>Files</h2>{files_html}</div></div></div>
-{review.section_html(oid, job, await saved_versions(self.svc.store, oid))}
-{await note_pages.section_html(self.svc, o)}
+{review.section_html(oid, job, await saved_versions(self.parts.store, oid))}
+{await note_pages.section_html(self.parts, o)}
 <h2>Timeline</h2>
 <table class="data timeline"><thead><tr><th>When</th><th>What</th><th>Details</th><th>Who</th></tr></thead>
 <tbody>{tl}</tbody></table>"""
         return _page(request, o.display_name, user, body)
 
     async def board_page(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_page(request)
-        b = await self.svc.board()
+        user = await self.parts.auth.require_page(request)
+        b = await self.parts.board()
         cards = "".join(
             f'<a class="card stage-card" href="/objects?stage={esc(s.value)}"><div class="label">{esc(STAGE_LABELS[s.value])}</div>'
             f'<div class="value" data-stage="{esc(s.value)}">{b.counts.get(s.value, 0):,}</div></a>'
@@ -390,7 +387,7 @@ by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(o
             for s in b.stuck
         )
         limits = ", ".join(
-            f"{STAGE_LABELS.get(k, k)} {fmt_age(v)}" for k, v in self.svc.cfg.stuck_after_s.items()
+            f"{STAGE_LABELS.get(k, k)} {fmt_age(v)}" for k, v in self.parts.stuck_after_s.items()
         )
         stuck = (
             '<table class="data stuck"><thead><tr><th>Object</th><th>Name</th><th>Stage</th><th>Stuck for</th><th></th></tr></thead>'
@@ -403,8 +400,8 @@ by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(o
         return _page(request, "Pipeline", user, body)
 
     async def reference(self, request: web.Request) -> web.FileResponse:
-        await self.svc.auth.require_page(request)
-        path = self.svc.catalog.reference_path(request.match_info["object_id"])
+        await self.parts.auth.require_page(request)
+        path = self.parts.catalog.reference_path(request.match_info["object_id"])
         if path is None:
             raise web.HTTPNotFound(text="no reference image")
         return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})

@@ -12,7 +12,8 @@ import asyncio
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -26,11 +27,9 @@ from foto3d.proto.viewer import ViewerSettings
 from foto3d.services.catalog import figures as review_figures
 from foto3d.services.catalog import review_files
 from foto3d.services.catalog.actions import ActionError
+from foto3d.services.catalog.parts import CatalogParts
 from foto3d.services.catalog.review_files import ReviewFiles, clear_partial
 from foto3d.services.catalog.viewer_settings import saved_versions
-
-if TYPE_CHECKING:
-    from foto3d.services.catalog.service import CatalogService
 
 REVIEW_SCRIPT = "/catalog/static/review.js"
 # Formats the viewer reads, smallest per gaussian first: the "delivery" copy shown beside the full one.
@@ -39,7 +38,7 @@ _save_lock = asyncio.Lock()  # versions are numbered per object: one save at a t
 
 
 async def save_settings(
-    svc: CatalogService, object_id: str, raw: object, comment: str, actor: str
+    parts: CatalogParts, object_id: str, raw: object, comment: str, actor: str
 ) -> dict[str, Any]:
     try:
         settings = msgspec.convert(raw, ViewerSettings)
@@ -47,11 +46,11 @@ async def save_settings(
         raise ActionError(f"viewer settings are not valid: {exc}") from None
     if len(comment) > 1000:
         raise ActionError("the comment is longer than 1000 characters")
-    row = await svc.catalog.obj(object_id)
-    job = await svc.catalog.latest_trained_job(object_id)
+    row = await parts.catalog.obj(object_id)
+    job = await parts.catalog.latest_trained_job(object_id)
     async with _save_lock:
-        version = len(await saved_versions(svc.store, object_id)) + 1
-        await svc.catalog.record(
+        version = len(await saved_versions(parts.store, object_id)) + 1
+        await parts.catalog.record(
             ObjectViewerSaved(
                 event_id=f"viewer-{uuid.uuid4().hex}",
                 object_id=object_id,
@@ -73,16 +72,16 @@ class CatalogReview:
     The dashboard's gate requires staff sign-in for all of them; ``/viewer/{file}`` (the bundle)
     is private there too, since only the signed-in review page loads it."""
 
-    def __init__(self, svc: CatalogService) -> None:
-        self.svc = svc
+    def __init__(self, parts: CatalogParts, cache: Path) -> None:
+        self.parts = parts
+        self.cache = cache
         self._files: ReviewFiles | None = None
 
     @property
     def files(self) -> ReviewFiles:
         if self._files is None:
-            cache = self.svc.context.data_dir("catalog") / "review-cache"
-            clear_partial(cache)
-            self._files = ReviewFiles(cache)
+            clear_partial(self.cache)
+            self._files = ReviewFiles(self.cache)
         return self._files
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -94,19 +93,19 @@ class CatalogReview:
         ]
 
     async def get_settings(self, request: web.Request) -> web.Response:
-        await self.svc.auth.require_api(request)
+        await self.parts.auth.require_api(request)
         oid = request.match_info["object_id"]
         try:
-            await self.svc.catalog.obj(oid)
+            await self.parts.catalog.obj(oid)
         except ActionError as exc:
             return web.json_response({"error": str(exc)}, status=exc.status)
-        versions = await saved_versions(self.svc.store, oid)
+        versions = await saved_versions(self.parts.store, oid)
         return web.json_response(
             {"object_id": oid, "latest": versions[-1] if versions else None, "versions": versions}
         )
 
     async def post_settings(self, request: web.Request) -> web.Response:
-        user = await self.svc.auth.require_api(request)
+        user = await self.parts.auth.require_api(request)
         try:
             body = await request.json()
         except ValueError:
@@ -115,7 +114,7 @@ class CatalogReview:
             return web.json_response({"error": 'send {"settings": {…}, "comment": "…"}'}, status=400)
         try:
             out = await save_settings(
-                self.svc,
+                self.parts,
                 request.match_info["object_id"],
                 body["settings"],
                 str(body.get("comment", "")),
@@ -127,8 +126,8 @@ class CatalogReview:
 
     async def artifact(self, request: web.Request) -> web.StreamResponse:
         """A trained job's splat file, for the reviewer's viewer (staff only, before publishing)."""
-        await self.svc.auth.require_page(request)
-        job = await self.svc.store.job(request.match_info["job_id"])
+        await self.parts.auth.require_page(request)
+        job = await self.parts.store.job(request.match_info["job_id"])
         if job is None or job.object_id != request.match_info["object_id"]:
             raise web.HTTPNotFound(text="no such job for this object")
         art = review_files.find(job, request.match_info["name"])

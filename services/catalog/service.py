@@ -13,11 +13,9 @@ import getpass
 import logging
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from foto3d.libs.auth import Auth
@@ -65,6 +63,7 @@ from foto3d.proto.objects import (
 from foto3d.services.catalog import api, note_pages, pages, review, subscription_api, topology, webhook_api
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.note_actions import CaptureNotes
+from foto3d.services.catalog.parts import CatalogParts
 from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
@@ -102,9 +101,7 @@ class CatalogService(Service):
         super().__init__()
         self.cfg = CatalogSettings()
         self._store: CatalogStore | None = None
-        self._catalog: Catalog | None = None
-        self._auth: Auth | None = None
-        self._notes: CaptureNotes | None = None
+        self._parts: CatalogParts | None = None
         self.consumers: list[PullConsumer[Any]] = []
         self._banner: list[str] = []
         self._optimizer: asyncio.Task[None] | None = None
@@ -121,45 +118,42 @@ class CatalogService(Service):
         return self._store
 
     @property
-    def catalog(self) -> Catalog:
-        assert self._catalog is not None, "catalog not started"
-        return self._catalog
-
-    @property
-    def notes(self) -> CaptureNotes:
-        assert self._notes is not None, "catalog not started"
-        return self._notes
-
-    @property
-    def auth(self) -> Auth:
-        assert self._auth is not None, "catalog not started"
-        return self._auth
+    def parts(self) -> CatalogParts:
+        """What the routes and bus endpoints use (built by ``start()``)."""
+        assert self._parts is not None, "catalog not started"
+        return self._parts
 
     async def start(self, ctx: ServiceContext) -> None:
         self.cfg = SETTINGS.load(ctx.settings)
         folder = ctx.settings.service_dir("catalog")
         lost = database_is_new(folder / "catalog.db")
-        self._store = await CatalogStore(folder / "catalog.db").open()
-        self._catalog = Catalog(self._store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
-        self._notes = CaptureNotes(self._catalog, folder / "notes")
+        store = self._store = await CatalogStore(folder / "catalog.db").open()
+        catalog = Catalog(store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
         if lost:
             # A new database on a bus that has history (first start, or the file was lost):
             # the live consumers have long acknowledged that history, so read it again.
-            self.last_rebuild = await rebuild(ctx.bus, self._store, folder / "refs")
+            self.last_rebuild = await rebuild(ctx.bus, store, folder / "refs")
             if self.last_rebuild.object_events or self.last_rebuild.job_events:
                 log.warning("%s", self.last_rebuild.line())
-        self._auth = Auth(ctx.settings)
+        auth = Auth(ctx.settings)
+        self._parts = CatalogParts(
+            store=store,
+            catalog=catalog,
+            notes=CaptureNotes(catalog, folder / "notes"),
+            auth=auth,
+            stuck_after_s=self.cfg.stuck_after_s,
+        )
         first = folder / FIRST_PASSWORD_FILE
-        if self.cfg.create_admin and await self._auth.users.count() == 0:
+        if self.cfg.create_admin and await auth.users.count() == 0:
             password = secrets.token_urlsafe(12)
             # Generated and printed: whoever signs in with it first must choose a new one.
-            await self._auth.users.add("admin", password, "Administrator", admin=True, must_change=True)
+            await auth.users.add("admin", password, "Administrator", admin=True, must_change=True)
             # Whoever started the first `up` is admin: their CLI actions on this host carry that
             # name too, not the login's (`foto3d users link` changes it).
             with contextlib.suppress(OSError, KeyError):
-                await self._auth.users.link_login("admin", getpass.getuser())
+                await auth.users.link_login("admin", getpass.getuser())
             await asyncio.to_thread(_write_private, first, password)
-        self._banner = await self._first_password_banner(first)
+        self._banner = await self._first_password_banner(auth, first)
         self.ctx = ctx
         self.consumers = [
             PullConsumer(
@@ -186,7 +180,7 @@ class CatalogService(Service):
         self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
         self._sender.start()
         self._book = await SubscriptionBook(folder / "subscriptions.db").open()
-        self._clock = SubscriptionClock(self._book, self._catalog, ctx.bus, self.cfg.subscriptions, queue)
+        self._clock = SubscriptionClock(self._book, catalog, ctx.bus, self.cfg.subscriptions, queue)
         self._clock.start()
 
     async def _optimize_now_and_then(self) -> None:
@@ -233,7 +227,7 @@ class CatalogService(Service):
             return Health("degraded", f"ending subscriptions failed: {self._clock.last_error}", extra)
         return Health("ok", "recording object and job events", extra)
 
-    async def _first_password_banner(self, first: Path) -> list[str]:
+    async def _first_password_banner(self, auth: Auth, first: Path) -> list[str]:
         """The generated admin password, on every start until someone changes it.
 
         A first `up` can fail after creating `admin` (a taken port) before anything is
@@ -244,7 +238,7 @@ class CatalogService(Service):
             password = (await asyncio.to_thread(first.read_text, encoding="utf-8")).strip()
         except FileNotFoundError:
             return []
-        if await self.auth.users.authenticate("admin", password) is None:
+        if await auth.users.authenticate("admin", password) is None:
             await asyncio.to_thread(first.unlink, missing_ok=True)  # changed since: forget it
             return []
         return [
@@ -266,23 +260,25 @@ class CatalogService(Service):
 
     def routes(self) -> list[web.AbstractRouteDef]:
         # /login is the runtime's (every page needs it).
+        parts = self.parts
         return [
-            *api.CatalogApi(self).routes(),
-            *review.CatalogReview(self).routes(),
-            *pages.CatalogPages(self).routes(),
-            *note_pages.NotePages(self).routes(),
+            *api.CatalogApi(parts).routes(),
+            *review.CatalogReview(parts, self.context.data_dir(self.name) / "review-cache").routes(),
+            *pages.CatalogPages(parts).routes(),
+            *note_pages.NotePages(parts).routes(),
         ]
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 
     def endpoints(self) -> list[Endpoint]:
-        c = self.catalog
+        p = self.parts
+        c = p.catalog
 
         async def customer_add(b: CustomerAdd) -> Customer:
             return await c.add_customer(b.slug, b.name, b.actor)
 
         async def customers(_: NoBody) -> list[Customer]:
-            return await self.store.customers()
+            return await p.store.customers()
 
         async def register(b: RegisterObject) -> ObjectView:
             return await c.register(
@@ -291,17 +287,17 @@ class CatalogService(Service):
             )  # fmt: skip
 
         async def list_(q: ObjectQuery) -> ObjectPage:
-            return await self.store.search(
+            return await p.store.search(
                 customer=q.customer, status=q.status, stage=q.stage, q=q.q, since=q.since,
                 until=q.until, page=q.page, limit=q.limit,
             )  # fmt: skip
 
         async def show(ref: ObjectRef) -> ObjectDetails:
-            return await self.details(ref.object_id)
+            return await p.details(ref.object_id)
 
         async def timeline(ref: ObjectRef) -> list[TimelineEntry]:
             await c.obj(ref.object_id)
-            return await self.store.timeline(ref.object_id)
+            return await p.store.timeline(ref.object_id)
 
         async def capture(b: CaptureRequest) -> ObjectView:
             return await c.captured(b.object_id, b.dataset, b.photos, b.rig, b.actor)
@@ -322,7 +318,7 @@ class CatalogService(Service):
             return await c.rollback(b.object_id, b.version, b.actor)
 
         async def board(_: NoBody) -> Board:
-            return await self.board()
+            return await p.board()
 
         return [
             serve(CUSTOMER_ADD, customer_add, actor="actor"),
@@ -340,7 +336,7 @@ class CatalogService(Service):
             serve(RESUBMIT, resubmit, actor="actor"),
             serve(ROLLBACK, rollback, actor="actor"),
             serve(BOARD, board),
-            *note_pages.endpoints(self),
+            *note_pages.endpoints(p),
             *self._subscription_endpoints(),
         ]
 
@@ -351,18 +347,3 @@ class CatalogService(Service):
             *subscription_api.endpoints(self._book, self.store, self._clock),
             *webhook_api.endpoints(self._hooks, self.store),
         ]
-
-    # -- shared reads -----------------------------------------------------------------------------
-
-    async def details(self, object_id: str) -> ObjectDetails:
-        row = await self.catalog.obj(object_id)
-        return ObjectDetails(
-            **msgspec.structs.asdict(row),
-            jobs=await self.store.jobs(object_id),
-            publications=await self.store.publications(object_id),
-        )
-
-    async def board(self) -> Board:
-        now = time.time()
-        stuck = await self.store.stuck(self.cfg.stuck_after_s, now)
-        return Board(counts=await self.store.stage_counts(), stuck=stuck, now=now)

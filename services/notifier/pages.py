@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from foto3d.libs.web.layout import esc, render_page
-
-if TYPE_CHECKING:
-    from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.parts import NotifierParts
 
 RouteDef = web.AbstractRouteDef
 STATIC = Path(__file__).parent / "static"
 
 
-def routes(svc: Notifier) -> list[RouteDef]:
+def routes(parts: NotifierParts) -> list[RouteDef]:
     async def status_page(request: web.Request) -> web.Response:
         body = """
 <div class="cards" id="hb-cards"></div>
@@ -26,7 +24,7 @@ def routes(svc: Notifier) -> list[RouteDef]:
         return render_page(request, "Status", body, scripts=["/notifier/static/status.js"])
 
     async def alerts_page(request: web.Request) -> web.Response:
-        mode = svc.health().extra.get("mail", "")
+        mode = parts.mail
         body = f"""
 <div class="cards" id="alert-cards"></div>
 <p class="muted">Mail: <span class="mono">{esc(mode)}</span></p>
@@ -42,14 +40,11 @@ def routes(svc: Notifier) -> list[RouteDef]:
         return render_page(request, "Alerts", body, scripts=["/notifier/static/alerts.js"])
 
     async def api_status(request: web.Request) -> web.Response:
-        parts = svc.watch.snapshot() if svc.watch else []
-        return web.json_response({"participants": parts})
+        return web.json_response({"participants": parts.watch.snapshot()})
 
     async def api_alerts(request: web.Request) -> web.Response:
-        store = svc.store
-        if store is None:
-            return web.json_response({"error": "notifier is not running"}, status=503)
-        health = svc.health()
+        store = parts.store
+        health = parts.health()
         data: dict[str, Any] = {
             "health": health.as_dict(),
             "open": [a.as_dict() for a in await store.open_alerts()],
@@ -60,12 +55,11 @@ def routes(svc: Notifier) -> list[RouteDef]:
         return web.json_response(data)
 
     async def api_message(request: web.Request) -> web.Response:
-        store = svc.store
         try:
             row_id = int(request.match_info["id"])
         except ValueError:
             return web.json_response({"error": "message id must be a number"}, status=400)
-        row = await store.outbox_row(row_id) if store else None
+        row = await parts.store.outbox_row(row_id)
         if row is None or row.channel == "bus":
             return web.json_response({"error": f"no message {row_id}"}, status=404)
         ctype = "application/json" if row.channel == "webhook" else "text/plain"

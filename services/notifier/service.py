@@ -47,6 +47,7 @@ from foto3d.services.notifier.occurrences import (
     job_occurrence,
     log_occurrences,
 )
+from foto3d.services.notifier.parts import NotifierParts
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
 from foto3d.services.notifier.sites import CheckIn
@@ -86,6 +87,7 @@ class Notifier(Service):
         self._follower: asyncio.Task[None] | None = None
         self.site_beacon: HeartbeatSender | None = None
         self.checkin: CheckIn | None = None
+        self._page_parts: NotifierParts | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -120,6 +122,9 @@ class Notifier(Service):
         )
         self.ctx = ctx
         await self.watch.start()
+        self._page_parts = NotifierParts(
+            store=store, watch=self.watch, health=self.health, mail=self._mail_mode()
+        )
         logs = PullConsumer[LogBatch](
             bus=ctx.bus,
             spec=specs[WATCH_LOGS.durable],
@@ -367,7 +372,7 @@ class Notifier(Service):
         if self.cfg is None or self.sender is None:
             return Health("starting")
         h = self.sender.health
-        mode = self.cfg.smtp.describe() if self.cfg.smtp else f"local outbox {self.outbox_dir}"
+        mode = self._mail_mode()
         extra: dict[str, object] = {
             "mail": mode,
             "open_alerts": self._open_count,
@@ -392,6 +397,11 @@ class Notifier(Service):
             return Health("degraded", f"{h.rejected} message(s) refused for good: {h.last_error}", extra)
         return Health("ok", mode, extra)
 
+    def _mail_mode(self) -> str:
+        """Where alert mail goes: the SMTP server, or the local outbox folder."""
+        assert self.cfg is not None, "notifier not started"
+        return self.cfg.smtp.describe() if self.cfg.smtp else f"local outbox {self.outbox_dir}"
+
     def banner(self) -> list[str]:
         if self.cfg is None:
             return []
@@ -404,7 +414,9 @@ class Notifier(Service):
         return [f"alerts: mail via {self.cfg.smtp.describe()} to {to}"]
 
     def routes(self) -> list[pages.RouteDef]:
-        return pages.routes(self)
+        if self._page_parts is None:
+            raise RuntimeError("notifier used before start()")
+        return pages.routes(self._page_parts)
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Status", "/status", 60), NavLink("Alerts", "/alerts", 61)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 from aiohttp import web
 
@@ -11,9 +9,7 @@ from foto3d.libs.auth.gate import signed_in_user
 from foto3d.libs.heartbeat import waiting_note
 from foto3d.proto.api import Api, ServiceError
 from foto3d.proto.jobs import CANCEL, REQUEUE, JobActionReply, JobRef, JobsQuery, JobState
-
-if TYPE_CHECKING:
-    from foto3d.services.queue.service import QueueService
+from foto3d.services.queue.parts import QueueParts
 
 _enc = msgspec.json.Encoder()
 
@@ -23,8 +19,8 @@ def _json(obj: object, status: int = 200) -> web.Response:
 
 
 class JobsApi:
-    def __init__(self, svc: QueueService) -> None:
-        self.svc = svc
+    def __init__(self, parts: QueueParts) -> None:
+        self.parts = parts
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -48,24 +44,24 @@ class JobsApi:
             )
         except (msgspec.ValidationError, ValueError) as exc:
             return _json({"error": f"bad query: {exc}"}, 400)
-        listed = await self.svc.list_jobs(query)
+        listed = await self.parts.list_jobs(query)
         # JobsList omits an empty counts map on the wire; the page wants every state, 0 included.
         counts = {state.value: listed.counts.get(state.value, 0) for state in JobState}
         return _json({**msgspec.to_builtins(listed), "counts": counts})
 
     async def api_waiting(self, _request: web.Request) -> web.Response:
         """Whether queued jobs wait with no trainer alive, and since when (the Jobs page's banner)."""
-        queued = await self.svc.list_jobs(JobsQuery(states=[JobState.QUEUED], limit=1000))
+        queued = await self.parts.list_jobs(JobsQuery(states=[JobState.QUEUED], limit=1000))
         since = min((j.created for j in queued.jobs), default=None)
-        note = await waiting_note(self.svc.context.bus.js, since) if since is not None else None
+        note = await waiting_note(self.parts.ctx.bus.js, since) if since is not None else None
         return _json({"queued": len(queued.jobs), "note": note})
 
     async def api_get(self, request: web.Request) -> web.Response:
         try:
-            detail = await self.svc.job_detail(JobRef(job_id=request.match_info["job_id"]))
+            detail = await self.parts.job_detail(JobRef(job_id=request.match_info["job_id"]))
         except ServiceError as exc:
             return _json({"error": exc.description}, 404)
-        logs = f"{self.svc.context.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
+        logs = f"{self.parts.ctx.base_url.rstrip('/')}/logs?job={request.match_info['job_id']}"
         return _json({**msgspec.to_builtins(detail), "logs_url": logs})
 
     async def _action(self, request: web.Request, command: Api[JobRef, JobActionReply]) -> web.Response:
@@ -75,7 +71,7 @@ class JobsApi:
         actor = user.name if user else "dashboard"
         ref = JobRef(job_id=job_id, actor=actor, reason=f"{command.name} from the jobs page")
         try:
-            reply = await self.svc.command(command, ref)
+            reply = await self.parts.command(command, ref)
         except ServiceError as exc:
             return _json({"ok": False, "job_id": job_id, "error": exc.description}, 409)
         return _json({"ok": True, **msgspec.to_builtins(reply)})

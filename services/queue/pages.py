@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.jobs import JobState
 
-if TYPE_CHECKING:
-    from foto3d.services.queue.service import QueueService
-
 STATIC = Path(__file__).parent / "static"
 
 
 class JobsPages:
-    def __init__(self, svc: QueueService) -> None:
-        self.svc = svc
+    """Static shells: the pages fetch everything they show from the JSON API, so they need no parts."""
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [

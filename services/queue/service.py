@@ -30,7 +30,6 @@ from foto3d.libs.tasks import cancel_and_wait
 from foto3d.libs.tracing.consume import consume_span
 from foto3d.proto.api import (
     BAD_REQUEST,
-    NOT_FOUND,
     UNAVAILABLE,
     Api,
     ServiceError,
@@ -42,10 +41,7 @@ from foto3d.proto.jobs import (
     REQUEUE,
     SUBMIT,
     JobActionReply,
-    JobDetail,
     JobRef,
-    JobsList,
-    JobsQuery,
     JobState,
     SubmissionError,
     SubmitReply,
@@ -58,6 +54,7 @@ from foto3d.services.queue.leader import LeaderDuties
 from foto3d.services.queue.lease import LeaderLease, LeaseHolder
 from foto3d.services.queue.metrics import QueueMetrics
 from foto3d.services.queue.pages import JobsPages
+from foto3d.services.queue.parts import QueueParts
 from foto3d.services.queue.settings import SETTINGS, QueueSettings
 from foto3d.services.queue.store import JobStore
 from foto3d.services.queue.tail import EventTail
@@ -79,6 +76,7 @@ class QueueService(Service):
         self.tail: EventTail | None = None
         self.lease: LeaderLease | None = None
         self.duties: LeaderDuties | None = None
+        self._parts: QueueParts | None = None
         self._changes: asyncio.Queue[list[str]] = asyncio.Queue()
         self._leader_tasks: list[asyncio.Task[None]] = []
         self._leader_subs: list[Subscription] = []
@@ -103,6 +101,7 @@ class QueueService(Service):
         holder = LeaseHolder(instance=self.instance_id, host=ctx.host, since=time.time())
         self.lease = LeaderLease(ctx.bus, holder, self.cfg.renew_s, self._on_leadership)
         self.lease.start()
+        self._parts = QueueParts(store=self.store, lease=self.lease, command=self.command, ctx=ctx)
         # Start answering once the first claim went through (leader or standby known).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.lease.round_done.wait(), 10.0)
@@ -328,20 +327,13 @@ class QueueService(Service):
 
         return plain_handler(command, here)
 
-    # -- queries (any instance) --------------------------------------------------
+    # -- endpoints (any instance) ------------------------------------------------
 
-    async def list_jobs(self, q: JobsQuery) -> JobsList:
-        assert self.store is not None
-        jobs = await self.store.query([s.value for s in q.states], q.object_id, q.limit)
-        leader = self.lease.leader.instance if self.lease and self.lease.leader else None
-        return JobsList(jobs=jobs, counts=await self.store.counts(), leader=leader)
-
-    async def job_detail(self, ref: JobRef) -> JobDetail:
-        assert self.store is not None
-        job = await self.store.get(ref.job_id)
-        if job is None:
-            raise ServiceError(NOT_FOUND, f"no job {ref.job_id}")
-        return JobDetail(job=job, timeline=await self.store.timeline(ref.job_id))
+    @property
+    def parts(self) -> QueueParts:
+        """What the query endpoints and the jobs API use (built by ``start()``)."""
+        assert self._parts is not None, "queue not started"
+        return self._parts
 
     def endpoints(self) -> list[Endpoint]:
         async def submit(req: SubmitRequest) -> SubmitReply:
@@ -358,8 +350,8 @@ class QueueService(Service):
 
         return [
             serve(SUBMIT, submit, decode=_api_submission, actor="submitted_by"),
-            serve(LIST, self.list_jobs),
-            serve(GET, self.job_detail),
+            serve(LIST, self.parts.list_jobs),
+            serve(GET, self.parts.job_detail),
             serve(CANCEL, cancel, actor="actor"),
             serve(REQUEUE, requeue, actor="actor"),
         ]
@@ -367,7 +359,7 @@ class QueueService(Service):
     # -- dashboard ---------------------------------------------------------------
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*JobsPages(self).routes(), *JobsApi(self).routes()]
+        return [*JobsPages().routes(), *JobsApi(self.parts).routes()]
 
     def nav(self) -> list[NavLink]:
         return [NavLink("Jobs", "/jobs", order=20)]
