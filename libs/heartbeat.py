@@ -216,11 +216,15 @@ STOPPED_SHOWN_S = 3600.0
 
 
 def predecessors(new: Seen, others: Iterable[Seen], now: float | None = None) -> list[Seen]:
-    """Earlier instances that ``new`` replaces: same kind, host and lineage, no longer alive,
-    and (when the beats say) silent since before ``new`` started.
+    """Earlier instances that ``new`` replaces: same kind, host, lineage and site, no longer
+    alive, and (when the beats say) silent since before ``new`` started.
 
     An instance that ran beside ``new`` is a sibling (a standby queue on the same host): its
-    silence is a real loss, not a restart.
+    silence is a real loss, not a restart. A restart never moves to another site, so an
+    instance at another site is never a successor, even on a host of the same name: the
+    start-time rule alone cannot tell a sibling whose only beat came just before ``new``
+    started (an on-prem queue killed with its site within a beat of the cloud standby's
+    start) from a process that restarted, and took that silence for a restart.
     """
     now = time.time() if now is None else now
     line = new.lineage
@@ -230,6 +234,7 @@ def predecessors(new: Seen, others: Iterable[Seen], now: float | None = None) ->
         for s in others
         if s.key != new.key
         and s.lineage == line
+        and s.beat.site == new.beat.site
         and s.seen_at < new.seen_at
         and s.state(now) != "alive"
         and (started is None or s.beat.ts <= started)

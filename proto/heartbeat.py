@@ -35,8 +35,8 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
     job_id: str | None = None
     object_id: str | None = None
     # Who this is across restarts when the id changes with each process (a service's name, the
-    # queue, a trainer with a generated id): a newer beat of the same kind, host and lineage
-    # replaces an older instance that went silent or stopped. None: the id itself is stable.
+    # queue, a trainer with a generated id): a newer beat of the same kind, host, lineage and
+    # site replaces an older instance that went silent or stopped. None: the id itself is stable.
     lineage: str | None = None
     # When this instance began beating (sender's clock; compared only with beats from the same
     # host): an instance that was already running when another went silent did not replace it.

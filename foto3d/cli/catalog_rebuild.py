@@ -48,7 +48,8 @@ def add_rebuild(
 async def _catalog_answers(args: argparse.Namespace) -> bool:
     bus = await connect_cli(settings_from(args))
     try:
-        await bus.call(catalog.CUSTOMERS, NoBody(), timeout=2.0)
+        # No grace for "no responders": it is the answer wanted here, not a restart to ride out.
+        await bus.call(catalog.CUSTOMERS, NoBody(), timeout=2.0, no_responder_grace=0)
         return True
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
         return False

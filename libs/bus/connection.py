@@ -62,23 +62,33 @@ class Bus:
             subject, event, msg_id=msg_id, headers=headers, timeout=timeout, deadline=deadline
         )
 
-    async def call(self, api: Api[Q, R], body: Q, timeout: float = 5.0) -> R:
+    async def call(
+        self, api: Api[Q, R], body: Q, timeout: float = 5.0, no_responder_grace: float = NO_RESPONDER_GRACE_S
+    ) -> R:
         """Call an endpoint declared in ``proto``; its refusal is raised as :class:`ServiceError`."""
-        reply: R = await self.request(api.subject, body, api.reply, timeout=timeout)
+        reply: R = await self.request(api.subject, body, api.reply, timeout, no_responder_grace)
         return reply
 
-    async def request(self, subject: str, body: msgspec.Struct, reply_type: Any, timeout: float = 5.0) -> Any:
+    async def request(
+        self,
+        subject: str,
+        body: msgspec.Struct,
+        reply_type: Any,
+        timeout: float = 5.0,
+        no_responder_grace: float = NO_RESPONDER_GRACE_S,
+    ) -> Any:
         """Core request/reply with typed body and reply (used for micro endpoints).
 
         An error reply (``Nats-Service-Error-Code`` header) is raised as :class:`ServiceError`.
         "No responders" is retried for up to ``NO_RESPONDER_GRACE_S``: while a service
         (re)starts or a standby takes over, its endpoints are briefly absent, and a client
         should ride that out rather than fail. Past the grace the error is raised, so a
-        service that is not running at all is still reported within seconds.
+        service that is not running at all is still reported within seconds. A caller that
+        asks whether the service runs at all passes ``no_responder_grace=0``.
         """
         payload = msgspec.json.encode(body)
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + min(NO_RESPONDER_GRACE_S, timeout)
+        give_up = loop.time() + min(no_responder_grace, timeout)
         while True:
             # Signed afresh each try: a nonce is good for one delivery.
             headers = self.signer.headers(subject, payload) if self.signer else None

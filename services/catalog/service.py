@@ -195,6 +195,12 @@ class CatalogService(Service):
         await self.store.ingest(d.event for d in batch if d.event is not None)
 
     async def stop(self) -> None:
+        # Every fetch loop ends by itself within its fetch timeout (1 s): ask them all at
+        # once, so a stop waits one timeout, not one per consumer in turn.
+        for c in self.consumers:
+            c.request_stop()
+        if self._sender is not None:
+            self._sender.request_stop()
         # Everything that uses the store has ended before the store closes.
         await cancel_and_wait(self._optimizer, *self._tasks)
         self._optimizer = None

@@ -18,6 +18,7 @@ import aiohttp
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
 from foto3d.libs.bus.connection import Bus
@@ -56,6 +57,10 @@ class WebhookSender:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="catalog:webhooks")
 
+    def request_stop(self) -> None:
+        """End after the fetch in hand (``stop()`` also waits for that)."""
+        self._stopping.set()
+
     async def stop(self) -> None:
         # The fetch loop ends by itself (a cancelled fetch would strand what it had pulled
         # until the ack wait ran out); attempts under way hand their deliveries back.
@@ -67,6 +72,16 @@ class WebhookSender:
 
     async def _run(self) -> None:
         sub = await self.bus.js.pull_subscribe_bind(self.spec.durable, self.spec.stream)
+        try:
+            await self._deliver(sub)
+        finally:
+            # Without this the subscription outlives the sender, and the connection's drain
+            # at shutdown waits for its leftovers (a pull request's late status reply that
+            # nobody will read) until nats-py's drain timeout: 30 s on every catalog stop.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _deliver(self, sub: JetStreamContext.PullSubscription) -> None:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while not self._stopping.is_set():

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from foto3d.libs.bus.connection import CREDS_ENV, Bus
-from foto3d.libs.heartbeat import HeartbeatSender, current, read_heartbeats
+from foto3d.libs.heartbeat import HeartbeatSender, Seen, current, predecessors, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.heartbeat import Heartbeat
 from foto3d.services.notifier.service import Notifier
 from testkit.identities import creds_for
 from testkit.running import running_services
@@ -155,3 +156,24 @@ async def _trainer_ids(bus: Bus, previous: set[str]) -> list[str]:
         for s in seen
         if s.beat.kind == "trainer" and s.beat.id not in previous and not s.beat.stopping
     ]
+
+
+def test_an_instance_at_another_site_never_replaces_one_that_beat_only_before_it_started() -> None:
+    # Two queue instances on hosts of the same name, one per site: the on-prem one beat once,
+    # the cloud one started after that beat, then the on-prem site died. A restart stays at
+    # its site, so the cloud instance is no successor and the on-prem silence must be mailed.
+    t0 = 1_000.0
+
+    def seen(site: str, ts: float, started: float) -> Seen:
+        beat = Heartbeat(
+            kind="queue", id=f"vm-{site}-{started:g}", host="vm", version="1", ts=ts, interval_s=1.0,
+            lineage="queue", started_at=started, site=site,
+        )  # fmt: skip
+        return Seen(beat=beat, seen_at=ts)
+
+    onprem = seen("onprem", t0, t0 - 0.1)
+    cloud = seen("cloud", t0 + 2.0, t0 + 0.05)
+    assert predecessors(cloud, [onprem, cloud], now=t0 + 2.0) == []
+    # The same instance restarted at its own site does replace it.
+    restarted = seen("onprem", t0 + 2.0, t0 + 1.9)
+    assert predecessors(restarted, [onprem, restarted], now=t0 + 2.0) == [onprem]

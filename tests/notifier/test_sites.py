@@ -8,15 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
+import msgspec
+import nats.errors
 import pytest
 from aiohttp import web
 
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.heartbeat import read_heartbeats
+from foto3d.libs.heartbeat import Seen, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.logs import Level
+from foto3d.services.queue.lease import KEY, LeaseHolder
+from foto3d.services.queue.topology import LEADER_LEASE
 from testkit.cluster import provision_r3, start_cluster
 from testkit.running import running_services
 from testkit.servers import SmtpServer
@@ -93,8 +98,10 @@ async def test_check_ins_say_fail_while_mail_cannot_go_out(
             await eventually(lambda: paths[seen:] and paths[-1] == "/ping/abc", what="check-ins back to ok")
 
 
-def start_queue(site: str, urls: list[str], data: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **R3, "FOTO3D_SITE": site, "FOTO3D_QUEUE_HEARTBEAT_S": "1"}
+def start_queue(
+    site: str, urls: list[str], data: Path, log: Path, heartbeat_s: float = 1.0
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **R3, "FOTO3D_SITE": site, "FOTO3D_QUEUE_HEARTBEAT_S": str(heartbeat_s)}
     argv = [sys.executable, "-m", "foto3d.cli.main", "serve", "queue", "--nats", ",".join(urls)]
     argv += ["--data", str(data), "--no-http"]
     return subprocess.Popen(
@@ -102,12 +109,23 @@ def start_queue(site: str, urls: list[str], data: Path, log: Path) -> subprocess
     )
 
 
+async def lease_holder(bus: Bus) -> str | None:
+    """The queue instance holding the ``queue-leader`` lease, if any answers."""
+    try:
+        kv = await bus.js.key_value(LEADER_LEASE.bucket)
+        entry = await asyncio.wait_for(kv.get(KEY), 2.0)
+        return msgspec.json.decode(entry.value or b"", type=LeaseHolder).instance
+    except (TimeoutError, nats.errors.Error, msgspec.DecodeError):
+        return None
+
+
+async def queue_beats(bus: Bus) -> dict[str, Seen]:
+    """The queue instances' last live beats, by site."""
+    seen, _ = await read_heartbeats(bus.js)
+    return {s.beat.site or "": s for s in seen if s.beat.kind == "queue" and not s.beat.stopping}
+
+
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression, open in issue 24: since the round's branches were merged, the cloud "
-    "notifier mails 'site onprem down' but no silence mail for the on-prem queue (passed on its branch)",
-)
 async def test_killing_the_onprem_site_gets_site_down_mailed_by_the_cloud_in_the_queues_thread(
     tmp_path: Path, smtp: SmtpServer
 ) -> None:
@@ -117,8 +135,12 @@ async def test_killing_the_onprem_site_gets_site_down_mailed_by_the_cloud_in_the
     bus = await connect(cloud_urls, "test")
     try:
         await provision_r3(bus, timeout=60)
-        procs.append(start_queue("onprem", onprem_urls, tmp_path / "q-onprem", tmp_path / "q-onprem.log"))
-        procs.append(start_queue("cloud", cloud_urls, tmp_path / "q-cloud", tmp_path / "q-cloud.log"))
+        # The on-prem queue beats slowly, so the site dies before its next beat after the cloud
+        # standby started: the moment in which a silence looked like a restart (both hosts
+        # here have the same name) and was never mailed.
+        procs.append(
+            start_queue("onprem", onprem_urls, tmp_path / "q-onprem", tmp_path / "q-onprem.log", 5.0)
+        )
         onprem = start_notifier_process(
             "onprem", tmp_path, onprem_urls, smtp.url, env={"FOTO3D_SITE": "onprem", **R3}
         )
@@ -129,31 +151,48 @@ async def test_killing_the_onprem_site_gets_site_down_mailed_by_the_cloud_in_the
             )
         )
 
-        async def sites_announced() -> bool:
+        async def onprem_leads() -> bool:
             seen, _ = await read_heartbeats(bus.js)
             beats = {(s.beat.kind, s.beat.site) for s in seen if not s.beat.stopping}
-            return {("site", "onprem"), ("site", "cloud"), ("queue", "onprem"), ("queue", "cloud")} <= beats
+            queues = await queue_beats(bus)
+            leading = "onprem" in queues and await lease_holder(bus) == queues["onprem"].beat.id
+            return leading and {("site", "onprem"), ("site", "cloud")} <= beats
 
-        await eventually(sites_announced, what="both sites announced", timeout=90, interval=0.5)
+        await eventually(onprem_leads, what="both sites announced, on-prem queue leading", timeout=90)
+        procs.append(start_queue("cloud", cloud_urls, tmp_path / "q-cloud", tmp_path / "q-cloud.log"))
+        queues = await eventually(
+            lambda: _with_cloud(queue_beats(bus)), what="the cloud standby's beat", timeout=60
+        )
 
+        standby, last_onprem = queues["cloud"].beat, queues["onprem"].beat
         # The on-prem site loses power: its hub, its queue, its notifier.
         killed_at = time.time()
         servers[0].kill()
         for p in procs[0], onprem:
             os.killpg(p.pid, signal.SIGKILL)
+        hit = standby.started_at is not None and last_onprem.ts <= standby.started_at
+        print(f"\non-prem queue's last beat {'before' if hit else 'after'} the standby started")
 
         def mail(title: str) -> list[int]:
             return [i for i, s in enumerate(smtp.inbox.subjects()) if title in s][:1]
 
         [site_down] = await eventually(
-            lambda: mail("site onprem down"), what="the site-down mail", timeout=60
+            lambda: mail("] site onprem down"), what="the site-down mail", timeout=60
         )
         after = smtp.inbox.accepted_at[site_down] - killed_at
-        print(f"\nsite down mailed {after:.1f} s after the kill")
+        print(f"site down mailed {after:.1f} s after the kill")
         assert after < 30
-        [queue_silent] = await eventually(lambda: mail("queue "), what="the queue's silence mail", timeout=60)
+        # The queue's takeover: the cloud standby holds the lease, and the on-prem instance's
+        # silence is mailed in the site's thread.
+        await eventually(
+            lambda: _is(lease_holder(bus), standby.id), what="the cloud standby's takeover", timeout=30
+        )
+        [queue_silent] = await eventually(
+            lambda: mail(f"] queue {last_onprem.id} is silent"), what="the queue's silence mail", timeout=60
+        )
         site_mail, queue_mail = smtp.inbox.messages[site_down], smtp.inbox.messages[queue_silent]
-        assert site_mail["References"] == queue_mail["References"], smtp.inbox.subjects()
+        thread = site_mail["References"]
+        assert thread and queue_mail["References"] == thread, smtp.inbox.subjects()
         print("\n".join(smtp.inbox.subjects()))
         assert "cloud" not in " ".join(smtp.inbox.subjects())
     finally:
@@ -162,3 +201,12 @@ async def test_killing_the_onprem_site_gets_site_down_mailed_by_the_cloud_in_the
         await bus.close()
         for s in servers:
             s.stop()
+
+
+async def _with_cloud(beats: Awaitable[dict[str, Seen]]) -> dict[str, Seen] | None:
+    found = await beats
+    return found if "cloud" in found else None
+
+
+async def _is(value: Awaitable[str | None], wanted: str) -> bool:
+    return await value == wanted
