@@ -31,7 +31,9 @@ _tracer = trace.get_tracer("foto3d.jobs")
 def job_attributes(
     job_id: str, object_id: str, step: str, attempt: int = 0, customer: str = ""
 ) -> dict[str, str | int]:
-    attrs: dict[str, str | int] = {OBJECT_ID: object_id, STEP: step}
+    attrs: dict[str, str | int] = {STEP: step}
+    if object_id:
+        attrs[OBJECT_ID] = object_id
     if job_id:
         attrs[JOB_ID] = job_id
     if attempt:
