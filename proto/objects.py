@@ -71,6 +71,10 @@ class ObjectEventBase(Event, frozen=True, kw_only=True, omit_defaults=True):
     object_id: ObjectId
     ts: Real
     actor: str = ""
+    # W3C trace context of the step that made the event, in the object's trace (its job's, once
+    # it has one): the gateway and the catalog keep it with the object, so later steps (a token
+    # for it, a fetch of its model) join that trace.
+    traceparent: str | None = None
 
 
 class ObjectRegistered(ObjectEventBase, frozen=True, kw_only=True, tag="object.registered/1"):

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from foto3d.libs.bus.proof import RequestSigner
 from foto3d.libs.bus.publish import Publisher
 from foto3d.libs.bus.tls import client_context_from_env
+from foto3d.libs.tracing.propagator import inject
 from foto3d.libs.tracing.setup import setup_tracing
 from foto3d.proto.api import ERROR_CODE_HEADER, ERROR_HEADER, Api, ServiceError
 
@@ -91,9 +92,11 @@ class Bus:
         give_up = loop.time() + min(no_responder_grace, timeout)
         while True:
             # Signed afresh each try: a nonce is good for one delivery.
-            headers = self.signer.headers(subject, payload) if self.signer else None
+            headers = self.signer.headers(subject, payload) if self.signer else {}
+            # The handler's span (``micro.answer``) continues the caller's trace.
+            inject(headers)
             try:
-                msg = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
+                msg = await self.nc.request(subject, payload, timeout=timeout, headers=headers or None)
                 break
             except nats.errors.NoRespondersError:
                 if loop.time() >= give_up:

@@ -20,6 +20,7 @@ import msgspec
 import nats.errors
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tracing.job import current_traceparent, object_span
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.jobs import (
@@ -47,6 +48,7 @@ from foto3d.proto.objects import (
     ObjectStatusChanged,
     ObjectStreamEvent,
     ObjectView,
+    PublicationView,
     PublishedObject,
     PublishRequest,
     Stage,
@@ -106,6 +108,9 @@ class Catalog:
             subject = subjects.customer_events(event.customer)
         else:
             subject = subjects.object_events(event.object_id)
+            if event.traceparent is None:
+                # The step's span (in the object's trace) rides with the event, for the gateway.
+                event = msgspec.structs.replace(event, traceparent=current_traceparent())
         try:
             await self.bus.publish(subject, event, msg_id=event.event_id)
         except Exception as exc:
@@ -113,6 +118,17 @@ class Catalog:
                 f"could not publish the change on the bus ({exc}); nothing changed", 503
             ) from exc
         await self.store.ingest([event])
+
+    async def trace_of(self, object_id: str, job_id: str | None) -> str | None:
+        """The object's trace: its job's (the trace training is in, from the submission on),
+        else its registration's; None when neither is recorded."""
+        detail = await self.store.submitted_detail(job_id) if job_id else None
+        if detail is None:
+            detail = await self.store.registered_detail(object_id)
+        if isinstance(detail, str | bytes):
+            detail = msgspec.json.decode(detail)
+        found = detail.get("traceparent") if isinstance(detail, dict) else None
+        return found if isinstance(found, str) else None
 
     async def obj(self, object_id: str) -> ObjectView:
         row = await self.store.get(object_id)
@@ -216,7 +232,9 @@ class Catalog:
                 serial=serial,
                 reference_image=ref,
             )
-            await self.record(event)
+            # The object's first trace (its jobs continue it when the catalog submits them).
+            with object_span("register object", object_id=object_id, step="register", customer=customer):
+                await self.record(event)
         return await self.obj(object_id)
 
     def reference_path(self, object_id: str) -> Path | None:
@@ -231,17 +249,24 @@ class Catalog:
         dataset = _clean_text(dataset, "dataset", 2000)
         if not dataset:
             raise ActionError("dataset is empty")
-        await self.record(
-            ObjectCaptured(
-                event_id=f"captured-{uuid.uuid4().hex}",
-                object_id=object_id,
-                ts=_after(row),
-                actor=actor,
-                dataset=dataset,
-                photos=max(0, photos),
-                rig=_clean_text(rig, "rig", 200),
+        with object_span(
+            "captured",
+            object_id=object_id,
+            step="capture",
+            customer=row.customer,
+            traceparent=await self.trace_of(object_id, None),
+        ):
+            await self.record(
+                ObjectCaptured(
+                    event_id=f"captured-{uuid.uuid4().hex}",
+                    object_id=object_id,
+                    ts=_after(row),
+                    actor=actor,
+                    dataset=dataset,
+                    photos=max(0, photos),
+                    rig=_clean_text(rig, "rig", 200),
+                )
             )
-        )
         return await self.obj(object_id)
 
     # -- approval ----------------------------------------------------------------------------
@@ -279,18 +304,26 @@ class Catalog:
             raise ActionError(f"approval needs every checklist item; not checked: {', '.join(missing)}")
         if decision == Decision.REJECTED and not comment:
             raise ActionError("a rejection needs a reason in the comment (it goes back to training)")
-        await self.record(
-            ObjectReview(
-                event_id=f"review-{uuid.uuid4().hex}",
-                object_id=object_id,
-                ts=_after(row),
-                actor=actor,
-                decision=decision,
-                job_id=job.job_id,
-                checklist=checklist,
-                comment=comment,
+        with object_span(
+            f"review: {decision.value}",
+            object_id=object_id,
+            step="approve" if decision == Decision.APPROVED else "reject",
+            customer=row.customer,
+            job_id=job.job_id,
+            traceparent=await self.trace_of(object_id, job.job_id),
+        ):
+            await self.record(
+                ObjectReview(
+                    event_id=f"review-{uuid.uuid4().hex}",
+                    object_id=object_id,
+                    ts=_after(row),
+                    actor=actor,
+                    decision=decision,
+                    job_id=job.job_id,
+                    checklist=checklist,
+                    comment=comment,
+                )
             )
-        )
         return await self.obj(object_id)
 
     # -- live status ---------------------------------------------------------------------------
@@ -309,17 +342,26 @@ class Catalog:
                 f"{object_id} is not published yet; publish it before making it {status.value}", 409
             )
         previous = LiveStatus(row.status) if row.status else None
-        await self.record(
-            ObjectStatusChanged(
-                event_id=event_id or f"status-{uuid.uuid4().hex}",
-                object_id=object_id,
-                ts=_after(row),
-                actor=actor,
-                status=status,
-                previous=previous,
-                reason=reason,
+        job_id = row.approved_job_id or row.job_id
+        with object_span(
+            f"status: {status.value}",
+            object_id=object_id,
+            step="status",
+            customer=row.customer,
+            job_id=job_id or "",
+            traceparent=await self.trace_of(object_id, job_id),
+        ):
+            await self.record(
+                ObjectStatusChanged(
+                    event_id=event_id or f"status-{uuid.uuid4().hex}",
+                    object_id=object_id,
+                    ts=_after(row),
+                    actor=actor,
+                    status=status,
+                    previous=previous,
+                    reason=reason,
+                )
             )
-        )
         return await self.obj(object_id)
 
     # -- publishing ----------------------------------------------------------------------------
@@ -356,7 +398,16 @@ class Catalog:
         )
         self._publishing.add(object_id)
         try:
-            reply = await self.bus.call(PUBLISHER_PUBLISH, req, timeout=self.publish_timeout_s)
+            # The publisher's upload joins this span (the request carries its context).
+            with object_span(
+                "publish",
+                object_id=object_id,
+                step="publish",
+                customer=row.customer,
+                job_id=job_id,
+                traceparent=await self.trace_of(object_id, job_id),
+            ):
+                reply = await self.bus.call(PUBLISHER_PUBLISH, req, timeout=self.publish_timeout_s)
         except ServiceError as exc:
             raise ActionError(
                 f"publishing {object_id} failed: {exc.description}; nothing was marked published", 502
@@ -387,6 +438,19 @@ class Catalog:
         current = row.published_version
         if current == version:
             return row
+        with object_span(
+            f"rollback to v{version}",
+            object_id=object_id,
+            step="rollback",
+            customer=row.customer,
+            job_id=target.job_id,
+            traceparent=await self.trace_of(object_id, target.job_id),
+        ):
+            await self._rolled_back(row, target, actor)
+        return await self.obj(object_id)
+
+    async def _rolled_back(self, row: ObjectView, target: PublicationView, actor: str) -> None:
+        object_id, version, current = row.object_id, target.version, row.published_version
         await self.record(
             ObjectPublished(
                 event_id=f"rollback-{uuid.uuid4().hex}",
@@ -400,7 +464,6 @@ class Catalog:
                 rollback_from=current or 0,
             )
         )
-        return await self.obj(object_id)
 
     # -- back to training -----------------------------------------------------------------------
 
@@ -449,7 +512,15 @@ class Catalog:
         if not row.dataset:
             raise ActionError(f"{object_id} has no recorded dataset; mark it captured with one", 409)
         req = SubmitRequest(object_id=object_id, dataset=row.dataset, submitted_by=actor)
-        reply = await self._submit(req, "submission")
+        # The first job continues the registration's trace: one trace from registering on.
+        with object_span(
+            "submit for training",
+            object_id=object_id,
+            step="submit-request",
+            customer=row.customer,
+            traceparent=await self.trace_of(object_id, None),
+        ):
+            reply = await self._submit(req, "submission")
         out = await self.obj(object_id)
         return SubmittedObject(**{**msgspec.structs.asdict(out), "job_id": reply.job_id})
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from aiohttp import web
 
 from foto3d.libs.auth import User
+from foto3d.libs.tracing.job import trace_id_of
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.gateway import STAFF_MODEL_PAGE
 from foto3d.proto.jobs import Artifact
@@ -358,9 +359,12 @@ with the default training options (the CLI's <span class="mono">foto3d submit</s
             f"<td>{esc(e.summary)}</td><td>{esc(e.actor)}</td></tr>"
             for e in reversed(timeline)
         )
+        # The object's trace (its approved or latest job's): look it up in the tracing backend.
+        trace_id = trace_id_of(await self.svc.catalog.trace_of(oid, o.approved_job_id or o.job_id))
+        trace_html = f' · trace <span class="mono trace-id">{esc(trace_id)}</span>' if trace_id else ""
         body = f"""<p class="muted"><span class="mono">{esc(oid)}</span> · registered {esc(fmt_time(o.created))}
 by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(oid))}">logs</a> ·
-<a href="/api/objects/{esc(oid)}">JSON</a></p>
+<a href="/api/objects/{esc(oid)}">JSON</a>{trace_html}</p>
 {cards}
 <div class="two-col"><div><div class="actions">{"".join(actions)}</div></div>
 <div><div class="panel"><h2>Preview</h2>{preview}</div>

@@ -397,6 +397,14 @@ class CatalogStore:
         )
         return row["detail"] if row else None
 
+    async def registered_detail(self, object_id: str) -> Any:
+        """The recorded registration event of ``object_id``, or None (known from job events only)."""
+        row = await self._one(
+            "SELECT detail FROM events WHERE object_id=? AND kind='registered' ORDER BY ts, id LIMIT 1",
+            (object_id,),
+        )
+        return row["detail"] if row else None
+
     async def jobs(self, object_id: str) -> list[JobView]:
         return await self._views(
             JobView, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE object_id=? ORDER BY ts DESC", (object_id,)

@@ -25,6 +25,7 @@ from foto3d.libs.storage.base import BlobStore, StorageError
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import MiB, S3Store
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.libs.tracing.job import current_traceparent, object_span
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, FAILED, ServiceError
 from foto3d.proto.base import DecodeError, decode, decoder
@@ -152,7 +153,17 @@ class PublisherService(Service):
         lock = self._locks.setdefault(req.object_id, asyncio.Lock())
         async with lock:
             try:
-                event = await self._publish(req)
+                # A child of the catalog's publish span (the request carried its context), so
+                # the upload is in the object's trace.
+                with object_span(
+                    "upload model",
+                    object_id=req.object_id,
+                    step="publish-upload",
+                    customer=req.customer,
+                    job_id=req.job_id,
+                ) as span:
+                    span.set_attribute("foto3d.version", req.version)
+                    event = await self._publish(req)
             except (PublishError, StorageError, OSError) as exc:
                 error = str(exc)
                 self.failed += 1
@@ -166,6 +177,7 @@ class PublisherService(Service):
                     version=req.version,
                     job_id=req.job_id,
                     error=error,
+                    traceparent=current_traceparent(),
                 )
                 try:
                     await self.context.bus.publish(
@@ -199,6 +211,8 @@ class PublisherService(Service):
             live_url=live,
             files=files,
             uploaded=sent,
+            # The upload's span: the gateway parents a fetch of this version on it.
+            traceparent=current_traceparent(),
         )
         await self.context.bus.publish(subjects.object_events(req.object_id), event, msg_id=event.event_id)
         log.info("published %s v%d: %d files, %d uploaded", req.object_id, req.version, len(files), sent)

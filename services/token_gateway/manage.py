@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.tracing.job import object_span
 from foto3d.proto import subjects
 from foto3d.proto.api import BAD_REQUEST, FAILED, NOT_FOUND, ServiceError
 from foto3d.proto.gateway import (
@@ -33,6 +34,7 @@ from foto3d.proto.gateway import (
 from foto3d.proto.naming import NamingError, customer_of
 from foto3d.proto.rules import readable
 from foto3d.services.token_gateway.credentials import new_token
+from foto3d.services.token_gateway.objects import ObjectIndex
 from foto3d.services.token_gateway.store import GatewayStore
 
 
@@ -69,9 +71,10 @@ def _check(req: IssueRequest) -> list[str]:
 
 
 class CredentialManager:
-    def __init__(self, bus: Bus, store: GatewayStore) -> None:
+    def __init__(self, bus: Bus, store: GatewayStore, index: ObjectIndex | None = None) -> None:
         self.bus = bus
         self.store = store
+        self.index = index or ObjectIndex()
 
     async def _publish(self, ev: CredentialIssued | CredentialRevoked, msg_id: str) -> None:
         # Until the stream holds the event nothing is kept anywhere, so the caller may simply retry.
@@ -101,7 +104,23 @@ class CredentialManager:
         )
         await self._publish(ev, f"issued-{ev.credential_id}")
         await self.store.apply_credential(ev, None)
+        self._trace_issue(ev)
         return IssueReply(credential=self.store.credentials[ev.credential_id].info(), token=made.token)
+
+    def _trace_issue(self, ev: CredentialIssued) -> None:
+        """A span in the trace of each object the credential names (one customer-wide otherwise),
+        so an object's trace shows when it became reachable for a customer."""
+        for object_id in ev.models or [""]:
+            state = self.index.get(object_id) if object_id else None
+            with object_span(
+                "issue credential",
+                object_id=object_id,
+                step="token-issue",
+                customer=ev.customer,
+                traceparent=state.traceparent if state else None,
+            ) as span:
+                span.set_attribute("foto3d.credential_id", ev.credential_id)
+                span.set_attribute("foto3d.credential_kind", ev.kind.value)
 
     async def listing(self, req: ListRequest) -> ListReply:
         creds = self.store.list_credentials(req.customer, req.include_revoked)

@@ -41,6 +41,9 @@ class ObjectState:
     status: LiveStatus | None = None
     version: int = 0
     files: list[PublishedFile] = field(default_factory=list)
+    # The object's trace (the published version's, else the latest event's): a token for the
+    # object and a fetch of its model are spans in it.
+    traceparent: str | None = None
 
     @property
     def effective_status(self) -> LiveStatus:
@@ -95,6 +98,8 @@ class ObjectIndex:
             except NamingError:
                 return
             state = self.objects[ev.object_id] = ObjectState(ev.object_id, owner)
+        if ev.traceparent and (state.version == 0 or isinstance(ev, ObjectPublished)):
+            state.traceparent = ev.traceparent
         if isinstance(ev, ObjectRegistered):
             state.customer = ev.customer
             state.name = ev.display_name

@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from foto3d import __version__
+from foto3d.libs.tracing.job import object_span
 from foto3d.libs.viewer import assets
 from foto3d.libs.web import docsite
 from foto3d.proto.gateway import (
@@ -132,23 +133,43 @@ async def _answer_model(
             f"unknown format(s) {', '.join(unknown)[:100]}; known: {', '.join(SPLAT_FORMATS)}",
         )
     state = parts.index.get(object_id)
-    if state is None or not visible(parts, state, cred, caller.origin):
+    if state is None:
         n.reason = "not visible"
         return _not_found()
+    # A span in the object's trace: the published version's, so the trace runs to the viewers.
+    with object_span(
+        "model fetch",
+        object_id=object_id,
+        step="model-fetch",
+        customer=cred.customer,
+        traceparent=state.traceparent,
+    ) as span:
+        if not visible(parts, state, cred, caller.origin):
+            n.reason = "not visible"
+            span.set_attribute("foto3d.refused", f"{n.reason} (status {state.effective_status.value})")
+            return _not_found()
+        span.set_attribute("foto3d.version", state.version)
+        return await _visible_model(request, state, cred.credential_id, wanted)
+
+
+async def _visible_model(
+    request: web.Request, state: ObjectState, cred_id: str, wanted: list[str]
+) -> web.StreamResponse:
+    parts = request.app[PARTS_KEY]
     exp = expiry(parts.cfg.link_ttl_s)
     # Within one expiry granule the reply for a credential is the same bytes: reuse them.
     key = (
-        object_id,
+        state.object_id,
         state.version,
         state.effective_status,
         state.name,
-        cred.credential_id,
+        cred_id,
         exp,
         tuple(wanted),
     )
     body = parts.replies.get(key)
     if body is None:
-        body = _encoder.encode(await _model_reply(parts, state, cred.credential_id, exp, wanted))
+        body = _encoder.encode(await _model_reply(parts, state, cred_id, exp, wanted))
         parts.remember_reply(key, body)
     resp = web.Response(body=body, content_type="application/json")
     resp.headers["Cache-Control"] = "no-store"

@@ -112,7 +112,7 @@ class TokenGateway(Service):
         )
         assert parts.metrics is not None
         ctx.metrics.add("token_gateway", parts.metrics)
-        self.manager = CredentialManager(ctx.bus, store)
+        self.manager = CredentialManager(ctx.bus, store, parts.index)
         try:
             await self._follow(ctx, parts)
             if self.cors is not None:
