@@ -360,7 +360,7 @@ with the default training options (the CLI's <span class="mono">foto3d submit</s
             for e in reversed(timeline)
         )
         # The object's trace (its approved or latest job's): look it up in the tracing backend.
-        trace_id = trace_id_of(await self.svc.catalog.trace_of(oid, o.approved_job_id or o.job_id))
+        trace_id = trace_id_of(await self.parts.catalog.trace_of(oid, o.approved_job_id or o.job_id))
         trace_html = f' · trace <span class="mono trace-id">{esc(trace_id)}</span>' if trace_id else ""
         body = f"""<p class="muted"><span class="mono">{esc(oid)}</span> · registered {esc(fmt_time(o.created))}
 by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(oid))}">logs</a> ·
