@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.tracing.job import JOB_ID, STEP
 from foto3d.proto.jobs import GET, LIST, JobFailed, JobRef, JobsQuery, JobStarted, JobSucceeded, job_id_for
 from foto3d.proto.rig import DATASET_MANIFEST
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
 from testkit.otlp import OtlpReceiver
 from testkit.two_sites import DATASETS_BUCKET, Site, make_site
 from testkit.waiting import eventually

@@ -16,12 +16,12 @@ import msgspec
 from foto3d.cli.common import fail, run_async
 from foto3d.libs.bus.identities import write_private
 from foto3d.libs.config import ConfigError
-from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.leaf import write_leaf_config
-from foto3d.libs.rig.settings import RigSettings, default_rig_dir
-from foto3d.libs.rig.status import read_status
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import LinkState, RigStatus
+from foto3d.rig import settings as rig_settings
+from foto3d.rig.leaf import write_leaf_config
+from foto3d.rig.settings import RigSettings, default_rig_dir
+from foto3d.rig.status import read_status
 
 ORDER = 35
 
@@ -158,8 +158,8 @@ def _load(args: argparse.Namespace) -> tuple[Path, RigSettings]:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from foto3d.libs.nats_server import NatsServerError
-    from foto3d.libs.rig.agent import RigAgent
-    from foto3d.libs.rig.leaf import start_leaf
+    from foto3d.rig.agent import RigAgent
+    from foto3d.rig.leaf import start_leaf
 
     rig_dir, settings = _load(args)
     try:
@@ -252,7 +252,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_panel(args: argparse.Namespace) -> int:
-    from foto3d.libs.rig.panel import Panel
+    from foto3d.rig.panel import Panel
 
     rig_dir, settings = _load(args)
 
