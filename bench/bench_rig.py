@@ -46,13 +46,13 @@ from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
-from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.settings import RigSettings
-from foto3d.libs.rig.status import read_status
 from foto3d.libs.storage.base import BlobStore, open_store
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto.rig import LinkState
+from foto3d.rig import settings as rig_settings
+from foto3d.rig.client import RigClient
+from foto3d.rig.settings import RigSettings
+from foto3d.rig.status import read_status
 
 MB = 1_000_000
 

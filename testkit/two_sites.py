@@ -23,7 +23,7 @@ from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
-from foto3d.libs.rig.settings import SiteSettings
+from foto3d.rig.settings import SiteSettings
 from testkit.identities import auth_includes, reload_on_change
 from testkit.servers import MotoServer, free_port
 

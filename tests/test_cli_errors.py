@@ -272,3 +272,28 @@ def test_up_refuses_nats_flag_it_would_ignore(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "--nats does not apply to `foto3d up`" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+async def test_a_silent_service_is_named_in_one_line(settings: Settings, tmp_path: Path) -> None:
+    """NATS is up but no service answers: each command family names the service it waited for,
+    in one line, with its exit status (the queue's commands 1, like `submit`; the others 2); a
+    request the command itself refuses says "bad request"."""
+    data = tmp_path / "cli-data"
+    data.mkdir()
+    assert settings.nats_urls
+    env = cli_env(data, {"FOTO3D_NATS_URL": settings.nats_urls[0], CREDS_ENV: str(creds_for("staff"))})
+    cases: list[tuple[list[str], str, int]] = [
+        (["jobs"], "no queue service is running", 1),
+        (["cancel", "j-1"], "no queue service is running", 1),
+        (["objects", "list"], "the catalog service is not running", 2),
+        (["objects", "show", "acme-chair-001"], "the catalog service is not running", 2),
+        (["webhooks", "list"], "the catalog does not answer", 2),
+        (["webhooks", "add", "acme", "not a url"], "bad request", 2),
+        (["subscriptions", "list"], "the catalog does not answer", 2),
+        (["tokens", "list"], "the token gateway does not answer", 2),
+    ]
+    procs = [(args, spawn(args, env)) for args, _, _ in cases]
+    for (args, proc), (_, expect, code) in zip(procs, cases, strict=True):
+        rc, _, err = await asyncio.to_thread(finish, proc, 30)
+        assert_one_line_error(args, rc, err, expect)
+        assert rc == code, f"`foto3d {' '.join(args)}` exited {rc}, not {code}: {err}"

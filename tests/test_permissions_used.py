@@ -40,7 +40,7 @@ ENTRY: dict[str, tuple[str, ...]] = {
     "gateway": ("services/token_gateway", *RUNTIME),
     "scaler": ("services/scaler", *RUNTIME),
     "trainer": ("services/trainer", *RUNTIME),
-    "rig": ("libs/rig",),
+    "rig": ("foto3d/rig",),
     # A CRM's adapter runs `foto3d subscriptions set --creds crm.nk …` (docs/catalog.md).
     "crm": ("foto3d/cli/commands/subscriptions.py",),
 }

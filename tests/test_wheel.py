@@ -64,6 +64,7 @@ def test_the_wheel_holds_every_layer_as_real_files(wheel: Path) -> None:
         "foto3d/services/trainer/__init__.py",
         "foto3d/services/catalog/static/catalog.js",
         "foto3d/cli/main.py",
+        "foto3d/rig/panel.html",
     ):
         assert path in names, path
     assert not any(n.startswith(("tests/", "testkit/", "bench/")) for n in names)

@@ -22,8 +22,8 @@ from foto3d.libs.bus.settings import SETTINGS as BUS
 from foto3d.libs.config import CORE
 from foto3d.libs.diskspace import SETTINGS as DISK
 from foto3d.libs.metrics.settings import SETTINGS as METRICS
-from foto3d.libs.rig.settings import SETTINGS as RIG
 from foto3d.libs.settings import Table, TableKind, params_of
+from foto3d.rig.settings import SETTINGS as RIG
 
 HEADER = """# Configuration
 

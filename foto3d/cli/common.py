@@ -10,7 +10,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,3 +208,55 @@ def parse_since(text: str) -> float:
 def fail(message: str, code: int = 2) -> int:
     print(f"foto3d: error: {message}", file=sys.stderr)
     return code
+
+
+class CommandError(Exception):
+    """A failure already worded for the person; :func:`run_on_bus` prints it as one error line
+    and exits with ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """How a command words a service that does not answer: nobody serves the endpoint
+    (``not_running``), or no reply came in time (``no_answer``; the same words when empty)."""
+
+    not_running: str
+    no_answer: str = ""
+    code: int = 2
+
+
+def run_on_bus(args: argparse.Namespace, fn: Callable[[Bus], Awaitable[int]], unanswered: Unanswered) -> int:
+    """Connect as the options say, run ``fn``, close: the one place where a service's error
+    reply becomes the person's error line.
+
+    A refusal (micro's error headers, raised as ``ServiceError``) is printed in the service's
+    own words with exit status 2, so the person reads why, not a traceback; silence is worded by
+    ``unanswered``; a :class:`CommandError` raised by ``fn`` is printed as it is.
+    """
+    # Imported here, like the bus client itself: the offline commands never load nats.
+    import nats.errors
+
+    from foto3d.proto.api import ServiceError
+
+    settings = settings_from(args)
+
+    async def main() -> int:
+        bus = await connect_cli(settings)
+        try:
+            return await fn(bus)
+        except ServiceError as exc:
+            return fail(exc.description)
+        except nats.errors.NoRespondersError:
+            return fail(unanswered.not_running, unanswered.code)
+        except TimeoutError:  # nats.errors.TimeoutError is one
+            return fail(unanswered.no_answer or unanswered.not_running, unanswered.code)
+        except CommandError as exc:
+            return fail(str(exc), exc.code)
+        finally:
+            await bus.close()
+
+    return run_async(main)

@@ -286,7 +286,7 @@ async def provision_stream(js: JetStreamContext, spec: StreamSpec, replicas: int
     diff = _stream_diff(want, info.config)
     if not diff:
         return "unchanged"
-    # Sources are not declared here: capture rigs attach themselves (libs/rig/sourcing.py).
+    # Sources are not declared here: capture rigs attach themselves (foto3d/rig/sourcing.py).
     want.sources = info.config.sources
     try:
         await js.update_stream(want)

@@ -13,7 +13,7 @@ from yarl import URL
 
 from foto3d.libs.auth.session import SessionSigner
 from foto3d.libs.config import Settings
-from foto3d.libs.rig.panel import Panel
+from foto3d.rig.panel import Panel
 from testkit.running import running_services
 from tests.rig.helpers import site_without_hub, write_rig
 

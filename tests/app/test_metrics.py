@@ -80,12 +80,14 @@ async def test_without_a_token_only_staff_may_scrape(settings: Settings, bus: Bu
 
 
 async def submit(bus: Bus, req: SubmitRequest) -> SubmitReply:
-    for _ in range(50):
+    async def attempt() -> SubmitReply | None:
         try:
             return await bus.call(SUBMIT, req, timeout=10)
         except nats.errors.NoRespondersError:
-            await asyncio.sleep(0.1)  # endpoints not routable yet, right after start
-    return await bus.call(SUBMIT, req, timeout=10)
+            return None  # endpoints not routable yet, right after start
+
+    reply: SubmitReply = await eventually(attempt, "the queue's submit endpoint", timeout=5)
+    return reply
 
 
 async def test_queue_depth_follows_a_submitted_job(system: Runtime, bus: Bus, tmp_path: Path) -> None:

@@ -36,9 +36,6 @@ import pytest
 from aiohttp import web
 
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
 from foto3d.libs.tracing.job import CUSTOMER, JOB_ID, OBJECT_ID, STEP
 from foto3d.libs.viewer import assets
 from foto3d.proto.api import ServiceError
@@ -61,6 +58,9 @@ from foto3d.proto.objects import (
     StatusRequest,
 )
 from foto3d.proto.rig import DATASET_MANIFEST
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
 from testkit.identities import creds_for
 from testkit.otlp import OtlpReceiver
 from testkit.servers import free_port

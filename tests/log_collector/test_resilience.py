@@ -70,10 +70,9 @@ async def test_nats_server_killed_during_a_20k_burst_stores_every_record_once(
         await emitter
         # flush() gives up early while the shipper is still reconnecting (it has
         # spooled everything by then); ask again until JetStream acked it all.
-        deadline = time.monotonic() + 60
-        while not await asyncio.to_thread(shipper.flush, 5):
-            assert time.monotonic() < deadline, shipper.stats()
-            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: asyncio.to_thread(shipper.flush, 5), "JetStream to ack every record", timeout=60
+        )
         assert await asyncio.to_thread(shipper.close, 30), shipper.stats()
         store = svc.store
 

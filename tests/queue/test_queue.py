@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import msgspec
@@ -37,13 +35,16 @@ from testkit.waiting import eventually
 
 async def submit(bus: Bus, object_id: str, dataset: Path | str, **kw: object) -> SubmitReply:
     req = msgspec.convert({"object_id": object_id, "dataset": str(dataset), **kw}, SubmitRequest)
-    for _ in range(50):
+
+    async def attempt() -> SubmitReply | None:
         try:
             return await bus.call(SUBMIT, req, timeout=10)
         except nats.errors.NoRespondersError:
             # Rarely, right after start, the endpoints are not routable yet; a client retries.
-            await asyncio.sleep(0.1)
-    return await bus.call(SUBMIT, req, timeout=10)
+            return None
+
+    reply: SubmitReply = await eventually(attempt, "the queue's submit endpoint", timeout=5)
+    return reply
 
 
 async def job(bus: Bus, job_id: str) -> JobDetail:
@@ -235,13 +236,14 @@ async def test_restart_keeps_every_job(bus: Bus, settings: Settings, dataset: Pa
 
 
 async def _list(bus: Bus) -> JobsList:
-    # The restarted instance's endpoints may take a moment to be routable.
-    for _ in range(50):
+    async def attempt() -> JobsList | None:
         try:
             return await bus.call(LIST, JobsQuery())
         except nats.errors.NoRespondersError:
-            await asyncio.sleep(0.1)
-    return await bus.call(LIST, JobsQuery())
+            return None  # the restarted instance's endpoints may take a moment to be routable
+
+    listed: JobsList = await eventually(attempt, "the queue's list endpoint", timeout=5)
+    return listed
 
 
 async def test_durable_submissions_from_the_stream(bus: Bus, settings: Settings, dataset: Path) -> None:
@@ -264,13 +266,14 @@ async def _raw_request(bus: Bus, subject: str, body: bytes) -> Msg:
     """A bare request, so the test sees the micro error headers themselves. Like ``Bus.call``, it
     allows the endpoint a moment to be reachable right after start (a rare "no responders" was seen
     here on an idle machine; the cause is not understood yet)."""
-    deadline = time.monotonic() + 5.0
-    while True:
+
+    async def attempt() -> Msg | None:
         try:
             # Signed as Bus.request signs, so the management endpoint gets as far as the body.
             headers = bus.signer.headers(subject, body) if bus.signer else None
             return await bus.nc.request(subject, body, timeout=10, headers=headers)
         except nats.errors.NoRespondersError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+            return None
+
+    reply: Msg = await eventually(attempt, f"a responder on {subject}", timeout=5)
+    return reply

@@ -19,11 +19,11 @@ from foto3d.app.topology import assemble
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer, pid_alive
-from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.settings import RigSettings, SiteSettings
-from foto3d.libs.rig.status import read_status
 from foto3d.proto.jobs import SubmitRequest
 from foto3d.proto.rig import RigStatus
+from foto3d.rig import settings as rig_settings
+from foto3d.rig.settings import RigSettings, SiteSettings
+from foto3d.rig.status import read_status
 from testkit.identities import add_participant, auth_includes, reload_on_change
 from testkit.servers import free_port
 from testkit.waiting import eventually

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.nats_server import pid_alive
-from foto3d.libs.rig.client import RigClient
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.rig import LinkState
+from foto3d.rig.client import RigClient
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import (

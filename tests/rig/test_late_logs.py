@@ -7,10 +7,10 @@ from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.config import Settings
-from foto3d.libs.rig.client import RigClient
 from foto3d.proto import subjects
 from foto3d.proto.logs import LOG_QUERY, LogQuery
 from foto3d.proto.rig import LinkState
+from foto3d.rig.client import RigClient
 from foto3d.services.log_collector.service import LogCollector
 from testkit.running import running_services
 from testkit.waiting import eventually

@@ -8,11 +8,11 @@ import msgspec
 import pytest
 
 from foto3d.libs.bus.connection import connect
-from foto3d.libs.rig.client import Reduction, RigClient
-from foto3d.libs.rig.datasets import MANIFEST_NAME
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority
 from foto3d.proto.rig import LinkState, RigDataset
+from foto3d.rig.client import Reduction, RigClient
+from foto3d.rig.datasets import MANIFEST_NAME
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import (

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from foto3d.cli.main import main as cli
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.panel import Panel
-from foto3d.libs.rig.settings import SiteSettings
 from foto3d.proto.rig import LinkState
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
+from foto3d.rig.panel import Panel
+from foto3d.rig.settings import SiteSettings
 from testkit.servers import free_port
 from tests.rig.helpers import site_without_hub, wait_status, write_rig
 

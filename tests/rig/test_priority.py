@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from foto3d.libs.bus.connection import connect
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
 from foto3d.proto.rig import RIG_LOGS_STREAM, rig_source_consumer
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
 from testkit.servers import free_port
 from testkit.waiting import eventually
 from tests.rig.helpers import make_dataset, site_without_hub, start_hub, stream_count, write_rig

@@ -11,8 +11,8 @@ from pathlib import Path
 from foto3d.libs.bus.authconf import write_authorization
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.bus.leafcut import reload_and_cut
-from foto3d.libs.rig.client import RigClient
 from foto3d.proto.rig import LinkState
+from foto3d.rig.client import RigClient
 from testkit.identities import session_identities
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs

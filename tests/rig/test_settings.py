@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.settings import ConfigError
+from foto3d.rig import settings as rig_settings
+from foto3d.rig.settings import RigSettings, SiteSettings
 
 GOOD = """
 rig_id = "studio-1"

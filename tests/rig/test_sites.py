@@ -7,12 +7,12 @@ from pathlib import Path
 import msgspec
 
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.sourcing import SOURCE_ACK_PENDING
 from foto3d.proto import subjects
 from foto3d.proto.heartbeat import Heartbeat
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
+from foto3d.rig.sourcing import SOURCE_ACK_PENDING
 from testkit.waiting import eventually
 from tests.logsdk.streamread import read_logs
 from tests.rig.helpers import make_dataset, read_submissions, start_hub, stream_count, write_rig

@@ -17,14 +17,14 @@ from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.bus.topology import provision, provision_stream
 from foto3d.libs.heartbeat import decode_heartbeat
 from foto3d.libs.logsdk import LogShipper
-from foto3d.libs.rig.agent import RigAgent
-from foto3d.libs.rig.client import RigClient
-from foto3d.libs.rig.leaf import start_leaf
-from foto3d.libs.rig.outbox import provision_outbox
-from foto3d.libs.rig.settings import SiteSettings
-from foto3d.libs.rig.sourcing import ensure_source
 from foto3d.proto import subjects
 from foto3d.proto.rig import RIG_LOGS_STREAM, LinkState, rig_js_api
+from foto3d.rig.agent import RigAgent
+from foto3d.rig.client import RigClient
+from foto3d.rig.leaf import start_leaf
+from foto3d.rig.outbox import provision_outbox
+from foto3d.rig.settings import SiteSettings
+from foto3d.rig.sourcing import ensure_source
 from testkit.waiting import eventually
 from tests.logsdk.streamread import assert_exactly_once_in_order, read_logs
 from tests.rig.helpers import make_dataset, read_submissions, start_hub, wait_status, write_rig

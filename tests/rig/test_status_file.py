@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from foto3d.libs.rig.status import read_status, remove_stale_temporaries, status_path, write_status
 from foto3d.proto.rig import LinkState, RigStatus
+from foto3d.rig.status import read_status, remove_stale_temporaries, status_path, write_status
 
 
 def test_overlapping_writes_all_land_and_leave_no_temporary_files(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from foto3d.libs.rig.upload import LOCAL_CHUNK, Uploader
 from foto3d.libs.storage.base import StorageError, sha256_file
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import S3Store
+from foto3d.rig.upload import LOCAL_CHUNK, Uploader
 from testkit.servers import MotoServer
 from tests.rig.link import CuttableLink
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from foto3d.libs.rig.datasets import dataset_prefix
 from foto3d.libs.storage.base import sha256_file
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto.rig import DATASET_MANIFEST, DatasetFile, RigDataset
+from foto3d.rig.datasets import dataset_prefix
 from foto3d.services.trainer.dataset import fetch_dataset
 from foto3d.services.trainer.preflight import PreflightError
 from testkit.servers import MotoServer

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import msgspec
-import nats.errors
 
-from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import Unanswered, add_actor_option, fail, run_on_bus, settings_from, system_options
 from foto3d.cli.job_results import job_results, result_lines
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.discovery import resolve_http_url
 from foto3d.libs.heartbeat import waiting_note
-from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.api import Api
 from foto3d.proto.jobs import (
     CANCEL,
     GET,
@@ -30,8 +27,6 @@ from foto3d.proto.jobs import (
 )
 
 ORDER = 21
-Q = TypeVar("Q", bound=msgspec.Struct)
-R = TypeVar("R")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,34 +81,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_requeue)
 
 
-async def _ask(bus: Bus, api: Api[Q, R], body: Q) -> R:
-    try:
-        return await bus.call(api, body, timeout=10.0)
-    except nats.errors.NoRespondersError:
-        raise QueueDown("no queue service is running") from None
-    except (TimeoutError, nats.errors.TimeoutError):
-        raise QueueDown("the queue did not answer within 10 s") from None
-
-
-class QueueDown(Exception):
-    pass
-
-
-def _run(args: argparse.Namespace, fn: Callable[[Bus], Awaitable[int]]) -> int:
-    settings = settings_from(args)
-
-    async def main() -> int:
-        bus = await connect_cli(settings)
-        try:
-            return await fn(bus)
-        except QueueDown as exc:
-            return fail(str(exc), 1)
-        except ServiceError as exc:
-            return fail(exc.description)
-        finally:
-            await bus.close()
-
-    return run_async(main)
+QUEUE_TIMEOUT_S = 10.0
+QUEUE_UNANSWERED = Unanswered(
+    not_running="no queue service is running",
+    no_answer=f"the queue did not answer within {QUEUE_TIMEOUT_S:.0f} s",
+    code=1,
+)
 
 
 def _ago(ts: float | None) -> str:
@@ -149,7 +122,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return fail(f"bad filter ({exc}); states are: {valid}")
 
     async def run(bus: Bus) -> int:
-        result = await _ask(bus, LIST, query)
+        result = await bus.call(LIST, query, timeout=QUEUE_TIMEOUT_S)
         if args.json:
             sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
             return 0
@@ -177,14 +150,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(f"\n{counts}" + (f" · leader {result.leader}" if result.leader else " · no leader"))
         return 0
 
-    return _run(args, run)
+    return run_on_bus(args, run, QUEUE_UNANSWERED)
 
 
 def cmd_job(args: argparse.Namespace) -> int:
     base = resolve_http_url(settings_from(args))
 
     async def run(bus: Bus) -> int:
-        d = await _ask(bus, GET, JobRef(job_id=args.job_id))
+        d = await bus.call(GET, JobRef(job_id=args.job_id), timeout=QUEUE_TIMEOUT_S)
         logs = f"{base}/logs?job={d.job.job_id}"
         results = await job_results(bus, d.job.object_id, d.job.job_id)
         if args.json:
@@ -213,18 +186,18 @@ def cmd_job(args: argparse.Namespace) -> int:
             print(f"  {when}  #{t.attempt}  {t.type.removeprefix('job.'):<10} {t.text}")
         return 0
 
-    return _run(args, run)
+    return run_on_bus(args, run, QUEUE_UNANSWERED)
 
 
 def _action(args: argparse.Namespace, command: Api[JobRef, JobActionReply], done: str) -> int:
     ref = JobRef(job_id=args.job_id, reason=getattr(args, "reason", ""), actor=args.actor)
 
     async def run(bus: Bus) -> int:
-        reply = await _ask(bus, command, ref)
+        reply = await bus.call(command, ref, timeout=QUEUE_TIMEOUT_S)
         print(f"{reply.job_id} {done}")
         return 0
 
-    return _run(args, run)
+    return run_on_bus(args, run, QUEUE_UNANSWERED)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -13,23 +13,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-import nats.errors
 
 from foto3d.cli.catalog_rebuild import add_rebuild
 from foto3d.cli.common import (
+    CommandError,
+    Unanswered,
     add_actor_option,
-    connect_cli,
     fail,
     parse_since,
-    run_async,
-    settings_from,
+    run_on_bus,
     system_options,
 )
 from foto3d.cli.job_results import file_name
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
-from foto3d.proto.api import Api, ServiceError
+from foto3d.proto.api import Api
 from foto3d.proto.jobs import Priority, readable_decode_error
 from foto3d.proto.objects import CSV_COLUMNS, LiveStatus, Stage
 
@@ -40,8 +39,9 @@ CHECKLIST = ("training_quality", "alignment", "manual_adjustments")
 MAX_IMAGE = 768 * 1024
 
 
-class CatalogError(Exception):
-    """The catalog refused or could not be reached; the message is for the person."""
+CATALOG_UNANSWERED = Unanswered(
+    "the catalog service is not running (start `foto3d up` or `foto3d serve catalog`)"
+)
 
 
 async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout: float = 10.0) -> R:
@@ -49,32 +49,16 @@ async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout
     try:
         request = msgspec.convert(body, api.request)
     except msgspec.ValidationError as exc:
-        raise CatalogError(f"bad request: {readable_decode_error(exc)}") from None
+        raise CommandError(f"bad request: {readable_decode_error(exc)}") from None
     try:
         return await bus.call(api, request, timeout=timeout)
-    except ServiceError as exc:
-        raise CatalogError(exc.description) from None
-    except nats.errors.NoRespondersError:
-        raise CatalogError(
-            "the catalog service is not running (start `foto3d up` or `foto3d serve catalog`)"
-        ) from None
-    except (TimeoutError, nats.errors.TimeoutError):
-        raise CatalogError(f"the catalog did not answer within {timeout:.0f} s") from None
+    except TimeoutError:  # this call's own wait, which the message names
+        raise CommandError(f"the catalog did not answer within {timeout:.0f} s") from None
 
 
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
-    settings = settings_from(args)
-
-    async def main() -> int:
-        bus = await connect_cli(settings)
-        try:
-            return await fn(bus)
-        except CatalogError as exc:
-            return fail(str(exc))
-        finally:
-            await bus.close()
-
-    return run_async(main)
+    """Run a catalog command (``run_on_bus`` with the catalog's words for silence)."""
+    return run_on_bus(args, fn, CATALOG_UNANSWERED)
 
 
 def fmt_time(ts: float | None) -> str:

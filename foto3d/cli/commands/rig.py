@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 import time
 from pathlib import Path
@@ -16,12 +13,11 @@ import msgspec
 from foto3d.cli.common import fail, run_async
 from foto3d.libs.bus.identities import write_private
 from foto3d.libs.config import ConfigError
-from foto3d.libs.rig import settings as rig_settings
-from foto3d.libs.rig.leaf import write_leaf_config
-from foto3d.libs.rig.settings import RigSettings, default_rig_dir
-from foto3d.libs.rig.status import read_status
-from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import LinkState, RigStatus
+from foto3d.rig import settings as rig_settings
+from foto3d.rig.leaf import write_leaf_config
+from foto3d.rig.settings import RigSettings, default_rig_dir
+from foto3d.rig.status import read_status
 
 ORDER = 35
 
@@ -158,8 +154,8 @@ def _load(args: argparse.Namespace) -> tuple[Path, RigSettings]:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from foto3d.libs.nats_server import NatsServerError
-    from foto3d.libs.rig.agent import RigAgent
-    from foto3d.libs.rig.leaf import start_leaf
+    from foto3d.rig.leaf import start_leaf
+    from foto3d.rig.up import run_agent
 
     rig_dir, settings = _load(args)
     try:
@@ -169,34 +165,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"rig {settings.rig_id}: local server {leaf.client_url}", flush=True)
 
     async def main() -> int:
-        agent = RigAgent(rig_dir, settings, leaf_url=leaf.client_url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await agent.start()
-        print(
-            f"rig {settings.rig_id}: agent running (sites: {', '.join(s.name for s in settings.sites)})",
-            flush=True,
-        )
-        # Run until asked to stop, or until the rig's server or a part of the agent dies: then
-        # exit non-zero, and systemd (Restart=always) starts both again from their files.
-        proc = leaf.proc
-        assert proc is not None
-        watched = {
-            asyncio.create_task(stop.wait(), name="stop"): None,
-            asyncio.create_task(asyncio.to_thread(proc.wait), name="server"): "the rig's nats-server exited",
-            asyncio.create_task(agent.wait_broken(), name="agent"): "",
-        }
-        done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        ended = done.pop()
-        await agent.stop()
-        leaf.stop()  # also ends the thread waiting for the server
-        await cancel_and_wait(*pending)
-        why = watched[ended]
-        if why is None:
-            return 0
-        return fail(why or f"the agent stopped: {ended.result()}", 1)
+        why = await run_agent(rig_dir, settings, leaf)
+        return 0 if why is None else fail(why, 1)
 
     try:
         return run_async(main)
@@ -252,26 +222,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_panel(args: argparse.Namespace) -> int:
-    from foto3d.libs.rig.panel import Panel
+    from foto3d.rig.up import run_panel
 
     rig_dir, settings = _load(args)
 
     async def main() -> int:
-        panel = Panel(rig_dir, settings)
         try:
-            url = await panel.start(args.host, args.port)
+            await run_panel(rig_dir, settings, args.host, args.port)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {args.host}:{args.port or settings.panel_port}: {exc}"
             ) from None
-        print(f"rig panel: {url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await panel.stop()
         return 0
 
     return run_async(main)

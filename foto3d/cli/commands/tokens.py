@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import msgspec
-import nats.errors
 
-from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import Unanswered, add_actor_option, run_on_bus, system_options
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import (
     TOKENS_ISSUE,
     TOKENS_LIST,
@@ -28,30 +24,15 @@ from foto3d.proto.gateway import (
 )
 
 ORDER = 24
-R = TypeVar("R")
 
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "never"
 
 
-def _run(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
-    settings = settings_from(args)
-
-    async def main() -> int:
-        bus = await connect_cli(settings)
-        try:
-            return await fn(bus)
-        except ServiceError as exc:  # the gateway refused; nothing was recorded
-            return fail(exc.description)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            return fail(
-                "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
-            )
-        finally:
-            await bus.close()
-
-    return run_async(main)
+GATEWAY_UNANSWERED = Unanswered(
+    "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
+)
 
 
 def _print_json(value: msgspec.Struct) -> None:
@@ -94,7 +75,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         print("Copy it now: it is shown only once and is stored only as a hash.")
         return 0
 
-    return _run(args, go)
+    return run_on_bus(args, go, GATEWAY_UNANSWERED)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -110,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print("no credentials")
         return 0
 
-    return _run(args, go)
+    return run_on_bus(args, go, GATEWAY_UNANSWERED)
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -123,7 +104,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(args, go)
+    return run_on_bus(args, go, GATEWAY_UNANSWERED)
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
@@ -140,7 +121,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run(args, go)
+    return run_on_bus(args, go, GATEWAY_UNANSWERED)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

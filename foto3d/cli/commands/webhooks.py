@@ -9,11 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import nats.errors
 
-from foto3d.cli.common import add_actor_option, connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import CommandError, Unanswered, add_actor_option, run_on_bus, system_options
 from foto3d.libs.bus.connection import Bus
-from foto3d.proto.api import ServiceError
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
     WEBHOOK_DELIVERIES,
@@ -31,23 +29,14 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
+CATALOG_UNANSWERED = Unanswered(
+    "the catalog does not answer (is `foto3d up` or `foto3d serve catalog` running?)"
+)
+
+
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
-    settings = settings_from(args)
-
-    async def main() -> int:
-        bus = await connect_cli(settings)
-        try:
-            return await fn(bus)
-        except ServiceError as exc:
-            return fail(exc.description)
-        except msgspec.ValidationError as exc:
-            return fail(f"bad request: {exc}")
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            return fail("the catalog does not answer (is `foto3d up` or `foto3d serve catalog` running?)")
-        finally:
-            await bus.close()
-
-    return run_async(main)
+    """Run a catalog command (``run_on_bus`` with these commands' words for silence)."""
+    return run_on_bus(args, fn, CATALOG_UNANSWERED)
 
 
 def print_json(value: Any) -> None:
@@ -56,7 +45,12 @@ def print_json(value: Any) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
-        body = msgspec.convert({"customer": args.customer, "url": args.url, "actor": args.actor}, EndpointAdd)
+        try:
+            body = msgspec.convert(
+                {"customer": args.customer, "url": args.url, "actor": args.actor}, EndpointAdd
+            )
+        except msgspec.ValidationError as exc:
+            raise CommandError(f"bad request: {exc}") from None
         ep = await bus.call(WEBHOOK_ADD, body)
         if args.json:
             print_json(ep)

@@ -42,10 +42,10 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from foto3d.libs.rig.settings import RigSettings
-from foto3d.libs.rig.sites import SiteLink, SitePicker
 from foto3d.proto.rig import RIG_LOGS_STREAM, rig_js_api, rig_source_consumer, rig_source_subject
 from foto3d.proto.subjects import LOGS_STREAM
+from foto3d.rig.settings import RigSettings
+from foto3d.rig.sites import SiteLink, SitePicker
 
 log = logging.getLogger(__name__)
 CONSUMER_PREFIX = rig_source_consumer("")

@@ -20,13 +20,13 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from foto3d.libs.rig.problems import ProblemLog
-from foto3d.libs.rig.settings import RigSettings
-from foto3d.libs.rig.status import read_status
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.libs.web.client_faults import server_logger
 from foto3d.proto.logs import LogBatch
 from foto3d.proto.rig import RIG_LOGS_SUBJECTS, RigStatus
+from foto3d.rig.problems import ProblemLog
+from foto3d.rig.settings import RigSettings
+from foto3d.rig.status import read_status
 
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
@@ -84,7 +84,7 @@ class Panel:
             return
 
     async def _page(self, request: web.Request) -> web.Response:
-        html = resources.files("foto3d.libs.rig").joinpath("panel.html").read_text()
+        html = resources.files("foto3d.rig").joinpath("panel.html").read_text()
         return web.Response(text=html, content_type="text/html")
 
     async def _api(self, request: web.Request) -> web.Response:

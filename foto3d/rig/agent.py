@@ -29,15 +29,6 @@ from nats.aio.msg import Msg
 
 from foto3d import __version__
 from foto3d.libs.bus.connection import Bus, connect
-from foto3d.libs.rig import problems
-from foto3d.libs.rig.datasets import DatasetDelivery
-from foto3d.libs.rig.forward import StreamForwarder
-from foto3d.libs.rig.outbox import Cursor, provision_outbox
-from foto3d.libs.rig.problems import ProblemLog
-from foto3d.libs.rig.settings import RigSettings
-from foto3d.libs.rig.sites import SitePicker
-from foto3d.libs.rig.sourcing import LogSourcing
-from foto3d.libs.rig.status import remove_stale_temporaries, write_status
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto import subjects
 from foto3d.proto.base import encode
@@ -50,6 +41,15 @@ from foto3d.proto.rig import (
     LinkState,
     RigStatus,
 )
+from foto3d.rig import problems
+from foto3d.rig.datasets import DatasetDelivery
+from foto3d.rig.forward import StreamForwarder
+from foto3d.rig.outbox import Cursor, provision_outbox
+from foto3d.rig.problems import ProblemLog
+from foto3d.rig.settings import RigSettings
+from foto3d.rig.sites import SitePicker
+from foto3d.rig.sourcing import LogSourcing
+from foto3d.rig.status import remove_stale_temporaries, write_status
 
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)

@@ -21,8 +21,8 @@ from pathlib import Path
 from foto3d.libs.bus.identities import write_private
 from foto3d.libs.bus.tls import TlsFiles, server_tls_block
 from foto3d.libs.nats_server import NatsServer
-from foto3d.libs.rig.settings import RigSettings
 from foto3d.proto.rig import LEAF_DENIED, rig_domain
+from foto3d.rig.settings import RigSettings
 
 
 def _strings(items: list[str] | tuple[str, ...]) -> str:

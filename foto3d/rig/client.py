@@ -4,7 +4,7 @@ Everything goes to the rig's own server, which is always there, so each call ret
 at once whether or not a site is reachable; the agent forwards later. Example in
 docs/rig.md::
 
-    from foto3d.libs.rig.client import RigClient, Reduction
+    from foto3d.rig.client import RigClient, Reduction
 
     rig = RigClient()                        # FOTO3D_RIG_DIR or ~/.local/share/foto3d-rig
     rig.attach_logging()                     # logging.* now reaches the panel and the sites
@@ -28,12 +28,12 @@ import msgspec
 
 from foto3d.libs.bus.connection import connect
 from foto3d.libs.logsdk import LogShipper, NatsLogHandler, attach
-from foto3d.libs.rig.settings import RigSettings, default_rig_dir, load
-from foto3d.libs.rig.status import read_status
 from foto3d.libs.splat.reduce import RECOMMENDED_KEEP, RECOMMENDED_SH_DEGREE
 from foto3d.libs.storage.base import sha256_file
 from foto3d.proto.jobs import Priority, TrainOptions
 from foto3d.proto.rig import DatasetFile, RigDataset, RigStatus, rig_datasets_subject
+from foto3d.rig.settings import RigSettings, default_rig_dir, load
+from foto3d.rig.status import read_status
 
 _enc = msgspec.json.Encoder()
 

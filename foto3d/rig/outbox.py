@@ -25,9 +25,9 @@ from nats.js.api import RetentionPolicy
 from nats.js.errors import NotFoundError
 
 from foto3d.libs.bus.topology import DAY, MiB, StreamSpec
-from foto3d.libs.rig.settings import RigSettings
 from foto3d.libs.settings import ConfigError
 from foto3d.proto.rig import RIG_DATASETS_ALL, RIG_DATASETS_STREAM, RIG_LOGS_STREAM, RIG_LOGS_SUBJECTS
+from foto3d.rig.settings import RigSettings
 
 
 def outbox_streams(settings: RigSettings) -> list[StreamSpec]:

@@ -17,17 +17,17 @@ import msgspec
 import nats.errors
 from nats.js.api import RawStreamMsg
 
-from foto3d.libs.rig import problems
-from foto3d.libs.rig.forward import RetryLater, SiteUnavailable
-from foto3d.libs.rig.problems import ProblemLog
-from foto3d.libs.rig.settings import SiteSettings
-from foto3d.libs.rig.sites import SiteLink
-from foto3d.libs.rig.upload import Uploader
 from foto3d.libs.storage.base import BlobStore, StorageError, open_store, sha256_file
 from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
 from foto3d.proto.jobs import SubmitRequest
 from foto3d.proto.rig import DATASET_MANIFEST, RigDataset, UploadProgress
+from foto3d.rig import problems
+from foto3d.rig.forward import RetryLater, SiteUnavailable
+from foto3d.rig.problems import ProblemLog
+from foto3d.rig.settings import SiteSettings
+from foto3d.rig.sites import SiteLink
+from foto3d.rig.upload import Uploader
 
 _dec = msgspec.json.Decoder(RigDataset)
 _enc = msgspec.json.Encoder()

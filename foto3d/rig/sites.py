@@ -27,9 +27,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from foto3d.libs.bus.tls import client_context
-from foto3d.libs.rig.settings import RigSettings, SiteSettings
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.rig import SiteState
+from foto3d.rig.settings import RigSettings, SiteSettings
 
 log = logging.getLogger(__name__)
 RENEW_AFTER_GRACES = 5

@@ -19,8 +19,8 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from foto3d.libs.rig.outbox import Cursor
-from foto3d.libs.rig.sites import SiteLink, SitePicker
+from foto3d.rig.outbox import Cursor
+from foto3d.rig.sites import SiteLink, SitePicker
 
 log = logging.getLogger(__name__)
 READ_AHEAD = 64
