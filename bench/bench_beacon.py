@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,8 @@ from typing import Any
 
 import aiohttp
 import msgspec
-from bench_gateway import OID, free_port, publish, run_load
+from bench_gateway import OID, free_port, publish
+from http_load import run_load
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
@@ -42,6 +41,8 @@ from foto3d.services.token_gateway.service import TokenGateway
 from testkit.identities import auth_includes, use_session_identities
 
 ORIGIN = "https://shop.example.com"
+# what navigator.sendBeacon sends: a simple request, no preflight
+BEACON_HEADERS = {"Origin": ORIGIN, "Content-Type": "text/plain;charset=UTF-8"}
 
 
 def beacon_body(events: int) -> bytes:
@@ -54,62 +55,6 @@ def beacon_body(events: int) -> bytes:
     gestures = [{"kind": "interaction", "action": a} for a in ("orbit", "zoom", "orbit", "fullscreen")]
     evs = [page[0], *(page[1:] + gestures * 16)[: events - 1]]
     return msgspec.json.encode({"object_id": OID, "device": "phone", "events": evs})
-
-
-# -- the load generator (a child process) --------------------------------------------------------
-
-
-async def _post_load(url: str, body: bytes, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    sent_ok = 0  # accepted beacons, the warm-up's included (the sums hold them too)
-    headers = {"Origin": ORIGIN, "Content-Type": "text/plain;charset=UTF-8"}
-    conn = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=conn) as s:
-        loop = asyncio.get_running_loop()
-        measure_from = loop.time() + warmup
-        stop_at = measure_from + seconds
-
-        async def client() -> None:
-            nonlocal errors, sent_ok
-            while True:
-                t0 = loop.time()
-                if t0 >= stop_at:
-                    return
-                async with s.post(url, data=body, headers=headers) as r:
-                    await r.read()
-                    ok = r.status == 202
-                t1 = loop.time()
-                sent_ok += ok
-                if t0 >= measure_from:
-                    if ok:
-                        latencies.append(t1 - t0)
-                    else:
-                        errors += 1
-
-        await asyncio.gather(*(client() for _ in range(clients)))
-    latencies.sort()
-    n = len(latencies)
-    return {
-        "rps": n / seconds,
-        "p50_ms": latencies[n // 2] * 1000 if n else 0.0,
-        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0,
-        "errors": errors,
-        "accepted": sent_ok,
-    }
-
-
-async def run_post_load(url: str, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [
-        sys.executable, __file__, "--post", url, "--body", body.decode(),
-        "--clients", str(args.clients), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-    ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE)
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"load generator failed for {url}")
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -151,11 +96,23 @@ async def main(args: argparse.Namespace) -> int:
                 else:
                     raise RuntimeError("the gateway never served the bench model")
             rows.append(
-                ("GET /v1/models/{id} (pk)", 0, await run_load(model_url, {"Origin": ORIGIN}, args), None)
+                (
+                    "GET /v1/models/{id} (pk)",
+                    0,
+                    await run_load(model_url, args, headers={"Origin": ORIGIN}),
+                    None,
+                )
             )
             views = 0
             for n_events in (1, args.events):
-                res = await run_post_load(beacon_url, beacon_body(n_events), args)
+                res = await run_load(
+                    beacon_url,
+                    args,
+                    method="POST",
+                    headers=BEACON_HEADERS,
+                    body=beacon_body(n_events),
+                    ok_status=202,
+                )
                 stopped = time.monotonic()
                 views += res["accepted"]
 
@@ -194,23 +151,14 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_main(args: argparse.Namespace) -> int:
-    out = asyncio.run(_post_load(args.post, args.body.encode(), args.clients, args.seconds, args.warmup))
-    print(json.dumps(out))
-    return 0
-
-
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--events", type=int, default=12, help="events per beacon in the second case (2-64)")
-    p.add_argument("--post", help=argparse.SUPPRESS)
-    p.add_argument("--body", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
 if __name__ == "__main__":
-    a = parse()
-    sys.exit(load_main(a) if a.post else asyncio.run(main(a)))
+    sys.exit(asyncio.run(main(parse())))

@@ -24,16 +24,15 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import msgspec
 from aiohttp import web
+from http_load import run_load
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
@@ -53,69 +52,6 @@ from foto3d.services.token_gateway.service import TokenGateway
 from testkit.identities import auth_includes, use_session_identities
 
 OID = "bench-guitar-001"
-
-
-# -- the load generator (a child process) --------------------------------------------------------
-
-
-async def _load(
-    url: str, headers: dict[str, str], clients: int, seconds: float, warmup: float
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    conn = aiohttp.TCPConnector(limit=clients, force_close=False)
-    async with aiohttp.ClientSession(connector=conn) as s:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        measure_from = start + warmup
-        stop_at = measure_from + seconds
-
-        async def client() -> None:
-            nonlocal errors
-            while True:
-                t0 = loop.time()
-                if t0 >= stop_at:
-                    return
-                async with s.get(url, headers=headers) as r:
-                    await r.read()
-                    ok = r.status == 200
-                t1 = loop.time()
-                if t0 >= measure_from:
-                    if ok:
-                        latencies.append(t1 - t0)
-                    else:
-                        errors += 1
-
-        await asyncio.gather(*(client() for _ in range(clients)))
-    latencies.sort()
-    n = len(latencies)
-    return {
-        "rps": n / seconds,
-        "p50_ms": latencies[n // 2] * 1000 if n else 0.0,
-        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0,
-        "errors": errors,
-        "n": n,
-    }
-
-
-def load_main(args: argparse.Namespace) -> int:
-    headers = json.loads(args.headers)
-    out = asyncio.run(_load(args.load, headers, args.clients, args.seconds, args.warmup))
-    print(json.dumps(out))
-    return 0
-
-
-async def run_load(url: str, headers: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [
-        sys.executable, __file__, "--load", url, "--headers", json.dumps(headers),
-        "--clients", str(args.clients), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-    ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE)
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"load generator failed for {url}")
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 # -- the servers ------------------------------------------------------------------------------------
@@ -218,9 +154,9 @@ async def main(args: argparse.Namespace) -> int:
             file_path = svc.parts.local_file(f"models/bench/{OID}/v1/{OID}.compressed.ply")
             runner, bare = await bare_server(body, file_path)
             rows = [
-                ("GET /v1/models/{id}", await run_load(model_url, auth, args), await run_load(bare + "/model", {}, args)),
-                (f"signed download ({len(payload) / 1e6:.1f} MB)", await run_load(link, {}, args),
-                 await run_load(bare + "/file", {}, args)),
+                ("GET /v1/models/{id}", await run_load(model_url, args, headers=auth), await run_load(bare + "/model", args)),
+                (f"signed download ({len(payload) / 1e6:.1f} MB)", await run_load(link, args),
+                 await run_load(bare + "/file", args)),
             ]  # fmt: skip
         finally:
             if runner is not None:
@@ -249,11 +185,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--file", help="a real splat file to serve (default: 1.5 MB of random bytes)")
-    p.add_argument("--load", help=argparse.SUPPRESS)
-    p.add_argument("--headers", default="{}", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
 if __name__ == "__main__":
-    a = parse()
-    sys.exit(load_main(a) if a.load else asyncio.run(main(a)))
+    sys.exit(asyncio.run(main(parse())))
