@@ -8,7 +8,7 @@ Services export spans with the OpenTelemetry SDK's OTLP/HTTP exporter (protobuf 
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -19,7 +19,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from foto3d.libs.tracing.job import ATTEMPT, JOB_ID, STEP
 from testkit.servers import free_port
+from testkit.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,21 @@ class OtlpReceiver:
 
     def of(self, attribute: str, value: object) -> list[ReceivedSpan]:
         return [s for s in self.spans if s.attributes.get(attribute) == value]
+
+    def steps_of_attempt(self, job_id: str, attempt: int) -> set[object]:
+        """The steps of one attempt of a job whose spans have reached the receiver."""
+        return {
+            s.attributes.get(STEP) for s in self.of(JOB_ID, job_id) if s.attributes.get(ATTEMPT) == attempt
+        }
+
+    async def wait_for_steps(
+        self, job_id: str, attempt: int, steps: Iterable[str], timeout: float = 30.0
+    ) -> None:
+        """Wait until every one of ``steps`` of the attempt is here: exporters send in batches."""
+        want = set(steps)
+        await eventually(
+            lambda: self.steps_of_attempt(job_id, attempt) >= want, f"attempt {attempt}'s step spans", timeout
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[OtlpReceiver]:

@@ -92,15 +92,7 @@ async def test_one_job_is_one_trace_across_queue_trainer_and_a_retry(
         events = await EventLog.watch(bus, reply.job_id)
         # (wait_for gives up at the first failure; here the first attempt fails on purpose)
         await eventually(lambda: events.of(JobSucceeded), "the retry to succeed", timeout=90)
-
-        def trainer_steps() -> set[object]:
-            return {
-                s.attributes[STEP]
-                for s in otlp.of(JOB_ID, reply.job_id)
-                if s.attributes.get("foto3d.attempt") == 2
-            }
-
-        await eventually(lambda: trainer_steps() >= TRAINER_STEPS, "the retry's step spans", timeout=30)
+        await otlp.wait_for_steps(reply.job_id, 2, TRAINER_STEPS)
         # The job's record (and so its page) names the trace.
         detail = await bus.call(GET, JobRef(job_id=reply.job_id))
 

@@ -194,15 +194,7 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             # 6. One trace for the job, every step in it.
             detail = await bus.call(GET, JobRef(job_id=job_id))
             trace_id = (detail.job.traceparent or "").split("-")[1]
-
-            def steps_of_attempt_2() -> set[object]:
-                return {
-                    s.attributes.get(STEP)
-                    for s in otlp.of(JOB_ID, job_id)
-                    if s.attributes.get("foto3d.attempt") == 2
-                }
-
-            await eventually(lambda: steps_of_attempt_2() >= set(STEPS), "the retry's step spans", timeout=30)
+            await otlp.wait_for_steps(job_id, 2, STEPS)
             spans = otlp.of(JOB_ID, job_id)
             assert {s.trace_id for s in spans} == {trace_id}
             # The split, from the trace (printed for docs/benchmarks.md).
