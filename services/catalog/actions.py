@@ -14,10 +14,12 @@ import binascii
 import shlex
 import time
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import msgspec
 import nats.errors
+from opentelemetry.trace import Span
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.tracing.job import current_traceparent, object_span
@@ -129,6 +131,19 @@ class Catalog:
             detail = msgspec.json.decode(detail)
         found = detail.get("traceparent") if isinstance(detail, dict) else None
         return found if isinstance(found, str) else None
+
+    async def step_span(
+        self, row: ObjectView, name: str, step: str, job_id: str | None = None
+    ) -> AbstractContextManager[Span]:
+        """A span for a step of the object, in the object's trace (see :meth:`trace_of`)."""
+        return object_span(
+            name,
+            object_id=row.object_id,
+            step=step,
+            customer=row.customer,
+            job_id=job_id or "",
+            traceparent=await self.trace_of(row.object_id, job_id),
+        )
 
     async def obj(self, object_id: str) -> ObjectView:
         row = await self.store.get(object_id)
@@ -249,13 +264,7 @@ class Catalog:
         dataset = _clean_text(dataset, "dataset", 2000)
         if not dataset:
             raise ActionError("dataset is empty")
-        with object_span(
-            "captured",
-            object_id=object_id,
-            step="capture",
-            customer=row.customer,
-            traceparent=await self.trace_of(object_id, None),
-        ):
+        with await self.step_span(row, "captured", "capture"):
             await self.record(
                 ObjectCaptured(
                     event_id=f"captured-{uuid.uuid4().hex}",
@@ -304,13 +313,11 @@ class Catalog:
             raise ActionError(f"approval needs every checklist item; not checked: {', '.join(missing)}")
         if decision == Decision.REJECTED and not comment:
             raise ActionError("a rejection needs a reason in the comment (it goes back to training)")
-        with object_span(
+        with await self.step_span(
+            row,
             f"review: {decision.value}",
-            object_id=object_id,
-            step="approve" if decision == Decision.APPROVED else "reject",
-            customer=row.customer,
-            job_id=job.job_id,
-            traceparent=await self.trace_of(object_id, job.job_id),
+            "approve" if decision == Decision.APPROVED else "reject",
+            job.job_id,
         ):
             await self.record(
                 ObjectReview(
@@ -343,14 +350,7 @@ class Catalog:
             )
         previous = LiveStatus(row.status) if row.status else None
         job_id = row.approved_job_id or row.job_id
-        with object_span(
-            f"status: {status.value}",
-            object_id=object_id,
-            step="status",
-            customer=row.customer,
-            job_id=job_id or "",
-            traceparent=await self.trace_of(object_id, job_id),
-        ):
+        with await self.step_span(row, f"status: {status.value}", "status", job_id):
             await self.record(
                 ObjectStatusChanged(
                     event_id=event_id or f"status-{uuid.uuid4().hex}",
@@ -399,14 +399,7 @@ class Catalog:
         self._publishing.add(object_id)
         try:
             # The publisher's upload joins this span (the request carries its context).
-            with object_span(
-                "publish",
-                object_id=object_id,
-                step="publish",
-                customer=row.customer,
-                job_id=job_id,
-                traceparent=await self.trace_of(object_id, job_id),
-            ):
+            with await self.step_span(row, "publish", "publish", job_id):
                 reply = await self.bus.call(PUBLISHER_PUBLISH, req, timeout=self.publish_timeout_s)
         except ServiceError as exc:
             raise ActionError(
@@ -438,14 +431,7 @@ class Catalog:
         current = row.published_version
         if current == version:
             return row
-        with object_span(
-            f"rollback to v{version}",
-            object_id=object_id,
-            step="rollback",
-            customer=row.customer,
-            job_id=target.job_id,
-            traceparent=await self.trace_of(object_id, target.job_id),
-        ):
+        with await self.step_span(row, f"rollback to v{version}", "rollback", target.job_id):
             await self._rolled_back(row, target, actor)
         return await self.obj(object_id)
 
@@ -513,13 +499,7 @@ class Catalog:
             raise ActionError(f"{object_id} has no recorded dataset; mark it captured with one", 409)
         req = SubmitRequest(object_id=object_id, dataset=row.dataset, submitted_by=actor)
         # The first job continues the registration's trace: one trace from registering on.
-        with object_span(
-            "submit for training",
-            object_id=object_id,
-            step="submit-request",
-            customer=row.customer,
-            traceparent=await self.trace_of(object_id, None),
-        ):
+        with await self.step_span(row, "submit for training", "submit-request"):
             reply = await self._submit(req, "submission")
         out = await self.obj(object_id)
         return SubmittedObject(**{**msgspec.structs.asdict(out), "job_id": reply.job_id})
