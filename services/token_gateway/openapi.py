@@ -126,6 +126,13 @@ def _document() -> dict[str, Any]:
     ]
     file_name = params.FILE_NAME.schema() | {"not": {"pattern": "[.][.]"}}
     version = {"type": "integer", "minimum": 0, "maximum": 10**MAX_VERSION_DIGITS - 1}
+    # the key's beacon and the embed page's beacon take the same body and give the same answer
+    beacon_body = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref(Beacon)}, "text/plain": {"schema": _ref(Beacon)}},
+    }
+    beacon_taken = _json(BeaconAccepted, "Taken (summed within seconds)")
+    embed_pass = _param("pass", "path", params.EMBED_PASS.schema(), "the pass embedPage put in its API base")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -213,15 +220,9 @@ def _document() -> dict[str, Any]:
                     f"the body is JSON whatever its type says, at most {MAX_BEACON_BYTES} bytes. "
                     "Rate-limited per key and client network (/24, /48).",
                     "security": [PUBLISHABLE],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": _ref(Beacon)},
-                            "text/plain": {"schema": _ref(Beacon)},
-                        },
-                    },
+                    "requestBody": beacon_body,
                     "responses": {
-                        "202": _json(BeaconAccepted, "Taken (summed within seconds)"),
+                        "202": beacon_taken,
                         **_errors(400, 401, 403, 404, 413, 429),
                     },
                 }
@@ -246,12 +247,7 @@ def _document() -> dict[str, Any]:
                     "operationId": "embedModel",
                     "summary": "getModel for the viewer inside embedPage, with the short-lived pass that page hands it",
                     "parameters": [
-                        _param(
-                            "pass",
-                            "path",
-                            params.EMBED_PASS.schema(),
-                            "the pass embedPage put in its API base",
-                        ),
+                        embed_pass,
                         object_id,
                         _formats(),
                     ],
@@ -263,23 +259,10 @@ def _document() -> dict[str, Any]:
                     "operationId": "embedBeacon",
                     "summary": "The beacon of the viewer inside embedPage, with that page's pass (taken up to a "
                     "day past the pass's expiry)",
-                    "parameters": [
-                        _param(
-                            "pass",
-                            "path",
-                            params.EMBED_PASS.schema(),
-                            "the pass embedPage put in its API base",
-                        )
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": _ref(Beacon)},
-                            "text/plain": {"schema": _ref(Beacon)},
-                        },
-                    },
+                    "parameters": [embed_pass],
+                    "requestBody": beacon_body,
                     "responses": {
-                        "202": _json(BeaconAccepted, "Taken (summed within seconds)"),
+                        "202": beacon_taken,
                         **_errors(400, 403, 404, 413, 429),
                     },
                 }
