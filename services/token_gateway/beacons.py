@@ -19,16 +19,14 @@ import msgspec
 from aiohttp import web
 
 from foto3d.proto.analytics import MAX_BEACON_BYTES, Beacon, BeaconAccepted, DeviceClass
-from foto3d.proto.gateway import CredentialKind
 from foto3d.proto.rules import readable
 from foto3d.services.token_gateway import embed
 from foto3d.services.token_gateway.abuse import client_network
-from foto3d.services.token_gateway.auth import Denied, authenticate
 from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import LinkSigner
 from foto3d.services.token_gateway.listener import error_response, keeps_no_address, note
 from foto3d.services.token_gateway.parts import PARTS_KEY
-from foto3d.services.token_gateway.routes import NOT_FOUND_MESSAGE, _deny, visible
+from foto3d.services.token_gateway.routes import NOT_FOUND_MESSAGE, publishable_caller, visible
 
 BEACON_PATH = "/v1/beacon"
 EMBED_PASS_GRACE_S = 86400.0
@@ -55,16 +53,17 @@ async def post_beacon(request: web.Request) -> web.StreamResponse:
     """``/v1/beacon?key=pk_…`` from a page of one of the key's origins."""
     parts = request.app[PARTS_KEY]
     n = note(request)
-    caller = authenticate(parts, request, rate_limit=False)
-    if isinstance(caller, Denied):
-        return _deny(parts, request, caller)
-    cred = caller.credential
-    n.customer, n.credential_id = cred.customer, cred.credential_id
-    if cred.kind != CredentialKind.PUBLISHABLE:
-        n.reason = "beacon with a secret token"
-        return error_response(403, "forbidden", "beacons take a publishable key (?key=pk_…) from a page")
+    caller = publishable_caller(
+        parts,
+        request,
+        "beacon with a secret token",
+        "beacons take a publishable key (?key=pk_…) from a page",
+        rate_limit=False,
+    )
+    if isinstance(caller, web.Response):
+        return caller
     n.cors_origin = caller.origin
-    return await _take(request, cred, caller.origin, None)
+    return await _take(request, caller.credential, caller.origin, None)
 
 
 @keeps_no_address

@@ -66,6 +66,23 @@ def _deny(parts: GatewayParts, request: web.Request, d: Denied) -> web.Response:
     return error_response(d.status, d.error, d.message, d.retry_after)
 
 
+def publishable_caller(
+    parts: GatewayParts, request: web.Request, reason: str, refusal: str, rate_limit: bool = True
+) -> Caller | web.Response:
+    """The caller, if it presents a publishable key; else the answer that refuses it (a secret
+    token stays on servers: it must not work from, or mint anything for, a page)."""
+    n = note(request)
+    caller = authenticate(parts, request, rate_limit=rate_limit)
+    if isinstance(caller, Denied):
+        return _deny(parts, request, caller)
+    cred = caller.credential
+    n.customer, n.credential_id = cred.customer, cred.credential_id
+    if cred.kind != CredentialKind.PUBLISHABLE:
+        n.reason = reason
+        return error_response(403, "forbidden", refusal)
+    return caller
+
+
 def visible(
     parts: GatewayParts, state: ObjectState | None, cred: Credential, origin: str, test_link: bool = False
 ) -> bool:
@@ -250,15 +267,12 @@ async def get_embed(request: web.Request) -> web.StreamResponse:
         n.reason = "bad id"
         return error_response(400, "bad_request", id_problem)
     n.object_id = object_id
-    caller = authenticate(parts, request)
-    if isinstance(caller, Denied):
-        return _deny(parts, request, caller)
+    caller = publishable_caller(
+        parts, request, "embed with a secret token", "the embed page takes a publishable key (?key=pk_…)"
+    )
+    if isinstance(caller, web.Response):
+        return caller
     cred = caller.credential
-    n.customer, n.credential_id = cred.customer, cred.credential_id
-    if cred.kind != CredentialKind.PUBLISHABLE:
-        # a secret token must not mint browser passes; it stays on servers
-        n.reason = "embed with a secret token"
-        return error_response(403, "forbidden", "the embed page takes a publishable key (?key=pk_…)")
     try:
         b = assets.bundle()
     except assets.ViewerBundleMissing:
