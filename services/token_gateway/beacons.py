@@ -26,7 +26,12 @@ from foto3d.services.token_gateway.credentials import Credential
 from foto3d.services.token_gateway.links import LinkSigner
 from foto3d.services.token_gateway.listener import error_response, keeps_no_address, note
 from foto3d.services.token_gateway.parts import PARTS_KEY
-from foto3d.services.token_gateway.routes import NOT_FOUND_MESSAGE, publishable_caller, visible
+from foto3d.services.token_gateway.routes import (
+    NOT_FOUND_MESSAGE,
+    embed_credential,
+    publishable_caller,
+    visible,
+)
 
 BEACON_PATH = "/v1/beacon"
 EMBED_PASS_GRACE_S = 86400.0
@@ -79,10 +84,9 @@ async def post_embed_beacon(request: web.Request) -> web.StreamResponse:
         n.reason = "malformed embed pass"
         parts.bad_credential(n.ip, "bad links")
         return error_response(403, "forbidden", "this embed's pass is not valid")
-    cred = parts.store.credentials.get(p.credential_id)
-    if cred is None or not cred.usable():
-        n.reason = "credential no longer usable"
-        return error_response(403, "forbidden", "this embed is no longer valid")
+    cred = embed_credential(parts, request, p)
+    if isinstance(cred, web.Response):
+        return cred
     n.customer, n.credential_id = cred.customer, cred.credential_id
     return await _take(request, cred, p.origin, p)
 

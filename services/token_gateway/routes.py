@@ -83,6 +83,18 @@ def publishable_caller(
     return caller
 
 
+def embed_credential(
+    parts: GatewayParts, request: web.Request, p: embed.EmbedPass
+) -> Credential | web.Response:
+    """The credential an embed page's pass was given to, or the refusal once it is revoked or
+    expired (a pass never outlives its key)."""
+    cred = parts.store.credentials.get(p.credential_id)
+    if cred is None or not cred.usable():
+        note(request).reason = "credential no longer usable"
+        return error_response(403, "forbidden", "this embed is no longer valid")
+    return cred
+
+
 def visible(
     parts: GatewayParts, state: ObjectState | None, cred: Credential, origin: str, test_link: bool = False
 ) -> bool:
@@ -311,10 +323,9 @@ async def get_embed_model(request: web.Request) -> web.StreamResponse:
         if why != "expired":
             parts.bad_credential(n.ip, "bad links")
         return error_response(403, "forbidden", "this embed has expired or is not valid; reload the page")
-    cred = parts.store.credentials.get(p.credential_id)
-    if cred is None or not cred.usable():
-        n.reason = "credential no longer usable"
-        return error_response(403, "forbidden", "this embed is no longer valid")
+    cred = embed_credential(parts, request, p)
+    if isinstance(cred, web.Response):
+        return cred
     if wait := parts.credential_buckets.take(cred.credential_id):
         n.customer, n.credential_id = cred.customer, cred.credential_id
         n.reason = "credential rate"
