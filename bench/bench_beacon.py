@@ -21,24 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import msgspec
-from bench_gateway import OID, free_port, publish
+from bench_gateway import OID, running_gateway, served_model
 from http_load import run_load
 
-from foto3d.app.registry import by_name
-from foto3d.app.runtime import Runtime
-from foto3d.libs.config import Settings
-from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
 from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
-from foto3d.services.token_gateway.service import TokenGateway
-from testkit.identities import auth_includes, use_session_identities
 
 ORIGIN = "https://shop.example.com"
 # what navigator.sendBeacon sends: a simple request, no preflight
@@ -61,75 +52,42 @@ def beacon_body(events: int) -> bytes:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="f3d-bench-beacon-") as tmp:
-        root = Path(tmp)
-        # Authorization on, as a site runs (issuing a key is a signed management request).
-        use_session_identities()
-        nats = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
-        settings = Settings.load(data_dir=root / "data", nats=nats.client_url, http_port=0)
-        settings.raw["token_gateway"] = {
-            "port": 0,
-            # one client address and one key generate all the load: lift every bucket
-            "ip_rate": 1e9, "ip_burst": 1_000_000, "credential_rate": 1e9, "credential_burst": 1_000_000,
-            "beacon_rate": 1e9, "beacon_burst": 1_000_000,
-        }  # fmt: skip
-        rt = Runtime(settings, [nats.client_url], [by_name("token_gateway")], http=False)
-        rows: list[tuple[str, int, dict[str, Any], float | None]] = []
-        try:
-            await rt.start()
-            svc = rt.services[0]
-            assert isinstance(svc, TokenGateway) and svc.listener is not None
-            await publish(nats.client_url, settings.data_dir / "published", b"ply\n" + b"x" * 100_000)
-            bus = rt.buses["token_gateway"]
-            issued = await bus.call(
-                TOKENS_ISSUE,
-                IssueRequest(customer="bench", kind=CredentialKind.PUBLISHABLE, origins=[ORIGIN]),
+    rows: list[tuple[str, int, dict[str, Any], float | None]] = []
+    # one key generates all the load: lift the beacon bucket too
+    limits = {"beacon_rate": 1e9, "beacon_burst": 1_000_000}
+    async with running_gateway("f3d-bench-beacon-", b"ply\n" + b"x" * 100_000, **limits) as (_, gw_url, bus):
+        issued = await bus.call(
+            TOKENS_ISSUE,
+            IssueRequest(customer="bench", kind=CredentialKind.PUBLISHABLE, origins=[ORIGIN]),
+        )
+        model_url = f"{gw_url}/v1/models/{OID}?key={issued.token}"
+        beacon_url = f"{gw_url}/v1/beacon?key={issued.token}"
+        await served_model(model_url, {"Origin": ORIGIN})
+        rows.append(
+            ("GET /v1/models/{id} (pk)", 0, await run_load(model_url, args, headers={"Origin": ORIGIN}), None)
+        )
+        views = 0
+        for n_events in (1, args.events):
+            res = await run_load(
+                beacon_url,
+                args,
+                method="POST",
+                headers=BEACON_HEADERS,
+                body=beacon_body(n_events),
+                ok_status=202,
             )
-            model_url = f"{svc.listener.url}/v1/models/{OID}?key={issued.token}"
-            beacon_url = f"{svc.listener.url}/v1/beacon?key={issued.token}"
-            async with aiohttp.ClientSession() as s:
-                for _ in range(100):
-                    async with s.get(model_url, headers={"Origin": ORIGIN}) as r:
-                        if r.status == 200:
-                            break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise RuntimeError("the gateway never served the bench model")
-            rows.append(
-                (
-                    "GET /v1/models/{id} (pk)",
-                    0,
-                    await run_load(model_url, args, headers={"Origin": ORIGIN}),
-                    None,
-                )
-            )
-            views = 0
-            for n_events in (1, args.events):
-                res = await run_load(
-                    beacon_url,
-                    args,
-                    method="POST",
-                    headers=BEACON_HEADERS,
-                    body=beacon_body(n_events),
-                    ok_status=202,
-                )
-                stopped = time.monotonic()
-                views += res["accepted"]
+            stopped = time.monotonic()
+            views += res["accepted"]
 
-                async def folded(want: int = views) -> bool:
-                    reply = await bus.call(ANALYTICS, AnalyticsQuery(customer="bench", days=1))
-                    return reply.total is not None and reply.total.views >= want
+            async def folded(want: int = views) -> bool:
+                reply = await bus.call(ANALYTICS, AnalyticsQuery(customer="bench", days=1))
+                return reply.total is not None and reply.total.views >= want
 
-                while not await folded():
-                    if time.monotonic() - stopped > 120:
-                        raise RuntimeError("the beacon sums did not reach sqlite within 2 minutes")
-                    await asyncio.sleep(0.05)
-                rows.append(
-                    (f"POST /v1/beacon, {n_events} event(s)", n_events, res, time.monotonic() - stopped)
-                )
-        finally:
-            await rt.stop()
-            nats.stop()
+            while not await folded():
+                if time.monotonic() - stopped > 120:
+                    raise RuntimeError("the beacon sums did not reach sqlite within 2 minutes")
+                await asyncio.sleep(0.05)
+            rows.append((f"POST /v1/beacon, {n_events} event(s)", n_events, res, time.monotonic() - stopped))
     print(
         f"{args.clients} concurrent clients, {args.seconds:g} s each after {args.warmup:g} s warm-up, loopback"
     )

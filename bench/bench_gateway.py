@@ -7,7 +7,7 @@ Measures, in one run and on one machine:
 - signed-link downloads ``GET /v1/files/...`` (HMAC and expiry check, live status and
   credential check, access log) against a bare aiohttp ``FileResponse`` of the same file.
 
-The servers run in this process; the load comes from a separate process (``--load``), so the
+The servers run in this process; the load comes from a separate process (``http_load.py``), so the
 client does not share the server's event loop. The ratio column is gateway/bare for req/s.
 The file served is ``--file`` (pass a real splat); without it, 1.5 MB of random bytes, the
 size of a real product capture's compressed.ply (HTTP serving does not depend on the content).
@@ -27,6 +27,8 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -36,7 +38,7 @@ from http_load import run_load
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
-from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
@@ -116,53 +118,69 @@ async def publish(bus_url: str, published: Path, payload: bytes) -> None:
     await bus.close()
 
 
-async def main(args: argparse.Namespace) -> int:
-    payload = Path(args.file).read_bytes() if args.file else os.urandom(1_500_000)
-    with tempfile.TemporaryDirectory(prefix="f3d-bench-gw-") as tmp:
+@asynccontextmanager
+async def running_gateway(
+    prefix: str, payload: bytes, **limits: float
+) -> AsyncIterator[tuple[TokenGateway, str, Bus]]:
+    """One gateway on its own NATS server, with the bench model published: the gateway, its
+    URL and its bus. ``limits`` are gateway settings on top of the lifted per-IP and
+    per-credential buckets."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         root = Path(tmp)
-        # Authorization on, as a site runs (issuing a token is a signed management request).
+        # Authorization on, as a site runs (issuing a credential is a signed management request).
         use_session_identities()
         nats = NatsServer(store_dir=root / "nats", port=free_port(), includes=auth_includes()).start()
         settings = Settings.load(data_dir=root / "data", nats=nats.client_url, http_port=0)
         settings.raw["token_gateway"] = {
             "port": 0,
-            # one client address generates all the load: lift the per-IP and per-token buckets
+            # one client address generates all the load: lift the per-IP and per-credential buckets
             "ip_rate": 1e9, "ip_burst": 1_000_000, "credential_rate": 1e9, "credential_burst": 1_000_000,
+            **limits,
         }  # fmt: skip
         rt = Runtime(settings, [nats.client_url], [by_name("token_gateway")], http=False)
-        runner: web.AppRunner | None = None
         try:
             await rt.start()
             svc = rt.services[0]
-            assert isinstance(svc, TokenGateway) and svc.listener is not None and svc.parts is not None
+            assert isinstance(svc, TokenGateway) and svc.listener is not None
             await publish(nats.client_url, settings.data_dir / "published", payload)
-            bus = rt.buses["token_gateway"]
-            issued = await bus.call(TOKENS_ISSUE, IssueRequest(customer="bench", kind=CredentialKind.SECRET))
-            assert issued.token
-            auth = {"Authorization": f"Bearer {issued.token}"}
-            model_url = f"{svc.listener.url}/v1/models/{OID}"
-            async with aiohttp.ClientSession() as s:
-                for _ in range(100):
-                    async with s.get(model_url, headers=auth) as r:
-                        if r.status == 200:
-                            body = await r.read()
-                            break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise RuntimeError("the gateway never served the bench model")
-            link = msgspec.json.decode(body)["files"][0]["url"]
-            file_path = svc.parts.local_file(f"models/bench/{OID}/v1/{OID}.compressed.ply")
-            runner, bare = await bare_server(body, file_path)
+            yield svc, svc.listener.url, rt.buses["token_gateway"]
+        finally:
+            await rt.stop()
+            nats.stop()
+
+
+async def served_model(model_url: str, headers: dict[str, str]) -> bytes:
+    """The model reply, once the gateway has folded the published events and serves it."""
+    async with aiohttp.ClientSession() as s:
+        for _ in range(100):
+            async with s.get(model_url, headers=headers) as r:
+                if r.status == 200:
+                    return await r.read()
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the gateway never served the bench model")
+
+
+async def main(args: argparse.Namespace) -> int:
+    payload = Path(args.file).read_bytes() if args.file else os.urandom(1_500_000)
+    async with running_gateway("f3d-bench-gw-", payload) as (svc, gw_url, bus):
+        assert svc.parts is not None
+        issued = await bus.call(TOKENS_ISSUE, IssueRequest(customer="bench", kind=CredentialKind.SECRET))
+        assert issued.token
+        auth = {"Authorization": f"Bearer {issued.token}"}
+        model_url = f"{gw_url}/v1/models/{OID}"
+        body = await served_model(model_url, auth)
+        link = msgspec.json.decode(body)["files"][0]["url"]
+        file_path = svc.parts.local_file(f"models/bench/{OID}/v1/{OID}.compressed.ply")
+        runner, bare = await bare_server(body, file_path)
+        try:
             rows = [
-                ("GET /v1/models/{id}", await run_load(model_url, args, headers=auth), await run_load(bare + "/model", args)),
+                ("GET /v1/models/{id}", await run_load(model_url, args, headers=auth),
+                 await run_load(bare + "/model", args)),
                 (f"signed download ({len(payload) / 1e6:.1f} MB)", await run_load(link, args),
                  await run_load(bare + "/file", args)),
             ]  # fmt: skip
         finally:
-            if runner is not None:
-                await runner.cleanup()
-            await rt.stop()
-            nats.stop()
+            await runner.cleanup()
     print(
         f"{args.clients} concurrent clients, {args.seconds:g} s each after {args.warmup:g} s warm-up, loopback"
     )
