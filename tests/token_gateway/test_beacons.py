@@ -24,7 +24,7 @@ from foto3d.proto.analytics import (
     BeaconCount,
     BeaconDelta,
 )
-from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, CredentialKind
+from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND, TOKENS_REVOKE, CredentialKind, RevokeRequest
 from foto3d.proto.logs import LOG_QUERY, LogQuery
 from foto3d.services.token_gateway import embed, sketch
 from foto3d.services.token_gateway.abuse import client_network
@@ -316,6 +316,32 @@ async def test_the_embed_pages_viewer_sends_its_beacon_with_the_pages_pass(beaco
     reply = await total_views(gw, 3)
     phone = next(r for r in reply.rows if r.device == "phone")
     assert (phone.views, phone.domain, phone.first_frame.count) == (2, "shop.example.com", 2)
+
+
+async def test_a_revoked_keys_embed_pass_answers_neither_model_nor_beacon(beacon_gateway: Gateway) -> None:
+    gw = beacon_gateway
+    await gw.publish_model(OID)
+    key = await gw.issue("acme", kind=CredentialKind.PUBLISHABLE)
+    parts = gw.svc.parts
+    assert parts is not None
+    key_id = key.split("_")[1]
+    p = embed.issue(parts.signer, OID, ORIGIN, key_id, int(time.time()) + 300)
+    model_url = f"{gw.url}/embed-api/{p}/v1/models/{OID}"
+    body = msgspec.json.encode(beacon({"kind": "view"}, device="phone"))
+    async with aiohttp.ClientSession() as s:
+        await ready(s, gw, key)
+        async with s.get(model_url) as r:
+            assert r.status == 200
+        await gw.bus.call(TOKENS_REVOKE, RevokeRequest(credential_id=key_id))
+
+        async def refused() -> Any:
+            async with s.get(model_url) as r:
+                return r.status == 403 and "no longer valid" in (await r.json())["message"]
+
+        await eventually(refused, "the revoked key's pass to be refused")
+        async with s.post(f"{gw.url}/embed-api/{p}/v1/beacon", data=body) as r:
+            err = await r.json()
+            assert r.status == 403 and "no longer valid" in err["message"], err
 
 
 async def test_access_records_of_beacons_keep_the_clients_network_not_its_address(
