@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 from bench_gateway import OID, running_gateway, served_model
-from http_load import run_load
+from http_load import add_load_options, run_load
 
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
 from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
@@ -111,9 +111,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
-    p.add_argument("--warmup", type=float, default=1.0)
+    add_load_options(p)
     p.add_argument("--events", type=int, default=12, help="events per beacon in the second case (2-64)")
     return p.parse_args()
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 from aiohttp import web
-from http_load import run_load
+from http_load import add_load_options, run_load
 
 from foto3d.app.registry import by_name
 from foto3d.app.runtime import Runtime
@@ -199,9 +199,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
-    p.add_argument("--warmup", type=float, default=1.0)
+    add_load_options(p)
     p.add_argument("--file", help="a real splat file to serve (default: 1.5 MB of random bytes)")
     return p.parse_args()
 

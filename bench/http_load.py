@@ -69,6 +69,13 @@ async def measure(
     }
 
 
+def add_load_options(p: argparse.ArgumentParser) -> None:
+    """The options :func:`run_load` reads from a bench's arguments."""
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case")
+    p.add_argument("--warmup", type=float, default=1.0)
+
+
 async def run_load(
     url: str,
     args: argparse.Namespace,
