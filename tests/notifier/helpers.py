@@ -16,6 +16,8 @@ from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.config import Settings
 from foto3d.proto import subjects
 from foto3d.proto.logs import Level, LogBatch, LogRecord
+from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES
 from testkit.identities import creds_for
 
 FAST = """
@@ -78,6 +80,28 @@ def batch(
 
 async def publish_batch(bus: Bus, b: LogBatch) -> None:
     await bus.publish(subjects.logs(b.source_kind, b.source_id), b, msg_id=b.batch_id)
+
+
+async def nothing_left_to_send(svc: Notifier, bus: Bus) -> bool:
+    """Whether the notifier has nothing left that could become a mail without new input.
+
+    True once every input it consumes is acknowledged (an input is recorded before its ack),
+    no alert's mail falls due within the next minute (a new alert is due one group wait after
+    its input) and the outbox holds no pending row (a row waiting for a retry stays pending).
+    Probed after the mails a test expects, it proves that no other mail follows: anything
+    the inputs caused has gone out by then.
+    """
+    store = svc.store
+    if store is None:
+        return False
+    for spec in (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES):
+        info = await bus.js.consumer_info(spec.stream, spec.durable)
+        if info.num_pending or info.num_ack_pending:
+            return False
+    due = await store.next_due()
+    if due is not None and due < time.time() + 60.0:
+        return False
+    return not await store.pending()
 
 
 def info_lines(n: int) -> list[tuple[int, str]]:
