@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,11 @@ def batch(
 
 async def publish_batch(bus: Bus, b: LogBatch) -> None:
     await bus.publish(subjects.logs(b.source_kind, b.source_id), b, msg_id=b.batch_id)
+
+
+def notifier_of(rt: Any) -> Notifier:
+    """The notifier among a test's running services."""
+    return next(s for s in rt.services if isinstance(s, Notifier))
 
 
 async def nothing_left_to_send(svc: Notifier, bus: Bus) -> bool:
