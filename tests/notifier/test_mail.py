@@ -17,16 +17,18 @@ from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LOG_QUERY, Level, LogQuery
-from foto3d.services.notifier.service import Notifier
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
-from tests.notifier.helpers import batch, info_lines, nothing_left_to_send, notifier_settings, publish_batch
-
-
-def notifier_of(rt: Any) -> Notifier:
-    return next(s for s in rt.services if isinstance(s, Notifier))
+from tests.notifier.helpers import (
+    batch,
+    info_lines,
+    nothing_left_to_send,
+    notifier_of,
+    notifier_settings,
+    publish_batch,
+)
 
 
 async def test_error_record_gives_one_mail_with_content_and_webhook(
