@@ -9,14 +9,20 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.config import Settings
+from foto3d.libs.heartbeat import HeartbeatSender
 from foto3d.proto import subjects
 from foto3d.proto.logs import Level, LogBatch, LogRecord
+from foto3d.services.notifier.service import Notifier
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES
 from testkit.identities import creds_for
+from testkit.servers import Inbox
+from testkit.waiting import eventually
 
 FAST = """
 [notifier]
@@ -78,6 +84,56 @@ def batch(
 
 async def publish_batch(bus: Bus, b: LogBatch) -> None:
     await bus.publish(subjects.logs(b.source_kind, b.source_id), b, msg_id=b.batch_id)
+
+
+def notifier_of(rt: Any) -> Notifier:
+    """The notifier among a test's running services."""
+    return next(s for s in rt.services if isinstance(s, Notifier))
+
+
+async def nothing_left_to_send(svc: Notifier, bus: Bus) -> bool:
+    """Whether the notifier has nothing left that could become a mail without new input.
+
+    True once every input it consumes is acknowledged (an input is recorded before its ack),
+    no alert's mail falls due within the next minute (a new alert is due one group wait after
+    its input) and the outbox holds no pending row (a row waiting for a retry stays pending).
+    Probed after the mails a test expects, it proves that no other mail follows: anything
+    the inputs caused has gone out by then.
+    """
+    store = svc.store
+    if store is None:
+        return False
+    for spec in (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES):
+        info = await bus.js.consumer_info(spec.stream, spec.durable)
+        if info.num_pending or info.num_ack_pending:
+            return False
+    due = await store.next_due()
+    if due is not None and due < time.time() + 60.0:
+        return False
+    return not await store.pending()
+
+
+async def silent_marker(svc: Notifier, bus: Bus, inbox: Inbox) -> str:
+    """Make a participant go silent now and wait for its interruption mail; return its subject.
+
+    Heartbeat alerts come from the notifier's periodic check, not from an input it acks, so
+    a later silence is the event that proves earlier ones were judged: a participant silent
+    since before the marker started, with a grace no longer than the marker's (0.6 s), passed
+    it in an earlier check, and its mail (no group wait) went out before the outbox emptied.
+    """
+    watch = svc.watch
+    assert watch is not None
+    name = f"marker-{uuid.uuid4().hex[:8]}"
+    marker = HeartbeatSender(bus, "service", name, host=name, interval=0.2)
+    marker.start()
+    try:
+        await eventually(lambda: ("service", name) in watch.participants, what="the marker's beat")
+    finally:
+        await marker.stop(clean=False)  # killed: no goodbye
+    subject = f"[foto3d ERROR] service {name} is silent"
+    await eventually(lambda: subject in inbox.subjects(), what="the marker's interruption mail")
+    await eventually(lambda: nothing_left_to_send(svc, bus), what="nothing left to send")
+    return subject
 
 
 def info_lines(n: int) -> list[tuple[int, str]]:

@@ -22,7 +22,7 @@ from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
-from tests.notifier.helpers import notifier_settings
+from tests.notifier.helpers import notifier_of, notifier_settings, silent_marker
 
 
 def trainer(bus: Bus, step: list[int]) -> HeartbeatSender:
@@ -61,19 +61,19 @@ async def test_silent_trainer_raises_interruption_then_recovery_across_a_restart
         assert "gpu-host-7" in body.get_content()
     # the notifier restarts while the trainer is still down: no second interruption mail
     async with running_services(settings, ["notifier"], http=False) as rt:
-        await asyncio.sleep(1.0)
-        assert len(smtp.inbox.messages) == 1
+        marker = await silent_marker(notifier_of(rt), bus, smtp.inbox)
+        assert smtp.inbox.subjects() == ["[foto3d ERROR] trainer gpu-7 is silent", marker]
         step[0] = 41
         hb = trainer(bus, step)
         hb.start()
-        await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the recovery mail")
-        recovered = smtp.inbox.messages[1]
-        assert smtp.inbox.subjects()[1] == "[foto3d RECOVERED] trainer gpu-7 is silent"
+        await eventually(lambda: len(smtp.inbox.messages) == 3, timeout=5, what="the recovery mail")
+        recovered = smtp.inbox.messages[2]
+        assert smtp.inbox.subjects()[2] == "[foto3d RECOVERED] trainer gpu-7 is silent"
         assert recovered["In-Reply-To"] == smtp.inbox.messages[0]["References"]
         # a planned stop (stopping=True) is not an interruption
         await hb.stop(clean=True)
-        await asyncio.sleep(1.2)
-        assert len(smtp.inbox.messages) == 2
+        later = await silent_marker(notifier_of(rt), bus, smtp.inbox)
+        assert smtp.inbox.subjects()[3:] == [later]
         seen, _ = await read_heartbeats(bus.js)
         states = {s.key: s.state() for s in seen}
         assert states[("trainer", "gpu-7")] == "stopped"
@@ -151,7 +151,15 @@ async def test_status_cli_and_page_list_participants(
     await lost.beat()
     try:
         async with running_services(settings, ["notifier"]) as rt:
-            await asyncio.sleep(0.4)  # the rig (grace 0.3 s) is lost by now
+            watch = notifier_of(rt).watch
+            assert watch is not None
+
+            def rig_lost() -> bool:
+                assert watch is not None
+                return any(p["id"] == "rig-2" and p["state"] == "lost" for p in watch.snapshot())
+
+            # past the rig's grace (0.3 s) by the notifier's clock, so by the CLI's, which reads later
+            await eventually(rig_lost, what="the rig lost")
             env = {**os.environ, "FOTO3D_NATS_URL": nats_server.client_url}
             code, out, err = await cli(env, "status", "--json", "--data", str(tmp_path / "x"))
             assert code == 0, err

@@ -17,16 +17,18 @@ from foto3d.proto import subjects
 from foto3d.proto.alerts import AlertRaised
 from foto3d.proto.jobs import JobDead, JobFailed
 from foto3d.proto.logs import LOG_QUERY, Level, LogQuery
-from foto3d.services.notifier.service import Notifier
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
-from tests.notifier.helpers import batch, info_lines, notifier_settings, publish_batch
-
-
-def notifier_of(rt: Any) -> Notifier:
-    return next(s for s in rt.services if isinstance(s, Notifier))
+from tests.notifier.helpers import (
+    batch,
+    info_lines,
+    nothing_left_to_send,
+    notifier_of,
+    notifier_settings,
+    publish_batch,
+)
 
 
 async def test_error_record_gives_one_mail_with_content_and_webhook(
@@ -65,7 +67,8 @@ async def test_error_record_gives_one_mail_with_content_and_webhook(
             await publish_batch(bus, batch([*info_lines(34)[30:], err], seq0=30))
             await eventually(lambda: smtp.inbox.messages, what="the alert mail")
             await eventually(lambda: hooks, what="the webhook")
-            await asyncio.sleep(0.6)  # longer than the group wait: nothing else may follow
+            svc = notifier_of(rt)
+            await eventually(lambda: nothing_left_to_send(svc, bus), what="nothing left to send")
             assert len(smtp.inbox.messages) == 1
             msg = smtp.inbox.messages[0]
             assert smtp.inbox.rcpts[0] == ["ops@example.com"]
@@ -102,13 +105,14 @@ async def test_burst_of_100_identical_errors_gives_one_grouped_mail(
     tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
         # 4 batches x 25 records; the numbers differ but the error is the same
         for b in range(4):
             recs = [(int(Level.ERROR), f"upload of part {b * 25 + i} failed: timeout") for i in range(25)]
             await publish_batch(bus, batch(recs, seq0=b * 25))
         await eventually(lambda: smtp.inbox.messages, what="the grouped mail")
-        await asyncio.sleep(0.8)
+        svc = notifier_of(rt)
+        await eventually(lambda: nothing_left_to_send(svc, bus), what="nothing left to send")
         assert len(smtp.inbox.messages) == 1
         assert smtp.inbox.subjects()[0].startswith(
             "[foto3d ERROR] (×100) ERROR in trainer gpu-1: upload of part"
@@ -131,7 +135,8 @@ async def test_smtp_down_then_mail_delivered_once(
         smtp.start()
         await eventually(lambda: smtp.inbox.messages, what="the delayed mail")
         await eventually(lambda: svc.health().state == "ok", what="health back to ok")
-        await asyncio.sleep(1.0)  # longer than the retry backoff: a duplicate would show up
+        # a duplicate would be a row still pending for another try
+        await eventually(lambda: nothing_left_to_send(svc, bus), what="nothing left to send")
         assert smtp.inbox.subjects() == ["[foto3d CRITICAL] CRITICAL in trainer gpu-1: disk full on /data"]
 
 
@@ -157,7 +162,8 @@ async def test_restart_mid_alert_neither_duplicates_nor_loses(
     async with running_services(settings, ["notifier"], http=False) as rt:
         await eventually(lambda: smtp.inbox.messages, what="the mail after restart")
         await publish_batch(bus, batch([(int(Level.ERROR), "render crashed")]))
-        await asyncio.sleep(0.8)
+        svc = notifier_of(rt)
+        await eventually(lambda: nothing_left_to_send(svc, bus), what="the batch counted, nothing to send")
         assert smtp.inbox.subjects() == ["[foto3d ERROR] ERROR in trainer gpu-1: render crashed"]
         store = notifier_of(rt).store
         assert store is not None

@@ -20,7 +20,7 @@ from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.signin import sign_in_browser
 from testkit.waiting import eventually
-from tests.notifier.helpers import notifier_settings
+from tests.notifier.helpers import notifier_of, notifier_settings, silent_marker
 from tests.trainer.helpers import make_dataset
 
 
@@ -66,13 +66,15 @@ async def test_no_alert_while_a_trainer_is_alive_or_nothing_waits(
     busy = HeartbeatSender(bus, "queue", "q1", interval=0.2, state_fn=lambda: {"pending": 3})
     trainer = HeartbeatSender(bus, "trainer", "gpu-1", interval=0.2)
     idle = HeartbeatSender(bus, "queue", "q2", host="other", interval=0.2)
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
         trainer.start()
         busy.start()
         idle.start()
         try:
-            await asyncio.sleep(1.2)
-            assert smtp.inbox.subjects() == []
+            # The marker starts after the queues: its silence (0.6 s) is judged after the wait
+            # for a trainer (0.3 s) ran out, in the same periodic check.
+            marker = await silent_marker(notifier_of(rt), bus, smtp.inbox)
+            assert smtp.inbox.subjects() == [marker]
         finally:
             for s in (busy, trainer, idle):
                 await s.stop()

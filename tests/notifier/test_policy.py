@@ -21,11 +21,11 @@ from foto3d.services.notifier.model import AlertInfo, normalize_message
 from foto3d.services.notifier.routing import route
 from foto3d.services.notifier.service import Notifier
 from foto3d.services.notifier.settings import SETTINGS, NotifierConfig
-from foto3d.services.notifier.store import OutboxRow
+from foto3d.services.notifier.store import AlertRow, OutboxRow
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
-from tests.notifier.helpers import batch, notifier_settings, publish_batch
+from tests.notifier.helpers import batch, nothing_left_to_send, notifier_of, notifier_settings, publish_batch
 
 
 async def test_repeat_interval_sums_later_occurrences_into_one_follow_up(
@@ -33,18 +33,30 @@ async def test_repeat_interval_sums_later_occurrences_into_one_follow_up(
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
     settings.raw["notifier"]["repeat_interval"] = 1.0
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        svc = notifier_of(rt)
+        store = svc.store
+        assert store is not None
         err = [(int(Level.ERROR), "checksum mismatch in part 3")]
         await publish_batch(bus, batch(err))
         await eventually(lambda: smtp.inbox.messages, what="first mail")
         for _ in range(3):
             await publish_batch(bus, batch(err))
-        await asyncio.sleep(0.5)
-        assert len(smtp.inbox.messages) == 1  # still inside the repeat interval
+
+        async def all_counted() -> AlertRow | None:
+            alerts = await store.open_alerts()
+            return alerts[0] if len(alerts) == 1 and alerts[0].count == 4 else None
+
+        # The three later batches are counted into the mailed alert, whose next mail is then
+        # held until one repeat interval after the first, not sent at once.
+        alert = await eventually(all_counted, what="the later occurrences counted")
+        assert alert.mailed_count == 1 and alert.last_mail_at is not None and alert.next_mail_at is not None
+        assert alert.next_mail_at >= alert.last_mail_at + 1.0
         await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=3, what="the follow-up")
         assert smtp.inbox.subjects()[1].startswith("[foto3d ERROR] (×4) ERROR in trainer gpu-1: checksum")
         assert smtp.inbox.subjects()[1].endswith("still happening")
-        await asyncio.sleep(1.3)  # nothing new: no third mail
+        # nothing new: no third mail
+        await eventually(lambda: nothing_left_to_send(svc, bus), what="nothing left to send")
         assert len(smtp.inbox.messages) == 2
 
 
@@ -131,10 +143,12 @@ async def test_restarted_service_closes_its_interruption_as_replaced(
     tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
+        watch = notifier_of(rt).watch
+        assert watch is not None
         old = HeartbeatSender(bus, "service", "queue.host-aaa", host="box", interval=0.2)
         old.start()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: ("service", "queue.host-aaa") in watch.participants, what="first beat")
         await old.stop(clean=False)  # killed
         await eventually(lambda: smtp.inbox.messages, timeout=5, what="interruption mail")
         new = HeartbeatSender(bus, "service", "queue.host-bbb", host="box", interval=0.2)

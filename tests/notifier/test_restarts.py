@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
-from tests.notifier.helpers import notifier_settings
+from tests.notifier.helpers import notifier_settings, silent_marker
 
 
 async def test_clean_restart_of_queue_and_notifier_sends_no_mail_and_drops_old_instances(
@@ -34,8 +35,9 @@ async def test_clean_restart_of_queue_and_notifier_sends_no_mail_and_drops_old_i
     async with running_services(settings, ["queue", "notifier"], http=False) as rt:
         svc = rt.services[1]
         assert isinstance(svc, Notifier) and svc.watch is not None
-        await asyncio.sleep(1.5)  # well past the queue's grace
-        assert smtp.inbox.subjects() == []
+        # a silence after the restart is judged after the old instances' silences (grace 0.6 s)
+        marker = await silent_marker(svc, bus, smtp.inbox)
+        assert smtp.inbox.subjects() == [marker]
         seen, _ = await read_heartbeats(bus.js)
         shown = current(seen)
         queues = [s for s in shown if s.beat.kind == "queue"]
@@ -93,7 +95,14 @@ async def test_a_live_sibling_on_the_same_host_is_not_taken_for_replaced(
         a.start()
         b.start()
         try:
-            await asyncio.sleep(0.8)
+            watch = svc.watch
+            await eventually(lambda: {("queue", "qa"), ("queue", "qb")} <= watch.participants.keys())
+            both_at = time.time()
+            # a later beat of each is the one that would drop the other, were it taken for replaced
+            await eventually(
+                lambda: all(watch.participants[("queue", q)].seen_at > both_at for q in ("qa", "qb")),
+                what="a later beat of each",
+            )
             ids = sorted(str(p["id"]) for p in svc.watch.snapshot() if p["kind"] == "queue")
             assert ids == ["qa", "qb"]
             await a.stop(clean=False)  # the standby dies while the leader lives: that is an interruption
@@ -145,8 +154,8 @@ async def test_restarted_trainer_process_with_the_default_id_replaces_its_predec
         # the older stopped instance was replaced; the latest stays listed as stopped
         assert [s.beat.id for s in current(seen) if s.beat.kind == "trainer"] == [second]
         assert [p["id"] for p in svc.watch.snapshot() if p["kind"] == "trainer"] == [second]
-        await asyncio.sleep(0.5)
-        assert smtp.inbox.subjects() == []
+        marker = await silent_marker(svc, bus, smtp.inbox)  # the trainers' stops were judged by then
+        assert smtp.inbox.subjects() == [marker]
 
 
 async def _trainer_ids(bus: Bus, previous: set[str]) -> list[str]:

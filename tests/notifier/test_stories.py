@@ -20,7 +20,14 @@ from foto3d.services.notifier.store import SCHEMA, Store
 from testkit.running import running_services
 from testkit.servers import SmtpServer
 from testkit.waiting import eventually
-from tests.notifier.helpers import batch, info_lines, notifier_settings, publish_batch
+from tests.notifier.helpers import (
+    batch,
+    info_lines,
+    nothing_left_to_send,
+    notifier_of,
+    notifier_settings,
+    publish_batch,
+)
 
 FOTO3D = str(Path(sys.executable).with_name("foto3d"))
 CRASHING = "print('loading'); raise RuntimeError('diverged at step 3')"
@@ -30,7 +37,7 @@ async def test_bad_dataset_gives_one_mail_not_three(
     tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
         # what a trainer does with a dataset COLMAP cannot read: logs the error, then the job
         # fails without retry and the queue declares it dead
         await publish_batch(
@@ -53,7 +60,7 @@ async def test_bad_dataset_gives_one_mail_not_three(
             ),
         )
         await eventually(lambda: smtp.inbox.messages, timeout=5, what="the mail")
-        await asyncio.sleep(1.0)  # anything else would have gone out by now (group wait 0.25 s)
+        await eventually(lambda: nothing_left_to_send(notifier_of(rt), bus), what="nothing left to send")
         assert smtp.inbox.subjects() == [
             "[foto3d CRITICAL] job job9 (acme-desk-lamp-001) is dead after 1 attempt(s)"
         ]
@@ -76,7 +83,7 @@ async def test_crash_under_foto3d_run_gives_one_mail(
         "FOTO3D_NATS_URL": nats_server.client_url,
         "FOTO3D_LOG_SPOOL": str(tmp_path / "spool"),
     }
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
         proc = await asyncio.create_subprocess_exec(
             FOTO3D, "run", "--source", "legacy-train", "--", sys.executable, "-c", CRASHING,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -84,7 +91,7 @@ async def test_crash_under_foto3d_run_gives_one_mail(
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 1, err.decode()
         await eventually(lambda: smtp.inbox.messages, timeout=5, what="the mail")
-        await asyncio.sleep(1.0)
+        await eventually(lambda: nothing_left_to_send(notifier_of(rt), bus), what="nothing left to send")
         (subject,) = smtp.inbox.subjects()
         assert "legacy-train" in subject
         body = smtp.inbox.messages[0].get_body(("plain",))
@@ -125,7 +132,7 @@ async def test_later_steps_of_a_job_are_threaded_into_its_first_mail(
     tmp_path: Path, nats_server: NatsServer, bus: Bus, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = notifier_settings(tmp_path, nats_server.client_url, monkeypatch, smtp.url)
-    async with running_services(settings, ["notifier"], http=False):
+    async with running_services(settings, ["notifier"], http=False) as rt:
         await bus.publish(
             subjects.job_events("job5"),
             JobFailed(
@@ -147,7 +154,7 @@ async def test_later_steps_of_a_job_are_threaded_into_its_first_mail(
             ),
         )
         await eventually(lambda: len(smtp.inbox.messages) == 2, timeout=5, what="the threaded mail")
-        await asyncio.sleep(0.8)
+        await eventually(lambda: nothing_left_to_send(notifier_of(rt), bus), what="nothing left to send")
         first, second = smtp.inbox.messages
         assert len(smtp.inbox.messages) == 2, smtp.inbox.subjects()
         assert "is dead after 3 attempt(s)" in str(second["Subject"])

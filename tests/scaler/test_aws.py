@@ -123,6 +123,7 @@ async def test_scaler_launches_for_waiting_work_and_reaps_silent_instances(
             ts=time.time(),
             job_id=item.job_id,
         )
+        # no event proves absence here: the startup timeout is the scaler's clock, beats must span it
         for _ in range(30):  # 3 s of beats, longer than startup_timeout_s
             await bus.nc.publish(subjects.heartbeat("trainer", inst["InstanceId"]), encode(beat))
             await asyncio.sleep(0.1)
