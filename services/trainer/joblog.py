@@ -16,6 +16,7 @@ from typing import Literal
 
 from foto3d.libs.logsdk import LogShipper
 from foto3d.libs.logsdk.lines import ClassifiedLine, LineClassifier
+from foto3d.libs.logsdk.service_logs import ALREADY_SHIPPED
 from foto3d.proto.logs import Level
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ class JobLog:
     ) -> None:
         """A record of the trainer's own (job started, failed, handed back...)."""
         lvl = Level.parse(level)
-        log.log(int(lvl), "%s", message)
+        # Shipped below with the job's ids: the process's own handler must not ship it again
+        # without them, or one failure would be two alerts (and two mails) of different stories.
+        log.log(int(lvl), "%s", message, extra=ALREADY_SHIPPED)
         self._shipper.emit(int(lvl), message, logger=logger, job_id=job_id, object_id=object_id)
 
     def end_job(self, job_id: str, object_id: str) -> None:

@@ -4,7 +4,9 @@ A rig linked to both sites loses them both and captures while offline; the cloud
 back (queue and trainer starting with it); the rig links back and uploads the
 photos to the cloud's S3 store as a folder with its manifest and submits; the cloud's queue
 and trainer (separate ``foto3d serve`` processes, fake ``ns-*``) train it from S3, the first
-attempt failing in training and the retry succeeding. Meanwhile the on-prem hub comes up,
+attempt failing in training and the retry succeeding; the cloud's notifier (its own process,
+its own role's key, the test's SMTP server) mails that failure exactly once, and the proof
+that no second mail follows is the notifier having nothing left to send. Meanwhile the on-prem hub comes up,
 the rig fails back to it, and the hub is killed mid-training: the job finishes at the cloud
 once, nothing is submitted twice. Every step of the job is one trace, read back from an
 OTLP/HTTP receiver; the steps' durations are printed (docs/benchmarks.md keeps them).
@@ -20,13 +22,13 @@ another origin, whose page in headless Chromium draws the model from presigned S
 picture checked, not the DOM); disabled, the gateway refuses the model within a second. The
 object's trace holds every step from the submission to the customer's fetch.
 
-Not covered yet: the review page in Chromium (the approval goes over the bus), the one mail of
-the injected failure (the notifier is not in this topology). Containers cannot run on this
+Not covered yet: the review page in Chromium (the approval goes over the bus). Containers cannot run on this
 machine, so compose and the images are not started here (docs/deploy.md).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.bus.connection import CREDS_ENV, Bus, connect
 from foto3d.libs.tracing.job import CUSTOMER, JOB_ID, OBJECT_ID, STEP
 from foto3d.libs.viewer import assets
 from foto3d.proto.api import ServiceError
@@ -61,12 +63,14 @@ from foto3d.proto.rig import DATASET_MANIFEST
 from foto3d.rig.agent import RigAgent
 from foto3d.rig.client import RigClient
 from foto3d.rig.leaf import start_leaf
+from foto3d.services.notifier.topology import WATCH_JOBS, WATCH_LOGS, WATCH_NOTICES
 from testkit.identities import creds_for
 from testkit.otlp import OtlpReceiver
-from testkit.servers import free_port
+from testkit.servers import SmtpServer, free_port
 from testkit.site import local_site
 from testkit.two_sites import DATASETS_BUCKET, Site, make_site
 from testkit.waiting import eventually
+from tests.notifier.helpers import FAST
 from tests.rig.helpers import make_dataset, write_rig
 from tests.trainer.helpers import EventLog
 from tests.viewer.pixels import canvas_rgb, object_mask
@@ -108,6 +112,7 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
     tmp_path: Path, page: Any
 ) -> None:
     otlp = OtlpReceiver()
+    smtp = SmtpServer().start()
     buses: list[Bus] = []
     async with otlp.running():
         onprem = await make_site("onprem", tmp_path / "onprem", otlp.url)
@@ -155,6 +160,18 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             cloud.serve("publisher", s3)
             cloud.serve("token_gateway", {**s3, "FOTO3D_GATEWAY_PORT": str(gateway_port)})
             gateway = f"http://127.0.0.1:{gateway_port}"
+            # The notifier, with the test's SMTP server, under its own role's key.
+            notifier_data = tmp_path / "cloud" / "data" / "notifier"
+            notifier_data.mkdir(parents=True)
+            (notifier_data / "foto3d.toml").write_text(FAST)
+            cloud.serve(
+                "notifier",
+                {
+                    CREDS_ENV: str(creds_for("notifier")),
+                    "FOTO3D_SMTP_URL": smtp.url,
+                    "FOTO3D_ALERT_TO": "ops@example.com",
+                },
+            )
             cloud.serve(
                 "trainer",
                 {"FAKE_NS_FAIL_ONCE": f"train:{tmp_path / 'failed-once'}", "FAKE_NS_STEP_DELAY": "0.04"},
@@ -190,6 +207,20 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             assert [j.job_id for j in jobs.jobs] == [job_id]
             assert len(events.of(JobSucceeded)) == 1
             assert len(events.of(JobFailed)) == 1
+
+            # The failed attempt gave exactly one mail, naming the job and the object; no second
+            # follows: the notifier has taken every input and has nothing due or pending.
+            def about_the_job() -> list[str]:
+                return [s for s in smtp.inbox.subjects() if job_id in s]
+
+            mail_check = time.monotonic()
+            await eventually(about_the_job, "the failed attempt's mail", timeout=30)
+            await eventually(
+                lambda: _nothing_left_to_send(bus, notifier_data), "the notifier to have sent all", timeout=30
+            )
+            [mail] = about_the_job()
+            assert OID in mail and "failed in step train" in mail, mail
+            print(f"\nthe failure's one mail, checked in {time.monotonic() - mail_check:.2f} s")
 
             # 6. One trace for the job, every step in it.
             detail = await bus.call(GET, JobRef(job_id=job_id))
@@ -316,6 +347,27 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             leaf.stop()
             onprem.stop()
             cloud.stop()
+            smtp.stop()
+
+
+async def _nothing_left_to_send(bus: Bus, data: Path) -> bool:
+    """Whether the cloud's notifier (another process) has nothing left that could become a mail.
+
+    As ``tests.notifier.helpers.nothing_left_to_send``: every input it consumes acknowledged
+    (an input is recorded before its ack), no alert's mail due within a minute, no outbox row
+    pending; its store read-only from here, since the service is not in this process.
+    """
+    for spec in (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES):
+        info = await bus.js.consumer_info(spec.stream, spec.durable)
+        if info.num_pending or info.num_ack_pending:
+            return False
+    db = sqlite3.connect(f"file:{data / 'notifier' / 'notifier.sqlite'}?mode=ro", uri=True)
+    try:
+        (due,) = db.execute("SELECT min(next_mail_at) FROM alerts WHERE next_mail_at IS NOT NULL").fetchone()
+        (pending,) = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()
+    finally:
+        db.close()
+    return (due is None or due >= time.time() + 60.0) and not pending
 
 
 async def _added(staff: Bus) -> bool:
