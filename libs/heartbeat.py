@@ -54,8 +54,8 @@ class HeartbeatSender:
     """Publish a heartbeat now and every ``interval`` seconds until stopped.
 
     ``state_fn`` is called before each beat and may return any of ``progress``
-    (a :class:`Progress` or a dict of its fields), ``pending``, ``job_id`` and
-    ``object_id``; an exception in it is logged and the beat goes out without it,
+    (a :class:`Progress` or a dict of its fields), ``pending``, ``job_id``, ``object_id``
+    and ``took_over`` (a :class:`~foto3d.proto.heartbeat.TakeOver`); an exception in it is logged and the beat goes out without it,
     because a broken progress report must not look like a dead participant.
     """
 
@@ -119,6 +119,7 @@ class HeartbeatSender:
             "lineage": self.lineage,
             "started_at": self.started_at,
             "site": self.site,
+            "took_over": extra.get("took_over"),
         }
         # Decoding through the contract validates kind/id patterns with a clear message.
         return msgspec.json.decode(encode(Heartbeat(**fields)), type=Heartbeat)

@@ -32,6 +32,8 @@ class LeaseHolder(msgspec.Struct, frozen=True):
     instance: str
     host: str
     since: float
+    # The holder's site (its `site` setting), so whoever takes over can say where from.
+    site: str | None = None
 
 
 Transition = Callable[[bool], Awaitable[None]]
@@ -51,6 +53,8 @@ class LeaderLease:
         self.is_leader = False
         self.leader: LeaseHolder | None = None
         self.acquired_at: float | None = None
+        # Who held the lease before this instance won it (None: nobody it saw, or itself).
+        self.previous: LeaseHolder | None = None
         self._revision = 0
         self._last_renewed = 0.0
         self._kv: KeyValue | None = None
@@ -84,6 +88,9 @@ class LeaderLease:
         self.is_leader = leading
         if leading:
             self.acquired_at = time.time()
+            # The holder last read while standing by: the one whose lease ran out or was released.
+            seen = self.leader
+            self.previous = seen if seen is not None and seen.instance != self.holder.instance else None
             self.leader = self.holder
             log.info("%s: %s is now the leader", self.name, self.holder.instance)  # routine, not a problem
         else:

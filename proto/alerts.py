@@ -12,7 +12,8 @@ from foto3d.proto.base import Count, Event, Real
 
 Severity = Literal["info", "warning", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
-AlertKind = Literal["log_error", "job_failed", "job_dead", "interruption", "no_trainer"]
+# takeover: a standby took a leadership lease over (news in the thread of the site that lost it).
+AlertKind = Literal["log_error", "job_failed", "job_dead", "interruption", "no_trainer", "takeover"]
 
 
 class AlertRaised(Event, frozen=True, kw_only=True, omit_defaults=True, tag="alert.raised/1"):

@@ -16,6 +16,16 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     stage: str = ""
 
 
+class TakeOver(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The sender won a leadership lease from another holder (the queue's standby taking over)."""
+
+    # When the sender won the lease (its own clock): with the sender's id, names the takeover.
+    at: Real
+    previous: str
+    previous_host: str = ""
+    previous_site: str | None = None
+
+
 class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
     """Last-seen state of a service, trainer, rig or running job."""
 
@@ -44,3 +54,6 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat/1"):
     # The site (data centre, cloud region) the sender runs at, from its `site` setting: the
     # notifier threads the silences of one site into one mail conversation.
     site: str | None = None
+    # Set while the sender leads after taking a lease over from another holder: the notifier
+    # mails the takeover in the thread of the previous holder's site.
+    took_over: TakeOver | None = None

@@ -78,6 +78,10 @@ def interruption_fingerprint(kind: str, pid: str) -> str:
     return f"hb:{kind}:{pid}"
 
 
+def takeover_fingerprint(kind: str, pid: str, at: float) -> str:
+    return f"takeover:{kind}:{pid}:{at!r}"
+
+
 # How long a story of log errors alone stays open to more errors of its source (seconds).
 STORY_WINDOW = 10.0
 # Which alert of a story is its root cause: a job's verdict outranks the errors it logged.
@@ -88,14 +92,19 @@ def rank(kind: str) -> int:
     return _RANK.get(kind, 0)
 
 
+# Alert kinds threaded by site: silences, and the takeovers they cause.
+SITE_STORY_KINDS = ("interruption", "takeover")
+
+
 def story_key(info: AlertInfo) -> str | None:
     """What groups alerts by root cause: the job they are about, else their source.
 
     Interruptions stand alone (a silent participant is its own story), unless their sender
     named its site: then the silences of one site (the site itself, its queue, its services)
-    share a story, so a site's death and the queue's takeover read as one mail thread.
+    share a story, so a site's death and the queue's takeover read as one mail thread. A
+    takeover carries the site of the holder it replaced, so it joins that site's story.
     """
-    if info.kind == "interruption":
+    if info.kind in SITE_STORY_KINDS:
         return f"site:{info.site}" if info.site else None
     if info.job_id:
         return f"job:{info.job_id}"

@@ -23,6 +23,7 @@ from foto3d.services.notifier.model import (
     interruption_fingerprint,
     job_fingerprint,
     log_fingerprint,
+    takeover_fingerprint,
 )
 
 _batch_json = msgspec.json.Decoder(LogBatch)
@@ -68,6 +69,32 @@ def interruption_occurrence(seen: Seen) -> Occurrence:
         site=b.site,
     )
     return Occurrence(fingerprint=interruption_fingerprint(b.kind, b.id), info=info)
+
+
+def takeover_occurrence(seen: Seen) -> Occurrence | None:
+    """A participant that now leads in place of another holder (the queue's standby taking over)."""
+    b, t = seen.beat, seen.beat.took_over
+    if t is None:
+        return None
+    where = f" at {b.site}" if b.site else ""
+    before = f" at {t.previous_site}" if t.previous_site else ""
+    info = AlertInfo(
+        kind="takeover",
+        severity="warning",
+        title=f"{b.kind} taken over by {b.id}{where}",
+        what=(
+            f"{b.kind} {b.id} on {b.host}{where} took over from {t.previous} on "
+            f"{t.previous_host or '?'}{before} at {time.strftime('%H:%M:%S', time.gmtime(t.at))} UTC."
+        ),
+        # The takeover's own time, the same at every notifier instance (store.alert_id_for).
+        ts=float(t.at),
+        source_kind=b.kind,
+        source_id=b.id,
+        host=b.host,
+        # The thread of the site that lost the lead, where its silence is mailed.
+        site=t.previous_site or b.site,
+    )
+    return Occurrence(fingerprint=takeover_fingerprint(b.kind, b.id, t.at), info=info)
 
 
 def progress_text(seen: Seen) -> str | None:

@@ -46,6 +46,7 @@ from foto3d.services.notifier.occurrences import (
     interruption_occurrence,
     job_occurrence,
     log_occurrences,
+    takeover_occurrence,
 )
 from foto3d.services.notifier.parts import NotifierParts
 from foto3d.services.notifier.routing import route
@@ -59,6 +60,8 @@ from foto3d.services.notifier.watch import HeartbeatWatch
 log = logging.getLogger(__name__)
 
 ERROR_KINDS = ("log_error", "job_failed", "job_dead")
+# Alerts that are news, not a lasting problem: resolved quietly like errors gone quiet.
+QUIET_KINDS = (*ERROR_KINDS, "takeover")
 LEASE_RENEW_S = 1.5
 
 
@@ -119,6 +122,7 @@ class Notifier(Service):
             on_starved=self._on_starved,
             on_fed=self._on_fed,
             starved_alerted=await store.open_alert(NO_TRAINER_FINGERPRINT) is not None,
+            on_takeover=self._on_takeover,
         )
         self.ctx = ctx
         await self.watch.start()
@@ -268,6 +272,14 @@ class Notifier(Service):
         await store.record([interruption_occurrence(seen)], None, 0.0)
         self._wake.set()
 
+    async def _on_takeover(self, seen: Seen) -> None:
+        _, store, _ = self._parts()
+        occ = takeover_occurrence(seen)
+        if occ is not None:
+            # Keyed by the takeover: a restarted instance reading the same beats counts it once.
+            await store.record([occ], occ.fingerprint, 0.0)
+            self._wake.set()
+
     async def _on_starved(self, st: Starvation) -> None:
         cfg, store, _ = self._parts()
         since = st.since if st.since is not None else time.time()
@@ -358,7 +370,7 @@ class Notifier(Service):
     async def _cleanup(self) -> None:
         cfg, store, sender = self._parts()
         now = time.time()
-        for alert in await store.quiet_alerts(now - cfg.resolve_after, ERROR_KINDS):
+        for alert in await store.quiet_alerts(now - cfg.resolve_after, QUIET_KINDS):
             closed = dataclasses.replace(alert, state="resolved", resolved_at=now)
             ev = event_for(closed, "resolved", alert.count, "quiet")
             if await store.resolve(alert.id, "quiet", [ev] if ev else []):

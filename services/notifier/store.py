@@ -19,7 +19,14 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from foto3d.services.notifier.model import STORY_WINDOW, AlertInfo, Occurrence, rank, story_key
+from foto3d.services.notifier.model import (
+    SITE_STORY_KINDS,
+    STORY_WINDOW,
+    AlertInfo,
+    Occurrence,
+    rank,
+    story_key,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -270,7 +277,7 @@ class Store:
                             (alert_id, root.id, root.id),
                         )
                         due = root.next_mail_at if root.next_mail_at is not None else due
-                    elif rank(info.kind) > rank(root.kind) or info.kind == "interruption":
+                    elif rank(info.kind) > rank(root.kind) or info.kind in SITE_STORY_KINDS:
                         # A later, graver step, or another silence at the same site: its own
                         # mail, in the root's thread.
                         parent_id = root.id

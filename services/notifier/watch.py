@@ -33,6 +33,7 @@ LostCallback = Callable[[Seen], Awaitable[None]]
 BackCallback = Callable[[Seen, str], Awaitable[None]]
 StarvedCallback = Callable[[Starvation], Awaitable[None]]
 FedCallback = Callable[[str], Awaitable[None]]
+TakeoverCallback = Callable[[Seen], Awaitable[None]]
 
 
 @dataclass
@@ -49,6 +50,8 @@ class HeartbeatWatch:
     on_starved: StarvedCallback | None = None
     on_fed: FedCallback | None = None
     starved_alerted: bool = False
+    # A participant leading in another's place (its beats carry ``took_over``).
+    on_takeover: TakeoverCallback | None = None
     starvation: Starvation = field(default_factory=Starvation)
     participants: dict[Key, Seen] = field(default_factory=dict)
     malformed: int = 0
@@ -56,6 +59,8 @@ class HeartbeatWatch:
     _sub: Subscription | None = None
     _task: asyncio.Task[None] | None = None
     _reconnects: int = 0
+    # Takeovers already handed on (every beat of the new leader repeats its takeover).
+    _takeovers: set[tuple[str, str, float]] = field(default_factory=set)
 
     async def start(self) -> None:
         self._sub = await self.bus.nc.subscribe(subjects.HEARTBEATS_ALL, cb=self._on_msg)
@@ -89,6 +94,7 @@ class HeartbeatWatch:
             log.warning("ignored a malformed heartbeat on %s: %s", msg.subject, exc)
             return
         seen = Seen(beat=beat, seen_at=time.time())
+        await self._takeover(seen)
         self.participants[seen.key] = seen
         # Forget an alert only once it is closed: if closing fails, the next beat tries again.
         try:
@@ -103,6 +109,25 @@ class HeartbeatWatch:
         except Exception:
             # (nats-py would swallow it silently)
             log.exception("could not close the interruption alert of %s/%s", beat.kind, beat.id)
+
+    async def _takeover(self, seen: Seen) -> None:
+        """Hand on a takeover once, unless it followed a planned stop at the same site."""
+        t = seen.beat.took_over
+        if t is None or seen.beat.stopping or self.on_takeover is None:
+            return
+        key = (seen.beat.kind, seen.beat.id, t.at)
+        if key in self._takeovers:
+            return
+        self._takeovers.add(key)
+        before = self.participants.get((seen.beat.kind, t.previous))
+        # The old holder said goodbye before giving the lease up: a restart or a deploy, not news.
+        if before is not None and before.beat.stopping and t.previous_site == seen.beat.site:
+            return
+        try:
+            await self.on_takeover(seen)
+        except Exception:
+            self._takeovers.discard(key)  # the next beat tries again
+            log.exception("could not record the takeover by %s/%s", seen.beat.kind, seen.beat.id)
 
     def _predecessors(self, new: Seen) -> list[Key]:
         """Earlier instances ``new`` replaces (a restarted process: same kind, host and lineage)."""

@@ -34,6 +34,7 @@ from foto3d.proto.api import (
     Api,
     ServiceError,
 )
+from foto3d.proto.heartbeat import TakeOver
 from foto3d.proto.jobs import (
     CANCEL,
     GET,
@@ -84,6 +85,7 @@ class QueueService(Service):
         self._tasks: list[asyncio.Task[None]] = []
         self._transition = asyncio.Lock()
         self.took_over_at: float | None = None
+        self._beating: asyncio.Task[None] | None = None
         self._leading = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------
@@ -98,7 +100,9 @@ class QueueService(Service):
         self.duties = LeaderDuties(ctx.bus, self.store, self.tail, self.cfg, f"queue@{ctx.host}")
         self.tail.start()
         await self.tail.catch_up(timeout=10.0)
-        holder = LeaseHolder(instance=self.instance_id, host=ctx.host, since=time.time())
+        holder = LeaseHolder(
+            instance=self.instance_id, host=ctx.host, since=time.time(), site=ctx.settings.site
+        )
         self.lease = LeaderLease(ctx.bus, holder, self.cfg.renew_s, self._on_leadership)
         self.lease.start()
         self._parts = QueueParts(store=self.store, lease=self.lease, command=self.command, ctx=ctx)
@@ -108,9 +112,13 @@ class QueueService(Service):
         if self.lease.is_leader:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._leading.wait(), 10.0)
-        self._tasks.append(asyncio.create_task(self._heartbeats(), name="queue:heartbeat"))
+        self._beating = asyncio.create_task(self._heartbeats(), name="queue:heartbeat")
 
     async def stop(self) -> None:
+        # The goodbye beat goes out before the lease is given up, so the notifier knows that a
+        # standby taking over next follows a planned stop, not a silence.
+        await cancel_and_wait(self._beating)
+        self._beating = None
         if self.lease is not None:
             await self.lease.stop()
         await self._lead(False)
@@ -277,7 +285,7 @@ class QueueService(Service):
             host=ctx.host,
             version=self.version,
             interval=self.cfg.heartbeat_s,
-            state_fn=lambda: {"pending": queued},
+            state_fn=lambda: {"pending": queued, "took_over": self._took_over()},
             lineage="queue",
             site=ctx.settings.site,
         )
@@ -293,6 +301,16 @@ class QueueService(Service):
         finally:
             # Cancelled by stop(): a planned stop says goodbye, so its silence is no interruption.
             await sender.stop(clean=True)
+
+    def _took_over(self) -> TakeOver | None:
+        """While leading after another holder: whom this instance took the queue over from."""
+        lease = self.lease
+        prev = lease.previous if lease is not None and lease.is_leader else None
+        if prev is None or lease is None or lease.acquired_at is None:
+            return None
+        return TakeOver(
+            at=lease.acquired_at, previous=prev.instance, previous_host=prev.host, previous_site=prev.site
+        )
 
     # -- commands (leader) and forwarding (standby) ------------------------------
 

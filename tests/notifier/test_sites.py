@@ -19,7 +19,13 @@ from aiohttp import web
 from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.heartbeat import Seen, read_heartbeats
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto import subjects
+from foto3d.proto.base import encode
+from foto3d.proto.heartbeat import Heartbeat, TakeOver
 from foto3d.proto.logs import Level
+from foto3d.services.notifier.occurrences import interruption_occurrence, takeover_occurrence
+from foto3d.services.notifier.store import Store
+from foto3d.services.notifier.watch import HeartbeatWatch
 from foto3d.services.queue.lease import KEY, LeaseHolder
 from foto3d.services.queue.topology import LEADER_LEASE
 from testkit.cluster import provision_r3, start_cluster
@@ -190,11 +196,18 @@ async def test_killing_the_onprem_site_gets_site_down_mailed_by_the_cloud_in_the
         [queue_silent] = await eventually(
             lambda: mail(f"] queue {last_onprem.id} is silent"), what="the queue's silence mail", timeout=60
         )
+        # ... and the takeover itself is mailed, in the same thread.
+        [taken_over] = await eventually(
+            lambda: mail(f"] queue taken over by {standby.id} at cloud"), what="the takeover mail", timeout=60
+        )
         site_mail, queue_mail = smtp.inbox.messages[site_down], smtp.inbox.messages[queue_silent]
         thread = site_mail["References"]
         assert thread and queue_mail["References"] == thread, smtp.inbox.subjects()
+        assert smtp.inbox.messages[taken_over]["References"] == thread, smtp.inbox.subjects()
         print("\n".join(smtp.inbox.subjects()))
-        assert "cloud" not in " ".join(smtp.inbox.subjects())
+        # Nothing but the takeover speaks of the cloud site: none of its participants went silent.
+        others = [s for i, s in enumerate(smtp.inbox.subjects()) if i != taken_over]
+        assert "cloud" not in " ".join(others)
     finally:
         for p in procs:
             stop_process_group(p)
@@ -210,3 +223,73 @@ async def _with_cloud(beats: Awaitable[dict[str, Seen]]) -> dict[str, Seen] | No
 
 async def _is(value: Awaitable[str | None], wanted: str) -> bool:
     return await value == wanted
+
+
+def _beat(kind: str, pid: str, site: str, took_over: TakeOver | None = None) -> Seen:
+    beat = Heartbeat(kind=kind, id=pid, host="h", version="1", ts=time.time(), site=site, took_over=took_over)
+    return Seen(beat=beat, seen_at=time.time())
+
+
+@pytest.mark.parametrize("takeover_first", [False, True])
+async def test_a_takeover_joins_the_thread_of_the_site_it_was_taken_from(
+    tmp_path: Path, takeover_first: bool
+) -> None:
+    store = await Store.open(tmp_path / "notifier.sqlite")
+    try:
+        site_down = interruption_occurrence(_beat("site", "onprem", "onprem"))
+        moved = TakeOver(at=time.time(), previous="q-old", previous_host="h", previous_site="onprem")
+        takeover = takeover_occurrence(_beat("queue", "q-new", "cloud", moved))
+        assert takeover is not None
+        assert takeover.info.title == "queue taken over by q-new at cloud"
+        order = [takeover, site_down] if takeover_first else [site_down, takeover]
+        for occ in order:
+            await store.record([occ], occ.fingerprint, 0.0)
+        first = await store.open_alert(order[0].fingerprint)
+        second = await store.open_alert(order[1].fingerprint)
+        assert first is not None and second is not None
+        # Both are mailed (neither is muted), in one thread.
+        assert second.thread_root == first.id and not second.muted
+    finally:
+        await store.close()
+
+
+async def test_the_watch_hands_on_each_takeover_once_and_not_a_planned_handover(bus: Bus) -> None:
+    taken: list[str] = []
+
+    async def on_takeover(seen: Seen) -> None:
+        taken.append(seen.beat.id)
+
+    async def lost(seen: Seen) -> None:
+        pass
+
+    async def back(seen: Seen, reason: str) -> None:
+        pass
+
+    watch = HeartbeatWatch(bus, lost, back, set(), on_takeover=on_takeover)
+    await watch.start()
+
+    async def beat(pid: str, site: str, previous: str = "", was_at: str = "", stopping: bool = False) -> None:
+        t = (
+            TakeOver(at=1000.0, previous=previous, previous_host="h", previous_site=was_at)
+            if previous
+            else None
+        )
+        b = msgspec.structs.replace(_beat("queue", pid, site, t).beat, stopping=stopping)
+        await bus.nc.publish(subjects.heartbeat("queue", pid), encode(b))
+
+    try:
+        # A restart at one site: the old leader said goodbye, then the standby took over.
+        await beat("q-old", "onprem", stopping=True)
+        await eventually(lambda: ("queue", "q-old") in watch.participants, what="the goodbye")
+        await beat("q-new", "onprem", previous="q-old", was_at="onprem")
+        # The leader of a site that fell silent, taken over from the other site, beating twice.
+        await beat("q-lost", "onprem")
+        await eventually(lambda: ("queue", "q-lost") in watch.participants, what="the silent leader")
+        await beat("q-cloud", "cloud", previous="q-lost", was_at="onprem")
+        await beat("q-cloud", "cloud", previous="q-lost", was_at="onprem")
+        await beat("q-after", "cloud", previous="q-cloud", was_at="cloud")
+        # Beats arrive in order: once the last takeover is in, the earlier ones were judged.
+        await eventually(lambda: "q-after" in taken, what="the last takeover")
+        assert taken == ["q-cloud", "q-after"]
+    finally:
+        await watch.stop()
