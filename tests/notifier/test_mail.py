@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -59,10 +58,10 @@ async def test_error_record_gives_one_mail_with_content_and_webhook(
             async def stored() -> int:
                 return len((await bus.call(LOG_QUERY, q)).records)
 
-            for _ in range(250):
-                if await stored() == 30:
-                    break
-                await asyncio.sleep(0.02)
+            async def all_stored() -> bool:
+                return await stored() == 30
+
+            await eventually(all_stored, what="the 30 info lines in the log store", interval=0.02)
             err = (int(Level.ERROR), "CUDA out of memory while training")
             await publish_batch(bus, batch([*info_lines(34)[30:], err], seq0=30))
             await eventually(lambda: smtp.inbox.messages, what="the alert mail")
@@ -153,10 +152,7 @@ async def test_restart_mid_alert_neither_duplicates_nor_loses(
         await publish_batch(bus, batch([(int(Level.ERROR), "render crashed")]))
         store = svc.store
         assert store is not None
-        for _ in range(100):
-            if await store.open_alerts():
-                break
-            await asyncio.sleep(0.02)
+        await eventually(store.open_alerts, what="the alert recorded before the restart", interval=0.02)
         assert not smtp.inbox.messages
     # restarted: the recorded alert is still due, the log batch is not counted twice
     async with running_services(settings, ["notifier"], http=False) as rt:

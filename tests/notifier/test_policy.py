@@ -82,10 +82,12 @@ async def test_rate_limit_holds_mail_back_without_dropping_it(
 
         # The two sent rows are marked sent just after SMTP accepted them, and the third is
         # postponed in the sender's next pass: the store has no event for either, so poll.
-        deadline = time.monotonic() + 10.0
-        while [r.last_error for r in await held()] != ["rate limit: waiting for the next slot"]:
-            assert time.monotonic() < deadline, f"third mail not held back: {await held()}"
-            await asyncio.sleep(0.02)
+        async def third_held_back() -> bool:
+            return [r.last_error for r in await held()] == ["rate limit: waiting for the next slot"]
+
+        await eventually(
+            third_held_back, what="the third mail held back by the rate limit", timeout=10, interval=0.02
+        )
         [row] = await held()
         # Held for the hour, not dropped: its next try is when the oldest slot frees up.
         assert row.next_attempt_at > time.time() + HOUR - 60
