@@ -228,9 +228,11 @@ class QueueService(Service):
             c.request_stop()
         await cancel_and_wait(*self._leader_tasks)
         self._leader_tasks.clear()
-        for c in self._consumers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(c.stop(), 3.0)
+        # All at once: each stop may wait for its fetch to return, and a quick step-down is a
+        # quick re-claim when the lease was lost only to a stall.
+        await asyncio.gather(
+            *(asyncio.wait_for(c.stop(), 3.0) for c in self._consumers), return_exceptions=True
+        )
         self._consumers.clear()
 
     async def _react_loop(self) -> None:
