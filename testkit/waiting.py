@@ -9,11 +9,16 @@ from typing import Any
 
 
 async def eventually(
-    probe: Callable[[], Any], what: str = "condition", timeout: float = 20.0, interval: float = 0.05
+    probe: Callable[[], Any],
+    what: str | Callable[[], str] = "condition",
+    timeout: float = 20.0,
+    interval: float = 0.05,
 ) -> Any:
     """Call ``probe`` (sync or async) until it returns something truthy, and return that.
 
-    Raises AssertionError naming ``what`` and the last value once ``timeout`` passes.
+    Raises AssertionError naming ``what`` and the last value once ``timeout`` passes. ``what``
+    may be a function, called only then: a process's log read at the moment of failure says
+    what went wrong, one read when the wait began does not.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -23,5 +28,6 @@ async def eventually(
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {said}; last: {last!r}")
         await asyncio.sleep(interval)

@@ -50,6 +50,7 @@ from foto3d.rig.settings import RigSettings
 from foto3d.rig.sites import SitePicker
 from foto3d.rig.sourcing import LogSourcing
 from foto3d.rig.status import remove_stale_temporaries, write_status
+from foto3d.rig.upload import RateCap
 
 log = logging.getLogger(__name__)
 _batch_dec = msgspec.json.Decoder(LogBatch)
@@ -92,6 +93,7 @@ class RigAgent:
             self.problems,
             self._logs_first,
             self.settings.publish_timeout_s,
+            RateCap(self.settings.upload_bytes_per_s),
         )
         self.datasets = StreamForwarder(
             leaf.js,

@@ -27,7 +27,7 @@ from foto3d.rig.forward import RetryLater, SiteUnavailable
 from foto3d.rig.problems import ProblemLog
 from foto3d.rig.settings import SiteSettings
 from foto3d.rig.sites import SiteLink
-from foto3d.rig.upload import Uploader
+from foto3d.rig.upload import RateCap, Uploader
 
 _dec = msgspec.json.Decoder(RigDataset)
 _enc = msgspec.json.Encoder()
@@ -84,8 +84,10 @@ class DatasetDelivery:
         problem_log: ProblemLog,
         logs_first: Callable[[], Awaitable[None]],
         publish_timeout: float,
+        rate_cap: RateCap | None = None,
     ) -> None:
         self.rig_dir = rig_dir
+        self.rate_cap = rate_cap or RateCap(None)  # one for the rig's link, across datasets
         self.part_bytes = part_bytes
         self.problems = problem_log
         self.logs_first = logs_first
@@ -109,7 +111,7 @@ class DatasetDelivery:
             self.problems.add(problems.dataset_unusable(ds.object_id, problem))
             return
         store = self._store(site.config)
-        uploader = Uploader(store, self.rig_dir / "state", self.part_bytes)
+        uploader = Uploader(store, self.rig_dir / "state", self.part_bytes, self.rate_cap)
         prefix = dataset_prefix(ds)
         self.meter = meter = UploadMeter(ds)
         try:

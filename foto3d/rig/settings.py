@@ -107,6 +107,17 @@ class RigSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     upload_part_bytes: Annotated[int, Meta(ge=5 * MiB, description="S3 multipart part size in bytes")] = (
         8 * MiB
     )
+    upload_bytes_per_s: (
+        Annotated[
+            float,
+            Meta(
+                gt=0,
+                description="cap of the upload rate in bytes per second, for a metered or shared "
+                "mobile link; unset = as fast as the link allows",
+            ),
+        ]
+        | None
+    ) = None
     # Rig-local stream caps: past them the oldest data is dropped (and reported).
     logs_max_bytes: Annotated[
         int, Meta(gt=0, description="cap of the rig's log stream in bytes (past it the oldest batches go)")

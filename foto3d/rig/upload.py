@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,44 @@ async def _open_gate() -> None:
     return None
 
 
+class RateCap:
+    """Paces uploads to ``bytes_per_s`` (None: no cap), for a rig on a metered or shared mobile
+    link that must leave room for everything else in the car.
+
+    One cap per rig, shared by every file and site: it caps the link, not one transfer. A block
+    may start once the previous ones have had their time at the cap; the time a block takes to
+    send counts towards the next one's wait, so a slow link is not slowed further.
+    """
+
+    def __init__(self, bytes_per_s: float | None) -> None:
+        self.bytes_per_s = bytes_per_s
+        self._free_at = 0.0
+
+    async def take(self, n: int) -> None:
+        """Wait until ``n`` more bytes may go."""
+        if not self.bytes_per_s:
+            return
+        now = time.monotonic()
+        start = max(now, self._free_at)
+        self._free_at = start + n / self.bytes_per_s
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
 class Uploader:
     """Uploads one file at a time to ``store``; resume state lives under ``state_dir``."""
 
-    def __init__(self, store: BlobStore, state_dir: Path, part_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        state_dir: Path,
+        part_bytes: int = 8 * 1024 * 1024,
+        rate_cap: RateCap | None = None,
+    ) -> None:
         self.store = store
         self.state_dir = state_dir
         self.part_bytes = part_bytes
+        self.rate_cap = rate_cap or RateCap(None)
         self.parts_sent = 0  # parts (or local chunks) actually transferred, for tests and stats
 
     async def upload(
@@ -98,6 +130,7 @@ class Uploader:
             out.truncate()
             while have < size:
                 await gate()
+                await self.rate_cap.take(min(LOCAL_CHUNK, size - have))
                 block = await asyncio.to_thread(src.read, min(LOCAL_CHUNK, size - have))
                 if not block:
                     raise StorageError(
@@ -143,6 +176,7 @@ class Uploader:
         if size <= self.part_bytes:
             # One part: a multipart upload would cost three requests for nothing to resume.
             await gate()
+            await self.rate_cap.take(size)
             data = await asyncio.to_thread(path.read_bytes)
             if len(data) != size:
                 raise StorageError(f"{path} is no longer {size} bytes long")
@@ -201,6 +235,7 @@ class Uploader:
                         progress(length)
                     continue
                 await gate()
+                await self.rate_cap.take(length)
                 try:
                     resp_part = await asyncio.to_thread(
                         client.upload_part,

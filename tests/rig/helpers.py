@@ -169,7 +169,11 @@ class RigProcess:
 
 
 async def wait_status(
-    rig_dir: Path, rig_id: str, check: Callable[[RigStatus], bool], timeout: float, what: str
+    rig_dir: Path,
+    rig_id: str,
+    check: Callable[[RigStatus], bool],
+    timeout: float,
+    what: str | Callable[[], str],
 ) -> RigStatus:
     found: list[RigStatus] = []
 
@@ -178,7 +182,11 @@ async def wait_status(
         found[:] = [st]
         return check(st)
 
-    await eventually(ok, what, timeout)
+    def said() -> str:
+        text = what() if callable(what) else what
+        return f"{text}\nthe rig's last status: {found[0] if found else None!r}"
+
+    await eventually(ok, said, timeout)
     return found[0]
 
 

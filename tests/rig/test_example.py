@@ -44,7 +44,9 @@ async def test_docs_example_submits_and_logs(tmp_path: Path) -> None:
     rig = RigProcess(rig_dir).start()
     bus = None
     try:
-        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, lambda: "online\n" + rig.log_tail()
+        )
         folder = make_dataset(tmp_path / "cap", "chair", [20_000, 30_000])
         env = {**os.environ, "FOTO3D_RIG_DIR": str(rig_dir)}
         done = await asyncio.to_thread(

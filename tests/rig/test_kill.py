@@ -28,18 +28,22 @@ from tests.rig.helpers import (
 RIG = "rig-k9"
 RECORDS = 20_000
 PER_BATCH = 10  # 2,000 messages: forwarding takes long enough to be cut half-way
+UPLOAD_CAP = 6 * 1024 * 1024  # bytes/s: the two 24 MiB datasets take 8 s
 
 
 async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
     hub = await start_hub(tmp_path / "hub")
     store = tmp_path / "site-store"
     rig_dir = tmp_path / "rig"
-    # Small upload parts make the dataset's upload long enough to be cut too.
-    write_rig(rig_dir, RIG, [hub.site("local", store)])
+    # The upload is capped, as on a metered link, so that it is still under way when the test
+    # looks after the restart (uncapped, a loaded machine can see both datasets land first).
+    write_rig(rig_dir, RIG, [hub.site("local", store)], upload_bytes_per_s=UPLOAD_CAP)
     rig = RigProcess(rig_dir).start()
     bus = None
     try:
-        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, lambda: "online\n" + rig.log_tail()
+        )
         hub.stop()
         await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.OFFLINE, 10, "offline")
 
@@ -71,7 +75,7 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
             pid = rig.leaf_pid()
             return pid is not None and pid != first_leaf and running(pid)
 
-        await eventually(new_leaf_running, "the rig's new server\n" + rig.log_tail(), 30)
+        await eventually(new_leaf_running, lambda: "the rig's new server\n" + rig.log_tail(), 30)
 
         def part_sizes() -> dict[Path, int]:
             return {p: p.stat().st_size for p in store.glob("datasets/*/*/*.part")}
@@ -84,19 +88,23 @@ async def test_kill_agent_and_leaf_mid_forwarding(tmp_path: Path) -> None:
         async def upload_half_way() -> bool:
             return any(size > before.get(p, 0) for p, size in part_sizes().items())
 
-        await eventually(upload_half_way, "an upload under way\n" + rig.log_tail(), 60, interval=0.005)
+        await eventually(
+            upload_half_way, lambda: "an upload under way\n" + rig.log_tail(), 60, interval=0.005
+        )
         left_behind = rig.leaf_pid()
         rig.kill_agent()
         assert left_behind is not None
         assert pid_alive(left_behind), (rig_dir / "leaf" / "nats-server.log").read_text()[-3000:]
         rig.start()
-        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "back\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, lambda: "back\n" + rig.log_tail()
+        )
         assert not running(left_behind) and rig.leaf_pid() != left_behind
 
         async def done() -> bool:
             return await stream_count(js, "SUBMISSIONS") >= 2
 
-        await eventually(done, "both submissions\n" + rig.log_tail(), 90)
+        await eventually(done, lambda: "both submissions\n" + rig.log_tail(), 90)
         await wait_status(
             rig_dir, RIG, lambda s: s.logs_waiting == 0 and s.datasets_waiting == 0, 15, "caught up"
         )
@@ -126,7 +134,7 @@ async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everythi
     bus = None
     try:
         await wait_status(
-            rig_dir, "rig-k8", lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail()
+            rig_dir, "rig-k8", lambda s: s.link == LinkState.ONLINE, 30, lambda: "online\n" + rig.log_tail()
         )
         hub.stop()
         await wait_status(rig_dir, "rig-k8", lambda s: s.link == LinkState.OFFLINE, 10, "offline")
@@ -150,7 +158,7 @@ async def test_rig_up_exits_when_its_server_dies_and_a_restart_delivers_everythi
         async def all_there() -> bool:
             return await stream_count(js, "LOGS") >= 50
 
-        await eventually(all_there, "the records\n" + rig.log_tail(), 30)
+        await eventually(all_there, lambda: "the records\n" + rig.log_tail(), 30)
         assert_exactly_once_in_order((await read_logs(js)).seqs("rig-k8"), 5000)
     finally:
         if bus is not None:

@@ -48,10 +48,10 @@ async def test_logs_a_rig_uploads_after_an_outage_are_read_in_time_order(tmp_pat
                 async def check() -> bool:
                     return await store.count() == n
 
-                await eventually(check, what=f"{n} records stored\n" + rig.log_tail(), timeout=60)
+                await eventually(check, what=lambda: f"{n} records stored\n" + rig.log_tail(), timeout=60)
 
             await wait_status(
-                rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail()
+                rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, lambda: "online\n" + rig.log_tail()
             )
             link.cut()
             leaf_link.cut()

@@ -56,7 +56,7 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
     )
     rig = RigProcess(rig_dir).start()
     try:
-        await wait_status(rig_dir, RIG, _online, 30, "the rig to come online\n" + rig.log_tail())
+        await wait_status(rig_dir, RIG, _online, 30, lambda: "the rig to come online\n" + rig.log_tail())
 
         if outage == "hub-stopped":
             hub.stop()
@@ -87,7 +87,8 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
             rig_dir,
             RIG,
             lambda s: s.datasets_waiting == 5 and s.logs_waiting == 100,
-            10,
+            # Counted from the rig's own server, refreshed with the status file: slow under load.
+            30,
             "the backlog to show",
         )
         assert st.link == LinkState.OFFLINE
@@ -111,7 +112,7 @@ async def test_offline_logs_and_submissions_arrive_once_in_order(tmp_path: Path,
                     and await stream_count(bus.js, "LOGS") >= 100
                 )
 
-            await eventually(all_there, "the backlog to reach the hub\n" + rig.log_tail(), 60)
+            await eventually(all_there, lambda: "the backlog to reach the hub\n" + rig.log_tail(), 60)
             await wait_status(
                 rig_dir,
                 RIG,

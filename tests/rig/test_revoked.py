@@ -38,7 +38,9 @@ async def test_revoked_rig_is_cut_off_and_its_outbox_waits_for_a_new_key(tmp_pat
     rig = RigProcess(rig_dir).start()
     bus = await connect([hub.client_url], "test-check")
     try:
-        await wait_status(rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, "online\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.link == LinkState.ONLINE, 30, lambda: "online\n" + rig.log_tail()
+        )
         await eventually(lambda: rig_links(hub.monitor_url) == (1, 1), "the rig's two links", timeout=30)
         server_pid = hub.pid
 
@@ -64,7 +66,9 @@ async def test_revoked_rig_is_cut_off_and_its_outbox_waits_for_a_new_key(tmp_pat
         hub.reload()
         rig.stop()
         rig.start()
-        await wait_status(rig_dir, RIG, lambda s: s.logs_waiting == 0, 60, "caught up\n" + rig.log_tail())
+        await wait_status(
+            rig_dir, RIG, lambda s: s.logs_waiting == 0, 60, lambda: "caught up\n" + rig.log_tail()
+        )
 
         async def all_stored() -> bool:
             return len((await read_logs(bus.js)).seqs(RIG)) >= RECORDS

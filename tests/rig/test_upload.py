@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from foto3d.libs.storage.base import StorageError, sha256_file
 from foto3d.libs.storage.local import LocalStore
 from foto3d.libs.storage.s3 import S3Store
-from foto3d.rig.upload import LOCAL_CHUNK, Uploader
+from foto3d.rig.upload import LOCAL_CHUNK, RateCap, Uploader
 from testkit.servers import MotoServer
 from tests.rig.link import CuttableLink
 
@@ -141,3 +142,25 @@ async def test_s3_small_file_goes_in_one_request_and_is_verified(tmp_path: Path,
     # A manifest that no longer matches the file is refused, not stored as if it were right.
     with pytest.raises(StorageError, match="no longer"):
         await up.upload("d/other.jpg", path, size=size + 1, sha256=digest)
+
+
+async def test_a_capped_link_is_paced_across_files(tmp_path: Path) -> None:
+    # Two files of two chunks each through one cap: the first chunk goes at once, each later one
+    # waits for its predecessors' time at the cap (load can only make it slower, never faster).
+    cap = RateCap(LOCAL_CHUNK / 0.4)  # one chunk per 0.4 s
+    store = LocalStore(tmp_path / "store")
+    uploader = Uploader(store, tmp_path / "state", rate_cap=cap)
+    began = time.monotonic()
+    for name in ("a.jpg", "b.jpg"):
+        path, size, digest = _file(tmp_path / name, 2 * LOCAL_CHUNK)
+        await uploader.upload(name, path, size=size, sha256=digest)
+        assert sha256_file(tmp_path / "store" / name) == digest
+    assert time.monotonic() - began >= 3 * 0.4
+
+
+async def test_an_uncapped_link_is_not_paced() -> None:
+    cap = RateCap(None)
+    began = time.monotonic()
+    for _ in range(1000):
+        await cap.take(LOCAL_CHUNK)
+    assert time.monotonic() - began < 1.0
