@@ -216,9 +216,12 @@ async def test_poster_appears_before_the_model(page: Any, site: Site) -> None:
         site.page_url(tag(src=f"{site.base}/files/object.ply", poster=f"{site.base}/files/poster.png"))
     )
     await page.wait_for_function(f"() => {VIEWER}.timings.poster !== undefined")
-    poster_ms = float(await page.evaluate(f"{VIEWER}.timings.poster"))
-    assert poster_ms < 500, f"poster after {poster_ms:.0f} ms"
     assert await settle(page) == "ready"
+    # Order, not milliseconds: how soon is the bench's business, and a loaded machine is slow.
+    poster_ms, first_frame_ms = await page.evaluate(
+        f"() => [{VIEWER}.timings.poster, {VIEWER}.timings.firstFrame]"
+    )
+    assert poster_ms < first_frame_ms, (poster_ms, first_frame_ms)
     assert not await page.locator("foto3d-viewer .poster").is_visible()
 
 
