@@ -58,9 +58,16 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
         async def submitted() -> bool:
             return await stream_count(js, "SUBMISSIONS") == 1
 
-        await eventually(submitted, "the submission", 60)
+        def sourcing() -> str:
+            logs = agent.logs
+            return f"sourcing: stuck={logs.stuck} error={logs.error!r} waiting={logs.waiting}" if logs else ""
+
+        await eventually(submitted, lambda: "the submission; " + sourcing(), 60)
         assert unsent_at_first_chunk, "the upload never asked to go"
-        assert unsent_at_first_chunk[0] == 0, "an upload chunk went while log batches were waiting"
+        # Uploads go past waiting logs only once the logs are stuck for LINK_GRACE_S (10 s).
+        assert unsent_at_first_chunk[0] == 0, (
+            f"an upload chunk went while {unsent_at_first_chunk[0]} log batches were waiting; {sourcing()}"
+        )
         assert await stream_count(js, "LOGS") == 1000
         assert (tmp_path / "store" / "datasets" / RIG / rid / "img_000.jpg").stat().st_size == 9 * 1024 * 1024
     finally:
