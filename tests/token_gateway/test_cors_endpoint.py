@@ -38,12 +38,19 @@ def _link(client: Any) -> str:
 
 
 async def _ask(url: str, method: str, origin: str, **headers: str) -> tuple[int, dict[str, str]]:
-    async with aiohttp.ClientSession() as s, s.request(method, url, headers={"Origin": origin, **headers}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, url, headers={"Origin": origin, **headers}) as r,
+    ):
         await r.read()
-        return r.status, {k.lower(): v for k, v in r.headers.items() if k.lower().startswith("access-control-")}
+        return r.status, {
+            k.lower(): v for k, v in r.headers.items() if k.lower().startswith("access-control-")
+        }
 
 
-async def _preflight(url: str, origin: str, method: str = "GET", headers: str = "") -> tuple[int, dict[str, str]]:
+async def _preflight(
+    url: str, origin: str, method: str = "GET", headers: str = ""
+) -> tuple[int, dict[str, str]]:
     extra = {"Access-Control-Request-Method": method}
     if headers:
         extra["Access-Control-Request-Headers"] = headers
@@ -53,7 +60,9 @@ async def _preflight(url: str, origin: str, method: str = "GET", headers: str = 
 async def test_no_rule_no_cross_origin_read(cors_s3_server: CorsS3Server) -> None:
     url = _link(cors_s3_server.client())
     status, cors = await _ask(url, "GET", SHOP)
-    assert status == 200 and "access-control-allow-origin" not in cors  # the bytes come, the browser drops them
+    assert (
+        status == 200 and "access-control-allow-origin" not in cors
+    )  # the bytes come, the browser drops them
     assert (await _preflight(url, SHOP))[0] == 403
 
 
@@ -61,7 +70,9 @@ async def test_preflights_and_reads_are_matched_against_the_rules(cors_s3_server
     client = cors_s3_server.client()
     url = _link(client)
     client.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": RULES})
-    assert client.get_bucket_cors(Bucket=BUCKET)["CORSRules"][0]["AllowedOrigins"] == RULES[0]["AllowedOrigins"]
+    assert (
+        client.get_bucket_cors(Bucket=BUCKET)["CORSRules"][0]["AllowedOrigins"] == RULES[0]["AllowedOrigins"]
+    )
 
     status, cors = await _preflight(url, SHOP, headers="Range")
     assert status == 200
