@@ -192,9 +192,8 @@ async def _link(gw: Gateway, token: str) -> str:
 
 async def _served(gw: Gateway, token: str) -> bool:
     async with aiohttp.ClientSession() as s:
-        return (await get(s, f"{gw.url}/v1/models/{OID}", headers={"Authorization": f"Bearer {token}"}))[
-            0
-        ] == 200
+        status, _, _ = await get(s, f"{gw.url}/v1/models/{OID}", headers={"Authorization": f"Bearer {token}"})
+    return status == 200
 
 
 async def test_the_bucket_rule_decides_which_shop_pages_draw_the_model(
