@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Python packages in pyproject.toml:
-# a headless Chromium for page tests, the third-party splat decoder (Node), and the
+# a headless Chromium for page tests, the third-party splat decoder and an S3 server that
+# enforces bucket CORS (Node), and the
 # CPU build of torch plus gsplat's reference code for splat quality measurements.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
@@ -24,6 +25,12 @@ fi
 if [ -f tools/node/package-lock.json ] && [ ! -f tools/node/node_modules/.package-lock.json ]; then
   echo "test-deps: npm ci in tools/node"
   (cd tools/node && npm ci --no-audit --no-fund --silent)
+fi
+
+# The S3 endpoint that enforces bucket CORS for the browser tests (testkit/cors_s3.py).
+if [ -f tools/s3/package-lock.json ] && [ ! -f tools/s3/node_modules/.package-lock.json ]; then
+  echo "test-deps: npm ci in tools/s3"
+  (cd tools/s3 && npm ci --no-audit --no-fund --silent)
 fi
 
 # CPU torch and gsplat's pure-PyTorch reference, from their locks (requirements/quality.txt,

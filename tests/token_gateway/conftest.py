@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from testkit import cors_s3
 from testkit.running import running_services
 from tests.token_gateway.helpers import Gateway
 
@@ -58,3 +59,16 @@ async def beacon_gateway(settings: Settings, bus: Bus) -> AsyncIterator[Gateway]
     }
     async with running_services(settings, ["log_collector", "token_gateway"], http=False) as rt:
         yield Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+
+
+@pytest.fixture
+def cors_s3_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[cors_s3.CorsS3Server]:
+    """An S3 endpoint that enforces bucket CORS (s3rver); the AWS chain carries its one account."""
+    why = cors_s3.missing()
+    if why:
+        pytest.skip(why)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", cors_s3.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", cors_s3.SECRET_KEY)
+    server = cors_s3.CorsS3Server().start()
+    yield server
+    server.stop()

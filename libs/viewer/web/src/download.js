@@ -27,6 +27,9 @@ function concat(parts) {
  * A failed response errors the stream and rejects `head` with a message that says what came back.
  * `response`, when given, is a fetch of `url` the page already started (the embed page's early
  * fetch): it is read instead of asking again.
+ * `done` settles when the download ends: rejected with its failure. Spark does not settle its
+ * `initialized` when the stream errors before the first byte (a fetch refused by CORS, a network
+ * error), so whoever waits for the model must wait for `done` too or it waits forever.
  */
 export function openDownload(url, { onProgress = () => {}, headBytes = 4096, response: started = null } = {}) {
   const queue = [];
@@ -42,6 +45,13 @@ export function openDownload(url, { onProgress = () => {}, headBytes = 4096, res
     rejectHead = reject;
   });
   headPromise.catch(() => {}); // the stream carries the same failure to whoever reads it
+  let resolveDone;
+  let rejectDone;
+  const done = new Promise((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {}); // read by the viewer; unread it must not count as unhandled
 
   (async () => {
     let loaded = 0;
@@ -71,7 +81,9 @@ export function openDownload(url, { onProgress = () => {}, headBytes = 4096, res
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
       rejectHead(failure);
+      rejectDone(failure);
     } finally {
+      resolveDone(loaded);
       finished = true;
       resolveHead(concat(head.length ? head : [new Uint8Array(0)]));
       wake();
@@ -93,5 +105,5 @@ export function openDownload(url, { onProgress = () => {}, headBytes = 4096, res
     },
     { highWaterMark: 0 }, // pull only when Spark asks, so that chunks gather in between
   );
-  return { stream, head: headPromise };
+  return { stream, head: headPromise, done };
 }

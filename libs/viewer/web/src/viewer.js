@@ -280,7 +280,8 @@ class Foto3dViewer extends HTMLElement {
       .then(() => mark("warm"))
       .catch((err) => log(`warm-up: ${err && err.message ? err.message : err}`));
     try {
-      await this.mesh.initialized;
+      // a failed download (refused by the bucket's CORS rule, say) ends the wait with its error
+      await Promise.all([this.mesh.initialized, download.done]);
       this.timings.loaded = performance.now();
       mark("loaded");
       this._recordedUp = format.recorded ? recordedUp(await download.head) : null;
