@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Python packages in pyproject.toml:
 # a headless Chromium for page tests, the third-party splat decoder and an S3 server that
-# enforces bucket CORS (Node), and the
-# CPU build of torch plus gsplat's reference code for splat quality measurements.
+# enforces bucket CORS (Node), and the CPU build of torch plus gsplat's reference code for
+# splat quality measurements.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
