@@ -89,6 +89,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ] = ""
     bucket_cors: Annotated[
         bool,
+        Env("FOTO3D_GATEWAY_BUCKET_CORS"),
         Meta(
             description="in S3 mode, keep the bucket's CORS rule `foto3d-viewer` equal to the origins of the "
             "usable publishable keys (browsers fetch presigned links cross-origin); off: the operator sets it"
