@@ -81,12 +81,31 @@ class Site:
         env.update(extra or {})
         return env
 
-    def serve(self, service: str, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """``foto3d serve <service>`` at this site, its output in ``<root>/<service>.log``."""
+    def data(self, service: str) -> Path:
+        """The data folder of this site's ``service`` (its users file, its stores)."""
+        return self.root / "data" / service
+
+    def serve(
+        self, service: str, extra_env: Mapping[str, str] | None = None, *, http_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``foto3d serve <service>`` at this site, its output in ``<root>/<service>.log``.
+
+        With ``http_port`` it serves its dashboard there as a deployment does: behind the sign-in,
+        the cross-site refusal and the sign-in limits, ``public_url`` naming that address, and
+        administrators held to one-time codes; without, no HTTP at all."""
         log = (self.root / f"{service}.log").open("ab")
-        args = [*FOTO3D, "serve", service, "--nats", self.nats_url]
-        args += ["--data", str(self.root / "data" / service), "--no-http"]
-        proc = subprocess.Popen(args, env=self.env(extra_env), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        args = [*FOTO3D, "serve", service, "--nats", self.nats_url, "--data", str(self.data(service))]
+        env = dict(extra_env or {})
+        if http_port is None:
+            args.append("--no-http")
+        else:
+            args += ["--port", str(http_port)]
+            env = {
+                "FOTO3D_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+                "FOTO3D_AUTH_ADMIN_TOTP": "1",
+                **env,
+            }
+        proc = subprocess.Popen(args, env=self.env(env), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs[service] = proc
         return proc
