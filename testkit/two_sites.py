@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foto3d.app.topology import assemble
-from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.connection import CREDS_ENV, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.permissions import service_role
 from foto3d.rig.settings import SiteSettings
-from testkit.identities import auth_includes, reload_on_change
+from testkit.identities import add_participant, auth_includes, creds_for, reload_on_change
 from testkit.servers import MotoServer, free_port
 
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
@@ -85,6 +86,13 @@ class Site:
         """The data folder of this site's ``service`` (its users file, its stores)."""
         return self.root / "data" / service
 
+    def key_of(self, service: str) -> Path:
+        """The key a deployed ``service`` at this site connects with: its role's (a trainer: its
+        own participant's, ``trainer-<site>``, added to the session's identities)."""
+        if service == "trainer":
+            return add_participant("trainer", self.name)
+        return creds_for(service_role(service))
+
     def serve(
         self, service: str, extra_env: Mapping[str, str] | None = None, *, http_port: int | None = None
     ) -> subprocess.Popen[bytes]:
@@ -95,7 +103,7 @@ class Site:
         administrators held to one-time codes; without, no HTTP at all."""
         log = (self.root / f"{service}.log").open("ab")
         args = [*FOTO3D, "serve", service, "--nats", self.nats_url, "--data", str(self.data(service))]
-        env = dict(extra_env or {})
+        env = {CREDS_ENV: str(self.key_of(service)), **(extra_env or {})}
         if http_port is None:
             args.append("--no-http")
         else:

@@ -43,7 +43,7 @@ from nats.aio.msg import Msg
 
 from foto3d.libs.auth import UserStore
 from foto3d.libs.auth.totp import new_secret, secret_bytes, totp
-from foto3d.libs.bus.connection import CREDS_ENV, Bus, connect
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.tracing.job import CUSTOMER, JOB_ID, OBJECT_ID, STEP
 from foto3d.libs.viewer import assets
 from foto3d.proto import subjects
@@ -178,17 +178,13 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             cloud.serve("publisher", s3)
             cloud.serve("token_gateway", {**s3, "FOTO3D_GATEWAY_PORT": str(gateway_port)})
             gateway = f"http://127.0.0.1:{gateway_port}"
-            # The notifier, with the test's SMTP server, under its own role's key.
+            # The notifier, with the test's SMTP server (under its own role's key, as every service).
             notifier_data = tmp_path / "cloud" / "data" / "notifier"
             notifier_data.mkdir(parents=True)
             (notifier_data / "foto3d.toml").write_text(FAST)
             cloud.serve(
                 "notifier",
-                {
-                    CREDS_ENV: str(creds_for("notifier")),
-                    "FOTO3D_SMTP_URL": smtp.url,
-                    "FOTO3D_ALERT_TO": "ops@example.com",
-                },
+                {"FOTO3D_SMTP_URL": smtp.url, "FOTO3D_ALERT_TO": "ops@example.com"},
             )
             cloud.serve(
                 "trainer",
