@@ -1,4 +1,4 @@
-"""The production path across two sites, as far as it runs today (``testkit.two_sites``).
+"""The production path across two sites (``testkit.two_sites``).
 
 A rig linked to both sites loses them both and captures while offline; the cloud site comes
 back (queue and trainer starting with it); the rig links back and uploads the
@@ -16,14 +16,24 @@ not link to the other within 30 s here; the test starts with both sites up (left
 rig issue).
 
 Past training, at the cloud site (catalog, publisher and token gateway as ``foto3d serve``
-processes, the gateway in S3 mode): the object is approved and published over the bus with
-the staff key (as the CLI does), to the cloud's S3; a publishable key is issued for a shop on
-another origin, whose page in headless Chromium draws the model from presigned S3 links (the
-picture checked, not the DOM); disabled, the gateway refuses the model within a second. The
-object's trace holds every step from the submission to the customer's fetch.
+processes, the gateway in S3 mode): the catalog serves its dashboard over HTTP as deployed
+(public URL, cross-site refusal, sign-in limits, administrators held to one-time codes); the
+reviewer, added with ``foto3d users add``, signs in in headless Chromium with password and
+one-time code, sees the trained model drawn on the object's page (pixels) and approves there;
+the object is published over the bus with the staff key (as the CLI does), to the cloud's S3;
+a publishable key is issued for a shop on another origin, whose page in headless Chromium
+draws the model from presigned S3 links (the picture checked, not the DOM); disabled, the
+gateway refuses the model within a second. The object's trace holds every step from the
+submission to the customer's fetch.
 
-Not covered yet: the review page in Chromium (the approval goes over the bus). Containers cannot run on this
-machine, so compose and the images are not started here (docs/deploy.md).
+One trainer per site: the on-prem site runs its own queue and trainer all along. The job's
+events name the trainer of each attempt: the cloud's ran both, each once; the on-prem one,
+alive and idle on its hub, took nothing (its site's queue has no job for the object). Every
+service runs under its own role's key (a trainer under ``trainer-<site>``), and no service
+may log a refusal by the server.
+
+Containers cannot run on this machine, so compose and the images are not started here
+(docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -285,8 +295,8 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
                 ".every((v) => v.state === 'ready' && v.idle)",
                 timeout=120_000,
             )
-            drawn = object_mask(await canvas_rgb(page), BACKGROUND).mean()
-            assert drawn > 0.01, f"the review drew a blank picture ({drawn:.4f} of it)"
+            reviewed = object_mask(await canvas_rgb(page), BACKGROUND).mean()
+            assert reviewed > 0.01, f"the review drew a blank picture ({reviewed:.4f} of it)"
             form = page.locator("form.review")
             for name in ("training_quality", "alignment", "manual_adjustments"):
                 await form.locator(f'input[name="{name}"]').check()
@@ -389,6 +399,11 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             fetches = [s for s in later if s.attributes.get(STEP) == "model-fetch"]
             assert any("foto3d.refused" in s.attributes for s in fetches), "the refused fetch is in the trace"
             assert [s for s in otlp.of(OBJECT_ID, OID) if s.attributes.get(STEP) == "register"]
+            # 12. Every service ran under its own role's key, and the server refused it nothing.
+            for site in (onprem, cloud):
+                for service in site.procs:
+                    refusals = [ln for ln in site.log(service).splitlines() if "NATS refused" in ln]
+                    assert not refusals, f"{site.name} {service}: {refusals[:3]}"
             print(
                 f"capture -> first customer frame: {first_frame - captured:.2f} s ({drawn:.1%} of it drawn)"
             )
