@@ -144,6 +144,8 @@ async def make_site(name: str, root: Path, otlp_url: str = "", *, start_hub: boo
     """A site with its moto S3 (bucket made) and its hub (started unless ``start_hub`` is False:
     a site that is down when the test begins)."""
     root.mkdir(parents=True, exist_ok=True)
+    # The site trainer's identity before its hub reads the authorization (no reload mid-walk).
+    add_participant("trainer", name)
     leaf_port = free_port()
     hub = NatsServer(
         store_dir=root / "nats",
