@@ -282,6 +282,7 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
                 "response",
                 lambda r: review_errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
             )
+            review_start = time.time()
             await page.goto(f"{dashboard}/login?next=/objects/{OID}")
             await page.fill('input[name="username"]', REVIEWER)
             await page.fill('input[name="password"]', PASSWORD)
@@ -303,6 +304,7 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             await form.locator('button[value="approved"]').click()
             await page.locator(".approved-review").wait_for(timeout=60_000)
             assert f"Approved by {REVIEWER} at" in await page.locator(".approved-by").inner_text()
+            reviewed_at = time.time()
             assert not review_errors, f"the dashboard refused requests of the review: {review_errors}"
             assert (await staff.call(SHOW, ObjectRef(object_id=OID))).stage == "approved"
             published = await staff.call(PUBLISH, ObjectRef(object_id=OID), timeout=120)
@@ -406,6 +408,10 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
                     assert not refusals, f"{site.name} {service}: {refusals[:3]}"
             print(
                 f"capture -> first customer frame: {first_frame - captured:.2f} s ({drawn:.1%} of it drawn)"
+            )
+            print(
+                f"review in Chromium, sign-in to approved: {reviewed_at - review_start:.2f} s "
+                f"(at +{review_start - captured:.2f} s; {reviewed:.1%} of the review's view drawn)"
             )
             for step in LATER_STEPS:
                 for s in sorted(later, key=lambda s: s.start_ns):
