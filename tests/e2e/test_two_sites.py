@@ -42,6 +42,7 @@ import asyncio
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,13 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             await otlp.wait_for_steps(job_id, 2, STEPS)
             spans = otlp.of(JOB_ID, job_id)
             assert {s.trace_id for s in spans} == {trace_id}
+            # Nothing ran twice: each step of each attempt is one span.
+            ran = Counter(
+                (s.attributes.get("foto3d.attempt"), s.attributes.get(STEP))
+                for s in spans
+                if s.attributes.get(STEP) in STEPS
+            )
+            assert set(ran.values()) == {1}, ran
             # The split, from the trace (printed for docs/benchmarks.md).
             first = min(s.start_ns for s in spans) / 1e9
             print(f"\ncapture -> submit span at the cloud: {first - captured:.2f} s")
