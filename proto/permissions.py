@@ -50,6 +50,9 @@ def _stream_api(stream: str) -> tuple[str, ...]:
         f"{JS_API}.STREAM.INFO.{stream}",
         f"{JS_API}.CONSUMER.INFO.{stream}.*",
         f"{JS_API}.CONSUMER.CREATE.{stream}.>",
+        # An unnamed ephemeral consumer (nats-py's ordered consumer: libs/bus/follow.py) is
+        # created on the bare subject, which ``.>`` does not cover.
+        f"{JS_API}.CONSUMER.CREATE.{stream}",
         f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.*",
         f"{JS_API}.CONSUMER.DELETE.{stream}.*",
         f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",
@@ -133,6 +136,8 @@ _SERVICE_PUB = (
     subjects.AUTH_SIGNIN_ALL,
     *_stream_api(subjects.AUTH_SIGNIN_STREAM),
     subjects.AUTH_NOTICES_ALL,
+    # ... and ship its sign-in log (source kind ``signin``, one source per dashboard instance).
+    "f3d.logs.signin.*",
 )
 _SERVICE_SUB = (INBOX, MICRO)
 
@@ -200,6 +205,8 @@ ROLES: dict[str, Role] = {
             publish=(
                 subjects.JOB_EVENTS_ALL,
                 subjects.WORK_TRAIN_ALL,
+                # Each instance's own beat (jobs waiting, a takeover), beside its service beat.
+                subjects.heartbeats_of("queue"),
                 subjects.DEAD_ALL,
                 f"{LEADER_PREFIX}.>",
                 *_stream_api(subjects.SUBMISSIONS_STREAM),

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foto3d.app.topology import assemble
-from foto3d.libs.bus.connection import connect
+from foto3d.libs.bus.connection import CREDS_ENV, connect
 from foto3d.libs.bus.topology import provision
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.permissions import service_role
 from foto3d.rig.settings import SiteSettings
-from testkit.identities import auth_includes, reload_on_change
+from testkit.identities import add_participant, auth_includes, creds_for, reload_on_change
 from testkit.servers import MotoServer, free_port
 
 FOTO3D = [sys.executable, "-m", "foto3d.cli.main"]
@@ -81,12 +82,38 @@ class Site:
         env.update(extra or {})
         return env
 
-    def serve(self, service: str, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """``foto3d serve <service>`` at this site, its output in ``<root>/<service>.log``."""
+    def data(self, service: str) -> Path:
+        """The data folder of this site's ``service`` (its users file, its stores)."""
+        return self.root / "data" / service
+
+    def key_of(self, service: str) -> Path:
+        """The key a deployed ``service`` at this site connects with: its role's (a trainer: its
+        own participant's, ``trainer-<site>``, added to the session's identities)."""
+        if service == "trainer":
+            return add_participant("trainer", self.name)
+        return creds_for(service_role(service))
+
+    def serve(
+        self, service: str, extra_env: Mapping[str, str] | None = None, *, http_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``foto3d serve <service>`` at this site, its output in ``<root>/<service>.log``.
+
+        With ``http_port`` it serves its dashboard there as a deployment does: behind the sign-in,
+        the cross-site refusal and the sign-in limits, ``public_url`` naming that address, and
+        administrators held to one-time codes; without, no HTTP at all."""
         log = (self.root / f"{service}.log").open("ab")
-        args = [*FOTO3D, "serve", service, "--nats", self.nats_url]
-        args += ["--data", str(self.root / "data" / service), "--no-http"]
-        proc = subprocess.Popen(args, env=self.env(extra_env), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        args = [*FOTO3D, "serve", service, "--nats", self.nats_url, "--data", str(self.data(service))]
+        env = {CREDS_ENV: str(self.key_of(service)), **(extra_env or {})}
+        if http_port is None:
+            args.append("--no-http")
+        else:
+            args += ["--port", str(http_port)]
+            env = {
+                "FOTO3D_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+                "FOTO3D_AUTH_ADMIN_TOTP": "1",
+                **env,
+            }
+        proc = subprocess.Popen(args, env=self.env(env), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs[service] = proc
         return proc
@@ -117,6 +144,8 @@ async def make_site(name: str, root: Path, otlp_url: str = "", *, start_hub: boo
     """A site with its moto S3 (bucket made) and its hub (started unless ``start_hub`` is False:
     a site that is down when the test begins)."""
     root.mkdir(parents=True, exist_ok=True)
+    # The site trainer's identity before its hub reads the authorization (no reload mid-walk).
+    add_participant("trainer", name)
     leaf_port = free_port()
     hub = NatsServer(
         store_dir=root / "nats",

@@ -14,11 +14,25 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.js.api import RetentionPolicy
 
+from foto3d.app.registry import SERVICES
+from foto3d.app.topology import assemble
+from foto3d.libs.auth.signinlog import SIGN_IN_SOURCE_KIND
+from foto3d.libs.bus.connection import Bus, connect
+from foto3d.libs.bus.follow import StreamFollower
 from foto3d.libs.bus.topology import STREAMS
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import permissions, subjects
-from foto3d.proto.permissions import ROLES, STREAM_SUBJECTS, Role, all_apis, may_publish, may_subscribe
+from foto3d.proto.permissions import (
+    ROLES,
+    STREAM_SUBJECTS,
+    Role,
+    all_apis,
+    may_publish,
+    may_subscribe,
+    service_role,
+)
 from testkit.identities import TEST_RIG, TEST_TRAINER, auth_includes, creds_for
 from testkit.servers import free_port
 from testkit.waiting import eventually
@@ -168,3 +182,59 @@ async def test_each_role_is_refused_outside_and_accepted_inside(server: NatsServ
                 await s.unsubscribe()
     finally:
         await nc.close()
+
+
+async def _ignore(_data: bytes, _seq: int) -> None:
+    return None
+
+
+async def test_a_role_that_reads_a_stream_may_follow_it(bus: Bus, nats_server: NatsServer) -> None:
+    """A follower (``libs/bus/follow.py``: nats-py's ordered consumer, created unnamed on
+    ``$JS.API.CONSUMER.CREATE.<stream>``) starts under every role's own key wherever the table
+    lets it read a stream. The dashboards' sign-in limits and the gateway's
+    credentials are followed so: refused, a service's start timed out (seen as
+    `foto3d serve catalog` with HTTP, and `serve token_gateway`, under their own keys)."""
+    failed = []
+    for role_name in WORKERS:
+        role = sample(role_name, "")
+        # Its readers' grants (``_stream_api``), not provisioning's (which every service has); a
+        # work queue is only pulled from (the server refuses to follow one).
+        streams = [
+            s
+            for s in assemble().streams
+            if may_publish(role, f"$JS.API.CONSUMER.MSG.NEXT.{s.name}.x")
+            and s.retention != RetentionPolicy.WORK_QUEUE
+        ]
+        if not streams:
+            continue
+        b = await connect(
+            [nats_server.client_url], f"follow-{role_name}", creds=creds_for(role_name), js_timeout=2.0
+        )
+        try:
+            for stream in streams:
+                follower = StreamFollower(b.js, stream.name, stream.subjects[0], _ignore)
+                try:
+                    await follower.start(1, timeout=10)
+                except Exception as exc:
+                    failed.append(f"{role_name} following {stream.name}: {exc!r}")
+                finally:
+                    await follower.stop()
+        finally:
+            await b.close()
+    assert not failed, "\n".join(failed)
+
+
+def test_a_queue_may_send_its_own_heartbeats() -> None:
+    """Each queue instance beats as ``queue`` too (the pending count, a takeover for the
+    notifier's alert); refused under the queue's key, those beats never left a deployed queue."""
+    assert may_publish(ROLES["queue"], subjects.heartbeat("queue", "vm-1"))
+
+
+# A trainer runs without HTTP wherever it is deployed (`serve trainer --no-http`).
+@pytest.mark.parametrize("service", [e.name for e in SERVICES if e.name != "trainer"])
+def test_a_services_dashboard_may_ship_its_sign_in_log(service: str) -> None:
+    """Every service's HTTP port (`foto3d serve NAME`) serves the dashboard's sign-in, whose log
+    goes out as records of source kind ``signin``; refused, a deployed dashboard kept them and
+    retried for ever (seen with the catalog under its own key)."""
+    role = ROLES[service_role(service)]
+    assert may_publish(role, subjects.logs(SIGN_IN_SOURCE_KIND, "dashboard.0cf5c577"))

@@ -142,7 +142,7 @@ def _apis() -> dict[str, str]:
     }
 
 
-SAMPLE_TOKENS = ("service", "rig", "trainer", "job", "access", "x", *(s.name for s in STREAMS))
+SAMPLE_TOKENS = ("service", "rig", "trainer", "job", "access", "signin", "x", *(s.name for s in STREAMS))
 
 
 def _subject_names(pattern: str, participant: str) -> list[str]:

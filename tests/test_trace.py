@@ -96,6 +96,18 @@ async def test_one_job_is_one_trace_across_queue_trainer_and_a_retry(
         # The job's record (and so its page) names the trace.
         detail = await bus.call(GET, JobRef(job_id=reply.job_id))
 
+        # Every trainer span hangs off a span of the same trace (no orphan roots on the trainer
+        # side). Each process exports in batches, so a parent may come a batch after its child.
+        def orphans() -> list[str]:
+            ids = {s.span_id for s in otlp.spans}
+            return [
+                f"{s.name} (attempt {s.attributes.get('foto3d.attempt')})"
+                for s in otlp.of(JOB_ID, reply.job_id)
+                if s.service == "foto3d-trainer" and s.parent_id not in ids
+            ]
+
+        await eventually(lambda: not orphans(), "every trainer span's parent", timeout=30)
+
     spans = otlp.of(JOB_ID, reply.job_id)
     assert {s.trace_id for s in spans} == {spans[0].trace_id}, "the job's spans are not one trace"
     assert trace_id_of(detail.job.traceparent) == spans[0].trace_id
@@ -112,13 +124,9 @@ async def test_one_job_is_one_trace_across_queue_trainer_and_a_retry(
         s for s in spans if s.attributes.get(STEP) == "train" and s.attributes.get("foto3d.attempt") == 1
     ]
     assert failed and failed[0].error, "the failed attempt's train span is marked as an error"
-    # Every trainer span hangs off a span of the same trace (no orphan roots on the trainer side).
-    ids = {s.span_id for s in otlp.spans}
     submit = [s for s in spans if s.attributes.get(STEP) == "submit"]
     assert len(submit) == 1
-    for s in spans:
-        if s.service == "foto3d-trainer":
-            assert s.parent_id in ids, f"{s.name} has a parent the trace does not hold"
+    assert not orphans(), "trainer spans whose parent the trace does not hold"
 
 
 # -- the object's steps past training ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The production path across two sites, as far as it runs today (``testkit.two_sites``).
+"""The production path across two sites (``testkit.two_sites``).
 
 A rig linked to both sites loses them both and captures while offline; the cloud site comes
 back (queue and trainer starting with it); the rig links back and uploads the
@@ -16,47 +16,62 @@ not link to the other within 30 s here; the test starts with both sites up (left
 rig issue).
 
 Past training, at the cloud site (catalog, publisher and token gateway as ``foto3d serve``
-processes, the gateway in S3 mode): the object is approved and published over the bus with
-the staff key (as the CLI does), to the cloud's S3; a publishable key is issued for a shop on
-another origin, whose page in headless Chromium draws the model from presigned S3 links (the
-picture checked, not the DOM); disabled, the gateway refuses the model within a second. The
-object's trace holds every step from the submission to the customer's fetch.
+processes, the gateway in S3 mode): the catalog serves its dashboard over HTTP as deployed
+(public URL, cross-site refusal, sign-in limits, administrators held to one-time codes); the
+reviewer, added with ``foto3d users add``, signs in in headless Chromium with password and
+one-time code, sees the trained model drawn on the object's page (pixels) and approves there;
+the object is published over the bus with the staff key (as the CLI does), to the cloud's S3;
+a publishable key is issued for a shop on another origin, whose page in headless Chromium
+draws the model from presigned S3 links (the picture checked, not the DOM); disabled, the
+gateway refuses the model within a second. The object's trace holds every step from the
+submission to the customer's fetch.
 
-Not covered yet: the review page in Chromium (the approval goes over the bus). Containers cannot run on this
-machine, so compose and the images are not started here (docs/deploy.md).
+One trainer per site: the on-prem site runs its own queue and trainer all along. The job's
+events name the trainer of each attempt: the cloud's ran both, each once; the on-prem one,
+alive and idle on its hub, took nothing (its site's queue has no job for the object). Every
+service runs under its own role's key (a trainer under ``trainer-<site>``), and no service
+may log a refusal by the server.
+
+Containers cannot run on this machine, so compose and the images are not started here
+(docs/deploy.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
+from nats.aio.msg import Msg
 
-from foto3d.libs.bus.connection import CREDS_ENV, Bus, connect
+from foto3d.libs.auth import UserStore
+from foto3d.libs.auth.totp import new_secret, secret_bytes, totp
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.tracing.job import CUSTOMER, JOB_ID, OBJECT_ID, STEP
 from foto3d.libs.viewer import assets
+from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import TOKENS_ISSUE, CredentialKind, IssueRequest
+from foto3d.proto.heartbeat import Heartbeat
 from foto3d.proto.jobs import GET, LIST, JobFailed, JobRef, JobsQuery, JobStarted, JobSucceeded, job_id_for
 from foto3d.proto.objects import (
     CUSTOMER_ADD,
     PUBLISH,
     REGISTER,
-    REVIEW,
     SHOW,
     STATUS,
-    Checklist,
     CustomerAdd,
-    Decision,
     LiveStatus,
     ObjectRef,
     RegisterObject,
-    ReviewRequest,
     StatusRequest,
 )
 from foto3d.proto.rig import DATASET_MANIFEST
@@ -68,7 +83,7 @@ from testkit.identities import creds_for
 from testkit.otlp import OtlpReceiver
 from testkit.servers import SmtpServer, free_port
 from testkit.site import local_site
-from testkit.two_sites import DATASETS_BUCKET, Site, make_site
+from testkit.two_sites import DATASETS_BUCKET, FOTO3D, Site, make_site
 from testkit.waiting import eventually
 from tests.notifier.helpers import FAST
 from tests.rig.helpers import make_dataset, write_rig
@@ -76,6 +91,8 @@ from tests.trainer.helpers import EventLog
 from tests.viewer.pixels import canvas_rgb, object_mask
 
 RIG = "rig-e2e"
+CLOUD_TRAINER = "trainer-cloud"
+ONPREM_TRAINER = "trainer-onprem"
 OID = "acme-teapot-001"
 STEPS = ("preflight", "process-data", "train", "export", "reduce", "upload")
 # The object's steps past training, each a span in the job's trace.
@@ -83,6 +100,9 @@ LATER_STEPS = ("approve", "publish", "publish-upload", "token-issue", "model-fet
 MODELS_BUCKET = "models"
 VIEWER = "document.querySelector('foto3d-viewer')"
 BACKGROUND = (238, 240, 243)  # the viewer's default background, #eef0f3
+# The cloud's reviewer: an administrator, so the dashboard asks for a one-time code too.
+REVIEWER = "maria"
+PASSWORD = "a long enough passphrase"
 
 
 def _objects(site: Site, prefix: str) -> list[str]:
@@ -117,9 +137,17 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
     async with otlp.running():
         onprem = await make_site("onprem", tmp_path / "onprem", otlp.url)
         cloud = await make_site("cloud", tmp_path / "cloud", otlp.url)
-        # The cloud's catalog runs from the start (through the outage): the object is registered
-        # before it is photographed, as staff do.
-        cloud.serve("catalog")
+        # The on-prem site's own queue and trainer (fake ns-*), joined to its hub from the start:
+        # a second trainer that could take work, so the walk can show that it took none.
+        onprem.serve("queue")
+        onprem.serve("trainer", {"FOTO3D_TRAINER_HEARTBEAT": "1"})
+        # The cloud's catalog runs from the start (through the outage), its dashboard on HTTP as
+        # deployed; its reviewer is set up first, with the CLI. The object is registered before
+        # it is photographed, as staff do.
+        secret = await _add_reviewer(cloud)
+        dashboard_port = free_port()
+        cloud.serve("catalog", http_port=dashboard_port)
+        dashboard = f"http://127.0.0.1:{dashboard_port}"
         staff = await connect([cloud.nats_url], "e2e-staff", creds=creds_for("staff"))
         buses.append(staff)
         await eventually(lambda: _added(staff), "the cloud's catalog to add the customer", timeout=60)
@@ -137,8 +165,9 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
                 current = agent.sites.current
                 return (current.config.name if current is not None else None) == name
 
-            # Both sites up: the rig links to its preferred one, on-prem.
+            # Both sites up: the rig links to its preferred one, on-prem, where a trainer waits.
             await eventually(lambda: linked("onprem"), "the rig to link on-prem", timeout=60)
+            assert (await _heartbeat(onprem, ONPREM_TRAINER)).pending == 0
 
             # 1. Both sites become unreachable; the rig captures offline.
             onprem.hub.stop()
@@ -160,17 +189,13 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             cloud.serve("publisher", s3)
             cloud.serve("token_gateway", {**s3, "FOTO3D_GATEWAY_PORT": str(gateway_port)})
             gateway = f"http://127.0.0.1:{gateway_port}"
-            # The notifier, with the test's SMTP server, under its own role's key.
+            # The notifier, with the test's SMTP server (under its own role's key, as every service).
             notifier_data = tmp_path / "cloud" / "data" / "notifier"
             notifier_data.mkdir(parents=True)
             (notifier_data / "foto3d.toml").write_text(FAST)
             cloud.serve(
                 "notifier",
-                {
-                    CREDS_ENV: str(creds_for("notifier")),
-                    "FOTO3D_SMTP_URL": smtp.url,
-                    "FOTO3D_ALERT_TO": "ops@example.com",
-                },
+                {"FOTO3D_SMTP_URL": smtp.url, "FOTO3D_ALERT_TO": "ops@example.com"},
             )
             cloud.serve(
                 "trainer",
@@ -202,6 +227,14 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             finished = time.time()
             assert done.attempt == 2
 
+            # Which trainer ran which attempt: the cloud's ran both, each once. The on-prem trainer,
+            # back on its hub and idle, took none: its site's queue has no job for the object.
+            started = [(e.attempt, e.trainer) for e in events.of(JobStarted)]
+            assert started == [(1, CLOUD_TRAINER), (2, CLOUD_TRAINER)], started
+            await onprem.start_hub()
+            assert (await _heartbeat(onprem, ONPREM_TRAINER)).pending == 0
+            assert await _jobs_at(onprem) == []
+
             # Nothing lost or doubled: one submission, one job, one success, at the cloud only.
             jobs = await bus.call(LIST, JobsQuery(object_id=OID))
             assert [j.job_id for j in jobs.jobs] == [job_id]
@@ -228,6 +261,13 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             await otlp.wait_for_steps(job_id, 2, STEPS)
             spans = otlp.of(JOB_ID, job_id)
             assert {s.trace_id for s in spans} == {trace_id}
+            # Nothing ran twice: each step of each attempt is one span.
+            ran = Counter(
+                (s.attributes.get("foto3d.attempt"), s.attributes.get(STEP))
+                for s in spans
+                if s.attributes.get(STEP) in STEPS
+            )
+            assert set(ran.values()) == {1}, ran
             # The split, from the trace (printed for docs/benchmarks.md).
             first = min(s.start_ns for s in spans) / 1e9
             print(f"\ncapture -> submit span at the cloud: {first - captured:.2f} s")
@@ -238,16 +278,43 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
                         print(f"attempt {s.attributes.get('foto3d.attempt')} {step}: {secs:.2f} s")
             print(f"capture -> job succeeded: {finished - captured:.2f} s")
 
-            # 7. Past training, at the cloud: approve and publish to the cloud's S3 (staff key).
+            # 7. Review at the cloud's dashboard in Chromium, signed in as a person does: the
+            # trained model drawn on the object's page, approved there; published with the staff key.
 
             async def in_review() -> bool:
                 return (await staff.call(SHOW, ObjectRef(object_id=OID))).stage == "in_review"
 
             await eventually(in_review, "the catalog to have the trained object in review", timeout=60)
-            everything = Checklist(training_quality=True, alignment=True, manual_adjustments=True)
-            await staff.call(
-                REVIEW, ReviewRequest(object_id=OID, decision=Decision.APPROVED, checklist=everything)
+            review_errors: list[str] = []
+            page.on(
+                "response",
+                lambda r: review_errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
             )
+            review_start = time.time()
+            await page.goto(f"{dashboard}/login?next=/objects/{OID}")
+            await page.fill('input[name="username"]', REVIEWER)
+            await page.fill('input[name="password"]', PASSWORD)
+            await page.fill('input[name="code"]', totp(secret_bytes(secret), time.time()))
+            await page.click('button[type="submit"]')
+            await page.wait_for_url(f"**/objects/{OID}", timeout=60_000)
+            review3d = page.locator(".review3d")
+            assert job_id in await review3d.locator("h2").inner_text()
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('.review3d foto3d-viewer')]"
+                ".every((v) => v.state === 'ready' && v.idle)",
+                timeout=120_000,
+            )
+            reviewed = object_mask(await canvas_rgb(page), BACKGROUND).mean()
+            assert reviewed > 0.01, f"the review drew a blank picture ({reviewed:.4f} of it)"
+            form = page.locator("form.review")
+            for name in ("training_quality", "alignment", "manual_adjustments"):
+                await form.locator(f'input[name="{name}"]').check()
+            await form.locator('button[value="approved"]').click()
+            await page.locator(".approved-review").wait_for(timeout=60_000)
+            assert f"Approved by {REVIEWER} at" in await page.locator(".approved-by").inner_text()
+            reviewed_at = time.time()
+            assert not review_errors, f"the dashboard refused requests of the review: {review_errors}"
+            assert (await staff.call(SHOW, ObjectRef(object_id=OID))).stage == "approved"
             published = await staff.call(PUBLISH, ObjectRef(object_id=OID), timeout=120)
             assert published.published.job_id == job_id
             keys = {o["Key"] for o in cloud.moto.client().list_objects_v2(Bucket=MODELS_BUCKET)["Contents"]}
@@ -342,8 +409,17 @@ async def test_offline_capture_trained_at_the_cloud_from_s3_through_a_hub_kill(
             fetches = [s for s in later if s.attributes.get(STEP) == "model-fetch"]
             assert any("foto3d.refused" in s.attributes for s in fetches), "the refused fetch is in the trace"
             assert [s for s in otlp.of(OBJECT_ID, OID) if s.attributes.get(STEP) == "register"]
+            # 12. Every service ran under its own role's key, and the server refused it nothing.
+            for site in (onprem, cloud):
+                for service in site.procs:
+                    refusals = [ln for ln in site.log(service).splitlines() if "NATS refused" in ln]
+                    assert not refusals, f"{site.name} {service}: {refusals[:3]}"
             print(
                 f"capture -> first customer frame: {first_frame - captured:.2f} s ({drawn:.1%} of it drawn)"
+            )
+            print(
+                f"review in Chromium, sign-in to approved: {reviewed_at - review_start:.2f} s "
+                f"(at +{review_start - captured:.2f} s; {reviewed:.1%} of the review's view drawn)"
             )
             for step in LATER_STEPS:
                 for s in sorted(later, key=lambda s: s.start_ns):
@@ -378,6 +454,68 @@ async def _nothing_left_to_send(bus: Bus, data: Path) -> bool:
     finally:
         db.close()
     return (due is None or due >= time.time() + 60.0) and not pending
+
+
+async def _add_reviewer(site: Site) -> str:
+    """Add the reviewer to the site's dashboard with the CLI (password on stdin), as an
+    administrator does, and give them one-time codes; the codes' secret.
+
+    The CLI has no command for codes (a person enrols on their account page): the secret goes
+    into the users file the catalog reads, where enrolling stores it."""
+    data = site.data("catalog")
+    args = [*FOTO3D, "users", "add", REVIEWER, "--admin", "--display-name", "Maria"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*args, "--password-stdin", "--data", str(data)],
+        input=PASSWORD + "\n",
+        env=site.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    secret = new_secret()
+    await UserStore.in_data_dir(data).set_totp(REVIEWER, secret)
+    return secret
+
+
+async def _heartbeat(site: Site, trainer: str) -> Heartbeat:
+    """The next heartbeat of ``trainer`` on the site's hub (it beats every second here)."""
+    bus = await connect([site.nats_url], f"e2e-beats-{site.name}")
+    try:
+        beats: list[Heartbeat] = []
+        decoder = msgspec.json.Decoder(Heartbeat)
+
+        async def on_beat(msg: Msg) -> None:
+            beats.append(decoder.decode(msg.data))
+
+        sub = await bus.nc.subscribe(subjects.heartbeat("trainer", trainer), cb=on_beat)
+        try:
+            await eventually(lambda: beats, f"a heartbeat of {trainer} at {site.name}", timeout=60)
+        finally:
+            await sub.unsubscribe()
+        return beats[0]
+    finally:
+        await bus.close()
+
+
+async def _jobs_at(site: Site) -> list[str]:
+    """The job ids the site's queue holds for the object (once it answers)."""
+    bus = await connect([site.nats_url], f"e2e-jobs-{site.name}")
+    found: list[list[str]] = []
+
+    async def answered() -> bool:
+        try:
+            found.append([j.job_id for j in (await bus.call(LIST, JobsQuery(object_id=OID))).jobs])
+        except Exception:
+            return False
+        return True
+
+    try:
+        await eventually(answered, f"the {site.name} queue to answer", timeout=60)
+    finally:
+        await bus.close()
+    return found[0]
 
 
 async def _added(staff: Bus) -> bool:
