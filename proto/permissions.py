@@ -52,6 +52,8 @@ def _stream_api(stream: str) -> tuple[str, ...]:
         f"{JS_API}.STREAM.INFO.{stream}",
         f"{JS_API}.CONSUMER.INFO.{stream}.*",
         f"{JS_API}.CONSUMER.CREATE.{stream}.>",
+        # An ordered consumer (``libs/bus/follow.py``) is created without a name, on the bare subject.
+        f"{JS_API}.CONSUMER.CREATE.{stream}",
         f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.*",
         f"{JS_API}.CONSUMER.DELETE.{stream}.*",
         f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",

@@ -345,7 +345,12 @@ class CatalogService(Service):
         lease = self.lease
         leader = lease.leader.instance if lease is not None and lease.leader else None
         role = "leader" if self.is_leader else "standby"
-        extra.update(role=role, leader=leader, applied_seq=self._applied.seq if self._applied else 0)
+        extra.update(
+            role=role,
+            leader=leader,
+            applied_seq=self._applied.seq if self._applied else 0,
+            forwarded=self._route.forwarded if self._route else 0,
+        )
         if self._clock is not None and self._clock.last_error:
             return Health("degraded", f"ending subscriptions failed: {self._clock.last_error}", extra)
         if not self.is_leader and leader is None:

@@ -91,10 +91,11 @@ class WriteRoute:
             reply: R = await self.bus.request(to_catalog_leader(api), body, api.reply, timeout=timeout_s)
         except (TimeoutError, nats.errors.NoRespondersError, nats.errors.TimeoutError):
             raise ActionError(NO_LEADER, 503) from None
-        except ActionError:
-            raise
         except ServiceError as exc:
+            if exc.description == NO_LEADER:
+                raise ActionError(NO_LEADER, 503) from None
             # The leader's refusal, with the HTTP status it would have answered itself.
+            self.forwarded += 1
             raise ActionError(exc.description, int(exc.code) if exc.code.isdigit() else 502) from None
         self.forwarded += 1
         return reply
