@@ -104,9 +104,7 @@ class WriteRoute:
         """Start answering the standbys' forwarded writes (this instance leads and caught up)."""
         self._open.set()
         for api, _, _ in self._commands.values():
-            self._subs.append(
-                await self.bus.nc.subscribe(to_catalog_leader(api), cb=self._forwarded(api))
-            )
+            self._subs.append(await self.bus.nc.subscribe(to_catalog_leader(api), cb=self._forwarded(api)))
 
     async def close_here(self) -> None:
         self._open.clear()
