@@ -198,17 +198,26 @@ async def writer(inst: Instance, burst: Burst, done: asyncio.Event) -> None:
                 done.set()
 
 
-def check_database(db: Path, burst: Burst) -> None:
-    """Every accepted request is in the database exactly once."""
+def missing(db: Path, burst: Burst) -> list[str]:
+    """The accepted requests the database does not hold exactly once (empty: all there)."""
     objects = rows(db, "SELECT object_id, reference_image FROM objects")
     by_ref = Counter(ref for _, ref in objects)
     customers = {slug for (slug,) in rows(db, "SELECT slug FROM customers")}
+    out = []
     for via, kind, req in burst.accepted:
         if kind == "register":
-            assert by_ref[req["reference_image"]] == 1, (via, req, sorted(objects))
-            assert (req["object_id"], req["reference_image"]) in objects, (via, req)
-        else:
-            assert req["slug"] in customers, (via, req)
+            if (
+                by_ref[req["reference_image"]] != 1
+                or (req["object_id"], req["reference_image"]) not in objects
+            ):
+                out.append(f"{req['object_id']} ({req['reference_image']}, via {via})")
+        elif req["slug"] not in customers:
+            out.append(f"customer {req['slug']} (via {via})")
+    return out
+
+
+def objects_in(db: Path) -> list[tuple[Any, ...]]:
+    return rows(db, "SELECT object_id, reference_image FROM objects ORDER BY object_id")
 
 
 async def test_kill_9_of_the_writing_catalog_mid_burst_loses_and_doubles_nothing(
@@ -268,24 +277,20 @@ async def test_kill_9_of_the_writing_catalog_mid_burst_loses_and_doubles_nothing
 
         # The survivor has every accepted request once (it may hold a few more: requests
         # in flight at the kill whose answers never came).
-        last = info.state.last_seq
-        await eventually(lambda: _applied(b, last), what="site-b to apply every object event", timeout=60)
-        check_database(b.db(), burst)
-        survivors = rows(b.db(), "SELECT count(*) FROM objects")[0][0]
+        await eventually(lambda: not missing(b.db(), burst), what="site-b to hold every write", timeout=60)
+        # Every registration in the stream, and nothing else, is an object there.
+        registered = [s for s in per_subject if not s.startswith("f3d.objects.events.customers.")]
+        await eventually(lambda: len(objects_in(b.db())) == len(registered), what="site-b's objects")
+        survivors = objects_in(b.db())
 
-        # The killed instance, restarted on its own data, catches up and agrees.
+        # The killed instance, restarted on its own data, catches up and agrees. (A message it
+        # was handed before the kill and never acknowledged comes again after the ack wait.)
         a2 = start_catalog("site-a", tmp_path, nats_server.client_url, port=a.port)
         insts.append(a2)
         await eventually(lambda: role(a2), what="site-a's restart", timeout=90)
         assert await role(a2) == "standby"
-        await eventually(lambda: _applied(a2, last), what="site-a to catch up", timeout=60)
-        check_database(a2.db(), burst)
-        assert rows(a2.db(), "SELECT count(*) FROM objects")[0][0] == survivors
-
-
-async def _applied(inst: Instance, seq: int) -> bool:
-    h = await health(inst)
-    return bool(h and int(h.get("applied_seq", 0)) >= seq)
+        await eventually(lambda: objects_in(a2.db()) == survivors, what="site-a to catch up", timeout=90)
+        assert missing(a2.db(), burst) == []
 
 
 async def test_a_standby_forwards_writes_to_the_leader_and_refuses_them_while_there_is_none(
@@ -340,7 +345,13 @@ async def test_a_standby_forwards_writes_to_the_leader_and_refuses_them_while_th
         assert status == 409 and "already exists" in reply["error"], reply
         h = await health(standby)
         assert h is not None and h["forwarded"] == 3, h  # the refusal came back from the leader too
-        assert h["leader"] in ("site-a", "site-b") and h["leader"] != standby.name, h
+        leader = b if standby is a else a
+
+        async def names_the_leader() -> bool:
+            h = await health(standby)
+            return bool(h and h["leader"] == leader.name)  # seen on its next claim round
+
+        await eventually(names_the_leader, what="the standby's health to name the leader", timeout=30)
         # And the standby's own copy follows.
 
         async def shown() -> bool:
