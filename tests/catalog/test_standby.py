@@ -33,7 +33,8 @@ from foto3d.libs.bus.connection import CREDS_ENV, Bus
 from foto3d.libs.lease import KEY, LeaseHolder
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
-from foto3d.proto.objects import CustomerAdded
+from foto3d.proto.api import ServiceError
+from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd, CustomerAdded
 from foto3d.proto.permissions import CATALOG_LEASE_BUCKET
 from foto3d.services.catalog.actions import ActionError, Catalog
 from foto3d.services.catalog.store import CatalogStore
@@ -324,6 +325,11 @@ async def test_a_standby_forwards_writes_to_the_leader_and_refuses_them_while_th
             status, reply = await post(b, "/api/customers", {"slug": "acme", "name": "ACME"})
             assert status == 503, reply
             assert reply["error"].startswith("no catalog leader reachable"), reply
+            # The CLI's way (micro endpoints, answered by either instance) refuses the same.
+            with pytest.raises(ServiceError) as cli_refused:
+                await bus.call(CUSTOMER_ADD, CustomerAdd(slug="bycli", name="By CLI"), timeout=30)
+            assert cli_refused.value.code == "503"
+            assert cli_refused.value.description.startswith("no catalog leader reachable")
         finally:
             stop_renewing.set()
             await renewing
@@ -352,6 +358,10 @@ async def test_a_standby_forwards_writes_to_the_leader_and_refuses_them_while_th
             return bool(h and h["leader"] == leader.name)  # seen on its next claim round
 
         await eventually(names_the_leader, what="the standby's health to name the leader", timeout=30)
+        # Through the CLI's endpoints (either instance answers; a standby forwards).
+        for n in range(4):
+            added = await bus.call(CUSTOMER_ADD, CustomerAdd(slug=f"bycli{n}", name="By CLI"), timeout=30)
+            assert added.slug == f"bycli{n}"
         # And the standby's own copy follows.
 
         async def shown() -> bool:
