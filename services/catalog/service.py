@@ -317,6 +317,8 @@ class CatalogService(Service):
         async with self._transition:
             if self._leader_consumers or (self._route is not None and self._route.is_open):
                 await self._step_down()
+        if self._route is not None:
+            await self._route.stop_answering()
         # Everything that uses the store has ended before the store closes.
         await cancel_and_wait(self._optimizer, *self._tasks)
         self._optimizer = None

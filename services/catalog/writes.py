@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.micro import Endpoint, plain_handler, serve
+from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import Api, ServiceError
 from foto3d.proto.objects import to_catalog_leader
 from foto3d.services.catalog.actions import ActionError
@@ -48,6 +50,7 @@ class WriteRoute:
         self.leading: Callable[[], bool] = lambda: True
         self._open = asyncio.Event()
         self._subs: list[Subscription] = []
+        self._answering: set[asyncio.Task[None]] = set()
         self.forwarded = 0
 
     def add(
@@ -113,7 +116,11 @@ class WriteRoute:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    def _forwarded(self, api: Api[Any, Any]) -> Callable[[Any], Awaitable[None]]:
+    async def stop_answering(self) -> None:
+        """End the forwarded writes still being answered (the service is stopping)."""
+        await cancel_and_wait(*self._answering)
+
+    def _forwarded(self, api: Api[Any, Any]) -> Callable[[Msg], Awaitable[None]]:
         _, handler, _ = self._commands[api.subject]
 
         async def here(body: Any) -> Any:
@@ -122,4 +129,16 @@ class WriteRoute:
                 raise ActionError(NO_LEADER, 503)
             return await handler(body)
 
-        return plain_handler(api, here)
+        answer = plain_handler(api, here)
+
+        async def on_msg(msg: Msg) -> None:
+            # Each in its own task: a subscription's callbacks run one at a time, and a
+            # forwarded publish waits minutes for its upload.
+            async def run() -> None:
+                await answer(msg)
+
+            task = asyncio.create_task(run(), name=f"forwarded:{api.subject}")
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        return on_msg
