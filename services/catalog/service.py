@@ -133,7 +133,6 @@ class CatalogService(Service):
         self.lease: LeaderLease | None = None
         self._transition = asyncio.Lock()
         self._transitions: set[asyncio.Task[None]] = set()
-        self.took_over_at: float | None = None
 
     @property
     def store(self) -> CatalogStore:
@@ -285,7 +284,6 @@ class CatalogService(Service):
         self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
         self._sender.start()
         self._clock.start()
-        self.took_over_at = time.time()
         await self._route.open_here()
 
     async def _step_down(self) -> None:

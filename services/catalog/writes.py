@@ -45,9 +45,10 @@ class WriteRoute:
         self.bus = bus
         self.forward_timeout_s = forward_timeout_s
         self._commands: dict[str, tuple[Api[Any, Any], Handler, float]] = {}
-        # Set while this instance leads and has applied every object event the stream held
-        # when it won the lease; None as the lease state: a lone catalog without a lease.
+        # Whether this instance holds the writer lease (the service points it at its lease).
         self.leading: Callable[[], bool] = lambda: True
+        # Set while it leads and has applied every object event the stream held when it won
+        # the lease: only then does it run writes and answer the standbys' forwarded ones.
         self._open = asyncio.Event()
         self._subs: list[Subscription] = []
         self._answering: set[asyncio.Task[None]] = set()
