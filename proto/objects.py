@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from foto3d.proto.api import Api, NoBody
+from foto3d.proto.api import API_PREFIX, Api, NoBody
 from foto3d.proto.base import Count, Event, Int, Real
 from foto3d.proto.jobs import Artifact, Priority, TrainOptions, TrainOverrides, UpAxis
 from foto3d.proto.rules import CustomerSlug, ObjectId
@@ -433,6 +433,16 @@ PUBLISH: Api[ObjectRef, PublishedObject] = Api("catalog", "publish", ObjectRef, 
 RESUBMIT: Api[ResubmitRequest, SubmittedObject] = Api("catalog", "resubmit", ResubmitRequest, SubmittedObject)
 ROLLBACK: Api[RollbackRequest, ObjectView] = Api("catalog", "rollback", RollbackRequest, ObjectView)
 BOARD: Api[NoBody, Board] = Api("catalog", "board", NoBody, Board)
+# A catalog standby forwards the write commands it receives to the lease holder, which alone
+# answers here (docs/failover.md#the-catalog-a-warm-standby): outside ``f3d.api.catalog.>``, so
+# only catalog instances reach it, with the actor the forwarding instance already proved.
+CATALOG_LEADER_PREFIX = f"{API_PREFIX}.catalog-leader"
+
+
+def to_catalog_leader(api: Api[Any, Any]) -> str:
+    return f"{CATALOG_LEADER_PREFIX}.{api.group}.{api.name}"
+
+
 # The publisher's: upload an approved job's files and answer with the published event.
 PUBLISHER_PUBLISH: Api[PublishRequest, PublishReply] = Api(
     "publisher", "publish", PublishRequest, PublishReply

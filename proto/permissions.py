@@ -25,7 +25,7 @@ from foto3d.proto.api import API_PREFIX, Api
 from foto3d.proto.gateway import ACCESS_LOG_SOURCE_KIND
 from foto3d.proto.jobs import LEADER_PREFIX
 from foto3d.proto.logs import LOG_QUERY
-from foto3d.proto.objects import publish_progress_subject
+from foto3d.proto.objects import CATALOG_LEADER_PREFIX, publish_progress_subject
 from foto3d.proto.rig import RIG_DATASETS_ALL
 
 JS_API = "$JS.API"
@@ -38,6 +38,8 @@ PUBLISH_PROGRESS_ALL = publish_progress_subject("*")
 # The notifier's instances: who delivers (a lease), and what any of them delivered.
 NOTIFIER_LEASE_BUCKET = "notifier-leader"
 NOTIFIER_SENT_BUCKET = "notifier-sent"
+# The catalog's instances: who writes (a lease); standbys forward writes to the holder.
+CATALOG_LEASE_BUCKET = "catalog-leader"
 
 
 def _api(group: str) -> str:
@@ -193,7 +195,7 @@ ROLES: dict[str, Role] = {
             # What the CLI reads live: logs (`logs --follow`), heartbeats (`status`) and a
             # publish's progress (`publish`); events and alerts it reads through the services.
             subscribe=(INBOX, subjects.LOGS_ALL, subjects.HEARTBEATS_ALL, PUBLISH_PROGRESS_ALL),
-            publish_deny=(f"{LEADER_PREFIX}.>",),
+            publish_deny=(f"{LEADER_PREFIX}.>", f"{CATALOG_LEADER_PREFIX}.>"),
             # The shared key (the site host's, in its data folder) names the person the host's
             # login acts as; a personal key (staff-NAME) is that person, whatever it names.
             names_people=True,
@@ -259,8 +261,16 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
                 *_stream_api(subjects.WEBHOOKS_STREAM),
+                f"{CATALOG_LEADER_PREFIX}.>",
+                *_stream_api(f"KV_{CATALOG_LEASE_BUCKET}"),
+                f"$KV.{CATALOG_LEASE_BUCKET}.>",
             ),
-            subscribe=(_api("catalog"), _api("subscriptions"), _api("webhooks")),
+            subscribe=(
+                _api("catalog"),
+                _api("subscriptions"),
+                _api("webhooks"),
+                f"{CATALOG_LEADER_PREFIX}.>",
+            ),
             names_people=True,
         ),
         Role(

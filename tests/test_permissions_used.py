@@ -55,6 +55,7 @@ PROTOCOL: dict[str, str] = {
     "f3d.leaf.{id}.>": r"f3d\.leaf\.",  # the rig's sourced batches (docs/rig.md)
     "$JS.rig-{id}.API.>": r"domain",  # the site sourcing from the rig's own JetStream domain
     f"{jobs.LEADER_PREFIX}.>": r"leader_subject\(",  # a queue standby forwarding to its leader
+    f"{objects.CATALOG_LEADER_PREFIX}.>": r"to_catalog_leader\(",  # a catalog standby forwarding
     "$JS.API.INFO": r"provision|account_info|\.jetstream\(",
     "$JS.API.STREAM.NAMES": r"provision|streams_info|stream_names",
     "$JS.API.STREAM.LIST": r"provision|streams_info",

@@ -15,6 +15,7 @@ instead of silently diverging.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,6 +311,20 @@ async def provision_consumer(js: JetStreamContext, spec: ConsumerSpec) -> str:
     except BadRequestError as exc:
         raise ProvisionError(f"consumer {spec.stream}/{spec.durable}: {exc.description}") from exc
     return "ok"
+
+
+async def instance_copy(js: JetStreamContext, spec: ConsumerSpec, instance: str | None) -> ConsumerSpec:
+    """``spec`` as one named instance's own durable consumer (``<durable>-<instance>``, provisioned),
+    or ``spec`` itself for the unnamed single instance.
+
+    Services with warm standbys (the notifier, the catalog) read every message in every
+    instance this way; the declared consumer would share the messages out among them.
+    """
+    if instance is None:
+        return spec
+    own = dataclasses.replace(spec, durable=f"{spec.durable}-{instance}")
+    await provision_consumer(js, own)
+    return own
 
 
 async def provision_kv(js: JetStreamContext, spec: KVSpec, replicas: int | None = None) -> str:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from opentelemetry.trace import Span
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.publish import PublishError
 from foto3d.libs.tracing.job import current_traceparent, object_span
 from foto3d.proto import subjects
 from foto3d.proto.api import ServiceError
@@ -66,6 +68,19 @@ REVIEWABLE = {Stage.IN_REVIEW.value, Stage.APPROVED.value, Stage.REJECTED.value}
 RESUBMITTABLE = {Stage.REJECTED.value, Stage.FAILED.value}
 
 
+# JetStream's compare-and-set on a subject: "store this only if the subject's last message
+# has this sequence" (0: the subject holds none yet).
+FIRST_ON_SUBJECT = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code when that check fails
+# Serials a registration tries past the local table's last one when another writer took them.
+SERIAL_TRIES = 50
+
+
+def _wrong_last_sequence(exc: PublishError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, nats.js.errors.APIError) and cause.err_code == WRONG_LAST_SEQUENCE
+
+
 class ActionError(ServiceError):
     """A request the catalog refuses; ``status`` is the HTTP status to answer with.
 
@@ -74,6 +89,13 @@ class ActionError(ServiceError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(str(status), message)
         self.status = status
+
+
+class Taken(ActionError):
+    """The first event of a subject is already stored: the id or customer exists (409)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 409)
 
 
 def _clean_text(value: str, what: str, max_len: int) -> str:
@@ -103,9 +125,14 @@ class Catalog:
         self._customer_lock = asyncio.Lock()
         self._publishing: set[str] = set()
 
-    async def record(self, event: ObjectStreamEvent) -> None:
+    async def record(self, event: ObjectStreamEvent, *, first: bool = False) -> None:
         """Publish an object (or customer) event, then record it (the consumer's later copy
-        is skipped)."""
+        is skipped).
+
+        ``first``: the event must be the first on its subject (a registration, a customer's
+        addition). JetStream refuses it when the subject already holds one, whoever wrote
+        that (another catalog instance that believed it led): :class:`Taken`.
+        """
         if isinstance(event, CustomerAdded):
             subject = subjects.customer_events(event.customer)
         else:
@@ -113,13 +140,35 @@ class Catalog:
             if event.traceparent is None:
                 # The step's span (in the object's trace) rides with the event, for the gateway.
                 event = msgspec.structs.replace(event, traceparent=current_traceparent())
+        headers = {FIRST_ON_SUBJECT: "0"} if first else None
         try:
-            await self.bus.publish(subject, event, msg_id=event.event_id)
+            ack = await self.bus.publish(subject, event, msg_id=event.event_id, headers=headers)
+        except PublishError as exc:
+            if not (first and _wrong_last_sequence(exc) and await self._stored_is(subject, event)):
+                if first and _wrong_last_sequence(exc):
+                    raise Taken(f"{subject} already has its first event") from None
+                raise ActionError(
+                    f"could not publish the change on the bus ({exc}); nothing changed", 503
+                ) from exc
         except Exception as exc:
             raise ActionError(
                 f"could not publish the change on the bus ({exc}); nothing changed", 503
             ) from exc
+        else:
+            # The same Nats-Msg-Id within the duplicate window: ours (a retried publish) or
+            # another writer's event with the same id (the same object id or customer).
+            if first and getattr(ack, "duplicate", False) and not await self._stored_is(subject, event):
+                raise Taken(f"{subject} already has its first event")
         await self.store.ingest([event])
+
+    async def _stored_is(self, subject: str, event: ObjectStreamEvent) -> bool:
+        """Whether the first event stored on ``subject`` is ``event`` itself (a retried publish
+        of ours that had landed), not another writer's."""
+        try:
+            msg = await self.bus.js.get_msg(subjects.OBJECT_EVENTS_STREAM, seq=1, next=True, subject=subject)
+        except Exception as exc:
+            raise ActionError(f"could not read {subject} back from the bus ({exc}); try again", 503) from exc
+        return bool(msg.data == msgspec.json.encode(event))
 
     async def trace_of(self, object_id: str, job_id: str | None) -> str | None:
         """The object's trace: its job's (the trace training is in, from the submission on),
@@ -171,7 +220,11 @@ class Catalog:
             event = CustomerAdded(
                 event_id=f"customer-{slug}", customer=slug, name=name, ts=time.time(), actor=actor
             )
-            await self.record(event)
+            try:
+                await self.record(event, first=True)
+            except Taken:
+                # Added through another catalog instance (this one has not read it yet).
+                raise ActionError(f"customer {slug!r} already exists", 409) from None
         row = await self.store.customer(slug)
         assert row is not None
         return row
@@ -224,33 +277,62 @@ class Catalog:
                 raise ActionError(f"reference image is larger than {MAX_REFERENCE_IMAGE // 1024} KiB")
         async with self._register_lock:
             # Serials come from the serials table, which keeps the highest ever used for the
-            # customer+slug, so an id is never handed out twice.
-            serial = await self.store.last_serial(customer, slug) + 1
-            try:
-                object_id = make_object_id(customer, display_name, serial)
-            except NamingError as exc:
-                raise ActionError(str(exc)) from exc
-            ref = reference_image.strip()
-            if image:
-                self.refs_dir.mkdir(parents=True, exist_ok=True)
-                path = self.refs_dir / f"{object_id}{suffix}"
-                await asyncio.to_thread(path.write_bytes, image)
-                ref = f"/objects/{object_id}/reference"
-            event = ObjectRegistered(
-                event_id=f"registered-{object_id}",
-                object_id=object_id,
-                ts=time.time(),
-                actor=actor,
-                customer=customer,
-                display_name=display_name,
-                slug=slug,
-                serial=serial,
-                reference_image=ref,
-            )
-            # The object's first trace (its jobs continue it when the catalog submits them).
+            # customer+slug, so this instance never hands an id out twice; the registration
+            # being the first event on the object's subject keeps another writer (an old
+            # leader with a request in flight) from taking the same one: then the next serial.
+            first_serial = await self.store.last_serial(customer, slug) + 1
+            for serial in range(first_serial, first_serial + SERIAL_TRIES):
+                try:
+                    object_id = make_object_id(customer, display_name, serial)
+                except NamingError as exc:
+                    raise ActionError(str(exc)) from exc
+                try:
+                    await self._registered(
+                        object_id, customer, display_name, slug, serial, actor, reference_image, image, suffix
+                    )
+                except Taken:
+                    continue
+                return await self.obj(object_id)
+        raise ActionError(f"no free serial for {customer}/{slug} after {SERIAL_TRIES} tries; try again", 503)
+
+    async def _registered(
+        self,
+        object_id: str,
+        customer: str,
+        display_name: str,
+        slug: str,
+        serial: int,
+        actor: str,
+        reference_image: str,
+        image: bytes,
+        suffix: str,
+    ) -> None:
+        ref = reference_image.strip()
+        path: Path | None = None
+        if image:
+            self.refs_dir.mkdir(parents=True, exist_ok=True)
+            path = self.refs_dir / f"{object_id}{suffix}"
+            await asyncio.to_thread(path.write_bytes, image)
+            ref = f"/objects/{object_id}/reference"
+        event = ObjectRegistered(
+            event_id=f"registered-{object_id}",
+            object_id=object_id,
+            ts=time.time(),
+            actor=actor,
+            customer=customer,
+            display_name=display_name,
+            slug=slug,
+            serial=serial,
+            reference_image=ref,
+        )
+        # The object's first trace (its jobs continue it when the catalog submits them).
+        try:
             with object_span("register object", object_id=object_id, step="register", customer=customer):
-                await self.record(event)
-        return await self.obj(object_id)
+                await self.record(event, first=True)
+        except Taken:
+            if path is not None:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+            raise
 
     def reference_path(self, object_id: str) -> Path | None:
         for suffix in IMAGE_TYPES:

@@ -2,6 +2,8 @@
 
 Reads are open like every other service's read-only views; changes need a signed-in
 person (session cookie or trusted proxy header), whose name becomes the event's actor.
+Changes run where the writer lease is (``parts.writes``): on a standby they are the same
+requests the CLI sends, forwarded to the leader.
 """
 
 from __future__ import annotations
@@ -14,7 +16,27 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from foto3d.proto.objects import CSV_COLUMNS, Checklist, Decision, LiveStatus, ObjectSummary
+from foto3d.proto.objects import (
+    CAPTURE,
+    CSV_COLUMNS,
+    CUSTOMER_ADD,
+    PUBLISH,
+    REGISTER,
+    RESUBMIT,
+    REVIEW,
+    STATUS,
+    CaptureRequest,
+    Checklist,
+    CustomerAdd,
+    Decision,
+    LiveStatus,
+    ObjectRef,
+    ObjectSummary,
+    RegisterObject,
+    ResubmitRequest,
+    ReviewRequest,
+    StatusRequest,
+)
 from foto3d.services.catalog.actions import ActionError
 from foto3d.services.catalog.parts import CatalogParts
 
@@ -179,9 +201,8 @@ class CatalogApi:
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await self.parts.catalog.add_customer(
-                str(b.get("slug", "")), str(b.get("name", "")), user.name
-            )
+            add = CustomerAdd(slug=str(b.get("slug", "")), name=str(b.get("name", "")), actor=user.name)
+            row = await self.parts.writes.run(CUSTOMER_ADD, add)
             return _reply(row, status=201)
 
         return await self.guarded(request, run)
@@ -191,14 +212,15 @@ class CatalogApi:
 
         async def run() -> web.Response:
             b = await _body(request)
-            row = await self.parts.catalog.register(
-                str(b.get("customer", "")),
-                str(b.get("display_name", "")),
-                user.name,
-                str(b.get("reference_image", "")),
-                str(b.get("reference_image_b64", "")),
-                str(b.get("reference_image_name", "")),
+            req = RegisterObject(
+                customer=str(b.get("customer", "")),
+                display_name=str(b.get("display_name", "")),
+                actor=user.name,
+                reference_image=str(b.get("reference_image", "")),
+                reference_image_b64=str(b.get("reference_image_b64", "")),
+                reference_image_name=str(b.get("reference_image_name", "")),
             )
+            row = await self.parts.writes.run(REGISTER, req)
             return _reply(row, status=201)
 
         return await self.guarded(request, run)
@@ -210,9 +232,14 @@ class CatalogApi:
             b = await _body(request)
             checklist = msgspec.convert(b.get("checklist", {}), Checklist)
             decision = msgspec.convert(b.get("decision", ""), Decision)
-            row = await self.parts.catalog.review(
-                request.match_info["object_id"], decision, checklist, str(b.get("comment", "")), user.name
+            req = ReviewRequest(
+                object_id=request.match_info["object_id"],
+                decision=decision,
+                checklist=checklist,
+                comment=str(b.get("comment", "")),
+                actor=user.name,
             )
+            row = await self.parts.writes.run(REVIEW, req)
             return _reply(row)
 
         return await self.guarded(request, run)
@@ -223,9 +250,13 @@ class CatalogApi:
         async def run() -> web.Response:
             b = await _body(request)
             st = msgspec.convert(b.get("status", ""), LiveStatus)
-            row = await self.parts.catalog.set_status(
-                request.match_info["object_id"], st, str(b.get("reason", "")), user.name
+            req = StatusRequest(
+                object_id=request.match_info["object_id"],
+                status=st,
+                reason=str(b.get("reason", "")),
+                actor=user.name,
             )
+            row = await self.parts.writes.run(STATUS, req)
             return _reply(row)
 
         return await self.guarded(request, run)
@@ -234,7 +265,9 @@ class CatalogApi:
         user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
-            return _reply(await self.parts.catalog.publish(request.match_info["object_id"], user.name))
+            ref = ObjectRef(object_id=request.match_info["object_id"], actor=user.name)
+            published = await self.parts.writes.run(PUBLISH, ref)
+            return _reply(published)
 
         return await self.guarded(request, run)
 
@@ -242,7 +275,9 @@ class CatalogApi:
         user = await self.parts.auth.require_api(request)
 
         async def run() -> web.Response:
-            return _reply(await self.parts.catalog.resubmit(request.match_info["object_id"], user.name))
+            req = ResubmitRequest(object_id=request.match_info["object_id"], actor=user.name)
+            submitted = await self.parts.writes.run(RESUBMIT, req)
+            return _reply(submitted)
 
         return await self.guarded(request, run)
 
@@ -260,13 +295,16 @@ class CatalogApi:
         async def run() -> web.Response:
             b = await _body(request)
             photos = b.get("photos", 0)
-            row = await self.parts.catalog.captured(
-                request.match_info["object_id"],
-                str(b.get("dataset", "")),
-                int(photos) if isinstance(photos, int) or str(photos).isdigit() else 0,  # forms send text
-                str(b.get("rig", "")),
-                user.name,
+            req = CaptureRequest(
+                object_id=request.match_info["object_id"],
+                dataset=str(b.get("dataset", "")),
+                photos=int(photos)
+                if isinstance(photos, int) or str(photos).isdigit()
+                else 0,  # forms send text
+                rig=str(b.get("rig", "")),
+                actor=user.name,
             )
+            row = await self.parts.writes.run(CAPTURE, req)
             return _reply(row)
 
         return await self.guarded(request, run)

@@ -17,6 +17,7 @@ from foto3d.proto.objects import Board, ObjectDetails
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.store import CatalogStore
+from foto3d.services.catalog.writes import WriteRoute
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class CatalogParts:
       actor.
     - ``stuck_after_s`` (seconds per stage before an object counts as stuck) is the
       settings' value at start.
+    - ``writes`` runs the write commands where the writer lease is (here, or forwarded to
+      the leader): the HTTP API's changes go through it, as the bus endpoints' do.
     """
 
     store: CatalogStore
@@ -45,6 +48,7 @@ class CatalogParts:
     notes: CaptureNotes
     auth: Auth
     stuck_after_s: dict[str, float]
+    writes: WriteRoute
 
     async def details(self, object_id: str) -> ObjectDetails:
         """An object with its jobs and publications (``ActionError`` when there is no such object)."""

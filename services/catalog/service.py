@@ -3,6 +3,11 @@
 It consumes OBJECT_EVENTS (its own events and the publisher's) and JOB_EVENTS (the
 queue's) into an sqlite projection, answers the CLI on ``f3d.api.catalog.*`` and serves
 the staff pages ``/objects``, ``/objects/{id}``, ``/board`` with their JSON API.
+
+Several instances may run (``instance``, one name each): every one keeps the whole
+projection through its own consumers and answers reads; the holder of the
+``catalog-leader`` lease alone writes and runs the timers (webhook deliveries,
+subscription ends), and the others forward writes to it (``writes.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import getpass
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,8 @@ from aiohttp import web
 from foto3d.libs.auth import Auth
 from foto3d.libs.bus.consume import Delivery, PullConsumer
 from foto3d.libs.bus.micro import Endpoint, serve
+from foto3d.libs.bus.topology import instance_copy
+from foto3d.libs.lease import LeaderLease, LeaseHolder
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
 from foto3d.proto.api import NoBody
@@ -62,6 +70,7 @@ from foto3d.proto.objects import (
 )
 from foto3d.services.catalog import api, note_pages, pages, review, subscription_api, topology, webhook_api
 from foto3d.services.catalog.actions import Catalog
+from foto3d.services.catalog.applied import AppliedSequence
 from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.parts import CatalogParts
 from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
@@ -72,6 +81,7 @@ from foto3d.services.catalog.subscriptions import SubscriptionBook
 from foto3d.services.catalog.webhook_book import WebhookBook
 from foto3d.services.catalog.webhook_events import WebhookQueue
 from foto3d.services.catalog.webhook_sender import WebhookSender
+from foto3d.services.catalog.writes import WriteRoute
 
 log = logging.getLogger(__name__)
 # The generated password of `admin`, kept (owner-only) until it no longer signs in.
@@ -85,6 +95,9 @@ def _write_private(path: Path, text: str) -> None:
 
 
 OPTIMIZE_EVERY_S = 1800.0
+LEASE_RENEW_S = 1.5
+# A new leader waits this long (per try, three tries) for its copy to catch up before writing.
+CATCH_UP_S = 8.0
 
 
 class CatalogService(Service):
@@ -95,6 +108,7 @@ class CatalogService(Service):
         topology.WEBHOOK_SOURCE,
         topology.WEBHOOK_SENDER,
     )
+    bucket_specs = (topology.WRITER_LEASE,)
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -111,6 +125,14 @@ class CatalogService(Service):
         self._clock: SubscriptionClock | None = None
         self._hooks: WebhookBook | None = None
         self._sender: WebhookSender | None = None
+        self._webhook_queue: WebhookQueue | None = None
+        self._leader_consumers: list[PullConsumer[Any]] = []
+        self._route: WriteRoute | None = None
+        self._book_endpoints: list[Endpoint] = []
+        self._applied: AppliedSequence | None = None
+        self.lease: LeaderLease | None = None
+        self._transition = asyncio.Lock()
+        self._transitions: set[asyncio.Task[None]] = set()
 
     @property
     def store(self) -> CatalogStore:
@@ -129,6 +151,7 @@ class CatalogService(Service):
         lost = database_is_new(folder / "catalog.db")
         store = self._store = await CatalogStore(folder / "catalog.db").open()
         catalog = Catalog(store, ctx.bus, folder / "refs", self.cfg.publish_timeout_s)
+        route = self._route = WriteRoute(ctx.bus)
         if lost:
             # A new database on a bus that has history (first start, or the file was lost):
             # the live consumers have long acknowledged that history, so read it again.
@@ -142,6 +165,7 @@ class CatalogService(Service):
             notes=CaptureNotes(catalog, folder / "notes"),
             auth=auth,
             stuck_after_s=self.cfg.stuck_after_s,
+            writes=route,
         )
         first = folder / FIRST_PASSWORD_FILE
         if self.cfg.create_admin and await auth.users.count() == 0:
@@ -155,33 +179,54 @@ class CatalogService(Service):
             await asyncio.to_thread(_write_private, first, password)
         self._banner = await self._first_password_banner(auth, first)
         self.ctx = ctx
+        # Each named instance reads every event through its own consumers (a warm copy).
+        objects_spec = await instance_copy(ctx.bus.js, topology.OBJECT_EVENTS, self.cfg.instance)
+        jobs_spec = await instance_copy(ctx.bus.js, topology.JOB_EVENTS, self.cfg.instance)
+        applied = self._applied = AppliedSequence(ctx.bus, objects_spec.durable)
+        await applied.load()
         self.consumers = [
             PullConsumer(
                 bus=ctx.bus,
-                spec=spec,
-                decode=tolerant_decoder(tp),
-                handler=self._ingest,
-            )
-            for spec, tp in ((topology.OBJECT_EVENTS, ObjectStreamEvent), (topology.JOB_EVENTS, JobEvent))
+                spec=objects_spec,
+                decode=tolerant_decoder(ObjectStreamEvent),
+                handler=self._ingest_objects,
+            ),
+            PullConsumer(
+                bus=ctx.bus, spec=jobs_spec, decode=tolerant_decoder(JobEvent), handler=self._ingest
+            ),
         ]
         for c in self.consumers:
             c.start()
         self._optimizer = asyncio.create_task(self._optimize_now_and_then(), name="catalog:optimize")
         self._hooks = await WebhookBook(folder / "webhooks.db").open()
-        queue = WebhookQueue(self._hooks, ctx.bus)
-        hooks = PullConsumer[Any](
-            bus=ctx.bus,
-            spec=topology.WEBHOOK_SOURCE,
-            decode=tolerant_decoder(ObjectEvent),
-            handler=queue.on_object_events,
-        )
-        self.consumers.append(hooks)
-        hooks.start()
-        self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
-        self._sender.start()
+        self._webhook_queue = WebhookQueue(self._hooks, ctx.bus)
         self._book = await SubscriptionBook(folder / "subscriptions.db").open()
-        self._clock = SubscriptionClock(self._book, catalog, ctx.bus, self.cfg.subscriptions, queue)
-        self._clock.start()
+        self._clock = SubscriptionClock(
+            self._book, catalog, ctx.bus, self.cfg.subscriptions, self._webhook_queue
+        )
+        self._register_writes(route, catalog)
+        # Built (and so registered with the route) before the leader opens its write path.
+        self._book_endpoints = [
+            *subscription_api.endpoints(self._book, store, self._clock, route),
+            *webhook_api.endpoints(self._hooks, store, route),
+        ]
+        holder = LeaseHolder(
+            instance=self.cfg.instance or self.instance_id,
+            host=ctx.host,
+            since=time.time(),
+            site=ctx.settings.site,
+        )
+        lease = self.lease = LeaderLease(
+            ctx.bus, topology.WRITER_LEASE, holder, LEASE_RENEW_S, self._on_leadership
+        )
+        route.leading = lambda: lease.is_leader
+        lease.start()
+        # Start answering once the first claim went through (leader or standby known).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lease.round_done.wait(), 10.0)
+        if lease.is_leader:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(route.opened(), 3 * CATCH_UP_S + 5.0)
 
     async def _optimize_now_and_then(self) -> None:
         while True:
@@ -194,13 +239,84 @@ class CatalogService(Service):
     async def _ingest(self, batch: list[Delivery[Any]]) -> None:
         await self.store.ingest(d.event for d in batch if d.event is not None)
 
+    async def _ingest_objects(self, batch: list[Delivery[Any]]) -> None:
+        await self._ingest(batch)
+        if batch and self._applied is not None:
+            await self._applied.advance(max(d.stream_seq for d in batch))
+
+    # -- leadership: one writer ------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self.lease and self.lease.is_leader)
+
+    async def _on_leadership(self, leading: bool) -> None:
+        # Taking over may take seconds; the lease loop must keep renewing meanwhile.
+        task = asyncio.create_task(self._lead(leading), name="catalog:transition")
+        self._transitions.add(task)
+        task.add_done_callback(self._transitions.discard)
+
+    async def _lead(self, leading: bool) -> None:
+        async with self._transition:
+            if leading and self.is_leader and not self._leader_consumers:
+                await self._become_leader()
+            elif not leading and self._leader_consumers:
+                await self._step_down()
+
+    async def _become_leader(self) -> None:
+        assert self._applied is not None and self._route is not None and self._hooks is not None
+        assert self._webhook_queue is not None and self._clock is not None
+        ctx = self.context
+        # Everything the old leader published is applied first: serials, customers and
+        # stages are checked against this copy.
+        for attempt in range(1, 4):
+            if await self._applied.catch_up(CATCH_UP_S):
+                break
+            log.warning("catalog: catching up with the object events, attempt %d timed out", attempt)
+        hooks = PullConsumer[Any](
+            bus=ctx.bus,
+            spec=topology.WEBHOOK_SOURCE,
+            decode=tolerant_decoder(ObjectEvent),
+            handler=self._webhook_queue.on_object_events,
+        )
+        self._leader_consumers = [hooks]
+        hooks.start()
+        self._sender = WebhookSender(self._hooks, ctx.bus, self.cfg.webhooks, topology.WEBHOOK_SENDER)
+        self._sender.start()
+        self._clock.start()
+        await self._route.open_here()
+
+    async def _step_down(self) -> None:
+        assert self._route is not None
+        await self._route.close_here()
+        for c in self._leader_consumers:
+            c.request_stop()
+        if self._sender is not None:
+            self._sender.request_stop()
+        if self._clock is not None:
+            await self._clock.stop()
+        if self._sender is not None:
+            await self._sender.stop()
+            self._sender = None
+        await asyncio.gather(
+            *(asyncio.wait_for(c.stop(), 3.0) for c in self._leader_consumers), return_exceptions=True
+        )
+        self._leader_consumers = []
+
     async def stop(self) -> None:
         # Every fetch loop ends by itself within its fetch timeout (1 s): ask them all at
         # once, so a stop waits one timeout, not one per consumer in turn.
         for c in self.consumers:
             c.request_stop()
-        if self._sender is not None:
-            self._sender.request_stop()
+        # The lease goes at once, so a standby takes over without waiting for its TTL.
+        if self.lease is not None:
+            await self.lease.stop()
+        await cancel_and_wait(*self._transitions)
+        async with self._transition:
+            if self._leader_consumers or (self._route is not None and self._route.is_open):
+                await self._step_down()
+        if self._route is not None:
+            await self._route.stop_answering()
         # Everything that uses the store has ended before the store closes.
         await cancel_and_wait(self._optimizer, *self._tasks)
         self._optimizer = None
@@ -210,9 +326,6 @@ class CatalogService(Service):
         if self._book is not None:
             await self._book.close()
             self._book = None
-        if self._sender is not None:
-            await self._sender.stop()
-            self._sender = None
         for c in self.consumers:
             await c.stop()
         self.consumers = []
@@ -226,12 +339,24 @@ class CatalogService(Service):
         if self._store is None:
             return Health("starting")
         errors = [c.stats.last_error for c in self.consumers if c.stats.last_error]
-        extra = {c.spec.durable: c.stats.handled for c in self.consumers}
+        extra: dict[str, Any] = {c.spec.durable: c.stats.handled for c in self.consumers}
         if errors:
             return Health("degraded", f"recording events failed: {errors[-1]}", extra)
+        lease = self.lease
+        leader = lease.leader.instance if lease is not None and lease.leader else None
+        role = "leader" if self.is_leader else "standby"
+        extra.update(
+            role=role,
+            leader=leader,
+            applied_seq=self._applied.seq if self._applied else 0,
+            forwarded=self._route.forwarded if self._route else 0,
+        )
         if self._clock is not None and self._clock.last_error:
             return Health("degraded", f"ending subscriptions failed: {self._clock.last_error}", extra)
-        return Health("ok", "recording object and job events", extra)
+        if not self.is_leader and leader is None:
+            return Health("degraded", "standby, and no catalog leader: writes are refused", extra)
+        what = "leader" if self.is_leader else f"standby (leader: {leader})"
+        return Health("ok", f"{what}; recording object and job events", extra)
 
     async def _first_password_banner(self, auth: Auth, first: Path) -> list[str]:
         """The generated admin password, on every start until someone changes it.
@@ -276,34 +401,18 @@ class CatalogService(Service):
 
     # -- NATS endpoints (the CLI) ----------------------------------------------------------------
 
-    def endpoints(self) -> list[Endpoint]:
-        p = self.parts
-        c = p.catalog
+    def _register_writes(self, route: WriteRoute, c: Catalog) -> None:
+        """The write commands, run by the lease holder (``writes.py``): the same handlers
+        answer the CLI, the HTTP API and a standby's forwarded request."""
 
         async def customer_add(b: CustomerAdd) -> Customer:
             return await c.add_customer(b.slug, b.name, b.actor)
-
-        async def customers(_: NoBody) -> list[Customer]:
-            return await p.store.customers()
 
         async def register(b: RegisterObject) -> ObjectView:
             return await c.register(
                 b.customer, b.display_name, b.actor, b.reference_image, b.reference_image_b64,
                 b.reference_image_name,
             )  # fmt: skip
-
-        async def list_(q: ObjectQuery) -> ObjectPage:
-            return await p.store.search(
-                customer=q.customer, status=q.status, stage=q.stage, q=q.q, since=q.since,
-                until=q.until, page=q.page, limit=q.limit,
-            )  # fmt: skip
-
-        async def show(ref: ObjectRef) -> ObjectDetails:
-            return await p.details(ref.object_id)
-
-        async def timeline(ref: ObjectRef) -> list[TimelineEntry]:
-            await c.obj(ref.object_id)
-            return await p.store.timeline(ref.object_id)
 
         async def capture(b: CaptureRequest) -> ObjectView:
             return await c.captured(b.object_id, b.dataset, b.photos, b.rig, b.actor)
@@ -323,33 +432,59 @@ class CatalogService(Service):
         async def rollback(b: RollbackRequest) -> ObjectView:
             return await c.rollback(b.object_id, b.version, b.actor)
 
+        route.add(CUSTOMER_ADD, customer_add)
+        route.add(REGISTER, register)
+        route.add(CAPTURE, capture)
+        route.add(REVIEW, review)
+        route.add(STATUS, status)
+        # A forwarded publish waits for the upload like a local one.
+        route.add(PUBLISH, publish, timeout_s=self.cfg.publish_timeout_s + 30.0)
+        route.add(RESUBMIT, resubmit)
+        route.add(ROLLBACK, rollback)
+
+    def endpoints(self) -> list[Endpoint]:
+        p = self.parts
+        c = p.catalog
+        w = p.writes
+
+        async def customers(_: NoBody) -> list[Customer]:
+            return await p.store.customers()
+
+        async def list_(q: ObjectQuery) -> ObjectPage:
+            return await p.store.search(
+                customer=q.customer, status=q.status, stage=q.stage, q=q.q, since=q.since,
+                until=q.until, page=q.page, limit=q.limit,
+            )  # fmt: skip
+
+        async def show(ref: ObjectRef) -> ObjectDetails:
+            return await p.details(ref.object_id)
+
+        async def timeline(ref: ObjectRef) -> list[TimelineEntry]:
+            await c.obj(ref.object_id)
+            return await p.store.timeline(ref.object_id)
+
         async def board(_: NoBody) -> Board:
             return await p.board()
 
         return [
-            serve(CUSTOMER_ADD, customer_add, actor="actor"),
+            serve(CUSTOMER_ADD, w.routed(CUSTOMER_ADD), actor="actor"),
             serve(CUSTOMERS, customers),
-            serve(REGISTER, register, actor="actor"),
+            serve(REGISTER, w.routed(REGISTER), actor="actor"),
             serve(LIST, list_),
             serve(SHOW, show),
             serve(TIMELINE, timeline),
-            serve(CAPTURE, capture, actor="actor"),
-            serve(REVIEW, review, actor="actor"),
-            serve(STATUS, status, actor="actor"),
+            serve(CAPTURE, w.routed(CAPTURE), actor="actor"),
+            serve(REVIEW, w.routed(REVIEW), actor="actor"),
+            serve(STATUS, w.routed(STATUS), actor="actor"),
             # A publish waits minutes for the upload; each is answered from its own task so
             # the next request on this endpoint (another object) is not held up behind it.
-            serve(PUBLISH, publish, tasks=self._tasks, actor="actor"),
-            serve(RESUBMIT, resubmit, actor="actor"),
-            serve(ROLLBACK, rollback, actor="actor"),
+            serve(PUBLISH, w.routed(PUBLISH), tasks=self._tasks, actor="actor"),
+            serve(RESUBMIT, w.routed(RESUBMIT), actor="actor"),
+            serve(ROLLBACK, w.routed(ROLLBACK), actor="actor"),
             serve(BOARD, board),
             *note_pages.endpoints(p),
             *self._subscription_endpoints(),
         ]
 
     def _subscription_endpoints(self) -> list[Endpoint]:
-        assert self._book is not None and self._clock is not None, "catalog not started"
-        assert self._hooks is not None, "catalog not started"
-        return [
-            *subscription_api.endpoints(self._book, self.store, self._clock),
-            *webhook_api.endpoints(self._hooks, self.store),
-        ]
+        return self._book_endpoints

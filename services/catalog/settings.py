@@ -1,4 +1,4 @@
-"""The catalog's settings: the ``[catalog]`` table of the config file (no environment overrides)."""
+"""The catalog's settings: the ``[catalog]`` table of the config file (``instance`` also from the environment)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from foto3d.libs.settings import Table
+from foto3d.libs.settings import Env, Table
 
 DAY = 86_400.0
 
@@ -59,6 +59,15 @@ class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     webhooks: Annotated[WebhookSettings, Meta(description="webhooks to customers' endpoints")] = (
         msgspec.field(default_factory=WebhookSettings)
     )
+    instance: Annotated[
+        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        Meta(
+            description="this instance's name where several catalogs run (a warm standby per site): each "
+            "reads the event streams through its own consumers and the lease holder writes; unset = the "
+            "only instance"
+        ),
+        Env("FOTO3D_CATALOG_INSTANCE"),
+    ] = None
     create_admin: Annotated[
         bool, Meta(description="on first start, create the staff user `admin` and print its password")
     ] = True

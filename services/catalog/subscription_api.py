@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from foto3d.libs.bus.micro import Endpoint, serve
+from foto3d.libs.bus.micro import Endpoint
 from foto3d.proto.api import BAD_REQUEST, NOT_FOUND, ServiceError
 from foto3d.proto.subscriptions import (
     SUBSCRIPTION_LIST,
@@ -24,6 +24,7 @@ from foto3d.proto.subscriptions import (
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.subscription_clock import SubscriptionClock
 from foto3d.services.catalog.subscriptions import SubscriptionBook, view
+from foto3d.services.catalog.writes import WriteRoute
 
 
 async def check(req: SubscriptionSet, store: CatalogStore) -> None:
@@ -37,7 +38,11 @@ async def check(req: SubscriptionSet, store: CatalogStore) -> None:
             raise ServiceError(NOT_FOUND, f"customer {req.customer!r} has no model {req.object_id!r}")
 
 
-def endpoints(book: SubscriptionBook, store: CatalogStore, clock: SubscriptionClock) -> list[Endpoint]:
+def endpoints(
+    book: SubscriptionBook, store: CatalogStore, clock: SubscriptionClock, leader: WriteRoute
+) -> list[Endpoint]:
+    """The book is the leader's (its clock ends subscriptions from it): every call runs there."""
+
     async def set_(req: SubscriptionSet) -> SetReply:
         await check(req, store)
         outcome, row = await book.apply(req, time.time())
@@ -55,7 +60,7 @@ def endpoints(book: SubscriptionBook, store: CatalogStore, clock: SubscriptionCl
         return [view(r, now) for r in await book.rows(q.customer)]
 
     return [
-        serve(SUBSCRIPTION_SET, set_, actor="actor"),
-        serve(SUBSCRIPTION_SHOW, show),
-        serve(SUBSCRIPTION_LIST, list_),
+        leader.serve(SUBSCRIPTION_SET, set_, actor="actor"),
+        leader.serve(SUBSCRIPTION_SHOW, show),
+        leader.serve(SUBSCRIPTION_LIST, list_),
     ]

@@ -1,11 +1,12 @@
-"""The consumers the catalog reads: every object event and every job event."""
+"""The consumers the catalog reads (every object event and every job event) and its writer lease."""
 
 from __future__ import annotations
 
 from nats.js.api import DeliverPolicy
 
-from foto3d.libs.bus.topology import ConsumerSpec
+from foto3d.libs.bus.topology import ConsumerSpec, KVSpec
 from foto3d.proto import subjects
+from foto3d.proto.permissions import CATALOG_LEASE_BUCKET
 
 OBJECT_EVENTS = ConsumerSpec(
     subjects.OBJECT_EVENTS_STREAM,
@@ -30,4 +31,11 @@ WEBHOOK_SENDER = ConsumerSpec(
     "Sends webhook deliveries to customers' endpoints, retrying with backoff.",
     ack_wait=30.0,
     max_ack_pending=1000,
+)
+# Who writes: only the holder of this lease publishes the catalog's changes and runs its
+# timers (webhook deliveries, subscription ends); the other instances stand by warm.
+WRITER_LEASE = KVSpec(
+    CATALOG_LEASE_BUCKET,
+    "Leadership lease of the catalog: only the holder writes; standbys forward writes to it.",
+    ttl=5.0,
 )

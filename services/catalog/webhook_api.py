@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from foto3d.libs.bus.micro import Endpoint, serve
+from foto3d.libs.bus.micro import Endpoint
 from foto3d.proto.api import NOT_FOUND, ServiceError
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
@@ -20,6 +20,7 @@ from foto3d.proto.webhooks import (
 )
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.webhook_book import WebhookBook
+from foto3d.services.catalog.writes import WriteRoute
 
 
 def endpoint_view(row: dict[str, Any], secret: bool = False) -> EndpointView:
@@ -49,7 +50,9 @@ def delivery_view(row: dict[str, Any]) -> DeliveryView:
     )
 
 
-def endpoints(book: WebhookBook, store: CatalogStore) -> list[Endpoint]:
+def endpoints(book: WebhookBook, store: CatalogStore, leader: WriteRoute) -> list[Endpoint]:
+    """The book is the leader's (its sender delivers from it): every call runs there."""
+
     async def add(req: EndpointAdd) -> EndpointView:
         if await store.customer(req.customer) is None:
             raise ServiceError(NOT_FOUND, f"unknown customer {req.customer!r}")
@@ -68,8 +71,8 @@ def endpoints(book: WebhookBook, store: CatalogStore) -> list[Endpoint]:
         return [delivery_view(r) for r in await book.deliveries(ref.customer, ref.limit)]
 
     return [
-        serve(WEBHOOK_ADD, add, actor="actor"),
-        serve(WEBHOOK_REMOVE, remove, actor="actor"),
-        serve(WEBHOOK_LIST, list_),
-        serve(WEBHOOK_DELIVERIES, deliveries),
+        leader.serve(WEBHOOK_ADD, add, actor="actor"),
+        leader.serve(WEBHOOK_REMOVE, remove, actor="actor"),
+        leader.serve(WEBHOOK_LIST, list_),
+        leader.serve(WEBHOOK_DELIVERIES, deliveries),
     ]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from nats.js.api import DeliverPolicy
 
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.bus.topology import ConsumerSpec, provision_consumer
+from foto3d.libs.bus.topology import ConsumerSpec, instance_copy
 from foto3d.proto import subjects
 
 WATCH_LOGS = ConsumerSpec(
@@ -40,9 +38,4 @@ async def instance_consumers(bus: Bus, instance: str | None) -> dict[str, Consum
     specs = {c.durable: c for c in (WATCH_LOGS, WATCH_JOBS, WATCH_NOTICES)}
     if instance is None:
         return specs
-    out: dict[str, ConsumerSpec] = {}
-    for name, spec in specs.items():
-        own = dataclasses.replace(spec, durable=f"{spec.durable}-{instance}")
-        await provision_consumer(bus.js, own)
-        out[name] = own
-    return out
+    return {name: await instance_copy(bus.js, spec, instance) for name, spec in specs.items()}
