@@ -309,6 +309,20 @@ class GatewayStore:
                 for r in await cur.fetchall()
             ]
 
+    async def views_and_first_frames(
+        self, customer: str, since: str
+    ) -> list[tuple[str, str, int, dict[int, int]]]:
+        """(day, domain, views, first-frame sketch) of every row of ``customer`` from ``since`` on:
+        what the portal's charts add up, with no row limit (a year of a busy customer's rows)."""
+        async with self.db.execute(
+            "SELECT day, domain, views, first_frame FROM beacons WHERE customer=? AND day>=?",
+            (customer, since),
+        ) as cur:
+            return [
+                (r["day"], r["domain"], int(r["views"]), _sketch_decoder.decode(r["first_frame"]))
+                for r in await cur.fetchall()
+            ]
+
     async def usage(self, q: UsageQuery) -> list[UsageRow]:
         where: list[str] = []
         args: list[str] = []

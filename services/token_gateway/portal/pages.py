@@ -281,19 +281,19 @@ placeholder="https://shop.example.com"></textarea></label>
         days = days if days in DAY_CHOICES else 30
         today = datetime.now(UTC).date()
         day_list = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
-        rows = await self.parts.store.beacon_rows(m.customer, day_list[0], None)
+        rows = await self.parts.store.views_and_first_frames(m.customer, day_list[0])
         views = dict.fromkeys(day_list, 0)
         per_day: dict[str, dict[int, int]] = {d: {} for d in day_list}
         per_domain: dict[tuple[str, str], dict[int, int]] = {}
         domain_views: dict[tuple[str, str], int] = {}
-        for r in rows:
-            if r.day not in views:
+        for day, domain, n, first_frame in rows:
+            if day not in views:
                 continue
-            views[r.day] += r.views
-            sketch.merge(per_day[r.day], r.first_frame)
-            key = (r.day, r.domain)
-            sketch.merge(per_domain.setdefault(key, {}), r.first_frame)
-            domain_views[key] = domain_views.get(key, 0) + r.views
+            views[day] += n
+            sketch.merge(per_day[day], first_frame)
+            key = (day, domain)
+            sketch.merge(per_domain.setdefault(key, {}), first_frame)
+            domain_views[key] = domain_views.get(key, 0) + n
         series: dict[str, list[int | None]] = {"p50": [], "p75": [], "p95": []}
         for d in day_list:
             qs = sketch.quantiles(per_day[d], QUANTILES)
