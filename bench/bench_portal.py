@@ -36,13 +36,14 @@ DAYS = 365
 ANALYTICS_MODELS = 20
 PASSWORD = "bench portal password 1"
 GOAL_MS = 200.0
+COLD_RUNS = 10
 
 
 async def many_models(bus: Bus, n: int) -> None:
     """``n`` - 1 more published models of customer bench (the bench model is the first)."""
     now = time.time()
     for i in range(2, n + 1):
-        oid = f"bench-model-{i:03d}" if i < 1000 else f"bench-model-x{i}"
+        oid = f"bench-model-{i:04d}"
         f = PublishedFile(
             kind="splat", format="spz", key=f"models/bench/{oid}/v1/{oid}.spz", url="", bytes=1000,
             sha256="0" * 64, content_type="application/octet-stream",
@@ -63,7 +64,7 @@ def year_of_analytics() -> list[BeaconCount]:
     for d in range(DAYS):
         day = (today - timedelta(days=d)).isoformat()
         for m in range(ANALYTICS_MODELS):
-            oid = OID if m == 0 else f"bench-model-{m + 1:03d}"
+            oid = OID if m == 0 else f"bench-model-{m + 1:04d}"
             for domain in ("shop.example.com", "www.example.com"):
                 for device in ("phone", "desktop"):
                     out.append(
@@ -86,15 +87,22 @@ async def main(args: argparse.Namespace) -> int:
         model_url = f"{gw_url}/v1/models/{OID}?key={issued.token}"
         await served_model(model_url, {"Origin": ORIGIN})
         await many_models(bus, MODELS)
+        deadline = time.monotonic() + 120
         while (
             sum(1 for o in svc.parts.index.objects.values() if o.customer == "bench" and o.version) < MODELS
         ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not fold the 1,000 models within 2 minutes")
             await asyncio.sleep(0.05)
         counts = year_of_analytics()
         for i in range(0, len(counts), 1000):  # as gateway instances share their sums
             delta = BeaconDelta(delta_id=uuid.uuid4().hex, instance="bench", counts=counts[i : i + 1000])
             await bus.publish(subjects.gateway_usage("bench"), delta, msg_id=delta.delta_id)
-        while len(await svc.parts.store.views_and_first_frames("bench", "0000")) < len(counts):
+        want_views = sum(c.views for c in counts)
+        all_days = sorted({c.day for c in counts})
+        while sum((await svc.parts.store.views_and_first_frames("bench", all_days))[0].values()) < want_views:
+            if time.monotonic() > deadline + 120:
+                raise RuntimeError("the gateway did not fold the year of analytics in time")
             await asyncio.sleep(0.1)
         _, token, _ = await svc.portal.accounts.invite("bench", "owner@bench.example", "bench", 1.0)
         await svc.portal.accounts.accept(token, PASSWORD)
@@ -110,6 +118,25 @@ async def main(args: argparse.Namespace) -> int:
             for path in ("/portal/", "/portal/analytics?days=365"):
                 async with s.get(gw_url + path) as r:
                     assert r.status == 200 and "Sign in" not in await r.text(), path
+            # A day's sums are read again after a fold touches that day: time the first request
+            # after a fold of today's sums of this customer (what the viewer's beacons bring).
+            cold: list[float] = []
+            for i in range(COLD_RUNS):
+                before = svc.parts.store.beacon_day_version("bench", counts[0].day)
+                other = BeaconCount(day=counts[0].day, customer="bench", object_id=OID, domain="shop.example.com",
+                                    device="phone", views=1, first_frame={65: 1})  # fmt: skip
+                await bus.publish(
+                    subjects.gateway_usage("bench"),
+                    BeaconDelta(delta_id=f"cold-{i}", instance="bench", counts=[other]),
+                    msg_id=f"cold-{i}",
+                )
+                while svc.parts.store.beacon_day_version("bench", counts[0].day) == before:
+                    await asyncio.sleep(0.01)
+                t0 = time.perf_counter()
+                async with s.get(gw_url + "/portal/analytics?days=365") as r:
+                    await r.read()
+                    assert r.status == 200
+                cold.append((time.perf_counter() - t0) * 1000)
         session = {"Cookie": cookie}
         rows.append(("GET /v1/models/{id} (pk)", await run_load(model_url, args, headers={"Origin": ORIGIN})))
         for name, path in (
@@ -138,6 +165,11 @@ async def main(args: argparse.Namespace) -> int:
             f"{res['errors']:>6.0f} {ratio:>9}"
         )
     print(f"slowest portal page p95: {worst:.1f} ms (goal: < {GOAL_MS:.0f} ms); 'vs lookup' compares p95s")
+    cold.sort()
+    print(
+        f"analytics, 365 days, first request after a fold of today's sums (one at a time, n={len(cold)}): "
+        f"p50 {cold[len(cold) // 2]:.1f} ms, max {cold[-1]:.1f} ms"
+    )
     return 0 if worst < GOAL_MS else 1
 
 

@@ -288,6 +288,16 @@ async def test_the_portal_in_chromium_keys_analytics_and_phone_width(
     assert all(c.endswith(" ms") for c in cells[3:]), cells
     assert await page.locator("svg.chart rect").count() == 30
     assert await page.locator("svg.chart polyline, svg.chart circle").count() >= 3
+    # the page keeps each day's sums until a fold touches that day: newer beacons show at once
+    await beacons(gw, key, OWN[0], [900, 950])
+
+    async def summed_again() -> bool:
+        reply = await gw.bus.call(ANALYTICS, AnalyticsQuery(customer="acme"))
+        return reply.total is not None and reply.total.views >= 6
+
+    await eventually(summed_again, "the newer beacons summed")
+    await page.goto(f"{gw.url}/portal/analytics")
+    assert "(6 in 30 days)" in await page.inner_text("#total-views")
 
     # phone width: every page fits 420 px without sideways scrolling
     await page.set_viewport_size({"width": 420, "height": 860})
