@@ -140,7 +140,7 @@ class TokenGateway(Service):
                         *routes.routes(),
                         *beacons.routes(),
                         *portal.routes(),
-                        *PortalPages(parts, self.manager).routes(),
+                        *PortalPages(parts, self.manager, ctx.bus).routes(),
                     ],
                     [portal.gate()],
                 ),

@@ -20,8 +20,10 @@ from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
 from foto3d.proto.gateway import PORTAL_INVITE, PortalInviteRequest
+from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd
+from foto3d.proto.webhooks import WEBHOOK_ADD, WEBHOOK_DELIVERIES, CustomerRef, EndpointAdd
 from testkit.running import running_services
-from testkit.servers import SmtpServer
+from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
 from tests.notifier.helpers import notifier_settings
 from tests.token_gateway.helpers import ORIGIN, Gateway
@@ -223,7 +225,14 @@ async def beacons(gw: Gateway, key: str, object_id: str, first_frames: list[int]
                 assert r.status == 202, await r.text()
 
 
-PAGES = ("/portal/", f"/portal/models/{OWN[0]}", "/portal/keys", "/portal/analytics", "/portal/account")
+PAGES = (
+    "/portal/",
+    f"/portal/models/{OWN[0]}",
+    "/portal/keys",
+    "/portal/analytics",
+    "/portal/webhooks",
+    "/portal/account",
+)
 WIDE = "() => document.documentElement.scrollWidth"
 
 
@@ -316,3 +325,41 @@ async def test_the_portal_in_chromium_keys_analytics_and_phone_width(
         s.get(f"{gw.url}/v1/models/{OWN[0]}", params={"key": key}, headers={"Origin": ORIGIN}) as r,
     ):
         assert r.status in (401, 403), r.status
+
+
+async def test_the_webhooks_page_shows_the_customers_own_endpoints_and_deliveries(
+    settings: Settings, bus: Bus
+) -> None:
+    """Read from the catalog over the bus, for the session's customer only."""
+    settings.raw["catalog"] = {
+        "create_admin": False,
+        "webhooks": {"timeout_s": 1.0, "retry_initial_s": 0.2, "retry_max_s": 1.0},
+    }
+    settings.raw["token_gateway"] = {"port": 0}
+    closed = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: deliveries are tried and fail
+    async with running_services(settings, ["catalog", "token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        for slug in ("acme", "globex"):
+            await bus.call(CUSTOMER_ADD, CustomerAdd(slug=slug))
+        await bus.call(WEBHOOK_ADD, EndpointAdd(customer="acme", url=closed))
+        await bus.call(WEBHOOK_ADD, EndpointAdd(customer="globex", url=closed + "/globex"))
+        await gw.publish_model(OWN[0])
+        await gw.publish_model(OTHERS)
+
+        async def tried() -> bool:
+            acme = await bus.call(WEBHOOK_DELIVERIES, CustomerRef(customer="acme"))
+            other = await bus.call(WEBHOOK_DELIVERIES, CustomerRef(customer="globex"))
+            return bool(acme) and bool(other) and all(d.attempts >= 1 for d in acme)
+
+        await eventually(tried, "deliveries tried for both customers", timeout=30)
+        assert gw.svc.portal is not None
+        _, token, _ = await gw.svc.portal.accounts.invite("acme", EMAIL, "ops", 1.0)
+        await gw.svc.portal.accounts.accept(token, PASSWORD)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await sign_in(s, gw, PASSWORD)).status == 303
+            async with s.get(f"{gw.url}/portal/webhooks") as r:
+                text = await r.text()
+                assert r.status == 200
+        assert f"<code>{closed}</code>" in text and "/globex" not in text
+        assert "model.published" in text and 'data-delivery="' in text
+        assert "could not be read" not in text

@@ -42,7 +42,8 @@ code{padding:.1em .3em;overflow-wrap:anywhere}
 pre{padding:.7em;white-space:pre-wrap;overflow-wrap:anywhere;margin:.3em 0}
 .badge{display:inline-block;padding:.05em .55em;border-radius:99px;font-size:.85em;background:#eef1f5}
 .badge.production{background:#dff3e4;color:#17652b}.badge.demo{background:#e6efff;color:#1f4fa8}
-.badge.test{background:#fff4d6;color:#7a5600}.badge.disabled,.badge.revoked,.badge.expired{background:#fde2e0;color:#9b1c13}
+.badge.test{background:#fff4d6;color:#7a5600}.badge.delivered{background:#dff3e4;color:#17652b}
+.badge.disabled,.badge.revoked,.badge.expired,.badge.failed{background:#fde2e0;color:#9b1c13}
 .badge.unpublished{background:#eef1f5;color:#596275}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:.8em}
 .card{display:block;background:#fff;border:1px solid #dde2ea;border-radius:10px;padding:.8em 1em;color:inherit;text-decoration:none}
@@ -65,6 +66,7 @@ def nav_links(active: str) -> str:
         ("Models", f"{PORTAL}/"),
         ("Viewer keys", f"{PORTAL}/keys"),
         ("Analytics", f"{PORTAL}/analytics"),
+        ("Webhooks", f"{PORTAL}/webhooks"),
         ("Account", f"{PORTAL}/account"),
     ]
     out = []

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from foto3d.libs.bus.connection import Bus
 from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import CredentialKind, RevokeRequest
+from foto3d.proto.webhooks import WEBHOOK_DELIVERIES, WEBHOOK_LIST, CustomerRef, DeliveryView, EndpointView
 from foto3d.services.token_gateway import embed, sketch
 from foto3d.services.token_gateway.analytics import QUANTILES
 from foto3d.services.token_gateway.credentials import Credential
@@ -31,6 +33,7 @@ from foto3d.services.token_gateway.portal.layout import PORTAL, page, redirect
 from foto3d.services.token_gateway.portal.signin import member_of
 
 KEYS_PATH = f"{PORTAL}/keys"
+WEBHOOKS_PATH = f"{PORTAL}/webhooks"
 ANALYTICS_PATH = f"{PORTAL}/analytics"
 MODEL_PATH = f"{PORTAL}/models/"
 DAY_CHOICES = (7, 30, 90, 365)
@@ -41,6 +44,10 @@ Sums = tuple[dict[tuple[str, str], int], dict[tuple[str, str], dict[int, int]]]
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d") if ts else "never"
+
+
+def _stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _status(state: ObjectState) -> str:
@@ -64,9 +71,10 @@ def _key_state(c: Credential) -> str:
 
 
 class PortalPages:
-    def __init__(self, parts: GatewayParts, manager: CredentialManager) -> None:
+    def __init__(self, parts: GatewayParts, manager: CredentialManager, bus: Bus | None = None) -> None:
         self.parts = parts
         self.manager = manager
+        self.bus = bus
         self._sums: OrderedDict[tuple[str, str], tuple[tuple[int, int], Sums]] = OrderedDict()
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -78,6 +86,7 @@ class PortalPages:
             web.post(KEYS_PATH, self.issue),
             web.post(KEYS_PATH + "/{credential_id}/revoke", self.revoke),
             web.get(ANALYTICS_PATH, self.analytics),
+            web.get(WEBHOOKS_PATH, self.webhooks),
         ]
 
     # ---- scoped lookups ---------------------------------------------------------------
@@ -276,6 +285,49 @@ placeholder="https://shop.example.com"></textarea></label>
             RevokeRequest(credential_id=cid, actor=f"portal:{m.name}", reason="revoked in the portal")
         )
         return redirect(KEYS_PATH)
+
+    async def webhooks(self, request: web.Request) -> web.Response:
+        """The customer's webhook endpoints and their delivery log, read from the catalog (which
+        keeps and sends them) for the session's customer only."""
+        m = member_of(request)
+        endpoints: list[EndpointView] = []
+        log: list[DeliveryView] = []
+        trouble = ""
+        if self.bus is None:
+            trouble = "The webhook log is not available here."
+        else:
+            try:
+                ref = CustomerRef(customer=m.customer, limit=100)
+                endpoints = await self.bus.call(WEBHOOK_LIST, ref, timeout=5.0)
+                log = await self.bus.call(WEBHOOK_DELIVERIES, ref, timeout=5.0)
+            except Exception as exc:  # the catalog is away: the rest of the portal still works
+                trouble = f"The webhook log could not be read just now ({type(exc).__name__}); try again."
+        # Belt and braces: the catalog answers for the customer asked about, and only that one.
+        endpoints = [e for e in endpoints if e.customer == m.customer]
+        log = [d for d in log if d.customer == m.customer]
+        urls = {e.endpoint_id: e.url for e in endpoints}
+        ep_rows = "".join(
+            f'<tr data-endpoint="{esc(e.endpoint_id)}"><td><code>{esc(e.url)}</code></td>'
+            f"<td>{_when(e.created)}</td></tr>"
+            for e in endpoints
+        )
+        log_rows = "".join(
+            f'<tr data-delivery="{esc(d.delivery_id)}"><td>{_stamp(d.created)}</td><td>{esc(d.type)}</td>'
+            f"<td><code>{esc(urls.get(d.endpoint_id, d.endpoint_id))}</code></td>"
+            f'<td><span class="badge {esc(d.state)}">{esc(d.state)}</span></td><td>{d.attempts}</td>'
+            f"<td>{d.last_status or '-'} {esc(d.last_error[:120])}</td></tr>"
+            for d in log
+        )
+        body = f"""{f'<p class="error" role="alert">{esc(trouble)}</p>' if trouble else ""}
+<div class="panel"><h2>Endpoints</h2><p class="muted">We send <code>model.published</code>,
+<code>model.updated</code>, <code>model.disabled</code> and <code>subscription.ending</code> to these
+addresses, signed with your secret. To add or remove one, ask us.</p><div class="scroll">
+<table id="endpoints"><thead><tr><th>address</th><th>since</th></tr></thead><tbody>
+{ep_rows or '<tr><td colspan="2" class="muted">none</td></tr>'}</tbody></table></div></div>
+<div class="panel"><h2>Deliveries</h2><div class="scroll"><table id="deliveries"><thead><tr><th>when (UTC)</th>
+<th>event</th><th>to</th><th>state</th><th>tries</th><th>last answer</th></tr></thead><tbody>
+{log_rows or '<tr><td colspan="6" class="muted">none yet</td></tr>'}</tbody></table></div></div>"""
+        return page(request, "Webhooks", body, customer=m.customer)
 
     async def sums(self, customer: str, days: list[str]) -> Sums:
         """Views and first-frame sketches per (day, domain). Each day's sums are read once and kept
