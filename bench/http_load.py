@@ -62,6 +62,7 @@ async def measure(
     return {
         "rps": n / seconds,
         "p50_ms": latencies[n // 2] * 1000 if n else 0.0,
+        "p95_ms": latencies[min(n - 1, int(n * 0.95))] * 1000 if n else 0.0,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0,
         "errors": errors,
         "n": n,

@@ -192,6 +192,39 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 
 
 # ---------------------------------------------------------------------------
+# The customer portal (``/portal/`` on the customer listener): accounts are the gateway's
+# ---------------------------------------------------------------------------
+
+#: How long an invitation link works (hours).
+PORTAL_INVITE_HOURS = 72.0
+
+
+class PortalInviteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Invite a person to the portal of ``customer``: an account named by the mail address (made
+    on first invite) and a one-time link, mailed to it, where they choose their password. A new
+    invite for an existing account replaces its unused links (it doubles as a password reset)."""
+
+    customer: CustomerSlug
+    email: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9.-]+$")
+    ]
+    actor: str = ""
+
+
+class PortalInviteReply(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    customer: str
+    expires_at: Real
+    # Handed to the notifier's mail path (it delivers, retrying; `foto3d alerts` shows failures).
+    mailed: bool
+
+
+PORTAL_INVITE: Api[PortalInviteRequest, PortalInviteReply] = Api(
+    "gateway", "portal-invite", PortalInviteRequest, PortalInviteReply
+)
+
+
+# ---------------------------------------------------------------------------
 # Customer HTTP bodies (the customer listener, /v1/...)
 # ---------------------------------------------------------------------------
 

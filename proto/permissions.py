@@ -304,6 +304,10 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.GATEWAY_USAGE_STREAM),
                 *_stream_api(subjects.GATEWAY_BANS_STREAM),
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
+                # The customer portal reads a customer's webhook endpoints and delivery log (the
+                # catalog keeps them); it may not add or remove any.
+                webhooks.WEBHOOK_LIST.subject,
+                webhooks.WEBHOOK_DELIVERIES.subject,
             ),
             subscribe=(_api("gateway"),),
         ),

@@ -73,6 +73,7 @@ CUSTOMER_SITE = Site(
         {"Embedding the viewer": "embedding.md"},
         {"Viewer settings": ["viewer-settings.md", {"JSON Schema": "viewer-settings-schema.md"}]},
         {"Keys and origins": "keys-and-origins.md"},
+        {"Your customer portal": "portal.md"},
         {"Webhooks": "webhooks.md"},
         {"API reference": "api.md"},
         {"Troubleshooting a blank viewer": "troubleshooting.md"},

@@ -130,9 +130,16 @@ async def _take(
         n.reason = "not visible"
         return error_response(404, "not_found", NOT_FOUND_MESSAGE)
     domain = urlsplit(origin).netloc
-    parts.beacons.add(
-        cred.customer, beacon.object_id, domain, device_class(beacon.device, request.headers), beacon.events
-    )
+    # The customer portal's own preview (a pass for the gateway's own origin) is the customer
+    # looking at its model, not a visitor: taken, never counted.
+    if p is None or origin != parts.base_url:
+        parts.beacons.add(
+            cred.customer,
+            beacon.object_id,
+            domain,
+            device_class(beacon.device, request.headers),
+            beacon.events,
+        )
     resp = web.Response(
         status=202,
         body=_encoder.encode(BeaconAccepted(accepted=len(beacon.events))),

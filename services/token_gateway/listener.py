@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -189,8 +190,11 @@ def record_access(parts: GatewayParts, access: Access) -> None:
         parts.metrics.observe(access)
 
 
-def build_app(parts: GatewayParts, routes: list[web.AbstractRouteDef]) -> web.Application:
-    app = web.Application(middlewares=[guard], client_max_size=parts.cfg.max_body_bytes)
+def build_app(
+    parts: GatewayParts, routes: list[web.AbstractRouteDef], inner: list[Any] | None = None
+) -> web.Application:
+    """``inner``: middlewares run inside the guard (the portal's sign-in gate)."""
+    app = web.Application(middlewares=[guard, *(inner or [])], client_max_size=parts.cfg.max_body_bytes)
     app[PARTS_KEY] = parts
     app.on_response_prepare.append(log_file_sent)
     app.router.add_routes(routes)

@@ -22,12 +22,15 @@ from foto3d.libs.storage.s3 import S3Store
 from foto3d.proto import subjects
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery, AnalyticsReply, BeaconDelta
 from foto3d.proto.gateway import (
+    PORTAL_INVITE,
     TOKENS_ISSUE,
     TOKENS_LIST,
     TOKENS_REVOKE,
     USAGE,
     CredentialEvent,
     IpBanned,
+    PortalInviteReply,
+    PortalInviteRequest,
     UsageDelta,
 )
 from foto3d.services.token_gateway import analytics, beacons, pages, preview, routes
@@ -42,6 +45,10 @@ from foto3d.services.token_gateway.manage import CredentialManager
 from foto3d.services.token_gateway.metrics import GatewayMetrics
 from foto3d.services.token_gateway.objects import ObjectIndex
 from foto3d.services.token_gateway.parts import GatewayParts
+from foto3d.services.token_gateway.portal.accounts import PortalAccounts
+from foto3d.services.token_gateway.portal.invites import Inviter
+from foto3d.services.token_gateway.portal.pages import PortalPages
+from foto3d.services.token_gateway.portal.signin import PortalAuth
 from foto3d.services.token_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,8 @@ class TokenGateway(Service):
         self._store: GatewayStore | None = None
         self._access: AccessLog | None = None
         self.cors: BucketCors | None = None
+        self.portal: PortalAuth | None = None
+        self.inviter: Inviter | None = None
 
     async def start(self, ctx: ServiceContext) -> None:
         cfg = gateway_settings.load(ctx.settings)
@@ -113,14 +122,28 @@ class TokenGateway(Service):
         assert parts.metrics is not None
         ctx.metrics.add("token_gateway", parts.metrics)
         self.manager = CredentialManager(ctx.bus, store, parts.index)
+        # The customer portal's accounts: a file of the gateway's own, never the staff's users.
+        accounts = PortalAccounts(ddir / "portal")
+        self.inviter = Inviter(ctx.bus, accounts, self.instance_id, lambda: parts.base_url)
+        portal = self.portal = PortalAuth(parts, accounts, ddir / "portal", ctx.bus, self.instance_id)
         try:
             await self._follow(ctx, parts)
+            await portal.start()
             if self.cors is not None:
                 self.cors.start()
             access.start()
             parts.beacons.start()
             listener = Listener(
-                build_app(parts, [*routes.routes(), *beacons.routes()]),
+                build_app(
+                    parts,
+                    [
+                        *routes.routes(),
+                        *beacons.routes(),
+                        *portal.routes(),
+                        *PortalPages(parts, self.manager, ctx.bus).routes(),
+                    ],
+                    [portal.gate()],
+                ),
                 cfg.host,
                 cfg.port,
                 cfg.max_header_bytes,
@@ -213,6 +236,9 @@ class TokenGateway(Service):
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
+        if self.portal is not None:
+            await self.portal.stop()
+            self.portal = None
         if self.parts is not None:
             await self.parts.beacons.stop()  # the last sums out before the bus goes
         for f in self._followers:
@@ -262,7 +288,12 @@ class TokenGateway(Service):
             serve(TOKENS_REVOKE, m.revoke, actor="actor"),
             serve(USAGE, m.usage),
             serve(ANALYTICS, self._analytics),
+            serve(PORTAL_INVITE, self._invite, actor="actor"),
         ]
+
+    async def _invite(self, req: PortalInviteRequest) -> PortalInviteReply:
+        assert self.inviter is not None
+        return await self.inviter.invite(req)
 
     async def _analytics(self, q: AnalyticsQuery) -> AnalyticsReply:
         assert self._store is not None

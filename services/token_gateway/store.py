@@ -114,6 +114,10 @@ class GatewayStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
         self.credentials: dict[str, Credential] = {}
+        # What a reader's cache of beacon sums is good for: a counter per (customer, day) bumped by
+        # each fold that touches that day, and one bumped by changes to the whole table.
+        self.beacons_changed = 0
+        self.beacon_days_changed: dict[tuple[str, str], int] = {}
 
     @classmethod
     async def open(cls, path: Path) -> GatewayStore:
@@ -148,6 +152,7 @@ class GatewayStore:
         """The stream was recreated (its sequence went backwards): fold it again from the start."""
         for table in tables:
             await self.db.execute(f"DELETE FROM {table}")  # tables are ours, never input
+        self.beacons_changed += 1
         await self._mark(stream, 0)
         await self.db.commit()
         if "credentials" in tables:
@@ -253,6 +258,8 @@ class GatewayStore:
         """Fold one delta: counts add up, sketches add up bucket by bucket (read, merge, write
         in one transaction; only this fold writes the table)."""
         for c in delta.counts:
+            day_key = (c.customer, c.day)
+            self.beacon_days_changed[day_key] = self.beacon_days_changed.get(day_key, 0) + 1
             key = (c.customer, c.day, c.object_id, c.domain, c.device)
             async with self.db.execute(
                 "SELECT * FROM beacons WHERE customer=? AND day=? AND object_id=? AND domain=? AND device=?",
@@ -285,6 +292,7 @@ class GatewayStore:
         """Drop the days before ``before_day`` (retention); how many rows went."""
         cur = await self.db.execute("DELETE FROM beacons WHERE day < ?", (before_day,))
         await self.db.commit()
+        self.beacons_changed += 1
         return cur.rowcount
 
     async def beacon_rows(self, customer: str, since: str, object_id: str | None) -> list[BeaconCount]:
@@ -308,6 +316,39 @@ class GatewayStore:
                 )
                 for r in await cur.fetchall()
             ]
+
+    def beacon_day_version(self, customer: str, day: str) -> tuple[int, int]:
+        """Changes when the sums of ``customer`` on ``day`` may have changed."""
+        return self.beacons_changed, self.beacon_days_changed.get((customer, day), 0)
+
+    async def views_and_first_frames(
+        self, customer: str, days: list[str]
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], dict[int, int]]]:
+        """Views and the merged first-frame sketch per (day, domain) of ``customer`` on ``days``:
+        what the portal's charts show, over every row (a year of a busy customer is tens of
+        thousands). SQLite adds the sketches up itself (``json_each``), so Python sees one row
+        per day, domain and bucket, not one per model and device."""
+        views: dict[tuple[str, str], int] = {}
+        sketches: dict[tuple[str, str], dict[int, int]] = {}
+        for i in range(0, len(days), 400):  # well under SQLite's limit of bound values
+            chunk = days[i : i + 400]
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(
+                f"SELECT day, domain, SUM(views) FROM beacons WHERE customer=? AND day IN ({marks}) "
+                "GROUP BY day, domain",
+                (customer, *chunk),
+            ) as cur:
+                for day, domain, n in await cur.fetchall():
+                    views[(day, domain)] = int(n)
+            async with self.db.execute(
+                "SELECT b.day, b.domain, CAST(j.key AS INTEGER), SUM(j.value) "
+                f"FROM beacons b, json_each(b.first_frame) j WHERE b.customer=? AND b.day IN ({marks}) "
+                "GROUP BY b.day, b.domain, j.key",
+                (customer, *chunk),
+            ) as cur:
+                for day, domain, bucket, n in await cur.fetchall():
+                    sketches.setdefault((day, domain), {})[int(bucket)] = int(n)
+        return views, sketches
 
     async def usage(self, q: UsageQuery) -> list[UsageRow]:
         where: list[str] = []
