@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from foto3d.libs.viewer import assets
-from tests.viewer.site import Site
+from tests.viewer.site import Site, tag
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -130,3 +130,19 @@ async def test_the_model_downloads_while_the_bundle_is_still_arriving(page: Any,
         f"the model request began at {model[0]['start']:.0f} ms, after the bundle had arrived"
         f" ({bundle[0]['end']:.0f} ms)"
     )
+
+
+async def test_without_its_webassembly_the_viewer_shows_the_card(page: Any, site: Site) -> None:
+    """Spark waits for ever without its WebAssembly: a failed fetch must end in the card, with
+    the reason in the console and no unhandled error (the page fixture fails on one)."""
+    wasm = assets.bundle().wasm.file
+    await page.route(f"**/viewer/{wasm}", lambda route: route.fulfill(status=404, body="gone"))
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.spz")))
+    await page.wait_for_function(
+        "() => document.querySelector('foto3d-viewer')?.state === 'unavailable'", timeout=60_000
+    )
+    assert await page.locator("foto3d-viewer .card").is_visible()
+    assert any(e.startswith("foto3d-viewer: Spark's WebAssembly") for e in errors), errors
+    assert not [e for e in errors if "preload" in e], "the page's preload and the bundle's fetch differ"

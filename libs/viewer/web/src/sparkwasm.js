@@ -10,22 +10,31 @@
 // The bundle names the file with its Subresource Integrity hash, so the script's own `integrity`
 // still covers what runs.
 
-let compiled = null;
+let compiled = null; // settles with the module, or rejects with why it could not be had
+let forSpark = null;
 
 /** Spark's compiled module (a promise, started once); `file` is resolved against the bundle's URL. */
 export function compileSparkWasm(file, integrity) {
-  if (compiled) return compiled;
+  if (forSpark) return forSpark;
   const url = new URL(file, import.meta.url);
-  compiled = fetch(url, { integrity, credentials: "same-origin" }).then(async (response) => {
-    if (!response.ok) throw new Error(`Spark's WebAssembly (${url}): HTTP ${response.status}`);
+  compiled = (async () => {
+    // (an error status fails the integrity check first: the fetch itself rejects then)
+    const response = await fetch(url, { integrity, credentials: "same-origin" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const type = response.headers.get("Content-Type") || "";
     // Streaming compilation needs the WebAssembly content type; a server without it still works.
     if (WebAssembly.compileStreaming && type.startsWith("application/wasm")) {
       return WebAssembly.compileStreaming(response);
     }
     return WebAssembly.compile(await response.arrayBuffer());
+  })().catch((err) => {
+    throw new Error(`Spark's WebAssembly (${url}) cannot be had: ${err && err.message ? err.message : err}`);
   });
-  return compiled;
+  compiled.catch(() => {}); // the viewer reports it (sparkWasmReady), once, as its own error
+  // Spark chains its start-up on this promise without a handler: on a failure it waits instead
+  // of throwing unhandled rejections into the page, and the viewer shows its card.
+  forSpark = compiled.catch(() => new Promise(() => {}));
+  return forSpark;
 }
 
 /** Settles when Spark's WebAssembly is compiled; rejects when it cannot be fetched or compiled. */
