@@ -4,6 +4,11 @@
 ``libs/viewer/web/dist/foto3d-viewer-<version>.<hash>.js`` and a ``manifest.json`` beside it with
 the file's name, size and Subresource Integrity hash. The name changes whenever the content does,
 so the file is served ``immutable`` for a year and the embed snippet pins it with ``integrity``.
+
+Spark's WebAssembly travels as a file of its own beside the bundle (``spark-<version>.<hash>.wasm``,
+named in the manifest with its own hash): the bundle fetches it relative to its own URL with that
+hash as the fetch's ``integrity``, so the snippet's one ``integrity`` still covers what runs, and
+the page preloads it so that it downloads alongside the bundle.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import msgspec
 from aiohttp import web
@@ -33,12 +38,29 @@ class ViewerBundleMissing(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class ViewerWasm:
+    """Spark's WebAssembly, which the bundle fetches from beside itself."""
+
+    file: str  # spark-<spark version>.<hash>.wasm
+    bytes: int
+    sri: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class ViewerBundle:
     file: str  # foto3d-viewer-<version>.<hash>.js
     version: str
     bytes: int
     sri: str  # sha384-<base64>
     path: Path
+    wasm: ViewerWasm
+
+
+class _ManifestWasm(msgspec.Struct, frozen=True):
+    file: str
+    bytes: int
+    sri: str
 
 
 class _Manifest(msgspec.Struct, frozen=True):
@@ -46,6 +68,7 @@ class _Manifest(msgspec.Struct, frozen=True):
     version: str
     bytes: int
     sri: str
+    wasm: _ManifestWasm
 
 
 def load_bundle(dist: Path = DIST_DIR) -> ViewerBundle:
@@ -57,13 +80,24 @@ def load_bundle(dist: Path = DIST_DIR) -> ViewerBundle:
         raise ViewerBundleMissing(f"no viewer bundle in {dist}: run `make viewer`") from None
     except msgspec.ValidationError as exc:
         raise ViewerBundleMissing(f"{manifest_path} is not a viewer manifest: {exc}") from exc
-    path = dist / m.file
-    if "/" in m.file or not path.is_file():
-        raise ViewerBundleMissing(f"the viewer manifest names {m.file!r}, which is not in {dist}")
+    path = _checked_file(dist, m.file, m.bytes, m.sri)
+    wasm = ViewerWasm(
+        file=m.wasm.file,
+        bytes=m.wasm.bytes,
+        sri=m.wasm.sri,
+        path=_checked_file(dist, m.wasm.file, m.wasm.bytes, m.wasm.sri),
+    )
+    return ViewerBundle(file=m.file, version=m.version, bytes=m.bytes, sri=m.sri, path=path, wasm=wasm)
+
+
+def _checked_file(dist: Path, name: str, size: int, sri: str) -> Path:
+    path = dist / name
+    if "/" in name or not path.is_file():
+        raise ViewerBundleMissing(f"the viewer manifest names {name!r}, which is not in {dist}")
     data = path.read_bytes()
-    if sri_of(data) != m.sri or len(data) != m.bytes:
+    if sri_of(data) != sri or len(data) != size:
         raise ViewerBundleMissing(f"{path} does not match its manifest: rebuild with `make viewer`")
-    return ViewerBundle(file=m.file, version=m.version, bytes=m.bytes, sri=m.sri, path=path)
+    return path
 
 
 @cache
@@ -77,7 +111,8 @@ def sri_of(data: bytes) -> str:
 
 
 async def handle_bundle(request: web.Request) -> web.StreamResponse:
-    """``GET …/{file}``: the bundle under its versioned name, cached forever; anything else 404s.
+    """``GET …/{file}``: the bundle or Spark's WebAssembly under its versioned name, cached
+    forever (brotli or gzip where the browser accepts it); anything else 404s.
 
     Mount as ``app.router.add_get("/viewer/{file}", handle_bundle)``.
     """
@@ -85,14 +120,21 @@ async def handle_bundle(request: web.Request) -> web.StreamResponse:
         b = bundle()
     except ViewerBundleMissing as exc:
         raise web.HTTPServiceUnavailable(text=str(exc)) from exc
-    if request.match_info.get("file") != b.file:
+    name = request.match_info.get("file")
+    if name == b.file:
+        path, content_type = b.path, "text/javascript; charset=utf-8"
+    elif name == b.wasm.file:
+        # compileStreaming refuses any other type
+        path, content_type = b.wasm.path, "application/wasm"
+    else:
         raise web.HTTPNotFound(text="no such viewer file")
     return web.FileResponse(
-        b.path,
+        path,
         headers={
             "Cache-Control": IMMUTABLE,
-            "Content-Type": "text/javascript; charset=utf-8",
-            "Access-Control-Allow-Origin": "*",  # a module script from another origin needs CORS
+            "Content-Type": content_type,
+            # a module script, and the fetch of its WebAssembly, from another origin need CORS
+            "Access-Control-Allow-Origin": "*",
             "X-Content-Type-Options": "nosniff",
         },
     )
@@ -131,9 +173,32 @@ def viewer_tag(
 
 
 def script_tag(bundle_url: str, sri: str) -> str:
+    """The bundle's module script, and a preload of Spark's WebAssembly beside it (when
+    ``bundle_url`` names this installation's bundle) so that the two download together."""
     return (
         f'<script type="module" src="{html.escape(bundle_url, quote=True)}"'
         f' integrity="{html.escape(sri, quote=True)}" crossorigin="anonymous"></script>'
+    ) + wasm_preload_tag(bundle_url)
+
+
+def wasm_preload_tag(bundle_url: str) -> str:
+    """``<link rel=preload>`` for the WebAssembly the bundle at ``bundle_url`` fetches.
+
+    Without it the file would be asked for only once the bundle had arrived and run. The link
+    matches the bundle's own fetch (CORS, same-origin credentials), so the browser downloads it
+    once; the fetch checks its ``integrity`` (Chromium ignores, with a console warning,
+    ``integrity`` on a preload of this kind)."""
+    try:
+        b = bundle()
+    except ViewerBundleMissing:
+        return ""
+    head, _, last = bundle_url.rpartition("/")
+    if unquote(last) != b.file:
+        return ""
+    href = f"{head}/{quote(b.wasm.file)}"
+    return (
+        f'<link rel="preload" href="{html.escape(href, quote=True)}" as="fetch" type="application/wasm"'
+        ' crossorigin="anonymous">'
     )
 
 

@@ -181,6 +181,8 @@ async def test_embed_checks_the_embedding_page_and_its_pass_is_bound(
         assert h["Cache-Control"] == "no-store"
         text = page.decode()
         assert f'src="/viewer/{bundle.file}"' in text and f'integrity="{bundle.sri}"' in text
+        # Spark's WebAssembly, preloaded beside the bundle so that both download together
+        assert f'<link rel="preload" href="/viewer/{bundle.wasm.file}" as="fetch"' in text
         assert key not in text  # the page hands the viewer a pass, not the key
         api = text.split(' api="', 1)[1].split('"', 1)[0]
         assert api.startswith("/embed-api/")
@@ -202,7 +204,13 @@ async def test_embed_checks_the_embedding_page_and_its_pass_is_bound(
         # the bundle itself: its versioned name only, cached for good
         st, data, h = await get(s, f"{gateway.url}/viewer/{bundle.file}")
         assert st == 200 and data == bundle.path.read_bytes() and "immutable" in h["Cache-Control"]
+        # ... and Spark's WebAssembly beside it, as WebAssembly.compileStreaming requires
+        st, data, h = await get(s, f"{gateway.url}/viewer/{bundle.wasm.file}")
+        assert st == 200 and data == bundle.wasm.path.read_bytes() and "immutable" in h["Cache-Control"]
+        assert h["Content-Type"] == "application/wasm" and h["Access-Control-Allow-Origin"] == "*"
         st, _, _ = await get(s, f"{gateway.url}/viewer/other.js")
+        assert st == 404
+        st, _, _ = await get(s, f"{gateway.url}/viewer/spark-0.0.0.000000000000.wasm")
         assert st == 404
 
 

@@ -23,7 +23,7 @@
 // Sorting, accumulation and everything else are Spark's.
 import * as THREE from "three";
 import { SparkRenderer } from "@sparkjsdev/spark";
-import { packedCentres, squaredDistances } from "./cpusort.js";
+import { CentreDistances } from "./cpusort.js";
 import leanFragment from "./shaders/splat.frag.glsl";
 import leanVertexBody from "./shaders/splat.vert.glsl";
 
@@ -144,23 +144,26 @@ export class BatchedSparkRenderer extends SparkRenderer {
    * rather than drawn and read back from the GPU; null goes back to Spark's read-back.
    */
   sortOnCpu(mesh) {
-    const centres = mesh ? packedCentres(mesh) : null;
-    this.cpuSort = centres ? { mesh, centres, eye: new THREE.Vector3(), toMesh: new THREE.Matrix4() } : null;
+    // the centres are in the mesh's own frame: a new framing or config keeps them
+    if (this.cpuSort && this.cpuSort.mesh === mesh && mesh.packedSplats?.numSplats === this.cpuSort.distances.count) return;
+    if (this.cpuSort) this.cpuSort.distances.dispose();
+    const distances = mesh ? CentreDistances.of(mesh) : null;
+    this.cpuSort = distances ? { mesh, distances, eye: new THREE.Vector3(), toMesh: new THREE.Matrix4() } : null;
   }
 
   async readbackDepth(args) {
     const sort = this.cpuSort;
     const { current, numSplats, readback } = args;
     // Spark's own pass for anything else: other splats in the scene, LoD, extended encodings
-    if (!sort || numSplats !== sort.centres.length / 3 || current.extSplats || sort.mesh.parent === null) {
+    if (!sort || numSplats !== sort.distances.count || current.extSplats || sort.mesh.parent === null) {
       this.cpuSorted = false;
       return super.readbackDepth(args);
     }
     // the camera as it was when these splats were generated, in the mesh's own frame
     sort.toMesh.copy(sort.mesh.matrixWorld).invert();
-    sort.eye.copy(current.viewOrigin).applyMatrix4(sort.toMesh);
-    squaredDistances(sort.centres, sort.eye, new Float32Array(readback.buffer, readback.byteOffset, numSplats));
-    this.cpuSorted = true;
+    const eye = sort.eye.copy(current.viewOrigin).applyMatrix4(sort.toMesh).clone();
+    await sort.distances.into(eye, new Float32Array(readback.buffer, readback.byteOffset, numSplats));
+    this.cpuSorted = sort.distances.inWorker ? "worker" : "page";
     return readback;
   }
 

@@ -22,6 +22,7 @@ import { FULLSCREEN_ICON } from "./icons.js";
 import { OrbitController } from "./orbit.js";
 import { recordedUp } from "./plyheader.js";
 import { shDegree } from "./shdegree.js";
+import { sparkWasmReady } from "./sparkwasm.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -221,6 +222,12 @@ class Foto3dViewer extends HTMLElement {
     const download = openDownload(file.url, {
       response: early && early.url === file.url ? early.response : null, // already under way
       onProgress: (loaded, total) => this._progress(loaded, total),
+    });
+    // Spark's WebAssembly comes as a file of its own (sparkwasm.js): without it Spark would wait
+    // for ever, so a failed fetch shows the card instead.
+    sparkWasmReady().catch((err) => {
+      log(err && err.message ? err.message : err);
+      this._unavailable("load_failed");
     });
     // Spark decodes in a worker it starts now, while the bytes are on their way.
     this.mesh = new SplatMesh({
