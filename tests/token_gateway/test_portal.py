@@ -21,7 +21,14 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
 from foto3d.proto.gateway import PORTAL_INVITE, PortalInviteRequest
 from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd
-from foto3d.proto.webhooks import WEBHOOK_ADD, WEBHOOK_DELIVERIES, CustomerRef, EndpointAdd
+from foto3d.proto.webhooks import (
+    WEBHOOK_ADD,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LIST,
+    CustomerRef,
+    EndpointAdd,
+    EndpointView,
+)
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
@@ -363,3 +370,50 @@ async def test_the_webhooks_page_shows_the_customers_own_endpoints_and_deliverie
         assert f"<code>{closed}</code>" in text and "/globex" not in text
         assert "model.published" in text and 'data-delivery="' in text
         assert "could not be read" not in text
+
+
+async def test_the_customer_adds_and_removes_its_own_webhook_endpoints(settings: Settings, bus: Bus) -> None:
+    """Through the catalog's webhook API, always for the session's customer; another customer's
+    endpoint answers as not found and stays."""
+    settings.raw["catalog"] = {"create_admin": False}
+    settings.raw["token_gateway"] = {"port": 0}
+    async with running_services(settings, ["catalog", "token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        for slug in ("acme", "globex"):
+            await bus.call(CUSTOMER_ADD, CustomerAdd(slug=slug))
+        theirs = await bus.call(WEBHOOK_ADD, EndpointAdd(customer="globex", url="https://globex.example/h"))
+        assert gw.svc.portal is not None
+        _, token, _ = await gw.svc.portal.accounts.invite("acme", EMAIL, "ops", 1.0)
+        await gw.svc.portal.accounts.accept(token, PASSWORD)
+        url = "https://shop.example.com/hooks/foto3d"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await sign_in(s, gw, PASSWORD)).status == 303
+            # a form naming another customer changes nothing: the session's customer is used
+            async with s.post(f"{gw.url}/portal/webhooks", data={"url": url, "customer": "globex"}) as r:
+                text = await r.text()
+                assert r.status == 200, text
+            found = re.search(r'<pre id="endpoint-secret">([^<]+)</pre>', text)
+            assert found and len(found.group(1)) >= 16, text  # shown once, on creation
+            mine = await bus.call(WEBHOOK_LIST, CustomerRef(customer="acme"))
+            assert [(e.url, e.created_by) for e in mine] == [(url, f"portal:{EMAIL}")]
+            assert [e.url for e in await bus.call(WEBHOOK_LIST, CustomerRef(customer="globex"))] == [
+                "https://globex.example/h"
+            ]
+            async with s.get(f"{gw.url}/portal/webhooks") as r:
+                text = await r.text()
+            assert f'data-endpoint="{mine[0].endpoint_id}"' in text and f"<code>{url}</code>" in text
+            assert "endpoint-secret" not in text  # never again
+            # a bad address is the catalog's refusal, shown on the page
+            async with s.post(f"{gw.url}/portal/webhooks", data={"url": "ftp://x.example"}) as r:
+                assert r.status == 400
+            # another customer's endpoint: not found, and it stays
+            async with s.post(f"{gw.url}/portal/webhooks/{theirs.endpoint_id}/remove") as r:
+                assert r.status == 404 and "globex.example" not in await r.text()
+            left: list[EndpointView] = await bus.call(WEBHOOK_LIST, CustomerRef(customer="globex"))
+            assert [e.endpoint_id for e in left] == [theirs.endpoint_id]
+            # its own: removed
+            async with s.post(
+                f"{gw.url}/portal/webhooks/{mine[0].endpoint_id}/remove", allow_redirects=False
+            ) as r:
+                assert r.status == 303 and r.headers["Location"] == "/portal/webhooks"
+            assert await bus.call(WEBHOOK_LIST, CustomerRef(customer="acme")) == []

@@ -18,8 +18,18 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc
 from foto3d.proto.api import ServiceError
-from foto3d.proto.gateway import CredentialKind, RevokeRequest
-from foto3d.proto.webhooks import WEBHOOK_DELIVERIES, WEBHOOK_LIST, CustomerRef, DeliveryView, EndpointView
+from foto3d.proto.gateway import PORTAL_ACTOR_PREFIX, CredentialKind, RevokeRequest
+from foto3d.proto.webhooks import (
+    WEBHOOK_ADD,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LIST,
+    WEBHOOK_REMOVE,
+    CustomerRef,
+    DeliveryView,
+    EndpointAdd,
+    EndpointRef,
+    EndpointView,
+)
 from foto3d.services.token_gateway import embed, sketch
 from foto3d.services.token_gateway.analytics import QUANTILES
 from foto3d.services.token_gateway.credentials import Credential
@@ -87,6 +97,8 @@ class PortalPages:
             web.post(KEYS_PATH + "/{credential_id}/revoke", self.revoke),
             web.get(ANALYTICS_PATH, self.analytics),
             web.get(WEBHOOKS_PATH, self.webhooks),
+            web.post(WEBHOOKS_PATH, self.add_endpoint),
+            web.post(WEBHOOKS_PATH + "/{endpoint_id}/remove", self.remove_endpoint),
         ]
 
     # ---- scoped lookups ---------------------------------------------------------------
@@ -265,7 +277,7 @@ placeholder="https://shop.example.com"></textarea></label>
                     "label": str(form.get("label", ""))[:200],
                     "origins": origins,
                     "expires_in_days": days,
-                    "actor": f"portal:{m.name}",
+                    "actor": f"{PORTAL_ACTOR_PREFIX}{m.name}",
                 }
             )
             reply = await self.manager.issue(req)
@@ -282,11 +294,20 @@ placeholder="https://shop.example.com"></textarea></label>
         if cred is None:
             return _not_found(request, m)
         await self.manager.revoke(
-            RevokeRequest(credential_id=cid, actor=f"portal:{m.name}", reason="revoked in the portal")
+            RevokeRequest(
+                credential_id=cid, actor=f"{PORTAL_ACTOR_PREFIX}{m.name}", reason="revoked in the portal"
+            )
         )
         return redirect(KEYS_PATH)
 
-    async def webhooks(self, request: web.Request) -> web.Response:
+    async def webhooks(
+        self,
+        request: web.Request,
+        note: str = "",
+        error: str = "",
+        created: EndpointView | None = None,
+        status: int = 200,
+    ) -> web.Response:
         """The customer's webhook endpoints and their delivery log, read from the catalog (which
         keeps and sends them) for the session's customer only."""
         m = member_of(request)
@@ -308,7 +329,9 @@ placeholder="https://shop.example.com"></textarea></label>
         urls = {e.endpoint_id: e.url for e in endpoints}
         ep_rows = "".join(
             f'<tr data-endpoint="{esc(e.endpoint_id)}"><td><code>{esc(e.url)}</code></td>'
-            f"<td>{_when(e.created)}</td></tr>"
+            f"<td>{_when(e.created)}</td>"
+            f'<td><form method="post" action="{WEBHOOKS_PATH}/{esc(e.endpoint_id)}/remove">'
+            f'<button type="submit" class="danger">Remove</button></form></td></tr>'
             for e in endpoints
         )
         log_rows = "".join(
@@ -318,16 +341,65 @@ placeholder="https://shop.example.com"></textarea></label>
             f"<td>{d.last_status or '-'} {esc(d.last_error[:120])}</td></tr>"
             for d in log
         )
-        body = f"""{f'<p class="error" role="alert">{esc(trouble)}</p>' if trouble else ""}
+        banner = f'<p class="error" role="alert">{esc(trouble)}</p>' if trouble else ""
+        if note:
+            banner += f'<p class="notice" role="status">{esc(note)}</p>'
+        if error:
+            banner += f'<p class="error" role="alert">{esc(error)}</p>'
+        if created is not None and created.secret:
+            banner += (
+                f'<div class="panel" id="new-secret"><h2>Signing secret of {esc(created.url)}</h2><p>Copy it '
+                "now: it is shown only this once. Your endpoint checks each delivery's "
+                f'<code>F3D-Signature</code> with it.</p><pre id="endpoint-secret">{esc(created.secret)}</pre></div>'
+            )
+        body = f"""{banner}
 <div class="panel"><h2>Endpoints</h2><p class="muted">We send <code>model.published</code>,
 <code>model.updated</code>, <code>model.disabled</code> and <code>subscription.ending</code> to these
-addresses, signed with your secret. To add or remove one, ask us.</p><div class="scroll">
-<table id="endpoints"><thead><tr><th>address</th><th>since</th></tr></thead><tbody>
-{ep_rows or '<tr><td colspan="2" class="muted">none</td></tr>'}</tbody></table></div></div>
+addresses, signed with your secret.</p><div class="scroll">
+<table id="endpoints"><thead><tr><th>address</th><th>since</th><th></th></tr></thead><tbody>
+{ep_rows or '<tr><td colspan="3" class="muted">none</td></tr>'}</tbody></table></div></div>
+<div class="panel"><h2>Add an endpoint</h2><form method="post" action="{WEBHOOKS_PATH}" class="stack"
+id="endpoint-form"><label>Address (https://…) <input name="url" type="url" maxlength="2000" required
+placeholder="https://shop.example.com/hooks/foto3d"></label>
+<button type="submit" class="primary">Add endpoint</button></form></div>
 <div class="panel"><h2>Deliveries</h2><div class="scroll"><table id="deliveries"><thead><tr><th>when (UTC)</th>
 <th>event</th><th>to</th><th>state</th><th>tries</th><th>last answer</th></tr></thead><tbody>
 {log_rows or '<tr><td colspan="6" class="muted">none yet</td></tr>'}</tbody></table></div></div>"""
-        return page(request, "Webhooks", body, customer=m.customer)
+        return page(request, "Webhooks", body, customer=m.customer, status=status)
+
+    async def add_endpoint(self, request: web.Request) -> web.Response:
+        """Add an endpoint for the session's customer (never the form's); its secret is shown once."""
+        m = member_of(request)
+        form = await request.post()
+        if self.bus is None:
+            return await self.webhooks(request, error="Webhooks are not available here.", status=503)
+        add = EndpointAdd(
+            customer=m.customer,
+            url=str(form.get("url", "")).strip(),
+            actor=f"{PORTAL_ACTOR_PREFIX}{m.name}",
+        )
+        try:
+            created = await self.bus.call(WEBHOOK_ADD, add, timeout=5.0)
+        except ServiceError as exc:
+            return await self.webhooks(request, error=exc.description, status=400)
+        return await self.webhooks(request, note="Endpoint added.", created=created)
+
+    async def remove_endpoint(self, request: web.Request) -> web.Response:
+        """Remove one of the customer's endpoints; another customer's id answers as not found
+        (the catalog removes any id it is given, so the owner is checked here first)."""
+        m = member_of(request)
+        if self.bus is None:
+            return await self.webhooks(request, error="Webhooks are not available here.", status=503)
+        eid = request.match_info["endpoint_id"]
+        own = await self.bus.call(WEBHOOK_LIST, CustomerRef(customer=m.customer), timeout=5.0)
+        if not any(e.endpoint_id == eid and e.customer == m.customer for e in own):
+            return await self.webhooks(request, error="No such endpoint.", status=404)
+        ref = EndpointRef(endpoint_id=eid, actor=f"{PORTAL_ACTOR_PREFIX}{m.name}")
+        try:
+            await self.bus.call(WEBHOOK_REMOVE, ref, timeout=5.0)
+        except ServiceError as exc:
+            return await self.webhooks(request, error=exc.description, status=400)
+        return redirect(WEBHOOKS_PATH)
 
     async def sums(self, customer: str, days: list[str]) -> Sums:
         """Views and first-frame sketches per (day, domain). Each day's sums are read once and kept
