@@ -316,6 +316,9 @@ ROLES: dict[str, Role] = {
                 webhooks.WEBHOOK_DELIVERIES.subject,
                 webhooks.WEBHOOK_ADD.subject,
                 webhooks.WEBHOOK_REMOVE.subject,
+                # ... and saves the viewer settings a customer may change (background,
+                # auto-rotate, poster) as a new version of its own model's settings.
+                objects.CUSTOMER_VIEWER.subject,
             ),
             subscribe=(_api("gateway"),),
             # Recorded as the portal account that did it (``portal:<account>``), nobody else.

@@ -19,8 +19,16 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
+from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import PORTAL_INVITE, PortalInviteRequest
-from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd
+from foto3d.proto.objects import (
+    CUSTOMER_ADD,
+    CUSTOMER_VIEWER,
+    REGISTER,
+    CustomerAdd,
+    CustomerViewerRequest,
+    RegisterObject,
+)
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
     WEBHOOK_DELIVERIES,
@@ -29,6 +37,9 @@ from foto3d.proto.webhooks import (
     EndpointAdd,
     EndpointView,
 )
+from foto3d.services.catalog.review import save_settings
+from foto3d.services.catalog.service import CatalogService
+from foto3d.services.catalog.viewer_settings import saved_versions
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
@@ -166,8 +177,6 @@ async def test_invite_mail_password_sign_in_and_only_own_models(
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
 
     # an account belongs to one customer
-    from foto3d.proto.api import ServiceError
-
     with pytest.raises(ServiceError, match="another customer"):
         await gw.bus.call(PORTAL_INVITE, PortalInviteRequest(customer="globex", email=EMAIL))
 
@@ -417,3 +426,66 @@ async def test_the_customer_adds_and_removes_its_own_webhook_endpoints(settings:
             ) as r:
                 assert r.status == 303 and r.headers["Location"] == "/portal/webhooks"
             assert await bus.call(WEBHOOK_LIST, CustomerRef(customer="acme")) == []
+
+
+async def test_the_customer_changes_its_viewer_settings_as_a_new_version_keeping_the_framing(
+    settings: Settings, bus: Bus
+) -> None:
+    """Background, auto-rotate and poster from the model page: a new ``object.viewer/1`` version
+    by the portal account, over staff's latest, whose framing stays; never for another's model."""
+    settings.raw["catalog"] = {"create_admin": False}
+    settings.raw["token_gateway"] = {"port": 0}
+    async with running_services(settings, ["catalog", "token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        catalog = next(s for s in rt.services if isinstance(s, CatalogService))
+        ids = {}
+        for slug in ("acme", "globex"):
+            await bus.call(CUSTOMER_ADD, CustomerAdd(slug=slug))
+            obj = await bus.call(REGISTER, RegisterObject(customer=slug, display_name="Desk lamp"))
+            ids[slug] = obj.object_id
+            await gw.publish_model(obj.object_id)
+        mine, theirs = ids["acme"], ids["globex"]
+        await eventually(
+            lambda: gw.svc.parts and all(gw.svc.parts.index.get(o) for o in ids.values()), "models"
+        )
+        framing = {"camera": {"azimuth": 30.0, "elevation": 10.0, "distance": 1.2}, "rotation": [0, 90, 0]}
+        await save_settings(catalog.parts, mine, {**framing, "auto_rotate": 12.0}, "framed", "rita")
+        assert gw.svc.portal is not None
+        _, token, _ = await gw.svc.portal.accounts.invite("acme", EMAIL, "ops", 1.0)
+        await gw.svc.portal.accounts.accept(token, PASSWORD)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await sign_in(s, gw, PASSWORD)).status == 303
+            async with s.get(f"{gw.url}/portal/models/{mine}") as r:
+                text = await r.text()
+                assert r.status == 200 and 'id="viewer-form"' in text, text
+            # staff's speed shows as on, the poster as shown (the viewer's default)
+            assert re.search(r'name="auto_rotate" checked', text) and re.search(
+                r'name="poster" checked', text
+            )
+            form = {"background": "#102030", "auto_rotate": "on", "customer": "globex"}  # poster unticked
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data=form) as r:
+                text = await r.text()
+                assert r.status == 200 and "Saved as version 2" in text, text
+            versions = await saved_versions(catalog.parts.store, mine)
+            assert [(v["version"], v["actor"]) for v in versions] == [(1, "rita"), (2, f"portal:{EMAIL}")]
+            latest = versions[-1]["settings"]
+            assert latest["camera"] == framing["camera"] and latest["rotation"] == framing["rotation"]
+            assert latest["background"] == "#102030" and latest["ui"] == {"poster": False}
+            assert latest["auto_rotate"] == 12.0  # "on" keeps staff's speed
+            # the same again saves nothing new
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data=form) as r:
+                assert r.status == 200 and "Nothing changed" in await r.text()
+            # a bad colour is refused
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data={"background": "red;}"}) as r:
+                assert r.status == 400
+            # another customer's model: not found, nothing saved
+            async with s.post(f"{gw.url}/portal/models/{theirs}/viewer", data=form) as r:
+                assert r.status == 404
+            assert len(await saved_versions(catalog.parts.store, mine)) == 2
+        assert await saved_versions(catalog.parts.store, theirs) == []
+        # the catalog checks the owner itself (the gateway asked for the wrong customer)
+        ask = CustomerViewerRequest(object_id=theirs, customer="acme", background="#000", actor="portal:x")
+        with pytest.raises(ServiceError) as info:
+            await bus.call(CUSTOMER_VIEWER, ask)
+        assert info.value.code == "404"
+        assert await saved_versions(catalog.parts.store, theirs) == []

@@ -1,5 +1,6 @@
-"""The portal's pages: a customer's models, one model (live preview, embed snippets), its viewer
-keys (issue, revoke) and its analytics.
+"""The portal's pages: a customer's models, one model (live preview, embed snippets, the viewer
+settings it may change), its viewer keys (issue, revoke), its webhook endpoints (add, remove) and
+its analytics.
 
 Every query starts from the signed-in account's customer (:func:`member_of`), never from the
 URL: a model or key of another customer answers exactly like one that does not exist (404).
@@ -19,6 +20,7 @@ from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import PORTAL_ACTOR_PREFIX, CredentialKind, RevokeRequest
+from foto3d.proto.objects import CUSTOMER_VIEWER, CustomerViewerReply, CustomerViewerRequest
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
     WEBHOOK_DELIVERIES,
@@ -37,7 +39,7 @@ from foto3d.services.token_gateway.links import expiry
 from foto3d.services.token_gateway.manage import CredentialManager, issue_request
 from foto3d.services.token_gateway.objects import ObjectState
 from foto3d.services.token_gateway.parts import GatewayParts
-from foto3d.services.token_gateway.portal import chart
+from foto3d.services.token_gateway.portal import chart, viewer_form
 from foto3d.services.token_gateway.portal.accounts import Member
 from foto3d.services.token_gateway.portal.layout import PORTAL, page, redirect
 from foto3d.services.token_gateway.portal.signin import member_of
@@ -74,6 +76,11 @@ def _not_found(request: web.Request, m: Member) -> web.Response:
     )
 
 
+def _actor(m: Member) -> str:
+    """Who the portal's actions are recorded as done by."""
+    return f"{PORTAL_ACTOR_PREFIX}{m.name}"
+
+
 def _key_state(c: Credential) -> str:
     if c.revoked_at is not None:
         return "revoked"
@@ -92,6 +99,7 @@ class PortalPages:
             web.get(f"{PORTAL}/", self.models),
             web.get(MODEL_PATH + "{object_id}", self.model),
             web.get(MODEL_PATH + "{object_id}/preview", self.preview),
+            web.post(MODEL_PATH + "{object_id}/viewer", self.save_viewer),
             web.get(KEYS_PATH, self.keys),
             web.post(KEYS_PATH, self.issue),
             web.post(KEYS_PATH + "/{credential_id}/revoke", self.revoke),
@@ -145,12 +153,34 @@ class PortalPages:
         )
         return page(request, "Your 3D models", body, customer=m.customer)
 
-    async def model(self, request: web.Request) -> web.Response:
+    async def viewer_settings(self, m: Member, object_id: str) -> CustomerViewerReply | None:
+        """The customer's fields of the model's saved viewer settings (None: the catalog is away)."""
+        if self.bus is None:
+            return None
+        ask = CustomerViewerRequest(object_id=object_id, customer=m.customer, actor=_actor(m))
+        try:
+            return await self.bus.call(CUSTOMER_VIEWER, ask, timeout=5.0)
+        except Exception:  # the rest of the page still works
+            return None
+
+    async def model(
+        self,
+        request: web.Request,
+        note: str = "",
+        error: str = "",
+        viewer: CustomerViewerReply | None = None,
+        status: int = 200,
+    ) -> web.Response:
         m = member_of(request)
         state = self.own_model(m, request.match_info["object_id"])
         if state is None:
             return _not_found(request, m)
         oid = state.object_id
+        if viewer is None:
+            viewer = await self.viewer_settings(m, oid)
+        banner = f'<p class="notice" role="status">{esc(note)}</p>' if note else ""
+        if error:
+            banner += f'<p class="error" role="alert">{esc(error)}</p>'
         st = _status(state)
         keys = [c for c in self.own_keys(m) if c.usable() and c.covers(oid)]
         if not state.live:
@@ -179,11 +209,33 @@ class PortalPages:
             if snippets
             else f'No viewer key covers this model yet: <a href="{KEYS_PATH}">issue one</a>.'
         )
-        body = f"""<div class="panel"><p><span class="badge {st}">{st}</span>
+        body = f"""{banner}<div class="panel"><p><span class="badge {st}">{st}</span>
 {f"version {state.version}" if state.version else ""} · <code>{esc(oid)}</code></p>{preview}</div>
 <div class="panel" id="snippets"><h2>Embed it on your sites</h2><p class="muted">{snippet_note}</p>
-{"".join(snippets)}</div>"""
-        return page(request, state.name or oid, body, customer=m.customer)
+{"".join(snippets)}</div>
+{viewer_form.form_html(f"{MODEL_PATH}{esc(oid)}/viewer", viewer)}"""
+        return page(request, state.name or oid, body, customer=m.customer, status=status)
+
+    async def save_viewer(self, request: web.Request) -> web.Response:
+        """Save the customer's viewer fields as a new settings version (the catalog checks the
+        model is this customer's too, and keeps staff's framing)."""
+        m = member_of(request)
+        state = self.own_model(m, request.match_info["object_id"])
+        if state is None:
+            return _not_found(request, m)
+        if self.bus is None:
+            return await self.model(request, error="Viewer settings are not available here.", status=503)
+        req = viewer_form.request_from(await request.post(), state.object_id, m.customer, _actor(m))
+        try:
+            reply = await self.bus.call(CUSTOMER_VIEWER, req, timeout=10.0)
+        except ServiceError as exc:
+            return await self.model(request, error=exc.description, status=400)
+        note = (
+            f"Saved as version {reply.version}: your live model shows it from its next publish."
+            if reply.changed
+            else "Nothing changed."
+        )
+        return await self.model(request, note=note, viewer=reply)
 
     async def preview(self, request: web.Request) -> web.Response:
         """The embed page as a visitor gets it, for one of the customer's own usable keys: the same
@@ -277,7 +329,7 @@ placeholder="https://shop.example.com"></textarea></label>
                     "label": str(form.get("label", ""))[:200],
                     "origins": origins,
                     "expires_in_days": days,
-                    "actor": f"{PORTAL_ACTOR_PREFIX}{m.name}",
+                    "actor": _actor(m),
                 }
             )
             reply = await self.manager.issue(req)
@@ -294,9 +346,7 @@ placeholder="https://shop.example.com"></textarea></label>
         if cred is None:
             return _not_found(request, m)
         await self.manager.revoke(
-            RevokeRequest(
-                credential_id=cid, actor=f"{PORTAL_ACTOR_PREFIX}{m.name}", reason="revoked in the portal"
-            )
+            RevokeRequest(credential_id=cid, actor=_actor(m), reason="revoked in the portal")
         )
         return redirect(KEYS_PATH)
 
@@ -376,7 +426,7 @@ placeholder="https://shop.example.com/hooks/foto3d"></label>
         add = EndpointAdd(
             customer=m.customer,
             url=str(form.get("url", "")).strip(),
-            actor=f"{PORTAL_ACTOR_PREFIX}{m.name}",
+            actor=_actor(m),
         )
         try:
             created = await self.bus.call(WEBHOOK_ADD, add, timeout=5.0)
@@ -394,7 +444,7 @@ placeholder="https://shop.example.com/hooks/foto3d"></label>
         own = await self.bus.call(WEBHOOK_LIST, CustomerRef(customer=m.customer), timeout=5.0)
         if not any(e.endpoint_id == eid and e.customer == m.customer for e in own):
             return await self.webhooks(request, error="No such endpoint.", status=404)
-        ref = EndpointRef(endpoint_id=eid, actor=f"{PORTAL_ACTOR_PREFIX}{m.name}")
+        ref = EndpointRef(endpoint_id=eid, actor=_actor(m))
         try:
             await self.bus.call(WEBHOOK_REMOVE, ref, timeout=5.0)
         except ServiceError as exc:
