@@ -159,7 +159,9 @@ class PortalPages:
             return None
         ask = CustomerViewerRequest(object_id=object_id, customer=m.customer, actor=_actor(m))
         try:
-            return await self.bus.call(CUSTOMER_VIEWER, ask, timeout=5.0)
+            # A page view does not wait for a catalog that is away (restarting, failing over):
+            # the form says so and the rest of the page is served at once.
+            return await self.bus.call(CUSTOMER_VIEWER, ask, timeout=2.0, no_responder_grace=0.0)
         except Exception:  # the rest of the page still works
             return None
 
