@@ -15,11 +15,11 @@ import pytest
 
 from foto3d.cli.main import main
 from foto3d.libs.auth.gate import is_public_route
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
-from foto3d.proto.api import ServiceError
+from foto3d.proto.api import FORBIDDEN, ServiceError
 from foto3d.proto.gateway import PORTAL_INVITE, PortalInviteRequest
 from foto3d.proto.objects import (
     CUSTOMER_ADD,
@@ -33,13 +33,16 @@ from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
     WEBHOOK_DELIVERIES,
     WEBHOOK_LIST,
+    WEBHOOK_REMOVE,
     CustomerRef,
     EndpointAdd,
+    EndpointRef,
     EndpointView,
 )
 from foto3d.services.catalog.review import save_settings
 from foto3d.services.catalog.service import CatalogService
 from foto3d.services.catalog.viewer_settings import saved_versions
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
@@ -489,3 +492,33 @@ async def test_the_customer_changes_its_viewer_settings_as_a_new_version_keeping
             await bus.call(CUSTOMER_VIEWER, ask)
         assert info.value.code == "404"
         assert await saved_versions(catalog.parts.store, theirs) == []
+
+
+async def test_the_gateways_own_key_may_act_only_as_a_portal_account(settings: Settings, bus: Bus) -> None:
+    """With the ``gateway`` role's key (as a deployed gateway signs): webhooks add/remove and
+    customer-viewer go through, recorded as the portal account it names; naming staff is refused."""
+    settings.raw["catalog"] = {"create_admin": False}
+    async with running_services(settings, ["catalog"], http=False):
+        await bus.call(CUSTOMER_ADD, CustomerAdd(slug="acme"))
+        as_gateway = await connect([settings.nats_urls[0]], "portal-gateway", creds=creds_for("gateway"))
+        try:
+            actor = f"portal:{EMAIL}"
+            add = EndpointAdd(customer="acme", url="https://shop.example.com/h", actor=actor)
+            made = await as_gateway.call(WEBHOOK_ADD, add)
+            assert made.created_by == actor and made.secret
+            with pytest.raises(ServiceError) as info:
+                await as_gateway.call(WEBHOOK_ADD, msgspec.structs.replace(add, actor="maria"))
+            assert info.value.code == FORBIDDEN
+            removed = await as_gateway.call(
+                WEBHOOK_REMOVE, EndpointRef(endpoint_id=made.endpoint_id, actor=actor)
+            )
+            assert removed.endpoint_id == made.endpoint_id
+            # allowed and proven: the catalog itself answers (no such object here)
+            ask = CustomerViewerRequest(
+                object_id="acme-nothing-001", customer="acme", poster=False, actor=actor
+            )
+            with pytest.raises(ServiceError) as info:
+                await as_gateway.call(CUSTOMER_VIEWER, ask)
+            assert info.value.code == "404", info.value.description
+        finally:
+            await as_gateway.close()
