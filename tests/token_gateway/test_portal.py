@@ -500,7 +500,7 @@ async def test_the_gateways_own_key_may_act_only_as_a_portal_account(settings: S
     settings.raw["catalog"] = {"create_admin": False}
     async with running_services(settings, ["catalog"], http=False):
         await bus.call(CUSTOMER_ADD, CustomerAdd(slug="acme"))
-        as_gateway = await connect([settings.nats_urls[0]], "portal-gateway", creds=creds_for("gateway"))
+        as_gateway = await connect(settings.nats_urls or [], "portal-gateway", creds=creds_for("gateway"))
         try:
             actor = f"portal:{EMAIL}"
             add = EndpointAdd(customer="acme", url="https://shop.example.com/h", actor=actor)
