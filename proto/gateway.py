@@ -197,6 +197,8 @@ USAGE: Api[UsageQuery, UsageReply] = Api("gateway", "usage", UsageQuery, UsageRe
 
 #: How long an invitation link works (hours).
 PORTAL_INVITE_HOURS = 72.0
+#: What the portal's actions are recorded as done by: ``portal:<account>`` (an account is a mail address).
+PORTAL_ACTOR_PREFIX = "portal:"
 
 
 class PortalInviteRequest(msgspec.Struct, frozen=True, kw_only=True):

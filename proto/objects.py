@@ -265,6 +265,34 @@ class StatusRequest(msgspec.Struct, frozen=True, kw_only=True):
     actor: str = ""
 
 
+# A CSS colour as the viewer takes it (``proto.viewer.CssColour``), or "" for the viewer's default.
+CustomerBackground = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[#a-zA-Z0-9(),.% ]*$")]
+
+
+class CustomerViewerRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``catalog.customer-viewer``: the viewer settings a customer may change itself (the
+    portal). An unset field stays as it is; with none set it only answers the current values.
+    The camera framing, limits, levelling and hotspots are staff's and cannot be named here."""
+
+    object_id: str
+    customer: CustomerSlug  # the object must be this customer's (else: not found)
+    background: CustomerBackground | None = None
+    auto_rotate: bool | None = None
+    poster: bool | None = None
+    actor: str = ""  # ``portal:<account>``
+
+
+class CustomerViewerReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The customer's fields of the latest saved settings, and whether this call saved a version."""
+
+    object_id: str
+    version: Count  # the latest ``object.viewer/1`` version (0: none saved yet)
+    changed: bool
+    background: str  # "" : the viewer's default
+    auto_rotate: bool
+    poster: bool
+
+
 class RollbackRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``catalog.rollback``: make an earlier published version live again."""
 
@@ -432,6 +460,9 @@ STATUS: Api[StatusRequest, ObjectView] = Api("catalog", "status", StatusRequest,
 PUBLISH: Api[ObjectRef, PublishedObject] = Api("catalog", "publish", ObjectRef, PublishedObject)
 RESUBMIT: Api[ResubmitRequest, SubmittedObject] = Api("catalog", "resubmit", ResubmitRequest, SubmittedObject)
 ROLLBACK: Api[RollbackRequest, ObjectView] = Api("catalog", "rollback", RollbackRequest, ObjectView)
+CUSTOMER_VIEWER: Api[CustomerViewerRequest, CustomerViewerReply] = Api(
+    "catalog", "customer-viewer", CustomerViewerRequest, CustomerViewerReply
+)
 BOARD: Api[NoBody, Board] = Api("catalog", "board", NoBody, Board)
 # A catalog standby forwards the write commands it receives to the lease holder, which alone
 # answers here (docs/failover.md#the-catalog-a-warm-standby): outside ``f3d.api.catalog.>``, so
@@ -455,6 +486,8 @@ SCHEMAS = (
     ObjectRef,
     ResubmitRequest,
     RollbackRequest,
+    CustomerViewerRequest,
+    CustomerViewerReply,
     CaptureRequest,
     ReviewRequest,
     StatusRequest,

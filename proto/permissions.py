@@ -103,6 +103,9 @@ class Role:
     # Besides the one shared identity, one per person (`foto3d auth add staff NAME`), whose
     # signed requests are recorded as that person whatever their body says.
     per_person: bool = False
+    # Management requests it signs may name only a customer portal account it signed in
+    # itself (``portal:<account>``), never staff: the gateway acts for customers, not people.
+    names_portal_accounts: bool = False
 
     def expand(self, participant_id: str) -> Role:
         """The role with ``{id}`` replaced by one participant's id (a subject token)."""
@@ -122,6 +125,7 @@ class Role:
             self.leaf,
             self.names_people,
             self.per_person,
+            self.names_portal_accounts,
         )
 
 
@@ -151,6 +155,7 @@ def _service(
     subscribe: tuple[str, ...],
     *,
     names_people: bool = False,
+    names_portal_accounts: bool = False,
 ) -> Role:
     return Role(
         name,
@@ -159,6 +164,7 @@ def _service(
         subscribe=(*_SERVICE_SUB, *subscribe),
         responds=True,
         names_people=names_people,
+        names_portal_accounts=names_portal_accounts,
     )
 
 
@@ -304,12 +310,19 @@ ROLES: dict[str, Role] = {
                 *_stream_api(subjects.GATEWAY_USAGE_STREAM),
                 *_stream_api(subjects.GATEWAY_BANS_STREAM),
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
-                # The customer portal reads a customer's webhook endpoints and delivery log (the
-                # catalog keeps them); it may not add or remove any.
+                # The customer portal reads a customer's webhook endpoints and delivery log and
+                # adds or removes the signed-in customer's endpoints (the catalog keeps them).
                 webhooks.WEBHOOK_LIST.subject,
                 webhooks.WEBHOOK_DELIVERIES.subject,
+                webhooks.WEBHOOK_ADD.subject,
+                webhooks.WEBHOOK_REMOVE.subject,
+                # ... and saves the viewer settings a customer may change (background,
+                # auto-rotate, poster) as a new version of its own model's settings.
+                objects.CUSTOMER_VIEWER.subject,
             ),
             subscribe=(_api("gateway"),),
+            # Recorded as the portal account that did it (``portal:<account>``), nobody else.
+            names_portal_accounts=True,
         ),
         _service(
             "scaler",

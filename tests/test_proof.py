@@ -96,6 +96,11 @@ def test_the_actor_comes_from_the_identity(site: IdentityStore) -> None:
     assert actor_of(by["staff"], "rita") == "rita"  # the site host's key names the host's person
     assert actor_of(by["catalog"], "maria") == "maria"  # the dashboard, for whom it signed in
     assert actor_of(by["up"], "") == "up"
+    # the gateway names the customer portal account it signed in, and nobody else
+    assert actor_of(by["gateway"], "portal:ana@acme.example") == "portal:ana@acme.example"
+    for claimed in ("", "portal:"):
+        with pytest.raises(ServiceError):
+            actor_of(by["gateway"], claimed)
     for name in ("gateway", "trainer-t1"):
         with pytest.raises(ServiceError) as info:
             actor_of(by[name], "maria")

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from foto3d.libs.bus.identities import INDEX, Identity, IdentityStore
 from foto3d.proto.api import FORBIDDEN, UNAUTHORIZED, ServiceError
+from foto3d.proto.gateway import PORTAL_ACTOR_PREFIX
 from foto3d.proto.permissions import ROLES
 from foto3d.proto.subjects import NONCE_HEADER, SIGNATURE_HEADER, SIGNED_AT_HEADER, SIGNER_HEADER
 
@@ -188,12 +189,20 @@ class ProofChecker:
 def actor_of(identity: Identity, claimed: str) -> str:
     """Who is recorded as having acted: a personal staff key is its person whatever the body
     says; a role that signs people in itself (the dashboard, the site host's shared staff key)
-    names the person it acts for; any other role may not act at all."""
+    names the person it acts for; the gateway names only the customer portal account it
+    signed in (``portal:<account>``); any other role may not act at all."""
     role = ROLES.get(identity.role)
     if role is not None and role.per_person and identity.participant_id:
         return identity.participant_id
     if role is not None and role.names_people:
         return claimed or identity.name
+    if (
+        role is not None
+        and role.names_portal_accounts
+        and claimed.startswith(PORTAL_ACTOR_PREFIX)
+        and len(claimed) > len(PORTAL_ACTOR_PREFIX)
+    ):
+        return claimed
     raise ServiceError(FORBIDDEN, f"refused: {identity.name} ({identity.role}) may not do this")
 
 

@@ -34,7 +34,8 @@ from foto3d.services.catalog.viewer_settings import saved_versions
 REVIEW_SCRIPT = "/catalog/static/review.js"
 # Formats the viewer reads, smallest per gaussian first: the "delivery" copy shown beside the full one.
 DELIVERY_ORDER = ("spz", "sog", "compressed-ply", "splat", "ply")
-_save_lock = asyncio.Lock()  # versions are numbered per object: one save at a time
+# Versions are numbered per object: one save at a time (hold it around read-change-record).
+SAVE_LOCK = asyncio.Lock()
 
 
 async def save_settings(
@@ -46,24 +47,32 @@ async def save_settings(
         raise ActionError(f"viewer settings are not valid: {exc}") from None
     if len(comment) > 1000:
         raise ActionError("the comment is longer than 1000 characters")
+    async with SAVE_LOCK:
+        version = await record_version(parts, object_id, settings, comment, actor)
+    return {"object_id": object_id, "version": version, "settings": msgspec.to_builtins(settings)}
+
+
+async def record_version(
+    parts: CatalogParts, object_id: str, settings: ViewerSettings, comment: str, actor: str
+) -> int:
+    """Record ``settings`` as the object's next ``object.viewer/1`` version (hold :data:`SAVE_LOCK`)."""
     row = await parts.catalog.obj(object_id)
     job = await parts.catalog.latest_trained_job(object_id)
-    async with _save_lock:
-        version = len(await saved_versions(parts.store, object_id)) + 1
-        await parts.catalog.record(
-            ObjectViewerSaved(
-                event_id=f"viewer-{uuid.uuid4().hex}",
-                object_id=object_id,
-                # after the object's latest change, like every catalog decision
-                ts=max(time.time(), row.pipeline_ts + 0.001, row.status_ts + 0.001),
-                actor=actor,
-                version=version,
-                settings=settings,
-                job_id=job.job_id if job else "",
-                comment=comment.strip(),
-            )
+    version = len(await saved_versions(parts.store, object_id)) + 1
+    await parts.catalog.record(
+        ObjectViewerSaved(
+            event_id=f"viewer-{uuid.uuid4().hex}",
+            object_id=object_id,
+            # after the object's latest change, like every catalog decision
+            ts=max(time.time(), row.pipeline_ts + 0.001, row.status_ts + 0.001),
+            actor=actor,
+            version=version,
+            settings=settings,
+            job_id=job.job_id if job else "",
+            comment=comment.strip(),
         )
-    return {"object_id": object_id, "version": version, "settings": msgspec.to_builtins(settings)}
+    )
+    return version
 
 
 class CatalogReview:

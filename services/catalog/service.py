@@ -38,6 +38,7 @@ from foto3d.proto.objects import (
     BOARD,
     CAPTURE,
     CUSTOMER_ADD,
+    CUSTOMER_VIEWER,
     CUSTOMERS,
     LIST,
     PUBLISH,
@@ -52,6 +53,8 @@ from foto3d.proto.objects import (
     CaptureRequest,
     Customer,
     CustomerAdd,
+    CustomerViewerReply,
+    CustomerViewerRequest,
     ObjectDetails,
     ObjectEvent,
     ObjectPage,
@@ -68,7 +71,16 @@ from foto3d.proto.objects import (
     SubmittedObject,
     TimelineEntry,
 )
-from foto3d.services.catalog import api, note_pages, pages, review, subscription_api, topology, webhook_api
+from foto3d.services.catalog import (
+    api,
+    customer_viewer,
+    note_pages,
+    pages,
+    review,
+    subscription_api,
+    topology,
+    webhook_api,
+)
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.applied import AppliedSequence
 from foto3d.services.catalog.note_actions import CaptureNotes
@@ -432,6 +444,9 @@ class CatalogService(Service):
         async def rollback(b: RollbackRequest) -> ObjectView:
             return await c.rollback(b.object_id, b.version, b.actor)
 
+        async def viewer_by_customer(b: CustomerViewerRequest) -> CustomerViewerReply:
+            return await customer_viewer.change(self.parts, b)
+
         route.add(CUSTOMER_ADD, customer_add)
         route.add(REGISTER, register)
         route.add(CAPTURE, capture)
@@ -441,6 +456,7 @@ class CatalogService(Service):
         route.add(PUBLISH, publish, timeout_s=self.cfg.publish_timeout_s + 30.0)
         route.add(RESUBMIT, resubmit)
         route.add(ROLLBACK, rollback)
+        route.add(CUSTOMER_VIEWER, viewer_by_customer)
 
     def endpoints(self) -> list[Endpoint]:
         p = self.parts
@@ -481,6 +497,8 @@ class CatalogService(Service):
             serve(PUBLISH, w.routed(PUBLISH), tasks=self._tasks, actor="actor"),
             serve(RESUBMIT, w.routed(RESUBMIT), actor="actor"),
             serve(ROLLBACK, w.routed(ROLLBACK), actor="actor"),
+            # The portal's (the gateway signs it, naming the portal account).
+            serve(CUSTOMER_VIEWER, w.routed(CUSTOMER_VIEWER), actor="actor"),
             serve(BOARD, board),
             *note_pages.endpoints(p),
             *self._subscription_endpoints(),

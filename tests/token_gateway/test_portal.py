@@ -15,13 +15,34 @@ import pytest
 
 from foto3d.cli.main import main
 from foto3d.libs.auth.gate import is_public_route
-from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.connection import Bus, connect
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
 from foto3d.proto.analytics import ANALYTICS, AnalyticsQuery
+from foto3d.proto.api import FORBIDDEN, ServiceError
 from foto3d.proto.gateway import PORTAL_INVITE, PortalInviteRequest
-from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd
-from foto3d.proto.webhooks import WEBHOOK_ADD, WEBHOOK_DELIVERIES, CustomerRef, EndpointAdd
+from foto3d.proto.objects import (
+    CUSTOMER_ADD,
+    CUSTOMER_VIEWER,
+    REGISTER,
+    CustomerAdd,
+    CustomerViewerRequest,
+    RegisterObject,
+)
+from foto3d.proto.webhooks import (
+    WEBHOOK_ADD,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LIST,
+    WEBHOOK_REMOVE,
+    CustomerRef,
+    EndpointAdd,
+    EndpointRef,
+    EndpointView,
+)
+from foto3d.services.catalog.review import save_settings
+from foto3d.services.catalog.service import CatalogService
+from foto3d.services.catalog.viewer_settings import saved_versions
+from testkit.identities import creds_for
 from testkit.running import running_services
 from testkit.servers import SmtpServer, free_port
 from testkit.waiting import eventually
@@ -159,8 +180,6 @@ async def test_invite_mail_password_sign_in_and_only_own_models(
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
 
     # an account belongs to one customer
-    from foto3d.proto.api import ServiceError
-
     with pytest.raises(ServiceError, match="another customer"):
         await gw.bus.call(PORTAL_INVITE, PortalInviteRequest(customer="globex", email=EMAIL))
 
@@ -363,3 +382,143 @@ async def test_the_webhooks_page_shows_the_customers_own_endpoints_and_deliverie
         assert f"<code>{closed}</code>" in text and "/globex" not in text
         assert "model.published" in text and 'data-delivery="' in text
         assert "could not be read" not in text
+
+
+async def test_the_customer_adds_and_removes_its_own_webhook_endpoints(settings: Settings, bus: Bus) -> None:
+    """Through the catalog's webhook API, always for the session's customer; another customer's
+    endpoint answers as not found and stays."""
+    settings.raw["catalog"] = {"create_admin": False}
+    settings.raw["token_gateway"] = {"port": 0}
+    async with running_services(settings, ["catalog", "token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        for slug in ("acme", "globex"):
+            await bus.call(CUSTOMER_ADD, CustomerAdd(slug=slug))
+        theirs = await bus.call(WEBHOOK_ADD, EndpointAdd(customer="globex", url="https://globex.example/h"))
+        assert gw.svc.portal is not None
+        _, token, _ = await gw.svc.portal.accounts.invite("acme", EMAIL, "ops", 1.0)
+        await gw.svc.portal.accounts.accept(token, PASSWORD)
+        url = "https://shop.example.com/hooks/foto3d"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await sign_in(s, gw, PASSWORD)).status == 303
+            # a form naming another customer changes nothing: the session's customer is used
+            async with s.post(f"{gw.url}/portal/webhooks", data={"url": url, "customer": "globex"}) as r:
+                text = await r.text()
+                assert r.status == 200, text
+            found = re.search(r'<pre id="endpoint-secret">([^<]+)</pre>', text)
+            assert found and len(found.group(1)) >= 16, text  # shown once, on creation
+            mine = await bus.call(WEBHOOK_LIST, CustomerRef(customer="acme"))
+            assert [(e.url, e.created_by) for e in mine] == [(url, f"portal:{EMAIL}")]
+            assert [e.url for e in await bus.call(WEBHOOK_LIST, CustomerRef(customer="globex"))] == [
+                "https://globex.example/h"
+            ]
+            async with s.get(f"{gw.url}/portal/webhooks") as r:
+                text = await r.text()
+            assert f'data-endpoint="{mine[0].endpoint_id}"' in text and f"<code>{url}</code>" in text
+            assert "endpoint-secret" not in text  # never again
+            # a bad address is the catalog's refusal, shown on the page
+            async with s.post(f"{gw.url}/portal/webhooks", data={"url": "ftp://x.example"}) as r:
+                assert r.status == 400
+            # another customer's endpoint: not found, and it stays
+            async with s.post(f"{gw.url}/portal/webhooks/{theirs.endpoint_id}/remove") as r:
+                assert r.status == 404 and "globex.example" not in await r.text()
+            left: list[EndpointView] = await bus.call(WEBHOOK_LIST, CustomerRef(customer="globex"))
+            assert [e.endpoint_id for e in left] == [theirs.endpoint_id]
+            # its own: removed
+            async with s.post(
+                f"{gw.url}/portal/webhooks/{mine[0].endpoint_id}/remove", allow_redirects=False
+            ) as r:
+                assert r.status == 303 and r.headers["Location"] == "/portal/webhooks"
+            assert await bus.call(WEBHOOK_LIST, CustomerRef(customer="acme")) == []
+
+
+async def test_the_customer_changes_its_viewer_settings_as_a_new_version_keeping_the_framing(
+    settings: Settings, bus: Bus
+) -> None:
+    """Background, auto-rotate and poster from the model page: a new ``object.viewer/1`` version
+    by the portal account, over staff's latest, whose framing stays; never for another's model."""
+    settings.raw["catalog"] = {"create_admin": False}
+    settings.raw["token_gateway"] = {"port": 0}
+    async with running_services(settings, ["catalog", "token_gateway"], http=False) as rt:
+        gw = Gateway(rt=rt, bus=bus, published=settings.data_dir / "published")
+        catalog = next(s for s in rt.services if isinstance(s, CatalogService))
+        ids = {}
+        for slug in ("acme", "globex"):
+            await bus.call(CUSTOMER_ADD, CustomerAdd(slug=slug))
+            obj = await bus.call(REGISTER, RegisterObject(customer=slug, display_name="Desk lamp"))
+            ids[slug] = obj.object_id
+            await gw.publish_model(obj.object_id)
+        mine, theirs = ids["acme"], ids["globex"]
+        await eventually(
+            lambda: gw.svc.parts and all(gw.svc.parts.index.get(o) for o in ids.values()), "models"
+        )
+        framing = {"camera": {"azimuth": 30.0, "elevation": 10.0, "distance": 1.2}, "rotation": [0, 90, 0]}
+        await save_settings(catalog.parts, mine, {**framing, "auto_rotate": 12.0}, "framed", "rita")
+        assert gw.svc.portal is not None
+        _, token, _ = await gw.svc.portal.accounts.invite("acme", EMAIL, "ops", 1.0)
+        await gw.svc.portal.accounts.accept(token, PASSWORD)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await sign_in(s, gw, PASSWORD)).status == 303
+            async with s.get(f"{gw.url}/portal/models/{mine}") as r:
+                text = await r.text()
+                assert r.status == 200 and 'id="viewer-form"' in text, text
+            # staff's speed shows as on, the poster as shown (the viewer's default)
+            assert re.search(r'name="auto_rotate" checked', text) and re.search(
+                r'name="poster" checked', text
+            )
+            form = {"background": "#102030", "auto_rotate": "on", "customer": "globex"}  # poster unticked
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data=form) as r:
+                text = await r.text()
+                assert r.status == 200 and "Saved as version 2" in text, text
+            versions = await saved_versions(catalog.parts.store, mine)
+            assert [(v["version"], v["actor"]) for v in versions] == [(1, "rita"), (2, f"portal:{EMAIL}")]
+            latest = versions[-1]["settings"]
+            assert latest["camera"] == framing["camera"] and latest["rotation"] == framing["rotation"]
+            assert latest["background"] == "#102030" and latest["ui"] == {"poster": False}
+            assert latest["auto_rotate"] == 12.0  # "on" keeps staff's speed
+            # the same again saves nothing new
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data=form) as r:
+                assert r.status == 200 and "Nothing changed" in await r.text()
+            # a bad colour is refused
+            async with s.post(f"{gw.url}/portal/models/{mine}/viewer", data={"background": "red;}"}) as r:
+                assert r.status == 400
+            # another customer's model: not found, nothing saved
+            async with s.post(f"{gw.url}/portal/models/{theirs}/viewer", data=form) as r:
+                assert r.status == 404
+            assert len(await saved_versions(catalog.parts.store, mine)) == 2
+        assert await saved_versions(catalog.parts.store, theirs) == []
+        # the catalog checks the owner itself (the gateway asked for the wrong customer)
+        ask = CustomerViewerRequest(object_id=theirs, customer="acme", background="#000", actor="portal:x")
+        with pytest.raises(ServiceError) as info:
+            await bus.call(CUSTOMER_VIEWER, ask)
+        assert info.value.code == "404"
+        assert await saved_versions(catalog.parts.store, theirs) == []
+
+
+async def test_the_gateways_own_key_may_act_only_as_a_portal_account(settings: Settings, bus: Bus) -> None:
+    """With the ``gateway`` role's key (as a deployed gateway signs): webhooks add/remove and
+    customer-viewer go through, recorded as the portal account it names; naming staff is refused."""
+    settings.raw["catalog"] = {"create_admin": False}
+    async with running_services(settings, ["catalog"], http=False):
+        await bus.call(CUSTOMER_ADD, CustomerAdd(slug="acme"))
+        as_gateway = await connect(settings.nats_urls or [], "portal-gateway", creds=creds_for("gateway"))
+        try:
+            actor = f"portal:{EMAIL}"
+            add = EndpointAdd(customer="acme", url="https://shop.example.com/h", actor=actor)
+            made = await as_gateway.call(WEBHOOK_ADD, add)
+            assert made.created_by == actor and made.secret
+            with pytest.raises(ServiceError) as info:
+                await as_gateway.call(WEBHOOK_ADD, msgspec.structs.replace(add, actor="maria"))
+            assert info.value.code == FORBIDDEN
+            removed = await as_gateway.call(
+                WEBHOOK_REMOVE, EndpointRef(endpoint_id=made.endpoint_id, actor=actor)
+            )
+            assert removed.endpoint_id == made.endpoint_id
+            # allowed and proven: the catalog itself answers (no such object here)
+            ask = CustomerViewerRequest(
+                object_id="acme-nothing-001", customer="acme", poster=False, actor=actor
+            )
+            with pytest.raises(ServiceError) as info:
+                await as_gateway.call(CUSTOMER_VIEWER, ask)
+            assert info.value.code == "404", info.value.description
+        finally:
+            await as_gateway.close()

@@ -1,5 +1,6 @@
-"""The portal's pages: a customer's models, one model (live preview, embed snippets), its viewer
-keys (issue, revoke) and its analytics.
+"""The portal's pages: a customer's models, one model (live preview, embed snippets, the viewer
+settings it may change), its viewer keys (issue, revoke), its webhook endpoints (add, remove) and
+its analytics.
 
 Every query starts from the signed-in account's customer (:func:`member_of`), never from the
 URL: a model or key of another customer answers exactly like one that does not exist (404).
@@ -18,8 +19,19 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.viewer import assets
 from foto3d.libs.web.layout import esc
 from foto3d.proto.api import ServiceError
-from foto3d.proto.gateway import CredentialKind, RevokeRequest
-from foto3d.proto.webhooks import WEBHOOK_DELIVERIES, WEBHOOK_LIST, CustomerRef, DeliveryView, EndpointView
+from foto3d.proto.gateway import PORTAL_ACTOR_PREFIX, CredentialKind, RevokeRequest
+from foto3d.proto.objects import CUSTOMER_VIEWER, CustomerViewerReply, CustomerViewerRequest
+from foto3d.proto.webhooks import (
+    WEBHOOK_ADD,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LIST,
+    WEBHOOK_REMOVE,
+    CustomerRef,
+    DeliveryView,
+    EndpointAdd,
+    EndpointRef,
+    EndpointView,
+)
 from foto3d.services.token_gateway import embed, sketch
 from foto3d.services.token_gateway.analytics import QUANTILES
 from foto3d.services.token_gateway.credentials import Credential
@@ -27,7 +39,7 @@ from foto3d.services.token_gateway.links import expiry
 from foto3d.services.token_gateway.manage import CredentialManager, issue_request
 from foto3d.services.token_gateway.objects import ObjectState
 from foto3d.services.token_gateway.parts import GatewayParts
-from foto3d.services.token_gateway.portal import chart
+from foto3d.services.token_gateway.portal import chart, viewer_form
 from foto3d.services.token_gateway.portal.accounts import Member
 from foto3d.services.token_gateway.portal.layout import PORTAL, page, redirect
 from foto3d.services.token_gateway.portal.signin import member_of
@@ -64,6 +76,11 @@ def _not_found(request: web.Request, m: Member) -> web.Response:
     )
 
 
+def _actor(m: Member) -> str:
+    """Who the portal's actions are recorded as done by."""
+    return f"{PORTAL_ACTOR_PREFIX}{m.name}"
+
+
 def _key_state(c: Credential) -> str:
     if c.revoked_at is not None:
         return "revoked"
@@ -82,11 +99,14 @@ class PortalPages:
             web.get(f"{PORTAL}/", self.models),
             web.get(MODEL_PATH + "{object_id}", self.model),
             web.get(MODEL_PATH + "{object_id}/preview", self.preview),
+            web.post(MODEL_PATH + "{object_id}/viewer", self.save_viewer),
             web.get(KEYS_PATH, self.keys),
             web.post(KEYS_PATH, self.issue),
             web.post(KEYS_PATH + "/{credential_id}/revoke", self.revoke),
             web.get(ANALYTICS_PATH, self.analytics),
             web.get(WEBHOOKS_PATH, self.webhooks),
+            web.post(WEBHOOKS_PATH, self.add_endpoint),
+            web.post(WEBHOOKS_PATH + "/{endpoint_id}/remove", self.remove_endpoint),
         ]
 
     # ---- scoped lookups ---------------------------------------------------------------
@@ -133,12 +153,36 @@ class PortalPages:
         )
         return page(request, "Your 3D models", body, customer=m.customer)
 
-    async def model(self, request: web.Request) -> web.Response:
+    async def viewer_settings(self, m: Member, object_id: str) -> CustomerViewerReply | None:
+        """The customer's fields of the model's saved viewer settings (None: the catalog is away)."""
+        if self.bus is None:
+            return None
+        ask = CustomerViewerRequest(object_id=object_id, customer=m.customer, actor=_actor(m))
+        try:
+            # A page view does not wait for a catalog that is away (restarting, failing over):
+            # the form says so and the rest of the page is served at once.
+            return await self.bus.call(CUSTOMER_VIEWER, ask, timeout=2.0, no_responder_grace=0.0)
+        except Exception:  # the rest of the page still works
+            return None
+
+    async def model(
+        self,
+        request: web.Request,
+        note: str = "",
+        error: str = "",
+        viewer: CustomerViewerReply | None = None,
+        status: int = 200,
+    ) -> web.Response:
         m = member_of(request)
         state = self.own_model(m, request.match_info["object_id"])
         if state is None:
             return _not_found(request, m)
         oid = state.object_id
+        if viewer is None:
+            viewer = await self.viewer_settings(m, oid)
+        banner = f'<p class="notice" role="status">{esc(note)}</p>' if note else ""
+        if error:
+            banner += f'<p class="error" role="alert">{esc(error)}</p>'
         st = _status(state)
         keys = [c for c in self.own_keys(m) if c.usable() and c.covers(oid)]
         if not state.live:
@@ -167,11 +211,33 @@ class PortalPages:
             if snippets
             else f'No viewer key covers this model yet: <a href="{KEYS_PATH}">issue one</a>.'
         )
-        body = f"""<div class="panel"><p><span class="badge {st}">{st}</span>
+        body = f"""{banner}<div class="panel"><p><span class="badge {st}">{st}</span>
 {f"version {state.version}" if state.version else ""} · <code>{esc(oid)}</code></p>{preview}</div>
 <div class="panel" id="snippets"><h2>Embed it on your sites</h2><p class="muted">{snippet_note}</p>
-{"".join(snippets)}</div>"""
-        return page(request, state.name or oid, body, customer=m.customer)
+{"".join(snippets)}</div>
+{viewer_form.form_html(f"{MODEL_PATH}{esc(oid)}/viewer", viewer)}"""
+        return page(request, state.name or oid, body, customer=m.customer, status=status)
+
+    async def save_viewer(self, request: web.Request) -> web.Response:
+        """Save the customer's viewer fields as a new settings version (the catalog checks the
+        model is this customer's too, and keeps staff's framing)."""
+        m = member_of(request)
+        state = self.own_model(m, request.match_info["object_id"])
+        if state is None:
+            return _not_found(request, m)
+        if self.bus is None:
+            return await self.model(request, error="Viewer settings are not available here.", status=503)
+        req = viewer_form.request_from(await request.post(), state.object_id, m.customer, _actor(m))
+        try:
+            reply = await self.bus.call(CUSTOMER_VIEWER, req, timeout=10.0)
+        except ServiceError as exc:
+            return await self.model(request, error=exc.description, status=400)
+        note = (
+            f"Saved as version {reply.version}: your live model shows it from its next publish."
+            if reply.changed
+            else "Nothing changed."
+        )
+        return await self.model(request, note=note, viewer=reply)
 
     async def preview(self, request: web.Request) -> web.Response:
         """The embed page as a visitor gets it, for one of the customer's own usable keys: the same
@@ -265,7 +331,7 @@ placeholder="https://shop.example.com"></textarea></label>
                     "label": str(form.get("label", ""))[:200],
                     "origins": origins,
                     "expires_in_days": days,
-                    "actor": f"portal:{m.name}",
+                    "actor": _actor(m),
                 }
             )
             reply = await self.manager.issue(req)
@@ -282,11 +348,18 @@ placeholder="https://shop.example.com"></textarea></label>
         if cred is None:
             return _not_found(request, m)
         await self.manager.revoke(
-            RevokeRequest(credential_id=cid, actor=f"portal:{m.name}", reason="revoked in the portal")
+            RevokeRequest(credential_id=cid, actor=_actor(m), reason="revoked in the portal")
         )
         return redirect(KEYS_PATH)
 
-    async def webhooks(self, request: web.Request) -> web.Response:
+    async def webhooks(
+        self,
+        request: web.Request,
+        note: str = "",
+        error: str = "",
+        created: EndpointView | None = None,
+        status: int = 200,
+    ) -> web.Response:
         """The customer's webhook endpoints and their delivery log, read from the catalog (which
         keeps and sends them) for the session's customer only."""
         m = member_of(request)
@@ -308,7 +381,9 @@ placeholder="https://shop.example.com"></textarea></label>
         urls = {e.endpoint_id: e.url for e in endpoints}
         ep_rows = "".join(
             f'<tr data-endpoint="{esc(e.endpoint_id)}"><td><code>{esc(e.url)}</code></td>'
-            f"<td>{_when(e.created)}</td></tr>"
+            f"<td>{_when(e.created)}</td>"
+            f'<td><form method="post" action="{WEBHOOKS_PATH}/{esc(e.endpoint_id)}/remove">'
+            f'<button type="submit" class="danger">Remove</button></form></td></tr>'
             for e in endpoints
         )
         log_rows = "".join(
@@ -318,16 +393,65 @@ placeholder="https://shop.example.com"></textarea></label>
             f"<td>{d.last_status or '-'} {esc(d.last_error[:120])}</td></tr>"
             for d in log
         )
-        body = f"""{f'<p class="error" role="alert">{esc(trouble)}</p>' if trouble else ""}
+        banner = f'<p class="error" role="alert">{esc(trouble)}</p>' if trouble else ""
+        if note:
+            banner += f'<p class="notice" role="status">{esc(note)}</p>'
+        if error:
+            banner += f'<p class="error" role="alert">{esc(error)}</p>'
+        if created is not None and created.secret:
+            banner += (
+                f'<div class="panel" id="new-secret"><h2>Signing secret of {esc(created.url)}</h2><p>Copy it '
+                "now: it is shown only this once. Your endpoint checks each delivery's "
+                f'<code>F3D-Signature</code> with it.</p><pre id="endpoint-secret">{esc(created.secret)}</pre></div>'
+            )
+        body = f"""{banner}
 <div class="panel"><h2>Endpoints</h2><p class="muted">We send <code>model.published</code>,
 <code>model.updated</code>, <code>model.disabled</code> and <code>subscription.ending</code> to these
-addresses, signed with your secret. To add or remove one, ask us.</p><div class="scroll">
-<table id="endpoints"><thead><tr><th>address</th><th>since</th></tr></thead><tbody>
-{ep_rows or '<tr><td colspan="2" class="muted">none</td></tr>'}</tbody></table></div></div>
+addresses, signed with your secret.</p><div class="scroll">
+<table id="endpoints"><thead><tr><th>address</th><th>since</th><th></th></tr></thead><tbody>
+{ep_rows or '<tr><td colspan="3" class="muted">none</td></tr>'}</tbody></table></div></div>
+<div class="panel"><h2>Add an endpoint</h2><form method="post" action="{WEBHOOKS_PATH}" class="stack"
+id="endpoint-form"><label>Address (https://…) <input name="url" type="url" maxlength="2000" required
+placeholder="https://shop.example.com/hooks/foto3d"></label>
+<button type="submit" class="primary">Add endpoint</button></form></div>
 <div class="panel"><h2>Deliveries</h2><div class="scroll"><table id="deliveries"><thead><tr><th>when (UTC)</th>
 <th>event</th><th>to</th><th>state</th><th>tries</th><th>last answer</th></tr></thead><tbody>
 {log_rows or '<tr><td colspan="6" class="muted">none yet</td></tr>'}</tbody></table></div></div>"""
-        return page(request, "Webhooks", body, customer=m.customer)
+        return page(request, "Webhooks", body, customer=m.customer, status=status)
+
+    async def add_endpoint(self, request: web.Request) -> web.Response:
+        """Add an endpoint for the session's customer (never the form's); its secret is shown once."""
+        m = member_of(request)
+        form = await request.post()
+        if self.bus is None:
+            return await self.webhooks(request, error="Webhooks are not available here.", status=503)
+        add = EndpointAdd(
+            customer=m.customer,
+            url=str(form.get("url", "")).strip(),
+            actor=_actor(m),
+        )
+        try:
+            created = await self.bus.call(WEBHOOK_ADD, add, timeout=5.0)
+        except ServiceError as exc:
+            return await self.webhooks(request, error=exc.description, status=400)
+        return await self.webhooks(request, note="Endpoint added.", created=created)
+
+    async def remove_endpoint(self, request: web.Request) -> web.Response:
+        """Remove one of the customer's endpoints; another customer's id answers as not found
+        (the catalog removes any id it is given, so the owner is checked here first)."""
+        m = member_of(request)
+        if self.bus is None:
+            return await self.webhooks(request, error="Webhooks are not available here.", status=503)
+        eid = request.match_info["endpoint_id"]
+        own = await self.bus.call(WEBHOOK_LIST, CustomerRef(customer=m.customer), timeout=5.0)
+        if not any(e.endpoint_id == eid and e.customer == m.customer for e in own):
+            return await self.webhooks(request, error="No such endpoint.", status=404)
+        ref = EndpointRef(endpoint_id=eid, actor=_actor(m))
+        try:
+            await self.bus.call(WEBHOOK_REMOVE, ref, timeout=5.0)
+        except ServiceError as exc:
+            return await self.webhooks(request, error=exc.description, status=400)
+        return redirect(WEBHOOKS_PATH)
 
     async def sums(self, customer: str, days: list[str]) -> Sums:
         """Views and first-frame sketches per (day, domain). Each day's sums are read once and kept
