@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from mypy_boto3_s3 import S3Client
 
-from testkit.servers import free_port
+from testkit.servers import end_process, free_port
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools" / "s3"
 S3RVER = TOOLS / "node_modules" / "s3rver" / "bin" / "s3rver.js"
@@ -73,13 +73,7 @@ class CorsS3Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_process(proc)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

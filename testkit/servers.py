@@ -28,6 +28,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def end_process(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+    """Stop a server the tests started: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Inbox:
     """Collects what the SMTP server accepted."""
 
@@ -99,13 +111,7 @@ class MotoServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_process(proc)
 
     def client(self) -> S3Client:
         return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")

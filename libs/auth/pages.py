@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from foto3d.libs.auth.enrol import TOTP_ON, enrol_totp
 from foto3d.libs.auth.signinlog import SIGN_IN_SOURCE_KIND, describe
-from foto3d.libs.auth.totp import new_secret, provisioning_uri, secret_bytes
+from foto3d.libs.auth.totp import new_secret, provisioning_uri
 from foto3d.libs.auth.users import UserError
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.auth import SignInChecked, SignInUnlocked
@@ -123,25 +124,19 @@ also asks for a code from an authenticator app (TOTP, RFC 6238).</p>
 
     async def totp_confirm(self, request: web.Request) -> web.Response:
         user = await self.auth.require_page(request)
-        form = await request.post()
-        secret = str(form.get("secret", ""))
-        try:
-            secret_bytes(secret)
-        except ValueError:
-            return await self.account(request, "That key is not valid; start again.", 400)
-        why = await self._password_ok(request, user.name, str(form.get("current", "")))
-        if why:
-            return await self.account(request, why, 400, enrol=secret)
-        if not await self.auth.users.check_code(user.name, str(form.get("code", "")), secret=secret):
-            return await self.account(
-                request, "That code is not right (is the phone's clock right?).", 400, secret
-            )
-        await self.auth.users.set_totp(user.name, secret)
+        refused = await enrol_totp(
+            self.auth.users,
+            user.name,
+            await request.post(),
+            lambda current: self._password_ok(request, user.name, current),
+        )
+        if refused:
+            return await self.account(request, refused.note, 400, enrol=refused.enrol)
         ua = request.headers.get("User-Agent", "")
         self.auth.signin_log.add(
             Level.INFO, describe("totp-on", user.name, self.auth.client_address(request), ua)
         )
-        return await self.account(request, "One-time codes are on: signing in asks for one from now on.")
+        return await self.account(request, TOTP_ON)
 
     async def totp_off(self, request: web.Request) -> web.Response:
         user = await self.auth.require_page(request)

@@ -18,6 +18,7 @@ reads the same stream (``libs/auth/shared.py``).
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 
 from foto3d.proto.auth import SignInChecked, SignInEvent, SignInUnlocked
@@ -136,3 +137,13 @@ class SignInLimits:
             if left > 0:
                 out.append((name, c.failures, left))
         return sorted(out)
+
+
+def too_many_sign_ins(wait: float) -> tuple[str, str]:
+    """What a sign-in page says to a try refused unseen while ``wait`` seconds remain, and its
+    ``Retry-After`` (whole seconds, at least one)."""
+    retry = max(1, math.ceil(wait))
+    return (
+        f"Too many failed sign-ins for this account or from this address. Try again in {retry} s.",
+        str(retry),
+    )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import socket
 import time
 import urllib.parse
@@ -37,7 +36,7 @@ from foto3d.libs.auth.pages import ACCOUNT_PATH, SIGNINS_PATH, AuthPages
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
 from foto3d.libs.auth.signinlog import SignInLog, describe
-from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key
+from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key, too_many_sign_ins
 from foto3d.libs.auth.users import User, UserStore
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
@@ -262,14 +261,9 @@ class Auth:
                 self.signin_log.add(
                     Level.WARNING, describe("refused", name, address, agent, f"wait={wait:.0f}s")
                 )
-                retry = max(1, math.ceil(wait))
-                resp = await self._login_page(
-                    request,
-                    f"Too many failed sign-ins for this account or from this address. Try again in {retry} s.",
-                    nxt,
-                    status=429,
-                )
-                resp.headers["Retry-After"] = str(retry)
+                note, retry = too_many_sign_ins(wait)
+                resp = await self._login_page(request, note, nxt, status=429)
+                resp.headers["Retry-After"] = retry
                 return resp
             user = await self.users.authenticate(name, password)
             # A right password without its code is a failure like any other (and says nothing

@@ -18,7 +18,6 @@ invitation link, sign-out), and every POST there must come from the portal's own
 from __future__ import annotations
 
 import ipaddress
-import math
 import time
 import urllib.parse
 import uuid
@@ -29,11 +28,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from foto3d.libs.auth.csrf import cross_site_refusal, origin_of
+from foto3d.libs.auth.enrol import TOTP_ON, enrol_totp
 from foto3d.libs.auth.gate import Handler, is_public_route, public
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
-from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key
-from foto3d.libs.auth.totp import new_secret, provisioning_uri, secret_bytes
+from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key, too_many_sign_ins
+from foto3d.libs.auth.totp import new_secret, provisioning_uri
 from foto3d.libs.auth.users import UserError
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.web.layout import esc
@@ -201,14 +201,9 @@ class PortalAuth:
         async with self._locks.hold(f"user:{name}", f"ip:{address_key(address)}"):
             wait = self.limits.limits.retry_after(limit_key(name), address, time.time())
             if wait > 0:  # refused unseen: the password is not looked at, and this try counts for nothing
-                retry = max(1, math.ceil(wait))
-                resp = await self.login_page(
-                    request,
-                    f"Too many failed sign-ins for this account or from this address. Try again in {retry} s.",
-                    nxt,
-                    status=429,
-                )
-                resp.headers["Retry-After"] = str(retry)
+                note, retry = too_many_sign_ins(wait)
+                resp = await self.login_page(request, note, nxt, status=429)
+                resp.headers["Retry-After"] = retry
                 return resp
             user = await self.accounts.users.authenticate(name, password)
             if (
@@ -339,21 +334,15 @@ then enter the code it shows.</p><p>Key: <code id="totp-secret">{esc(enrol)}</co
 
     async def totp_confirm(self, request: web.Request) -> web.Response:
         m = member_of(request)
-        form = await request.post()
-        secret = str(form.get("secret", ""))
-        try:
-            secret_bytes(secret)
-        except ValueError:
-            return await self.account(request, "That key is not valid; start again.", 400)
-        why = await self._password_ok(request, m.name, str(form.get("current", "")))
-        if why:
-            return await self.account(request, why, 400, enrol=secret)
-        if not await self.accounts.users.check_code(m.name, str(form.get("code", "")), secret=secret):
-            return await self.account(
-                request, "That code is not right (is the phone's clock right?).", 400, secret
-            )
-        await self.accounts.users.set_totp(m.name, secret)
-        return await self.account(request, "One-time codes are on: signing in asks for one from now on.")
+        refused = await enrol_totp(
+            self.accounts.users,
+            m.name,
+            await request.post(),
+            lambda current: self._password_ok(request, m.name, current),
+        )
+        if refused:
+            return await self.account(request, refused.note, 400, enrol=refused.enrol)
+        return await self.account(request, TOTP_ON)
 
     async def totp_off(self, request: web.Request) -> web.Response:
         m = member_of(request)
