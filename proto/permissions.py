@@ -264,9 +264,11 @@ ROLES: dict[str, Role] = {
                 f"{API_PREFIX}.jobs.get",
                 f"{API_PREFIX}.publisher.>",
                 subjects.WEBHOOKS_ALL,
+                subjects.CATALOG_BOOKS_ALL,
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 *_stream_api(subjects.JOB_EVENTS_STREAM),
                 *_stream_api(subjects.WEBHOOKS_STREAM),
+                *_stream_api(subjects.CATALOG_BOOKS_STREAM),
                 f"{CATALOG_LEADER_PREFIX}.>",
                 *_stream_api(f"KV_{CATALOG_LEASE_BUCKET}"),
                 f"$KV.{CATALOG_LEASE_BUCKET}.>",
@@ -403,6 +405,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
     subjects.WEBHOOKS_ALL: subjects.webhooks("acme"),
+    subjects.CATALOG_BOOKS_ALL: subjects.catalog_books("subscription", "s1"),
 }
 
 

@@ -23,6 +23,7 @@ GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
 AUTH_SIGNIN_ALL = "f3d.auth.signin.>"
 AUTH_NOTICES_ALL = "f3d.auth.notices.>"
 WEBHOOKS_ALL = "f3d.webhooks.>"
+CATALOG_BOOKS_ALL = "f3d.catalog.books.>"
 
 # Stream names (their declarations: libs/bus/topology.py).
 LOGS_STREAM = "LOGS"
@@ -40,6 +41,7 @@ GATEWAY_BANS_STREAM = "GATEWAY_BANS"
 AUTH_SIGNIN_STREAM = "AUTH_SIGNIN"
 AUTH_NOTICES_STREAM = "AUTH_NOTICES"
 WEBHOOKS_STREAM = "WEBHOOKS"
+CATALOG_BOOKS_STREAM = "CATALOG_BOOKS"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
 TRAINER_VIP_CONSUMER = "trainer-vip"
 TRAINER_NORMAL_CONSUMER = "trainer-normal"
@@ -132,6 +134,11 @@ def auth_signin(instance: str) -> str:
 def auth_notices(instance: str) -> str:
     """Mails for one staff member about their account, for the notifier to send."""
     return f"f3d.auth.notices.{token(instance)}"
+
+
+def catalog_books(book: str, key: str) -> str:
+    """Changes to one row of the catalog's subscription or webhook book (``proto/books.py``)."""
+    return f"f3d.catalog.books.{token(book)}.{token(key)}"
 
 
 def webhooks(customer: str) -> str:

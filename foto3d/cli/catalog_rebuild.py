@@ -25,6 +25,7 @@ from foto3d.proto.api import NoBody, ServiceError
 from foto3d.proto.permissions import service_role
 
 DB = "catalog.db"
+BOOKS = ("subscriptions.db", "webhooks.db")
 
 
 def add_rebuild(
@@ -60,12 +61,15 @@ async def _catalog_answers(args: argparse.Namespace) -> bool:
 
 
 def _move_aside(folder: Path) -> Path:
+    """The database and the subscription and webhook books (rebuilt from CATALOG_BOOKS);
+    the webhook delivery log in ``webhooks.db`` goes aside with them."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = folder / f"{DB}.replaced-{stamp}"
-    for suffix in ("", "-wal", "-shm"):
-        src = folder / f"{DB}{suffix}"
-        if src.exists():
-            src.rename(folder / f"{target.name}{suffix}")
+    for name in (DB, *BOOKS):
+        for suffix in ("", "-wal", "-shm"):
+            src = folder / f"{name}{suffix}"
+            if src.exists():
+                src.rename(folder / f"{name}.replaced-{stamp}{suffix}")
     return target
 
 

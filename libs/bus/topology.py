@@ -190,6 +190,12 @@ STREAMS: list[StreamSpec] = [
         duplicate_window=3600.0,
     ),
     StreamSpec(
+        subjects.CATALOG_BOOKS_STREAM,
+        [subjects.CATALOG_BOOKS_ALL],
+        "The catalog's subscription and webhook books, one event per changed row (with the "
+        "endpoints' secrets: catalog only); every catalog instance folds them in.",
+    ),
+    StreamSpec(
         subjects.HEARTBEATS_STREAM,
         [subjects.HEARTBEATS_ALL],
         "Last heartbeat of every participant (one message per subject); read by the notifier "

@@ -19,16 +19,17 @@ from foto3d.proto import subjects
 
 
 class AppliedSequence:
-    def __init__(self, bus: Bus, durable: str) -> None:
+    def __init__(self, bus: Bus, durable: str, stream: str = subjects.OBJECT_EVENTS_STREAM) -> None:
         self.bus = bus
         self.durable = durable
+        self.stream = stream
         self.seq = 0
         self._cond = asyncio.Condition()
 
     async def load(self) -> None:
         """Start from what the consumer has acknowledged (everything before is applied)."""
         try:
-            info = await self.bus.js.consumer_info(subjects.OBJECT_EVENTS_STREAM, self.durable)
+            info = await self.bus.js.consumer_info(self.stream, self.durable)
         except (TimeoutError, nats.errors.Error):
             return
         if info.ack_floor is not None and info.ack_floor.stream_seq:
@@ -50,10 +51,10 @@ class AppliedSequence:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            info = await self.bus.js.stream_info(subjects.OBJECT_EVENTS_STREAM)
+            info = await self.bus.js.stream_info(self.stream)
             last = int(info.state.last_seq)
             while True:
-                mine = await self.bus.js.consumer_info(subjects.OBJECT_EVENTS_STREAM, self.durable)
+                mine = await self.bus.js.consumer_info(self.stream, self.durable)
                 floor = int(mine.ack_floor.stream_seq or 0) if mine.ack_floor is not None else 0
                 if floor >= last or (not mine.num_pending and not mine.num_ack_pending):
                     return True

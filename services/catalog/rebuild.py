@@ -13,6 +13,9 @@ What the streams do not hold (docs/failover.md): customers added before that eve
 (only their ids appear, in their objects' events; the rebuilt rows take the id as the
 name), and job events older than JOB_EVENTS' 90 days. Reference images are files beside
 the database, not events: the rebuild counts the objects whose image is missing.
+
+The subscription and webhook books (their own files) come back from ``CATALOG_BOOKS`` the
+same way (``rebuild_books``); the webhook delivery log is not an event and starts empty.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from nats.js.errors import FetchTimeoutError
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto import subjects
 from foto3d.proto.base import tolerant_decoder
+from foto3d.proto.books import BookEvent
 from foto3d.proto.jobs import JobEvent
 from foto3d.proto.objects import ObjectStreamEvent
+from foto3d.services.catalog.book_events import CatalogBooks
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ BATCH = 1000
 class RebuildReport:
     object_events: int = 0
     job_events: int = 0
+    book_events: int = 0
     objects: int = 0
     customers: int = 0
     missing_images: list[str] = field(default_factory=list)
@@ -52,14 +58,17 @@ class RebuildReport:
     def line(self) -> str:
         text = (
             f"catalog rebuilt from the event streams in {self.seconds:.1f} s: {self.objects} objects, "
-            f"{self.customers} customers, {self.object_events} object events, {self.job_events} job events"
+            f"{self.customers} customers, {self.object_events} object events, {self.job_events} job events, "
+            f"{self.book_events} subscription/webhook book events"
         )
         if self.missing_images:
             text += f"; {len(self.missing_images)} reference image(s) missing (e.g. {self.missing_images[0]})"
         return text
 
 
-async def _replay(bus: Bus, stream: str, decode: Callable[[bytes, Any], Any], store: CatalogStore) -> int:
+async def _replay(
+    bus: Bus, stream: str, decode: Callable[[bytes, Any], Any], store: CatalogStore | CatalogBooks
+) -> int:
     """Every message of ``stream`` from its first, into the store; returns how many were read."""
     info = await bus.js.stream_info(stream)
     last = int(info.state.last_seq)
@@ -123,6 +132,11 @@ async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildRepor
     )
     report.seconds = time.monotonic() - started
     return report
+
+
+async def rebuild_books(bus: Bus, books: CatalogBooks) -> int:
+    """Fill the (new) subscription and webhook books from CATALOG_BOOKS; how many events."""
+    return await _replay(bus, subjects.CATALOG_BOOKS_STREAM, tolerant_decoder(BookEvent), books)
 
 
 async def store_customers_from_objects(store: CatalogStore) -> int:

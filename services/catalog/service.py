@@ -31,8 +31,10 @@ from foto3d.libs.bus.topology import instance_copy
 from foto3d.libs.lease import LeaderLease, LeaseHolder
 from foto3d.libs.service import Health, NavLink, Service, ServiceContext
 from foto3d.libs.tasks import cancel_and_wait
+from foto3d.proto import subjects
 from foto3d.proto.api import NoBody
 from foto3d.proto.base import tolerant_decoder
+from foto3d.proto.books import BookEvent
 from foto3d.proto.jobs import JobEvent
 from foto3d.proto.objects import (
     BOARD,
@@ -83,9 +85,10 @@ from foto3d.services.catalog import (
 )
 from foto3d.services.catalog.actions import Catalog
 from foto3d.services.catalog.applied import AppliedSequence
+from foto3d.services.catalog.book_events import BookPublisher, CatalogBooks
 from foto3d.services.catalog.note_actions import CaptureNotes
 from foto3d.services.catalog.parts import CatalogParts
-from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild
+from foto3d.services.catalog.rebuild import RebuildReport, database_is_new, rebuild, rebuild_books
 from foto3d.services.catalog.settings import SETTINGS, CatalogSettings
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.subscription_clock import SubscriptionClock
@@ -117,6 +120,7 @@ class CatalogService(Service):
     consumer_specs = (
         topology.OBJECT_EVENTS,
         topology.JOB_EVENTS,
+        topology.BOOK_EVENTS,
         topology.WEBHOOK_SOURCE,
         topology.WEBHOOK_SENDER,
     )
@@ -142,6 +146,9 @@ class CatalogService(Service):
         self._route: WriteRoute | None = None
         self._book_endpoints: list[Endpoint] = []
         self._applied: AppliedSequence | None = None
+        self._books_applied: AppliedSequence | None = None
+        self._books: CatalogBooks | None = None
+        self._book_publisher: BookPublisher | None = None
         self.lease: LeaderLease | None = None
         self._transition = asyncio.Lock()
         self._transitions: set[asyncio.Task[None]] = set()
@@ -210,9 +217,26 @@ class CatalogService(Service):
         for c in self.consumers:
             c.start()
         self._optimizer = asyncio.create_task(self._optimize_now_and_then(), name="catalog:optimize")
+        books_lost = any(database_is_new(folder / f) for f in ("webhooks.db", "subscriptions.db"))
         self._hooks = await WebhookBook(folder / "webhooks.db").open()
         self._webhook_queue = WebhookQueue(self._hooks, ctx.bus)
         self._book = await SubscriptionBook(folder / "subscriptions.db").open()
+        books = self._books = CatalogBooks(self._book, self._hooks)
+        self._book_publisher = BookPublisher(ctx.bus, books)
+        if books_lost:
+            # Like the database: a consumer that acknowledged the history long ago.
+            n = await rebuild_books(ctx.bus, books)
+            if self.last_rebuild is not None:
+                self.last_rebuild.book_events = n
+            elif n:
+                log.warning("catalog: subscription and webhook books rebuilt from %d events", n)
+        books_spec = await instance_copy(ctx.bus.js, topology.BOOK_EVENTS, self.cfg.instance)
+        self._books_applied = AppliedSequence(ctx.bus, books_spec.durable, subjects.CATALOG_BOOKS_STREAM)
+        book_consumer = PullConsumer(
+            bus=ctx.bus, spec=books_spec, decode=tolerant_decoder(BookEvent), handler=self._ingest_books
+        )
+        self.consumers.append(book_consumer)
+        book_consumer.start()
         self._clock = SubscriptionClock(
             self._book, catalog, ctx.bus, self.cfg.subscriptions, self._webhook_queue
         )
@@ -251,6 +275,10 @@ class CatalogService(Service):
     async def _ingest(self, batch: list[Delivery[Any]]) -> None:
         await self.store.ingest(d.event for d in batch if d.event is not None)
 
+    async def _ingest_books(self, batch: list[Delivery[Any]]) -> None:
+        assert self._books is not None
+        await self._books.ingest(d.event for d in batch)
+
     async def _ingest_objects(self, batch: list[Delivery[Any]]) -> None:
         await self._ingest(batch)
         if batch and self._applied is not None:
@@ -285,6 +313,14 @@ class CatalogService(Service):
             if await self._applied.catch_up(CATCH_UP_S):
                 break
             log.warning("catalog: catching up with the object events, attempt %d timed out", attempt)
+        # The books too: a CRM request is judged against the newest revision.
+        if self._books_applied is not None and not await self._books_applied.catch_up(CATCH_UP_S):
+            log.warning("catalog: catching up with the subscription and webhook books timed out")
+        if self._book_publisher is not None:
+            try:
+                await self._book_publisher.publish_all()
+            except Exception as exc:  # the books still work here; the others catch up later
+                log.warning("catalog: publishing the books after taking over failed: %r", exc)
         hooks = PullConsumer[Any](
             bus=ctx.bus,
             spec=topology.WEBHOOK_SOURCE,

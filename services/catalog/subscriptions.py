@@ -10,16 +10,23 @@ Its progress columns make the clock (``subscription_clock``) restart-safe: ``war
 says for which end the "ends soon" mail went out, ``ended_at`` that the end was carried out.
 Both are written only after the step they record, and each step is idempotent, so a restart
 in between repeats the step and never loses it.
+
+Every instance holds the same book: the leader hands each changed row to ``changed``
+(``book_events.py`` publishes it on ``CATALOG_BOOKS``), and every instance folds those
+events in with :meth:`SubscriptionBook.fold`, which keeps the newest revision and only moves
+progress forward, so replays and reordering are harmless.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from foto3d.libs.sqlitefile import SqliteFile
 from foto3d.proto.api import CONFLICT, ServiceError
+from foto3d.proto.books import HistoryEntry, SubscriptionRecorded
 from foto3d.proto.subscriptions import (
     Outcome,
     Requested,
@@ -58,7 +65,15 @@ CREATE TABLE IF NOT EXISTS history (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_subscription ON history(subscription_id, id);
+-- A history entry folded in again (a replayed event) is the same entry.
+CREATE UNIQUE INDEX IF NOT EXISTS history_once ON history(subscription_id, ts, actor, outcome, revision);
 """
+# Row columns an event carries (``SubscriptionRecorded``, in this order).
+COLUMNS = (
+    "subscription_id", "customer", "object_id", "start", "end", "requested", "revision", "body",
+    "updated", "updated_by", "cancelled_at", "warned_end", "ended_at",
+)  # fmt: skip
+Changed = Callable[[dict[str, Any], HistoryEntry | None], Awaitable[None]]
 
 
 def _body(req: SubscriptionSet) -> str:
@@ -97,9 +112,20 @@ def view(row: dict[str, Any], now: float) -> SubscriptionView:
     )
 
 
+def recorded(row: dict[str, Any], history: HistoryEntry | None = None) -> SubscriptionRecorded:
+    return SubscriptionRecorded(**{c: row[c] for c in COLUMNS}, history=history)
+
+
 class SubscriptionBook(SqliteFile):
     schema = SCHEMA
     what = "subscription book"
+    # Told every row this instance changed (the leader publishes it for the other instances).
+    changed: Changed | None = None
+
+    async def _changed(self, subscription_id: str, history: HistoryEntry | None = None) -> None:
+        row = await self.get(subscription_id)
+        if self.changed is not None and row is not None:
+            await self.changed(row, history)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -140,9 +166,46 @@ class SubscriptionBook(SqliteFile):
             except BaseException:
                 await self.db.rollback()
                 raise
+        # Told on every outcome, an unchanged replay too: a change whose event was lost
+        # (the leader died before publishing it) reaches the other instances with the retry.
+        await self._changed(
+            req.subscription_id,
+            HistoryEntry(ts=now, actor=req.actor, outcome=outcome.value, revision=req.revision, body=body),
+        )
         stored = await self.get(req.subscription_id)
         assert stored is not None
         return outcome, stored
+
+    async def fold(self, ev: SubscriptionRecorded) -> None:
+        """Apply a recorded row (idempotent): a newer revision replaces the row; the same
+        revision only moves its progress (warned, ended) forward; an older one changes nothing."""
+        async with self._write:
+            row = await self.get(ev.subscription_id)
+            new = {c: getattr(ev, c) for c in COLUMNS}
+            if row is not None and ev.revision < row["revision"]:
+                new = row
+            elif row is not None and ev.revision == row["revision"]:
+                new = dict(row)
+                new["warned_end"] = row["warned_end"] if ev.warned_end is None else ev.warned_end
+                new["ended_at"] = row["ended_at"] if row["ended_at"] is not None else ev.ended_at
+            try:
+                if new is not row:
+                    await self.db.execute(
+                        f"INSERT OR REPLACE INTO subscriptions({', '.join(COLUMNS)})"
+                        f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                        tuple(new[c] for c in COLUMNS),
+                    )
+                if ev.history is not None:
+                    h = ev.history
+                    await self.db.execute(
+                        "INSERT OR IGNORE INTO history(subscription_id, ts, actor, outcome, revision, body)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (ev.subscription_id, h.ts, h.actor, h.outcome, h.revision, h.body),
+                    )
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
 
     async def _store(self, req: SubscriptionSet, body: str, row: dict[str, Any] | None, now: float) -> None:
         cancelled_at: float | None = None
@@ -173,6 +236,7 @@ class SubscriptionBook(SqliteFile):
                 (end, subscription_id, revision),
             )
             await self.db.commit()
+        await self._changed(subscription_id)
 
     async def mark_ended(self, subscription_id: str, revision: int, at: float) -> bool:
         """Record that the end was carried out, unless the CRM changed the subscription meanwhile
@@ -183,6 +247,8 @@ class SubscriptionBook(SqliteFile):
                 (at, subscription_id, revision),
             )
             await self.db.commit()
+        if cur.rowcount == 1:
+            await self._changed(subscription_id)
         return cur.rowcount == 1
 
     # -- reads -------------------------------------------------------------------------------

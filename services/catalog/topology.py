@@ -16,6 +16,11 @@ OBJECT_EVENTS = ConsumerSpec(
 JOB_EVENTS = ConsumerSpec(
     subjects.JOB_EVENTS_STREAM, "catalog-jobs", "Adds job events to object timelines in the catalog."
 )
+BOOK_EVENTS = ConsumerSpec(
+    subjects.CATALOG_BOOKS_STREAM,
+    "catalog-books",
+    "Folds the subscription and webhook books' changes into the catalog's copies.",
+)
 # Webhooks: object events from when the catalog first ran (not the history), and the queue
 # of deliveries. An attempt lasts at most [catalog.webhooks] timeout_s (25 s), so a
 # delivery held by a process that died is offered again after 30 s.

@@ -4,15 +4,22 @@ The secret of an endpoint is kept as is: the catalog needs it to sign every deli
 a credential, which is only ever checked). It is shown once, in the answer that creates it.
 The log has one row per delivery (endpoint x event), keyed by the delivery id, so a source
 event seen twice never makes a second delivery.
+
+The endpoints are the same on every catalog instance: the leader hands each changed row to
+``changed`` (published on ``CATALOG_BOOKS``) and every instance folds it in with
+:meth:`WebhookBook.fold` (a removal is never undone by a replay). The delivery log stays
+local to the instance that attempted each delivery.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from foto3d.libs.sqlitefile import SqliteFile
+from foto3d.proto.books import EndpointRecorded
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -43,11 +50,31 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries(customer, created);
 """
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+ENDPOINT_COLUMNS = ("endpoint_id", "customer", "url", "secret", "created", "created_by", "removed")
+
+
+def endpoint_recorded(row: dict[str, Any]) -> EndpointRecorded:
+    return EndpointRecorded(**{c: row[c] for c in ENDPOINT_COLUMNS})
 
 
 class WebhookBook(SqliteFile):
     schema = SCHEMA
     what = "webhook book"
+    # Told every endpoint row this instance changed (the leader publishes it).
+    changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    async def _changed(self, endpoint_id: str) -> None:
+        row = await self.endpoint(endpoint_id)
+        if self.changed is not None and row is not None:
+            await self.changed(row)
+
+    async def fold(self, ev: EndpointRecorded) -> None:
+        """Apply a recorded endpoint row (idempotent; the first removal stays)."""
+        await self._exec(
+            f"INSERT INTO endpoints({', '.join(ENDPOINT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(endpoint_id) DO UPDATE SET removed=COALESCE(endpoints.removed, excluded.removed)",
+            tuple(getattr(ev, c) for c in ENDPOINT_COLUMNS),
+        )
 
     async def _exec(self, sql: str, params: tuple[Any, ...]) -> int:
         async with self._write:
@@ -68,6 +95,7 @@ class WebhookBook(SqliteFile):
             "INSERT INTO endpoints(endpoint_id, customer, url, secret, created, created_by) VALUES (?, ?, ?, ?, ?, ?)",
             (endpoint_id, customer, url, secret, time.time(), actor),
         )
+        await self._changed(endpoint_id)
         row = await self.endpoint(endpoint_id)
         assert row is not None
         return row
@@ -77,6 +105,8 @@ class WebhookBook(SqliteFile):
             "UPDATE endpoints SET removed=? WHERE endpoint_id=? AND removed IS NULL",
             (time.time(), endpoint_id),
         )
+        if n == 1:
+            await self._changed(endpoint_id)
         return n == 1
 
     async def endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
@@ -90,6 +120,10 @@ class WebhookBook(SqliteFile):
                 "SELECT * FROM endpoints WHERE customer=? AND removed IS NULL ORDER BY created", (customer,)
             )
         return await self._all("SELECT * FROM endpoints WHERE removed IS NULL ORDER BY customer, created", ())
+
+    async def all_endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint ever added, removed ones included."""
+        return await self._all("SELECT * FROM endpoints ORDER BY created", ())
 
     # -- the delivery log ----------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ class WebhookSender:
             log.error("webhooks: dropping a malformed delivery: %s", exc)
             await m.term()
             return
+        # Queued by another instance (the leader before a takeover): its log row starts here.
+        await self.book.logged(d.delivery_id, d.endpoint_id, d.customer, d.event.value, d.created)
         ep = await self.book.endpoint(d.endpoint_id)
         if ep is None or ep["removed"] is not None:
             await self.book.attempted(d.delivery_id, 0, "endpoint removed", FAILED)
