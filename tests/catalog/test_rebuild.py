@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import sqlite3
 import sys
+import time
 from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,15 @@ from typing import Any
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.subscriptions import SUBSCRIPTION_LIST, SUBSCRIPTION_SET, SubscriptionQuery, SubscriptionSet
+from foto3d.proto.webhooks import (
+    WEBHOOK_ADD,
+    WEBHOOK_LIST,
+    WEBHOOK_REMOVE,
+    CustomerRef,
+    EndpointAdd,
+    EndpointRef,
+)
 from testkit.running import running_services
 from testkit.waiting import eventually
 from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train
@@ -28,6 +39,7 @@ from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, trai
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+DAY = 86400.0
 # Per-request tokens in forms, and "N s/min ago" renderings that move with the clock.
 VOLATILE = re.compile(r'name="csrf[^"]*" value="[^"]*"|content="[0-9a-f]{32,}"|\d+ (?:s|min|h|d)\b')
 
@@ -71,9 +83,49 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 
 def delete_database(settings: Settings) -> None:
+    """The database and the subscription and webhook books (each its own file)."""
     folder = settings.data_dir / "catalog"
-    for suffix in ("", "-wal", "-shm"):
-        (folder / f"catalog.db{suffix}").unlink(missing_ok=True)
+    for name in ("catalog.db", "subscriptions.db", "webhooks.db"):
+        for suffix in ("", "-wal", "-shm"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+async def set_books(bus: Bus) -> None:
+    """Subscriptions (one changed twice) and endpoints (one removed) through the CRM and staff APIs."""
+    now = time.time()
+    for sub_id, revision, end in (
+        ("crm-1", 1, now + 30 * DAY),
+        ("crm-1", 2, now + 60 * DAY),
+        ("crm-2", 1, now + 90 * DAY),
+    ):
+        req = SubscriptionSet(subscription_id=sub_id, customer="acme", start=now, end=end, revision=revision)
+        await bus.call(SUBSCRIPTION_SET, req, timeout=30)
+    kept = await bus.call(
+        WEBHOOK_ADD, EndpointAdd(customer="acme", url="https://acme.example/hooks"), timeout=30
+    )
+    gone = await bus.call(
+        WEBHOOK_ADD, EndpointAdd(customer="globex", url="https://globex.example/h"), timeout=30
+    )
+    await bus.call(WEBHOOK_REMOVE, EndpointRef(endpoint_id=gone.endpoint_id), timeout=30)
+    assert kept.secret
+
+
+async def book_answers(bus: Bus, settings: Settings) -> dict[str, Any]:
+    """What the books answer, and their rows (the endpoints' secrets and the history included)."""
+    folder = settings.data_dir / "catalog"
+    with sqlite3.connect(folder / "subscriptions.db") as conn:
+        history = conn.execute(
+            "SELECT subscription_id, ts, actor, outcome, revision, body FROM history ORDER BY ts"
+        )
+        history_rows = history.fetchall()
+    with sqlite3.connect(folder / "webhooks.db") as conn:
+        endpoints = conn.execute("SELECT * FROM endpoints ORDER BY endpoint_id").fetchall()
+    return {
+        "subscriptions": await bus.call(SUBSCRIPTION_LIST, SubscriptionQuery(), timeout=30),
+        "webhooks": await bus.call(WEBHOOK_LIST, CustomerRef(), timeout=30),
+        "history": history_rows,
+        "endpoints": endpoints,
+    }
 
 
 async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_same_replies(
@@ -117,7 +169,11 @@ async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_s
                 s, "POST", f"/api/objects/{oids[3]}/status", {"status": "disabled", "reason": "test"}
             )
             assert st == 200, body
+        await set_books(bus)
         before = await snapshot(rt, settings, oids)
+        books_before = await book_answers(bus, settings)
+    assert len(books_before["subscriptions"]) == 2 and len(books_before["endpoints"]) == 2
+    assert len(books_before["history"]) == 3
     assert before["/api/objects/" + oids[0]][1]["stage"] == "approved"
     assert before["image"] == (200, PNG)
 
@@ -128,6 +184,7 @@ async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_s
         report = getattr(svc, "last_rebuild", None)
         assert report is not None and report.objects == 4 and not report.missing_images
         after = await snapshot(rt, settings, oids)
+        assert await book_answers(bus, settings) == books_before
     assert comparable(after) == comparable(before), differences(comparable(before), comparable(after))
     names = {(c["slug"], c["name"], c["actor"]) for c in after["/api/customers"][1]}
     assert names == {("acme", "ACME Corporation", "rev"), ("globex", "Globex", "rev")}, names
@@ -143,4 +200,5 @@ async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_s
     async with running_services(settings, ["catalog"]) as rt:
         assert getattr(rt.services[0], "last_rebuild", None) is None  # it found the rebuilt database
         again = await snapshot(rt, settings, oids)
+        assert await book_answers(bus, settings) == books_before
     assert comparable(again) == comparable(before), differences(comparable(before), comparable(again))
