@@ -41,7 +41,8 @@ async def check(req: SubscriptionSet, store: CatalogStore) -> None:
 def endpoints(
     book: SubscriptionBook, store: CatalogStore, clock: SubscriptionClock, leader: WriteRoute
 ) -> list[Endpoint]:
-    """The book is the leader's (its clock ends subscriptions from it): every call runs there."""
+    """Every call runs on the leader: it changes the book and publishes the row
+    (``book_events.py``); reads go there too, so a CRM reads its own write at once."""
 
     async def set_(req: SubscriptionSet) -> SetReply:
         await check(req, store)

@@ -51,7 +51,8 @@ def delivery_view(row: dict[str, Any]) -> DeliveryView:
 
 
 def endpoints(book: WebhookBook, store: CatalogStore, leader: WriteRoute) -> list[Endpoint]:
-    """The book is the leader's (its sender delivers from it): every call runs there."""
+    """Every call runs on the leader: it changes the book and publishes the row
+    (``book_events.py``); the delivery log it reads is the leader's own."""
 
     async def add(req: EndpointAdd) -> EndpointView:
         if await store.customer(req.customer) is None:
