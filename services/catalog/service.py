@@ -371,12 +371,13 @@ class CatalogService(Service):
         if self._clock is not None:
             await self._clock.stop()
             self._clock = None
-        if self._book is not None:
-            await self._book.close()
-            self._book = None
+        # The books' consumer folds into both books: it ends before they close.
         for c in self.consumers:
             await c.stop()
         self.consumers = []
+        if self._book is not None:
+            await self._book.close()
+            self._book = None
         if self._hooks is not None:
             await self._hooks.close()
             self._hooks = None
