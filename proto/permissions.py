@@ -305,10 +305,12 @@ ROLES: dict[str, Role] = {
                 subjects.GATEWAY_CREDENTIALS_ALL,
                 subjects.GATEWAY_USAGE_ALL,
                 subjects.GATEWAY_BANS_ALL,
+                subjects.GATEWAY_PORTAL_ALL,
                 f"f3d.logs.{ACCESS_LOG_SOURCE_KIND}.>",
                 *_stream_api(subjects.GATEWAY_CREDENTIALS_STREAM),
                 *_stream_api(subjects.GATEWAY_USAGE_STREAM),
                 *_stream_api(subjects.GATEWAY_BANS_STREAM),
+                *_stream_api(subjects.GATEWAY_PORTAL_STREAM),
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 # The customer portal reads a customer's webhook endpoints and delivery log and
                 # adds or removes the signed-in customer's endpoints (the catalog keeps them).
@@ -399,6 +401,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     subjects.GATEWAY_CREDENTIALS_ALL: subjects.gateway_credentials("c1"),
     subjects.GATEWAY_USAGE_ALL: subjects.gateway_usage("i1"),
     subjects.GATEWAY_BANS_ALL: subjects.gateway_bans("i1"),
+    subjects.GATEWAY_PORTAL_ALL: subjects.gateway_portal_accounts(),
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
