@@ -201,7 +201,15 @@ ROLES: dict[str, Role] = {
             # What the CLI reads live: logs (`logs --follow`), heartbeats (`status`) and a
             # publish's progress (`publish`); events and alerts it reads through the services.
             subscribe=(INBOX, subjects.LOGS_ALL, subjects.HEARTBEATS_ALL, PUBLISH_PROGRESS_ALL),
-            publish_deny=(f"{LEADER_PREFIX}.>", f"{CATALOG_LEADER_PREFIX}.>"),
+            # The portal's stream holds one-time code secrets and the portal's cookie key: staff
+            # read the other streams' messages, never this one's.
+            publish_deny=(
+                f"{LEADER_PREFIX}.>",
+                f"{CATALOG_LEADER_PREFIX}.>",
+                f"{JS_API}.STREAM.MSG.GET.{subjects.GATEWAY_PORTAL_STREAM}",
+                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}",
+                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}.>",
+            ),
             # The shared key (the site host's, in its data folder) names the person the host's
             # login acts as; a personal key (staff-NAME) is that person, whatever it names.
             names_people=True,
