@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
+from foto3d.services.token_gateway.portal.accounts import PortalAccounts
 from foto3d.services.token_gateway.portal.signin import COOKIE
 from testkit.running import running_services
 from testkit.waiting import eventually
@@ -87,10 +89,7 @@ async def test_accounts_invites_and_sessions_reach_every_instance(
             status, cookie = await _sign_in(s, one)
             assert status == 303 and cookie
             for gw in (one, two):
-                await eventually(
-                    lambda gw=gw: _is(s, f"{gw.url}/portal/", cookie, 200),  # type: ignore[misc]
-                    "the session on every instance",
-                )
+                await eventually(partial(_is, s, f"{gw.url}/portal/", cookie, 200), "the session everywhere")
             # signed out on one, the cookie is refused on both
             status, _ = await _post(s, f"{two.url}/portal/logout", {}, cookie)
             assert status == 303
@@ -146,11 +145,11 @@ async def test_one_invitation_is_accepted_once_across_instances(
         )
         assert sum(m is not None for m in won) == 1, won
         for a in accounts:
-            await eventually(lambda a=a: _none(a.invited(token)), "the link used up everywhere")  # type: ignore[misc]
+            await eventually(partial(_used_up, a, token), "the link used up everywhere")
 
 
-async def _none(aw: object) -> bool:
-    return await aw is None  # type: ignore[misc]
+async def _used_up(accounts: PortalAccounts, token: str) -> bool:
+    return await accounts.invited(token) is None
 
 
 async def _is(s: aiohttp.ClientSession, url: str, cookie: str, want: int) -> bool:
