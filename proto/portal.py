@@ -52,6 +52,14 @@ class PortalTotpSet(Event, frozen=True, kw_only=True, tag="portal.totp_set/1"):
     at: Real
 
 
+class PortalCodeUsed(Event, frozen=True, kw_only=True, tag="portal.code_used/1"):
+    """A one-time code was accepted (its time step): no instance accepts it, or an older one, again."""
+
+    account: Account
+    step: int
+    at: Real
+
+
 class PortalSessionStarted(Event, frozen=True, kw_only=True, tag="portal.session_started/1"):
     account: Account
     session_hash: Sha256Hex
@@ -83,6 +91,7 @@ PortalEvent = (
     PortalInvited
     | PortalInviteAccepted
     | PortalTotpSet
+    | PortalCodeUsed
     | PortalSessionStarted
     | PortalSessionEnded
     | PortalCookieKey

@@ -5,12 +5,14 @@ them over the bus, and a sign-out on one holds on every one."""
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
 
 import aiohttp
 
+from foto3d.libs.auth.totp import secret_bytes, totp
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.services.token_gateway.portal.accounts import PortalAccounts
@@ -21,6 +23,7 @@ from tests.token_gateway.helpers import Gateway
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "ana@acme.example"
+SECRET = "JBSWY3DPEHPK3PXP"
 
 
 async def _get(s: aiohttp.ClientSession, url: str, cookie: str = "") -> int:
@@ -98,7 +101,7 @@ async def test_accounts_invites_and_sessions_reach_every_instance(
             assert await _get(s, f"{two.url}/portal/", accepted) == 200  # only that session ended
 
             # one-time codes turned on at one instance are asked for at the other
-            await two.svc.portal.accounts.users.set_totp(EMAIL, "JBSWY3DPEHPK3PXP")
+            await two.svc.portal.accounts.users.set_totp(EMAIL, SECRET)
 
             async def codes_on() -> bool:
                 assert one.svc.portal is not None
@@ -106,6 +109,16 @@ async def test_accounts_invites_and_sessions_reach_every_instance(
                 return user is not None and user.totp
 
             await eventually(codes_on, "one-time codes on at the first instance")
+            # a code used at one instance is refused at the other
+            code = totp(secret_bytes(SECRET), time.time())
+            assert await one.svc.portal.accounts.users.check_code(EMAIL, code)
+
+            async def step_known() -> bool:
+                assert two.svc.portal is not None
+                return (await two.svc.portal.accounts.users.totp_secret(EMAIL))[1] > 0
+
+            await eventually(step_known, "the used code's step on the second instance")
+            assert not await two.svc.portal.accounts.users.check_code(EMAIL, code)
             await two.svc.portal.accounts.users.set_totp(EMAIL, "")
 
             # a new instance with an empty folder knows the account and the live session at once

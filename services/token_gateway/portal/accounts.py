@@ -42,6 +42,7 @@ from foto3d.libs.bus.follow import StreamFollower
 from foto3d.libs.bus.publish import PublishError
 from foto3d.proto import subjects
 from foto3d.proto.portal import (
+    PortalCodeUsed,
     PortalCookieKey,
     PortalEvent,
     PortalInviteAccepted,
@@ -125,6 +126,17 @@ class PortalUsers(UserStore):
             PortalSessionEnded(account=name, session_hash=_hash(sid) if sid else "", at=time.time()),
         )
         return 1
+
+    async def check_code(self, name: str, code: str, secret: str | None = None) -> bool:
+        """As the staff's, and an accepted code's step is shared, so another instance refuses the
+        same code once it has folded that (moments later; the password is needed as well)."""
+        if not await super().check_code(name, code, secret):
+            return False
+        _, step = await self.totp_secret(name)
+        await self.accounts.share(
+            subjects.gateway_portal_accounts(), PortalCodeUsed(account=name, step=step, at=time.time())
+        )
+        return True
 
     async def set_totp(self, name: str, secret: str) -> None:
         if await self.get(name) is None:
@@ -357,6 +369,11 @@ async def _apply(db: aiosqlite.Connection, event: PortalEvent, seq: int) -> None
                 await db.execute("DELETE FROM sessions WHERE user=?", (event.account,))
         case PortalTotpSet():
             await db.execute("UPDATE users SET totp_secret=? WHERE name=?", (event.secret, event.account))
+        case PortalCodeUsed():
+            await db.execute(
+                "UPDATE users SET totp_step=? WHERE name=? AND totp_step<?",
+                (event.step, event.account, event.step),
+            )
         case PortalSessionStarted():
             await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
             await db.execute(
