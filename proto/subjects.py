@@ -136,6 +136,11 @@ def gateway_portal_invite(link_hash: str) -> str:
     return f"f3d.gateway.portal.invite.{token(link_hash)}"
 
 
+def gateway_portal_session(session_hash: str) -> str:
+    """One portal session's events (started, ended): they expire from the stream after it does."""
+    return f"f3d.gateway.portal.session.{token(session_hash)}"
+
+
 def gateway_portal_cookie_key() -> str:
     """The portal's cookie key, published once (compare-and-set)."""
     return "f3d.gateway.portal.cookie_key"

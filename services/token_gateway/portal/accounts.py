@@ -75,7 +75,15 @@ CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), 
 # The invitation's own stream sequence: its acceptance is a compare-and-set against it.
 LATER_COLUMNS = {"invites": ("seq", "INTEGER NOT NULL DEFAULT 0")}
 EXPECTED_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# Per-message TTL: a session's events and a used code's step leave the stream once they no longer
+# matter, so the stream (and an empty instance's catch-up) stays the size of the accounts and the
+# live sessions, not of every sign-in ever made. An end outlives any session started before it.
+TTL = "Nats-TTL"
+TTL_MARGIN_S = 3600
+ENDED_TTL_S = 2 * 86400  # portal sessions last 12 hours
+CODE_USED_TTL_S = 3600  # a code is good for a few 30 s steps at most
 STREAM = subjects.GATEWAY_PORTAL_STREAM
+CATCH_UP_BATCH = 1000
 
 
 def _hash(token: str) -> str:
@@ -102,16 +110,18 @@ class PortalUsers(UserStore):
     ) -> str:
         sid = secrets.token_urlsafe(16)
         now = time.time()
+        session_hash = _hash(sid)
         await self.accounts.share(
-            subjects.gateway_portal_accounts(),
+            subjects.gateway_portal_session(session_hash),
             PortalSessionStarted(
                 account=name,
-                session_hash=_hash(sid),
+                session_hash=session_hash,
                 expires_at=now + lifetime_s,
                 address=address[:64],
                 user_agent=user_agent[:300],
                 at=now,
             ),
+            {TTL: str(int(lifetime_s) + TTL_MARGIN_S)},
         )
         return sid
 
@@ -121,9 +131,11 @@ class PortalUsers(UserStore):
     async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
         if keep:
             raise UserError("the portal ends one session or all of them")
+        session_hash = _hash(sid) if sid else ""
         await self.accounts.share(
-            subjects.gateway_portal_accounts(),
-            PortalSessionEnded(account=name, session_hash=_hash(sid) if sid else "", at=time.time()),
+            subjects.gateway_portal_session(session_hash) if sid else subjects.gateway_portal_accounts(),
+            PortalSessionEnded(account=name, session_hash=session_hash, at=time.time()),
+            {TTL: str(ENDED_TTL_S)},
         )
         return 1
 
@@ -134,7 +146,9 @@ class PortalUsers(UserStore):
             return False
         _, step = await self.totp_secret(name)
         await self.accounts.share(
-            subjects.gateway_portal_accounts(), PortalCodeUsed(account=name, step=step, at=time.time())
+            subjects.gateway_portal_accounts(),
+            PortalCodeUsed(account=name, step=step, at=time.time()),
+            {TTL: str(CODE_USED_TTL_S)},
         )
         return True
 
@@ -156,6 +170,8 @@ class PortalAccounts:
         self._folded = 0
         self._progress = asyncio.Condition()
         self._follower: StreamFollower | None = None
+        self._fold_db: aiosqlite.Connection | None = None
+        self._uncommitted = 0
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await self.users._connect()  # the user store's tables first: the fold writes both
@@ -171,40 +187,44 @@ class PortalAccounts:
     async def start(self) -> None:
         """Fold the stream from where this file left it; return once caught up."""
         follower = StreamFollower(self.bus.js, STREAM, subjects.GATEWAY_PORTAL_ALL, self._on_event)
-        db = await self._connect()
-        try:
-            async with db.execute("SELECT seq FROM folded WHERE stream=?", (STREAM,)) as cur:
-                row = await cur.fetchone()
-            done = int(row[0]) if row else 0
-            if done > await follower.last_stream_seq():
-                log.warning(
-                    "stream %s is behind this portal's accounts (recreated?); folding it again", STREAM
-                )
-                for table in ("members", "invites", "folded", "cookie_key", "sessions", "users"):
-                    await db.execute(f"DELETE FROM {table}")
-                await db.commit()
-                done = 0
-        finally:
-            await db.close()
+        # One connection for the fold, held while it runs: a new one per event (a thread and the
+        # schema check each) made catching up with a long stream several times slower.
+        db = self._fold_db = await self._connect()
+        async with db.execute("SELECT seq FROM folded WHERE stream=?", (STREAM,)) as cur:
+            row = await cur.fetchone()
+        done = int(row[0]) if row else 0
+        if done > await follower.last_stream_seq():
+            log.warning("stream %s is behind this portal's accounts (recreated?); folding it again", STREAM)
+            for table in ("members", "invites", "folded", "cookie_key", "sessions", "users"):
+                await db.execute(f"DELETE FROM {table}")
+            await db.commit()
+            done = 0
         self._folded = done
         self._follower = follower
         await follower.start(done + 1)
+        await db.commit()  # the catch-up's last batch
 
     async def stop(self) -> None:
         if self._follower is not None:
             await self._follower.stop()
             self._follower = None
+        if self._fold_db is not None:
+            await self._fold_db.close()
+            self._fold_db = None
 
     async def _on_event(self, data: bytes, seq: int) -> None:
-        if seq > self._folded:
+        db = self._fold_db
+        if seq > self._folded and db is not None:
             event = self._decoder.decode(data)
-            db = await self._connect()
-            try:
-                await _apply(db, event, seq)
-                await db.execute("INSERT OR REPLACE INTO folded(stream, seq) VALUES (?, ?)", (STREAM, seq))
+            await _apply(db, event, seq)
+            await db.execute("INSERT OR REPLACE INTO folded(stream, seq) VALUES (?, ?)", (STREAM, seq))
+            self._uncommitted += 1
+            # Each event on its own once caught up (a waiting writer reads it through another
+            # connection); while catching up, in batches, which makes an empty instance's start
+            # several times faster. An event and its sequence are always in one transaction.
+            if self._uncommitted >= CATCH_UP_BATCH or (self._follower and self._follower.caught_up.is_set()):
                 await db.commit()
-            finally:
-                await db.close()
+                self._uncommitted = 0
         async with self._progress:
             self._folded = max(self._folded, seq)
             self._progress.notify_all()
