@@ -201,7 +201,15 @@ ROLES: dict[str, Role] = {
             # What the CLI reads live: logs (`logs --follow`), heartbeats (`status`) and a
             # publish's progress (`publish`); events and alerts it reads through the services.
             subscribe=(INBOX, subjects.LOGS_ALL, subjects.HEARTBEATS_ALL, PUBLISH_PROGRESS_ALL),
-            publish_deny=(f"{LEADER_PREFIX}.>", f"{CATALOG_LEADER_PREFIX}.>"),
+            # The portal's stream holds one-time code secrets and the portal's cookie key: staff
+            # read the other streams' messages, never this one's.
+            publish_deny=(
+                f"{LEADER_PREFIX}.>",
+                f"{CATALOG_LEADER_PREFIX}.>",
+                f"{JS_API}.STREAM.MSG.GET.{subjects.GATEWAY_PORTAL_STREAM}",
+                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}",
+                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}.>",
+            ),
             # The shared key (the site host's, in its data folder) names the person the host's
             # login acts as; a personal key (staff-NAME) is that person, whatever it names.
             names_people=True,
@@ -307,10 +315,12 @@ ROLES: dict[str, Role] = {
                 subjects.GATEWAY_CREDENTIALS_ALL,
                 subjects.GATEWAY_USAGE_ALL,
                 subjects.GATEWAY_BANS_ALL,
+                subjects.GATEWAY_PORTAL_ALL,
                 f"f3d.logs.{ACCESS_LOG_SOURCE_KIND}.>",
                 *_stream_api(subjects.GATEWAY_CREDENTIALS_STREAM),
                 *_stream_api(subjects.GATEWAY_USAGE_STREAM),
                 *_stream_api(subjects.GATEWAY_BANS_STREAM),
+                *_stream_api(subjects.GATEWAY_PORTAL_STREAM),
                 *_stream_api(subjects.OBJECT_EVENTS_STREAM),
                 # The customer portal reads a customer's webhook endpoints and delivery log and
                 # adds or removes the signed-in customer's endpoints (the catalog keeps them).
@@ -401,6 +411,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     subjects.GATEWAY_CREDENTIALS_ALL: subjects.gateway_credentials("c1"),
     subjects.GATEWAY_USAGE_ALL: subjects.gateway_usage("i1"),
     subjects.GATEWAY_BANS_ALL: subjects.gateway_bans("i1"),
+    subjects.GATEWAY_PORTAL_ALL: subjects.gateway_portal_accounts(),
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),

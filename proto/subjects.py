@@ -20,6 +20,7 @@ DEAD_ALL = "f3d.dead.>"
 GATEWAY_CREDENTIALS_ALL = "f3d.gateway.credentials.>"
 GATEWAY_USAGE_ALL = "f3d.gateway.usage.>"
 GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
+GATEWAY_PORTAL_ALL = "f3d.gateway.portal.>"
 AUTH_SIGNIN_ALL = "f3d.auth.signin.>"
 AUTH_NOTICES_ALL = "f3d.auth.notices.>"
 WEBHOOKS_ALL = "f3d.webhooks.>"
@@ -38,6 +39,7 @@ ALERTS_STREAM = "ALERTS"
 GATEWAY_CREDENTIALS_STREAM = "GATEWAY_CREDENTIALS"
 GATEWAY_USAGE_STREAM = "GATEWAY_USAGE"
 GATEWAY_BANS_STREAM = "GATEWAY_BANS"
+GATEWAY_PORTAL_STREAM = "GATEWAY_PORTAL"
 AUTH_SIGNIN_STREAM = "AUTH_SIGNIN"
 AUTH_NOTICES_STREAM = "AUTH_NOTICES"
 WEBHOOKS_STREAM = "WEBHOOKS"
@@ -124,6 +126,26 @@ def gateway_usage(instance: str) -> str:
 def gateway_bans(instance: str) -> str:
     """Automatic IP bans decided by one token gateway instance."""
     return f"f3d.gateway.bans.{token(instance)}"
+
+
+def gateway_portal_accounts() -> str:
+    """Customer portal account events (sessions, one-time codes) of every gateway instance."""
+    return "f3d.gateway.portal.accounts"
+
+
+def gateway_portal_invite(link_hash: str) -> str:
+    """One invitation link's events: invited, then at most one acceptance (compare-and-set here)."""
+    return f"f3d.gateway.portal.invite.{token(link_hash)}"
+
+
+def gateway_portal_session(session_hash: str) -> str:
+    """One portal session's events (started, ended): they expire from the stream after it does."""
+    return f"f3d.gateway.portal.session.{token(session_hash)}"
+
+
+def gateway_portal_cookie_key() -> str:
+    """The portal's cookie key, published once (compare-and-set)."""
+    return "f3d.gateway.portal.cookie_key"
 
 
 def auth_signin(instance: str) -> str:

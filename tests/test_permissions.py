@@ -95,6 +95,11 @@ def test_least_privilege_in_the_table() -> None:
     for name in WORKERS:
         if name != "staff":
             assert not may_publish(sample(name, ""), "f3d.api.gateway.tokens-issue"), name
+    # the portal's stream holds one-time code secrets: its gateway reads it, staff never
+    for read in ("$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL", "$JS.API.DIRECT.GET.GATEWAY_PORTAL"):
+        assert not may_publish(sample("staff", ""), read), read
+    assert may_publish(sample("staff", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_CREDENTIALS")
+    assert may_publish(sample("gateway", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL")
     assert permissions.matches("a.>", "a.b.c") and not permissions.matches("a.*", "a.b.c")
     # a CRM sets subscriptions and nothing else
     crm = ROLES["crm"]
@@ -115,6 +120,8 @@ PROBES = sorted(
         "$JS.API.STREAM.UPDATE.OBJECT_EVENTS",
         "$JS.API.CONSUMER.MSG.NEXT.WORK.trainer-vip",
         "$JS.API.CONSUMER.MSG.NEXT.GATEWAY_CREDENTIALS.x",
+        "$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL",
+        "$JS.API.DIRECT.GET.GATEWAY_PORTAL",
         subjects.logs("rig", TEST_RIG),
         subjects.logs("rig", "r2"),
         subjects.heartbeat("trainer", TEST_TRAINER),

@@ -228,6 +228,14 @@ STREAMS: list[StreamSpec] = [
         max_age=MAX_BAN_S,
     ),
     StreamSpec(
+        subjects.GATEWAY_PORTAL_STREAM,
+        [subjects.GATEWAY_PORTAL_ALL],
+        "Customer portal accounts, invitations, one-time codes and sessions; every token gateway "
+        "instance folds them into its own accounts file. Accounts and invitations are kept; a "
+        "session's events and a used code's step expire (per-message TTL) once they no longer matter.",
+        allow_msg_ttl=True,
+    ),
+    StreamSpec(
         subjects.AUTH_SIGNIN_STREAM,
         [subjects.AUTH_SIGNIN_ALL],
         "Checked staff sign-ins and unlocks; every dashboard instance folds them into its "

@@ -123,9 +123,9 @@ class TokenGateway(Service):
         ctx.metrics.add("token_gateway", parts.metrics)
         self.manager = CredentialManager(ctx.bus, store, parts.index)
         # The customer portal's accounts: a file of the gateway's own, never the staff's users.
-        accounts = PortalAccounts(ddir / "portal")
+        accounts = PortalAccounts(ddir / "portal", ctx.bus)
         self.inviter = Inviter(ctx.bus, accounts, self.instance_id, lambda: parts.base_url)
-        portal = self.portal = PortalAuth(parts, accounts, ddir / "portal", ctx.bus, self.instance_id)
+        portal = self.portal = PortalAuth(parts, accounts, ctx.bus, self.instance_id)
         try:
             await self._follow(ctx, parts)
             await portal.start()

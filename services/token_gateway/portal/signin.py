@@ -18,10 +18,10 @@ invitation link, sign-out), and every POST there must come from the portal's own
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import time
 import urllib.parse
 import uuid
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from foto3d.libs.auth.csrf import cross_site_refusal, origin_of
 from foto3d.libs.auth.enrol import TOTP_ON, enrol_totp
 from foto3d.libs.auth.gate import Handler, is_public_route, public
-from foto3d.libs.auth.session import SessionSigner, load_secret
+from foto3d.libs.auth.session import SessionSigner
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
 from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key, too_many_sign_ins
 from foto3d.libs.auth.totp import new_secret, provisioning_uri
@@ -74,12 +74,11 @@ def _safe_next(value: str) -> str:
 
 
 class PortalAuth:
-    def __init__(
-        self, parts: GatewayParts, accounts: PortalAccounts, folder: Path, bus: Bus | None, instance: str
-    ) -> None:
+    def __init__(self, parts: GatewayParts, accounts: PortalAccounts, bus: Bus | None, instance: str) -> None:
         self.parts = parts
         self.accounts = accounts
-        self.signer = SessionSigner(load_secret(folder / "session.key"), SESSION_HOURS * 3600)
+        # The cookie key is the same on every instance (from the portal's stream, at start).
+        self.signer = SessionSigner(secrets.token_bytes(32), SESSION_HOURS * 3600)
         self.limits = SharedLimits(
             SignInLimits(ACCOUNT_BACKOFF, ADDRESS_BACKOFF, SIGN_IN_MEMORY_S), bus, instance
         )
@@ -87,10 +86,13 @@ class PortalAuth:
         self._locks = KeyedLocks()
 
     async def start(self) -> None:
+        await self.accounts.start()
+        self.signer = SessionSigner(await self.accounts.cookie_key(), SESSION_HOURS * 3600)
         await self.limits.start()
 
     async def stop(self) -> None:
         await self.limits.stop()
+        await self.accounts.stop()
 
     # ---- sessions ---------------------------------------------------------------------
 
