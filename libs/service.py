@@ -18,7 +18,7 @@ from aiohttp import web
 from foto3d import __version__
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.micro import Endpoint
-from foto3d.libs.bus.topology import ConsumerSpec, KVSpec
+from foto3d.libs.bus.topology import ConsumerSpec, KVSpec, ObjectStoreSpec
 from foto3d.libs.config import Settings
 from foto3d.libs.metrics import Metrics
 
@@ -67,6 +67,7 @@ class Service(abc.ABC):
     # runtime provisions every registered service's before any starts.
     consumer_specs: ClassVar[tuple[ConsumerSpec, ...]] = ()
     bucket_specs: ClassVar[tuple[KVSpec, ...]] = ()
+    object_store_specs: ClassVar[tuple[ObjectStoreSpec, ...]] = ()
     # Whether this service's own WARNING/ERROR records go to the log server. False for a
     # service that consumes the logs itself: its failures must not feed themselves.
     ships_own_logs: ClassVar[bool] = True

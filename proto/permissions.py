@@ -40,6 +40,8 @@ NOTIFIER_LEASE_BUCKET = "notifier-leader"
 NOTIFIER_SENT_BUCKET = "notifier-sent"
 # The catalog's instances: who writes (a lease); standbys forward writes to the holder.
 CATALOG_LEASE_BUCKET = "catalog-leader"
+# The catalog's reference images, replicated like its streams (object store, catalog only).
+CATALOG_REFS_BUCKET = "catalog-refs"
 
 
 def _api(group: str) -> str:
@@ -280,6 +282,10 @@ ROLES: dict[str, Role] = {
                 f"{CATALOG_LEADER_PREFIX}.>",
                 *_stream_api(f"KV_{CATALOG_LEASE_BUCKET}"),
                 f"$KV.{CATALOG_LEASE_BUCKET}.>",
+                *_stream_api(f"OBJ_{CATALOG_REFS_BUCKET}"),
+                # Replacing an image purges its old chunks.
+                f"{JS_API}.STREAM.PURGE.OBJ_{CATALOG_REFS_BUCKET}",
+                f"$O.{CATALOG_REFS_BUCKET}.>",
             ),
             subscribe=(
                 _api("catalog"),

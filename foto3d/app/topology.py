@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from foto3d.app.registry import SERVICES, ServiceEntry
-from foto3d.libs.bus.topology import STREAMS, ConsumerSpec, KVSpec, Topology
+from foto3d.libs.bus.topology import STREAMS, ConsumerSpec, KVSpec, ObjectStoreSpec, Topology
 
 
 def assemble(entries: list[ServiceEntry] | None = None) -> Topology:
@@ -11,10 +11,12 @@ def assemble(entries: list[ServiceEntry] | None = None) -> Topology:
     exist for the scaler and KEDA to watch even where no trainer runs."""
     consumers: list[ConsumerSpec] = []
     kv: list[KVSpec] = []
+    object_stores: list[ObjectStoreSpec] = []
     for entry in SERVICES if entries is None else entries:
         cls = entry.service_class()
         consumers += cls.consumer_specs
         kv += cls.bucket_specs
+        object_stores += cls.object_store_specs
     streams = {s.name for s in STREAMS}
     for c in consumers:
         if c.stream not in streams:
@@ -22,4 +24,4 @@ def assemble(entries: list[ServiceEntry] | None = None) -> Topology:
     seen = [(c.stream, c.durable) for c in consumers]
     if len(set(seen)) != len(seen):
         raise ValueError(f"a consumer is declared twice: {sorted(seen)}")
-    return Topology(streams=list(STREAMS), consumers=consumers, kv=kv)
+    return Topology(streams=list(STREAMS), consumers=consumers, kv=kv, object_stores=object_stores)

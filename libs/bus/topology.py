@@ -116,10 +116,20 @@ class KVSpec:
 
 
 @dataclass(frozen=True)
+class ObjectStoreSpec:
+    """A JetStream object store (files in chunks on stream ``OBJ_<bucket>``), replicated like
+    the streams: for files that must outlive any one host's disk."""
+
+    bucket: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Topology:
     streams: list[StreamSpec]
     consumers: list[ConsumerSpec]
     kv: list[KVSpec]
+    object_stores: list[ObjectStoreSpec] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -377,6 +387,27 @@ async def provision_kv(js: JetStreamContext, spec: KVSpec, replicas: int | None 
     return "updated"
 
 
+async def provision_object_store(
+    js: JetStreamContext, spec: ObjectStoreSpec, replicas: int | None = None
+) -> str:
+    from nats.js.api import ObjectStoreConfig
+
+    stream = f"OBJ_{spec.bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        cfg = ObjectStoreConfig(bucket=spec.bucket, description=spec.description, replicas=replicas or 1)
+        await js.create_object_store(spec.bucket, cfg)
+        return "created"
+    have = info.config
+    if (have.description or "") == spec.description:
+        return "unchanged"
+    have.description = spec.description
+    await js.update_stream(have)
+    log.info("updated object store %s", spec.bucket)
+    return "updated"
+
+
 async def provision(js: JetStreamContext, topology: Topology, replicas: int | None = None) -> dict[str, str]:
     """Create or update everything in ``topology``; returns what happened to each item."""
     result: dict[str, str] = {}
@@ -386,4 +417,6 @@ async def provision(js: JetStreamContext, topology: Topology, replicas: int | No
         result[f"consumer:{c.stream}/{c.durable}"] = await provision_consumer(js, c)
     for kv in topology.kv:
         result[f"kv:{kv.bucket}"] = await provision_kv(js, kv, replicas)
+    for obj in topology.object_stores:
+        result[f"objects:{obj.bucket}"] = await provision_object_store(js, obj, replicas)
     return result

@@ -59,6 +59,7 @@ from foto3d.proto.objects import (
     SubmittedObject,
 )
 from foto3d.proto.rules import MAX_CUSTOMER, CustomerSlug
+from foto3d.services.catalog.refs import ReferenceImages
 from foto3d.services.catalog.store import CatalogStore
 from foto3d.services.catalog.viewer_settings import latest_settings
 
@@ -120,6 +121,7 @@ class Catalog:
         self.store = store
         self.bus = bus
         self.refs_dir = refs_dir
+        self.refs = ReferenceImages(bus, refs_dir)
         self.publish_timeout_s = publish_timeout_s
         self._register_lock = asyncio.Lock()
         self._customer_lock = asyncio.Lock()
@@ -308,11 +310,11 @@ class Catalog:
         suffix: str,
     ) -> None:
         ref = reference_image.strip()
-        path: Path | None = None
+        stored = False
         if image:
-            self.refs_dir.mkdir(parents=True, exist_ok=True)
-            path = self.refs_dir / f"{object_id}{suffix}"
-            await asyncio.to_thread(path.write_bytes, image)
+            # In the replicated bucket before the event that names it is published.
+            await self.refs.put(object_id, suffix, image)
+            stored = True
             ref = f"/objects/{object_id}/reference"
         event = ObjectRegistered(
             event_id=f"registered-{object_id}",
@@ -330,16 +332,13 @@ class Catalog:
             with object_span("register object", object_id=object_id, step="register", customer=customer):
                 await self.record(event, first=True)
         except Taken:
-            if path is not None:
-                await asyncio.to_thread(path.unlink, missing_ok=True)
+            if stored:
+                await self.refs.discard(object_id, suffix)
             raise
 
-    def reference_path(self, object_id: str) -> Path | None:
-        for suffix in IMAGE_TYPES:
-            p = self.refs_dir / f"{object_id}{suffix}"
-            if p.is_file():
-                return p
-        return None
+    async def reference_path(self, object_id: str) -> Path | None:
+        """The reference image's file here, fetched from the bucket when this instance has none."""
+        return await self.refs.path(object_id)
 
     async def captured(self, object_id: str, dataset: str, photos: int, rig: str, actor: str) -> ObjectView:
         row = await self.obj(object_id)

@@ -405,7 +405,7 @@ by {esc(o.created_by or "?")} · <a href="/logs?object={esc(urllib.parse.quote(o
 
     async def reference(self, request: web.Request) -> web.FileResponse:
         await self.parts.auth.require_page(request)
-        path = self.parts.catalog.reference_path(request.match_info["object_id"])
+        path = await self.parts.catalog.reference_path(request.match_info["object_id"])
         if path is None:
             raise web.HTTPNotFound(text="no reference image")
         return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})

@@ -11,8 +11,9 @@ here too (recorded once) or is newer.
 Customers are events on OBJECT_EVENTS too (``customer.added/1``: slug, name, who, when).
 What the streams do not hold (docs/failover.md): customers added before that event existed
 (only their ids appear, in their objects' events; the rebuilt rows take the id as the
-name), and job events older than JOB_EVENTS' 90 days. Reference images are files beside
-the database, not events: the rebuild counts the objects whose image is missing.
+name), and job events older than JOB_EVENTS' 90 days. Reference images are not events: they
+live in the ``catalog-refs`` object store, from which the rebuild restores the cache files
+(and counts the objects whose image is in neither).
 
 The subscription and webhook books (their own files) come back from ``CATALOG_BOOKS`` the
 same way (``rebuild_books``); the webhook delivery log is not an event and starts empty.
@@ -20,6 +21,7 @@ same way (``rebuild_books``); the webhook delivery log is not an event and start
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -39,6 +41,7 @@ from foto3d.proto.books import BookEvent
 from foto3d.proto.jobs import JobEvent
 from foto3d.proto.objects import ObjectStreamEvent
 from foto3d.services.catalog.book_events import CatalogBooks
+from foto3d.services.catalog.refs import ReferenceImages
 from foto3d.services.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,8 @@ async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildRepor
     report.customers = await store_customers_from_objects(store)
     rows = list(await store.db.execute_fetchall("SELECT object_id, reference_image FROM objects"))
     report.objects = len(rows)
-    have = {p.stem for p in refs_dir.glob("*")} if refs_dir.is_dir() else set()
+    have = await ReferenceImages(bus, refs_dir).restore()
+    have |= await asyncio.to_thread(_local_ids, refs_dir)
     report.missing_images = sorted(
         str(r[0]) for r in rows if str(r[1]).endswith("/reference") and str(r[0]) not in have
     )
@@ -151,6 +155,10 @@ async def store_customers_from_objects(store: CatalogStore) -> int:
     cur = await db.execute("SELECT count(*) FROM customers")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def _local_ids(refs_dir: Path) -> set[str]:
+    return {p.stem for p in refs_dir.glob("*")} if refs_dir.is_dir() else set()
 
 
 def database_is_new(path: Path) -> bool:

@@ -125,6 +125,7 @@ class CatalogService(Service):
         topology.WEBHOOK_SENDER,
     )
     bucket_specs = (topology.WRITER_LEASE,)
+    object_store_specs = (topology.REFERENCE_IMAGES,)
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -321,6 +322,11 @@ class CatalogService(Service):
                 await self._book_publisher.publish_all()
             except Exception as exc:  # the books still work here; the others catch up later
                 log.warning("catalog: publishing the books after taking over failed: %r", exc)
+        if self._parts is not None:
+            try:  # reference images kept only on this disk (from before the bucket)
+                await self._parts.catalog.refs.upload_local()
+            except Exception as exc:  # served from here still; tried again at the next takeover
+                log.warning("catalog: uploading local reference images failed: %r", exc)
         hooks = PullConsumer[Any](
             bus=ctx.bus,
             spec=topology.WEBHOOK_SOURCE,

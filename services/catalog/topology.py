@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from nats.js.api import DeliverPolicy
 
-from foto3d.libs.bus.topology import ConsumerSpec, KVSpec
+from foto3d.libs.bus.topology import ConsumerSpec, KVSpec, ObjectStoreSpec
 from foto3d.proto import subjects
-from foto3d.proto.permissions import CATALOG_LEASE_BUCKET
+from foto3d.proto.permissions import CATALOG_LEASE_BUCKET, CATALOG_REFS_BUCKET
 
 OBJECT_EVENTS = ConsumerSpec(
     subjects.OBJECT_EVENTS_STREAM,
@@ -43,4 +43,10 @@ WRITER_LEASE = KVSpec(
     CATALOG_LEASE_BUCKET,
     "Leadership lease of the catalog: only the holder writes; standbys forward writes to it.",
     ttl=5.0,
+)
+# Reference images: written here before the registration that names them is published, so
+# every instance (and a rebuild) finds them; the files beside the database are a cache.
+REFERENCE_IMAGES = ObjectStoreSpec(
+    CATALOG_REFS_BUCKET,
+    "The catalog's reference images (one object per catalog object), read by every instance.",
 )
