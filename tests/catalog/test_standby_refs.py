@@ -1,0 +1,105 @@
+"""Reference images outlive the disk that took them: they live in the ``catalog-refs`` bucket.
+
+A reference image registered through the leader is served by the standby (which never had
+the file), and after a kill -9 of the leader and the loss of its database and its refs
+folder, ``foto3d objects rebuild --replace`` brings the file back byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import sys
+from asyncio.subprocess import PIPE, STDOUT
+from pathlib import Path
+
+import aiohttp
+
+from foto3d.libs.bus.connection import CREDS_ENV, Bus
+from foto3d.libs.nats_server import NatsServer
+from testkit.identities import creds_for
+from testkit.waiting import eventually
+from tests.catalog.test_standby import (
+    CUSTOMER,
+    add_staff,
+    catalogs,
+    lease_holder,
+    post,
+    role,
+    sign_in,
+    start_catalog,
+    stop,
+)
+
+# A PNG's signature, then bytes no other test uses: a wrong or truncated file cannot match.
+IMAGE = b"\x89PNG\r\n\x1a\n" + os.urandom(200_000)
+
+
+async def reference(url: str, session: aiohttp.ClientSession, object_id: str) -> tuple[int, bytes]:
+    async with session.get(f"{url}/objects/{object_id}/reference") as r:
+        return r.status, await r.read()
+
+
+async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_and_rebuilt(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus
+) -> None:
+    async with catalogs(tmp_path, nats_server.client_url, "site-a") as insts:
+        a = insts[0]
+        await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
+        await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
+        assert await role(a) == "leader"
+        await add_staff(tmp_path / "site-b")
+        b = start_catalog("site-b", tmp_path, nats_server.client_url)
+        insts.append(b)
+        await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
+        assert await role(b) == "standby"
+        await sign_in(a)
+        sb = await sign_in(b)
+        assert (await post(a, "/api/customers", {"slug": CUSTOMER, "name": "ACME"}))[0] == 201
+        status, obj = await post(
+            a,
+            "/api/objects",
+            {
+                "customer": CUSTOMER,
+                "display_name": "Vase",
+                "reference_image_b64": base64.b64encode(IMAGE).decode(),
+                "reference_image_name": "vase.png",
+            },
+        )
+        assert status == 201, obj
+        oid = obj["object_id"]
+        assert (a.data / "catalog" / "refs" / f"{oid}.png").read_bytes() == IMAGE
+
+        # The standby never had the file: it reads it from the bucket.
+        assert not (b.data / "catalog" / "refs" / f"{oid}.png").exists()
+        assert await reference(b.url, sb, oid) == (200, IMAGE)
+        assert (b.data / "catalog" / "refs" / f"{oid}.png").read_bytes() == IMAGE
+
+        # The leader's host dies, and its disk with it; the standby is stopped for the rebuild.
+        os.killpg(a.proc.pid, signal.SIGKILL)
+        a.proc.wait(30)
+        stop(b.proc)
+        shutil.rmtree(a.data / "catalog" / "refs")
+        (a.data / "catalog" / "catalog.db").unlink()
+
+    argv = [sys.executable, "-m", "foto3d.cli.main", "objects", "rebuild", "--replace"]
+    argv += ["--nats", nats_server.client_url, "--data", str(a.data)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    env[CREDS_ENV] = str(creds_for("catalog"))
+
+    async def rebuilt() -> str | None:
+        # The killed leader's lease and bus connection linger for a few seconds: the command
+        # refuses while a catalog still seems to answer.
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=STDOUT, env=env)
+        out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+        if proc.returncode != 0 and "the catalog is running" in out:
+            return None
+        assert proc.returncode == 0, out
+        return out
+
+    out = await eventually(rebuilt, what="the rebuild to run", timeout=120)
+    assert "1 objects" in out and "missing" not in out, out
+    assert (a.data / "catalog" / "refs" / f"{oid}.png").read_bytes() == IMAGE
