@@ -68,7 +68,7 @@ PROTOCOL: dict[str, str] = {
     "$JS.API.STREAM.MSG.GET.*": r"get_msg|get_last_msg",
     "$JS.API.DIRECT.GET.>": r"get_msg|get_last_msg",
 }
-STREAM_IN = re.compile(r"^\$(?:JS\.(?:API\.(?:[A-Z]+\.)+|ACK\.|FC\.)|KV\.)([A-Za-z0-9_-]+)")
+STREAM_IN = re.compile(r"^\$(?:JS\.(?:API\.(?:[A-Z]+\.)+|ACK\.|FC\.)|KV\.|O\.)([A-Za-z0-9_-]+)")
 
 
 def _files(rel: str) -> list[Path]:
@@ -171,7 +171,7 @@ def names_for(pattern: str, participant: str) -> list[str]:
     names: list[str] = []
     if m := STREAM_IN.match(pattern):
         stream = m.group(1)
-        bucket = stream.removeprefix("KV_")
+        bucket = stream.removeprefix("KV_").removeprefix("OBJ_")  # a KV bucket or an object store
         names += [n for n, v in _constants().items() if v in (stream, bucket)] + [f'"{bucket}"']
         for s in STREAMS:
             if s.name == stream:  # a stream is used through its subjects too
