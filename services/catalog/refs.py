@@ -83,7 +83,10 @@ class ReferenceImages:
         found = await asyncio.to_thread(_cached, self.folder, object_id)
         if found is not None:
             return found
-        bucket = await self._bucket()
+        try:
+            bucket = await self._bucket()
+        except NotFoundError:  # not provisioned (a bus without the catalog's topology)
+            return None
         for suffix in IMAGE_SUFFIXES:
             name = f"{object_id}{suffix}"
             try:
@@ -97,10 +100,10 @@ class ReferenceImages:
 
     async def names(self) -> set[str]:
         """Every image name (``<object_id><suffix>``) in the bucket."""
-        bucket = await self._bucket()
         try:
+            bucket = await self._bucket()
             infos = await bucket.list(ignore_deletes=True)
-        except NotFoundError:
+        except NotFoundError:  # no bucket (not provisioned) or an empty one
             return set()
         return {i.name for i in infos if i.name and not i.deleted}
 
