@@ -70,13 +70,10 @@ class ReferenceImages:
         return path
 
     async def discard(self, object_id: str, suffix: str) -> None:
-        """Undo a ``put`` whose event was refused (another instance took the id)."""
+        """Undo a ``put`` whose event was refused (another writer took the id) here only: the
+        bucket's copy may already be the other writer's image under the same name, so it
+        stays (docs/failover.md)."""
         await asyncio.to_thread((self.folder / f"{object_id}{suffix}").unlink, missing_ok=True)
-        try:
-            bucket = await self._bucket()
-            await bucket.delete(f"{object_id}{suffix}")
-        except NotFoundError:
-            pass
 
     async def path(self, object_id: str) -> Path | None:
         """The cache file of ``object_id``'s image, fetched from the bucket when missing here."""
