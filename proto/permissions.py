@@ -42,6 +42,9 @@ NOTIFIER_SENT_BUCKET = "notifier-sent"
 CATALOG_LEASE_BUCKET = "catalog-leader"
 # The catalog's reference images, replicated like its streams (object store, catalog only).
 CATALOG_REFS_BUCKET = "catalog-refs"
+# Streams whose messages hold secrets: the portal's (one-time code secrets, the portal's cookie
+# key) and the catalog's books (webhook signing secrets). Only their own service reads them.
+SECRET_STREAMS = (subjects.GATEWAY_PORTAL_STREAM, subjects.CATALOG_BOOKS_STREAM)
 
 
 def _api(group: str) -> str:
@@ -203,14 +206,19 @@ ROLES: dict[str, Role] = {
             # What the CLI reads live: logs (`logs --follow`), heartbeats (`status`) and a
             # publish's progress (`publish`); events and alerts it reads through the services.
             subscribe=(INBOX, subjects.LOGS_ALL, subjects.HEARTBEATS_ALL, PUBLISH_PROGRESS_ALL),
-            # The portal's stream holds one-time code secrets and the portal's cookie key: staff
-            # read the other streams' messages, never this one's.
+            # Staff read the streams' messages, except those of the streams that hold secrets.
             publish_deny=(
                 f"{LEADER_PREFIX}.>",
                 f"{CATALOG_LEADER_PREFIX}.>",
-                f"{JS_API}.STREAM.MSG.GET.{subjects.GATEWAY_PORTAL_STREAM}",
-                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}",
-                f"{JS_API}.DIRECT.GET.{subjects.GATEWAY_PORTAL_STREAM}.>",
+                *(
+                    denied
+                    for stream in SECRET_STREAMS
+                    for denied in (
+                        f"{JS_API}.STREAM.MSG.GET.{stream}",
+                        f"{JS_API}.DIRECT.GET.{stream}",
+                        f"{JS_API}.DIRECT.GET.{stream}.>",
+                    )
+                ),
             ),
             # The shared key (the site host's, in its data folder) names the person the host's
             # login acts as; a personal key (staff-NAME) is that person, whatever it names.

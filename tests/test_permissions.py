@@ -101,6 +101,11 @@ def test_least_privilege_in_the_table() -> None:
     assert may_publish(sample("staff", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_CREDENTIALS")
     assert may_publish(sample("gateway", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL")
     assert permissions.matches("a.>", "a.b.c") and not permissions.matches("a.*", "a.b.c")
+    # the catalog's books and reference-image writes: the catalog's alone
+    for subject in CATALOG_PRIVATE:
+        for name in WORKERS:
+            allowed = may_publish(sample(name, ""), subject)
+            assert allowed == (name == "catalog"), (name, subject)
     # a CRM sets subscriptions and nothing else
     crm = ROLES["crm"]
     for api in all_apis():
@@ -108,6 +113,15 @@ def test_least_privilege_in_the_table() -> None:
     for example in STREAM_SUBJECTS.values():
         assert not may_publish(crm, example) and not may_subscribe(crm, example), example
 
+
+# The catalog's books (webhook signing secrets: not even staff read them) and a write to its
+# reference images' bucket.
+CATALOG_PRIVATE = (
+    subjects.catalog_books("subscription", "s1"),
+    f"$JS.API.STREAM.MSG.GET.{subjects.CATALOG_BOOKS_STREAM}",
+    f"$JS.API.DIRECT.GET.{subjects.CATALOG_BOOKS_STREAM}",
+    f"$O.{permissions.CATALOG_REFS_BUCKET}.C.chunk",
+)
 
 # Subjects every role is tried on: each family's example, every API, the JetStream API's
 # dangerous corners and each role's own allowances made concrete.
@@ -122,6 +136,7 @@ PROBES = sorted(
         "$JS.API.CONSUMER.MSG.NEXT.GATEWAY_CREDENTIALS.x",
         "$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL",
         "$JS.API.DIRECT.GET.GATEWAY_PORTAL",
+        *CATALOG_PRIVATE,
         subjects.logs("rig", TEST_RIG),
         subjects.logs("rig", "r2"),
         subjects.heartbeat("trainer", TEST_TRAINER),
