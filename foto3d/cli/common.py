@@ -229,6 +229,15 @@ class Unanswered:
     code: int = 2
 
 
+# How each service's silence is worded, once per service (its commands share them).
+CATALOG_UNANSWERED = Unanswered(
+    "the catalog service is not running (start `foto3d up` or `foto3d serve catalog`)"
+)
+GATEWAY_UNANSWERED = Unanswered(
+    "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
+)
+
+
 def run_on_bus(args: argparse.Namespace, fn: Callable[[Bus], Awaitable[int]], unanswered: Unanswered) -> int:
     """Connect as the options say, run ``fn``, close: the one place where a service's error
     reply becomes the person's error line.

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import msgspec
-import nats.errors
 
-from foto3d.cli.common import connect_cli, fail, run_async, settings_from, system_options
+from foto3d.cli.common import GATEWAY_UNANSWERED, fail, run_on_bus, system_options
+from foto3d.cli.output import print_json
+from foto3d.libs.bus.connection import Bus
 from foto3d.proto.analytics import ANALYTICS, MAX_DAYS, AnalyticsQuery, AnalyticsRow, Percentiles
-from foto3d.proto.api import ServiceError
 from foto3d.proto.rules import readable
 
 ORDER = 24
@@ -40,7 +39,6 @@ def _line(r: AnalyticsRow) -> str:
 
 
 def cmd_analytics(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     try:
         q = msgspec.convert(
             {"customer": args.customer, "object_id": args.model, "days": args.days}, AnalyticsQuery
@@ -48,20 +46,10 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     except msgspec.ValidationError as exc:
         return fail(readable(exc))
 
-    async def main() -> int:
-        bus = await connect_cli(settings)
-        try:
-            reply = await bus.call(ANALYTICS, q, timeout=args.timeout)
-        except ServiceError as exc:
-            return fail(exc.description)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            return fail(
-                "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
-            )
-        finally:
-            await bus.close()
+    async def go(bus: Bus) -> int:
+        reply = await bus.call(ANALYTICS, q, timeout=args.timeout)
         if args.json:
-            print(json.dumps(msgspec.to_builtins(reply), indent=2))
+            print_json(reply)
             return 0
         if not reply.rows:
             print(f"no viewer beacons for {q.customer} in the last {q.days} day(s)")
@@ -73,7 +61,7 @@ def cmd_analytics(args: argparse.Namespace) -> int:
             print(_line(reply.total))
         return 0
 
-    return run_async(main)
+    return run_on_bus(args, go, GATEWAY_UNANSWERED)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

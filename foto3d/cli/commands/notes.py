@@ -7,8 +7,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from foto3d.cli.commands.objects import catalog_call, fmt_time, print_json, print_table, run_catalog
+from foto3d.cli.commands.objects import catalog_call, run_catalog
 from foto3d.cli.common import add_actor_option, fail
+from foto3d.cli.output import print_json, print_table, utc_time
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto import notes
 from foto3d.proto.notes import FACETS, MAX_PHOTO_BYTES
@@ -48,7 +49,7 @@ def _print_notes(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     print_table(
         [
-            [fmt_time(n["ts"]), n["object_id"], n["actor"] or "-", " ".join(n["tags"]), n["text"][:60]]
+            [utc_time(n["ts"]), n["object_id"], n["actor"] or "-", " ".join(n["tags"]), n["text"][:60]]
             for n in rows
         ],
         ["when (utc)", "object", "who", "tags", "text"],

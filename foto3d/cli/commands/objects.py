@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import json
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -16,8 +15,8 @@ import msgspec
 
 from foto3d.cli.catalog_rebuild import add_rebuild
 from foto3d.cli.common import (
+    CATALOG_UNANSWERED,
     CommandError,
-    Unanswered,
     add_actor_option,
     fail,
     parse_since,
@@ -25,6 +24,7 @@ from foto3d.cli.common import (
     system_options,
 )
 from foto3d.cli.job_results import file_name
+from foto3d.cli.output import print_json, print_table, utc_time
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import ConfigError
 from foto3d.proto import objects as catalog
@@ -37,11 +37,6 @@ R = TypeVar("R")
 ORDER = 20
 CHECKLIST = ("training_quality", "alignment", "manual_adjustments")
 MAX_IMAGE = 768 * 1024
-
-
-CATALOG_UNANSWERED = Unanswered(
-    "the catalog service is not running (start `foto3d up` or `foto3d serve catalog`)"
-)
 
 
 async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout: float = 10.0) -> R:
@@ -59,21 +54,6 @@ async def catalog_call(bus: Bus, api: Api[Any, R], body: dict[str, Any], timeout
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
     """Run a catalog command (``run_on_bus`` with the catalog's words for silence)."""
     return run_on_bus(args, fn, CATALOG_UNANSWERED)
-
-
-def fmt_time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
-
-
-def print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-def print_json(data: Any) -> None:
-    print(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +78,7 @@ def cmd_customers(args: argparse.Namespace) -> int:
         if args.json:
             print_json(rows)
         else:
-            print_table([[r.slug, r.name, str(r.objects), fmt_time(r.created)] for r in rows],
+            print_table([[r.slug, r.name, str(r.objects), utc_time(r.created)] for r in rows],
                         ["customer", "name", "objects", "added"])  # fmt: skip
         return 0
 
@@ -156,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             return 0
         rows = [
             [o.object_id, o.display_name[:40], o.customer, o.stage, o.status or "-",
-             fmt_time(o.created), o.live_url or ""]
+             utc_time(o.created), o.live_url or ""]
             for o in res.items
         ]  # fmt: skip
         print_table(rows, ["object", "name", "customer", "stage", "status", "registered", "live link"])
@@ -179,14 +159,14 @@ def cmd_show(args: argparse.Namespace) -> int:
                            ("version", "published_version"), ("live link", "live_url")):  # fmt: skip
             value = getattr(o, key)
             print(f"{label:>13}: {value if value is not None else '-'}")
-        print(f"{'registered':>13}: {fmt_time(o.created)} by {o.created_by or '?'}")
+        print(f"{'registered':>13}: {utc_time(o.created)} by {o.created_by or '?'}")
         if o.jobs:
             print("\njobs (newest first; `foto3d job ID` for details):")
             for j in o.jobs:
                 files = ", ".join(file_name(a.uri) for a in j.artifacts if a.kind == "splat")
-                print(f"  {j.job_id:<22} {j.state:<10} {fmt_time(j.ts)}  {files}")
+                print(f"  {j.job_id:<22} {j.state:<10} {utc_time(j.ts)}  {files}")
         for p in o.publications:
-            print(f"\npublished v{p.version} ({fmt_time(p.ts)}, {p.actor}):")
+            print(f"\npublished v{p.version} ({utc_time(p.ts)}, {p.actor}):")
             for f in p.files:
                 print(f"  {f.kind:<13} {f.bytes:>12,}  {f.url}")
         return 0
@@ -200,7 +180,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         if args.json:
             print_json(events)
             return 0
-        print_table([[fmt_time(e.ts), e.kind, e.actor or "-", e.summary] for e in events],
+        print_table([[utc_time(e.ts), e.kind, e.actor or "-", e.summary] for e in events],
                     ["when (utc)", "what", "who", "details"])  # fmt: skip
         return 0
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-from datetime import UTC, datetime
 
-import msgspec
-
-from foto3d.cli.common import Unanswered, add_actor_option, run_on_bus, system_options
+from foto3d.cli.common import GATEWAY_UNANSWERED, add_actor_option, run_on_bus, system_options
+from foto3d.cli.output import print_json, utc_time
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.gateway import PORTAL_INVITE, PORTAL_INVITE_HOURS, PortalInviteRequest
 
 ORDER = 25
-
-GATEWAY_UNANSWERED = Unanswered(
-    "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
-)
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
@@ -24,9 +17,9 @@ def cmd_invite(args: argparse.Namespace) -> int:
         req = PortalInviteRequest(customer=args.customer, email=args.email, actor=args.actor)
         reply = await bus.call(PORTAL_INVITE, req, timeout=args.timeout)
         if args.json:
-            print(json.dumps(msgspec.to_builtins(reply), indent=2))
+            print_json(reply)
             return 0
-        until = datetime.fromtimestamp(reply.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        until = utc_time(reply.expires_at) + " UTC"
         how = "mailed" if reply.mailed else "NOT mailed (the bus refused the mail; invite again)"
         print(
             f"invited {reply.account} to the portal of {reply.customer}: link {how}, works once until {until}"

@@ -7,8 +7,9 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from foto3d.cli.commands.webhooks import print_json, run_catalog, when
+from foto3d.cli.commands.webhooks import run_catalog, when
 from foto3d.cli.common import add_actor_option, fail, system_options
+from foto3d.cli.output import print_json
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.subscriptions import (
     SUBSCRIPTION_LIST,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from datetime import UTC, datetime
 
-import msgspec
-
-from foto3d.cli.common import Unanswered, add_actor_option, run_on_bus, system_options
+from foto3d.cli.common import GATEWAY_UNANSWERED, add_actor_option, run_on_bus, system_options
+from foto3d.cli.output import print_json, utc_time
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.gateway import (
     TOKENS_ISSUE,
@@ -26,26 +23,13 @@ from foto3d.proto.gateway import (
 ORDER = 24
 
 
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "never"
-
-
-GATEWAY_UNANSWERED = Unanswered(
-    "the token gateway does not answer (is `foto3d up` or `foto3d serve token_gateway` running?)"
-)
-
-
-def _print_json(value: msgspec.Struct) -> None:
-    print(json.dumps(msgspec.to_builtins(value), indent=2))
-
-
 def _describe(c: CredentialInfo) -> str:
     state = "revoked" if c.revoked_at else "active"
     scope = ", ".join(c.models) if c.models else "all models"
     origins = f"  origins: {', '.join(c.origins)}" if c.origins else ""
     return (
         f"{c.credential_id}  {c.customer:<12} {c.kind.value:<11} {c.prefix}…  {state:<7} "
-        f"expires {_when(c.expires_at)}  {scope}{origins}  {c.label}".rstrip()
+        f"expires {utc_time(c.expires_at, missing='never')}  {scope}{origins}  {c.label}".rstrip()
     )
 
 
@@ -68,7 +52,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     async def go(bus: Bus) -> int:
         reply = await bus.call(TOKENS_ISSUE, req, timeout=args.timeout)
         if args.json:
-            _print_json(reply)
+            print_json(reply)
             return 0
         print(_describe(reply.credential))
         print(f"\n  {reply.token}\n")
@@ -83,7 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         req = ListRequest(customer=args.customer, include_revoked=args.all)
         reply = await bus.call(TOKENS_LIST, req, timeout=args.timeout)
         if args.json:
-            _print_json(reply)
+            print_json(reply)
             return 0
         for c in reply.credentials:
             print(_describe(c))
@@ -112,7 +96,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         q = UsageQuery(customer=args.customer, object_id=args.object, since=args.since, until=args.until)
         reply = await bus.call(USAGE, q, timeout=args.timeout)
         if args.json:
-            _print_json(reply)
+            print_json(reply)
             return 0
         print(f"{'DAY':<10}  {'CUSTOMER':<12} {'OBJECT':<40} {'REQUESTS':>9} {'REFUSED':>8} {'BYTES':>14}")
         for r in reply.rows:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from foto3d.cli.common import CommandError, Unanswered, add_actor_option, run_on_bus, system_options
+from foto3d.cli.common import CATALOG_UNANSWERED, CommandError, add_actor_option, run_on_bus, system_options
+from foto3d.cli.output import print_json, utc_time
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
@@ -26,21 +25,12 @@ ORDER = 25
 
 
 def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-CATALOG_UNANSWERED = Unanswered(
-    "the catalog does not answer (is `foto3d up` or `foto3d serve catalog` running?)"
-)
+    return utc_time(ts, seconds=True, missing="-")
 
 
 def run_catalog(args: argparse.Namespace, fn: Callable[[Bus], Coroutine[Any, Any, int]]) -> int:
     """Run a catalog command (``run_on_bus`` with these commands' words for silence)."""
     return run_on_bus(args, fn, CATALOG_UNANSWERED)
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(msgspec.to_builtins(value), indent=2))
 
 
 def cmd_add(args: argparse.Namespace) -> int:
