@@ -43,7 +43,8 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
         js = bus.js
         assert agent.delivery is not None
         gate = agent.delivery.logs_first
-        unsent_at_first_chunk: list[int] = []
+        # (batches not yet sent, the logs declared stuck) when each chunk asked to go
+        unsent_at_first_chunk: list[tuple[int, bool]] = []
         leaf_js = agent.leaf.js if agent.leaf else None
         assert leaf_js is not None
 
@@ -51,7 +52,7 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
             await gate()
             # Batches the rig has not yet sent to the site (sent ones may await its ack).
             consumer = await leaf_js.consumer_info(RIG_LOGS_STREAM, rig_source_consumer("local"))
-            unsent_at_first_chunk.append(consumer.num_pending)
+            unsent_at_first_chunk.append((consumer.num_pending, agent.logs.stuck if agent.logs else False))
 
         agent.delivery.logs_first = observed_gate
 
@@ -64,9 +65,13 @@ async def test_log_backlog_is_sent_before_any_upload(tmp_path: Path) -> None:
 
         await eventually(submitted, lambda: "the submission; " + sourcing(), 60)
         assert unsent_at_first_chunk, "the upload never asked to go"
-        # Uploads go past waiting logs only once the logs are stuck for LINK_GRACE_S (10 s).
-        assert unsent_at_first_chunk[0] == 0, (
-            f"an upload chunk went while {unsent_at_first_chunk[0]} log batches were waiting; {sourcing()}"
+        # Uploads go past waiting logs only once the logs are stuck for LINK_GRACE_S (10 s): on a
+        # loaded machine the site's new source can take that long to run, and then the rule lets
+        # the upload go, as it would on a rig whose link cannot carry the logs.
+        unsent, stuck = unsent_at_first_chunk[0]
+        assert unsent == 0 or stuck, (
+            f"an upload chunk went while {unsent} log batches were waiting and the logs were not stuck; "
+            f"{sourcing()}"
         )
         assert await stream_count(js, "LOGS") == 1000
         assert (tmp_path / "store" / "datasets" / RIG / rid / "img_000.jpg").stat().st_size == 9 * 1024 * 1024
