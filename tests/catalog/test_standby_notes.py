@@ -34,6 +34,7 @@ async def note(inst: Instance, object_id: str, text: str, photo: bytes) -> dict[
     }
     status, row = await post(inst, f"/api/objects/{object_id}/notes", body)
     assert status == 201, row
+    assert isinstance(row, dict)
     return row
 
 

@@ -96,7 +96,8 @@ async def rebuild_replacing(nats_url: str, data: Path) -> str:
         assert proc.returncode == 0, out
         return out
 
-    return await eventually(rebuilt, what="the rebuild to run", timeout=120)
+    out: str = await eventually(rebuilt, what="the rebuild to run", timeout=120)
+    return out
 
 
 async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_and_rebuilt(
