@@ -92,7 +92,7 @@ async def main(n: int) -> None:
             print(f"published {events} events for {n} objects in {time.monotonic() - t:.1f} s")
             store = await CatalogStore(root / "catalog.db").open()
             try:
-                report = await rebuild(bus, store, root / "refs")
+                report = await rebuild(bus, store, root / "refs", root / "notes")
             finally:
                 await store.close()
             total = report.object_events + report.job_events

@@ -42,6 +42,8 @@ NOTIFIER_SENT_BUCKET = "notifier-sent"
 CATALOG_LEASE_BUCKET = "catalog-leader"
 # The catalog's reference images, replicated like its streams (object store, catalog only).
 CATALOG_REFS_BUCKET = "catalog-refs"
+# The capture notes' photos, the same way. Staff knowledge, not a secret: staff may read them.
+CATALOG_NOTES_BUCKET = "catalog-notes"
 # Streams whose messages hold secrets: the portal's (one-time code secrets, the portal's cookie
 # key) and the catalog's books (webhook signing secrets). Only their own service reads them.
 SECRET_STREAMS = (subjects.GATEWAY_PORTAL_STREAM, subjects.CATALOG_BOOKS_STREAM)
@@ -294,6 +296,8 @@ ROLES: dict[str, Role] = {
                 # Replacing an image purges its old chunks.
                 f"{JS_API}.STREAM.PURGE.OBJ_{CATALOG_REFS_BUCKET}",
                 f"$O.{CATALOG_REFS_BUCKET}.>",
+                *_stream_api(f"OBJ_{CATALOG_NOTES_BUCKET}"),
+                f"$O.{CATALOG_NOTES_BUCKET}.>",
             ),
             subscribe=(
                 _api("catalog"),

@@ -99,9 +99,11 @@ def test_least_privilege_in_the_table() -> None:
     for read in ("$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL", "$JS.API.DIRECT.GET.GATEWAY_PORTAL"):
         assert not may_publish(sample("staff", ""), read), read
     assert may_publish(sample("staff", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_CREDENTIALS")
+    # notes' photos are staff knowledge, not a secret: staff read their bucket's stream as any other
+    assert may_publish(sample("staff", ""), f"$JS.API.STREAM.MSG.GET.OBJ_{permissions.CATALOG_NOTES_BUCKET}")
     assert may_publish(sample("gateway", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL")
     assert permissions.matches("a.>", "a.b.c") and not permissions.matches("a.*", "a.b.c")
-    # the catalog's books and reference-image writes: the catalog's alone
+    # the catalog's books and its image buckets' writes: the catalog's alone
     for subject in CATALOG_PRIVATE:
         for name in WORKERS:
             allowed = may_publish(sample(name, ""), subject)
@@ -115,12 +117,13 @@ def test_least_privilege_in_the_table() -> None:
 
 
 # The catalog's books (webhook signing secrets: not even staff read them) and a write to its
-# reference images' bucket.
+# reference images' and notes' photos' buckets.
 CATALOG_PRIVATE = (
     subjects.catalog_books("subscription", "s1"),
     f"$JS.API.STREAM.MSG.GET.{subjects.CATALOG_BOOKS_STREAM}",
     f"$JS.API.DIRECT.GET.{subjects.CATALOG_BOOKS_STREAM}",
     f"$O.{permissions.CATALOG_REFS_BUCKET}.C.chunk",
+    f"$O.{permissions.CATALOG_NOTES_BUCKET}.C.chunk",
 )
 
 # Subjects every role is tried on: each family's example, every API, the JetStream API's

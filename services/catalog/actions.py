@@ -313,7 +313,7 @@ class Catalog:
         stored = False
         if image:
             # In the replicated bucket before the event that names it is published.
-            await self.refs.put(object_id, suffix, image)
+            await self.refs.put(f"{object_id}{suffix}", image)
             stored = True
             ref = f"/objects/{object_id}/reference"
         event = ObjectRegistered(
@@ -333,7 +333,7 @@ class Catalog:
                 await self.record(event, first=True)
         except Taken:
             if stored:
-                await self.refs.discard(object_id, suffix)
+                await self.refs.discard(f"{object_id}{suffix}")
             raise
 
     async def reference_path(self, object_id: str) -> Path | None:

@@ -1,4 +1,4 @@
-"""Writing a capture note: check its tags against the vocabulary, keep its photos, record the event.
+"""Writing a capture note: check its tags against the vocabulary, store its photos, record the event.
 
 The dashboard's object page, ``foto3d objects note`` (over the bus) and any script with a
 signed-in session come here; like every change to an object it is published as an event
@@ -7,7 +7,6 @@ first (``Catalog.record``) and recorded through the ingest path.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import difflib
@@ -29,6 +28,7 @@ from foto3d.proto.notes import (
 from foto3d.proto.objects import ObjectNoted
 from foto3d.services.catalog import notes
 from foto3d.services.catalog.actions import IMAGE_TYPES, ActionError, Catalog
+from foto3d.services.catalog.note_photos import NotePhotos, photo_name
 
 NOTE_ID_RE = r"note-[0-9a-f]{32}"
 
@@ -40,7 +40,7 @@ def photo_url(object_id: str, note_id: str, index: int) -> str:
 class CaptureNotes:
     def __init__(self, catalog: Catalog, photos_dir: Path) -> None:
         self.catalog = catalog
-        self.photos_dir = photos_dir
+        self.photos = NotePhotos(catalog.bus, photos_dir)
 
     async def check_tags(self, raw: Sequence[str], new_tags: bool) -> list[str]:
         """The tags normalised, known ones only unless ``new_tags`` (then new values join)."""
@@ -110,10 +110,15 @@ class CaptureNotes:
             raise ActionError("a note needs text, tags or a photo")
         note_id = f"note-{uuid.uuid4().hex}"
         urls = []
-        if files:
-            await asyncio.to_thread(self.photos_dir.mkdir, parents=True, exist_ok=True)
         for i, (data, suffix) in enumerate(files):
-            await asyncio.to_thread((self.photos_dir / f"{note_id}-{i}{suffix}").write_bytes, data)
+            # In the replicated bucket before the event that names it is published. A note
+            # whose publish then fails leaves its photos there unnamed (its id is never reused).
+            try:
+                await self.photos.put(photo_name(note_id, i, suffix), data)
+            except Exception as exc:
+                raise ActionError(
+                    f"could not store the note's photo ({exc!r}); nothing changed", 503
+                ) from exc
             urls.append(photo_url(object_id, note_id, i))
         event = ObjectNoted(
             event_id=note_id,
@@ -130,9 +135,6 @@ class CaptureNotes:
         assert row is not None, "a recorded note is in the store"
         return row
 
-    def photo_path(self, note_id: str, index: int) -> Path | None:
-        for suffix in IMAGE_TYPES:
-            p = self.photos_dir / f"{note_id}-{index}{suffix}"
-            if p.is_file():
-                return p
-        return None
+    async def photo_path(self, note_id: str, index: int) -> Path | None:
+        """The photo's file here, fetched from the bucket when this instance has none."""
+        return await self.photos.path(note_id, index)

@@ -239,7 +239,7 @@ class NotePages:
         note_id, index = request.match_info["note_id"], request.match_info["index"]
         if not re.fullmatch(NOTE_ID_RE, note_id) or not index.isdigit():
             raise web.HTTPNotFound(text="no such photo")
-        path = self.parts.notes.photo_path(note_id, int(index))
+        path = await self.parts.notes.photo_path(note_id, int(index))
         if path is None:
             raise web.HTTPNotFound(text="no such photo")
         return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix]})

@@ -11,9 +11,10 @@ here too (recorded once) or is newer.
 Customers are events on OBJECT_EVENTS too (``customer.added/1``: slug, name, who, when).
 What the streams do not hold (docs/failover.md): customers added before that event existed
 (only their ids appear, in their objects' events; the rebuilt rows take the id as the
-name), and job events older than JOB_EVENTS' 90 days. Reference images are not events: they
-live in the ``catalog-refs`` object store, from which the rebuild restores the cache files
-(and counts the objects whose image is in neither).
+name), and job events older than JOB_EVENTS' 90 days. Reference images and capture notes'
+photos are not events: they live in the ``catalog-refs`` and ``catalog-notes`` object stores,
+from which the rebuild restores the cache files (and counts the images and photos that are
+in neither the bucket nor the folder).
 
 The subscription and webhook books (their own files) come back from ``CATALOG_BOOKS`` the
 same way (``rebuild_books``); the webhook delivery log is not an event and starts empty.
@@ -21,7 +22,6 @@ same way (``rebuild_books``); the webhook delivery log is not an event and start
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
@@ -41,6 +42,7 @@ from foto3d.proto.books import BookEvent
 from foto3d.proto.jobs import JobEvent
 from foto3d.proto.objects import ObjectStreamEvent
 from foto3d.services.catalog.book_events import CatalogBooks
+from foto3d.services.catalog.note_photos import NotePhotos, photo_name
 from foto3d.services.catalog.refs import ReferenceImages
 from foto3d.services.catalog.store import CatalogStore
 
@@ -56,6 +58,7 @@ class RebuildReport:
     objects: int = 0
     customers: int = 0
     missing_images: list[str] = field(default_factory=list)
+    missing_photos: list[str] = field(default_factory=list)  # <note_id>-<index> of notes' photos
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -66,6 +69,8 @@ class RebuildReport:
         )
         if self.missing_images:
             text += f"; {len(self.missing_images)} reference image(s) missing (e.g. {self.missing_images[0]})"
+        if self.missing_photos:
+            text += f"; {len(self.missing_photos)} note photo(s) missing (e.g. {self.missing_photos[0]})"
         return text
 
 
@@ -118,8 +123,9 @@ async def _replay(
     return read
 
 
-async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildReport:
-    """Fill ``store`` (new and empty) from OBJECT_EVENTS and JOB_EVENTS."""
+async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path, notes_dir: Path) -> RebuildReport:
+    """Fill ``store`` (new and empty) from OBJECT_EVENTS and JOB_EVENTS, and the image folders
+    (reference images in ``refs_dir``, notes' photos in ``notes_dir``) from their buckets."""
     started = time.monotonic()
     report = RebuildReport()
     report.object_events = await _replay(
@@ -129,10 +135,19 @@ async def rebuild(bus: Bus, store: CatalogStore, refs_dir: Path) -> RebuildRepor
     report.customers = await store_customers_from_objects(store)
     rows = list(await store.db.execute_fetchall("SELECT object_id, reference_image FROM objects"))
     report.objects = len(rows)
-    have = await ReferenceImages(bus, refs_dir).restore()
-    have |= await asyncio.to_thread(_local_ids, refs_dir)
+    refs = ReferenceImages(bus, refs_dir)
+    have = {Path(name).stem for name in await refs.restore() | await refs.local_names()}
     report.missing_images = sorted(
         str(r[0]) for r in rows if str(r[1]).endswith("/reference") and str(r[0]) not in have
+    )
+    photos = NotePhotos(bus, notes_dir)
+    have = {Path(name).stem for name in await photos.restore() | await photos.local_names()}
+    noted = await store.db.execute_fetchall("SELECT note_id, photos FROM notes WHERE photos != '[]'")
+    report.missing_photos = sorted(
+        stem
+        for note_id, urls in noted
+        for i in range(len(msgspec.json.decode(urls)))
+        if (stem := photo_name(str(note_id), i, "")) not in have
     )
     report.seconds = time.monotonic() - started
     return report
@@ -155,10 +170,6 @@ async def store_customers_from_objects(store: CatalogStore) -> int:
     cur = await db.execute("SELECT count(*) FROM customers")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
-
-
-def _local_ids(refs_dir: Path) -> set[str]:
-    return {p.stem for p in refs_dir.glob("*")} if refs_dir.is_dir() else set()
 
 
 def database_is_new(path: Path) -> bool:

@@ -125,7 +125,7 @@ class CatalogService(Service):
         topology.WEBHOOK_SENDER,
     )
     bucket_specs = (topology.WRITER_LEASE,)
-    object_store_specs = (topology.REFERENCE_IMAGES,)
+    object_store_specs = (topology.REFERENCE_IMAGES, topology.NOTE_PHOTOS)
     description = "Objects, naming standard, pipeline timeline, approvals, statuses and live links"
 
     def __init__(self) -> None:
@@ -175,7 +175,7 @@ class CatalogService(Service):
         if lost:
             # A new database on a bus that has history (first start, or the file was lost):
             # the live consumers have long acknowledged that history, so read it again.
-            self.last_rebuild = await rebuild(ctx.bus, store, folder / "refs")
+            self.last_rebuild = await rebuild(ctx.bus, store, folder / "refs", folder / "notes")
             if self.last_rebuild.object_events or self.last_rebuild.job_events:
                 log.warning("%s", self.last_rebuild.line())
         auth = Auth(ctx.settings)
@@ -323,10 +323,12 @@ class CatalogService(Service):
             except Exception as exc:  # the books still work here; the others catch up later
                 log.warning("catalog: publishing the books after taking over failed: %r", exc)
         if self._parts is not None:
-            try:  # reference images kept only on this disk (from before the bucket)
-                await self._parts.catalog.refs.upload_local()
-            except Exception as exc:  # served from here still; tried again at the next takeover
-                log.warning("catalog: uploading local reference images failed: %r", exc)
+            # Reference images and notes' photos kept only on this disk (from before the buckets).
+            for files in (self._parts.catalog.refs, self._parts.notes.photos):
+                try:
+                    await files.upload_local()
+                except Exception as exc:  # served from here still; tried again at the next takeover
+                    log.warning("catalog: uploading the local files of %s failed: %r", files.bucket, exc)
         hooks = PullConsumer[Any](
             bus=ctx.bus,
             spec=topology.WEBHOOK_SOURCE,

@@ -6,7 +6,7 @@ from nats.js.api import DeliverPolicy
 
 from foto3d.libs.bus.topology import ConsumerSpec, KVSpec, ObjectStoreSpec
 from foto3d.proto import subjects
-from foto3d.proto.permissions import CATALOG_LEASE_BUCKET, CATALOG_REFS_BUCKET
+from foto3d.proto.permissions import CATALOG_LEASE_BUCKET, CATALOG_NOTES_BUCKET, CATALOG_REFS_BUCKET
 
 OBJECT_EVENTS = ConsumerSpec(
     subjects.OBJECT_EVENTS_STREAM,
@@ -49,4 +49,9 @@ WRITER_LEASE = KVSpec(
 REFERENCE_IMAGES = ObjectStoreSpec(
     CATALOG_REFS_BUCKET,
     "The catalog's reference images (one object per catalog object), read by every instance.",
+)
+# Capture notes' photos, the same way: in the bucket before the note's event is published.
+NOTE_PHOTOS = ObjectStoreSpec(
+    CATALOG_NOTES_BUCKET,
+    "The photos of the catalog's capture notes (one object per photo), read by every instance.",
 )

@@ -14,6 +14,8 @@ import shutil
 import signal
 import sys
 from asyncio.subprocess import PIPE, STDOUT
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +26,7 @@ from testkit.identities import creds_for
 from testkit.waiting import eventually
 from tests.catalog.test_standby import (
     CUSTOMER,
+    Instance,
     add_staff,
     catalogs,
     lease_holder,
@@ -43,22 +46,64 @@ async def reference(url: str, session: aiohttp.ClientSession, object_id: str) ->
         return r.status, await r.read()
 
 
-async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_and_rebuilt(
-    tmp_path: Path, nats_server: NatsServer, bus: Bus
-) -> None:
-    async with catalogs(tmp_path, nats_server.client_url, "site-a") as insts:
+@asynccontextmanager
+async def leader_and_standby(
+    tmp_path: Path, nats_url: str, bus: Bus
+) -> AsyncIterator[tuple[Instance, Instance]]:
+    """Two catalog processes, site-a leading and site-b standing by, both signed in, with the
+    customer added; stopped (if still running) on the way out."""
+    async with catalogs(tmp_path, nats_url, "site-a") as insts:
         a = insts[0]
         await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
         await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
         assert await role(a) == "leader"
         await add_staff(tmp_path / "site-b")
-        b = start_catalog("site-b", tmp_path, nats_server.client_url)
+        b = start_catalog("site-b", tmp_path, nats_url)
         insts.append(b)
         await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
         assert await role(b) == "standby"
         await sign_in(a)
-        sb = await sign_in(b)
+        await sign_in(b)
         assert (await post(a, "/api/customers", {"slug": CUSTOMER, "name": "ACME"}))[0] == 201
+        yield a, b
+
+
+def lose_the_leader(a: Instance, b: Instance, *folders: str) -> None:
+    """The leader's host dies, and its disk with it (its database and ``folders`` under its
+    catalog folder); the standby is stopped for the rebuild."""
+    os.killpg(a.proc.pid, signal.SIGKILL)
+    a.proc.wait(30)
+    stop(b.proc)
+    for folder in folders:
+        shutil.rmtree(a.data / "catalog" / folder)
+    (a.data / "catalog" / "catalog.db").unlink()
+
+
+async def rebuild_replacing(nats_url: str, data: Path) -> str:
+    """``foto3d objects rebuild --replace`` on ``data`` (with the catalog's key); its output."""
+    argv = [sys.executable, "-m", "foto3d.cli.main", "objects", "rebuild", "--replace"]
+    argv += ["--nats", nats_url, "--data", str(data)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
+    env[CREDS_ENV] = str(creds_for("catalog"))
+
+    async def rebuilt() -> str | None:
+        # The killed leader's lease and bus connection linger for a few seconds: the command
+        # refuses while a catalog still seems to answer.
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=STDOUT, env=env)
+        out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+        if proc.returncode != 0 and "the catalog is running" in out:
+            return None
+        assert proc.returncode == 0, out
+        return out
+
+    out: str = await eventually(rebuilt, what="the rebuild to run", timeout=120)
+    return out
+
+
+async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_and_rebuilt(
+    tmp_path: Path, nats_server: NatsServer, bus: Bus
+) -> None:
+    async with leader_and_standby(tmp_path, nats_server.client_url, bus) as (a, b):
         status, obj = await post(
             a,
             "/api/objects",
@@ -75,31 +120,12 @@ async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_an
 
         # The standby never had the file: it reads it from the bucket.
         assert not (b.data / "catalog" / "refs" / f"{oid}.png").exists()
-        assert await reference(b.url, sb, oid) == (200, IMAGE)
+        assert b.session is not None
+        assert await reference(b.url, b.session, oid) == (200, IMAGE)
         assert (b.data / "catalog" / "refs" / f"{oid}.png").read_bytes() == IMAGE
 
-        # The leader's host dies, and its disk with it; the standby is stopped for the rebuild.
-        os.killpg(a.proc.pid, signal.SIGKILL)
-        a.proc.wait(30)
-        stop(b.proc)
-        shutil.rmtree(a.data / "catalog" / "refs")
-        (a.data / "catalog" / "catalog.db").unlink()
+        lose_the_leader(a, b, "refs")
 
-    argv = [sys.executable, "-m", "foto3d.cli.main", "objects", "rebuild", "--replace"]
-    argv += ["--nats", nats_server.client_url, "--data", str(a.data)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOTO3D_")}
-    env[CREDS_ENV] = str(creds_for("catalog"))
-
-    async def rebuilt() -> str | None:
-        # The killed leader's lease and bus connection linger for a few seconds: the command
-        # refuses while a catalog still seems to answer.
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=STDOUT, env=env)
-        out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
-        if proc.returncode != 0 and "the catalog is running" in out:
-            return None
-        assert proc.returncode == 0, out
-        return out
-
-    out = await eventually(rebuilt, what="the rebuild to run", timeout=120)
+    out = await rebuild_replacing(nats_server.client_url, a.data)
     assert "1 objects" in out and "missing" not in out, out
     assert (a.data / "catalog" / "refs" / f"{oid}.png").read_bytes() == IMAGE
