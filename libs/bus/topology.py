@@ -202,8 +202,11 @@ STREAMS: list[StreamSpec] = [
     StreamSpec(
         subjects.CATALOG_BOOKS_STREAM,
         [subjects.CATALOG_BOOKS_ALL],
-        "The catalog's subscription and webhook books, one event per changed row (with the "
-        "endpoints' secrets: catalog only); every catalog instance folds them in.",
+        "The catalog's subscription and webhook books, one message per row as it stands (and "
+        "per subscription history entry; with the endpoints' secrets: catalog only); every "
+        "catalog instance folds them in.",
+        # A message is a whole row: the newest per subject is all a fold (or rebuild) needs.
+        max_msgs_per_subject=1,
     ),
     StreamSpec(
         subjects.HEARTBEATS_STREAM,

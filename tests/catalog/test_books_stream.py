@@ -1,0 +1,95 @@
+"""``CATALOG_BOOKS`` keeps one message per row (and per history entry), not one per publish.
+
+A new leader publishes every row of its books once; with the stream's newest-per-subject
+limit, takeovers do not make it grow, and a fresh instance still folds the same books.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from foto3d.libs.bus.connection import Bus
+from foto3d.proto import subjects
+from foto3d.proto.subscriptions import SubscriptionSet
+from foto3d.services.catalog.book_events import BookPublisher, CatalogBooks
+from foto3d.services.catalog.rebuild import rebuild_books
+from foto3d.services.catalog.subscriptions import SubscriptionBook
+from foto3d.services.catalog.webhook_book import WebhookBook
+
+
+@asynccontextmanager
+async def opened_books(folder: Path) -> AsyncIterator[CatalogBooks]:
+    folder.mkdir(parents=True, exist_ok=True)
+    books = CatalogBooks(
+        await SubscriptionBook(folder / "subscriptions.db").open(),
+        await WebhookBook(folder / "webhooks.db").open(),
+    )
+    try:
+        yield books
+    finally:
+        await books.subscriptions.close()
+        await books.webhooks.close()
+
+
+async def contents(books: CatalogBooks) -> dict[str, Any]:
+    subs = await books.subscriptions.rows()
+    return {
+        "subscriptions": subs,
+        "history": {
+            s["subscription_id"]: await books.subscriptions.history(s["subscription_id"]) for s in subs
+        },
+        "endpoints": await books.webhooks.all_endpoints(),
+    }
+
+
+async def stream_subjects(bus: Bus) -> dict[str, int]:
+    info = await bus.js.stream_info(subjects.CATALOG_BOOKS_STREAM, subjects_filter=">")
+    return dict(info.state.subjects or {})
+
+
+async def test_takeovers_keep_one_message_per_row_and_a_fresh_instance_folds_the_same_books(
+    tmp_path: Path, bus: Bus
+) -> None:
+    now = time.time()
+    async with opened_books(tmp_path / "leader") as books:
+        BookPublisher(bus, books)  # the leader's publisher: every change goes on the stream
+        sub = books.subscriptions
+        plan = SubscriptionSet(
+            subscription_id="crm.1", customer="acme", start=now, end=now + 86_400, revision=1
+        )
+        await sub.apply(plan, now)
+        await sub.apply(plan, now + 1)  # a replay: its own history entry
+        await sub.apply(
+            SubscriptionSet(subscription_id="crm.1", customer="acme", start=now, end=now + 3600, revision=2),
+            now + 2,
+        )
+        # An id that ``token`` maps to the same subject token as the first one's.
+        await sub.apply(
+            SubscriptionSet(subscription_id="crm_1", customer="acme", start=now, end=now + 99, revision=1),
+            now + 3,
+        )
+        await sub.mark_warned("crm.1", 2, now + 3600)  # a clock step: the row's subject
+        kept = await books.webhooks.add_endpoint("acme", "https://example.com/hook", "ann")
+        gone = await books.webhooks.add_endpoint("acme", "https://example.com/old", "ann")
+        await books.webhooks.remove_endpoint(gone["endpoint_id"])
+        assert kept["endpoint_id"] != gone["endpoint_id"]
+
+        publisher = BookPublisher(bus, books)
+        for _ in range(2):  # two takeovers, each publishing every row once
+            await publisher.publish_all()
+        before = await contents(books)
+
+    rows = len(before["subscriptions"]) + len(before["endpoints"])
+    entries = sum(len(h) for h in before["history"].values())
+    assert (rows, entries) == (4, 4)
+    per_subject = await stream_subjects(bus)
+    assert set(per_subject.values()) == {1}, per_subject
+    assert len(per_subject) == rows + entries, per_subject
+
+    async with opened_books(tmp_path / "fresh") as fresh:
+        assert await rebuild_books(bus, fresh) == rows + entries
+        assert await contents(fresh) == before
