@@ -23,12 +23,20 @@ from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.publish import PublishError
 from foto3d.proto import subjects
 from foto3d.proto.base import encode
-from foto3d.proto.books import BookEvent, EndpointRecorded, HistoryEntry, SubscriptionRecorded
+from foto3d.proto.books import (
+    DELIVERY_LOG_KEEP_S,
+    BookEvent,
+    DeliveryRecorded,
+    EndpointRecorded,
+    HistoryEntry,
+    SubscriptionRecorded,
+)
 from foto3d.services.catalog.actions import FIRST_ON_SUBJECT, wrong_last_sequence
 from foto3d.services.catalog.subscriptions import SubscriptionBook, recorded
-from foto3d.services.catalog.webhook_book import WebhookBook, endpoint_recorded
+from foto3d.services.catalog.webhook_book import WebhookBook, delivery_recorded, endpoint_recorded
 
 log = logging.getLogger(__name__)
+TTL = "Nats-TTL"  # JetStream's per-message age limit, in seconds (the stream allows it)
 
 
 class CatalogBooks:
@@ -44,6 +52,8 @@ class CatalogBooks:
                 await self.subscriptions.fold(ev)
             elif isinstance(ev, EndpointRecorded):
                 await self.webhooks.fold(ev)
+            elif isinstance(ev, DeliveryRecorded):
+                await self.webhooks.fold_delivery(ev)
 
 
 class BookPublisher:
@@ -54,6 +64,7 @@ class BookPublisher:
         self.books = books
         books.subscriptions.changed = self.subscription
         books.webhooks.changed = self.endpoint
+        books.webhooks.delivery_changed = self.delivery
 
     async def _publish(self, subject: str, ev: BookEvent, headers: dict[str, str] | None = None) -> None:
         msg_id = hashlib.sha256(encode(ev)).hexdigest()[:32]
@@ -66,6 +77,20 @@ class BookPublisher:
     async def endpoint(self, row: dict[str, Any]) -> None:
         ev = endpoint_recorded(row)
         await self._publish(subjects.catalog_books("endpoint", ev.endpoint_id), ev)
+
+    async def delivery(self, row: dict[str, Any]) -> None:
+        """A delivery's log row, kept for ``DELIVERY_LOG_KEEP_S`` (its own TTL). The log is a
+        record, not the delivery: a publish that fails is logged and the delivery goes on (the
+        row is published again with its next attempt)."""
+        ev = delivery_recorded(row)
+        try:
+            await self._publish(
+                subjects.catalog_books("delivery", ev.delivery_id),
+                ev,
+                headers={TTL: str(DELIVERY_LOG_KEEP_S)},
+            )
+        except PublishError as exc:
+            log.warning("webhooks: publishing the log row of %s failed: %s", ev.delivery_id, exc)
 
     async def publish_all(self) -> int:
         """Every row of this instance's books once (a new leader does this after catching up):

@@ -1,7 +1,8 @@
 """``CATALOG_BOOKS`` keeps one message per row (and per history entry), not one per publish.
 
 A new leader publishes every row of its books once; with the stream's newest-per-subject
-limit, takeovers do not make it grow, and a fresh instance still folds the same books.
+limit, takeovers do not make it grow, and a fresh instance still folds the same books,
+the webhook delivery log included (each delivery's newest row, with its age limit).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.proto import subjects
+from foto3d.proto.books import DELIVERY_LOG_KEEP_S
 from foto3d.proto.subscriptions import SubscriptionSet
 from foto3d.services.catalog.book_events import BookPublisher, CatalogBooks
 from foto3d.services.catalog.rebuild import rebuild_books
 from foto3d.services.catalog.subscriptions import SubscriptionBook
-from foto3d.services.catalog.webhook_book import WebhookBook
+from foto3d.services.catalog.webhook_book import DELIVERED, FAILED, PENDING, WebhookBook
 
 
 @asynccontextmanager
@@ -43,6 +45,7 @@ async def contents(books: CatalogBooks) -> dict[str, Any]:
             s["subscription_id"]: await books.subscriptions.history(s["subscription_id"]) for s in subs
         },
         "endpoints": await books.webhooks.all_endpoints(),
+        "deliveries": await books.webhooks.deliveries(),
     }
 
 
@@ -77,18 +80,35 @@ async def test_takeovers_keep_one_message_per_row_and_a_fresh_instance_folds_the
         gone = await books.webhooks.add_endpoint("acme", "https://example.com/old", "ann")
         await books.webhooks.remove_endpoint(gone["endpoint_id"])
         assert kept["endpoint_id"] != gone["endpoint_id"]
+        # The delivery log: one delivery tried twice and then delivered, one that failed.
+        hooks = books.webhooks
+        await hooks.logged("d-1", kept["endpoint_id"], "acme", "model.published", now)
+        await hooks.attempted("d-1", 500, "HTTP 500", PENDING)
+        await hooks.attempted("d-1", 0, "connection refused", PENDING)
+        await hooks.attempted("d-1", 204, "", DELIVERED)
+        await hooks.logged("d-2", gone["endpoint_id"], "acme", "model.disabled", now)
+        await hooks.attempted("d-2", 0, "endpoint removed", FAILED)
 
         publisher = BookPublisher(bus, books)
         for _ in range(2):  # two takeovers, each publishing every row once
             await publisher.publish_all()
         before = await contents(books)
 
-    rows = len(before["subscriptions"]) + len(before["endpoints"])
+    rows = len(before["subscriptions"]) + len(before["endpoints"]) + len(before["deliveries"])
     entries = sum(len(h) for h in before["history"].values())
-    assert (rows, entries) == (4, 4)
+    assert (rows, entries) == (6, 4)
+    logged = sorted((d["delivery_id"], d["attempts"], d["state"]) for d in before["deliveries"])
+    assert logged == [("d-1", 3, DELIVERED), ("d-2", 1, FAILED)]
     per_subject = await stream_subjects(bus)
     assert set(per_subject.values()) == {1}, per_subject
     assert len(per_subject) == rows + entries, per_subject
+    # A delivery's row leaves the stream after the log's keep time; the books' rows stay.
+    last = await bus.js.get_last_msg(subjects.CATALOG_BOOKS_STREAM, subjects.catalog_books("delivery", "d-1"))
+    assert (last.headers or {}).get("Nats-TTL") == str(DELIVERY_LOG_KEEP_S)
+    row = await bus.js.get_last_msg(
+        subjects.CATALOG_BOOKS_STREAM, subjects.catalog_books("subscription", "crm.1")
+    )
+    assert "Nats-TTL" not in (row.headers or {})
 
     async with opened_books(tmp_path / "fresh") as fresh:
         assert await rebuild_books(bus, fresh) == rows + entries
