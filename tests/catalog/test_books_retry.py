@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from foto3d.app.runtime import Runtime
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import STREAMS
 from foto3d.libs.config import Settings
@@ -22,30 +21,13 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from foto3d.proto.objects import CUSTOMER_ADD, CustomerAdd
 from foto3d.proto.subscriptions import SUBSCRIPTION_SET, SubscriptionSet
-from foto3d.services.catalog.service import CatalogService
 from testkit.running import running_services
 from testkit.waiting import eventually
+from tests.catalog.helpers import catalog_of, instance_settings
 
 NOTICE_S = 3600.0
 # The warning falls due this long after the request: time to make the stream refuse first.
 DUE_IN_S = 30.0
-
-
-def catalog_settings(tmp_path: Path, nats_url: str, instance: str) -> Settings:
-    data = tmp_path / instance
-    data.mkdir()
-    settings = Settings.load(data_dir=data, nats=nats_url, http_port=0)
-    settings.raw["catalog"] = {
-        "create_admin": False,
-        "instance": instance,
-        "subscriptions": {"notice_days": NOTICE_S / 86_400.0},
-    }
-    return settings
-
-
-def catalog_of(rt: Runtime) -> CatalogService:
-    (svc,) = [s for s in rt.services if isinstance(s, CatalogService)]
-    return svc
 
 
 def warned_end(settings: Settings, subscription_id: str) -> Any:
@@ -65,8 +47,9 @@ async def books_stream_limit(bus: Bus, max_msg_size: int) -> None:
 async def test_a_clock_step_the_stream_refused_reaches_the_standby_without_a_takeover(
     tmp_path: Path, nats_server: NatsServer, bus: Bus
 ) -> None:
-    a = catalog_settings(tmp_path, nats_server.client_url, "site-a")
-    b = catalog_settings(tmp_path, nats_server.client_url, "site-b")
+    notice = {"subscriptions": {"notice_days": NOTICE_S / 86_400.0}}
+    a = instance_settings(tmp_path, nats_server.client_url, "site-a", **notice)
+    b = instance_settings(tmp_path, nats_server.client_url, "site-b", **notice)
     async with running_services(a, ["catalog"], http=False) as rt_a:
         leader = catalog_of(rt_a)
         await eventually(lambda: leader.is_leader, what="site-a to lead", timeout=60)
