@@ -24,13 +24,10 @@ from testkit.identities import creds_for
 from testkit.waiting import eventually
 from tests.catalog.test_standby import (
     CUSTOMER,
-    add_staff,
     catalogs,
-    lease_holder,
+    leader_then_standby,
     post,
-    role,
     sign_in,
-    start_catalog,
     stop,
 )
 
@@ -47,15 +44,7 @@ async def test_a_reference_image_taken_by_the_leader_is_served_by_the_standby_an
     tmp_path: Path, nats_server: NatsServer, bus: Bus
 ) -> None:
     async with catalogs(tmp_path, nats_server.client_url, "site-a") as insts:
-        a = insts[0]
-        await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
-        await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
-        assert await role(a) == "leader"
-        await add_staff(tmp_path / "site-b")
-        b = start_catalog("site-b", tmp_path, nats_server.client_url)
-        insts.append(b)
-        await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
-        assert await role(b) == "standby"
+        a, b = await leader_then_standby(tmp_path, nats_server.client_url, bus, insts)
         await sign_in(a)
         sb = await sign_in(b)
         assert (await post(a, "/api/customers", {"slug": CUSTOMER, "name": "ACME"}))[0] == 201
