@@ -7,6 +7,7 @@ the webhook delivery log included (each delivery's newest row, with its age limi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from foto3d.libs.bus.connection import Bus
+from foto3d.libs.bus.topology import STREAMS, provision_stream
 from foto3d.proto import subjects
 from foto3d.proto.books import DELIVERY_LOG_KEEP_S
 from foto3d.proto.subscriptions import SubscriptionSet
@@ -113,3 +115,19 @@ async def test_takeovers_keep_one_message_per_row_and_a_fresh_instance_folds_the
     async with opened_books(tmp_path / "fresh") as fresh:
         assert await rebuild_books(bus, fresh) == rows + entries
         assert await contents(fresh) == before
+
+
+async def test_an_existing_books_stream_is_updated_in_place_at_start(bus: Bus) -> None:
+    """A stream made before the limits (every publish kept, no message TTL) takes them when the
+    topology is provisioned, and drops the older messages of each subject."""
+    (spec,) = [s for s in STREAMS if s.name == subjects.CATALOG_BOOKS_STREAM]
+    await bus.js.delete_stream(spec.name)
+    await bus.js.add_stream(dataclasses.replace(spec, max_msgs_per_subject=-1, allow_msg_ttl=False).config())
+    subject = subjects.catalog_books("endpoint", "we_1")
+    for n in range(3):
+        await bus.js.publish(subject, f"{n}".encode())
+    assert await stream_subjects(bus) == {subject: 3}
+    assert await provision_stream(bus.js, spec) == "updated"
+    assert await stream_subjects(bus) == {subject: 1}
+    assert (await bus.js.get_last_msg(spec.name, subject)).data == b"2"
+    assert (await bus.js.stream_info(spec.name)).config.allow_msg_ttl
