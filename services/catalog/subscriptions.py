@@ -14,7 +14,8 @@ in between repeats the step and never loses it.
 Every instance holds the same book: the leader hands each changed row to ``changed``
 (``book_events.py`` publishes it on ``CATALOG_BOOKS``), and every instance folds those
 events in with :meth:`SubscriptionBook.fold`, which keeps the newest revision and only moves
-progress forward, so replays and reordering are harmless.
+progress forward, so replays and reordering are harmless. A request's row is handed on after
+it is stored (the CRM resends if that fails); a clock step's before (see ``mark_warned``).
 """
 
 from __future__ import annotations
