@@ -7,6 +7,10 @@ included), keyed by the row's natural key, so a replay or a redelivery changes n
 and a standby that takes over answers from the same books. ``foto3d objects rebuild``
 reads the stream from its first message.
 
+The webhook delivery log is replicated the same way: each delivery's row (attempts, last
+status and error, when delivered) after every change, kept in the stream for
+``DELIVERY_LOG_KEEP_S`` after its last change (per-message TTL).
+
 The stream carries the endpoints' signing secrets as they are (the catalog signs each
 delivery with them): only catalog identities may read it (``proto/permissions.py``).
 """
@@ -58,4 +62,26 @@ class EndpointRecorded(Event, frozen=True, kw_only=True, tag="webhook.endpoint/1
     removed: Real | None = None
 
 
-BookEvent = SubscriptionRecorded | EndpointRecorded
+# How long a delivery's row stays in CATALOG_BOOKS after its last change (its ``Nats-TTL``): what
+# a new instance or a rebuild gets of the delivery log. Longer than any delivery is retried
+# (WEBHOOKS keeps a delivery 7 days at most).
+DELIVERY_LOG_KEEP_S = 30 * 86_400
+
+
+class DeliveryRecorded(Event, frozen=True, kw_only=True, tag="webhook.delivery/1"):
+    """One webhook delivery's row in the delivery log after it was queued or attempted."""
+
+    delivery_id: str
+    endpoint_id: str
+    customer: str
+    webhook_type: str
+    created: Real
+    state: str
+    attempts: Int
+    last_status: Int
+    last_error: str
+    last_attempt: Real
+    delivered: Real
+
+
+BookEvent = SubscriptionRecorded | EndpointRecorded | DeliveryRecorded

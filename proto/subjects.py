@@ -5,6 +5,7 @@ Request/reply subjects are declared beside their types (:mod:`foto3d.proto.api`)
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 PREFIX = "f3d"
@@ -158,9 +159,23 @@ def auth_notices(instance: str) -> str:
     return f"f3d.auth.notices.{token(instance)}"
 
 
+def _row_key(key: str) -> str:
+    """``key`` as one subject token that no other key shares: the books' stream keeps only the
+    newest message of a subject, so two ids that ``token`` maps alike must not meet there."""
+    safe = token(key)
+    return safe if safe == key else f"{safe}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def catalog_books(book: str, key: str) -> str:
-    """Changes to one row of the catalog's subscription or webhook book (``proto/books.py``)."""
-    return f"f3d.catalog.books.{token(book)}.{token(key)}"
+    """One row of the catalog's subscription or webhook book (``proto/books.py``); the stream
+    keeps the newest message of each."""
+    return f"f3d.catalog.books.{token(book)}.{_row_key(key)}"
+
+
+def catalog_book_history(subscription_id: str, entry: str) -> str:
+    """One history entry of a subscription (``entry``: a digest of its natural key), each on
+    its own subject so that keeping the newest message per subject keeps every entry."""
+    return f"f3d.catalog.books.history.{_row_key(subscription_id)}.{token(entry)}"
 
 
 def webhooks(customer: str) -> str:

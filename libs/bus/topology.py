@@ -202,8 +202,13 @@ STREAMS: list[StreamSpec] = [
     StreamSpec(
         subjects.CATALOG_BOOKS_STREAM,
         [subjects.CATALOG_BOOKS_ALL],
-        "The catalog's subscription and webhook books, one event per changed row (with the "
-        "endpoints' secrets: catalog only); every catalog instance folds them in.",
+        "The catalog's subscription and webhook books and its webhook delivery log, one message "
+        "per row as it stands (and per subscription history entry; with the endpoints' secrets: "
+        "catalog only; delivery rows expire); every catalog instance folds them in.",
+        # A message is a whole row: the newest per subject is all a fold (or rebuild) needs.
+        max_msgs_per_subject=1,
+        # The delivery log's rows leave after proto.books.DELIVERY_LOG_KEEP_S (Nats-TTL).
+        allow_msg_ttl=True,
     ),
     StreamSpec(
         subjects.HEARTBEATS_STREAM,

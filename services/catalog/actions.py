@@ -77,7 +77,7 @@ WRONG_LAST_SEQUENCE = 10071  # JetStream's error code when that check fails
 SERIAL_TRIES = 50
 
 
-def _wrong_last_sequence(exc: PublishError) -> bool:
+def wrong_last_sequence(exc: PublishError) -> bool:
     cause = exc.__cause__
     return isinstance(cause, nats.js.errors.APIError) and cause.err_code == WRONG_LAST_SEQUENCE
 
@@ -146,8 +146,8 @@ class Catalog:
         try:
             ack = await self.bus.publish(subject, event, msg_id=event.event_id, headers=headers)
         except PublishError as exc:
-            if not (first and _wrong_last_sequence(exc) and await self._stored_is(subject, event)):
-                if first and _wrong_last_sequence(exc):
+            if not (first and wrong_last_sequence(exc) and await self._stored_is(subject, event)):
+                if first and wrong_last_sequence(exc):
                     raise Taken(f"{subject} already has its first event") from None
                 raise ActionError(
                     f"could not publish the change on the bus ({exc}); nothing changed", 503

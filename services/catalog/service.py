@@ -257,6 +257,7 @@ class CatalogService(Service):
             ctx.bus, topology.WRITER_LEASE, holder, LEASE_RENEW_S, self._on_leadership
         )
         route.leading = lambda: lease.is_leader
+        route.leader = lambda: lease.leader.instance if lease.leader else None
         lease.start()
         # Start answering once the first claim went through (leader or standby known).
         with contextlib.suppress(TimeoutError):

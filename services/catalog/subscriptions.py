@@ -14,7 +14,8 @@ in between repeats the step and never loses it.
 Every instance holds the same book: the leader hands each changed row to ``changed``
 (``book_events.py`` publishes it on ``CATALOG_BOOKS``), and every instance folds those
 events in with :meth:`SubscriptionBook.fold`, which keeps the newest revision and only moves
-progress forward, so replays and reordering are harmless.
+progress forward, so replays and reordering are harmless. A request's row is handed on after
+it is stored (the CRM resends if that fails); a clock step's before (see ``mark_warned``).
 """
 
 from __future__ import annotations
@@ -229,26 +230,40 @@ class SubscriptionBook(SqliteFile):
             ),
         )  # fmt: skip
 
+    # A clock step is told (published) before it is recorded here: if the publish fails, the
+    # row stays as it was and the clock carries the step out again (its effects are named by
+    # the step, so nothing doubles) until every instance has it. Recorded first, the leader's
+    # row would be ahead of the standbys' until the next takeover republished it.
+
     async def mark_warned(self, subscription_id: str, revision: int, end: float) -> None:
+        row = await self.get(subscription_id)
+        if row is None or row["revision"] != revision:
+            return  # the CRM changed it meanwhile: the clock looks at it again
+        if self.changed is not None:
+            await self.changed({**row, "warned_end": end}, None)
         async with self._write:
             await self.db.execute(
                 "UPDATE subscriptions SET warned_end=? WHERE subscription_id=? AND revision=?",
                 (end, subscription_id, revision),
             )
             await self.db.commit()
-        await self._changed(subscription_id)
 
     async def mark_ended(self, subscription_id: str, revision: int, at: float) -> bool:
         """Record that the end was carried out, unless the CRM changed the subscription meanwhile
         (then the clock looks at it again)."""
+        row = await self.get(subscription_id)
+        if row is None or row["revision"] != revision or row["ended_at"] is not None:
+            return False
+        if self.changed is not None:
+            await self.changed({**row, "ended_at": at}, None)
         async with self._write:
+            # (This instance's own consumer may have folded the published row already.)
             cur = await self.db.execute(
-                "UPDATE subscriptions SET ended_at=? WHERE subscription_id=? AND revision=? AND ended_at IS NULL",
-                (at, subscription_id, revision),
+                "UPDATE subscriptions SET ended_at=? WHERE subscription_id=? AND revision=?"
+                " AND (ended_at IS NULL OR ended_at=?)",
+                (at, subscription_id, revision, at),
             )
             await self.db.commit()
-        if cur.rowcount == 1:
-            await self._changed(subscription_id)
         return cur.rowcount == 1
 
     # -- reads -------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ event seen twice never makes a second delivery.
 
 The endpoints are the same on every catalog instance: the leader hands each changed row to
 ``changed`` (published on ``CATALOG_BOOKS``) and every instance folds it in with
-:meth:`WebhookBook.fold` (a removal is never undone by a replay). The delivery log stays
-local to the instance that attempted each delivery.
+:meth:`WebhookBook.fold` (a removal is never undone by a replay). The delivery log too: the
+leader hands each delivery's row to ``delivery_changed`` after it was queued or attempted, and
+every instance folds it in with :meth:`WebhookBook.fold_delivery` (more attempts win; a
+delivered row stays delivered), so a standby that takes over, or a rebuild, shows the
+attempts the old leader made.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from foto3d.libs.sqlitefile import SqliteFile
-from foto3d.proto.books import EndpointRecorded
+from foto3d.proto.books import DeliveryRecorded, EndpointRecorded
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -51,10 +54,19 @@ CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries(customer, created);
 """
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 ENDPOINT_COLUMNS = ("endpoint_id", "customer", "url", "secret", "created", "created_by", "removed")
+DELIVERY_COLUMNS = (
+    "delivery_id", "endpoint_id", "customer", "type", "created", "state", "attempts", "last_status",
+    "last_error", "last_attempt", "delivered",
+)  # fmt: skip
 
 
 def endpoint_recorded(row: dict[str, Any]) -> EndpointRecorded:
     return EndpointRecorded(**{c: row[c] for c in ENDPOINT_COLUMNS})
+
+
+def delivery_recorded(row: dict[str, Any]) -> DeliveryRecorded:
+    fields = {c: row[c] for c in DELIVERY_COLUMNS if c != "type"}
+    return DeliveryRecorded(**fields, webhook_type=row["type"])
 
 
 class WebhookBook(SqliteFile):
@@ -62,11 +74,34 @@ class WebhookBook(SqliteFile):
     what = "webhook book"
     # Told every endpoint row this instance changed (the leader publishes it).
     changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    # Told every delivery row this instance queued or attempted (the leader publishes it).
+    delivery_changed: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     async def _changed(self, endpoint_id: str) -> None:
         row = await self.endpoint(endpoint_id)
         if self.changed is not None and row is not None:
             await self.changed(row)
+
+    async def _delivery_changed(self, delivery_id: str) -> None:
+        row = await self.delivery(delivery_id)
+        if self.delivery_changed is not None and row is not None:
+            await self.delivery_changed(row)
+
+    async def fold_delivery(self, ev: DeliveryRecorded) -> None:
+        """Apply a recorded delivery row (idempotent): the row with more attempts (or the same
+        number, tried later) wins, and a delivered one stays delivered."""
+        values = tuple(ev.webhook_type if c == "type" else getattr(ev, c) for c in DELIVERY_COLUMNS)
+        newer = ("state", "attempts", "last_status", "last_error", "last_attempt")
+        await self._exec(
+            f"INSERT INTO deliveries({', '.join(DELIVERY_COLUMNS)}) VALUES ({', '.join('?' * len(values))})"
+            " ON CONFLICT(delivery_id) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in newer)
+            + ", delivered=max(deliveries.delivered, excluded.delivered)"
+            " WHERE deliveries.state != 'delivered' AND (excluded.attempts > deliveries.attempts"
+            " OR (excluded.attempts = deliveries.attempts AND excluded.last_attempt > deliveries.last_attempt)"
+            " OR excluded.state = 'delivered')",
+            values,
+        )
 
     async def fold(self, ev: EndpointRecorded) -> None:
         """Apply a recorded endpoint row (idempotent; the first removal stays)."""
@@ -134,11 +169,13 @@ class WebhookBook(SqliteFile):
     async def logged(
         self, delivery_id: str, endpoint_id: str, customer: str, type_: str, created: float
     ) -> None:
-        await self._exec(
+        n = await self._exec(
             "INSERT OR IGNORE INTO deliveries(delivery_id, endpoint_id, customer, type, created)"
             " VALUES (?, ?, ?, ?, ?)",
             (delivery_id, endpoint_id, customer, type_, created),
         )
+        if n == 1:
+            await self._delivery_changed(delivery_id)
 
     async def attempted(self, delivery_id: str, status: int, error: str, state: str) -> None:
         now = time.time()
@@ -149,6 +186,7 @@ class WebhookBook(SqliteFile):
             " WHERE delivery_id=?",
             (status, error[:500], now, state, state, now, delivery_id),
         )
+        await self._delivery_changed(delivery_id)
 
     async def deliveries(self, customer: str = "", limit: int = 100) -> list[dict[str, Any]]:
         if customer:

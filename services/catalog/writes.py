@@ -8,6 +8,11 @@ the HTTP API both call :meth:`WriteRoute.run`; a standby sends the same request 
 ``to_catalog_leader(api)``, which only the leader subscribes to, and only once it
 has caught up with the object events (``open_here``). While no instance leads, a write is
 refused with a readable 503 at once (after the bus's short no-responders grace).
+
+A forwarded write whose leader dies before answering ends when the lease shows another
+holder (or this instance takes it), not after the whole forward timeout: the answer is the
+same 503 "try again", and it is not sent again to the new leader by itself, because the dead
+leader may have carried it out (a registration sent twice would make two objects).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ Handler = Callable[[Any], Awaitable[Any]]
 NO_LEADER = "no catalog leader reachable right now (a failover takes up to 10 s); try again"
 # Seconds a write waits for this instance's own write path while it is taking over.
 OPENING_WAIT_S = 10.0
+# How often a forwarded write looks at the lease while it waits for the leader's answer
+# (the lease itself is read about once a second by a standby).
+LEADER_WATCH_S = 0.25
 
 
 class WriteRoute:
@@ -45,8 +53,10 @@ class WriteRoute:
         self.bus = bus
         self.forward_timeout_s = forward_timeout_s
         self._commands: dict[str, tuple[Api[Any, Any], Handler, float]] = {}
-        # Whether this instance holds the writer lease (the service points it at its lease).
+        # Whether this instance holds the writer lease, and who holds it as far as this
+        # instance knows (the service points both at its lease).
         self.leading: Callable[[], bool] = lambda: True
+        self.leader: Callable[[], str | None] = lambda: None
         # Set while it leads and has applied every object event the stream held when it won
         # the lease: only then does it run writes and answer the standbys' forwarded ones.
         self._open = asyncio.Event()
@@ -92,7 +102,7 @@ class WriteRoute:
             # Lost the lease while waiting: the write path closes in a moment; not here.
             raise ActionError(NO_LEADER, 503)
         try:
-            reply: R = await self.bus.request(to_catalog_leader(api), body, api.reply, timeout=timeout_s)
+            reply: R = await self._forward(api, body, timeout_s)
         except (TimeoutError, nats.errors.NoRespondersError, nats.errors.TimeoutError):
             raise ActionError(NO_LEADER, 503) from None
         except ServiceError as exc:
@@ -103,6 +113,33 @@ class WriteRoute:
             raise ActionError(exc.description, int(exc.code) if exc.code.isdigit() else 502) from None
         self.forwarded += 1
         return reply
+
+    async def _forward(self, api: Api[Q, R], body: Q, timeout_s: float) -> R:
+        """The leader's answer, or ``TimeoutError`` once the lease names someone else."""
+        asked = self.leader()
+        asking = self.bus.request(to_catalog_leader(api), body, api.reply, timeout=timeout_s)
+        if asked is None:  # nobody known to wait for: only the timeout ends it
+            reply: R = await asking
+            return reply
+        request = asyncio.create_task(asking)
+        watch = asyncio.create_task(self._leader_changed(asked))
+        try:
+            await asyncio.wait((request, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # (Also when the caller is cancelled: neither task may outlive this call.)
+            await cancel_and_wait(watch, *([] if request.done() else [request]))
+        if request.cancelled():
+            log.info("catalog: %s forwarded to %s, which lost the lease before answering", api.subject, asked)
+            raise TimeoutError
+        reply = request.result()
+        return reply
+
+    async def _leader_changed(self, asked: str) -> None:
+        while True:
+            holder = self.leader()
+            if self.leading() or (holder is not None and holder != asked):
+                return
+            await asyncio.sleep(LEADER_WATCH_S)
 
     async def open_here(self) -> None:
         """Start answering the standbys' forwarded writes (this instance leads and caught up)."""

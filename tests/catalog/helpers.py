@@ -1,4 +1,5 @@
-"""Shared by the catalog and publisher tests: signed-in HTTP sessions, fake job events, splat files."""
+"""Shared by the catalog and publisher tests: signed-in HTTP sessions, fake job events, splat
+files, named catalog instances run in this process."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ from foto3d.proto.jobs import Artifact, JobQueued, JobStarted, JobSucceeded, Pri
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"
+
+
+def instance_settings(tmp_path: Path, nats_url: str, instance: str, **catalog: Any) -> Settings:
+    """Settings of one named catalog instance (a warm standby per site), its data in its own folder."""
+    data = tmp_path / instance
+    data.mkdir()
+    settings = Settings.load(data_dir=data, nats=nats_url, http_port=0)
+    settings.raw["catalog"] = {"create_admin": False, "instance": instance, **catalog}
+    return settings
+
+
+def catalog_of(rt: Runtime) -> Any:
+    """The catalog service of a runtime (typed ``Any``: tests look at its parts)."""
+    (svc,) = [s for s in rt.services if s.name == "catalog"]
+    return svc
 
 
 async def signed_in(rt: Runtime, settings: Settings, name: str = "rev") -> aiohttp.ClientSession:

@@ -4,7 +4,8 @@ A catalog is filled through its real HTTP API (customers, objects with and witho
 reference image, a trained and approved object, a disabled one), every API reply and
 page is recorded, the database is deleted, and the catalog rebuilds it, once at its own
 start and once through `foto3d objects rebuild`; the replies must be the same, customers'
-names and who added them included (they are events too).
+names and who added them included (they are events too), and so must the subscription and
+webhook books and the log of a webhook delivered to a real receiver.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.config import Settings
 from foto3d.libs.nats_server import NatsServer
+from foto3d.proto.objects import STATUS, LiveStatus, StatusRequest
 from foto3d.proto.subscriptions import SUBSCRIPTION_LIST, SUBSCRIPTION_SET, SubscriptionQuery, SubscriptionSet
 from foto3d.proto.webhooks import (
     WEBHOOK_ADD,
+    WEBHOOK_DELIVERIES,
     WEBHOOK_LIST,
     WEBHOOK_REMOVE,
     CustomerRef,
@@ -34,6 +37,7 @@ from foto3d.proto.webhooks import (
 from testkit.running import running_services
 from testkit.waiting import eventually
 from tests.catalog.helpers import APPROVE, call, make_artifacts, signed_in, train
+from tests.catalog.test_webhooks import Receiver
 
 # A 1x1 PNG.
 PNG = base64.b64decode(
@@ -110,6 +114,28 @@ async def set_books(bus: Bus) -> None:
     assert kept.secret
 
 
+async def deliver_one(bus: Bus, object_id: str) -> None:
+    """A webhook delivered to a real receiver (its log row is final: a restart changes nothing)."""
+    rx = Receiver()
+    await rx.start()
+    try:
+        hook = await bus.call(WEBHOOK_ADD, EndpointAdd(customer="acme", url=rx.url), timeout=30)
+        disable = StatusRequest(object_id=object_id, status=LiveStatus.DISABLED, reason="pulled")
+        await bus.call(STATUS, disable, timeout=30)
+
+        async def delivered() -> bool:
+            return [d.state for d in await delivered_to(bus, hook.endpoint_id)] == ["delivered"]
+
+        await eventually(delivered, "the webhook delivered to the receiver", timeout=60)
+    finally:
+        await rx.stop()
+
+
+async def delivered_to(bus: Bus, endpoint_id: str) -> list[Any]:
+    log = await bus.call(WEBHOOK_DELIVERIES, CustomerRef(customer="acme"), timeout=30)
+    return [d for d in log if d.endpoint_id == endpoint_id]
+
+
 async def book_answers(bus: Bus, settings: Settings) -> dict[str, Any]:
     """What the books answer, and their rows (the endpoints' secrets and the history included)."""
     folder = settings.data_dir / "catalog"
@@ -120,9 +146,13 @@ async def book_answers(bus: Bus, settings: Settings) -> dict[str, Any]:
         history_rows = history.fetchall()
     with sqlite3.connect(folder / "webhooks.db") as conn:
         endpoints = conn.execute("SELECT * FROM endpoints ORDER BY endpoint_id").fetchall()
+    webhooks = await bus.call(WEBHOOK_LIST, CustomerRef(), timeout=30)
+    # The delivery log of the receiver's endpoint (the others' rows change with every retry).
+    receiver = [e.endpoint_id for e in webhooks if e.url.startswith("http://127.0.0.1")]
     return {
         "subscriptions": await bus.call(SUBSCRIPTION_LIST, SubscriptionQuery(), timeout=30),
-        "webhooks": await bus.call(WEBHOOK_LIST, CustomerRef(), timeout=30),
+        "webhooks": webhooks,
+        "delivered": [d for e in receiver for d in await delivered_to(bus, e)],
         "history": history_rows,
         "endpoints": endpoints,
     }
@@ -170,9 +200,11 @@ async def test_a_deleted_catalog_database_is_rebuilt_from_the_streams_with_the_s
             )
             assert st == 200, body
         await set_books(bus)
+        await deliver_one(bus, oids[1])
         before = await snapshot(rt, settings, oids)
         books_before = await book_answers(bus, settings)
-    assert len(books_before["subscriptions"]) == 2 and len(books_before["endpoints"]) == 2
+    assert len(books_before["subscriptions"]) == 2 and len(books_before["endpoints"]) == 3
+    assert [d.state for d in books_before["delivered"]] == ["delivered"]
     assert len(books_before["history"]) == 3
     assert before["/api/objects/" + oids[0]][1]["stage"] == "approved"
     assert before["image"] == (200, PNG)

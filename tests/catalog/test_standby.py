@@ -159,6 +159,23 @@ async def catalogs(tmp_path: Path, nats_url: str, *names: str) -> AsyncIterator[
             stop(inst.proc)
 
 
+async def leader_then_standby(
+    tmp_path: Path, nats_url: str, bus: Bus, insts: list[Instance]
+) -> tuple[Instance, Instance]:
+    """site-a (the only one of ``insts``, started by :func:`catalogs`) takes the lease alone;
+    then site-b starts as its standby (added to ``insts``, so ``catalogs`` stops it too)."""
+    (a,) = insts
+    await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
+    await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
+    assert await role(a) == "leader"
+    await add_staff(tmp_path / "site-b")
+    b = start_catalog("site-b", tmp_path, nats_url)
+    insts.append(b)
+    await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
+    assert await role(b) == "standby"
+    return a, b
+
+
 @dataclass
 class Burst:
     """Writes sent through both instances; what each instance accepted, by request."""
@@ -225,18 +242,9 @@ async def test_kill_9_of_the_writing_catalog_mid_burst_loses_and_doubles_nothing
     tmp_path: Path, nats_server: NatsServer, bus: Bus
 ) -> None:
     async with catalogs(tmp_path, nats_server.client_url, "site-a") as insts:
-        a = insts[0]
-        await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
-        await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
-        assert await role(a) == "leader"
+        a, b = await leader_then_standby(tmp_path, nats_server.client_url, bus, insts)
         await sign_in(a)
         assert (await post(a, "/api/customers", {"slug": CUSTOMER, "name": "ACME"}))[0] == 201
-
-        await add_staff(tmp_path / "site-b")
-        b = start_catalog("site-b", tmp_path, nats_server.client_url)
-        insts.append(b)
-        await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
-        assert await role(b) == "standby"
         await sign_in(b)
 
         burst = Burst()

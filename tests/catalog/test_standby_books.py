@@ -4,13 +4,15 @@ Set through the leader, both books reach the standby as events (``CATALOG_BOOKS`
 the leader's process group is killed the standby takes over and answers both books with
 the same content, its subscription clock ends the subscription when it is due, and the
 "ends soon" webhook the old leader had queued (its endpoint was down) is delivered, signed
-with the endpoint's secret, to a real HTTP receiver.
+with the endpoint's secret, to a real HTTP receiver. The delivery log follows too: the old
+leader's attempts are on the standby before the kill, and the new leader's count goes on.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ RUNS_FOR_S = 60.0
 
 
 def books(inst: Instance) -> dict[str, list[tuple[Any, ...]]]:
-    """Both books of one instance, as rows (the delivery log is local and left out)."""
+    """Both books of one instance, as rows (the delivery log, which changes with every
+    attempt, is compared on its own)."""
     folder = inst.data / "catalog"
     return {
         "subscriptions": rows(folder / "subscriptions.db", "SELECT * FROM subscriptions ORDER BY 1"),
@@ -53,6 +56,14 @@ def books(inst: Instance) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "endpoints": rows(folder / "webhooks.db", "SELECT * FROM endpoints ORDER BY 1"),
     }
+
+
+def delivery_row(inst: Instance, delivery_id: str) -> dict[str, Any] | None:
+    db = inst.data / "catalog" / "webhooks.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM deliveries WHERE delivery_id=?", (delivery_id,)).fetchone()
+    return dict(row) if row else None
 
 
 async def test_the_books_are_the_same_on_the_standby_and_go_on_after_a_kill_9_of_the_leader(
@@ -109,6 +120,19 @@ async def test_the_books_are_the_same_on_the_standby_and_go_on_after_a_kill_9_of
             await eventually(same_books, what="the standby's books to equal the leader's", timeout=60)
             assert len(books(standby)["history"]) == 2  # the request and its replay
 
+            # The delivery log too: the standby's copy has the leader's attempts.
+            def standby_logged() -> Any:
+                got = delivery_row(standby, waiting.delivery_id)
+                return got if got and got["attempts"] >= waiting.attempts else None
+
+            seen = await eventually(standby_logged, what="the leader's attempts on the standby", timeout=60)
+            assert (seen["state"], seen["type"], seen["endpoint_id"]) == (
+                "pending",
+                waiting.type.value,
+                ep.endpoint_id,
+            )
+            assert seen["last_error"]
+
             os.killpg(leader.proc.pid, signal.SIGKILL)
             leader.proc.wait(10)
 
@@ -132,6 +156,15 @@ async def test_the_books_are_the_same_on_the_standby_and_go_on_after_a_kill_9_of
 
             _, body, sig, _ = await eventually(delivered, what="the queued webhook delivered", timeout=120)
             assert verify(ep.secret, sig, body, time.time(), window=600)
+
+            # The new leader's log goes on from the old leader's attempts.
+            async def logged_delivered() -> Any:
+                log = await bus.call(WEBHOOK_DELIVERIES, CustomerRef(customer="acme"), timeout=30)
+                return log[0] if len(log) == 1 and log[0].state == "delivered" else None
+
+            after = await eventually(logged_delivered, what="the delivery logged as delivered", timeout=60)
+            assert after.delivery_id == waiting.delivery_id
+            assert after.attempts >= seen["attempts"] + 1, (after, seen)
 
             # The new leader's clock ends the subscription when it is due, not before.
             async def ended() -> Any:

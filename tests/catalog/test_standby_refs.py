@@ -27,13 +27,10 @@ from testkit.waiting import eventually
 from tests.catalog.test_standby import (
     CUSTOMER,
     Instance,
-    add_staff,
     catalogs,
-    lease_holder,
+    leader_then_standby,
     post,
-    role,
     sign_in,
-    start_catalog,
     stop,
 )
 
@@ -53,15 +50,7 @@ async def leader_and_standby(
     """Two catalog processes, site-a leading and site-b standing by, both signed in, with the
     customer added; stopped (if still running) on the way out."""
     async with catalogs(tmp_path, nats_url, "site-a") as insts:
-        a = insts[0]
-        await eventually(lambda: lease_holder(bus), what="site-a to take the lease", timeout=90)
-        await eventually(lambda: role(a), what="site-a's HTTP", timeout=90)
-        assert await role(a) == "leader"
-        await add_staff(tmp_path / "site-b")
-        b = start_catalog("site-b", tmp_path, nats_url)
-        insts.append(b)
-        await eventually(lambda: role(b), what="site-b's HTTP", timeout=90)
-        assert await role(b) == "standby"
+        a, b = await leader_then_standby(tmp_path, nats_url, bus, insts)
         await sign_in(a)
         await sign_in(b)
         assert (await post(a, "/api/customers", {"slug": CUSTOMER, "name": "ACME"}))[0] == 201
