@@ -131,6 +131,10 @@ def _user(row: Any) -> User:
     return User(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]))
 
 
+def session_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 # A session's "last seen" is written at most this often (not on every request).
 SEEN_EVERY_S = 300.0
 
@@ -196,12 +200,17 @@ class UserStore:
             cur = await db.execute("UPDATE users SET password=?, must_change=0 WHERE name=?", (hashed, name))
             if cur.rowcount == 0:
                 raise UserError(f"no user {name!r}")
-            await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep_session))
+            await db.execute(
+                "DELETE FROM sessions WHERE user=? AND id!=?",
+                (name, session_hash(keep_session) if keep_session else ""),
+            )
             await db.commit()
         finally:
             await db.close()
 
     # ---- sessions: one row per sign-in, so a sign-in can be listed and ended -------------
+    # A session is kept (and listed) by the SHA-256 of its id: the file (or a stream carrying
+    # it, shared_users.py) holds nothing a cookie could be made of.
 
     async def open_session(
         self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
@@ -214,7 +223,7 @@ class UserStore:
             await db.execute(
                 "INSERT INTO sessions(id, user, created, seen, expires, address, user_agent) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
+                (session_hash(sid), name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
             )
             await db.commit()
         finally:
@@ -224,6 +233,7 @@ class UserStore:
     async def session_user(self, sid: str, name: str) -> User | None:
         """The enabled user of a live session, else None (ended, expired, or someone else's)."""
         now = time.time()
+        sid = session_hash(sid)
         db = await self._connect()
         try:
             async with db.execute(
@@ -255,6 +265,17 @@ class UserStore:
 
     async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
         """End one session of ``name`` (``sid``), or all of them but ``keep``; how many ended."""
+        return await self.end_stored_sessions(
+            name, session_hash(sid) if sid is not None else None, session_hash(keep) if keep else ""
+        )
+
+    def stored_session_id(self, sid: str) -> str:
+        """How a session id (the cookie's) is kept in the store, and listed by :meth:`sessions`."""
+        return session_hash(sid)
+
+    async def end_stored_sessions(self, name: str, stored_id: str | None = None, keep: str = "") -> int:
+        """:meth:`end_sessions` by ids as :meth:`sessions` lists them (``foto3d users sessions``)."""
+        sid = stored_id
         db = await self._connect()
         try:
             if sid is not None:

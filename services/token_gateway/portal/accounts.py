@@ -30,7 +30,6 @@ import aiosqlite
 import msgspec
 
 from foto3d.libs.auth.users import (
-    User,
     UserError,
     UserStore,
     check_password,
@@ -124,9 +123,6 @@ class PortalUsers(UserStore):
             {TTL: str(int(lifetime_s) + TTL_MARGIN_S)},
         )
         return sid
-
-    async def session_user(self, sid: str, name: str) -> User | None:
-        return await super().session_user(_hash(sid), name)
 
     async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
         if keep:
