@@ -40,6 +40,7 @@ def folder(tmp_path: Path, name: str, server: NatsServer) -> Settings:
 
 
 def users_cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    assert settings.nats_urls
     cmd = [
         sys.executable,
         "-m",
