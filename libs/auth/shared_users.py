@@ -6,8 +6,9 @@ or ended) is published first and written by the fold (:mod:`foto3d.libs.auth.fol
 on every instance; reads stay one indexed lookup in the local file. Session ids travel and are
 kept only as SHA-256 hashes.
 
-Without a fold (``foto3d users`` on a host that reaches the bus but runs no dashboard, and whose
-staff key may not read the stream) the same class only publishes: the dashboards apply it.
+Without a fold (``foto3d users``, whose staff key may not read the stream) the same class
+publishes, and writes its own change into this folder's file at once; the dashboards (this
+host's too) apply it from the stream.
 
 Not shared, on purpose: when a session was last seen, and the addresses an account signed in
 from (the "new address" mail is per instance).
@@ -19,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 
@@ -60,15 +62,32 @@ CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), 
 """
 # A session's events outlive it by this much; an end outlives any session started before it.
 TTL_MARGIN_S = 3600
-CODE_USED_TTL_S = 3600
-# How long ``foto3d users`` waits for this host's dashboard to write its change.
-LOCAL_COPY_WAIT_S = 10.0  # a code is good for a few 30 s steps at most
+CODE_USED_TTL_S = 3600  # a code is good for a few 30 s steps at most
 _decoder = msgspec.json.Decoder(StaffAccountEvent)
 
 
 def account_key(name: str) -> str:
     """The subject token of an account: names may hold dots, which a subject cannot."""
     return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def shared_cookie_key(path: Path) -> bytes | None:
+    """The dashboards' shared cookie key as this users file holds it (None: not folded yet).
+
+    Synchronous and read-only: read once, when an :class:`~foto3d.libs.auth.web.Auth` is made."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT key FROM cookie_key").fetchone()
+    except sqlite3.Error:  # a file that never folded the stream
+        return None
+    finally:
+        db.close()
+    return bytes.fromhex(str(row[0])) if row else None
 
 
 class SharedUsers(UserStore):
@@ -196,53 +215,48 @@ class SharedUsers(UserStore):
         if self.fold is not None:
             await self.fold.share(subject, event, headers)
         else:
-            ack = await self.bus.publish(subject, event, headers=headers, deadline=10.0)
-            await self._local_copy_reached(int(ack.seq))
+            await self.bus.publish(subject, event, headers=headers, deadline=10.0)
+            await self._apply_here(event)
 
     async def _share_first(self, subject: str, event: msgspec.Struct) -> bool:
         if self.fold is not None:
             return await self.fold.share_first(subject, event)
         try:
-            ack = await self.bus.publish(subject, event, headers={EXPECTED_SUBJECT_SEQ: "0"}, deadline=10.0)
+            await self.bus.publish(subject, event, headers={EXPECTED_SUBJECT_SEQ: "0"}, deadline=10.0)
         except PublishError:
             return False
-        await self._local_copy_reached(int(ack.seq))
+        await self._apply_here(event)
         return True
 
-    async def _local_copy_reached(self, seq: int) -> None:
-        """Publishing only, on a host whose dashboard folds this file: wait (briefly) until it has
-        written ``seq``, so what the command says is true of the pages here when it returns."""
-        deadline = time.monotonic() + LOCAL_COPY_WAIT_S
-        while time.monotonic() < deadline:
-            if not self.path.exists():
-                return
-            db = await self._connect()
-            try:
-                async with db.execute("SELECT seq FROM folded WHERE stream=?", (STREAM,)) as cur:
-                    row = await cur.fetchone()
-            except aiosqlite.OperationalError:  # no fold ever ran here
-                return
-            finally:
-                await db.close()
-            if row is None or int(row[0]) >= seq:
-                return
-            await asyncio.sleep(0.05)
-        log.warning("this host's dashboard has not applied the change yet; it will")
+    async def _apply_here(self, event: msgspec.Struct) -> None:
+        """Publishing only: write the change into this folder's file too, now, so the command's
+        word holds here whether or not a dashboard runs on it. A fold here applies it again in
+        stream order (no harm: applying is idempotent, and what it reaches is the stream's)."""
+        db = await self._connect()
+        try:
+            await _apply(db, msgspec.json.encode(event), 0)
+            await db.commit()
+        finally:
+            await db.close()
+
+    async def _local_has(self, name: str) -> bool:
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT 1 FROM users WHERE name=?", (name,)) as cur:
+                return await cur.fetchone() is not None
+        finally:
+            await db.close()
 
     async def _require(self, name: str) -> None:
         """Raise for an account nobody has: asked of this file, or (publishing only) of the stream,
-        whose subject names (hashes) and counts the staff role may see, but not its messages."""
+        whose subject names (hashes) and counts the staff role may see, but not its messages, or
+        of this folder (an account only it has is published whole when a dashboard starts here)."""
         if self.fold is not None:
-            db = await self._connect()
-            try:
-                async with db.execute("SELECT 1 FROM users WHERE name=?", (name,)) as cur:
-                    found = await cur.fetchone() is not None
-            finally:
-                await db.close()
+            found = await self._local_has(name)
         else:
             subject = subjects.auth_account(account_key(name))
             info = await self.bus.js.stream_info(STREAM, subjects_filter=subject)
-            found = bool((info.state.subjects or {}).get(subject))
+            found = bool((info.state.subjects or {}).get(subject)) or await self._local_has(name)
         if not found:
             raise UserError(f"no user {name!r}")
 
