@@ -15,10 +15,14 @@ from typing import Annotated
 
 import msgspec
 
+from foto3d.proto.account_sessions import (
+    Account,
+    CodeUsedFields,
+    CookieKeyFields,
+    SessionEndedFields,
+    SessionStartedFields,
+)
 from foto3d.proto.base import Event, Real
-
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-Account = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
 class StaffAccountAdded(Event, frozen=True, kw_only=True, tag="staff.account_added/1"):
@@ -59,12 +63,8 @@ class StaffAccountChanged(Event, frozen=True, kw_only=True, tag="staff.account_c
     at: Real
 
 
-class StaffCodeUsed(Event, frozen=True, kw_only=True, tag="staff.code_used/1"):
+class StaffCodeUsed(CodeUsedFields, frozen=True, kw_only=True, tag="staff.code_used/1"):
     """A one-time code was accepted (its time step): no instance accepts it, or an older one, again."""
-
-    account: Account
-    step: int
-    at: Real
 
 
 class StaffLoginLinked(Event, frozen=True, kw_only=True, tag="staff.login_linked/1"):
@@ -75,32 +75,21 @@ class StaffLoginLinked(Event, frozen=True, kw_only=True, tag="staff.login_linked
     at: Real
 
 
-class StaffSessionStarted(Event, frozen=True, kw_only=True, tag="staff.session_started/1"):
-    account: Account
-    session_hash: Sha256Hex
-    expires_at: Real
-    address: str = ""
-    user_agent: str = ""
-    at: Real
+class StaffSessionStarted(SessionStartedFields, frozen=True, kw_only=True, tag="staff.session_started/1"):
+    """A sign-in: its session, named by the SHA-256 of its id."""
 
 
-class StaffSessionEnded(Event, frozen=True, kw_only=True, tag="staff.session_ended/1"):
+class StaffSessionEnded(SessionEndedFields, frozen=True, kw_only=True, tag="staff.session_ended/1"):
     """One session ended (signed out), or every session of the account but ``keep_session_hash``
     when ``session_hash`` is empty ("sign out everywhere")."""
 
-    account: Account
-    session_hash: str = ""
     keep_session_hash: str = ""
-    at: Real
 
 
-class StaffCookieKey(Event, frozen=True, kw_only=True, tag="staff.cookie_key/1"):
+class StaffCookieKey(CookieKeyFields, frozen=True, kw_only=True, tag="staff.cookie_key/1"):
     """The key every dashboard instance signs session cookies with: the first instance publishes
     its own (compare-and-set on the subject), every other one adopts it, so a cookie made on one
     instance is good on all of them; its session (in the fold) still decides whether it is live."""
-
-    key_hex: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-    at: Real
 
 
 StaffAccountEvent = (

@@ -34,7 +34,10 @@ TTL = "Nats-TTL"
 # instance's start several times slower); once caught up, every event on its own.
 CATCH_UP_BATCH = 1000
 
-FOLDED_SCHEMA = "CREATE TABLE IF NOT EXISTS folded (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+FOLDED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS folded (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), key TEXT NOT NULL);
+"""
 
 Apply = Callable[[aiosqlite.Connection, bytes, int], Awaitable[None]]
 
@@ -137,3 +140,29 @@ class StreamFold:
             info = await self.bus.js.stream_info(self.stream)
             await self.folded_to(int(info.state.last_seq))
             return False
+
+    async def cookie_key(self, subject: str, proposal: msgspec.Struct) -> bytes:
+        """The key every instance signs its cookies with: the one this fold holds, else
+        ``proposal`` (an event whose ``apply`` calls :func:`keep_cookie_key`) published as the
+        first one (compare-and-set on ``subject``); another instance's if it was first."""
+        key = await self._stored_key()
+        if key is None:
+            await self.share_first(subject, proposal)
+            key = await self._stored_key()
+        if key is None:
+            raise RuntimeError(f"no cookie key on the stream {self.stream}")
+        return key
+
+    async def _stored_key(self) -> bytes | None:
+        db = await self._connect()
+        try:
+            async with db.execute("SELECT key FROM cookie_key") as cur:
+                row = await cur.fetchone()
+        finally:
+            await db.close()
+        return bytes.fromhex(str(row[0])) if row else None
+
+
+async def keep_cookie_key(db: aiosqlite.Connection, key_hex: str) -> None:
+    """The first cookie key on the stream is the one (a later one is a lost race)."""
+    await db.execute("INSERT OR IGNORE INTO cookie_key(one, key) VALUES (1, ?)", (key_hex,))

@@ -27,15 +27,18 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold
+from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold, keep_cookie_key
 from foto3d.libs.auth.users import (
     EMAIL_RE,
     User,
     UserError,
     UserStore,
     check_password,
+    drop_sessions,
     hash_password,
+    note_code_step,
     session_hash,
+    store_session,
     validate_username,
 )
 from foto3d.libs.bus.connection import Bus
@@ -58,7 +61,6 @@ log = logging.getLogger(__name__)
 STREAM = subjects.AUTH_ACCOUNTS_STREAM
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shared_accounts (name TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), key TEXT NOT NULL);
 """
 # A session's events outlive it by this much; an end outlives any session started before it.
 TTL_MARGIN_S = 3600
@@ -187,25 +189,11 @@ class SharedUsers(UserStore):
 
     async def cookie_key(self, proposal: bytes) -> bytes:
         """The dashboards' cookie key, the same on every instance: the stream's, or ``proposal``
-        (this folder's own) when this instance is the first (compare-and-set)."""
-        key = await self._stored_key()
-        if key is None:
-            await self._share_first(
-                subjects.auth_cookie_key(), StaffCookieKey(key_hex=proposal.hex(), at=time.time())
-            )
-            key = await self._stored_key()
-        if key is None:
-            raise RuntimeError("no dashboard cookie key on the stream")
-        return key
-
-    async def _stored_key(self) -> bytes | None:
-        db = await self._connect()
-        try:
-            async with db.execute("SELECT key FROM cookie_key") as cur:
-                row = await cur.fetchone()
-        finally:
-            await db.close()
-        return bytes.fromhex(str(row[0])) if row else None
+        (this folder's own) when this instance is the first."""
+        assert self.fold is not None
+        return await self.fold.cookie_key(
+            subjects.auth_cookie_key(), StaffCookieKey(key_hex=proposal.hex(), at=time.time())
+        )
 
     # ---- publishing ---------------------------------------------------------------------
 
@@ -413,38 +401,23 @@ async def _apply(db: aiosqlite.Connection, data: bytes, seq: int) -> None:
                 if value is not None:
                     await db.execute(f"UPDATE users SET {column}=? WHERE name=?", (value, event.account))
         case StaffCodeUsed():
-            await db.execute(
-                "UPDATE users SET totp_step=? WHERE name=? AND totp_step<?",
-                (event.step, event.account, event.step),
-            )
+            await note_code_step(db, event.account, event.step)
         case StaffLoginLinked():
             await db.execute(
                 "INSERT INTO logins(login, name) VALUES (?, ?) ON CONFLICT(login) DO UPDATE SET name=excluded.name",
                 (event.login, event.account),
             )
         case StaffSessionStarted():
-            await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
-            await db.execute(
-                "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (
-                    event.session_hash,
-                    event.account,
-                    event.at,
-                    event.at,
-                    event.expires_at,
-                    event.address,
-                    event.user_agent,
-                ),
+            await store_session(
+                db,
+                event.account,
+                event.session_hash,
+                event.at,
+                event.expires_at,
+                event.address,
+                event.user_agent,
             )
         case StaffSessionEnded():
-            if event.session_hash:
-                await db.execute(
-                    "DELETE FROM sessions WHERE user=? AND id=?", (event.account, event.session_hash)
-                )
-            else:
-                await db.execute(
-                    "DELETE FROM sessions WHERE user=? AND id!=?", (event.account, event.keep_session_hash)
-                )
+            await drop_sessions(db, event.account, event.session_hash, event.keep_session_hash)
         case StaffCookieKey():
-            await db.execute("INSERT OR IGNORE INTO cookie_key(one, key) VALUES (1, ?)", (event.key_hex,))
+            await keep_cookie_key(db, event.key_hex)

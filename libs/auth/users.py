@@ -456,6 +456,39 @@ class UserStore:
             await db.close()
 
 
+# ---- what a fold of account events writes (libs/auth/fold.py), staff's and the portal's -----
+
+
+async def store_session(
+    db: aiosqlite.Connection,
+    account: str,
+    stored_id: str,
+    created: float,
+    expires: float,
+    address: str,
+    user_agent: str,
+) -> None:
+    await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+    await db.execute(
+        "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (stored_id, account, created, created, expires, address, user_agent),
+    )
+
+
+async def drop_sessions(db: aiosqlite.Connection, account: str, stored_id: str = "", keep: str = "") -> None:
+    """End one session (``stored_id``), or every one of the account but ``keep``."""
+    if stored_id:
+        await db.execute("DELETE FROM sessions WHERE user=? AND id=?", (account, stored_id))
+    else:
+        await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (account, keep))
+
+
+async def note_code_step(db: aiosqlite.Connection, account: str, step: int) -> None:
+    """A code's step was used somewhere: this one, and every older one, are refused here too."""
+    await db.execute("UPDATE users SET totp_step=? WHERE name=? AND totp_step<?", (step, account, step))
+
+
 def account_for_login(path: Path, login: str) -> str | None:
     """The staff account a host login acts as: the one linked to it, else an account of the same
     name; None when neither exists (or there is no user store here, e.g. a CLI on another host).

@@ -29,12 +29,15 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold
+from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold, keep_cookie_key
 from foto3d.libs.auth.users import (
     UserError,
     UserStore,
     check_password,
+    drop_sessions,
     hash_password,
+    note_code_step,
+    store_session,
     validate_username,
 )
 from foto3d.libs.bus.connection import Bus
@@ -66,7 +69,6 @@ CREATE TABLE IF NOT EXISTS invites (
     used REAL
 );
 CREATE INDEX IF NOT EXISTS invites_by_name ON invites(name);
-CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), key TEXT NOT NULL);
 """
 # The invitation's own stream sequence: its acceptance is a compare-and-set against it.
 LATER_COLUMNS = {"invites": ("seq", "INTEGER NOT NULL DEFAULT 0")}
@@ -190,27 +192,11 @@ class PortalAccounts:
 
     async def cookie_key(self) -> bytes:
         """The portal's cookie key, the same on every instance: adopted from the stream, or made
-        and published by the first instance that needs one (compare-and-set on its subject)."""
-        key = await self._stored_key()
-        if key is None:
-            # Another instance may be first: then its key is the one this fold holds.
-            await self.fold.share_first(
-                subjects.gateway_portal_cookie_key(),
-                PortalCookieKey(key_hex=secrets.token_hex(32), at=time.time()),
-            )
-            key = await self._stored_key()
-        if key is None:
-            raise RuntimeError("no portal cookie key on the stream")
-        return key
-
-    async def _stored_key(self) -> bytes | None:
-        db = await self._connect()
-        try:
-            async with db.execute("SELECT key FROM cookie_key") as cur:
-                row = await cur.fetchone()
-        finally:
-            await db.close()
-        return bytes.fromhex(str(row[0])) if row else None
+        and published by the first instance that needs one."""
+        return await self.fold.cookie_key(
+            subjects.gateway_portal_cookie_key(),
+            PortalCookieKey(key_hex=secrets.token_hex(32), at=time.time()),
+        )
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -337,31 +323,18 @@ async def _apply(db: aiosqlite.Connection, data: bytes, seq: int) -> None:
         case PortalTotpSet():
             await db.execute("UPDATE users SET totp_secret=? WHERE name=?", (event.secret, event.account))
         case PortalCodeUsed():
-            await db.execute(
-                "UPDATE users SET totp_step=? WHERE name=? AND totp_step<?",
-                (event.step, event.account, event.step),
-            )
+            await note_code_step(db, event.account, event.step)
         case PortalSessionStarted():
-            await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
-            await db.execute(
-                "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (
-                    event.session_hash,
-                    event.account,
-                    event.at,
-                    event.at,
-                    event.expires_at,
-                    event.address,
-                    event.user_agent,
-                ),
+            await store_session(
+                db,
+                event.account,
+                event.session_hash,
+                event.at,
+                event.expires_at,
+                event.address,
+                event.user_agent,
             )
         case PortalSessionEnded():
-            if event.session_hash:
-                await db.execute(
-                    "DELETE FROM sessions WHERE user=? AND id=?", (event.account, event.session_hash)
-                )
-            else:
-                await db.execute("DELETE FROM sessions WHERE user=?", (event.account,))
+            await drop_sessions(db, event.account, event.session_hash)
         case PortalCookieKey():
-            await db.execute("INSERT OR IGNORE INTO cookie_key(one, key) VALUES (1, ?)", (event.key_hex,))
+            await keep_cookie_key(db, event.key_hex)
