@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -37,9 +36,10 @@ from foto3d.libs.auth.users import (
     drop_sessions,
     hash_password,
     note_code_step,
+    read_only,
     session_hash,
+    session_start,
     store_session,
-    validate_username,
 )
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.publish import PublishError
@@ -77,11 +77,8 @@ def shared_cookie_key(path: Path) -> bytes | None:
     """The dashboards' shared cookie key as this users file holds it (None: not folded yet).
 
     Synchronous and read-only: read once, when an :class:`~foto3d.libs.auth.web.Auth` is made."""
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error:
+    db = read_only(path)
+    if db is None:
         return None
     try:
         row = db.execute("SELECT key FROM cookie_key").fetchone()
@@ -253,9 +250,7 @@ class SharedUsers(UserStore):
     async def add(
         self, name: str, password: str, display_name: str = "", admin: bool = False, must_change: bool = False
     ) -> User:
-        validate_username(name)
-        check_password(password, name)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await self.new_account_hash(name, password)
         now = time.time()
         event = StaffAccountAdded(
             account=name,
@@ -326,19 +321,10 @@ class SharedUsers(UserStore):
     async def open_session(
         self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
     ) -> str:
-        sid = secrets.token_urlsafe(16)
-        now = time.time()
-        hashed = session_hash(sid)
+        sid, fields = session_start(lifetime_s, address, user_agent)
         await self._share(
-            subjects.auth_session(hashed),
-            StaffSessionStarted(
-                account=name,
-                session_hash=hashed,
-                expires_at=now + lifetime_s,
-                address=address[:64],
-                user_agent=user_agent[:300],
-                at=now,
-            ),
+            subjects.auth_session(fields["session_hash"]),
+            StaffSessionStarted(account=name, **fields),
             {TTL: str(int(lifetime_s) + TTL_MARGIN_S)},
         )
         return sid
@@ -408,15 +394,7 @@ async def _apply(db: aiosqlite.Connection, data: bytes, seq: int) -> None:
                 (event.login, event.account),
             )
         case StaffSessionStarted():
-            await store_session(
-                db,
-                event.account,
-                event.session_hash,
-                event.at,
-                event.expires_at,
-                event.address,
-                event.user_agent,
-            )
+            await store_session(db, event)
         case StaffSessionEnded():
             await drop_sessions(db, event.account, event.session_hash, event.keep_session_hash)
         case StaffCookieKey():

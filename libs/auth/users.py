@@ -22,6 +22,7 @@ import aiosqlite
 
 from foto3d.libs.auth.passwords import password_problem
 from foto3d.libs.auth.totp import accepted_step
+from foto3d.proto.account_sessions import SessionStartedFields
 
 # scrypt cost: ~50 ms per check on a small machine; enough to make offline guessing slow.
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
@@ -173,9 +174,7 @@ class UserStore:
     async def add(
         self, name: str, password: str, display_name: str = "", admin: bool = False, must_change: bool = False
     ) -> User:
-        validate_username(name)
-        check_password(password, name)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await self.new_account_hash(name, password)
         db = await self._connect()
         try:
             await db.execute(
@@ -189,6 +188,13 @@ class UserStore:
         finally:
             await db.close()
         return User(name, display_name or name, admin, must_change)
+
+    @staticmethod
+    async def new_account_hash(name: str, password: str) -> str:
+        """The hash a new account ``name`` keeps of ``password``, once both pass the rules."""
+        validate_username(name)
+        check_password(password, name)
+        return await asyncio.to_thread(hash_password, password)
 
     async def set_password(self, name: str, password: str, keep_session: str = "") -> None:
         """A new password; every session of the user ends but ``keep_session`` (the one that
@@ -459,20 +465,20 @@ class UserStore:
 # ---- what a fold of account events writes (libs/auth/fold.py), staff's and the portal's -----
 
 
-async def store_session(
-    db: aiosqlite.Connection,
-    account: str,
-    stored_id: str,
-    created: float,
-    expires: float,
-    address: str,
-    user_agent: str,
-) -> None:
+async def store_session(db: aiosqlite.Connection, event: SessionStartedFields) -> None:
     await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
     await db.execute(
         "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
         "VALUES (?,?,?,?,?,?,?)",
-        (stored_id, account, created, created, expires, address, user_agent),
+        (
+            event.session_hash,
+            event.account,
+            event.at,
+            event.at,
+            event.expires_at,
+            event.address,
+            event.user_agent,
+        ),
     )
 
 
@@ -489,16 +495,37 @@ async def note_code_step(db: aiosqlite.Connection, account: str, step: int) -> N
     await db.execute("UPDATE users SET totp_step=? WHERE name=? AND totp_step<?", (step, account, step))
 
 
+def session_start(lifetime_s: float, address: str, user_agent: str) -> tuple[str, dict[str, Any]]:
+    """A new session's id (the cookie's) and the fields of its "started" event (the id's hash)."""
+    sid = secrets.token_urlsafe(16)
+    now = time.time()
+    fields = {
+        "session_hash": session_hash(sid),
+        "expires_at": now + lifetime_s,
+        "address": address[:64],
+        "user_agent": user_agent[:300],
+        "at": now,
+    }
+    return sid, fields
+
+
+def read_only(path: Path) -> sqlite3.Connection | None:
+    """The users file opened read-only, or None when there is none (or it cannot be opened)."""
+    if not path.is_file():
+        return None
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return None
+
+
 def account_for_login(path: Path, login: str) -> str | None:
     """The staff account a host login acts as: the one linked to it, else an account of the same
     name; None when neither exists (or there is no user store here, e.g. a CLI on another host).
 
     Synchronous and read-only: the CLI asks once, before it connects to anything."""
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error:
+    db = read_only(path)
+    if db is None:
         return None
     try:
         for query in (

@@ -37,6 +37,7 @@ from foto3d.libs.auth.users import (
     drop_sessions,
     hash_password,
     note_code_step,
+    session_start,
     store_session,
     validate_username,
 )
@@ -104,19 +105,10 @@ class PortalUsers(UserStore):
     async def open_session(
         self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
     ) -> str:
-        sid = secrets.token_urlsafe(16)
-        now = time.time()
-        session_hash = _hash(sid)
+        sid, fields = session_start(lifetime_s, address, user_agent)
         await self.accounts.share(
-            subjects.gateway_portal_session(session_hash),
-            PortalSessionStarted(
-                account=name,
-                session_hash=session_hash,
-                expires_at=now + lifetime_s,
-                address=address[:64],
-                user_agent=user_agent[:300],
-                at=now,
-            ),
+            subjects.gateway_portal_session(fields["session_hash"]),
+            PortalSessionStarted(account=name, **fields),
             {TTL: str(int(lifetime_s) + TTL_MARGIN_S)},
         )
         return sid
@@ -325,15 +317,7 @@ async def _apply(db: aiosqlite.Connection, data: bytes, seq: int) -> None:
         case PortalCodeUsed():
             await note_code_step(db, event.account, event.step)
         case PortalSessionStarted():
-            await store_session(
-                db,
-                event.account,
-                event.session_hash,
-                event.at,
-                event.expires_at,
-                event.address,
-                event.user_agent,
-            )
+            await store_session(db, event)
         case PortalSessionEnded():
             await drop_sessions(db, event.account, event.session_hash)
         case PortalCookieKey():
