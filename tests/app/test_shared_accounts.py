@@ -27,6 +27,7 @@ from foto3d.libs.nats_server import NatsServer
 from foto3d.proto import subjects
 from testkit.identities import creds_for
 from testkit.running import running_services
+from testkit.servers import free_port
 from testkit.waiting import eventually
 
 RIGHT = "correct horse battery"
@@ -39,7 +40,9 @@ def folder(tmp_path: Path, name: str, server: NatsServer) -> Settings:
     return Settings.load(data_dir=data, nats=server.client_url, http_port=0)
 
 
-def users_cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def users_cli(
+    settings: Settings, *args: str, stdin: str = "", nats: str = ""
+) -> subprocess.CompletedProcess[str]:
     assert settings.nats_urls
     cmd = [
         sys.executable,
@@ -50,7 +53,7 @@ def users_cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.Com
         "--data",
         str(settings.data_dir),
         "--nats",
-        settings.nats_urls[0],
+        nats or settings.nats_urls[0],
         "--creds",
         str(creds_for("staff")),
     ]
@@ -155,3 +158,20 @@ async def test_staff_may_publish_account_changes_but_never_read_them(
             await staff.js.subscribe(subjects.AUTH_ACCOUNTS_ALL, stream=subjects.AUTH_ACCOUNTS_STREAM)
     finally:
         await staff.close()
+
+
+async def test_a_lone_host_adds_people_without_a_bus_and_shares_them_when_one_runs(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    a_settings = folder(tmp_path, "a", nats_server)
+    nobody = f"nats://127.0.0.1:{free_port()}"
+    offline = await asyncio.to_thread(
+        users_cli, a_settings, "add", "olga", "--password-stdin", stdin=RIGHT, nats=nobody
+    )
+    assert offline.returncode == 0 and "added user olga" in offline.stdout, offline
+    assert "no bus reachable" in offline.stderr, offline
+    assert await UserStore.in_data_dir(a_settings.data_dir).authenticate("olga", RIGHT) is not None
+    # The bus comes: the first dashboard on that folder publishes olga; an empty one knows her.
+    b_settings = folder(tmp_path, "b", nats_server)
+    async with running_services(a_settings, []), running_services(b_settings, []) as b:
+        assert await signs_in(b.http_url, "olga", RIGHT)
