@@ -26,7 +26,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold, keep_cookie_key
+from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, FOLDED_SCHEMA, TTL, StreamFold, keep_cookie_key
 from foto3d.libs.auth.users import (
     EMAIL_RE,
     User,
@@ -137,9 +137,7 @@ class SharedUsers(UserStore):
     async def _has_folded(self) -> bool:
         db = await self._connect()
         try:
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS folded (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
-            )
+            await db.executescript(FOLDED_SCHEMA)
             async with db.execute("SELECT seq FROM folded WHERE stream=?", (STREAM,)) as cur:
                 return await cur.fetchone() is not None
         finally:
