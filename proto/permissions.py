@@ -44,9 +44,14 @@ CATALOG_LEASE_BUCKET = "catalog-leader"
 CATALOG_REFS_BUCKET = "catalog-refs"
 # The capture notes' photos, the same way. Staff knowledge, not a secret: staff may read them.
 CATALOG_NOTES_BUCKET = "catalog-notes"
-# Streams whose messages hold secrets: the portal's (one-time code secrets, the portal's cookie
-# key) and the catalog's books (webhook signing secrets). Only their own service reads them.
-SECRET_STREAMS = (subjects.GATEWAY_PORTAL_STREAM, subjects.CATALOG_BOOKS_STREAM)
+# Streams whose messages hold secrets: the portal's and the staff accounts' (one-time code
+# secrets, cookie keys, password hashes) and the catalog's books (webhook signing secrets).
+# Only the services that fold them read them.
+SECRET_STREAMS = (
+    subjects.GATEWAY_PORTAL_STREAM,
+    subjects.CATALOG_BOOKS_STREAM,
+    subjects.AUTH_ACCOUNTS_STREAM,
+)
 
 
 def _api(group: str) -> str:
@@ -140,14 +145,16 @@ class Role:
 # (a service that consumes a stream also dead-letters what it cannot handle: DEAD_ALL, in
 # its own grants);
 # and, since each service's HTTP port serves the dashboard's sign-in, share its sign-in
-# limits (AUTH_SIGNIN, followed by every instance) and hand new-address notices to the
-# notifier (AUTH_NOTICES).
+# limits (AUTH_SIGNIN, followed by every instance), fold and change the staff accounts
+# (AUTH_ACCOUNTS) and hand new-address notices to the notifier (AUTH_NOTICES).
 _SERVICE_PUB = (
     *PROVISION,
     subjects.heartbeats_of("service"),
     "f3d.logs.service.>",
     subjects.AUTH_SIGNIN_ALL,
     *_stream_api(subjects.AUTH_SIGNIN_STREAM),
+    subjects.AUTH_ACCOUNTS_ALL,
+    *_stream_api(subjects.AUTH_ACCOUNTS_STREAM),
     subjects.AUTH_NOTICES_ALL,
     # ... and ship its sign-in log (source kind ``signin``, one source per dashboard instance).
     "f3d.logs.signin.*",
@@ -196,6 +203,8 @@ ROLES: dict[str, Role] = {
                 f"{API_PREFIX}.>",
                 subjects.LOGS_ALL,
                 subjects.AUTH_SIGNIN_ALL,  # `foto3d users unlock`
+                # `foto3d users add/passwd/...`: write-only; the stream's messages stay unread.
+                subjects.AUTH_ACCOUNTS_ALL,
                 f"{JS_API}.INFO",
                 f"{JS_API}.STREAM.NAMES",
                 f"{JS_API}.STREAM.LIST",
@@ -433,6 +442,7 @@ STREAM_SUBJECTS: dict[str, str] = {
     RIG_DATASETS_ALL: "f3d.rig.datasets.r1",
     subjects.AUTH_SIGNIN_ALL: subjects.auth_signin("i1"),
     subjects.AUTH_NOTICES_ALL: subjects.auth_notices("i1"),
+    subjects.AUTH_ACCOUNTS_ALL: subjects.auth_cookie_key(),
     subjects.WEBHOOKS_ALL: subjects.webhooks("acme"),
     subjects.CATALOG_BOOKS_ALL: subjects.catalog_books("subscription", "s1"),
 }

@@ -10,14 +10,15 @@ the stream is readable only by the gateway's own bus user (``proto/permissions.p
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import msgspec
-
+from foto3d.proto.account_sessions import (
+    Account,
+    CodeUsedFields,
+    CookieKeyFields,
+    SessionEndedFields,
+    SessionStartedFields,
+    Sha256Hex,
+)
 from foto3d.proto.base import Event, Real
-
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-Account = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
 class PortalInvited(Event, frozen=True, kw_only=True, tag="portal.invited/1"):
@@ -52,39 +53,23 @@ class PortalTotpSet(Event, frozen=True, kw_only=True, tag="portal.totp_set/1"):
     at: Real
 
 
-class PortalCodeUsed(Event, frozen=True, kw_only=True, tag="portal.code_used/1"):
+class PortalCodeUsed(CodeUsedFields, frozen=True, kw_only=True, tag="portal.code_used/1"):
     """A one-time code was accepted (its time step): no instance accepts it, or an older one, again."""
 
-    account: Account
-    step: int
-    at: Real
+
+class PortalSessionStarted(SessionStartedFields, frozen=True, kw_only=True, tag="portal.session_started/1"):
+    pass
 
 
-class PortalSessionStarted(Event, frozen=True, kw_only=True, tag="portal.session_started/1"):
-    account: Account
-    session_hash: Sha256Hex
-    expires_at: Real
-    address: str = ""
-    user_agent: str = ""
-    at: Real
-
-
-class PortalSessionEnded(Event, frozen=True, kw_only=True, tag="portal.session_ended/1"):
+class PortalSessionEnded(SessionEndedFields, frozen=True, kw_only=True, tag="portal.session_ended/1"):
     """One session ended (signed out), or every session of the account when ``session_hash`` is
     empty (a new password)."""
 
-    account: Account
-    session_hash: str = ""
-    at: Real
 
-
-class PortalCookieKey(Event, frozen=True, kw_only=True, tag="portal.cookie_key/1"):
+class PortalCookieKey(CookieKeyFields, frozen=True, kw_only=True, tag="portal.cookie_key/1"):
     """The key every instance signs portal cookies with: the first instance to start publishes one
     (compare-and-set on its subject), every other one adopts it. It only makes a cookie tamper-proof;
     the session itself is proven by its random id, of which the stream holds only the hash."""
-
-    key_hex: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-    at: Real
 
 
 PortalEvent = (

@@ -24,6 +24,7 @@ GATEWAY_BANS_ALL = "f3d.gateway.bans.>"
 GATEWAY_PORTAL_ALL = "f3d.gateway.portal.>"
 AUTH_SIGNIN_ALL = "f3d.auth.signin.>"
 AUTH_NOTICES_ALL = "f3d.auth.notices.>"
+AUTH_ACCOUNTS_ALL = "f3d.auth.accounts.>"
 WEBHOOKS_ALL = "f3d.webhooks.>"
 CATALOG_BOOKS_ALL = "f3d.catalog.books.>"
 
@@ -43,6 +44,7 @@ GATEWAY_BANS_STREAM = "GATEWAY_BANS"
 GATEWAY_PORTAL_STREAM = "GATEWAY_PORTAL"
 AUTH_SIGNIN_STREAM = "AUTH_SIGNIN"
 AUTH_NOTICES_STREAM = "AUTH_NOTICES"
+AUTH_ACCOUNTS_STREAM = "AUTH_ACCOUNTS"
 WEBHOOKS_STREAM = "WEBHOOKS"
 CATALOG_BOOKS_STREAM = "CATALOG_BOOKS"
 # The trainers' work consumers, watched by name by the scaler and KEDA too.
@@ -164,6 +166,27 @@ def _row_key(key: str) -> str:
     newest message of a subject, so two ids that ``token`` maps alike must not meet there."""
     safe = token(key)
     return safe if safe == key else f"{safe}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def auth_account(account_key: str) -> str:
+    """One staff account's events (added, password, e-mail, codes on/off, disabled, logins), keyed
+    by a hash of its name (a name may hold dots): its first event is a compare-and-set on it."""
+    return f"f3d.auth.accounts.user.{token(account_key)}"
+
+
+def auth_account_code(account_key: str) -> str:
+    """A staff account's used one-time code steps (they expire from the stream)."""
+    return f"f3d.auth.accounts.code.{token(account_key)}"
+
+
+def auth_session(session_hash: str) -> str:
+    """One staff session's events (started, ended): they expire from the stream after it does."""
+    return f"f3d.auth.accounts.session.{token(session_hash)}"
+
+
+def auth_cookie_key() -> str:
+    """The dashboards' cookie signing key, published once (compare-and-set)."""
+    return "f3d.auth.accounts.cookie_key"
 
 
 def catalog_books(book: str, key: str) -> str:

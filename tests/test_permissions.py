@@ -98,6 +98,14 @@ def test_least_privilege_in_the_table() -> None:
     # the portal's stream holds one-time code secrets: its gateway reads it, staff never
     for read in ("$JS.API.STREAM.MSG.GET.GATEWAY_PORTAL", "$JS.API.DIRECT.GET.GATEWAY_PORTAL"):
         assert not may_publish(sample("staff", ""), read), read
+    # ... and the staff accounts' (password hashes, code secrets): staff may publish a change
+    # (`foto3d users`), never read one; every service (each serves a dashboard) reads it
+    for read in ("$JS.API.STREAM.MSG.GET.AUTH_ACCOUNTS", "$JS.API.DIRECT.GET.AUTH_ACCOUNTS"):
+        assert not may_publish(sample("staff", ""), read), read
+    assert not may_publish(sample("staff", ""), "$JS.API.CONSUMER.CREATE.AUTH_ACCOUNTS")
+    assert may_publish(sample("staff", ""), subjects.auth_account("k"))
+    for name in ("catalog", "queue", "gateway", "notifier"):
+        assert may_publish(sample(name, ""), "$JS.API.CONSUMER.CREATE.AUTH_ACCOUNTS"), name
     assert may_publish(sample("staff", ""), "$JS.API.STREAM.MSG.GET.GATEWAY_CREDENTIALS")
     # notes' photos are staff knowledge, not a secret: staff read their bucket's stream as any other
     assert may_publish(sample("staff", ""), f"$JS.API.STREAM.MSG.GET.OBJ_{permissions.CATALOG_NOTES_BUCKET}")

@@ -57,7 +57,7 @@ class AuthPages:
         user = await self.auth.users.get(user.name) or user  # fresh flags after a change here
         pending = self.auth.pending_step(user)
         found = self.auth.session_of(request)
-        current = found[1] if found else ""
+        current = self.auth.users.stored_session_id(found[1]) if found else ""
         rows = []
         for s in await self.auth.users.sessions(user.name):
             this = " (this one)" if s.id == current else ""

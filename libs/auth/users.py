@@ -22,6 +22,7 @@ import aiosqlite
 
 from foto3d.libs.auth.passwords import password_problem
 from foto3d.libs.auth.totp import accepted_step
+from foto3d.proto.account_sessions import SessionStartedFields
 
 # scrypt cost: ~50 ms per check on a small machine; enough to make offline guessing slow.
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
@@ -131,6 +132,10 @@ def _user(row: Any) -> User:
     return User(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]))
 
 
+def session_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 # A session's "last seen" is written at most this often (not on every request).
 SEEN_EVERY_S = 300.0
 
@@ -169,9 +174,7 @@ class UserStore:
     async def add(
         self, name: str, password: str, display_name: str = "", admin: bool = False, must_change: bool = False
     ) -> User:
-        validate_username(name)
-        check_password(password, name)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await self.new_account_hash(name, password)
         db = await self._connect()
         try:
             await db.execute(
@@ -186,6 +189,13 @@ class UserStore:
             await db.close()
         return User(name, display_name or name, admin, must_change)
 
+    @staticmethod
+    async def new_account_hash(name: str, password: str) -> str:
+        """The hash a new account ``name`` keeps of ``password``, once both pass the rules."""
+        validate_username(name)
+        check_password(password, name)
+        return await asyncio.to_thread(hash_password, password)
+
     async def set_password(self, name: str, password: str, keep_session: str = "") -> None:
         """A new password; every session of the user ends but ``keep_session`` (the one that
         changed it), so whoever knew the old password is signed out too."""
@@ -196,12 +206,17 @@ class UserStore:
             cur = await db.execute("UPDATE users SET password=?, must_change=0 WHERE name=?", (hashed, name))
             if cur.rowcount == 0:
                 raise UserError(f"no user {name!r}")
-            await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (name, keep_session))
+            await db.execute(
+                "DELETE FROM sessions WHERE user=? AND id!=?",
+                (name, session_hash(keep_session) if keep_session else ""),
+            )
             await db.commit()
         finally:
             await db.close()
 
     # ---- sessions: one row per sign-in, so a sign-in can be listed and ended -------------
+    # A session is kept (and listed) by the SHA-256 of its id: the file (or a stream carrying
+    # it, shared_users.py) holds nothing a cookie could be made of.
 
     async def open_session(
         self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
@@ -214,7 +229,7 @@ class UserStore:
             await db.execute(
                 "INSERT INTO sessions(id, user, created, seen, expires, address, user_agent) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
+                (session_hash(sid), name, now, now, now + lifetime_s, address[:64], user_agent[:300]),
             )
             await db.commit()
         finally:
@@ -224,6 +239,7 @@ class UserStore:
     async def session_user(self, sid: str, name: str) -> User | None:
         """The enabled user of a live session, else None (ended, expired, or someone else's)."""
         now = time.time()
+        sid = session_hash(sid)
         db = await self._connect()
         try:
             async with db.execute(
@@ -255,6 +271,17 @@ class UserStore:
 
     async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
         """End one session of ``name`` (``sid``), or all of them but ``keep``; how many ended."""
+        return await self.end_stored_sessions(
+            name, session_hash(sid) if sid is not None else None, session_hash(keep) if keep else ""
+        )
+
+    def stored_session_id(self, sid: str) -> str:
+        """How a session id (the cookie's) is kept in the store, and listed by :meth:`sessions`."""
+        return session_hash(sid)
+
+    async def end_stored_sessions(self, name: str, stored_id: str | None = None, keep: str = "") -> int:
+        """:meth:`end_sessions` by ids as :meth:`sessions` lists them (``foto3d users sessions``)."""
+        sid = stored_id
         db = await self._connect()
         try:
             if sid is not None:
@@ -435,16 +462,70 @@ class UserStore:
             await db.close()
 
 
+# ---- what a fold of account events writes (libs/auth/fold.py), staff's and the portal's -----
+
+
+async def store_session(db: aiosqlite.Connection, event: SessionStartedFields) -> None:
+    await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+    await db.execute(
+        "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (
+            event.session_hash,
+            event.account,
+            event.at,
+            event.at,
+            event.expires_at,
+            event.address,
+            event.user_agent,
+        ),
+    )
+
+
+async def drop_sessions(db: aiosqlite.Connection, account: str, stored_id: str = "", keep: str = "") -> None:
+    """End one session (``stored_id``), or every one of the account but ``keep``."""
+    if stored_id:
+        await db.execute("DELETE FROM sessions WHERE user=? AND id=?", (account, stored_id))
+    else:
+        await db.execute("DELETE FROM sessions WHERE user=? AND id!=?", (account, keep))
+
+
+async def note_code_step(db: aiosqlite.Connection, account: str, step: int) -> None:
+    """A code's step was used somewhere: this one, and every older one, are refused here too."""
+    await db.execute("UPDATE users SET totp_step=? WHERE name=? AND totp_step<?", (step, account, step))
+
+
+def session_start(lifetime_s: float, address: str, user_agent: str) -> tuple[str, dict[str, Any]]:
+    """A new session's id (the cookie's) and the fields of its "started" event (the id's hash)."""
+    sid = secrets.token_urlsafe(16)
+    now = time.time()
+    fields = {
+        "session_hash": session_hash(sid),
+        "expires_at": now + lifetime_s,
+        "address": address[:64],
+        "user_agent": user_agent[:300],
+        "at": now,
+    }
+    return sid, fields
+
+
+def read_only(path: Path) -> sqlite3.Connection | None:
+    """The users file opened read-only, or None when there is none (or it cannot be opened)."""
+    if not path.is_file():
+        return None
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return None
+
+
 def account_for_login(path: Path, login: str) -> str | None:
     """The staff account a host login acts as: the one linked to it, else an account of the same
     name; None when neither exists (or there is no user store here, e.g. a CLI on another host).
 
     Synchronous and read-only: the CLI asks once, before it connects to anything."""
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error:
+    db = read_only(path)
+    if db is None:
         return None
     try:
         for query in (

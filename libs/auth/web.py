@@ -35,6 +35,7 @@ from foto3d.libs.auth.gate import Handler, public, signed_in_user, wants_page
 from foto3d.libs.auth.pages import ACCOUNT_PATH, SIGNINS_PATH, AuthPages
 from foto3d.libs.auth.session import SessionSigner, load_secret
 from foto3d.libs.auth.shared import KeyedLocks, SharedLimits
+from foto3d.libs.auth.shared_users import SharedUsers, shared_cookie_key
 from foto3d.libs.auth.signinlog import SignInLog, describe
 from foto3d.libs.auth.throttle import Backoff, SignInLimits, address_key, too_many_sign_ins
 from foto3d.libs.auth.users import User, UserStore
@@ -113,10 +114,14 @@ SETTINGS = Table("auth", AuthSettings, "staff sign-in for the dashboard", docs="
 class Auth:
     def __init__(self, settings: Settings, cfg: AuthSettings | None = None, bus: Bus | None = None) -> None:
         self.cfg = cfg or SETTINGS.load(settings)
-        self.users = UserStore.in_data_dir(settings.data_dir)
-        self.signer = SessionSigner(
-            load_secret(settings.data_dir / "auth" / "session.key"), self.cfg.session_hours * 3600
-        )
+        # With a bus, the accounts (and sessions, and the cookie key) are every instance's: see
+        # shared_users.py; without one (a page-only helper, a unit test), this folder's alone.
+        local = UserStore.in_data_dir(settings.data_dir)
+        self.users: UserStore = SharedUsers(local.path, bus) if bus is not None else local
+        # The shared key where this folder has folded one (so a second Auth of the process, e.g. a
+        # service's own, checks the cookies the dashboard's made), else this folder's own.
+        key = shared_cookie_key(local.path) or load_secret(settings.data_dir / "auth" / "session.key")
+        self.signer = SessionSigner(key, self.cfg.session_hours * 3600)
         self.bus = bus
         self.instance = uuid.uuid4().hex[:8]
         limits = SignInLimits(
@@ -129,15 +134,24 @@ class Auth:
         self._one_at_a_time = KeyedLocks()
 
     async def start(self) -> None:
-        """Learn the limits already running on the other instances; start shipping the sign-in log."""
+        """Fold the shared staff accounts and adopt the shared cookie key; learn the limits already
+        running on the other instances; start shipping the sign-in log."""
+        if isinstance(self.users, SharedUsers):
+            await self.users.start()
+            self.signer.secret = await self.users.cookie_key(self.signer.secret)
         await self.limits.start()
         self.signin_log.start()
 
     async def stop(self) -> None:
         await self.limits.stop()
         await self.signin_log.stop()
+        if isinstance(self.users, SharedUsers):
+            await self.users.stop()
 
     async def user(self, request: web.Request) -> User | None:
+        gated = signed_in_user(request)
+        if gated is not None:  # the dashboard's gate has looked this request's cookie up already
+            return gated
         if self.cfg.proxy_header and request.remote in self.cfg.trusted_proxies:
             name = request.headers.get(self.cfg.proxy_header, "").strip()
             if name:

@@ -262,6 +262,15 @@ STREAMS: list[StreamSpec] = [
         max_msg_size=4 * 1024,
     ),
     StreamSpec(
+        subjects.AUTH_ACCOUNTS_STREAM,
+        [subjects.AUTH_ACCOUNTS_ALL],
+        "Staff accounts (password hashes, one-time code secrets, e-mail, logins), their sessions "
+        "and the dashboards' cookie key; every dashboard instance folds them into its own users "
+        "file. Accounts are kept; a session's events and a used code's step expire (per-message "
+        "TTL) once they no longer matter.",
+        allow_msg_ttl=True,
+    ),
+    StreamSpec(
         subjects.AUTH_NOTICES_STREAM,
         [subjects.AUTH_NOTICES_ALL],
         "Mails for one staff member about their own account (a sign-in from a new address); "

@@ -1,4 +1,11 @@
-"""`foto3d users …`: staff accounts for the dashboard (stored hashed in the data folder)."""
+"""`foto3d users …`: staff accounts for the dashboard.
+
+A change goes over the bus when one answers: published on ``AUTH_ACCOUNTS``, every dashboard
+instance at every site applies it (``libs/auth/shared_users.py``), and the command waits until this
+host's dashboard, if one runs here, has. With no bus reachable (a lone host before its first
+`foto3d up`) it writes the data folder's file directly, and says so: a new account is published
+by the next dashboard that starts on this folder; other changes stay on this host.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ import getpass
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from foto3d.cli.common import (
     connect_cli,
@@ -19,14 +28,40 @@ from foto3d.cli.common import (
     settings_from,
     system_options,
 )
-from foto3d.libs.auth import UserError, UserStore
+from foto3d.libs.auth import User, UserError, UserStore
 from foto3d.libs.config import ConfigError
+
+T = TypeVar("T")
 
 ORDER = 60
 
 
 def _store(args: argparse.Namespace) -> UserStore:
     return UserStore.in_data_dir(settings_from(args).data_dir)
+
+
+def _change(args: argparse.Namespace, action: Callable[[UserStore], Awaitable[T]]) -> T:
+    """Run ``action`` on the shared accounts when the bus answers, else on this folder's file."""
+    from foto3d.libs.auth.shared_users import SharedUsers
+
+    settings = settings_from(args)
+    local = UserStore.in_data_dir(settings.data_dir)
+
+    async def run() -> T:
+        try:
+            bus = await connect_cli(settings)
+        except ConfigError as exc:
+            print(
+                f"no bus reachable ({str(exc).splitlines()[0]}): changing this data folder's accounts only",
+                file=sys.stderr,
+            )
+            return await action(local)
+        try:
+            return await action(SharedUsers(local.path, bus, fold=False))
+        finally:
+            await bus.close()
+
+    return asyncio.run(run())
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -44,10 +79,14 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 def cmd_add(args: argparse.Namespace) -> int:
     try:
         password, generated = _password(args)
-        store = _store(args)
-        user = asyncio.run(store.add(args.name.lower(), password, args.display_name or "", args.admin))
-        if args.email:
-            asyncio.run(store.set_email(user.name, args.email))
+
+        async def add(store: UserStore) -> User:
+            user = await store.add(args.name.lower(), password, args.display_name or "", args.admin)
+            if args.email:
+                await store.set_email(user.name, args.email)
+            return user
+
+        user = _change(args, add)
     except UserError as exc:
         return fail(str(exc))
     print(f"added user {user.name}" + (f" with password {password} (shown once)" if generated else ""))
@@ -57,7 +96,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_passwd(args: argparse.Namespace) -> int:
     try:
         password, generated = _password(args)
-        asyncio.run(_store(args).set_password(args.name.lower(), password))
+        _change(args, lambda store: store.set_password(args.name.lower(), password))
     except UserError as exc:
         return fail(str(exc))
     print(
@@ -70,7 +109,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 def cmd_email(args: argparse.Namespace) -> int:
     try:
-        asyncio.run(_store(args).set_email(args.name.lower(), args.address))
+        _change(args, lambda store: store.set_email(args.name.lower(), args.address))
     except UserError as exc:
         return fail(str(exc))
     print(f"mail about {args.name}'s account goes to {args.address}" if args.address else "no mail address")
@@ -79,7 +118,7 @@ def cmd_email(args: argparse.Namespace) -> int:
 
 def cmd_disable(args: argparse.Namespace) -> int:
     try:
-        asyncio.run(_store(args).set_disabled(args.name.lower(), not args.enable))
+        _change(args, lambda store: store.set_disabled(args.name.lower(), not args.enable))
     except UserError as exc:
         return fail(str(exc))
     print(f"{'enabled' if args.enable else 'disabled'} {args.name}")
@@ -125,7 +164,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.end or args.end_all:
         if name is None:
             return fail("name the person whose sessions end")
-        n = asyncio.run(store.end_sessions(name, sid=args.end) if args.end else store.end_sessions(name))
+        who = name
+        n = _change(
+            args,
+            lambda s: (
+                s.end_stored_sessions(who, stored_id=args.end) if args.end else s.end_stored_sessions(who)
+            ),
+        )
         if args.end and n == 0:
             return fail(f"{name} has no session {args.end}")
         print(f"ended {n} session(s) of {name}")
@@ -142,7 +187,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_link(args: argparse.Namespace) -> int:
     login = args.login or login_name()
     try:
-        asyncio.run(_store(args).link_login(args.name.lower(), login))
+        _change(args, lambda store: store.link_login(args.name.lower(), login))
     except UserError as exc:
         return fail(str(exc))
     print(f"the login {login} now acts as {args.name} in the CLI (its actions are recorded as {args.name})")
@@ -175,8 +220,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     top = sub.add_parser(
         "users",
         help="staff accounts for the dashboard sign-in",
-        description="Manage the people who can sign in to the dashboard. Works on the data folder "
-        "directly (run it on the host of `foto3d up`). Passwords are stored as scrypt hashes.",
+        description="Manage the people who can sign in to the dashboard. A change is published "
+        "to every dashboard instance when the bus answers; with none reachable it is made in the "
+        "data folder only (a new account is shared when a dashboard next starts there). Passwords "
+        "are stored as scrypt hashes.",
     )
     usub = top.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     p = usub.add_parser("add", parents=[system_options()], help="add a person (asks for a password)")

@@ -8,19 +8,19 @@ customer each account belongs to, and the invitations: one-time links kept as SH
 with an expiry, used at most once.
 
 That file is a fold of the ``GATEWAY_PORTAL`` stream (``foto3d.proto.portal``), as the
-credentials file is of theirs: every change (an invitation, its acceptance with the password's
-hash, one-time codes on or off, a session started or ended) is published first, and every
-instance writes it in stream order, each event once. An instance that made a change waits until
-its own fold has reached it, so its next request sees it; the others see it a moment later; one
-that starts with an empty folder reads the whole stream. Session ids and invitation links are
-kept (and sent) only as SHA-256 hashes.
+credentials file is of theirs and the staff's users file is of ``AUTH_ACCOUNTS``, by the same
+mechanism (:mod:`foto3d.libs.auth.fold`): every change (an invitation, its acceptance with the
+password's hash, one-time codes on or off, a session started or ended) is published first, and
+every instance writes it in stream order, each event once. An instance that made a change waits
+until its own fold has reached it, so its next request sees it; the others see it a moment
+later; one that starts with an empty folder reads the whole stream. Session ids and invitation
+links are kept (and sent) only as SHA-256 hashes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,16 +29,19 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
+from foto3d.libs.auth.fold import EXPECTED_SUBJECT_SEQ, TTL, StreamFold, keep_cookie_key
 from foto3d.libs.auth.users import (
-    User,
     UserError,
     UserStore,
     check_password,
+    drop_sessions,
     hash_password,
+    note_code_step,
+    session_start,
+    store_session,
     validate_username,
 )
 from foto3d.libs.bus.connection import Bus
-from foto3d.libs.bus.follow import StreamFollower
 from foto3d.libs.bus.publish import PublishError
 from foto3d.proto import subjects
 from foto3d.proto.portal import (
@@ -51,8 +54,6 @@ from foto3d.proto.portal import (
     PortalSessionStarted,
     PortalTotpSet,
 )
-
-log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -69,21 +70,17 @@ CREATE TABLE IF NOT EXISTS invites (
     used REAL
 );
 CREATE INDEX IF NOT EXISTS invites_by_name ON invites(name);
-CREATE TABLE IF NOT EXISTS folded (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS cookie_key (one INTEGER PRIMARY KEY CHECK (one = 1), key TEXT NOT NULL);
 """
 # The invitation's own stream sequence: its acceptance is a compare-and-set against it.
 LATER_COLUMNS = {"invites": ("seq", "INTEGER NOT NULL DEFAULT 0")}
-EXPECTED_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # Per-message TTL: a session's events and a used code's step leave the stream once they no longer
 # matter, so the stream (and an empty instance's catch-up) stays the size of the accounts and the
 # live sessions, not of every sign-in ever made. An end outlives any session started before it.
-TTL = "Nats-TTL"
 TTL_MARGIN_S = 3600
 ENDED_TTL_S = 2 * 86400  # portal sessions last 12 hours
 CODE_USED_TTL_S = 3600  # a code is good for a few 30 s steps at most
 STREAM = subjects.GATEWAY_PORTAL_STREAM
-CATCH_UP_BATCH = 1000
+_decoder = msgspec.json.Decoder(PortalEvent)
 
 
 def _hash(token: str) -> str:
@@ -108,25 +105,13 @@ class PortalUsers(UserStore):
     async def open_session(
         self, name: str, lifetime_s: float, address: str = "", user_agent: str = ""
     ) -> str:
-        sid = secrets.token_urlsafe(16)
-        now = time.time()
-        session_hash = _hash(sid)
+        sid, fields = session_start(lifetime_s, address, user_agent)
         await self.accounts.share(
-            subjects.gateway_portal_session(session_hash),
-            PortalSessionStarted(
-                account=name,
-                session_hash=session_hash,
-                expires_at=now + lifetime_s,
-                address=address[:64],
-                user_agent=user_agent[:300],
-                at=now,
-            ),
+            subjects.gateway_portal_session(fields["session_hash"]),
+            PortalSessionStarted(account=name, **fields),
             {TTL: str(int(lifetime_s) + TTL_MARGIN_S)},
         )
         return sid
-
-    async def session_user(self, sid: str, name: str) -> User | None:
-        return await super().session_user(_hash(sid), name)
 
     async def end_sessions(self, name: str, sid: str | None = None, keep: str = "") -> int:
         if keep:
@@ -166,12 +151,14 @@ class PortalAccounts:
         self.path = folder / "accounts.db"
         self.bus = bus
         self.users = PortalUsers(self.path, self)
-        self._decoder = msgspec.json.Decoder(PortalEvent)
-        self._folded = 0
-        self._progress = asyncio.Condition()
-        self._follower: StreamFollower | None = None
-        self._fold_db: aiosqlite.Connection | None = None
-        self._uncommitted = 0
+        self.fold = StreamFold(
+            bus,
+            STREAM,
+            subjects.GATEWAY_PORTAL_ALL,
+            self._connect,
+            _apply,
+            ("members", "invites", "cookie_key", "sessions", "users"),
+        )
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await self.users._connect()  # the user store's tables first: the fold writes both
@@ -182,89 +169,26 @@ class PortalAccounts:
                     await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         return db
 
-    # ---- the fold -----------------------------------------------------------------------
+    # ---- the fold (libs/auth/fold.py) ----------------------------------------------------
 
     async def start(self) -> None:
         """Fold the stream from where this file left it; return once caught up."""
-        follower = StreamFollower(self.bus.js, STREAM, subjects.GATEWAY_PORTAL_ALL, self._on_event)
-        # One connection for the fold, held while it runs: a new one per event (a thread and the
-        # schema check each) made catching up with a long stream several times slower.
-        db = self._fold_db = await self._connect()
-        async with db.execute("SELECT seq FROM folded WHERE stream=?", (STREAM,)) as cur:
-            row = await cur.fetchone()
-        done = int(row[0]) if row else 0
-        if done > await follower.last_stream_seq():
-            log.warning("stream %s is behind this portal's accounts (recreated?); folding it again", STREAM)
-            for table in ("members", "invites", "folded", "cookie_key", "sessions", "users"):
-                await db.execute(f"DELETE FROM {table}")
-            await db.commit()
-            done = 0
-        self._folded = done
-        self._follower = follower
-        await follower.start(done + 1)
-        await db.commit()  # the catch-up's last batch
+        await self.fold.start()
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            await self._follower.stop()
-            self._follower = None
-        if self._fold_db is not None:
-            await self._fold_db.close()
-            self._fold_db = None
-
-    async def _on_event(self, data: bytes, seq: int) -> None:
-        db = self._fold_db
-        if seq > self._folded and db is not None:
-            event = self._decoder.decode(data)
-            await _apply(db, event, seq)
-            await db.execute("INSERT OR REPLACE INTO folded(stream, seq) VALUES (?, ?)", (STREAM, seq))
-            self._uncommitted += 1
-            # Each event on its own once caught up (a waiting writer reads it through another
-            # connection); while catching up, in batches, which makes an empty instance's start
-            # several times faster. An event and its sequence are always in one transaction.
-            if self._uncommitted >= CATCH_UP_BATCH or (self._follower and self._follower.caught_up.is_set()):
-                await db.commit()
-                self._uncommitted = 0
-        async with self._progress:
-            self._folded = max(self._folded, seq)
-            self._progress.notify_all()
-
-    async def folded_to(self, seq: int, timeout: float = 30.0) -> None:
-        async with self._progress:
-            await asyncio.wait_for(self._progress.wait_for(lambda: self._folded >= seq), timeout)
+        await self.fold.stop()
 
     async def share(self, subject: str, event: msgspec.Struct, headers: dict[str, str] | None = None) -> None:
         """Publish a change and return once this instance's fold holds it."""
-        ack = await self.bus.publish(subject, event, headers=headers, deadline=10.0)
-        await self.folded_to(int(ack.seq))
+        await self.fold.share(subject, event, headers)
 
     async def cookie_key(self) -> bytes:
         """The portal's cookie key, the same on every instance: adopted from the stream, or made
-        and published by the first instance that needs one (compare-and-set on its subject)."""
-        key = await self._stored_key()
-        if key is None:
-            try:
-                await self.share(
-                    subjects.gateway_portal_cookie_key(),
-                    PortalCookieKey(key_hex=secrets.token_hex(32), at=time.time()),
-                    {EXPECTED_SUBJECT_SEQ: "0"},
-                )
-            except PublishError:  # another instance was first: its key is on the stream
-                info = await self.bus.js.stream_info(STREAM)
-                await self.folded_to(int(info.state.last_seq))
-            key = await self._stored_key()
-        if key is None:
-            raise RuntimeError("no portal cookie key on the stream")
-        return key
-
-    async def _stored_key(self) -> bytes | None:
-        db = await self._connect()
-        try:
-            async with db.execute("SELECT key FROM cookie_key") as cur:
-                row = await cur.fetchone()
-        finally:
-            await db.close()
-        return bytes.fromhex(str(row[0])) if row else None
+        and published by the first instance that needs one."""
+        return await self.fold.cookie_key(
+            subjects.gateway_portal_cookie_key(),
+            PortalCookieKey(key_hex=secrets.token_hex(32), at=time.time()),
+        )
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -351,8 +275,9 @@ class PortalAccounts:
         return member
 
 
-async def _apply(db: aiosqlite.Connection, event: PortalEvent, seq: int) -> None:
+async def _apply(db: aiosqlite.Connection, data: bytes, seq: int) -> None:
     """One event into the file; applying it twice changes nothing more."""
+    event = _decoder.decode(data)
     match event:
         case PortalInvited():
             async with db.execute("SELECT customer FROM members WHERE name=?", (event.account,)) as cur:
@@ -390,31 +315,10 @@ async def _apply(db: aiosqlite.Connection, event: PortalEvent, seq: int) -> None
         case PortalTotpSet():
             await db.execute("UPDATE users SET totp_secret=? WHERE name=?", (event.secret, event.account))
         case PortalCodeUsed():
-            await db.execute(
-                "UPDATE users SET totp_step=? WHERE name=? AND totp_step<?",
-                (event.step, event.account, event.step),
-            )
+            await note_code_step(db, event.account, event.step)
         case PortalSessionStarted():
-            await db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
-            await db.execute(
-                "INSERT OR IGNORE INTO sessions(id, user, created, seen, expires, address, user_agent) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (
-                    event.session_hash,
-                    event.account,
-                    event.at,
-                    event.at,
-                    event.expires_at,
-                    event.address,
-                    event.user_agent,
-                ),
-            )
+            await store_session(db, event)
         case PortalSessionEnded():
-            if event.session_hash:
-                await db.execute(
-                    "DELETE FROM sessions WHERE user=? AND id=?", (event.account, event.session_hash)
-                )
-            else:
-                await db.execute("DELETE FROM sessions WHERE user=?", (event.account,))
+            await drop_sessions(db, event.account, event.session_hash)
         case PortalCookieKey():
-            await db.execute("INSERT OR IGNORE INTO cookie_key(one, key) VALUES (1, ?)", (event.key_hex,))
+            await keep_cookie_key(db, event.key_hex)
