@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from foto3d.libs.settings import ConfigError, Env, Table
+from foto3d.proto.rules import HostName
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -51,7 +52,7 @@ class CoreSettings(msgspec.Struct, frozen=True, kw_only=True):
         Env("FOTO3D_PUBLIC_URL"),
     ] = None
     site: Annotated[
-        Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        HostName | None,
         msgspec.Meta(
             description="the site this host belongs to (e.g. onprem, cloud), sent in heartbeats: a "
             "site's silences share one alert thread, and its notifier announces the site"

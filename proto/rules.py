@@ -25,6 +25,7 @@ CUSTOMER_PATTERN = f"^{CUSTOMER_PART}$"
 OBJECT_ID_PATTERN = f"^{CUSTOMER_PART}-{OBJECT_PART}-{SERIAL_PART}$"
 CREDENTIAL_ID_PATTERN = "^[0-9a-f]{16}$"
 ORIGIN_PATTERN = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+HOST_NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,31}$"
 
 CustomerSlug = Annotated[
     str,
@@ -59,6 +60,10 @@ Origin = Annotated[
     ),
 ]
 
+# A site's or an instance's name (settings `site`, `[catalog] instance`, `[notifier] instance`):
+# it becomes a subject token and a consumer's name, hence no dots and a length bound.
+HostName = Annotated[str, msgspec.Meta(pattern=HOST_NAME_PATTERN)]
+
 #: What each rule asks for, worded for the person whose value broke it.
 RULE_WORDING: dict[str, str] = {
     CUSTOMER_PATTERN: "a customer id is 1-20 lowercase letters and digits, no dashes or spaces (e.g. acme)",
@@ -66,6 +71,8 @@ RULE_WORDING: dict[str, str] = {
     "(lowercase letters, digits and dashes, ending in a serial number such as acme-chair-001)",
     CREDENTIAL_ID_PATTERN: "a credential id is 16 lowercase hexadecimal digits",
     ORIGIN_PATTERN: "an origin is scheme://host[:port] with no path, e.g. https://shop.example.com",
+    HOST_NAME_PATTERN: "a site or instance name is 1-32 lowercase letters, digits and dashes, "
+    "starting with a letter or digit (e.g. onprem)",
 }
 
 _ERROR = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

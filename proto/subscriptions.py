@@ -21,6 +21,7 @@ import msgspec
 
 from foto3d.proto.api import Api
 from foto3d.proto.base import Count, Real
+from foto3d.proto.rules import CustomerSlug
 
 SubscriptionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -53,7 +54,7 @@ class SubscriptionSet(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     """Body of ``subscriptions.set``: create or change one subscription."""
 
     subscription_id: SubscriptionId  # the CRM's id of the contract
-    customer: Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
+    customer: CustomerSlug
     start: Real
     end: Real
     revision: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]

@@ -19,6 +19,7 @@ from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.gateway import STAFF_MODEL_PAGE
 from foto3d.proto.jobs import Artifact
 from foto3d.proto.objects import LiveStatus, ObjectSummary, ObjectView, Stage, TimelineEntry
+from foto3d.proto.rules import CUSTOMER_PART, MAX_CUSTOMER
 from foto3d.services.catalog import note_pages, review, review_files
 from foto3d.services.catalog.actions import IMAGE_TYPES, RESUBMITTABLE, REVIEWABLE, ActionError
 from foto3d.services.catalog.api import query_filters
@@ -254,7 +255,7 @@ class CatalogPages:
 <button type="submit"{off}>Register</button><p class="msg"></p></form>
 <form class="panel action add-customer" data-post="/api/customers" data-go="customer">
 <h2>Add a customer</h2>
-<label>Customer id<input name="slug" required pattern="[a-z0-9]{{1,20}}" placeholder="acme"></label>
+<label>Customer id<input name="slug" required pattern="{CUSTOMER_PART}" maxlength="{MAX_CUSTOMER}" placeholder="acme"></label>
 <label>Name<input name="name" placeholder="ACME Furniture Ltd"></label>
 <button type="submit" class="secondary">Add customer</button><p class="msg"></p></form>
 </div>"""

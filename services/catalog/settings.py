@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from foto3d.libs.settings import Env, Table
+from foto3d.proto.rules import HostName
 
 DAY = 86_400.0
 
@@ -60,7 +61,7 @@ class CatalogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         msgspec.field(default_factory=WebhookSettings)
     )
     instance: Annotated[
-        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        HostName | None,
         Meta(
             description="this instance's name where several catalogs run (a warm standby per site): each "
             "reads the event streams through its own consumers and the lease holder writes; unset = the "

@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from foto3d.libs.settings import ConfigError, Env, Table
 from foto3d.proto.alerts import SEVERITIES, Severity
+from foto3d.proto.rules import HostName
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,7 +91,7 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         Env("FOTO3D_ALERT_NO_TRAINER_WAIT"),
     ] = 300.0
     instance: Annotated[
-        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None,
+        HostName | None,
         Meta(
             description="this instance's name where several notifiers run (one per site or more): each "
             "reads the bus through its own consumers and the lease holder sends; unset = the only instance"

@@ -16,6 +16,7 @@ from foto3d.libs.config import Settings
 from foto3d.libs.web.layout import esc, render_page
 from foto3d.proto.api import ServiceError
 from foto3d.proto.gateway import CredentialKind, RevokeRequest, UsageQuery
+from foto3d.proto.rules import CUSTOMER_PART, MAX_CUSTOMER
 from foto3d.services.token_gateway.manage import CredentialManager, issue_request
 from foto3d.services.token_gateway.parts import GatewayParts
 
@@ -75,7 +76,7 @@ def routes(settings: Settings, parts: GatewayParts, manager: CredentialManager) 
         kinds = "".join(f'<option value="{k.value}">{k.value}</option>' for k in CredentialKind)
         form = f"""<div class="panel"><h2>Issue a credential</h2>
 <form method="post" action="{CREDENTIALS_PATH}/issue" class="stack">
-<label>Customer <input name="customer" required pattern="[a-z0-9]+" value="{esc(customer)}"></label>
+<label>Customer <input name="customer" required pattern="{CUSTOMER_PART}" maxlength="{MAX_CUSTOMER}" value="{esc(customer)}"></label>
 <label>Kind <select name="kind">{kinds}</select></label>
 <label>Label <input name="label" maxlength="200"></label>
 <label>Allowed origins (publishable keys; one per line) <textarea name="origins" rows="2"></textarea></label>
