@@ -16,9 +16,12 @@ import time
 from dataclasses import dataclass
 
 from foto3d.proto.gateway import CredentialInfo, CredentialKind
+from foto3d.proto.rules import CREDENTIAL_ID_PART
 
 PREFIXES = {CredentialKind.SECRET: "sk", CredentialKind.PUBLISHABLE: "pk"}
-TOKEN_RE = re.compile(r"^(?P<kind>sk|pk)_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
+# A token's secret part: 32 random bytes, base64url without padding.
+SECRET_PART = "[A-Za-z0-9_-]{43}"
+TOKEN_RE = re.compile(f"^(?P<kind>sk|pk)_(?P<id>{CREDENTIAL_ID_PART})_(?P<secret>{SECRET_PART})$")
 SHOWN_PREFIX_CHARS = 24  # "sk_" + id + "_" + 4 secret characters
 
 

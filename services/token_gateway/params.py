@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from foto3d.proto.rules import CREDENTIAL_ID_PATTERN, MAX_OBJECT_ID, OBJECT_ID_PATTERN
+from foto3d.proto.rules import CREDENTIAL_ID_PART, CREDENTIAL_ID_PATTERN, MAX_OBJECT_ID, OBJECT_ID_PATTERN
+from foto3d.services.token_gateway.credentials import SECRET_PART
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ FILE_NAME = Shape("^[a-z0-9][a-z0-9.-]{0,120}$", 121)
 DAY = Shape("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", 10)
 # ``<exp>.<credential id>.<embedding origin, base64url>.<signature>`` (see embed.issue).
 EMBED_PASS = Shape(
-    r"^([0-9]{1,12})\.([0-9a-f]{16})\.([A-Za-z0-9_-]{0,400})\.([A-Za-z0-9_-]{43})$", 12 + 16 + 400 + 43 + 3
+    rf"^([0-9]{{1,12}})\.({CREDENTIAL_ID_PART})\.([A-Za-z0-9_-]{{0,400}})\.([A-Za-z0-9_-]{{43}})$",
+    12 + 16 + 400 + 43 + 3,
 )
-SECRET_TOKEN = Shape("^sk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$", 63)
-PUBLISHABLE_KEY = Shape("^pk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$", 63)
+SECRET_TOKEN = Shape(f"^sk_{CREDENTIAL_ID_PART}_{SECRET_PART}$", 63)
+PUBLISHABLE_KEY = Shape(f"^pk_{CREDENTIAL_ID_PART}_{SECRET_PART}$", 63)
 # ``scope=test`` marks a link given out to a test origin (links.TEST_SCOPE); nothing else is one.
 LINK_SCOPES = ("test",)
