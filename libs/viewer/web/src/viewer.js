@@ -4,6 +4,7 @@
 //   src="model.spz" [config="viewer.json" | config='{"background": "#fff"}'] [format="spz"] [poster=...]
 //   model="OBJECT_ID" api="https://gateway" key="pk_..."   -> GET {api}/v1/models/{id}?key=...&formats=...
 //     [analytics="off"]: no beacon (by default one goes to POST {api}/v1/beacon; beacon.js)
+//   either way [max-splats="N" | "none"]: the splat budget instead of the device class's (budget.js)
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
 import { SplatMesh } from "@sparkjsdev/spark";
@@ -23,6 +24,7 @@ import { OrbitController } from "./orbit.js";
 import { recordedUp } from "./plyheader.js";
 import { shDegree } from "./shdegree.js";
 import { sparkWasmReady } from "./sparkwasm.js";
+import { applySplatBudget, chooseBudget, splatGpuBytes } from "./budget.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -229,12 +231,15 @@ class Foto3dViewer extends HTMLElement {
       log(err && err.message ? err.message : err);
       this._unavailable("load_failed");
     });
-    // Spark decodes in a worker it starts now, while the bytes are on their way.
+    // Spark decodes in a worker it starts now, while the bytes are on their way; a model over
+    // this device's splat budget keeps its most important splats before any reach the GPU.
+    this.splats = chooseBudget(this.getAttribute("max-splats"));
     this.mesh = new SplatMesh({
       stream: download.stream,
       fileType: SPARK_TYPES[file.format],
       fileName: `model${format.suffix}`,
       lod: false,
+      onLoad: (mesh) => this._applyBudget(mesh),
     });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
@@ -303,6 +308,18 @@ class Foto3dViewer extends HTMLElement {
     this._framedAt = performance.now();
     mark("framed");
     this._wake();
+  }
+
+  /** Trims the decoded model to the splat budget (budget.js); `this.splats` says what happened. */
+  async _applyBudget(mesh) {
+    mark("decoded");
+    const done = await applySplatBudget(mesh, this.splats.budget);
+    this.splats = { ...this.splats, ...done, gpuBytes: splatGpuBytes(mesh.packedSplats) };
+    if (done.trimmed) {
+      mark("budget");
+      console.info(`foto3d-viewer: ${done.total} splats, kept the ${done.kept} most important`
+        + ` (${this.splats.deviceClass} budget ${this.splats.budget}) in ${Math.round(done.ms)} ms`);
+    }
   }
 
   // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
