@@ -102,11 +102,8 @@ async def test_turning_the_model_reads_nothing_back_and_draws_lighter(page: Any,
     # the distances are measured in a worker: on the page they were a long task per sort for a
     # big model under a phone's CPU (30-95 ms for 500k splats)
     assert await page.evaluate(f"{VIEWER}.spark.cpuSorted") == "worker"
-    # while the finger moves, frames at one device pixel per CSS pixel; at rest, the screen's own
-    assert WIDTH in perf["widths"], (
-        f"every frame while turning was drawn at full resolution: {perf['widths']}"
-    )
-    # frames this slow (software WebGL under a 4× slower CPU) step the moving resolution down
+    # while the finger moves, frames at most one device pixel per CSS pixel, and frames this slow
+    # (software WebGL under a 4× slower CPU) step it down to half of that; at rest, the screen's own
     assert min(perf["widths"]) <= WIDTH // 2, (
         f"slow moving frames kept their resolution: {sorted(set(perf['widths']))}"
     )

@@ -392,15 +392,18 @@ class Foto3dViewer extends HTMLElement {
    * than SLOW_FRAME_MS apart step the ratio down (1, 0.75, 0.5 device pixels per CSS pixel; for
    * auto-rotation from the screen's own ratio first), one step a frame, and a run of FAST_RUN
    * frames faster than FAST_FRAME_MS steps it back up. Under software WebGL a moving frame is a long task of the
-   * rasteriser: a quarter of the pixels is a shorter wait for the next touch. What it learned is
-   * kept for the next gesture.
+   * rasteriser: a quarter of the pixels is a shorter wait for the next touch. Frames drawn back to
+   * back at rest (after the first picture, after a gesture) count as well, and what it learned is
+   * kept for the next gesture, so a slow device's first touch already gets the small frames.
    */
   _matchPixelRatio(now) {
     const ready = this.state === "ready";
     const touched = ready && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
     const animating = touched || (ready && this.controls && this.controls.moving);
     const ladder = [this._pixelRatio, ...MOVING_PIXEL_RATIOS.filter((r) => r < this._pixelRatio)];
-    if (animating && this._drawnAt) {
+    // Every frame the loop draws back to back counts, at rest too: a device whose still frames
+    // come slowly starts its first gesture at the lower resolution, not after slow moving frames.
+    if (ready && this._drawnAt) {
       const interval = now - this._drawnAt; // the previous frame's cost, at the loop's pace
       // down at once, up only after a run of fast frames (a smaller frame is faster: stepping
       // up after one would swing between two sizes)
