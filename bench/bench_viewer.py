@@ -162,6 +162,8 @@ def make_app(scenes: Path) -> web.Application:
         attrs = f'src="/scenes/{quote(request.query["file"])}"'
         if "poster" in request.query:
             attrs += f' poster="/scenes/{quote(request.query["poster"])}"'
+        if "max-splats" in request.query:  # the splat budget (bench_viewer_budget.py)
+            attrs += f' max-splats="{quote(request.query["max-splats"])}"'
         html = f"""<!doctype html><html><head><meta charset="utf-8">
 <style>html,body{{margin:0}}foto3d-viewer{{width:{WIDTH}px;height:{HEIGHT}px}}</style>
 {assets.script_tag("/viewer/" + b.file, b.sri)}</head><body><foto3d-viewer {attrs}></foto3d-viewer></body></html>"""

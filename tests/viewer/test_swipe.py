@@ -94,16 +94,18 @@ async def test_turning_the_model_reads_nothing_back_and_draws_lighter(page: Any,
         f"while turning: {perf['readbacks']} GPU read-backs, {perf['sorts']} sorts;"
         f" {len(perf['frames'])} long frames, longest script {max((s['duration'] for s in scripts), default=0):.0f} ms,"
         f" at most {per_frame:.0f} ms of script in a frame; inputs processed in at most {handled:.0f} ms;"
-        f" {len(perf['longtasks'])} long tasks, {sum(perf['longtasks']):.0f} ms in all"
+        f" {len(perf['longtasks'])} long tasks, {sum(perf['longtasks']):.0f} ms in all;"
+        f" widths drawn {perf['widths']}"
     )
     assert perf["sorts"] > 0, "the model turned without being sorted again"
     assert perf["readbacks"] == 0, f"{perf['readbacks']} GPU read-backs while turning the model"
     # the distances are measured in a worker: on the page they were a long task per sort for a
     # big model under a phone's CPU (30-95 ms for 500k splats)
     assert await page.evaluate(f"{VIEWER}.spark.cpuSorted") == "worker"
-    # while the finger moves, frames at one device pixel per CSS pixel; at rest, the screen's own
-    assert WIDTH in perf["widths"], (
-        f"every frame while turning was drawn at full resolution: {perf['widths']}"
+    # while the finger moves, frames at most one device pixel per CSS pixel, and frames this slow
+    # (software WebGL under a 4× slower CPU) step it down to half of that; at rest, the screen's own
+    assert min(perf["widths"]) <= WIDTH // 2, (
+        f"slow moving frames kept their resolution: {sorted(set(perf['widths']))}"
     )
     rest = await page.evaluate(f"{VIEWER}.shadowRoot.querySelector('canvas').width")
     assert rest == WIDTH * PHONE_DPR, f"the resting picture is {rest} device pixels wide"

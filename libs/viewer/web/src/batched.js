@@ -185,9 +185,11 @@ export class BatchedSparkRenderer extends SparkRenderer {
       console.warn("foto3d-viewer: a Spark option the lean shaders leave out is on; drawing with Spark's shaders");
       this.use("batched");
     }
-    if (!this.batched) return;
-    // Spark has just set one instance per splat to draw: draw that many splats, in batches.
+    // Spark has just set one instance per splat to draw (read back by tests and the bench)
     const splats = this.geometry.instanceCount;
+    this.drawnSplats = splats;
+    if (!this.batched) return;
+    // draw that many splats, in batches
     this.material.uniforms.foto3dSplatCount.value = splats;
     this.geometry.instanceCount = Math.ceil(splats / SPLATS_PER_INSTANCE);
   }

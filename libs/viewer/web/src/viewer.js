@@ -4,6 +4,7 @@
 //   src="model.spz" [config="viewer.json" | config='{"background": "#fff"}'] [format="spz"] [poster=...]
 //   model="OBJECT_ID" api="https://gateway" key="pk_..."   -> GET {api}/v1/models/{id}?key=...&formats=...
 //     [analytics="off"]: no beacon (by default one goes to POST {api}/v1/beacon; beacon.js)
+//   either way [max-splats="N" | "none"]: the splat budget instead of the device class's (budget.js)
 // The element reflects what it is doing in its `state` attribute: loading, ready, unavailable.
 import * as THREE from "three";
 import { SplatMesh } from "@sparkjsdev/spark";
@@ -23,6 +24,7 @@ import { OrbitController } from "./orbit.js";
 import { recordedUp } from "./plyheader.js";
 import { shDegree } from "./shdegree.js";
 import { sparkWasmReady } from "./sparkwasm.js";
+import { applySplatBudget, chooseBudget, splatGpuBytes } from "./budget.js";
 
 export const VERSION = typeof __FOTO3D_VIEWER_VERSION__ === "string" ? __FOTO3D_VIEWER_VERSION__ : "dev";
 
@@ -51,6 +53,13 @@ const DEFAULTS = {
 // Input within this many ms counts as moving (below the waking window, _wake's 500 ms).
 const INTERACTION_MS = 250;
 const MOVING_PIXEL_RATIO = 1;
+// Adaptive resolution while the picture moves (_matchPixelRatio): device pixels per CSS pixel
+// it steps down through when frames come slower than SLOW_FRAME_MS apart, and back up when they
+// come faster than FAST_FRAME_MS (FAST_RUN in a row). A still picture is always drawn at the screen's own ratio.
+const MOVING_PIXEL_RATIOS = [1, 0.75, 0.5];
+const SLOW_FRAME_MS = 70;
+const FAST_FRAME_MS = 30;
+const FAST_RUN = 10;
 
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
@@ -78,6 +87,8 @@ class Foto3dViewer extends HTMLElement {
     this._sortListeners = new Set(); // called whenever the renderer says a frame is due (e.g. a sort is back)
     this._awakeUntil = 0; // performance.now() until which the render loop keeps running
     this._lastFrameAt = 0;
+    this._drawnAt = 0; // when the loop's previous tick drew (0: it did not, or the loop stopped)
+    this._slowness = 0; // steps down MOVING_PIXEL_RATIOS that moving frames take (adaptive resolution)
     this.timings = {}; // milliseconds since the page started loading
   }
 
@@ -229,12 +240,15 @@ class Foto3dViewer extends HTMLElement {
       log(err && err.message ? err.message : err);
       this._unavailable("load_failed");
     });
-    // Spark decodes in a worker it starts now, while the bytes are on their way.
+    // Spark decodes in a worker it starts now, while the bytes are on their way; a model over
+    // this device's splat budget keeps its most important splats before any reach the GPU.
+    this.splats = chooseBudget(this.getAttribute("max-splats"));
     this.mesh = new SplatMesh({
       stream: download.stream,
       fileType: SPARK_TYPES[file.format],
       fileName: `model${format.suffix}`,
       lod: false,
+      onLoad: (mesh) => this._applyBudget(mesh),
     });
     const canvas = this.$.canvas;
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
@@ -305,6 +319,18 @@ class Foto3dViewer extends HTMLElement {
     this._wake();
   }
 
+  /** Trims the decoded model to the splat budget (budget.js); `this.splats` says what happened. */
+  async _applyBudget(mesh) {
+    mark("decoded");
+    const done = await applySplatBudget(mesh, this.splats.budget);
+    this.splats = { ...this.splats, ...done, gpuBytes: splatGpuBytes(mesh.packedSplats) };
+    if (done.trimmed) {
+      mark("budget");
+      console.info(`foto3d-viewer: ${done.total} splats, kept the ${done.kept} most important`
+        + ` (${this.splats.deviceClass} budget ${this.splats.budget}) in ${Math.round(done.ms)} ms`);
+    }
+  }
+
   // Render on demand: a splat costs a full sort and draw per frame, so an idle viewer stops
   // drawing (no CPU or battery spent on a still picture) and wakes on input, resize, config or
   // auto-rotate. It keeps drawing a little after input; Spark's sort (in a worker, one frame
@@ -328,12 +354,16 @@ class Foto3dViewer extends HTMLElement {
     // one (a 500k-splat model's first frame came one whole software frame, ~2 s, later). Once
     // a second, in case a wake was missed.
     const now = performance.now();
-    if (this.state === "framing" && !this._frameDue && now - this._lastFrameAt < 1000) return;
+    if (this.state === "framing" && !this._frameDue && now - this._lastFrameAt < 1000) {
+      this._drawnAt = 0;
+      return;
+    }
     this._frameDue = false;
     this._lastFrameAt = now;
     if (this.controls && this.controls.update(this.camera, now)) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
     this._matchPixelRatio(now);
+    this._drawnAt = now;
     const early = this.state !== "ready";
     if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
@@ -346,6 +376,7 @@ class Foto3dViewer extends HTMLElement {
       || this.renderer.getPixelRatio() !== this._pixelRatio;
     if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
       this._looping = false;
+      this._drawnAt = 0;
       this.renderer.setAnimationLoop(null);
     }
   }
@@ -356,10 +387,36 @@ class Foto3dViewer extends HTMLElement {
    * pixels: on a phone at 1.75-3× a moving frame cost 3-9× as much, and the next touch waited on
    * it. The frame after the last input comes within INTERACTION_MS, inside the waking window, so
    * the picture the visitor rests on is always drawn at full resolution.
+   *
+   * Adaptive: while the picture moves (input, a glide, auto-rotation), frames that come slower
+   * than SLOW_FRAME_MS apart step the ratio down (1, 0.75, 0.5 device pixels per CSS pixel; for
+   * auto-rotation from the screen's own ratio first), one step a frame, and a run of FAST_RUN
+   * frames faster than FAST_FRAME_MS steps it back up. Under software WebGL a moving frame is a long task of the
+   * rasteriser: a quarter of the pixels is a shorter wait for the next touch. Frames drawn back to
+   * back at rest (after the first picture, after a gesture) count as well, and what it learned is
+   * kept for the next gesture, so a slow device's first touch already gets the small frames.
    */
   _matchPixelRatio(now) {
-    const moving = this.state === "ready" && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
-    const ratio = moving ? Math.min(this._pixelRatio, MOVING_PIXEL_RATIO) : this._pixelRatio;
+    const ready = this.state === "ready";
+    const touched = ready && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
+    const animating = touched || (ready && this.controls && this.controls.moving);
+    const ladder = [this._pixelRatio, ...MOVING_PIXEL_RATIOS.filter((r) => r < this._pixelRatio)];
+    // Every frame the loop draws back to back counts, at rest too: a device whose still frames
+    // come slowly starts its first gesture at the lower resolution, not after slow moving frames.
+    if (ready && this._drawnAt) {
+      const interval = now - this._drawnAt; // the previous frame's cost, at the loop's pace
+      // down at once, up only after a run of fast frames (a smaller frame is faster: stepping
+      // up after one would swing between two sizes)
+      this._fastFrames = interval < FAST_FRAME_MS ? (this._fastFrames || 0) + 1 : 0;
+      if (interval > SLOW_FRAME_MS) this._slowness = Math.min(this._slowness + 1, ladder.length - 1);
+      else if (this._fastFrames >= FAST_RUN) {
+        this._slowness = Math.max(this._slowness - 1, 0);
+        this._fastFrames = 0;
+      }
+    }
+    let step = animating ? this._slowness : 0;
+    if (touched) step = Math.max(step, ladder.indexOf(Math.min(this._pixelRatio, MOVING_PIXEL_RATIO)));
+    const ratio = ladder[Math.min(step, ladder.length - 1)];
     if (this.renderer.getPixelRatio() !== ratio) this.renderer.setPixelRatio(ratio);
   }
 
