@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 
 from foto3d.libs.bus.connection import Bus
 from foto3d.libs.bus.topology import KVSpec
+from foto3d.libs.nats_server import pid_alive
 from foto3d.libs.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,8 @@ def process_table() -> str | None:
 
 def process_gone(pid: int) -> bool:
     """No process ``pid`` in this table, or only its zombie (killed, not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return True
-    except PermissionError:
-        return False
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
