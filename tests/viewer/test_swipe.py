@@ -109,3 +109,41 @@ async def test_turning_the_model_reads_nothing_back_and_draws_lighter(page: Any,
     )
     rest = await page.evaluate(f"{VIEWER}.shadowRoot.querySelector('canvas').width")
     assert rest == WIDTH * PHONE_DPR, f"the resting picture is {rest} device pixels wide"
+
+
+# The viewer's draws, keyed by the animation frame they were drawn in (the document timeline's
+# time is the same for every callback of one frame).
+COUNT_DRAWS = """() => {
+  window.__draws = new Map();
+  const viewer = document.querySelector('foto3d-viewer');
+  const render = viewer.renderer.render.bind(viewer.renderer);
+  let depth = 0; // Spark renders its own passes from inside the viewer's draw: not counted
+  viewer.renderer.render = (...args) => {
+    const frame = document.timeline.currentTime;
+    if (depth === 0) window.__draws.set(frame, (window.__draws.get(frame) || 0) + 1);
+    depth++;
+    try {
+      return render(...args);
+    } finally {
+      depth--;
+    }
+  };
+}"""
+
+
+async def test_each_frame_is_drawn_once_after_the_viewer_has_rested(page: Any, site: Site) -> None:
+    """An idle viewer stops its loop and a touch starts it again: that must not leave a second
+    loop behind. (three.js's setAnimationLoop, stopped from inside its own callback, kept asking
+    for frames, so each rest and wake added a loop and every frame was drawn once per loop: under
+    software WebGL each extra draw a whole frame of rasteriser time on the phone bench.)"""
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.spz"), width=WIDTH, height=500))
+    assert await settle(page) == "ready"
+    await page.evaluate(COUNT_DRAWS)
+    canvas = page.locator("foto3d-viewer canvas")
+    await canvas.focus()
+    for _ in range(3):  # rest, wake, rest, ...
+        await page.keyboard.press("ArrowLeft")
+        await frames_later(page)
+    draws = await page.evaluate("[...window.__draws.values()]")
+    assert len(draws) >= 3, f"the key presses drew only {len(draws)} frames"
+    assert max(draws) == 1, f"frames drawn more than once after rests: draws per frame {draws}"

@@ -134,7 +134,7 @@ class Foto3dViewer extends HTMLElement {
   disconnectedCallback() {
     if (this._beacon) this._beacon.detach();
     this._beacon = null;
-    if (this.renderer) this.renderer.setAnimationLoop(null);
+    this._stopLoop();
     if (this._resizeObserver) this._resizeObserver.disconnect();
     if (this.controls) this.controls.dispose();
     if (this.mesh) this.mesh.dispose();
@@ -344,7 +344,27 @@ class Foto3dViewer extends HTMLElement {
     this._frameDue = true;
     if (this._looping || !this.renderer) return;
     this._looping = true;
-    this.renderer.setAnimationLoop(() => this._tick());
+    this._nextFrame();
+  }
+
+  // The loop is the viewer's own, one animation-frame request at a time, not three.js's
+  // setAnimationLoop: that one, stopped from inside its own callback (as an idle viewer stops),
+  // still asks for the next frame, and starting it again adds a second chain of requests; each
+  // rest then woken made one more, and every frame was drawn once per chain (twice, three
+  // times ...: under software WebGL each copy a whole frame of rasteriser time).
+  _nextFrame() {
+    if (this._frameRequest) return; // one request at a time
+    this._frameRequest = requestAnimationFrame(() => {
+      this._frameRequest = null;
+      this._tick();
+      if (this._looping) this._nextFrame();
+    });
+  }
+
+  _stopLoop() {
+    this._looping = false;
+    if (this._frameRequest) cancelAnimationFrame(this._frameRequest);
+    this._frameRequest = null;
   }
 
   _tick() {
@@ -375,9 +395,8 @@ class Foto3dViewer extends HTMLElement {
     const busy = this.state !== "ready" || (this.controls && this.controls.moving)
       || this.renderer.getPixelRatio() !== this._pixelRatio;
     if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
-      this._looping = false;
+      this._stopLoop();
       this._drawnAt = 0;
-      this.renderer.setAnimationLoop(null);
     }
   }
 
@@ -705,7 +724,7 @@ class Foto3dViewer extends HTMLElement {
 
   _unavailable(code = "unavailable") {
     if (this._beacon) this._beacon.error(code);
-    if (this.renderer) this.renderer.setAnimationLoop(null);
+    this._stopLoop();
     this.$.progress.hidden = true;
     this.$.poster.hidden = true;
     this.$.card.hidden = false;
