@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import math
 import statistics
 from pathlib import Path
@@ -36,6 +35,8 @@ from urllib.parse import quote
 import numpy as np
 import numpy.typing as npt
 from bench_viewer import browser_and_site
+
+from testkit.viewer_canvas import canvas_rgb
 
 LOAD_TIMEOUT_S = 600.0
 
@@ -62,20 +63,6 @@ _FRAME_MS = """() => {
   return times.sort((a, b) => a - b)[2];
 }"""
 
-_READBACK = """() => {
-  const el = document.querySelector('foto3d-viewer');
-  const src = el.shadowRoot.querySelector('canvas');
-  el.renderNow();
-  const c = document.createElement('canvas');
-  c.width = src.width; c.height = src.height;
-  const ctx = c.getContext('2d');
-  ctx.drawImage(src, 0, 0);
-  const data = ctx.getImageData(0, 0, c.width, c.height).data;
-  let s = '';
-  for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
-  return [c.width, c.height, btoa(s)];
-}"""
-
 
 async def load(
     browser: Any, base: str, name: str, budget: str
@@ -96,9 +83,7 @@ async def load(
         # the JS heap and the array buffers it holds (Spark keeps its splat arrays after upload)
         state["heap"] = usage["usedSize"] + usage.get("backingStorageSize", 0)
         state["frame_ms"] = await page.evaluate(_FRAME_MS)
-        w, h, b64 = await page.evaluate(_READBACK)
-        rgba = np.frombuffer(base64.b64decode(b64), np.uint8).reshape(h, w, 4)
-        return state, rgba[:, :, :3].copy()
+        return state, await canvas_rgb(page)
     finally:
         await context.close()
 
