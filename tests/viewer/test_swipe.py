@@ -31,7 +31,16 @@ OBSERVE = """() => {
   window.__perf = {frames: [], events: [], longtasks: [], readbacks: 0, sorts: 0, widths: []};
   const viewer = document.querySelector('foto3d-viewer');
   const render = viewer.renderer.render.bind(viewer.renderer);
-  viewer.renderer.render = (...args) => { window.__perf.widths.push(viewer.renderer.domElement.width); return render(...args); };
+  let depth = 0; // Spark's own passes, drawn from inside the viewer's frame, are not frames
+  viewer.renderer.render = (...args) => {
+    if (depth === 0) window.__perf.widths.push(viewer.renderer.domElement.width);
+    depth++;
+    try {
+      return render(...args);
+    } finally {
+      depth--;
+    }
+  };
   const gl = viewer.renderer.getContext();
   const read = gl.getBufferSubData.bind(gl);
   gl.getBufferSubData = (...args) => { window.__perf.readbacks++; return read(...args); };
@@ -109,6 +118,15 @@ async def test_turning_the_model_reads_nothing_back_and_draws_lighter(page: Any,
     )
     rest = await page.evaluate(f"{VIEWER}.shadowRoot.querySelector('canvas').width")
     assert rest == WIDTH * PHONE_DPR, f"the resting picture is {rest} device pixels wide"
+    # The sharp frame costs several moving ones here: it waits for a pause in the input, so the
+    # swipes (back to back, as a visitor flicks twice) never waited behind one, and it is drawn
+    # once, after the last (not again when the last sort came back).
+    widths = perf["widths"]
+    moving = next(i for i, w in enumerate(widths) if w <= WIDTH // 2)
+    sharp_after = [i for i, w in enumerate(widths) if i > moving and w == rest]
+    assert sharp_after == [len(widths) - 1], (
+        f"sharp frames drawn while the visitor was still swiping, or more than once after: widths drawn {widths}"
+    )
 
 
 # The viewer's draws, keyed by the animation frame they were drawn in (the document timeline's
@@ -147,3 +165,48 @@ async def test_each_frame_is_drawn_once_after_the_viewer_has_rested(page: Any, s
     draws = await page.evaluate("[...window.__draws.values()]")
     assert len(draws) >= 3, f"the key presses drew only {len(draws)} frames"
     assert max(draws) == 1, f"frames drawn more than once after rests: draws per frame {draws}"
+
+
+# Per frame the viewer draws: how many splats, and whether the moving picture asked for a share.
+COUNT_SPLATS = """() => {
+  window.__splats = [];
+  const viewer = document.querySelector('foto3d-viewer');
+  const render = viewer.renderer.render.bind(viewer.renderer);
+  let depth = 0;
+  viewer.renderer.render = (...args) => {
+    depth++;
+    try {
+      return render(...args);
+    } finally {
+      depth--;
+      if (depth === 0) window.__splats.push([viewer.spark.drawnSplats, viewer.spark.lighterWhileMoving]);
+    }
+  };
+}"""
+
+
+async def test_a_slow_device_draws_the_important_half_while_moving_and_every_splat_at_rest(
+    page: Any, site: Site
+) -> None:
+    """Under software WebGL a frame's cost is mostly its splats: once moving frames are slow even
+    at the smallest resolution, the sorts for the moving picture keep the most important half
+    (Spark draws what a sort keeps), and the picture at rest has every splat again."""
+    await page.goto(site.page_url(tag(src=f"{site.base}/files/clean.spz"), width=WIDTH, height=500))
+    assert await settle(page) == "ready"
+    total = await page.evaluate(f"{VIEWER}.spark.drawnSplats")
+    # what a device learns after a few slow moving frames at its smallest resolution (set here so
+    # that the test does not depend on how slow this machine's frames are)
+    await page.evaluate(f"{VIEWER}._slowness = {VIEWER}._ladder().length")
+    await page.evaluate(COUNT_SPLATS)
+    canvas = page.locator("foto3d-viewer canvas")
+    await canvas.focus()
+    for _ in range(8):
+        await page.keyboard.press("ArrowLeft")
+    await frames_later(page)
+    frames = await page.evaluate("window.__splats")
+    moving = [n for n, lighter in frames if lighter]
+    assert moving, f"no moving frame asked for a share of the splats: {frames}"
+    half = -(-total // 2)
+    assert min(n for n, _ in frames) == half, f"{total} splats; drawn per frame {frames}"
+    assert frames[-1] == [total, False], f"the picture at rest lacks splats: {frames}"
+    assert await page.evaluate(f"{VIEWER}.spark.partialSort") is False

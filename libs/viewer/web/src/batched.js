@@ -96,6 +96,8 @@ export class BatchedSparkRenderer extends SparkRenderer {
     const stockFragment = this.material.fragmentShader;
     const batchedVertex = batchedVertexShader(stockVertex);
     this.shaders = { stock: { vertex: stockVertex, fragment: stockFragment } };
+    this.lighterWhileMoving = false; // true: the next CPU sorts keep only cpusort.js's MOVING_SHARE
+    this.partialSort = false; // whether the last sort that finished left splats out
     this.stockGeometry = this.geometry;
     this.batchedGeometry = batchedQuads(SPLATS_PER_INSTANCE);
     this.material.uniforms.foto3dSplatCount = { value: 0 };
@@ -162,9 +164,17 @@ export class BatchedSparkRenderer extends SparkRenderer {
     // the camera as it was when these splats were generated, in the mesh's own frame
     sort.toMesh.copy(sort.mesh.matrixWorld).invert();
     const eye = sort.eye.copy(current.viewOrigin).applyMatrix4(sort.toMesh).clone();
-    await sort.distances.into(eye, new Float32Array(readback.buffer, readback.byteOffset, numSplats));
+    const partial = this.lighterWhileMoving; // as asked when this sort began
+    await sort.distances.into(eye, new Float32Array(readback.buffer, readback.byteOffset, numSplats), partial);
     this.cpuSorted = sort.distances.inWorker ? "worker" : "page";
+    this.partialSort = partial;
     return readback;
+  }
+
+  /** Sort the same view again (after partial sorts: the picture at rest needs every splat). */
+  sortAgain() {
+    this.sortDirty = true;
+    this.driveSort().catch((err) => console.warn("foto3d-viewer: sort failed:", err));
   }
 
   /**

@@ -22,8 +22,9 @@ export const BUDGETS = { phone: 400_000, tablet: 1_000_000, desktop: 4_000_000 }
 
 const SPLAT_ROW = 2048; // Spark's splat texture width: its arrays hold whole rows
 const SH_WORDS = { sh1: 2, sh2: 4, sh3: 4 }; // 32-bit words per splat of each SH band's array
-const LN_SCALE_MIN = -12; // Spark's default scale encoding, when a file sets none
-const LN_SCALE_MAX = 9;
+// Spark's default scale encoding, when a file sets none
+export const LN_SCALE_MIN = -12;
+export const LN_SCALE_MAX = 9;
 
 /**
  * The device class this page runs on: "phone" for a coarse pointer on a small screen, and for
@@ -57,7 +58,7 @@ export function chooseBudget(attribute, win = window) {
  * Importance: ln(opacity) + the sum of the two largest ln(scale), i.e. opacity x projected area.
  * Exactly `keep` come back: ties at the threshold go in file order.
  */
-function importantIndices(words, n, keep, lnScaleMin, lnScaleMax) {
+export function importantIndices(words, n, keep, lnScaleMin, lnScaleMax) {
   const step = (lnScaleMax - lnScaleMin) / 254;
   const score = new Float32Array(n);
   let lo = Infinity;
@@ -224,4 +225,3 @@ export async function applySplatBudget(mesh, budget) {
   return { ...result, kept: packed.numSplats, trimmed: true, ms: performance.now() - started, inWorker: out.inWorker };
 }
 
-export const _forTests = { importantIndices };

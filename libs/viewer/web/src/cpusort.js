@@ -15,6 +15,16 @@
 // finger turned a big model (and the one-off decode of its centres more). Both now run in a
 // worker that keeps the centres; the page only copies the answer into Spark's buffer (a memcpy).
 // Where no worker can start, the same functions run on the page, as before.
+//
+// Lighter while moving: a sort asked for `moving` leaves out all but the most important share of
+// the splats (budget.js's ranking, worked out once): their distance is Infinity, which Spark's
+// sort counts as inactive, so the frames drawn in that order draw only that share. The viewer
+// asks for it on a device whose moving frames stay slow at its smallest resolution (viewer.js).
+
+import { importantIndices, LN_SCALE_MAX, LN_SCALE_MIN } from "./budget.js";
+
+/** The share of the splats a sort for a moving picture keeps. */
+export const MOVING_SHARE = 0.5;
 
 // float16 -> float32 for every 16-bit pattern (256 kB)
 function halfToFloatTable() {
@@ -55,22 +65,38 @@ function squaredDistances(centres, x, y, z, target) {
   }
 }
 
+// Which splats a sort for a moving picture keeps (1) and leaves out (0).
+function movingMask(words, n, share, lnScaleMin, lnScaleMax) {
+  const mask = new Uint8Array(n);
+  for (const i of importantIndices(words, n, Math.ceil(n * share), lnScaleMin, lnScaleMax)) mask[i] = 1;
+  return mask;
+}
+
+// Leaves out of the sort (as inactive) the splats the mask does not keep.
+function leaveOut(target, mask) {
+  for (let i = 0; i < mask.length; i++) if (!mask[i]) target[i] = Infinity;
+}
+
 // The worker: keeps the centres, answers each eye with the distances in the buffer it was lent.
 function distanceWorker() {
   let centres = null;
+  let mask = null;
   self.onmessage = ({ data }) => {
     if (data.words) {
       centres = decodeCentres(data.words, data.n, halfToFloatTable());
+      mask = movingMask(data.words, data.n, data.share, data.lnScaleMin, data.lnScaleMax);
       return;
     }
     squaredDistances(centres, data.x, data.y, data.z, data.out);
+    if (data.moving) leaveOut(data.out, mask);
     self.postMessage({ id: data.id, out: data.out }, [data.out.buffer]);
   };
 }
 
 function startWorker() {
   // The functions' own source (minified with the bundle; they refer only to each other)
-  const source = [halfToFloatTable, decodeCentres, squaredDistances].map(String).join("\n");
+  const source = [halfToFloatTable, decodeCentres, squaredDistances, importantIndices, movingMask, leaveOut]
+    .map(String).join("\n");
   const blob = new Blob([`${source}\n(${distanceWorker})()`], { type: "text/javascript" });
   const url = URL.createObjectURL(blob);
   try {
@@ -88,11 +114,14 @@ export class CentreDistances {
     const words = packed && packed.packedArray;
     const n = packed ? packed.numSplats : 0;
     if (!words || !n || mesh.extSplats) return null;
-    return new CentreDistances(words, n);
+    const enc = packed.splatEncoding || {};
+    return new CentreDistances(words, n, [enc.lnScaleMin ?? LN_SCALE_MIN, enc.lnScaleMax ?? LN_SCALE_MAX]);
   }
 
-  constructor(words, n) {
+  constructor(words, n, lnScales = [LN_SCALE_MIN, LN_SCALE_MAX]) {
     this.count = n;
+    this.movingCount = Math.ceil(n * MOVING_SHARE);
+    this._lnScales = lnScales;
     this.inWorker = false;
     this._pending = new Map();
     this._nextId = 0;
@@ -104,7 +133,7 @@ export class CentreDistances {
       worker = null; // a page whose policy forbids blob: workers
     }
     if (!worker) {
-      this._centres = decodeCentres(words, n, halfToFloatTable());
+      this._decodeHere(words, n);
       return;
     }
     this.inWorker = true;
@@ -123,26 +152,35 @@ export class CentreDistances {
       this._fallBack();
     };
     const copy = words.slice(0, n * 4); // Spark keeps its own array
-    worker.postMessage({ words: copy, n }, [copy.buffer]);
+    const [lnScaleMin, lnScaleMax] = lnScales;
+    worker.postMessage({ words: copy, n, share: MOVING_SHARE, lnScaleMin, lnScaleMax }, [copy.buffer]);
+  }
+
+  _decodeHere(words, n) {
+    this._centres = decodeCentres(words, n, halfToFloatTable());
+    this._mask = movingMask(words, n, MOVING_SHARE, ...this._lnScales);
   }
 
   _fallBack() {
     if (!this.inWorker) return;
     this.inWorker = false;
     this.worker.terminate();
-    this._centres = decodeCentres(this._words, this._n, halfToFloatTable());
+    this._decodeHere(this._words, this._n);
     this._out = new Float32Array(this._n);
     for (const [, resolve] of this._pending) resolve(null);
     this._pending.clear();
   }
 
-  /** Fills `target` (Float32Array, `count` long) with the squared distances from `eye`. */
-  async into(eye, target) {
+  /**
+   * Fills `target` (Float32Array, `count` long) with the squared distances from `eye`; `moving`:
+   * Infinity (left out) for all but the MOVING_SHARE most important splats.
+   */
+  async into(eye, target, moving = false) {
     if (this.inWorker) {
       const id = ++this._nextId;
       const out = this._out;
       const answer = new Promise((resolve) => this._pending.set(id, resolve));
-      this.worker.postMessage({ id, x: eye.x, y: eye.y, z: eye.z, out }, [out.buffer]);
+      this.worker.postMessage({ id, x: eye.x, y: eye.y, z: eye.z, out, moving }, [out.buffer]);
       const filled = await answer;
       if (filled) {
         target.set(filled);
@@ -152,6 +190,7 @@ export class CentreDistances {
     // disposed (the model was replaced) while this sort waited: Spark sorts the new one anyway
     if (!this._centres) return;
     squaredDistances(this._centres, eye.x, eye.y, eye.z, target);
+    if (moving) leaveOut(target, this._mask);
   }
 
   dispose() {

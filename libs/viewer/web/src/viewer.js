@@ -60,6 +60,11 @@ const MOVING_PIXEL_RATIOS = [1, 0.75, 0.5];
 const SLOW_FRAME_MS = 70;
 const FAST_FRAME_MS = 30;
 const FAST_RUN = 10;
+// When the picture stops moving, the sharp frame (the screen's own ratio) waits for a pause in
+// the visitor's input of REST_HOLD times what the last sharp frame cost (at least INTERACTION_MS,
+// at most REST_HOLD_MAX_MS), and for the sort of the last view (_sharpWaits).
+const REST_HOLD = 2;
+const REST_HOLD_MAX_MS = 1500;
 
 const log = (...args) => console.error("foto3d-viewer:", ...args);
 
@@ -340,7 +345,6 @@ class Foto3dViewer extends HTMLElement {
     // Before the first picture the loop runs anyway (until a sorted frame is drawn); a waking
     // window then would only add full frames after it, each delaying anything else the page does.
     if (this.state === "ready") this._awakeUntil = Math.max(this._awakeUntil, performance.now() + ms);
-    this._framesSinceWake = 0;
     this._frameDue = true;
     if (this._looping || !this.renderer) return;
     this._looping = true;
@@ -378,65 +382,116 @@ class Foto3dViewer extends HTMLElement {
       this._drawnAt = 0;
       return;
     }
+    // The previous tick drew: this one comes when that frame is done, so the gap is its cost.
+    if (this.state === "ready" && this._drawnAt) this._noteFrameCost(now - this._drawnAt);
+    this._drawnAt = 0;
+    const due = this._frameDue;
     this._frameDue = false;
+    const moved = Boolean(this.controls && this.controls.update(this.camera, now));
+    if (moved) {
+      this._awakeUntil = performance.now() + 600;
+      this._movedAt = now;
+    }
+    if (this.state === "ready" && !moved) {
+      // Nothing moved. A frame drawn now would show what is on screen (or a sort that came
+      // back) again: each such frame held the page's thread for a whole software frame, and
+      // a touch that came meanwhile waited for it. Only the picture at rest is still owed, when
+      // the one on screen was drawn for a moving picture (smaller, or a share of the splats).
+      this._sortForRest();
+      const smaller = this.renderer.getPixelRatio() !== this._pixelRatio;
+      const owed = smaller || this._drawnPartial;
+      if (owed && this._sharpWaits(now)) return; // the loop keeps running: drawn later
+      if (!due && !smaller && !(this._drawnPartial && !this.spark.partialSort)) {
+        if (now > this._awakeUntil && !owed) this._stopLoop();
+        return;
+      }
+    }
     this._lastFrameAt = now;
-    if (this.controls && this.controls.update(this.camera, now)) this._awakeUntil = performance.now() + 600;
     this._placeHotspots();
-    this._matchPixelRatio(now);
+    this._matchPixelRatio(now, moved);
     this._drawnAt = now;
+    this._drawnRatio = this.renderer.getPixelRatio();
+    this._drawnPartial = this.spark.partialSort; // drawn in the order of the last finished sort
     const early = this.state !== "ready";
     if (early) mark("render-start");
     this.renderer.render(this.scene, this.camera);
     if (early) mark("render-end");
-    this._framesSinceWake++;
     if (this.state === "framing" && this._sortedFrame()) this._ready();
     if (this.state === "ready") this.framesRendered++;
-    // (and never resting on a frame drawn at the moving resolution)
-    const busy = this.state !== "ready" || (this.controls && this.controls.moving)
-      || this.renderer.getPixelRatio() !== this._pixelRatio;
-    if (!busy && performance.now() > this._awakeUntil && this._framesSinceWake >= 1) {
-      this._stopLoop();
-      this._drawnAt = 0;
+  }
+
+  /**
+   * Whether the sharp frame after a movement should wait: the picture on screen was drawn at a
+   * moving resolution, and the visitor's input paused for less than twice what a sharp frame
+   * costs here (or the sort for the last view is not back yet). On a phone's GPU a sharp frame
+   * is a few milliseconds and waits INTERACTION_MS; under software WebGL it is 0.5-1 s of the
+   * page's thread, and a visitor who swipes again within that pause (a second flick) found
+   * their touch waiting behind it. Nothing is drawn meanwhile: the view has not changed.
+   */
+  _sharpWaits(now) {
+    const paused = now - (this._movedAt ?? -Infinity);
+    const hold = Math.min(REST_HOLD_MAX_MS, Math.max(INTERACTION_MS, REST_HOLD * (this._sharpFrameMs || 0)));
+    const sorted = !this.spark.sorting && !this.spark.partialSort; // every splat, for this view
+    return paused < hold || (!sorted && paused < REST_HOLD_MAX_MS);
+  }
+
+  /** At rest every splat is drawn again: a sort for this view with all of them, once. */
+  _sortForRest() {
+    this.spark.lighterWhileMoving = false;
+    if (this.spark.partialSort && !this.spark.sorting) this.spark.sortAgain();
+  }
+
+  /** The device pixel ratios a moving picture steps down through, from the screen's own. */
+  _ladder() {
+    return [this._pixelRatio, ...MOVING_PIXEL_RATIOS.filter((r) => r < this._pixelRatio)];
+  }
+
+  /**
+   * What the previous frame cost (`interval`, ms at the loop's pace) teaches: slow frames step
+   * the moving resolution down at once, a run of fast ones steps it back up (a smaller frame is
+   * faster: stepping up after one would swing between two sizes); a sharp frame's cost sets how
+   * long the next sharp frame waits for a pause (_sharpWaits). Frames at rest count too, so a
+   * slow device's first touch already gets the small frames.
+   */
+  _noteFrameCost(interval) {
+    const ladder = this._ladder();
+    this._fastFrames = interval < FAST_FRAME_MS ? (this._fastFrames || 0) + 1 : 0;
+    // (one step past the smallest ratio: a share of the splats, _matchPixelRatio)
+    if (interval > SLOW_FRAME_MS) this._slowness = Math.min(this._slowness + 1, ladder.length);
+    else if (this._fastFrames >= FAST_RUN) {
+      this._slowness = Math.max(this._slowness - 1, 0);
+      this._fastFrames = 0;
     }
+    if (this._drawnRatio === this._pixelRatio) this._sharpFrameMs = interval;
   }
 
   /**
    * While a visitor's finger (or mouse, wheel, keys) moves the model, draw at most one device
    * pixel per CSS pixel; at rest, at the screen's own ratio again. A splat frame's cost is its
    * pixels: on a phone at 1.75-3× a moving frame cost 3-9× as much, and the next touch waited on
-   * it. The frame after the last input comes within INTERACTION_MS, inside the waking window, so
-   * the picture the visitor rests on is always drawn at full resolution.
+   * it. The sharp picture the visitor rests on comes after the movement (_sharpWaits).
    *
-   * Adaptive: while the picture moves (input, a glide, auto-rotation), frames that come slower
-   * than SLOW_FRAME_MS apart step the ratio down (1, 0.75, 0.5 device pixels per CSS pixel; for
-   * auto-rotation from the screen's own ratio first), one step a frame, and a run of FAST_RUN
-   * frames faster than FAST_FRAME_MS steps it back up. Under software WebGL a moving frame is a long task of the
-   * rasteriser: a quarter of the pixels is a shorter wait for the next touch. Frames drawn back to
-   * back at rest (after the first picture, after a gesture) count as well, and what it learned is
-   * kept for the next gesture, so a slow device's first touch already gets the small frames.
+   * Adaptive: while the picture moves (input, a glide, auto-rotation), slow frames
+   * (_noteFrameCost) step the ratio down (1, 0.75, 0.5 device pixels per CSS pixel; for
+   * auto-rotation from the screen's own ratio first), one step a frame, and a run of fast frames
+   * steps it back up. Under software WebGL a moving frame is a long task of the rasteriser: a
+   * quarter of the pixels is a shorter wait for the next touch. What it learned is kept for the
+   * next gesture.
    */
-  _matchPixelRatio(now) {
+  _matchPixelRatio(now, moved) {
     const ready = this.state === "ready";
     const touched = ready && now - (this._touchedAt ?? -Infinity) < INTERACTION_MS;
-    const animating = touched || (ready && this.controls && this.controls.moving);
-    const ladder = [this._pixelRatio, ...MOVING_PIXEL_RATIOS.filter((r) => r < this._pixelRatio)];
-    // Every frame the loop draws back to back counts, at rest too: a device whose still frames
-    // come slowly starts its first gesture at the lower resolution, not after slow moving frames.
-    if (ready && this._drawnAt) {
-      const interval = now - this._drawnAt; // the previous frame's cost, at the loop's pace
-      // down at once, up only after a run of fast frames (a smaller frame is faster: stepping
-      // up after one would swing between two sizes)
-      this._fastFrames = interval < FAST_FRAME_MS ? (this._fastFrames || 0) + 1 : 0;
-      if (interval > SLOW_FRAME_MS) this._slowness = Math.min(this._slowness + 1, ladder.length - 1);
-      else if (this._fastFrames >= FAST_RUN) {
-        this._slowness = Math.max(this._slowness - 1, 0);
-        this._fastFrames = 0;
-      }
-    }
+    // (a glide's last step lands the camera and ends `moving`: that frame moved all the same)
+    const animating = touched || (ready && (moved || (this.controls && this.controls.moving)));
+    const ladder = this._ladder();
     let step = animating ? this._slowness : 0;
     if (touched) step = Math.max(step, ladder.indexOf(Math.min(this._pixelRatio, MOVING_PIXEL_RATIO)));
     const ratio = ladder[Math.min(step, ladder.length - 1)];
     if (this.renderer.getPixelRatio() !== ratio) this.renderer.setPixelRatio(ratio);
+    // Still too slow at the smallest ratio (software WebGL, where a frame's cost is mostly its
+    // splats, not its pixels): the sorts for the moving picture keep only the most important
+    // share of the splats (cpusort.js), so its frames draw that many.
+    this.spark.lighterWhileMoving = animating && step >= ladder.length;
   }
 
   // The frame just drawn showed the splats in sorted order: Spark draws nothing until its first
