@@ -159,6 +159,7 @@ export class BatchedSparkRenderer extends SparkRenderer {
     // Spark's own pass for anything else: other splats in the scene, LoD, extended encodings
     if (!sort || numSplats !== sort.distances.count || current.extSplats || sort.mesh.parent === null) {
       this.cpuSorted = false;
+      this.partialSort = false; // Spark's own pass sorts every splat
       return super.readbackDepth(args);
     }
     // the camera as it was when these splats were generated, in the mesh's own frame
