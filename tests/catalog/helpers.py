@@ -91,7 +91,11 @@ async def train(
 ) -> str:
     """Publish the queue's events for one successful job, as the queue and trainer would."""
     job_id = job_id or f"job-{uuid.uuid4().hex[:10]}"
+    # The three events a tenth of a millisecond apart, not 10 ms: a review stamps itself after
+    # the object's last event, and a resubmission's job.queued (the queue's clock, a few ms
+    # later) must come after the review; 20 ms ahead of the clock, it sometimes did not.
     t = time.time()
+    step = 0.0001
     subject = subjects.job_events(job_id)
     await bus.publish(
         subject,
@@ -106,14 +110,14 @@ async def train(
         ),
     )
     await bus.publish(
-        subject, JobStarted(job_id=job_id, object_id=object_id, ts=t + 0.01, trainer="t1", host="gpu-1")
+        subject, JobStarted(job_id=job_id, object_id=object_id, ts=t + step, trainer="t1", host="gpu-1")
     )
     await bus.publish(
         subject,
         JobSucceeded(
             job_id=job_id,
             object_id=object_id,
-            ts=t + 0.02,
+            ts=t + 2 * step,
             artifacts=artifacts,
             metrics=metrics or {"gaussians_before": 9000.0, "gaussians_after": 3000.0},
         ),
